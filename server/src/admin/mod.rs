@@ -1,0 +1,1 @@
+//! Admin accounts (reviewers and staff), their login and tokens.

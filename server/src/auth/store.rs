@@ -1,0 +1,100 @@
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redis::AsyncCommands;
+use rusqlite::{params, OptionalExtension};
+
+use super::{user_id_for, User, UserStore, WeChatSession};
+use crate::store::{RedisStore, SqliteStore, StoreError};
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn upsert_user(
+        &self,
+        session: &WeChatSession,
+        now: DateTime<Utc>,
+    ) -> Result<User, StoreError> {
+        let id = user_id_for(&session.openid);
+        let openid = session.openid.clone();
+        let unionid = session.unionid.clone();
+        let session_key = session.session_key.clone();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO users (id, openid, unionid, session_key, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                 ON CONFLICT (id) DO UPDATE SET
+                   unionid = COALESCE(excluded.unionid, users.unionid),
+                   session_key = excluded.session_key,
+                   updated_at = excluded.updated_at",
+                params![id, openid, unionid, session_key, now.to_rfc3339()],
+            )?;
+            Ok(select_user(tx, &id)?.expect("row written in this transaction"))
+        })
+        .await
+    }
+
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |c| select_user(c, &id)).await
+    }
+}
+
+fn select_user(c: &rusqlite::Connection, id: &str) -> Result<Option<User>, StoreError> {
+    Ok(c.query_row(
+        "SELECT id, openid, unionid, created_at FROM users WHERE id = ?1",
+        [id],
+        |r| {
+            Ok(User {
+                id: r.get(0)?,
+                openid: r.get(1)?,
+                unionid: r.get(2)?,
+                created_at: parse_time(&r.get::<_, String>(3)?),
+            })
+        },
+    )
+    .optional()?)
+}
+
+fn parse_time(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl UserStore for RedisStore {
+    async fn upsert_user(
+        &self,
+        session: &WeChatSession,
+        now: DateTime<Utc>,
+    ) -> Result<User, StoreError> {
+        let id = user_id_for(&session.openid);
+        let key = self.key(&format!("user:{id}"), "h");
+        let mut conn = self.conn();
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset_nx(&key, "created_at", now.to_rfc3339())
+            .hset(&key, "openid", &session.openid)
+            .hset(&key, "session_key", &session.session_key);
+        if let Some(unionid) = &session.unionid {
+            pipe.hset(&key, "unionid", unionid);
+        }
+        let _: () = pipe.query_async(&mut conn).await?;
+        self.user_by_id(&id)
+            .await?
+            .ok_or_else(|| StoreError::Backend("user vanished after upsert".into()))
+    }
+
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let key = self.key(&format!("user:{id}"), "h");
+        let (openid, unionid, created_at): (Option<String>, Option<String>, Option<String>) = self
+            .conn()
+            .hmget(&key, &["openid", "unionid", "created_at"])
+            .await?;
+        Ok(openid.map(|openid| User {
+            id: id.to_owned(),
+            openid,
+            unionid,
+            created_at: created_at.as_deref().map(parse_time).unwrap_or_default(),
+        }))
+    }
+}

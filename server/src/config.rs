@@ -1,0 +1,213 @@
+//! Configuration: `BANZHENG_*` environment variables over an optional TOML file
+//! (`BANZHENG_CONFIG=path`), both with the same keys (`BANZHENG_DATA_DIR` ↔ `data_dir`).
+//! Nested tables in the file map to `__` in variable names (`BANZHENG_BOOKING__DAYS_AHEAD`).
+
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Variables with the prefix that are not settings themselves.
+const NOT_SETTINGS: &[&str] = &["BANZHENG_CONFIG", "BANZHENG_PHOTOS_DIR"];
+
+/// The real WeChat API; development mode replaces it with the simulator.
+pub const WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default = "default_bind")]
+    pub bind: String,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Unset: the embedded SQLite store under `data_dir`.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so several deployments (or tests) can share one server.
+    #[serde(default = "default_redis_prefix")]
+    pub redis_key_prefix: String,
+    pub jwt_secret: Option<SecretString>,
+    pub wechat_appid: Option<String>,
+    pub wechat_secret: Option<SecretString>,
+    pub wechat_api_base: Option<String>,
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// HTTP worker threads; unset: one per core.
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("配置错误 / configuration error: {0}")]
+    Invalid(String),
+}
+
+fn default_bind() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+fn default_redis_prefix() -> String {
+    "bz".into()
+}
+
+impl Settings {
+    /// Reads the process environment (and the file it names).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Reads the given variables, so tests can configure a server without touching the process.
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let vars: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("BANZHENG_"))
+            .collect();
+        let mut builder = config::Config::builder();
+        if let Some((_, file)) = vars.iter().find(|(k, _)| k == "BANZHENG_CONFIG") {
+            builder = builder
+                .add_source(config::File::new(file, config::FileFormat::Toml).required(true));
+        }
+        let settings: config::Map<String, String> = vars
+            .into_iter()
+            .filter(|(k, _)| !NOT_SETTINGS.contains(&k.as_str()))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("BANZHENG")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(settings)),
+        );
+        let settings: Settings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError::Invalid(explain(e)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "BANZHENG_BIND (bind): `{}` is not an address like 127.0.0.1:8080",
+                self.bind
+            )));
+        }
+        if self.is_production() {
+            if self.jwt_secret.is_none() {
+                return Err(ConfigError::Invalid(
+                    "BANZHENG_JWT_SECRET (jwt_secret) is required in production mode (an app id is configured)".into(),
+                ));
+            }
+            if self.wechat_secret.is_none() {
+                return Err(ConfigError::Invalid(
+                    "BANZHENG_WECHAT_SECRET (wechat_secret) is required with BANZHENG_WECHAT_APPID"
+                        .into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Production mode is chosen by configuring a WeChat app id; without one the server
+    /// runs against its own simulator.
+    pub fn is_production(&self) -> bool {
+        self.wechat_appid.is_some()
+    }
+}
+
+/// Names the offending key both ways, as a person would type it.
+fn explain(e: config::ConfigError) -> String {
+    let text = e.to_string();
+    let key = text
+        .split('`')
+        .nth(1)
+        .filter(|k| !k.is_empty() && !k.contains(' '));
+    match key {
+        Some(key) => format!(
+            "{text} (environment variable BANZHENG_{})",
+            key.replace('.', "__").to_uppercase()
+        ),
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_development_mode_on_sqlite() {
+        let s = Settings::from_vars(vars(&[])).unwrap();
+        assert_eq!(s.bind, "127.0.0.1:8080");
+        assert!(!s.is_production());
+        assert!(s.redis_url.is_none());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Settings::from_vars(vars(&[("BANZHENG_DATADIR", "x")])).unwrap_err();
+        assert!(err.to_string().contains("datadir"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let err = Settings::from_vars(vars(&[("BANZHENG_WORKERS", "many")])).unwrap_err();
+        assert!(err.to_string().contains("workers"), "{err}");
+        let err = Settings::from_vars(vars(&[("BANZHENG_BIND", "localhost")])).unwrap_err();
+        assert!(err.to_string().contains("BANZHENG_BIND"), "{err}");
+    }
+
+    #[test]
+    fn production_needs_secrets() {
+        let err = Settings::from_vars(vars(&[
+            ("BANZHENG_WECHAT_APPID", "wx123"),
+            ("BANZHENG_WECHAT_SECRET", "s"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("JWT_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn file_and_env_combine_env_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("banzheng.toml");
+        std::fs::write(&file, "bind = \"127.0.0.1:9000\"\nworkers = 2\n").unwrap();
+        let s = Settings::from_vars(vars(&[
+            ("BANZHENG_CONFIG", file.to_str().unwrap()),
+            ("BANZHENG_WORKERS", "3"),
+        ]))
+        .unwrap();
+        assert_eq!(s.bind, "127.0.0.1:9000");
+        assert_eq!(s.workers, Some(3));
+    }
+
+    #[test]
+    fn numeric_looking_strings_stay_strings() {
+        let s = Settings::from_vars(vars(&[
+            ("BANZHENG_WECHAT_APPID", "12345"),
+            ("BANZHENG_WECHAT_SECRET", "67890"),
+            ("BANZHENG_JWT_SECRET", "abc"),
+        ]))
+        .unwrap();
+        assert_eq!(s.wechat_appid.as_deref(), Some("12345"));
+    }
+}

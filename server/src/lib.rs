@@ -1,0 +1,18 @@
+//! Banzheng (办证): the API behind a WeChat mini-program for ID-card errands in Dongguan.
+
+pub mod admin;
+pub mod auth;
+pub mod booking;
+pub mod clock;
+pub mod config;
+pub mod error;
+mod health;
+pub mod metrics;
+pub mod notify;
+pub mod receipts;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod wechat;
+
+pub use startup::{build_app, AppState, Application};

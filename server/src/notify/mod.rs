@@ -1,0 +1,1 @@
+//! Service notifications: subscriptions, the durable outbox, and its sender.

@@ -1,0 +1,1 @@
+//! Photo-receipt orders: upload, normalise, review, and the receipt itself.

@@ -1,0 +1,117 @@
+//! Builds the application: state once, the app factory that tests mount on a random port, and
+//! the HTTP server with graceful shutdown.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use tracing_actix_web::TracingLogger;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::error::{json_error_handler, path_error_handler, query_error_handler, ApiError};
+use crate::metrics::{metrics_middleware, Metrics};
+use crate::store::{self, Store};
+use crate::{health, telemetry};
+
+/// Everything a request handler may need, built once per process.
+pub struct AppState {
+    pub settings: Settings,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<Clock>,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = store::open(&settings).await?;
+        Ok(AppState {
+            settings,
+            store,
+            clock: Arc::new(Clock::default()),
+            metrics: Metrics::new(),
+        })
+    }
+}
+
+/// The app factory: every route and middleware, over shared state.
+pub fn build_app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(state)
+        .app_data(web::JsonConfig::default().error_handler(json_error_handler))
+        .app_data(web::QueryConfig::default().error_handler(query_error_handler))
+        .app_data(web::PathConfig::default().error_handler(path_error_handler))
+        .configure(health::routes)
+        .default_service(web::to(|| async { Err::<&str, _>(ApiError::NotFound) }))
+        .wrap(from_fn(metrics_middleware))
+        .wrap(from_fn(telemetry::request_id_middleware))
+        .wrap(TracingLogger::default())
+}
+
+/// reqwest is built without a bundled crypto provider (ring builds faster and smaller than
+/// aws-lc); install it once per process before any HTTP client exists.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds the configured address (port 0 picks a free one) and prepares the server.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        install_tls_provider();
+        let listener = TcpListener::bind(&settings.bind)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let workers = settings.workers;
+        let state = web::Data::new(AppState::build(settings).await?);
+        if state.settings.is_production() {
+            tracing::info!(
+                store = state.store.backend_name(),
+                port,
+                "Banzheng started (production mode)"
+            );
+        } else {
+            tracing::warn!(
+                store = state.store.backend_name(),
+                port,
+                "Banzheng started in DEVELOPMENT mode: no WeChat app id is configured, the WeChat simulator answers instead of WeChat"
+            );
+        }
+        let mut server = HttpServer::new(move || build_app(state.clone()))
+            .listen(listener)?
+            // SIGTERM stops accepting and lets in-flight requests finish for up to this long.
+            .shutdown_timeout(30);
+        if let Some(workers) = workers {
+            server = server.workers(workers);
+        }
+        Ok(Application {
+            port,
+            server: server.run(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

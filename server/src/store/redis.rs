@@ -1,0 +1,144 @@
+//! The scale-out backend. Every key carries a hash tag (`{…}`), and every operation that must
+//! see or change several keys at once is one Lua script over keys of the same tag, so it is
+//! atomic here and valid on Redis Cluster.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+
+use super::{KvStore, StoreError};
+
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl From<redis::RedisError> for StoreError {
+    fn from(e: redis::RedisError) -> Self {
+        if e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_timeout()
+            || e.is_unrecoverable_error()
+        {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Backend(e.to_string())
+        }
+    }
+}
+
+impl RedisStore {
+    pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(|e| StoreError::Backend(e.to_string()))?;
+        // Short timeouts: a dead Redis must turn into a quick 503, not a hung request; the
+        // manager reconnects in the background when it comes back.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_with_config(client, config).await?;
+        Ok(RedisStore {
+            conn,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// A connection handle; cheap to clone, shared by all requests.
+    pub fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// `prefix:{tag}:rest` — keys that a script touches together must share `tag`.
+    pub fn key(&self, tag: &str, rest: &str) -> String {
+        format!("{}:{{{tag}}}:{rest}", self.prefix)
+    }
+
+    fn kv_key(&self, key: &str) -> String {
+        self.key(&format!("kv:{key}"), "v")
+    }
+}
+
+static DELETE_IF_EQ: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+    )
+});
+
+static INCR_WITH_EXPIRY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return n",
+    )
+});
+
+fn ttl_ms(ttl: Duration) -> u64 {
+    ttl.as_millis().max(1) as u64
+}
+
+#[async_trait]
+impl KvStore for RedisStore {
+    async fn kv_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.conn().get(self.kv_key(key)).await?)
+    }
+
+    async fn kv_set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        let _: () = self
+            .conn()
+            .pset_ex(self.kv_key(key), value, ttl_ms(ttl))
+            .await?;
+        Ok(())
+    }
+
+    async fn kv_set_if_absent(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.kv_key(key))
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms(ttl))
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(set.is_some())
+    }
+
+    async fn kv_delete(&self, key: &str) -> Result<bool, StoreError> {
+        let removed: i64 = self.conn().del(self.kv_key(key)).await?;
+        Ok(removed == 1)
+    }
+
+    async fn kv_delete_if_eq(&self, key: &str, expected: &str) -> Result<bool, StoreError> {
+        let removed: i64 = DELETE_IF_EQ
+            .key(self.kv_key(key))
+            .arg(expected)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(removed == 1)
+    }
+
+    async fn kv_incr(&self, key: &str, ttl: Duration) -> Result<i64, StoreError> {
+        Ok(INCR_WITH_EXPIRY
+            .key(self.kv_key(key))
+            .arg(ttl_ms(ttl))
+            .invoke_async(&mut self.conn())
+            .await?)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "redis"
+    }
+}

@@ -1,0 +1,249 @@
+//! The embedded backend: one SQLite file in WAL mode. Writes go through one connection (SQLite
+//! has one writer anyway, and a mutex is cheaper than busy retries); reads use a few more.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{KvStore, StoreError};
+
+/// Versioned migrations, applied in order at start-up; a version never changes once released.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_foundation.sql"))];
+
+const READERS: usize = 4;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: Arc<Mutex<Connection>>,
+    readers: Arc<[Mutex<Connection>]>,
+    next_reader: Arc<AtomicUsize>,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e {
+            rusqlite::Error::SqliteFailure(code, _)
+                if matches!(
+                    code.code,
+                    rusqlite::ErrorCode::DatabaseBusy
+                        | rusqlite::ErrorCode::DatabaseLocked
+                        | rusqlite::ErrorCode::CannotOpen
+                        | rusqlite::ErrorCode::DiskFull
+                        | rusqlite::ErrorCode::SystemIoFailure
+                ) =>
+            {
+                StoreError::Unavailable(e.to_string())
+            }
+            other => StoreError::Backend(other.to_string()),
+        }
+    }
+}
+
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    // WAL lets readers run beside the writer; FULL makes an acknowledged write durable.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut writer = connect(path)?;
+        migrate(&mut writer)?;
+        let readers = (0..READERS)
+            .map(|_| connect(path).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SqliteStore {
+            writer: Arc::new(Mutex::new(writer)),
+            readers: readers.into(),
+            next_reader: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction on the writer: all of it commits, or none of it.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction) -> Result<T, StoreError> + Send + 'static,
+    {
+        let writer = self.writer.clone();
+        blocking(move || {
+            let mut conn = writer.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        })
+        .await
+    }
+
+    /// Runs `f` on a reader connection.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len();
+        blocking(move || {
+            let conn = readers[index].lock().unwrap_or_else(|p| p.into_inner());
+            f(&conn)
+        })
+        .await
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Backend(format!("storage task failed: {e}")))?
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+    )?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+    let current: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            params![version, chrono::Utc::now().to_rfc3339()],
+        )?;
+        tracing::info!(version, "applied SQLite migration");
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Removes a few expired keys on each write, so the table does not grow without a sweeper.
+fn sweep_expired(tx: &rusqlite::Transaction) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM kv WHERE key IN (SELECT key FROM kv WHERE expires_at <= ?1 LIMIT 16)",
+        [now_ms()],
+    )?;
+    Ok(())
+}
+
+fn expiry(ttl: Duration) -> i64 {
+    now_ms() + ttl.as_millis() as i64
+}
+
+#[async_trait]
+impl KvStore for SqliteStore {
+    async fn kv_get(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = key.to_owned();
+        self.read(move |c| {
+            Ok(c.query_row(
+                "SELECT value FROM kv WHERE key = ?1 AND expires_at > ?2",
+                params![key, now_ms()],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn kv_set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.write(move |tx| {
+            sweep_expired(tx)?;
+            tx.execute(
+                "INSERT INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+                params![key, value, expiry(ttl)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn kv_set_if_absent(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.write(move |tx| {
+            let changed = tx.execute(
+                "INSERT INTO kv (key, value, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+                 WHERE kv.expires_at <= ?4",
+                params![key, value, expiry(ttl), now_ms()],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn kv_delete(&self, key: &str) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.write(move |tx| {
+            Ok(tx.execute(
+                "DELETE FROM kv WHERE key = ?1 AND expires_at > ?2",
+                params![key, now_ms()],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn kv_delete_if_eq(&self, key: &str, expected: &str) -> Result<bool, StoreError> {
+        let (key, expected) = (key.to_owned(), expected.to_owned());
+        self.write(move |tx| {
+            Ok(tx.execute(
+                "DELETE FROM kv WHERE key = ?1 AND value = ?2 AND expires_at > ?3",
+                params![key, expected, now_ms()],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn kv_incr(&self, key: &str, ttl: Duration) -> Result<i64, StoreError> {
+        let key = key.to_owned();
+        self.write(move |tx| {
+            sweep_expired(tx)?;
+            let now = now_ms();
+            tx.execute(
+                "INSERT INTO kv (key, value, expires_at) VALUES (?1, '1', ?2)
+                 ON CONFLICT (key) DO UPDATE SET
+                   value = CASE WHEN kv.expires_at <= ?3 THEN '1' ELSE CAST(kv.value AS INTEGER) + 1 END,
+                   expires_at = CASE WHEN kv.expires_at <= ?3 THEN excluded.expires_at ELSE kv.expires_at END",
+                params![key, expiry(ttl), now],
+            )?;
+            let count: String =
+                tx.query_row("SELECT value FROM kv WHERE key = ?1", [&key], |r| r.get(0))?;
+            count
+                .parse()
+                .map_err(|_| StoreError::Backend(format!("counter {key} is not a number")))
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
+    }
+
+    fn backend_name(&self) -> &'static str {
+        "sqlite"
+    }
+}

@@ -1,0 +1,188 @@
+//! One conformance suite for the `Store` trait, run unchanged against SQLite and Redis.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use server::auth::WeChatSession;
+use server::store::{Lock, Store};
+use tests::{on_both_backends, Backend, SharedStore};
+
+async fn store(backend: Backend) -> Arc<dyn Store> {
+    SharedStore::fresh(backend).await.open().await
+}
+
+async fn kv_roundtrip_and_expiry(backend: Backend) {
+    let s = store(backend).await;
+    assert_eq!(s.kv_get("a").await.unwrap(), None);
+    s.kv_set("a", "1", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(s.kv_get("a").await.unwrap().as_deref(), Some("1"));
+    s.kv_set("a", "2", Duration::from_millis(150))
+        .await
+        .unwrap();
+    assert_eq!(s.kv_get("a").await.unwrap().as_deref(), Some("2"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.kv_get("a").await.unwrap(), None, "expired value is gone");
+    assert!(
+        !s.kv_delete("a").await.unwrap(),
+        "nothing to delete after expiry"
+    );
+}
+
+async fn set_if_absent_respects_expiry(backend: Backend) {
+    let s = store(backend).await;
+    assert!(s
+        .kv_set_if_absent("k", "first", Duration::from_millis(150))
+        .await
+        .unwrap());
+    assert!(!s
+        .kv_set_if_absent("k", "second", Duration::from_secs(60))
+        .await
+        .unwrap());
+    assert_eq!(s.kv_get("k").await.unwrap().as_deref(), Some("first"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(s
+        .kv_set_if_absent("k", "third", Duration::from_secs(60))
+        .await
+        .unwrap());
+    assert_eq!(s.kv_get("k").await.unwrap().as_deref(), Some("third"));
+}
+
+async fn delete_if_eq_only_deletes_the_expected_value(backend: Backend) {
+    let s = store(backend).await;
+    s.kv_set("token", "old", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(!s.kv_delete_if_eq("token", "other").await.unwrap());
+    assert_eq!(s.kv_get("token").await.unwrap().as_deref(), Some("old"));
+    assert!(s.kv_delete_if_eq("token", "old").await.unwrap());
+    assert_eq!(s.kv_get("token").await.unwrap(), None);
+    assert!(!s.kv_delete_if_eq("token", "old").await.unwrap());
+}
+
+async fn counters_count_concurrent_increments_and_expire(backend: Backend) {
+    let s = store(backend).await;
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(
+                async move { s.kv_incr("hits", Duration::from_millis(800)).await.unwrap() },
+            )
+        })
+        .collect();
+    let mut seen: Vec<i64> = futures_util::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        (1..=40).collect::<Vec<_>>(),
+        "every increment counted once"
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        s.kv_incr("hits", Duration::from_secs(1)).await.unwrap(),
+        1,
+        "window restarted"
+    );
+}
+
+async fn exactly_one_of_many_racers_gets_the_lock(backend: Backend) {
+    let s = store(backend).await;
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let lock = Lock::try_acquire(s.as_ref(), "refresh", Duration::from_secs(30))
+                    .await
+                    .unwrap();
+                lock.is_some()
+            })
+        })
+        .collect();
+    let winners = futures_util::future::join_all(tasks)
+        .await
+        .into_iter()
+        .filter(|won| *won.as_ref().unwrap())
+        .count();
+    assert_eq!(winners, 1);
+}
+
+async fn lock_release_and_expiry(backend: Backend) {
+    let s = store(backend).await;
+    let lock = Lock::try_acquire(s.as_ref(), "l", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(Lock::try_acquire(s.as_ref(), "l", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .is_none());
+    assert!(lock.release().await.unwrap());
+    let short = Lock::try_acquire(s.as_ref(), "l", Duration::from_millis(150))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let next = Lock::try_acquire(s.as_ref(), "l", Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(next.is_some(), "an expired lock passes on");
+    assert!(
+        !short.release().await.unwrap(),
+        "the old holder cannot release the new holder's lock"
+    );
+}
+
+async fn users_upsert_by_openid(backend: Backend) {
+    let s = store(backend).await;
+    let first = s
+        .upsert_user(&session("o-1", None, "k1"), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(first.openid, "o-1");
+    assert_eq!(first.unionid, None);
+    let again = s
+        .upsert_user(&session("o-1", Some("u-1"), "k2"), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(again.id, first.id, "same openid, same user");
+    assert_eq!(again.created_at, first.created_at, "created once");
+    assert_eq!(again.unionid.as_deref(), Some("u-1"));
+    let kept = s
+        .upsert_user(&session("o-1", None, "k3"), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.unionid.as_deref(),
+        Some("u-1"),
+        "a later login without unionid keeps it"
+    );
+    let other = s
+        .upsert_user(&session("o-2", None, "k"), Utc::now())
+        .await
+        .unwrap();
+    assert_ne!(other.id, first.id);
+    assert_eq!(s.user_by_id(&first.id).await.unwrap(), Some(kept));
+    assert_eq!(s.user_by_id("missing").await.unwrap(), None);
+}
+
+fn session(openid: &str, unionid: Option<&str>, key: &str) -> WeChatSession {
+    WeChatSession {
+        openid: openid.into(),
+        unionid: unionid.map(Into::into),
+        session_key: key.into(),
+    }
+}
+
+on_both_backends!(
+    kv_roundtrip_and_expiry,
+    set_if_absent_respects_expiry,
+    delete_if_eq_only_deletes_the_expected_value,
+    counters_count_concurrent_increments_and_expire,
+    exactly_one_of_many_racers_gets_the_lock,
+    lock_release_and_expiry,
+    users_upsert_by_openid,
+);
