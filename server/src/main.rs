@@ -1,15 +1,48 @@
+//! `server` runs the API; `server admin add …` manages admin accounts with the same
+//! configuration.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use server::admin::{create_admin, Role};
 use server::config::Settings;
 use server::{telemetry, Application};
 
+const USAGE: &str = "usage:
+  server                      run the API (configuration from BANZHENG_* variables)
+  server admin add --username NAME --role reviewer|staff --password-stdin
+                              create an admin account; the password is read from stdin";
+
 #[actix_web::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let settings = match Settings::from_env() {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("{e}");
-            return std::process::ExitCode::from(2);
+            return ExitCode::from(2);
         }
     };
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] => serve(settings).await,
+        ["admin", "add", rest @ ..] => admin_add(settings, rest).await,
+        ["-h" | "--help" | "help"] => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> ExitCode {
     telemetry::init(settings.log_format);
     let result = async {
         Application::build(settings)
@@ -20,11 +53,65 @@ async fn main() -> std::process::ExitCode {
     }
     .await;
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("server stopped: {e:#}");
             eprintln!("启动失败 / failed: {e:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn admin_add(settings: Settings, args: &[&str]) -> ExitCode {
+    let (mut username, mut role, mut password_stdin) = (None, None, false);
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match *arg {
+            "--username" => username = args.next().copied(),
+            "--role" => role = args.next().copied(),
+            "--password-stdin" => password_stdin = true,
+            _ => {
+                eprintln!("unknown argument `{arg}`\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let (Some(username), Some(role), true) = (username, role, password_stdin) else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let role: Role = match role.parse() {
+        Ok(role) => role,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut password = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut password) {
+        eprintln!("cannot read the password from stdin: {e}");
+        return ExitCode::FAILURE;
+    }
+    let password = password.trim_end_matches(['\n', '\r']);
+    let store = match server::store::open(&settings).await {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("cannot open the store: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match create_admin(store.as_ref(), username, role, password).await {
+        Ok(admin) => {
+            println!(
+                "created {} account `{}`",
+                admin.role.as_str(),
+                admin.username
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -10,12 +10,13 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use tracing_actix_web::TracingLogger;
 
+use crate::auth::token::Tokens;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::{json_error_handler, path_error_handler, query_error_handler, ApiError};
 use crate::metrics::{metrics_middleware, Metrics};
 use crate::store::{self, Store};
-use crate::{health, telemetry};
+use crate::{admin, auth, health, telemetry};
 
 /// Everything a request handler may need, built once per process.
 pub struct AppState {
@@ -23,12 +24,15 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<Clock>,
     pub metrics: Metrics,
+    pub tokens: Tokens,
 }
 
 impl AppState {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = store::open(&settings).await?;
+        let tokens = Tokens::from_settings(&settings)?;
         Ok(AppState {
+            tokens,
             settings,
             store,
             clock: Arc::new(Clock::default()),
@@ -55,6 +59,8 @@ pub fn build_app(
         .app_data(web::QueryConfig::default().error_handler(query_error_handler))
         .app_data(web::PathConfig::default().error_handler(path_error_handler))
         .configure(health::routes)
+        .configure(auth::routes)
+        .configure(admin::routes)
         .default_service(web::to(|| async { Err::<&str, _>(ApiError::NotFound) }))
         .wrap(from_fn(metrics_middleware))
         .wrap(from_fn(telemetry::request_id_middleware))

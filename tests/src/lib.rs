@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end suite: start the app on a free port over a fresh store, start or
 //! find a real redis-server, and talk to the app over HTTP the way the mini-program does.
 
+pub mod admin;
 pub mod redis_server;
 
 use std::sync::Arc;
@@ -71,6 +72,11 @@ impl SharedStore {
             SharedStore::Redis { url, prefix } => {
                 vars.push(("BANZHENG_REDIS_URL".into(), url.clone()));
                 vars.push(("BANZHENG_REDIS_KEY_PREFIX".into(), prefix.clone()));
+                // Instances sharing a Redis share the token key too (SQLite ones share the file).
+                vars.push((
+                    "BANZHENG_JWT_SECRET".into(),
+                    format!("test-secret-{prefix}"),
+                ));
             }
         }
         vars
@@ -131,6 +137,23 @@ impl TestApp {
             .await
             .unwrap()
     }
+}
+
+/// The `server` binary next to the test executable (`scripts/test.sh` builds it first).
+pub fn server_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/server
+    let binary = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("server"))
+        .expect("target directory");
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo build -p server --bin server` first",
+        binary.display()
+    );
+    binary
 }
 
 /// An HTTP client for talking to the app.

@@ -1,12 +1,20 @@
-//! Users (by WeChat openid), login, and our own tokens.
+//! Users (by WeChat openid), our own tokens, and the extractor that gives handlers the
+//! authenticated user.
 
 mod store;
+pub mod token;
 
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures_util::future::LocalBoxFuture;
 use serde::Serialize;
 
+use crate::error::ApiError;
+use crate::startup::AppState;
 use crate::store::StoreError;
+use token::{Claims, Subject};
 
 /// A mini-program user, known to us by the openid WeChat gave for our app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,4 +62,79 @@ pub trait UserStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<User, StoreError>;
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
+}
+
+/// The `Authorization: Bearer …` token of a request.
+pub fn bearer_token(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(actix_web::http::header::AUTHORIZATION)?;
+    let value = value.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+/// Verifies the request's token and returns its claims; any failure is 401.
+pub fn authenticate(req: &HttpRequest) -> LocalBoxFuture<'static, Result<Claims, ApiError>> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let token = bearer_token(req);
+    Box::pin(async move {
+        let state = state.ok_or_else(|| ApiError::Internal("state missing".into()))?;
+        let token = token.ok_or(ApiError::Unauthorized)?;
+        state
+            .tokens
+            .verify(&token, state.clock.now(), state.store.as_ref())
+            .await
+    })
+}
+
+/// The logged-in mini-program user; admin tokens do not pass.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub id: String,
+    pub claims: Claims,
+}
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let claims = authenticate(req);
+        Box::pin(async move {
+            let claims = claims.await?;
+            if claims.kind != Subject::User {
+                return Err(ApiError::Unauthorized);
+            }
+            Ok(AuthUser {
+                id: claims.sub.clone(),
+                claims,
+            })
+        })
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/me", web::get().to(me))
+        .route("/api/v1/auth/logout", web::post().to(logout));
+}
+
+async fn me(user: AuthUser, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let user = state
+        .store
+        .user_by_id(&user.id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "user": user })))
+}
+
+/// Revokes the token the request carries (user or admin).
+async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let claims = authenticate(&req).await?;
+    state
+        .tokens
+        .revoke(&claims, state.clock.now(), state.store.as_ref())
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
 }

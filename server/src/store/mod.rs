@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::admin::AdminStore;
 use crate::auth::UserStore;
 use crate::config::Settings;
 
@@ -59,8 +60,8 @@ pub trait KvStore: Send + Sync {
 }
 
 /// Everything the server stores. Each capability adds its own trait here.
-pub trait Store: KvStore + UserStore {}
-impl<T: KvStore + UserStore> Store for T {}
+pub trait Store: KvStore + UserStore + AdminStore {}
+impl<T: KvStore + UserStore + AdminStore> Store for T {}
 
 /// A lock with expiry, so a crashed holder cannot keep it forever.
 pub struct Lock<'a> {

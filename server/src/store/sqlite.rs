@@ -12,7 +12,10 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use super::{KvStore, StoreError};
 
 /// Versioned migrations, applied in order at start-up; a version never changes once released.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_foundation.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/0001_foundation.sql")),
+    (2, include_str!("../../migrations/0002_admins.sql")),
+];
 
 const READERS: usize = 4;
 

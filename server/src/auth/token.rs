@@ -1,0 +1,235 @@
+//! Our own tokens: HS256 JWTs for users (after WeChat login) and admins (reviewers, staff).
+//! Only HS256 with our key is accepted, so `alg: none` and RS/HS confusion fail; a token can
+//! be revoked by its `jti` until it would have expired anyway.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::store::Store;
+
+const USER_TOKEN_TTL: Duration = Duration::from_secs(2 * 3600);
+const ADMIN_TOKEN_TTL: Duration = Duration::from_secs(8 * 3600);
+
+/// Who a token speaks for. Users and admins share the key but never each other's endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Subject {
+    User,
+    Reviewer,
+    Staff,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub kind: Subject,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_in: u64,
+}
+
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl Tokens {
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+        validation.leeway = 0;
+        Tokens {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    /// The configured secret, or in development mode one created once in the data directory.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let secret = match &settings.jwt_secret {
+            Some(secret) => secret.clone(),
+            None => development_secret(&settings.data_dir)?,
+        };
+        Ok(Self::new(secret.expose_secret().as_bytes()))
+    }
+
+    pub fn issue_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<IssuedToken, ApiError> {
+        self.issue(user_id, Subject::User, USER_TOKEN_TTL, now)
+    }
+
+    pub fn issue_admin(
+        &self,
+        admin_id: &str,
+        kind: Subject,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedToken, ApiError> {
+        self.issue(admin_id, kind, ADMIN_TOKEN_TTL, now)
+    }
+
+    fn issue(
+        &self,
+        sub: &str,
+        kind: Subject,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedToken, ApiError> {
+        let claims = Claims {
+            sub: sub.to_owned(),
+            iat: now.timestamp(),
+            exp: now.timestamp() + ttl.as_secs() as i64,
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+            kind,
+        };
+        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| ApiError::Internal(format!("cannot sign token: {e}")))?;
+        Ok(IssuedToken {
+            token,
+            expires_in: ttl.as_secs(),
+        })
+    }
+
+    /// Checks signature, algorithm and expiry (against our clock) and that it was not revoked.
+    pub async fn verify(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+        store: &dyn Store,
+    ) -> Result<Claims, ApiError> {
+        let claims = decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| ApiError::Unauthorized)?
+            .claims;
+        if claims.exp <= now.timestamp() {
+            return Err(ApiError::Unauthorized);
+        }
+        if store.kv_get(&revoked_key(&claims.jti)).await?.is_some() {
+            return Err(ApiError::Unauthorized);
+        }
+        Ok(claims)
+    }
+
+    /// Revokes a token until it would have expired anyway.
+    pub async fn revoke(
+        &self,
+        claims: &Claims,
+        now: DateTime<Utc>,
+        store: &dyn Store,
+    ) -> Result<(), ApiError> {
+        let remaining = (claims.exp - now.timestamp()).max(1) as u64;
+        store
+            .kv_set(
+                &revoked_key(&claims.jti),
+                "1",
+                Duration::from_secs(remaining),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+fn revoked_key(jti: &str) -> String {
+    format!("revoked-token:{jti}")
+}
+
+/// 32 random bytes kept in `data_dir/jwt-secret`, so development tokens survive restarts.
+fn development_secret(data_dir: &Path) -> anyhow::Result<SecretString> {
+    use rand::RngCore;
+    let path = data_dir.join("jwt-secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        if existing.trim().len() >= 32 {
+            return Ok(SecretString::from(existing.trim().to_owned()));
+        }
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = hex::encode(bytes);
+    write_private(&path, &secret)?;
+    Ok(SecretString::from(secret))
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    fn tokens() -> Tokens {
+        Tokens::new(b"0123456789abcdef0123456789abcdef")
+    }
+
+    fn decode_only(t: &Tokens, token: &str) -> bool {
+        decode::<Claims>(token, &t.decoding, &t.validation).is_ok()
+    }
+
+    #[test]
+    fn issued_token_verifies_and_carries_claims() {
+        let t = tokens();
+        let issued = t.issue_user("u1", Utc::now()).unwrap();
+        assert_eq!(issued.expires_in, 7200);
+        let claims = decode::<Claims>(&issued.token, &t.decoding, &t.validation)
+            .unwrap()
+            .claims;
+        assert_eq!(claims.sub, "u1");
+        assert_eq!(claims.kind, Subject::User);
+        assert_eq!(claims.exp - claims.iat, 7200);
+        assert!(!claims.jti.is_empty());
+    }
+
+    #[test]
+    fn other_key_tampering_and_alg_none_are_refused() {
+        let t = tokens();
+        let issued = t.issue_user("u1", Utc::now()).unwrap();
+        let other = Tokens::new(b"another-secret-another-secret-00");
+        assert!(!decode_only(&other, &issued.token), "other key");
+
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let parts: Vec<&str> = issued.token.split('.').collect();
+        let payload = String::from_utf8(engine.decode(parts[1]).unwrap()).unwrap();
+        let forged = engine.encode(payload.replace("\"u1\"", "\"u2\""));
+        let tampered = format!("{}.{}.{}", parts[0], forged, parts[2]);
+        assert!(!decode_only(&t, &tampered), "tampered payload");
+
+        let none = engine.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        assert!(
+            !decode_only(&t, &format!("{none}.{}.", parts[1])),
+            "alg none"
+        );
+        let rs = engine.encode(r#"{"alg":"RS256","typ":"JWT"}"#);
+        assert!(
+            !decode_only(&t, &format!("{rs}.{}.{}", parts[1], parts[2])),
+            "alg confusion"
+        );
+    }
+
+    #[test]
+    fn development_secret_is_created_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = development_secret(dir.path()).unwrap();
+        let again = development_secret(dir.path()).unwrap();
+        assert_eq!(first.expose_secret(), again.expose_secret());
+        assert_eq!(first.expose_secret().len(), 64);
+    }
+}
