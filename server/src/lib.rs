@@ -10,6 +10,7 @@ mod health;
 pub mod metrics;
 pub mod notify;
 pub mod receipts;
+pub mod routing;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
