@@ -33,6 +33,10 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// HTTP worker threads; unset: one per core.
     pub workers: Option<usize>,
+    /// The photo checker's wasm-bindgen `--target web` output, served to the development
+    /// web client under `/pkg/`.
+    #[serde(default = "default_web_pkg_dir")]
+    pub web_pkg_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -54,6 +58,9 @@ fn default_bind() -> String {
 }
 fn default_data_dir() -> PathBuf {
     PathBuf::from("./data")
+}
+fn default_web_pkg_dir() -> PathBuf {
+    PathBuf::from("target/wasm-pkg/web")
 }
 fn default_redis_prefix() -> String {
     "bz".into()

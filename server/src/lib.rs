@@ -14,6 +14,7 @@ pub mod routing;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+mod web;
 pub mod wechat;
 
 pub use startup::{build_app, AppState, Application};
