@@ -9,6 +9,7 @@ pub mod error;
 mod health;
 pub mod metrics;
 pub mod notify;
+pub mod person;
 pub mod receipts;
 pub mod routing;
 pub mod startup;
