@@ -36,6 +36,9 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// The photo check failed: 422 with the checker's report, so the phone can say why.
+    #[error("photo rejected")]
+    PhotoRejected { report: serde_json::Value },
     /// WeChat answered with an error we pass on (bad login code, risky user, rate limit).
     #[error("wechat refused: {code}")]
     WeChat {
@@ -58,6 +61,8 @@ struct ErrorBody<'a> {
     request_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<&'a serde_json::Value>,
 }
 
 impl ApiError {
@@ -96,6 +101,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "RATE_LIMITED",
             ApiError::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ApiError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            ApiError::PhotoRejected { .. } => "PHOTO_REJECTED",
             ApiError::WeChat { code, .. } => code,
             ApiError::WeChatUnavailable(_) => "WECHAT_UNAVAILABLE",
             ApiError::StoreUnavailable(_) => "STORE_UNAVAILABLE",
@@ -113,6 +119,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "请求过于频繁，请稍后再试".into(),
             ApiError::PayloadTooLarge => "上传的文件过大".into(),
             ApiError::UnsupportedMediaType => "不支持的文件类型，请上传 JPEG 或 PNG 图片".into(),
+            ApiError::PhotoRejected { .. } => "照片不符合要求，请按提示重新拍摄".into(),
             ApiError::WeChat { message, .. } => (*message).into(),
             ApiError::WeChatUnavailable(_) => "微信服务暂时不可用，请稍后再试".into(),
             ApiError::StoreUnavailable(_) => "服务暂时不可用，请稍后再试".into(),
@@ -132,6 +139,7 @@ impl ResponseError for ApiError {
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PhotoRejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::WeChat { status, .. } => *status,
             ApiError::WeChatUnavailable(_) => StatusCode::BAD_GATEWAY,
             ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -164,6 +172,10 @@ impl ResponseError for ApiError {
             message: &message,
             request_id: current_request_id(),
             field,
+            report: match self {
+                ApiError::PhotoRejected { report } => Some(report),
+                _ => None,
+            },
         })
     }
 }

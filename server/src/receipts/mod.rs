@@ -7,9 +7,11 @@
 mod domain;
 mod number;
 mod orders;
+mod photo;
 mod render;
 mod review;
 mod store;
+mod upload;
 mod view;
 
 use actix_web::http::header;
@@ -31,7 +33,14 @@ use crate::startup::AppState;
 use crate::store::Store;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(endpoint("/api/v1/receipt-orders").get(orders::list))
+    cfg.service(endpoint("/api/v1/photo-specs").get(photo::specs))
+        .service(endpoint("/api/v1/photos/check").post(photo::check))
+        .service(
+            endpoint("/api/v1/receipt-orders")
+                .get(orders::list)
+                .post(orders::create),
+        )
+        .service(endpoint("/api/v1/receipt-orders/{id}/resubmit").post(orders::resubmit))
         .service(endpoint("/api/v1/receipt-orders/{id}").get(orders::get))
         .service(endpoint("/api/v1/receipt-orders/{id}/photo").get(orders::photo))
         .service(endpoint("/api/v1/receipt-orders/{id}/receipt").get(orders::receipt))

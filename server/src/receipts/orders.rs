@@ -1,16 +1,22 @@
-//! The user's side: the 订单 tab (newest first, by status, page by page), one order, its photo.
+//! The user's side: ordering with a photo, resubmitting after a rejection, the 订单 tab
+//! (newest first, by status, page by page), one order, its photo and its receipt.
 
+use actix_multipart::Multipart;
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::domain::Status;
+use super::domain::{OrderForm, ReceiptOrder, Region, Status, TransitionError};
+use super::photo::{self, Accepted};
+use super::upload::{self, Upload};
+use super::Saved;
 use super::render::{render, ReceiptCard};
 use super::store::{Cursor, OrderPage};
 use super::view::{order_view, owned_by, Viewer};
 use super::{blob_key, PhotoKind};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
+use crate::person::{IdNumber, PersonName};
 use crate::startup::AppState;
 
 #[derive(Deserialize)]
@@ -126,4 +132,134 @@ pub async fn receipt(
         .insert_header((header::CONTENT_TYPE, "image/png"))
         .insert_header((header::CACHE_CONTROL, "private, no-store"))
         .body(png))
+}
+
+/// Stores an accepted photo's blobs; the order is written after them, so an order never
+/// points at a missing photo. On failure the blobs are removed again.
+async fn put_photos(
+    state: &AppState,
+    order: &ReceiptOrder,
+    accepted: &Accepted,
+) -> Result<(), ApiError> {
+    let original = blob_key(order, PhotoKind::Original);
+    let normalised = blob_key(order, PhotoKind::Normalised);
+    let stored = async {
+        state.store.blob_put(&original, &accepted.original).await?;
+        state.store.blob_put(&normalised, &accepted.normalised).await
+    }
+    .await;
+    if stored.is_err() {
+        remove_photos(state, order).await;
+    }
+    Ok(stored?)
+}
+
+async fn remove_photos(state: &AppState, order: &ReceiptOrder) {
+    for kind in [PhotoKind::Original, PhotoKind::Normalised] {
+        if let Err(e) = state.store.blob_delete(&blob_key(order, kind)).await {
+            tracing::warn!(order = %order.id, error = %e, "could not remove a photo");
+        }
+    }
+}
+
+const ORDER_FIELDS: &[&str] = &["spec", "region", "name", "id_number"];
+
+fn order_form(upload: &Upload) -> Result<(OrderForm, &'static photo_wasm::Spec), ApiError> {
+    let spec = photo::spec(upload.field("spec")?)?;
+    let region = Region::parse(upload.field("region")?).ok_or_else(|| {
+        ApiError::invalid(
+            "region",
+            "暂不支持该地区（支持广东、江西、海南、湖南、贵州、青海）",
+        )
+    })?;
+    if !region.accepts(spec.id) {
+        return Err(ApiError::unprocessable(
+            "REGION_NOT_SUPPORTED",
+            format!("{}暂不受理{}的网上相片回执", region.name_zh(), spec.name_zh),
+        ));
+    }
+    let name = PersonName::parse(upload.field("name")?)
+        .map_err(|e| ApiError::invalid("name", e.to_string()))?;
+    let id_number = IdNumber::parse(upload.field("id_number")?)
+        .map_err(|e| ApiError::invalid("id_number", e.to_string()))?;
+    Ok((
+        OrderForm {
+            spec: spec.id.to_owned(),
+            document_zh: spec.name_zh.to_owned(),
+            region,
+            name,
+            id_number,
+        },
+        spec,
+    ))
+}
+
+/// `POST /api/v1/receipt-orders`: the photo passes the check (else 422 with the report and
+/// nothing stored), is normalised, and the order waits for review.
+pub async fn create(
+    user: AuthUser,
+    req: HttpRequest,
+    payload: Multipart,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = state.settings.receipts.max_upload_bytes;
+    let upload = upload::read(&req, payload, limit, ORDER_FIELDS).await?;
+    let (form, spec) = order_form(&upload)?;
+    let accepted = photo::accept(upload.photo, spec, 1, state.store.original_max_pixels()).await?;
+    let now = state.clock.now();
+    let order = ReceiptOrder::new(
+        uuid::Uuid::new_v4().simple().to_string(),
+        user.id.clone(),
+        form,
+        accepted.photo.clone(),
+        now,
+    );
+    put_photos(&state, &order, &accepted).await?;
+    if let Err(e) = state.store.insert_receipt_order(&order).await {
+        remove_photos(&state, &order).await;
+        return Err(e.into());
+    }
+    tracing::info!(
+        order = %order.id,
+        spec = %order.spec,
+        name = %order.name.masked(),
+        id_number = %order.id_number.masked(),
+        "receipt order submitted"
+    );
+    Ok(HttpResponse::Created().json(order_view(&order, now, Viewer::Owner)))
+}
+
+/// `POST /api/v1/receipt-orders/{id}/resubmit`: a new photo for a rejected order.
+pub async fn resubmit(
+    user: AuthUser,
+    id: web::Path<String>,
+    req: HttpRequest,
+    payload: Multipart,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut order = owned_by(state.store.receipt_order(&id).await?, &user.id)?;
+    if order.status != Status::Rejected {
+        return Err(TransitionError::NotRejected.into());
+    }
+    let limit = state.settings.receipts.max_upload_bytes;
+    let upload = upload::read(&req, payload, limit, &[]).await?;
+    let spec = photo::spec(&order.spec)?;
+    let attempt = order.photo.attempt + 1;
+    let accepted =
+        photo::accept(upload.photo, spec, attempt, state.store.original_max_pixels()).await?;
+    let now = state.clock.now();
+    order.resubmit(accepted.photo.clone(), now)?;
+    put_photos(&state, &order, &accepted).await?;
+    match state.store.save_receipt_order(&order).await? {
+        Saved::Saved => {
+            Ok(HttpResponse::Ok().json(order_view(&order, now, Viewer::Owner)))
+        }
+        _ => {
+            remove_photos(&state, &order).await;
+            Err(ApiError::conflict(
+                "ORDER_CHANGED",
+                "订单状态已变化，请刷新后重试",
+            ))
+        }
+    }
 }
