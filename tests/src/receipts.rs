@@ -143,3 +143,53 @@ impl TestApp {
         order.id
     }
 }
+
+/// The form of an order for `ID_NUMBER`, as the mini-program sends it.
+pub fn order_fields(spec: &str, region: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("spec", spec.to_owned()),
+        ("region", region.to_owned()),
+        ("name", "张三".to_owned()),
+        ("id_number", ID_NUMBER.to_owned()),
+    ]
+}
+
+impl TestApp {
+    /// Posts a multipart form with `photo` (bytes, with a file name the server must ignore).
+    pub async fn post_multipart(
+        &self,
+        path: &str,
+        token: &str,
+        photo: Vec<u8>,
+        fields: &[(&'static str, String)],
+    ) -> reqwest::Response {
+        let mut form = reqwest::multipart::Form::new().part(
+            "photo",
+            reqwest::multipart::Part::bytes(photo).file_name("photo.jpg"),
+        );
+        for (name, value) in fields {
+            form = form.text(*name, value.clone());
+        }
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Orders an ID-card receipt for Guangdong with a photo from `shared/photos`: the order.
+    pub async fn order_receipt(&self, token: &str, photo_name: &str) -> Value {
+        let response = self
+            .post_multipart(
+                "/api/v1/receipt-orders",
+                token,
+                photo(photo_name),
+                &order_fields("id-card", "广东省东莞市"),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "order with {photo_name}");
+        crate::json(response).await
+    }
+}

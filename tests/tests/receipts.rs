@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use server::admin::Role;
-use tests::receipts::{find_embedded, qr_codes};
+use tests::receipts::{find_embedded, order_fields, photo, qr_codes};
 use tests::{assert_error, json, on_both_backends, Backend, TestApp};
 
 async fn review_approves_once_and_the_receipt_carries_the_number(backend: Backend) {
@@ -389,7 +389,164 @@ async fn two_reviewers_at_once_decide_once(backend: Backend) {
     }
 }
 
+/// The seed's whole story: a bad photo is refused with its report and nothing stored; a good
+/// one is normalised to the spec, reviewed, and its receipt downloads; a rejection comes back
+/// with reasons and the order takes a new photo.
+async fn photos_are_checked_normalised_reviewed_and_resubmitted(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = app.user_token("openid-erin").await;
+    let reviewer = app.admin_token(Role::Reviewer).await;
+
+    let refused = app
+        .post_multipart(
+            "/api/v1/receipt-orders",
+            &user,
+            photo("cat.jpg"),
+            &order_fields("id-card", "广东省东莞市"),
+        )
+        .await;
+    let body = assert_error(refused, 422, "PHOTO_REJECTED").await;
+    let checks = body["report"]["checks"].as_array().expect("report in the error");
+    assert!(checks.iter().any(|c| c["status"] == "fail"), "{body}");
+    assert_eq!(app.receipt_orders(&user, "").await["orders"], json!([]), "nothing stored");
+
+    let order = app.order_receipt(&user, "portrait-test0.jpg").await;
+    assert_eq!(order["status"], "pending");
+    assert_eq!(order["region"], "guangdong");
+    assert_eq!(order["id_number_masked"], "4419**********0024");
+    let order_id = order["id"].as_str().unwrap().to_owned();
+
+    // The photo the user gets back is the spec's: its pixels and its file-size range.
+    let specs = json(app.get("/api/v1/photo-specs").await).await;
+    let spec = specs["specs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "id-card")
+        .unwrap()
+        .clone();
+    let normalised = app
+        .bytes(&format!("/api/v1/receipt-orders/{order_id}/photo"), &user, "image/jpeg")
+        .await;
+    let decoded = image::load_from_memory(&normalised).unwrap().to_rgb8();
+    assert_eq!(
+        (decoded.width() as u64, decoded.height() as u64),
+        (spec["width_px"].as_u64().unwrap(), spec["height_px"].as_u64().unwrap())
+    );
+    let size = normalised.len() as u64;
+    assert!(
+        size >= spec["file_size_bytes"]["min"].as_u64().unwrap()
+            && size <= spec["file_size_bytes"]["max"].as_u64().unwrap(),
+        "{size} bytes within {}",
+        spec["file_size_bytes"]
+    );
+
+    let rejected = app
+        .review(&reviewer, &order_id, json!({"decision": "reject", "reasons": ["mirrored_selfie"]}))
+        .await;
+    assert_eq!(rejected.status(), 200);
+    let resubmit = |photo_name: &str| {
+        app.post_multipart(
+            &format!("/api/v1/receipt-orders/{order_id}/resubmit"),
+            &user,
+            photo(photo_name),
+            &[],
+        )
+    };
+    assert_error(resubmit("coffee.jpg").await, 422, "PHOTO_REJECTED").await;
+    let resubmitted = json(resubmit("portrait-test2.jpg").await).await;
+    assert_eq!(resubmitted["status"], "pending");
+    assert_eq!(resubmitted["history"][2]["kind"], "resubmitted");
+    assert_error(resubmit("portrait-test2.jpg").await, 409, "ORDER_NOT_REJECTED").await;
+
+    let number = app.approve(&reviewer, &order_id).await["receipt_no"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let png = app
+        .bytes(&format!("/api/v1/receipt-orders/{order_id}/receipt"), &user, "image/png")
+        .await;
+    let receipt = image::load_from_memory(&png).unwrap().to_rgb8();
+    let photo_now = app
+        .bytes(&format!("/api/v1/receipt-orders/{order_id}/photo"), &user, "image/jpeg")
+        .await;
+    assert_ne!(photo_now, normalised, "the resubmitted photo replaced the first");
+    let photo_now = image::load_from_memory(&photo_now).unwrap().to_rgb8();
+    assert!(find_embedded(&receipt, &photo_now).is_some());
+    assert_eq!(qr_codes(&receipt), vec![number]);
+}
+
+async fn uploads_are_bounded_sniffed_and_parsed(backend: Backend) {
+    let app = TestApp::spawn_on(
+        tests::SharedStore::fresh(backend).await,
+        &[("BANZHENG_RECEIPTS__MAX_UPLOAD_BYTES", "1000000")],
+    )
+    .await;
+    let user = app.user_token("openid-frank").await;
+    let post = |photo: Vec<u8>, fields: Vec<(&'static str, String)>| {
+        let app = &app;
+        let user = user.clone();
+        async move {
+            app.post_multipart("/api/v1/receipt-orders", &user, photo, &fields)
+                .await
+        }
+    };
+    let fields = || order_fields("id-card", "广东省东莞市");
+    let mut big = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    big.resize(1_500_000, 0);
+    assert_error(post(big, fields()).await, 413, "PAYLOAD_TOO_LARGE").await;
+    assert_error(
+        post(b"GIF89a not a photo".to_vec(), fields()).await,
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+    )
+    .await;
+    let good = photo("portrait-test0.jpg");
+    let mut bad_id = fields();
+    bad_id[3].1 = "441900199003070021".into();
+    let body = assert_error(post(good.clone(), bad_id).await, 400, "INVALID_INPUT").await;
+    assert_eq!(body["field"], "id_number");
+    let body = assert_error(post(good.clone(), fields()[..3].to_vec()).await, 400, "INVALID_INPUT").await;
+    assert_eq!(body["field"], "id_number");
+    let body = assert_error(
+        post(good.clone(), order_fields("no-such-document", "广东")).await,
+        400,
+        "INVALID_INPUT",
+    )
+    .await;
+    assert_eq!(body["field"], "spec");
+    assert_error(
+        post(good.clone(), order_fields("driving-licence", "湖南省长沙市")).await,
+        422,
+        "REGION_NOT_SUPPORTED",
+    )
+    .await;
+    let mut extra = fields();
+    extra.push(("price", "0".into()));
+    assert_error(post(good.clone(), extra).await, 400, "INVALID_INPUT").await;
+    let not_multipart = app
+        .post_with_token("/api/v1/receipt-orders", &user, &json!({"spec": "id-card"}))
+        .await;
+    assert_error(not_multipart, 400, "INVALID_INPUT").await;
+    assert_eq!(app.receipt_orders(&user, "").await["orders"], json!([]), "nothing stored");
+
+    // The check endpoint answers the same report, stores nothing.
+    let report = app
+        .post_multipart(
+            "/api/v1/photos/check",
+            &user,
+            photo("portrait-test0-dark.jpg"),
+            &[("spec", "id-card".to_owned())],
+        )
+        .await;
+    assert_eq!(report.status(), 200);
+    let report = json(report).await;
+    assert!(report["checks"].as_array().unwrap().iter().any(|c| c["status"] == "fail"));
+}
+
 on_both_backends!(
+    photos_are_checked_normalised_reviewed_and_resubmitted,
+    uploads_are_bounded_sniffed_and_parsed,
     review_approves_once_and_the_receipt_carries_the_number,
     a_mistyped_receipt_number_is_caught,
     rejection_shows_reasons_and_other_users_see_nothing,
