@@ -42,18 +42,13 @@ fn time(runs: usize, mut work: impl FnMut()) -> (Duration, Duration) {
 async fn orders_per_second(backend: Backend, jpeg: &[u8]) -> f64 {
     let app = TestApp::spawn(backend).await;
     let token = app.user_token("openid-bench").await;
+    let fields = order_fields("id-card", "广东省东莞市");
     let started = Instant::now();
     let mut sent = 0;
     while sent < ORDERS {
         let batch = CONCURRENCY.min(ORDERS - sent);
-        let requests = (0..batch).map(|_| {
-            app.post_multipart(
-                "/api/v1/receipt-orders",
-                &token,
-                jpeg.to_vec(),
-                &order_fields("id-card", "广东省东莞市"),
-            )
-        });
+        let requests = (0..batch)
+            .map(|_| app.post_multipart("/api/v1/receipt-orders", &token, jpeg.to_vec(), &fields));
         for response in futures_util::future::join_all(requests).await {
             assert_eq!(response.status(), 201, "order accepted");
         }

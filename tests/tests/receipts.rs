@@ -406,9 +406,15 @@ async fn photos_are_checked_normalised_reviewed_and_resubmitted(backend: Backend
         )
         .await;
     let body = assert_error(refused, 422, "PHOTO_REJECTED").await;
-    let checks = body["report"]["checks"].as_array().expect("report in the error");
+    let checks = body["report"]["checks"]
+        .as_array()
+        .expect("report in the error");
     assert!(checks.iter().any(|c| c["status"] == "fail"), "{body}");
-    assert_eq!(app.receipt_orders(&user, "").await["orders"], json!([]), "nothing stored");
+    assert_eq!(
+        app.receipt_orders(&user, "").await["orders"],
+        json!([]),
+        "nothing stored"
+    );
 
     let order = app.order_receipt(&user, "portrait-test0.jpg").await;
     assert_eq!(order["status"], "pending");
@@ -426,12 +432,19 @@ async fn photos_are_checked_normalised_reviewed_and_resubmitted(backend: Backend
         .unwrap()
         .clone();
     let normalised = app
-        .bytes(&format!("/api/v1/receipt-orders/{order_id}/photo"), &user, "image/jpeg")
+        .bytes(
+            &format!("/api/v1/receipt-orders/{order_id}/photo"),
+            &user,
+            "image/jpeg",
+        )
         .await;
     let decoded = image::load_from_memory(&normalised).unwrap().to_rgb8();
     assert_eq!(
         (decoded.width() as u64, decoded.height() as u64),
-        (spec["width_px"].as_u64().unwrap(), spec["height_px"].as_u64().unwrap())
+        (
+            spec["width_px"].as_u64().unwrap(),
+            spec["height_px"].as_u64().unwrap()
+        )
     );
     let size = normalised.len() as u64;
     assert!(
@@ -442,35 +455,50 @@ async fn photos_are_checked_normalised_reviewed_and_resubmitted(backend: Backend
     );
 
     let rejected = app
-        .review(&reviewer, &order_id, json!({"decision": "reject", "reasons": ["mirrored_selfie"]}))
+        .review(
+            &reviewer,
+            &order_id,
+            json!({"decision": "reject", "reasons": ["mirrored_selfie"]}),
+        )
         .await;
     assert_eq!(rejected.status(), 200);
-    let resubmit = |photo_name: &str| {
-        app.post_multipart(
-            &format!("/api/v1/receipt-orders/{order_id}/resubmit"),
-            &user,
-            photo(photo_name),
-            &[],
-        )
-    };
+    let resubmit_path = format!("/api/v1/receipt-orders/{order_id}/resubmit");
+    let resubmit =
+        |photo_name: &str| app.post_multipart(&resubmit_path, &user, photo(photo_name), &[]);
     assert_error(resubmit("coffee.jpg").await, 422, "PHOTO_REJECTED").await;
     let resubmitted = json(resubmit("portrait-test2.jpg").await).await;
     assert_eq!(resubmitted["status"], "pending");
     assert_eq!(resubmitted["history"][2]["kind"], "resubmitted");
-    assert_error(resubmit("portrait-test2.jpg").await, 409, "ORDER_NOT_REJECTED").await;
+    assert_error(
+        resubmit("portrait-test2.jpg").await,
+        409,
+        "ORDER_NOT_REJECTED",
+    )
+    .await;
 
     let number = app.approve(&reviewer, &order_id).await["receipt_no"]
         .as_str()
         .unwrap()
         .to_owned();
     let png = app
-        .bytes(&format!("/api/v1/receipt-orders/{order_id}/receipt"), &user, "image/png")
+        .bytes(
+            &format!("/api/v1/receipt-orders/{order_id}/receipt"),
+            &user,
+            "image/png",
+        )
         .await;
     let receipt = image::load_from_memory(&png).unwrap().to_rgb8();
     let photo_now = app
-        .bytes(&format!("/api/v1/receipt-orders/{order_id}/photo"), &user, "image/jpeg")
+        .bytes(
+            &format!("/api/v1/receipt-orders/{order_id}/photo"),
+            &user,
+            "image/jpeg",
+        )
         .await;
-    assert_ne!(photo_now, normalised, "the resubmitted photo replaced the first");
+    assert_ne!(
+        photo_now, normalised,
+        "the resubmitted photo replaced the first"
+    );
     let photo_now = image::load_from_memory(&photo_now).unwrap().to_rgb8();
     assert!(find_embedded(&receipt, &photo_now).is_some());
     assert_eq!(qr_codes(&receipt), vec![number]);
@@ -506,7 +534,12 @@ async fn uploads_are_bounded_sniffed_and_parsed(backend: Backend) {
     bad_id[3].1 = "441900199003070021".into();
     let body = assert_error(post(good.clone(), bad_id).await, 400, "INVALID_INPUT").await;
     assert_eq!(body["field"], "id_number");
-    let body = assert_error(post(good.clone(), fields()[..3].to_vec()).await, 400, "INVALID_INPUT").await;
+    let body = assert_error(
+        post(good.clone(), fields()[..3].to_vec()).await,
+        400,
+        "INVALID_INPUT",
+    )
+    .await;
     assert_eq!(body["field"], "id_number");
     let body = assert_error(
         post(good.clone(), order_fields("no-such-document", "广东")).await,
@@ -516,7 +549,11 @@ async fn uploads_are_bounded_sniffed_and_parsed(backend: Backend) {
     .await;
     assert_eq!(body["field"], "spec");
     assert_error(
-        post(good.clone(), order_fields("driving-licence", "湖南省长沙市")).await,
+        post(
+            good.clone(),
+            order_fields("driving-licence", "湖南省长沙市"),
+        )
+        .await,
         422,
         "REGION_NOT_SUPPORTED",
     )
@@ -528,7 +565,11 @@ async fn uploads_are_bounded_sniffed_and_parsed(backend: Backend) {
         .post_with_token("/api/v1/receipt-orders", &user, &json!({"spec": "id-card"}))
         .await;
     assert_error(not_multipart, 400, "INVALID_INPUT").await;
-    assert_eq!(app.receipt_orders(&user, "").await["orders"], json!([]), "nothing stored");
+    assert_eq!(
+        app.receipt_orders(&user, "").await["orders"],
+        json!([]),
+        "nothing stored"
+    );
 
     // The check endpoint answers the same report, stores nothing.
     let report = app
@@ -541,7 +582,11 @@ async fn uploads_are_bounded_sniffed_and_parsed(backend: Backend) {
         .await;
     assert_eq!(report.status(), 200);
     let report = json(report).await;
-    assert!(report["checks"].as_array().unwrap().iter().any(|c| c["status"] == "fail"));
+    assert!(report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["status"] == "fail"));
 }
 
 on_both_backends!(

@@ -8,11 +8,11 @@ use serde::Deserialize;
 
 use super::domain::{OrderForm, ReceiptOrder, Region, Status, TransitionError};
 use super::photo::{self, Accepted};
-use super::upload::{self, Upload};
-use super::Saved;
 use super::render::{render, ReceiptCard};
 use super::store::{Cursor, OrderPage};
+use super::upload::{self, Upload};
 use super::view::{order_view, owned_by, Viewer};
+use super::Saved;
 use super::{blob_key, PhotoKind};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
@@ -145,7 +145,10 @@ async fn put_photos(
     let normalised = blob_key(order, PhotoKind::Normalised);
     let stored = async {
         state.store.blob_put(&original, &accepted.original).await?;
-        state.store.blob_put(&normalised, &accepted.normalised).await
+        state
+            .store
+            .blob_put(&normalised, &accepted.normalised)
+            .await
     }
     .await;
     if stored.is_err() {
@@ -245,15 +248,18 @@ pub async fn resubmit(
     let upload = upload::read(&req, payload, limit, &[]).await?;
     let spec = photo::spec(&order.spec)?;
     let attempt = order.photo.attempt + 1;
-    let accepted =
-        photo::accept(upload.photo, spec, attempt, state.store.original_max_pixels()).await?;
+    let accepted = photo::accept(
+        upload.photo,
+        spec,
+        attempt,
+        state.store.original_max_pixels(),
+    )
+    .await?;
     let now = state.clock.now();
     order.resubmit(accepted.photo.clone(), now)?;
     put_photos(&state, &order, &accepted).await?;
     match state.store.save_receipt_order(&order).await? {
-        Saved::Saved => {
-            Ok(HttpResponse::Ok().json(order_view(&order, now, Viewer::Owner)))
-        }
+        Saved::Saved => Ok(HttpResponse::Ok().json(order_view(&order, now, Viewer::Owner))),
         _ => {
             remove_photos(&state, &order).await;
             Err(ApiError::conflict(

@@ -1,8 +1,8 @@
 //! The server's side of the photo check: the very same `photo-wasm` code the phone runs,
 //! natively, off the async workers (it is CPU work), then normalisation of an accepted photo.
 
-use actix_web::{web, HttpRequest, HttpResponse};
 use actix_multipart::Multipart;
+use actix_web::{web, HttpRequest, HttpResponse};
 use photo_wasm::{Report, Spec};
 
 use super::upload;
