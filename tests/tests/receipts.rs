@@ -389,7 +389,97 @@ async fn two_reviewers_at_once_decide_once(backend: Backend) {
     }
 }
 
+/// The hook booking uses (`hold_for_booking` at booking, `use_at_check_in` at check-in):
+/// a receipt is the applicant's, held by one booking at a time, spent once.
+async fn a_receipt_is_held_by_one_booking_and_spent_at_check_in(backend: Backend) {
+    use server::person::IdNumber;
+    use server::receipts::{hold_for_booking, release_from_booking, use_at_check_in, ReceiptNo};
+
+    let app = TestApp::spawn(backend).await;
+    let reviewer = app.admin_token(Role::Reviewer).await;
+    let staff = app.admin_token(Role::Staff).await;
+    let order_id = app.seed_order("openid-gina", "portrait-test0.jpg").await;
+    let number = app.approve(&reviewer, &order_id).await["receipt_no"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let no = ReceiptNo::parse(&number).unwrap();
+    let store = app.shared.open().await;
+    let now = chrono::Utc::now();
+    let applicant = IdNumber::parse(tests::receipts::ID_NUMBER).unwrap();
+    let stranger = IdNumber::parse(tests::receipts::OTHER_ID_NUMBER).unwrap();
+    let code = |r: Result<(), server::error::ApiError>| r.err().map(|e| e.code().to_owned());
+
+    assert_eq!(
+        code(hold_for_booking(store.as_ref(), &no, &stranger, "b0", now).await).as_deref(),
+        Some("RECEIPT_OTHER_PERSON")
+    );
+    let attempts = (0..6).map(|i| {
+        let (store, no, applicant) = (store.clone(), no.clone(), applicant.clone());
+        tokio::spawn(async move {
+            hold_for_booking(store.as_ref(), &no, &applicant, &format!("b{i}"), now)
+                .await
+                .map(|()| i)
+                .map_err(|e| e.code().to_owned())
+        })
+    });
+    let outcomes: Vec<_> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let winners: Vec<usize> = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().ok().copied())
+        .collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    assert!(outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().err())
+        .all(|c| c == "RECEIPT_IN_USE"));
+    let holder = format!("b{}", winners[0]);
+    assert_eq!(
+        code(hold_for_booking(store.as_ref(), &no, &applicant, &holder, now).await),
+        None,
+        "a retry"
+    );
+    let lookup_path = format!("/api/v1/admin/receipts/{number}");
+    let lookup = || async { json(app.get_with_token(&lookup_path, &staff).await).await };
+    assert_eq!(lookup().await["held_by_booking"], true);
+
+    // Cancelled and booked again by another booking, which is checked in.
+    release_from_booking(store.as_ref(), &no, &holder, now)
+        .await
+        .unwrap();
+    hold_for_booking(store.as_ref(), &no, &applicant, "b-next", now)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(use_at_check_in(store.as_ref(), &no, &holder, now).await).as_deref(),
+        Some("RECEIPT_IN_USE")
+    );
+    use_at_check_in(store.as_ref(), &no, "b-next", now)
+        .await
+        .unwrap();
+    let looked_up = lookup().await;
+    assert_eq!(looked_up["state"], "used");
+    assert!(looked_up["used_at"].is_string());
+    assert_eq!(
+        code(hold_for_booking(store.as_ref(), &no, &applicant, "b-later", now).await).as_deref(),
+        Some("RECEIPT_USED")
+    );
+    let user = app.user_token("openid-gina").await;
+    let order = json(
+        app.get_with_token(&format!("/api/v1/receipt-orders/{order_id}"), &user)
+            .await,
+    )
+    .await;
+    assert_eq!(order["status"], "used");
+    assert_eq!(order["status_zh"], "已使用");
+}
+
 on_both_backends!(
+    a_receipt_is_held_by_one_booking_and_spent_at_check_in,
     review_approves_once_and_the_receipt_carries_the_number,
     a_mistyped_receipt_number_is_caught,
     rejection_shows_reasons_and_other_users_see_nothing,
