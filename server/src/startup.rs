@@ -17,7 +17,7 @@ use crate::error::{json_error_handler, path_error_handler, query_error_handler, 
 use crate::metrics::{metrics_middleware, Metrics};
 use crate::store::{self, Store};
 use crate::web as web_client;
-use crate::{admin, auth, health, telemetry};
+use crate::{admin, auth, health, receipts, telemetry};
 
 /// Everything a request handler may need, built once per process.
 pub struct AppState {
@@ -64,6 +64,7 @@ pub fn build_app(
         .configure(health::routes)
         .configure(auth::routes)
         .configure(admin::routes)
+        .configure(receipts::routes)
         .configure(|cfg| {
             if development {
                 web_client::routes(cfg, pkg_dir)
