@@ -11,6 +11,7 @@ use actix_web::{web, App, HttpServer};
 use tracing_actix_web::TracingLogger;
 
 use crate::auth::token::Tokens;
+use crate::booking::{self, Booking};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::{json_error_handler, path_error_handler, query_error_handler, ApiError};
@@ -25,14 +26,17 @@ pub struct AppState {
     pub clock: Arc<Clock>,
     pub metrics: Metrics,
     pub tokens: Tokens,
+    pub booking: Booking,
 }
 
 impl AppState {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = store::open(&settings).await?;
         let tokens = Tokens::from_settings(&settings)?;
+        let booking = Booking::from_settings(&settings)?;
         Ok(AppState {
             tokens,
+            booking,
             settings,
             store,
             clock: Arc::new(Clock::default()),
@@ -61,6 +65,7 @@ pub fn build_app(
         .configure(health::routes)
         .configure(auth::routes)
         .configure(admin::routes)
+        .configure(booking::routes)
         .default_service(web::to(|| async { Err::<&str, _>(ApiError::NotFound) }))
         .wrap(from_fn(metrics_middleware))
         .wrap(from_fn(telemetry::request_id_middleware))
@@ -100,6 +105,7 @@ impl Application {
                 "Banzheng started in DEVELOPMENT mode: no WeChat app id is configured, the WeChat simulator answers instead of WeChat"
             );
         }
+        booking::spawn_no_show_sweeper(state.clone());
         let mut server = HttpServer::new(move || build_app(state.clone()))
             .listen(listener)?
             // SIGTERM stops accepting and lets in-flight requests finish for up to this long.

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 
 use crate::admin::AdminStore;
 use crate::auth::UserStore;
+use crate::booking::BookingStore;
 use crate::config::Settings;
 
 mod redis;
@@ -60,8 +61,8 @@ pub trait KvStore: Send + Sync {
 }
 
 /// Everything the server stores. Each capability adds its own trait here.
-pub trait Store: KvStore + UserStore + AdminStore {}
-impl<T: KvStore + UserStore + AdminStore> Store for T {}
+pub trait Store: KvStore + UserStore + AdminStore + BookingStore {}
+impl<T: KvStore + UserStore + AdminStore + BookingStore> Store for T {}
 
 /// A lock with expiry, so a crashed holder cannot keep it forever.
 pub struct Lock<'a> {
