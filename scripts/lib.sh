@@ -22,3 +22,58 @@ ensure_redis() {
     redis-cli -p 6379 ping >/dev/null || die "redis-server did not start on 6379"
   fi
 }
+
+# A Python venv under target/ with the pinned contract-test tools.
+PY_VENV="target/venv"
+ensure_python_tools() {
+  if [ ! -x "$PY_VENV/bin/schemathesis" ] || ! "$PY_VENV/bin/pip" freeze 2>/dev/null | grep -qx 'schemathesis==4.32.5'; then
+    command -v python3 >/dev/null || apt_install python3 python3-venv
+    python3 -m venv "$PY_VENV" || die "python3 -m venv failed (apt-get install python3-venv)"
+    "$PY_VENV/bin/pip" install -q --disable-pip-version-check \
+      'schemathesis==4.32.5' 'openapi-spec-validator==0.9.0' || die "pip install of schemathesis failed"
+  fi
+}
+
+# Node.js and npm (the machine's own; Debian's packages otherwise).
+ensure_node() {
+  command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+}
+
+# Starts the server binary in development mode on a free port with a fresh data directory;
+# sets BASE_URL and stops the server when the calling script exits.
+start_dev_server() {
+  local port data log
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  data=$(mktemp -d)
+  log="$data/server.log"
+  BANZHENG_BIND="127.0.0.1:$port" BANZHENG_DATA_DIR="$data" RUST_LOG=warn \
+    "${SERVER_BIN:-target/debug/server}" >"$log" 2>&1 &
+  SERVER_PID=$!
+  SERVER_DATA="$data"
+  BASE_URL="http://127.0.0.1:$port"
+  trap 'kill $SERVER_PID 2>/dev/null; wait $SERVER_PID 2>/dev/null; rm -rf "$SERVER_DATA"' EXIT
+  for _ in $(seq 100); do
+    curl -fsS "$BASE_URL/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  cat "$log" >&2
+  die "the server did not become ready on $BASE_URL"
+}
+
+# An admin account of ROLE on the dev server; prints its token.
+dev_admin_token() {
+  local role=$1 name="$1-$RANDOM$RANDOM" password="contract-test-password"
+  printf '%s\n' "$password" | BANZHENG_DATA_DIR="$SERVER_DATA" "${SERVER_BIN:-target/debug/server}" \
+    admin add --username "$name" --role "$role" --password-stdin >/dev/null
+  curl -fsS -X POST "$BASE_URL/api/v1/admin/login" -H 'content-type: application/json' \
+    -d "{\"username\":\"$name\",\"password\":\"$password\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
+}
+
+# A user token through the WeChat simulator, as the mini-program gets one; prints it.
+dev_user_token() {
+  local openid=$1 code
+  code=$(curl -fsS -X POST "$BASE_URL/__sim/codes" -H 'content-type: application/json' \
+    -d "{\"openid\":\"$openid\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["code"])')
+  curl -fsS -X POST "$BASE_URL/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"code\":\"$code\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
+}

@@ -35,6 +35,10 @@ pub struct Settings {
     pub workers: Option<usize>,
     #[serde(default)]
     pub booking: crate::booking::BookingSettings,
+    /// The photo checker's wasm-bindgen `--target web` output, served to the development
+    /// web client under `/pkg/`.
+    #[serde(default = "default_web_pkg_dir")]
+    pub web_pkg_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -56,6 +60,9 @@ fn default_bind() -> String {
 }
 fn default_data_dir() -> PathBuf {
     PathBuf::from("./data")
+}
+fn default_web_pkg_dir() -> PathBuf {
+    PathBuf::from("target/wasm-pkg/web")
 }
 fn default_redis_prefix() -> String {
     "bz".into()

@@ -4,12 +4,13 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::routing::endpoint;
 use crate::startup::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+    cfg.service(endpoint("/healthz").get(healthz))
+        .service(endpoint("/readyz").get(readyz))
+        .service(endpoint("/metrics").get(metrics));
 }
 
 async fn healthz() -> HttpResponse {

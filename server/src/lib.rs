@@ -9,10 +9,13 @@ pub mod error;
 mod health;
 pub mod metrics;
 pub mod notify;
+pub mod person;
 pub mod receipts;
+pub mod routing;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+mod web;
 pub mod wechat;
 
 pub use startup::{build_app, AppState, Application};

@@ -17,6 +17,7 @@ use crate::config::Settings;
 use crate::error::{json_error_handler, path_error_handler, query_error_handler, ApiError};
 use crate::metrics::{metrics_middleware, Metrics};
 use crate::store::{self, Store};
+use crate::web as web_client;
 use crate::{admin, auth, health, telemetry};
 
 /// Everything a request handler may need, built once per process.
@@ -57,6 +58,8 @@ pub fn build_app(
         InitError = (),
     >,
 > {
+    let development = !state.settings.is_production();
+    let pkg_dir = state.settings.web_pkg_dir.clone();
     App::new()
         .app_data(state)
         .app_data(web::JsonConfig::default().error_handler(json_error_handler))
@@ -66,6 +69,11 @@ pub fn build_app(
         .configure(auth::routes)
         .configure(admin::routes)
         .configure(booking::routes)
+        .configure(|cfg| {
+            if development {
+                web_client::routes(cfg, pkg_dir)
+            }
+        })
         .default_service(web::to(|| async { Err::<&str, _>(ApiError::NotFound) }))
         .wrap(from_fn(metrics_middleware))
         .wrap(from_fn(telemetry::request_id_middleware))

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::authenticate;
 use crate::auth::token::Subject;
 use crate::error::ApiError;
+use crate::routing::endpoint;
 use crate::startup::AppState;
 use crate::store::{Store, StoreError};
 
@@ -169,7 +170,7 @@ impl FromRequest for AdminUser {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/admin/login", web::post().to(login));
+    cfg.service(endpoint("/api/v1/admin/login").post(login));
 }
 
 #[derive(Deserialize)]

@@ -12,6 +12,7 @@ use futures_util::future::LocalBoxFuture;
 use serde::Serialize;
 
 use crate::error::ApiError;
+use crate::routing::endpoint;
 use crate::startup::AppState;
 use crate::store::StoreError;
 use token::{Claims, Subject};
@@ -116,8 +117,8 @@ impl FromRequest for AuthUser {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/me", web::get().to(me))
-        .route("/api/v1/auth/logout", web::post().to(logout));
+    cfg.service(endpoint("/api/v1/me").get(me))
+        .service(endpoint("/api/v1/auth/logout").post(logout));
 }
 
 async fn me(user: AuthUser, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

@@ -1,42 +1,7 @@
-//! Who an appointment is for: the applicant and, under 16, the guardian who comes along.
+//! Who an appointment is for, beyond name and ID number (`crate::person`): the phone number,
+//! and how a guardian is related to an applicant under 16.
 
 use serde::{Deserialize, Serialize};
-
-/// A name as on the 户口簿: 2 to 20 Chinese characters, with `·` between the parts of a
-/// transliterated name (阿卜杜·热合曼).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct PersonName(String);
-
-impl PersonName {
-    pub fn parse(input: &str) -> Result<Self, &'static str> {
-        let name: String = input
-            .trim()
-            .chars()
-            .map(|c| if matches!(c, '•' | '・' | '．') { '·' } else { c })
-            .collect();
-        let count = name.chars().count();
-        if count < 2 || count > 20 {
-            return Err("应为2至20个汉字");
-        }
-        if !name.chars().all(|c| is_han(c) || c == '·')
-            || name.starts_with('·')
-            || name.ends_with('·')
-            || name.contains("··")
-        {
-            return Err("只能包含汉字（少数民族姓名可用“·”分隔）");
-        }
-        Ok(PersonName(name))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-fn is_han(c: char) -> bool {
-    matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}' | '\u{20000}'..='\u{3134F}')
-}
 
 /// A mainland mobile number, stored as its 11 digits (`+86`, spaces and dashes dropped).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,7 +27,7 @@ impl PhoneNumber {
         if valid {
             Ok(PhoneNumber(digits.to_owned()))
         } else {
-            Err("应为11位中国大陆手机号码")
+            Err("手机号码应为11位中国大陆手机号")
         }
     }
 
@@ -88,7 +53,7 @@ impl Relationship {
             "mother" | "母亲" => Ok(Relationship::Mother),
             "grandparent" | "祖父母" | "外祖父母" => Ok(Relationship::Grandparent),
             "legal_guardian" | "其他监护人" => Ok(Relationship::LegalGuardian),
-            _ => Err("应为 father、mother、grandparent 或 legal_guardian"),
+            _ => Err("与申请人的关系应为 father、mother、grandparent 或 legal_guardian"),
         }
     }
 
@@ -105,18 +70,6 @@ impl Relationship {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names() {
-        assert_eq!(PersonName::parse(" 张三 ").unwrap().as_str(), "张三");
-        assert_eq!(
-            PersonName::parse("阿卜杜•热合曼").unwrap().as_str(),
-            "阿卜杜·热合曼"
-        );
-        for bad in ["张", "", "Zhang San", "张3", "·张三", "张··三", &"张".repeat(21)] {
-            assert!(PersonName::parse(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn phones() {

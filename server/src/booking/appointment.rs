@@ -5,9 +5,10 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::applicant::{PersonName, PhoneNumber, Relationship};
+use super::applicant::{PhoneNumber, Relationship};
 use super::catalog::ServiceKind;
 use super::schedule::SlotId;
+use crate::person::PersonName;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -6,39 +6,37 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::applicant::{PersonName, PhoneNumber, Relationship};
+use super::applicant::{PhoneNumber, Relationship};
 use super::appointment::{
     Applicant, Appointment, AppointmentCode, Delivery, EmsNumber, Guardian, HistoryEntry,
     Status, Step,
 };
 use super::catalog::ServiceKind;
-use super::id_number::IdNumber;
 use super::schedule::{find_slot, slots_on, ClosedReason, Slot, SlotId, Window};
 use super::settle_no_shows;
 use super::store::{BookOutcome, IdempotencyKey, NewBooking};
 use crate::admin::{AdminUser, Role};
 use crate::auth::AuthUser;
 use crate::clock::china;
+use crate::routing::endpoint;
 use crate::error::ApiError;
+use crate::person::{IdNumber, PersonName};
 use crate::startup::AppState;
 use crate::telemetry::mask;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/offices", web::get().to(offices))
-        .route("/api/v1/services", web::get().to(services))
-        .route("/api/v1/offices/{office_id}/slots", web::get().to(slots))
-        .route("/api/v1/appointments", web::post().to(book))
-        .route("/api/v1/appointments", web::get().to(my_appointments))
-        .route("/api/v1/appointments/{id}", web::get().to(my_appointment))
-        .route("/api/v1/appointments/{id}/cancel", web::post().to(cancel))
-        .route(
-            "/api/v1/admin/appointments/{code}/check-in",
-            web::post().to(check_in),
+    cfg.service(endpoint("/api/v1/offices").get(offices))
+        .service(endpoint("/api/v1/services").get(services))
+        .service(endpoint("/api/v1/offices/{office_id}/slots").get(slots))
+        .service(
+            endpoint("/api/v1/appointments")
+                .post(book)
+                .get(my_appointments),
         )
-        .route(
-            "/api/v1/admin/appointments/{id}/progress",
-            web::post().to(progress),
-        );
+        .service(endpoint("/api/v1/appointments/{id}").get(my_appointment))
+        .service(endpoint("/api/v1/appointments/{id}/cancel").post(cancel))
+        .service(endpoint("/api/v1/admin/appointments/{code}/check-in").post(check_in))
+        .service(endpoint("/api/v1/admin/appointments/{id}/progress").post(progress));
 }
 
 fn today(state: &AppState) -> NaiveDate {
@@ -216,26 +214,26 @@ impl BookingForm {
         )?;
         let service = field(ServiceKind::parse(&request.service), "service", "业务类型")?;
         let a = &request.applicant;
-        let name = field(PersonName::parse(&a.name), "applicant.name", "申请人姓名")?;
+        let name = field(PersonName::parse(&a.name), "applicant.name", "申请人")?;
         let id_number = field(
-            IdNumber::parse(&a.id_number, today),
+            IdNumber::parse_as_of(&a.id_number, today),
             "applicant.id_number",
-            "申请人身份证号码",
+            "申请人",
         )?;
-        let phone = field(PhoneNumber::parse(&a.phone), "applicant.phone", "申请人手机号码")?;
+        let phone = field(PhoneNumber::parse(&a.phone), "applicant.phone", "申请人")?;
         let guardian = match &request.guardian {
             None => None,
             Some(g) => Some((
-                field(PersonName::parse(&g.name), "guardian.name", "监护人姓名")?,
+                field(PersonName::parse(&g.name), "guardian.name", "监护人")?,
                 field(
-                    IdNumber::parse(&g.id_number, today),
+                    IdNumber::parse_as_of(&g.id_number, today),
                     "guardian.id_number",
-                    "监护人身份证号码",
+                    "监护人",
                 )?,
                 field(
                     Relationship::parse(&g.relationship),
                     "guardian.relationship",
-                    "与申请人关系",
+                    "监护人",
                 )?,
             )),
         };

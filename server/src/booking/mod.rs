@@ -4,7 +4,7 @@ pub mod applicant;
 pub mod appointment;
 pub mod catalog;
 mod handlers;
-pub mod id_number;
+pub mod id_hash;
 pub mod schedule;
 pub mod store;
 mod sweep;
@@ -25,7 +25,7 @@ use crate::config::Settings;
 use crate::error::ApiError;
 use appointment::IllegalTransition;
 use catalog::Catalog;
-use id_number::IdHasher;
+use id_hash::IdHasher;
 use store::{NoShowPolicy, Refusal};
 
 /// `[booking]` in the configuration file, `BANZHENG_BOOKING__*` in the environment.

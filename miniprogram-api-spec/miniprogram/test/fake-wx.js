@@ -1,0 +1,103 @@
+/**
+ * A `wx` and a `WXWebAssembly` for Node that do what the mini-program runtime does, over
+ * Node's own fetch and WebAssembly, against a running Banzheng server in development mode
+ * (its WeChat simulator plays the WeChat app: login codes, subscription taps).
+ */
+const fs = require('node:fs');
+const path = require('node:path');
+const zlib = require('node:zlib');
+
+function createWx({ baseUrl, openid, acceptSubscriptions = true }) {
+  const storage = new Map();
+  const calls = { login: 0, request: 0, uploadFile: 0, requestSubscribeMessage: 0 };
+
+  async function sim(pathname, body) {
+    const res = await fetch(baseUrl + pathname, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`${pathname}: ${res.status} ${await res.text()}`);
+    return res.json();
+  }
+
+  function settle(promise, success, fail) {
+    promise.then((v) => success && success(v)).catch((e) => fail && fail({ errMsg: String(e) }));
+  }
+
+  const wx = {
+    calls,
+    getStorageSync: (key) => (storage.has(key) ? storage.get(key) : ''),
+    setStorageSync: (key, value) => storage.set(key, value),
+    login({ success, fail }) {
+      calls.login += 1;
+      settle(sim('/__sim/codes', { openid }).then(({ code }) => ({ code, errMsg: 'login:ok' })), success, fail);
+    },
+    request({ url, method = 'GET', data, header = {}, success, fail }) {
+      calls.request += 1;
+      const init = { method, headers: header };
+      if (data !== undefined && method !== 'GET') init.body = typeof data === 'string' ? data : JSON.stringify(data);
+      settle(
+        fetch(url, init).then(async (res) => {
+          const text = await res.text();
+          let body = text;
+          // wx.request parses JSON bodies itself (dataType 'json' is the default).
+          try {
+            body = JSON.parse(text);
+          } catch (e) {
+            /* not JSON: left as text */
+          }
+          return { statusCode: res.status, data: body, header: Object.fromEntries(res.headers) };
+        }),
+        success,
+        fail,
+      );
+    },
+    uploadFile({ url, filePath, name, formData = {}, header = {}, success, fail }) {
+      calls.uploadFile += 1;
+      const form = new FormData();
+      for (const [k, v] of Object.entries(formData)) form.append(k, String(v));
+      form.append(name, new Blob([fs.readFileSync(filePath)]), path.basename(filePath));
+      settle(
+        // wx.uploadFile hands back the body as a string.
+        fetch(url, { method: 'POST', headers: header, body: form }).then(async (res) => ({
+          statusCode: res.status,
+          data: await res.text(),
+        })),
+        success,
+        fail,
+      );
+    },
+    requestSubscribeMessage({ tmplIds, success, fail }) {
+      calls.requestSubscribeMessage += 1;
+      const answer = { errMsg: 'requestSubscribeMessage:ok' };
+      const taps = tmplIds.map(async (id) => {
+        answer[id] = acceptSubscriptions ? 'accept' : 'reject';
+        if (acceptSubscriptions) await sim('/__sim/subscriptions', { openid, template_id: id });
+      });
+      settle(Promise.all(taps).then(() => answer), success, fail);
+    },
+  };
+  return wx;
+}
+
+/** WXWebAssembly: instantiate takes only a path inside the code package (`.wasm` or `.wasm.br`). */
+function createWXWebAssembly(packageRoot) {
+  return {
+    instantiate(codePath, imports) {
+      if (typeof codePath !== 'string' || !codePath.startsWith('/')) {
+        return Promise.reject(new TypeError('WXWebAssembly.instantiate takes a path inside the package'));
+      }
+      let bytes = fs.readFileSync(path.join(packageRoot, codePath));
+      if (codePath.endsWith('.br')) bytes = zlib.brotliDecompressSync(bytes);
+      return WebAssembly.instantiate(bytes, imports);
+    },
+    Memory: WebAssembly.Memory,
+    Table: WebAssembly.Table,
+    Global: WebAssembly.Global,
+    Instance: WebAssembly.Instance,
+    Module: WebAssembly.Module,
+  };
+}
+
+module.exports = { createWx, createWXWebAssembly };

@@ -1,0 +1,79 @@
+//! Route registration that answers a known path with the wrong method by 405 and an `Allow`
+//! header (as HTTP requires), instead of falling through to 404.
+
+use actix_web::dev::{AppService, HttpServiceFactory};
+use actix_web::http::{header, Method};
+use actix_web::{web, FromRequest, Handler, HttpResponse, Resource, Responder};
+
+use crate::telemetry::current_request_id;
+
+/// One path and the methods it serves: `endpoint("/x").get(list).post(create)`.
+pub struct Endpoint {
+    resource: Resource,
+    allowed: Vec<Method>,
+}
+
+pub fn endpoint(path: &str) -> Endpoint {
+    Endpoint {
+        resource: web::resource(path),
+        allowed: Vec::new(),
+    }
+}
+
+impl Endpoint {
+    pub fn get<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.method(Method::GET, handler)
+    }
+
+    pub fn post<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.method(Method::POST, handler)
+    }
+
+    fn method<F, Args>(mut self, method: Method, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.resource = self
+            .resource
+            .route(web::route().method(method.clone()).to(handler));
+        self.allowed.push(method);
+        self
+    }
+}
+
+impl HttpServiceFactory for Endpoint {
+    fn register(self, config: &mut AppService) {
+        let allow = self
+            .allowed
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.resource
+            .default_service(web::to(move || {
+                let allow = allow.clone();
+                async move {
+                    HttpResponse::MethodNotAllowed()
+                        .insert_header((header::ALLOW, allow))
+                        .json(serde_json::json!({
+                            "code": "METHOD_NOT_ALLOWED",
+                            "message": "不支持该请求方法",
+                            "request_id": current_request_id(),
+                        }))
+                }
+            }))
+            .register(config)
+    }
+}
