@@ -97,7 +97,10 @@ pub enum Delivery {
 }
 
 impl Delivery {
-    pub fn parse(method: &str, address: Option<&str>) -> Result<Self, (&'static str, &'static str)> {
+    pub fn parse(
+        method: &str,
+        address: Option<&str>,
+    ) -> Result<Self, (&'static str, &'static str)> {
         match method {
             "pickup" => Ok(Delivery::Pickup),
             "ems" => {
@@ -106,9 +109,14 @@ impl Delivery {
                 if !(5..=200).contains(&length) || address.chars().any(char::is_control) {
                     return Err(("delivery.address", "邮寄地址应为5至200个字符"));
                 }
-                Ok(Delivery::Ems { address: address.to_owned() })
+                Ok(Delivery::Ems {
+                    address: address.to_owned(),
+                })
             }
-            _ => Err(("delivery.method", "领证方式应为 ems（邮寄）或 pickup（自取）")),
+            _ => Err((
+                "delivery.method",
+                "领证方式应为 ems（邮寄）或 pickup（自取）",
+            )),
         }
     }
 }
@@ -234,7 +242,10 @@ impl Appointment {
         at: DateTime<Utc>,
     ) -> Result<Appointment, IllegalTransition> {
         let to = step.target();
-        let illegal = IllegalTransition { from: self.status, to };
+        let illegal = IllegalTransition {
+            from: self.status,
+            to,
+        };
         let mut next = self.clone();
         let detail = match (self.status, step) {
             (Status::Booked, Step::Cancel | Step::NoShow | Step::CheckIn) => None,
@@ -341,9 +352,14 @@ pub(crate) mod tests {
             booked(),
             vec![
                 Step::CheckIn,
-                Step::Accept { fee_yuan: 20, delivery: ems },
+                Step::Accept {
+                    fee_yuan: 20,
+                    delivery: ems,
+                },
                 Step::StartProduction,
-                Step::Ship { ems_no: EmsNumber::parse("ea123456789cn").unwrap() },
+                Step::Ship {
+                    ems_no: EmsNumber::parse("ea123456789cn").unwrap(),
+                },
             ],
         )
         .unwrap();
@@ -352,9 +368,18 @@ pub(crate) mod tests {
         let statuses: Vec<Status> = done.history.iter().map(|h| h.status).collect();
         assert_eq!(
             statuses,
-            [Status::Booked, Status::CheckedIn, Status::Accepted, Status::InProduction, Status::Shipped]
+            [
+                Status::Booked,
+                Status::CheckedIn,
+                Status::Accepted,
+                Status::InProduction,
+                Status::Shipped
+            ]
         );
-        assert_eq!(done.history[4].detail.as_deref(), Some("EMS运单号 EA123456789CN"));
+        assert_eq!(
+            done.history[4].detail.as_deref(),
+            Some("EMS运单号 EA123456789CN")
+        );
         assert_eq!(done.history[4].actor, "staff:s1");
     }
 
@@ -364,15 +389,23 @@ pub(crate) mod tests {
             booked(),
             vec![
                 Step::CheckIn,
-                Step::Accept { fee_yuan: 40, delivery: Delivery::Pickup },
+                Step::Accept {
+                    fee_yuan: 40,
+                    delivery: Delivery::Pickup,
+                },
                 Step::StartProduction,
             ],
         )
         .unwrap();
-        let ship = Step::Ship { ems_no: EmsNumber::parse("1234567890123").unwrap() };
+        let ship = Step::Ship {
+            ems_no: EmsNumber::parse("1234567890123").unwrap(),
+        };
         assert_eq!(
             accepted.after(ship, "staff:s1", Utc::now()).unwrap_err(),
-            IllegalTransition { from: Status::InProduction, to: Status::Shipped }
+            IllegalTransition {
+                from: Status::InProduction,
+                to: Status::Shipped
+            }
         );
         let collected = walk(accepted, vec![Step::ReadyForPickup, Step::Collect]).unwrap();
         assert_eq!(collected.status, Status::Collected);
@@ -381,7 +414,12 @@ pub(crate) mod tests {
     #[test]
     fn illegal_steps_are_refused() {
         let cancelled = walk(booked(), vec![Step::Cancel]).unwrap();
-        for step in [Step::Cancel, Step::CheckIn, Step::NoShow, Step::StartProduction] {
+        for step in [
+            Step::Cancel,
+            Step::CheckIn,
+            Step::NoShow,
+            Step::StartProduction,
+        ] {
             assert!(cancelled.after(step, "user", Utc::now()).is_err());
         }
         assert!(walk(booked(), vec![Step::StartProduction]).is_err());
@@ -395,7 +433,10 @@ pub(crate) mod tests {
             Delivery::parse("ems", Some("  ")).unwrap_err().0,
             "delivery.address"
         );
-        assert_eq!(Delivery::parse("drone", None).unwrap_err().0, "delivery.method");
+        assert_eq!(
+            Delivery::parse("drone", None).unwrap_err().0,
+            "delivery.method"
+        );
         assert!(EmsNumber::parse("EA12345678CN").is_none());
         assert!(EmsNumber::parse("E1123456789CN").is_none());
     }

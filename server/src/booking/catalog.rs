@@ -67,7 +67,9 @@ impl ServiceKind {
 
     pub fn materials(self) -> Vec<&'static str> {
         match self {
-            ServiceKind::ExpiryRenewal => vec!["原居民身份证", PHOTO_RECEIPT, "户口簿（个别情况需核对）"],
+            ServiceKind::ExpiryRenewal => {
+                vec!["原居民身份证", PHOTO_RECEIPT, "户口簿（个别情况需核对）"]
+            }
             ServiceKind::DamageReplacement => vec!["损坏的原居民身份证", PHOTO_RECEIPT],
             ServiceKind::LossReplacement => vec![
                 "户口簿或其他有效身份证件（驾驶证、护照）",
@@ -109,7 +111,12 @@ impl<'de> Deserialize<'de> for Period {
         let parse = |t: &str| NaiveTime::parse_from_str(t.trim(), "%H:%M");
         let period = text
             .split_once('-')
-            .and_then(|(a, b)| Some(Period { start: parse(a).ok()?, end: parse(b).ok()? }))
+            .and_then(|(a, b)| {
+                Some(Period {
+                    start: parse(a).ok()?,
+                    end: parse(b).ok()?,
+                })
+            })
             .filter(|p| p.start < p.end);
         period.ok_or_else(|| {
             serde::de::Error::custom(format!("`{text}` is not a period like 09:00-12:00"))
@@ -119,7 +126,12 @@ impl<'de> Deserialize<'de> for Period {
 
 impl std::fmt::Display for Period {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}", self.start.format("%H:%M"), self.end.format("%H:%M"))
+        write!(
+            f,
+            "{}-{}",
+            self.start.format("%H:%M"),
+            self.end.format("%H:%M")
+        )
     }
 }
 
@@ -205,7 +217,10 @@ impl Hall {
         };
         let mut hours = format!("周一至周五 {}", join(&self.schedule.weekdays));
         if !self.schedule.saturday_family.is_empty() {
-            hours += &format!("；周六 {}（家庭专场）", join(&self.schedule.saturday_family));
+            hours += &format!(
+                "；周六 {}（家庭专场）",
+                join(&self.schedule.saturday_family)
+            );
         }
         hours + "；法定节假日休息"
     }
@@ -389,10 +404,21 @@ services = ["expiry_renewal"]
         assert_eq!(hall.schedule.weekdays[0].to_string(), "08:30-12:00");
         assert!(hall.schedule.saturday_family.is_empty());
 
-        std::fs::write(&path, "[defaults]\n[[halls]]\nid = \"Bad-Id\"\nname = \"x\"\ntown = \"y\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[defaults]\n[[halls]]\nid = \"Bad-Id\"\nname = \"x\"\ntown = \"y\"\n",
+        )
+        .unwrap();
         let err = Catalog::load(Some(&path), None, 6).unwrap_err().to_string();
-        assert!(err.contains("Bad-Id") && err.contains("halls.toml"), "{err}");
-        std::fs::write(&path, "halls = []\n[defaults]\nweekdays = [\"12:00-09:00\"]\n").unwrap();
+        assert!(
+            err.contains("Bad-Id") && err.contains("halls.toml"),
+            "{err}"
+        );
+        std::fs::write(
+            &path,
+            "halls = []\n[defaults]\nweekdays = [\"12:00-09:00\"]\n",
+        )
+        .unwrap();
         let err = Catalog::load(Some(&path), None, 6).unwrap_err().to_string();
         assert!(err.contains("12:00-09:00"), "{err}");
     }

@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 
 use super::applicant::{PhoneNumber, Relationship};
 use super::appointment::{
-    Applicant, Appointment, AppointmentCode, Delivery, EmsNumber, Guardian, HistoryEntry,
-    Status, Step,
+    Applicant, Appointment, AppointmentCode, Delivery, EmsNumber, Guardian, HistoryEntry, Status,
+    Step,
 };
 use super::catalog::ServiceKind;
 use super::schedule::{find_slot, slots_on, ClosedReason, Slot, SlotId, Window};
@@ -18,9 +18,9 @@ use super::store::{BookOutcome, IdempotencyKey, NewBooking};
 use crate::admin::{AdminUser, Role};
 use crate::auth::AuthUser;
 use crate::clock::china;
-use crate::routing::endpoint;
 use crate::error::ApiError;
 use crate::person::{IdNumber, PersonName};
+use crate::routing::endpoint;
 use crate::startup::AppState;
 use crate::telemetry::mask;
 
@@ -240,8 +240,8 @@ impl BookingForm {
         let photo_receipt_no = match request.photo_receipt_no.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(no) => {
-                let valid = (6..=32).contains(&no.len())
-                    && no.bytes().all(|b| b.is_ascii_alphanumeric());
+                let valid =
+                    (6..=32).contains(&no.len()) && no.bytes().all(|b| b.is_ascii_alphanumeric());
                 if !valid {
                     return Err(ApiError::invalid(
                         "photo_receipt_no",
@@ -288,17 +288,20 @@ impl BookingForm {
                 "guardian.id_number",
                 "监护人身份证号码：监护人不能是申请人本人",
             )),
-            Some((_, guardian_id, _)) if guardian_id.age_on(slot.id.date) < 18 => {
-                Err(ApiError::invalid(
-                    "guardian.id_number",
-                    "监护人身份证号码：监护人须年满18周岁",
-                ))
-            }
+            Some((_, guardian_id, _)) if guardian_id.age_on(slot.id.date) < 18 => Err(
+                ApiError::invalid("guardian.id_number", "监护人身份证号码：监护人须年满18周岁"),
+            ),
             _ => Ok(()),
         }
     }
 
-    fn appointment(&self, state: &AppState, user_id: &str, slot: &Slot, now: DateTime<Utc>) -> Appointment {
+    fn appointment(
+        &self,
+        state: &AppState,
+        user_id: &str,
+        slot: &Slot,
+        now: DateTime<Utc>,
+    ) -> Appointment {
         let hasher = &state.booking.hasher;
         Appointment {
             id: uuid::Uuid::new_v4().simple().to_string(),
@@ -314,11 +317,14 @@ impl BookingForm {
                 id_number: self.id_number.masked(),
                 phone: self.phone.clone(),
             },
-            guardian: self.guardian.as_ref().map(|(name, id, relationship)| Guardian {
-                name: name.clone(),
-                id_number: id.masked(),
-                relationship: *relationship,
-            }),
+            guardian: self
+                .guardian
+                .as_ref()
+                .map(|(name, id, relationship)| Guardian {
+                    name: name.clone(),
+                    id_number: id.masked(),
+                    relationship: *relationship,
+                }),
             id_hash: hasher.hash(&self.id_number),
             photo_receipt_no: self.photo_receipt_no.clone(),
             status: Status::Booked,
@@ -354,7 +360,9 @@ fn bookable_slot(state: &AppState, form: &BookingForm) -> Result<Slot, ApiError>
         return Err(slot_unavailable("该大厅不办理此业务"));
     }
     if !window(state).contains(form.slot_id.date) {
-        return Err(slot_unavailable(ClosedReason::OutsideBookingWindow.message()));
+        return Err(slot_unavailable(
+            ClosedReason::OutsideBookingWindow.message(),
+        ));
     }
     find_slot(catalog, &form.slot_id).ok_or_else(|| slot_unavailable("预约时段不存在"))
 }
@@ -374,7 +382,10 @@ fn idempotency_key(
         .ok()
         .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
         .ok_or_else(|| {
-            ApiError::invalid(IDEMPOTENCY_HEADER, "Idempotency-Key 应为1至255个可见ASCII字符")
+            ApiError::invalid(
+                IDEMPOTENCY_HEADER,
+                "Idempotency-Key 应为1至255个可见ASCII字符",
+            )
         })?;
     let canonical = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Some(IdempotencyKey {
@@ -441,7 +452,9 @@ async fn book(
             BookOutcome::CodeTaken => continue,
         }
     }
-    Err(ApiError::Internal("no free appointment code after 5 tries".into()))
+    Err(ApiError::Internal(
+        "no free appointment code after 5 tries".into(),
+    ))
 }
 
 async fn my_appointments(
@@ -484,7 +497,11 @@ async fn commit(
     now: DateTime<Utc>,
 ) -> Result<Appointment, ApiError> {
     let policy = state.booking.settings.no_show_policy();
-    if state.store.transition(before.status, &next, policy, now).await? {
+    if state
+        .store
+        .transition(before.status, &next, policy, now)
+        .await?
+    {
         tracing::info!(appointment = %next.id, from = before.status.as_str(), to = next.status.as_str(), "appointment status changed");
         Ok(next)
     } else {
@@ -583,7 +600,11 @@ impl ProgressRequest {
                 if fee_yuan > service.fee_yuan() {
                     return Err(ApiError::invalid(
                         "fee_yuan",
-                        format!("收费：不能高于{}的标准收费{}元", service.name(), service.fee_yuan()),
+                        format!(
+                            "收费：不能高于{}的标准收费{}元",
+                            service.name(),
+                            service.fee_yuan()
+                        ),
                     ));
                 }
                 Step::Accept { fee_yuan, delivery }

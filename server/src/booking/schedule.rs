@@ -132,7 +132,11 @@ impl Window {
 }
 
 /// The slots of `hall` on `date`, or why there are none. Pure: same inputs, same slots.
-pub fn slots_on(catalog: &Catalog, hall: &Hall, date: NaiveDate) -> Result<Vec<Slot>, ClosedReason> {
+pub fn slots_on(
+    catalog: &Catalog,
+    hall: &Hall,
+    date: NaiveDate,
+) -> Result<Vec<Slot>, ClosedReason> {
     if catalog.holidays.contains(&date) {
         return Err(ClosedReason::PublicHoliday);
     }
@@ -155,7 +159,11 @@ pub fn slots_on(catalog: &Catalog, hall: &Hall, date: NaiveDate) -> Result<Vec<S
                 break;
             }
             slots.push(Slot {
-                id: SlotId { hall: hall.id.clone(), date, start },
+                id: SlotId {
+                    hall: hall.id.clone(),
+                    date,
+                    start,
+                },
                 end,
                 capacity: hall.capacity,
                 family_only,
@@ -202,7 +210,10 @@ mod tests {
         assert_eq!(starts[5], "1130");
         assert_eq!(starts[6], "1400");
         assert_eq!(starts.last().unwrap(), "1700");
-        assert_eq!(slots.last().unwrap().end, NaiveTime::from_hms_opt(17, 30, 0).unwrap());
+        assert_eq!(
+            slots.last().unwrap().end,
+            NaiveTime::from_hms_opt(17, 30, 0).unwrap()
+        );
         assert!(slots.iter().all(|s| !s.family_only && s.capacity == 6));
         assert_eq!(
             slots[0].starts_at().to_rfc3339(),
@@ -244,10 +255,25 @@ mod tests {
         let id = SlotId::parse("dongcheng-20261126-0930").unwrap();
         assert_eq!(id.to_string(), "dongcheng-20261126-0930");
         assert!(find_slot(&catalog, &id).is_some());
-        for missing in ["dongcheng-20261126-0945", "dongcheng-20261126-1230", "nowhere-20261126-0930", "dongcheng-20261129-0930"] {
-            assert!(find_slot(&catalog, &SlotId::parse(missing).unwrap()).is_none(), "{missing}");
+        for missing in [
+            "dongcheng-20261126-0945",
+            "dongcheng-20261126-1230",
+            "nowhere-20261126-0930",
+            "dongcheng-20261129-0930",
+        ] {
+            assert!(
+                find_slot(&catalog, &SlotId::parse(missing).unwrap()).is_none(),
+                "{missing}"
+            );
         }
-        for bad in ["", "dongcheng", "dongcheng-2026112-0930", "dongcheng-20261132-0930", "-20261126-0930", "dongcheng-20261126-2500"] {
+        for bad in [
+            "",
+            "dongcheng",
+            "dongcheng-2026112-0930",
+            "dongcheng-20261132-0930",
+            "-20261126-0930",
+            "dongcheng-20261126-2500",
+        ] {
             assert!(SlotId::parse(bad).is_none(), "{bad}");
         }
     }

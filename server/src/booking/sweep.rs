@@ -29,7 +29,11 @@ pub async fn settle_no_shows(state: &AppState, now: DateTime<Utc>) -> Result<usi
                 continue;
             };
             // Another instance may have marked it (or staff checked it in) meanwhile.
-            if state.store.transition(Status::Booked, &next, policy, now).await? {
+            if state
+                .store
+                .transition(Status::Booked, &next, policy, now)
+                .await?
+            {
                 progressed = true;
                 marked += 1;
                 tracing::info!(

@@ -44,7 +44,9 @@ pub enum Refusal {
     /// The user already holds the maximum of active appointments.
     TooManyActive,
     /// The applicant missed too many appointments recently.
-    Banned { until: DateTime<Utc> },
+    Banned {
+        until: DateTime<Utc>,
+    },
 }
 
 impl Refusal {
@@ -64,7 +66,9 @@ impl Refusal {
             "ALREADY_BOOKED" => Refusal::AlreadyBooked,
             "TOO_MANY_ACTIVE" => Refusal::TooManyActive,
             other => Refusal::Banned {
-                until: DateTime::from_timestamp_millis(other.strip_prefix("BANNED:")?.parse().ok()?)?,
+                until: DateTime::from_timestamp_millis(
+                    other.strip_prefix("BANNED:")?.parse().ok()?,
+                )?,
             },
         })
     }
@@ -82,7 +86,7 @@ fn decode_outcome(outcome: &str) -> Result<Result<String, Refusal>, StoreError> 
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BookOutcome {
-    Booked(Appointment),
+    Booked(Box<Appointment>),
     Refused(Refusal),
     /// The same key came with the same request before: the id it booked, or its refusal.
     Replayed(Result<String, Refusal>),

@@ -42,8 +42,8 @@ local function answer(kind, outcome)
   end
   return {kind, outcome}
 end
-local until = tonumber(redis.call('GET', ban) or '0')
-if until > now then return answer('REFUSED', 'BANNED:' .. until) end
+local banned_until = tonumber(redis.call('GET', ban) or '0')
+if banned_until > now then return answer('REFUSED', 'BANNED:' .. banned_until) end
 if redis.call('EXISTS', person) == 1 then return answer('REFUSED', 'ALREADY_BOOKED') end
 if redis.call('SCARD', user_active) >= max_active then return answer('REFUSED', 'TOO_MANY_ACTIVE') end
 if tonumber(redis.call('HGET', seats, seat) or '0') >= capacity then
@@ -83,9 +83,9 @@ if to == 'no_show' then
   redis.call('ZREMRANGEBYSCORE', no_shows, '-inf', now - window)
   redis.call('PEXPIRE', no_shows, window)
   if redis.call('ZCARD', no_shows) >= limit then
-    local until = now + ban_ms
-    if until > tonumber(redis.call('GET', ban) or '0') then
-      redis.call('SET', ban, until, 'PX', ban_ms)
+    local banned_until = now + ban_ms
+    if banned_until > tonumber(redis.call('GET', ban) or '0') then
+      redis.call('SET', ban, banned_until, 'PX', ban_ms)
     end
   end
 end
@@ -179,13 +179,16 @@ impl BookingStore for RedisStore {
         let reply: Vec<String> = invocation.invoke_async(&mut self.conn()).await?;
         let unexpected = || StoreError::Backend(format!("unexpected booking reply {reply:?}"));
         Ok(match reply.first().map(String::as_str) {
-            Some("BOOKED") => BookOutcome::Booked(a.clone()),
+            Some("BOOKED") => BookOutcome::Booked(Box::new(a.clone())),
             Some("REFUSED") => BookOutcome::Refused(
-                reply.get(1).and_then(|r| Refusal::decode(r)).ok_or_else(unexpected)?,
+                reply
+                    .get(1)
+                    .and_then(|r| Refusal::decode(r))
+                    .ok_or_else(unexpected)?,
             ),
-            Some("REPLAY") => BookOutcome::Replayed(decode_outcome(
-                reply.get(1).ok_or_else(unexpected)?,
-            )?),
+            Some("REPLAY") => {
+                BookOutcome::Replayed(decode_outcome(reply.get(1).ok_or_else(unexpected)?)?)
+            }
             Some("MISMATCH") => BookOutcome::IdempotencyMismatch,
             Some("CODE_TAKEN") => BookOutcome::CodeTaken,
             _ => return Err(unexpected()),

@@ -122,12 +122,18 @@ fn book(tx: &Transaction, booking: &NewBooking) -> Result<BookOutcome, StoreErro
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (user_id, key) DO UPDATE SET body_hash = excluded.body_hash,
                outcome = excluded.outcome, expires_at = excluded.expires_at",
-            params![a.user_id, idem.key, idem.body_hash, outcome, now + ms(idem.ttl)],
+            params![
+                a.user_id,
+                idem.key,
+                idem.body_hash,
+                outcome,
+                now + ms(idem.ttl)
+            ],
         )?;
     }
     Ok(match refusal {
         Some(refusal) => BookOutcome::Refused(refusal),
-        None => BookOutcome::Booked(a.clone()),
+        None => BookOutcome::Booked(Box::new(a.clone())),
     })
 }
 
