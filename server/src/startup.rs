@@ -18,7 +18,7 @@ use crate::error::{json_error_handler, path_error_handler, query_error_handler, 
 use crate::metrics::{metrics_middleware, Metrics};
 use crate::store::{self, Store};
 use crate::web as web_client;
-use crate::{admin, auth, health, telemetry};
+use crate::{admin, auth, health, receipts, telemetry};
 
 /// Everything a request handler may need, built once per process.
 pub struct AppState {
@@ -69,6 +69,7 @@ pub fn build_app(
         .configure(auth::routes)
         .configure(admin::routes)
         .configure(booking::routes)
+        .configure(receipts::routes)
         .configure(|cfg| {
             if development {
                 web_client::routes(cfg, pkg_dir)

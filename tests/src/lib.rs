@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod booking;
+pub mod receipts;
 pub mod redis_server;
 
 use std::sync::Arc;

@@ -12,10 +12,13 @@ use crate::admin::AdminStore;
 use crate::auth::UserStore;
 use crate::booking::BookingStore;
 use crate::config::Settings;
+use crate::receipts::ReceiptStore;
 
+pub mod blob;
 mod redis;
 mod sqlite;
 
+pub use self::blob::BlobStore;
 pub use self::redis::RedisStore;
 pub use self::sqlite::SqliteStore;
 
@@ -61,8 +64,11 @@ pub trait KvStore: Send + Sync {
 }
 
 /// Everything the server stores. Each capability adds its own trait here.
-pub trait Store: KvStore + UserStore + AdminStore + BookingStore {}
-impl<T: KvStore + UserStore + AdminStore + BookingStore> Store for T {}
+pub trait Store:
+    KvStore + BlobStore + UserStore + AdminStore + BookingStore + ReceiptStore
+{
+}
+impl<T: KvStore + BlobStore + UserStore + AdminStore + BookingStore + ReceiptStore> Store for T {}
 
 /// A lock with expiry, so a crashed holder cannot keep it forever.
 pub struct Lock<'a> {
