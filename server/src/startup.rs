@@ -11,6 +11,7 @@ use actix_web::{web, App, HttpServer};
 use tracing_actix_web::TracingLogger;
 
 use crate::auth::token::Tokens;
+use crate::booking::{self, Booking};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::{json_error_handler, path_error_handler, query_error_handler, ApiError};
@@ -26,14 +27,17 @@ pub struct AppState {
     pub clock: Arc<Clock>,
     pub metrics: Metrics,
     pub tokens: Tokens,
+    pub booking: Booking,
 }
 
 impl AppState {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = store::open(&settings).await?;
         let tokens = Tokens::from_settings(&settings)?;
+        let booking = Booking::from_settings(&settings)?;
         Ok(AppState {
             tokens,
+            booking,
             settings,
             store,
             clock: Arc::new(Clock::default()),
@@ -64,6 +68,7 @@ pub fn build_app(
         .configure(health::routes)
         .configure(auth::routes)
         .configure(admin::routes)
+        .configure(booking::routes)
         .configure(receipts::routes)
         .configure(|cfg| {
             if development {
@@ -109,6 +114,7 @@ impl Application {
                 "Banzheng started in DEVELOPMENT mode: no WeChat app id is configured, the WeChat simulator answers instead of WeChat"
             );
         }
+        booking::spawn_no_show_sweeper(state.clone());
         let mut server = HttpServer::new(move || build_app(state.clone()))
             .listen(listener)?
             // SIGTERM stops accepting and lets in-flight requests finish for up to this long.
