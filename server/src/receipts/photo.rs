@@ -68,7 +68,7 @@ pub async fn accept(
                 report: serde_json::to_value(&report)
                     .map_err(|e| ApiError::Internal(e.to_string()))?,
                 background_whitened: normalised.background_whitened,
-                note: normalised.note,
+                note: normalised.background_note.map(|n| n.message_zh.to_owned()),
             },
         })
     })
