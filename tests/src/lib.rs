@@ -2,6 +2,8 @@
 //! find a real redis-server, and talk to the app over HTTP the way the mini-program does.
 
 pub mod admin;
+pub mod process;
+pub mod wechat;
 pub mod redis_server;
 
 use std::sync::Arc;
