@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * Banzheng API client for the mini-program: copy this folder into the mini-program and
  * `const { createClient } = require('./banzheng/api.js')`.
@@ -41,13 +42,24 @@ function idempotencyKey() {
   return key;
 }
 
+/**
+ * @param {{ baseUrl: string, wx?: WechatMiniprogram.Wx }} options
+ */
 function createClient(options) {
+  /** @type {WechatMiniprogram.Wx} */
   const wxApi = options.wx || (typeof wx !== 'undefined' ? wx : undefined);
   if (!wxApi) throw new Error('createClient needs the wx API');
   const baseUrl = options.baseUrl.replace(/\/$/, '');
   let token = wxApi.getStorageSync(TOKEN_KEY) || '';
   let loggingIn = null;
 
+  /**
+   * @param {'GET' | 'POST'} method
+   * @param {string} path
+   * @param {any} [data]
+   * @param {Record<string, string>} [header]
+   * @returns {Promise<{ status: number, body: any }>}
+   */
   function call(method, path, data, header) {
     return new Promise((resolve) => {
       wxApi.request({
@@ -98,7 +110,13 @@ function createClient(options) {
     throw new BanzhengError(res.status, res.body);
   }
 
-  /** Calls the API with the user's token; resolves to the JSON body or throws BanzhengError. */
+  /**
+   * Calls the API with the user's token; resolves to the JSON body or throws BanzhengError.
+   * @param {'GET' | 'POST'} method
+   * @param {string} path
+   * @param {any} [data]
+   * @param {Record<string, string>} [header]
+   */
   function request(method, path, data, header) {
     return authorized((t) =>
       call(method, path, data, Object.assign({ authorization: 'Bearer ' + t }, header || {})),
@@ -133,8 +151,13 @@ function createClient(options) {
     // WeChat takes at most 3 template ids per request.
     const tmplIds = wanted.map((t) => t.template_id).slice(0, 3);
     if (tmplIds.length === 0) return { accepted: [] };
+    /** @type {Record<string, string>} */
     const answer = await new Promise((resolve) => {
-      wxApi.requestSubscribeMessage({ tmplIds, success: resolve, fail: () => resolve({}) });
+      wxApi.requestSubscribeMessage({
+        tmplIds,
+        success: (res) => resolve(/** @type {any} */ (res)),
+        fail: () => resolve({}),
+      });
     });
     const accepted = tmplIds.filter((id) => answer[id] === 'accept');
     if (accepted.length === 0) return { accepted };

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * UTF-8 TextEncoder / TextDecoder for the mini-program runtime, which has neither;
  * the wasm-bindgen glue needs both to pass strings across the WebAssembly boundary.

@@ -42,6 +42,30 @@ pub struct Settings {
     /// web client under `/pkg/`.
     #[serde(default = "default_web_pkg_dir")]
     pub web_pkg_dir: PathBuf,
+    #[serde(default)]
+    pub receipts: ReceiptSettings,
+}
+
+/// Photo-receipt orders (`BANZHENG_RECEIPTS__…`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReceiptSettings {
+    /// Largest photo upload accepted; larger is 413.
+    pub max_upload_bytes: usize,
+    /// How long an approved receipt is valid (Guangzhou: 180 days).
+    pub validity_days: u32,
+    /// Orders per page of the 订单 tab.
+    pub page_size: usize,
+}
+
+impl Default for ReceiptSettings {
+    fn default() -> Self {
+        ReceiptSettings {
+            max_upload_bytes: 10 * 1024 * 1024,
+            validity_days: 180,
+            page_size: 20,
+        }
+    }
 }
 
 /// `[login]`: the mini-program login endpoint.
@@ -140,6 +164,12 @@ impl Settings {
                 "BANZHENG_BIND (bind): `{}` is not an address like 127.0.0.1:8080",
                 self.bind
             )));
+        }
+        if self.receipts.page_size == 0 || self.receipts.validity_days == 0 {
+            return Err(ConfigError::Invalid(
+                "BANZHENG_RECEIPTS__PAGE_SIZE and BANZHENG_RECEIPTS__VALIDITY_DAYS must be at least 1"
+                    .into(),
+            ));
         }
         if self.is_production() {
             if self.jwt_secret.is_none() {

@@ -19,7 +19,7 @@ use crate::store::{self, Store};
 use crate::web as web_client;
 use crate::wechat::simulator::{self, Simulator};
 use crate::wechat::{self, WeChatClient};
-use crate::{admin, auth, health, telemetry};
+use crate::{admin, auth, health, receipts, telemetry};
 
 /// Everything a request handler may need, built once per process.
 pub struct AppState {
@@ -76,6 +76,7 @@ pub fn build_app(
         .configure(health::routes)
         .configure(auth::routes)
         .configure(admin::routes)
+        .configure(receipts::routes)
         .configure(|cfg| {
             if development {
                 web_client::routes(cfg, pkg_dir)

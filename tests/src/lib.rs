@@ -3,8 +3,9 @@
 
 pub mod admin;
 pub mod process;
-pub mod wechat;
+pub mod receipts;
 pub mod redis_server;
+pub mod wechat;
 
 use std::sync::Arc;
 

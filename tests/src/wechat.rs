@@ -38,13 +38,24 @@ impl SimControl {
 
     async fn ok(&self, path: &str, body: Value) -> Value {
         let response = self.post(path, body).await;
-        assert!(response.status().is_success(), "sim {path}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "sim {path}: {}",
+            response.status()
+        );
         response.json().await.unwrap_or(Value::Null)
     }
 
     async fn get(&self, path: &str) -> Value {
         let url = format!("{}/__sim/{path}", self.address);
-        self.client.get(url).send().await.unwrap().json().await.unwrap()
+        self.client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     /// A fresh `wx.login()` code for `openid`.
@@ -96,7 +107,8 @@ impl SimControl {
 
     /// Moves the simulator's clock (and, when mounted in an app, the app's clock) forward.
     pub async fn advance_clock(&self, seconds: i64) {
-        self.ok("clock", json!({ "advance_seconds": seconds })).await;
+        self.ok("clock", json!({ "advance_seconds": seconds }))
+            .await;
     }
 }
 

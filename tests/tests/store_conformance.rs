@@ -177,7 +177,76 @@ fn session(openid: &str, unionid: Option<&str>, key: &str) -> WeChatSession {
     }
 }
 
+/// A save over a stale copy is refused, and a receipt number belongs to one order.
+async fn receipt_orders_save_over_their_version_with_unique_numbers(backend: Backend) {
+    use server::person::{IdNumber, PersonName};
+    use server::receipts::{Decision, OrderForm, Photo, ReceiptNo, ReceiptOrder, Region, Saved};
+
+    let s = store(backend).await;
+    let now = Utc::now();
+    let new_order = |id: &str| {
+        ReceiptOrder::new(
+            id.into(),
+            "user-1".into(),
+            OrderForm {
+                spec: "id-card".into(),
+                document_zh: "居民身份证".into(),
+                region: Region::Guangdong,
+                name: PersonName::parse("李四").unwrap(),
+                id_number: IdNumber::parse("441900199003070024").unwrap(),
+            },
+            Photo {
+                attempt: 1,
+                report: serde_json::json!({}),
+                background_whitened: false,
+                note: Some("背景不够均匀，未自动换成白色".into()),
+            },
+            now,
+        )
+    };
+    let approve = |order: &mut ReceiptOrder, no: &ReceiptNo| {
+        order
+            .decide(
+                Decision::Approve {
+                    no: no.clone(),
+                    valid_for: chrono::Duration::days(180),
+                },
+                "reviewer-1",
+                now,
+            )
+            .unwrap()
+    };
+    let (mut a, mut b) = (new_order("a"), new_order("b"));
+    s.insert_receipt_order(&a).await.unwrap();
+    s.insert_receipt_order(&b).await.unwrap();
+    assert_eq!(s.review_queue(10).await.unwrap().len(), 2);
+
+    let no = ReceiptNo::generate(&mut rand::rng());
+    let stale = a.clone();
+    approve(&mut a, &no);
+    assert_eq!(s.save_receipt_order(&a).await.unwrap(), Saved::Saved);
+    let mut late = stale;
+    approve(&mut late, &ReceiptNo::generate(&mut rand::rng()));
+    assert_eq!(s.save_receipt_order(&late).await.unwrap(), Saved::Stale);
+
+    approve(&mut b, &no);
+    assert_eq!(s.save_receipt_order(&b).await.unwrap(), Saved::NumberTaken);
+    assert_eq!(s.receipt_order_by_no(&no).await.unwrap().unwrap().id, "a");
+    let stored_b = s.receipt_order("b").await.unwrap().unwrap();
+    assert_eq!(stored_b, new_order("b"), "a refused save changes nothing");
+    assert_eq!(
+        s.review_queue(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|o| o.id.as_str())
+            .collect::<Vec<_>>(),
+        ["b"]
+    );
+}
+
 on_both_backends!(
+    receipt_orders_save_over_their_version_with_unique_numbers,
     kv_roundtrip_and_expiry,
     set_if_absent_respects_expiry,
     delete_if_eq_only_deletes_the_expected_value,

@@ -72,16 +72,36 @@ async fn wechat_faults_give_documented_answers(backend: Backend) {
         (json!({"errcode": 45011}), 429, "WECHAT_RATE_LIMITED", 1),
         (json!({"errcode": 40226}), 403, "WECHAT_USER_BLOCKED", 1),
         (json!({"errcode": 40125}), 502, "WECHAT_UNAVAILABLE", 1),
-        (json!({"errcode": -1, "count": 2}), 502, "WECHAT_UNAVAILABLE", 2),
-        (json!({"http_status": 503, "count": 2}), 502, "WECHAT_UNAVAILABLE", 2),
+        (
+            json!({"errcode": -1, "count": 2}),
+            502,
+            "WECHAT_UNAVAILABLE",
+            2,
+        ),
+        (
+            json!({"http_status": 503, "count": 2}),
+            502,
+            "WECHAT_UNAVAILABLE",
+            2,
+        ),
         (
             json!({"http_status": 500, "errcode": -1, "count": 2}),
             502,
             "WECHAT_UNAVAILABLE",
             2,
         ),
-        (json!({"body": "<html>busy", "count": 2}), 502, "WECHAT_UNAVAILABLE", 2),
-        (json!({"delay_ms": 1500, "count": 2}), 502, "WECHAT_UNAVAILABLE", 2),
+        (
+            json!({"body": "<html>busy", "count": 2}),
+            502,
+            "WECHAT_UNAVAILABLE",
+            2,
+        ),
+        (
+            json!({"delay_ms": 1500, "count": 2}),
+            502,
+            "WECHAT_UNAVAILABLE",
+            2,
+        ),
     ];
     for (fault, status, code, calls) in cases {
         let before = sim.calls("sns/jscode2session").await;
@@ -169,7 +189,12 @@ async fn login_is_rate_limited_per_client(backend: Backend) {
     )
     .await;
     for _ in 0..3 {
-        assert_error(app.login_with_code("nope").await, 401, "WECHAT_CODE_INVALID").await;
+        assert_error(
+            app.login_with_code("nope").await,
+            401,
+            "WECHAT_CODE_INVALID",
+        )
+        .await;
     }
     let before = app.sim().calls("sns/jscode2session").await;
     let code = app.sim().mint_code("o-erin").await;
@@ -193,7 +218,10 @@ async fn production_mode_has_no_simulator(backend: Backend) {
         &[
             ("BANZHENG_WECHAT_APPID", server::wechat::simulator::APPID),
             ("BANZHENG_WECHAT_SECRET", server::wechat::simulator::SECRET),
-            ("BANZHENG_JWT_SECRET", "a-production-secret-of-enough-length"),
+            (
+                "BANZHENG_JWT_SECRET",
+                "a-production-secret-of-enough-length",
+            ),
             ("BANZHENG_WECHAT_API_BASE", &base),
         ],
     )
@@ -205,7 +233,11 @@ async fn production_mode_has_no_simulator(backend: Backend) {
     ] {
         assert_error(app.get(path).await, 404, "NOT_FOUND").await;
     }
-    for path in ["/__sim/codes", "/__sim/clock", "/__wechat/cgi-bin/stable_token"] {
+    for path in [
+        "/__sim/codes",
+        "/__sim/clock",
+        "/__wechat/cgi-bin/stable_token",
+    ] {
         assert_error(app.post_json(path, &json!({})).await, 404, "NOT_FOUND").await;
     }
     let code = SimControl::of(&wechat).mint_code("o-frank").await;
@@ -243,7 +275,10 @@ async fn sigterm_lets_an_inflight_login_finish() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     server.signal("TERM");
-    let response = login.await.unwrap().expect("the in-flight login is answered");
+    let response = login
+        .await
+        .unwrap()
+        .expect("the in-flight login is answered");
     assert_eq!(response.status(), 200);
     assert!(json(response).await["token"].is_string());
     assert_eq!(server.wait().await, Some(0), "clean exit");

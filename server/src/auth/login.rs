@@ -61,14 +61,16 @@ pub async fn login(
 /// Counts every attempt per client address; over the limit is 429 until the window ends.
 async fn limit_rate(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     let limits = &state.settings.login;
-    let info = req.connection_info();
-    let client = if limits.trust_forwarded_for {
-        info.realip_remote_addr()
-    } else {
-        info.peer_addr()
-    }
-    .unwrap_or("unknown")
-    .to_owned();
+    let client = {
+        let info = req.connection_info();
+        if limits.trust_forwarded_for {
+            info.realip_remote_addr()
+        } else {
+            info.peer_addr()
+        }
+        .unwrap_or("unknown")
+        .to_owned()
+    };
     let window = Duration::from_secs(limits.rate_window_secs.max(1));
     let attempts = state
         .store

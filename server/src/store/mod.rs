@@ -11,10 +11,13 @@ use async_trait::async_trait;
 use crate::admin::AdminStore;
 use crate::auth::UserStore;
 use crate::config::Settings;
+use crate::receipts::ReceiptStore;
 
+pub mod blob;
 mod redis;
 mod sqlite;
 
+pub use self::blob::BlobStore;
 pub use self::redis::RedisStore;
 pub use self::sqlite::SqliteStore;
 
@@ -60,8 +63,8 @@ pub trait KvStore: Send + Sync {
 }
 
 /// Everything the server stores. Each capability adds its own trait here.
-pub trait Store: KvStore + UserStore + AdminStore {}
-impl<T: KvStore + UserStore + AdminStore> Store for T {}
+pub trait Store: KvStore + BlobStore + UserStore + AdminStore + ReceiptStore {}
+impl<T: KvStore + BlobStore + UserStore + AdminStore + ReceiptStore> Store for T {}
 
 /// A lock with expiry, so a crashed holder cannot keep it forever.
 pub struct Lock<'a> {

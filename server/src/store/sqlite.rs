@@ -1,7 +1,7 @@
 //! The embedded backend: one SQLite file in WAL mode. Writes go through one connection (SQLite
 //! has one writer anyway, and a mutex is cheaper than busy retries); reads use a few more.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,6 +15,7 @@ use super::{KvStore, StoreError};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_foundation.sql")),
     (2, include_str!("../../migrations/0002_admins.sql")),
+    (5, include_str!("../../migrations/0005_receipts.sql")),
 ];
 
 const READERS: usize = 4;
@@ -24,6 +25,8 @@ pub struct SqliteStore {
     writer: Arc<Mutex<Connection>>,
     readers: Arc<[Mutex<Connection>]>,
     next_reader: Arc<AtomicUsize>,
+    /// Photos and other blobs: files beside the database.
+    pub(super) blobs: PathBuf,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -71,6 +74,7 @@ impl SqliteStore {
             writer: Arc::new(Mutex::new(writer)),
             readers: readers.into(),
             next_reader: Arc::new(AtomicUsize::new(0)),
+            blobs: super::blob::blob_dir(path),
         })
     }
 
@@ -120,12 +124,13 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
     )?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
-    let current: i64 = tx.query_row(
-        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-        [],
-        |r| r.get(0),
-    )?;
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+    // Each capability has its own reserved numbers and they land in any order, so apply every
+    // missing version rather than only those above the highest applied.
+    let applied: Vec<i64> = tx
+        .prepare("SELECT version FROM schema_migrations")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| !applied.contains(v)) {
         tx.execute_batch(sql)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",

@@ -135,14 +135,15 @@ impl WeChatClient {
     /// `cgi-bin/stable_token`. `force_refresh` invalidates the current token for every
     /// caller and is limited by WeChat (20 a day, 30 s apart): the caller decides.
     pub async fn stable_token(&self, force_refresh: bool) -> Result<AccessToken, WeChatError> {
-        let request = self.http.post(self.url("cgi-bin/stable_token")).json(
-            &serde_json::json!({
+        let request = self
+            .http
+            .post(self.url("cgi-bin/stable_token"))
+            .json(&serde_json::json!({
                 "grant_type": "client_credential",
                 "appid": self.appid,
                 "secret": self.secret.expose_secret(),
                 "force_refresh": force_refresh,
-            }),
-        );
+            }));
         let body = call(request).await?;
         serde_json::from_value::<AccessToken>(body)
             .ok()
@@ -178,7 +179,10 @@ async fn call(request: reqwest::RequestBuilder) -> Result<Value, WeChatError> {
         .await
         .map_err(|e| WeChatError::Transport(e.without_url().to_string()))?;
     let body: Option<Value> = serde_json::from_str(&text).ok();
-    let errcode = body.as_ref().and_then(|b| b.get("errcode")).and_then(lenient_int);
+    let errcode = body
+        .as_ref()
+        .and_then(|b| b.get("errcode"))
+        .and_then(lenient_int);
     match (errcode, body) {
         (Some(errcode), Some(body)) if errcode != 0 => Err(WeChatError::Api {
             errcode,

@@ -19,7 +19,10 @@ pub fn client_from_settings(settings: &Settings) -> anyhow::Result<WeChatClient>
     let timeout = Duration::from_millis(settings.wechat_timeout_ms);
     match (&settings.wechat_appid, &settings.wechat_secret) {
         (Some(appid), Some(secret)) => WeChatClient::new(
-            settings.wechat_api_base.as_deref().unwrap_or(WECHAT_API_BASE),
+            settings
+                .wechat_api_base
+                .as_deref()
+                .unwrap_or(WECHAT_API_BASE),
             appid,
             secret.clone(),
             timeout,

@@ -163,7 +163,10 @@ impl Simulator {
     }
 
     fn jscode2session(&self, q: &HashMap<String, String>) -> Result<Value, i64> {
-        self.check_app(q.get("appid").map(String::as_str), q.get("secret").map(String::as_str))?;
+        self.check_app(
+            q.get("appid").map(String::as_str),
+            q.get("secret").map(String::as_str),
+        )?;
         if q.get("grant_type").map(String::as_str) != Some("authorization_code") {
             return Err(40002);
         }
@@ -204,7 +207,10 @@ impl Simulator {
 
     /// `cgi-bin/token`: every call issues a new token; the previous one lives 5 more minutes.
     fn classic_token(&self, q: &HashMap<String, String>) -> Result<Value, i64> {
-        self.check_app(q.get("appid").map(String::as_str), q.get("secret").map(String::as_str))?;
+        self.check_app(
+            q.get("appid").map(String::as_str),
+            q.get("secret").map(String::as_str),
+        )?;
         if q.get("grant_type").map(String::as_str) != Some("client_credential") {
             return Err(40002);
         }
@@ -242,12 +248,9 @@ impl Simulator {
                 state.tokens.remove(&old);
             }
         }
-        let current = state
-            .stable
-            .clone()
-            .filter(|(token, expires)| {
-                state.tokens.contains_key(token) && *expires - now > Span::seconds(TOKEN_OVERLAP)
-            });
+        let current = state.stable.clone().filter(|(token, expires)| {
+            state.tokens.contains_key(token) && *expires - now > Span::seconds(TOKEN_OVERLAP)
+        });
         let (token, expires) = match current {
             Some(current) => current,
             None => {
@@ -283,7 +286,10 @@ impl Simulator {
             .and_then(Value::as_object)
             .ok_or((47003, "data".into()))?;
         for (key, value) in data {
-            let value = value.get("value").and_then(Value::as_str).unwrap_or_default();
+            let value = value
+                .get("value")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             if !keywords.contains(key) || !acceptable(key, value) {
                 return Err((47003, format!("data.{key}.value invalid")));
             }
@@ -379,7 +385,8 @@ fn wechat_error_with(status: StatusCode, errcode: i64, detail: &str) -> HttpResp
     } else {
         format!("{} {detail}", errmsg(errcode))
     };
-    HttpResponse::build(status).json(json!({"errcode": errcode, "errmsg": format!("{text} rid: {rid}")}))
+    HttpResponse::build(status)
+        .json(json!({"errcode": errcode, "errmsg": format!("{text} rid: {rid}")}))
 }
 
 /// Applies the fault queued for this call, if any: `Some` is the answer to give instead.

@@ -1,0 +1,648 @@
+//! A photo-receipt order and the only ways it may change: submitted → approved (a receipt
+//! number that expires) or rejected (reasons) → resubmitted …; an approved receipt is held by
+//! one booking and used at its check-in. Each change is a pure function here; the store saves
+//! the result only if nobody changed the order in between.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::number::ReceiptNo;
+use crate::person::{IdNumber, PersonName};
+
+/// Where the receipt will be used. A receipt is issued by a province's photo centre and is
+/// accepted by that province's windows only (a Guangdong receipt is not valid in Hunan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Region {
+    Guangdong,
+    Jiangxi,
+    Hainan,
+    Hunan,
+    Guizhou,
+    Qinghai,
+}
+
+const REGIONS: [Region; 6] = [
+    Region::Guangdong,
+    Region::Jiangxi,
+    Region::Hainan,
+    Region::Hunan,
+    Region::Guizhou,
+    Region::Qinghai,
+];
+
+impl Region {
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Region::Guangdong => "广东省",
+            Region::Jiangxi => "江西省",
+            Region::Hainan => "海南省",
+            Region::Hunan => "湖南省",
+            Region::Guizhou => "贵州省",
+            Region::Qinghai => "青海省",
+        }
+    }
+
+    fn code(self) -> &'static str {
+        match self {
+            Region::Guangdong => "guangdong",
+            Region::Jiangxi => "jiangxi",
+            Region::Hainan => "hainan",
+            Region::Hunan => "hunan",
+            Region::Guizhou => "guizhou",
+            Region::Qinghai => "qinghai",
+        }
+    }
+
+    /// `guangdong`, `广东`, `广东省` or a place in it such as `广东省东莞市`.
+    pub fn parse(input: &str) -> Option<Region> {
+        let text = input.trim();
+        REGIONS.into_iter().find(|r| {
+            let short = r.name_zh().trim_end_matches('省');
+            text.eq_ignore_ascii_case(r.code()) || text.starts_with(short)
+        })
+    }
+
+    /// Which documents the region's windows take online receipts for: ID cards in every
+    /// province listed; social security cards, driving licences and exit-entry documents in
+    /// Guangdong only (booking-domain.md §3.2).
+    pub fn accepts(self, spec_id: &str) -> bool {
+        spec_id == "id-card" || self == Region::Guangdong
+    }
+}
+
+/// Why a reviewer refused a photo: a fixed list, so the phone can explain each one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    HairCoversBrowsOrEars,
+    Accessories,
+    ShadowOrGlare,
+    BeautyFilter,
+    MirroredSelfie,
+    WhiteTop,
+    Blurred,
+    HeadTilted,
+    HeadSize,
+    HeadOffCentre,
+    Expression,
+    Background,
+    PhotoOfPhoto,
+    Other,
+}
+
+pub const REJECT_REASONS: [RejectReason; 14] = [
+    RejectReason::HairCoversBrowsOrEars,
+    RejectReason::Accessories,
+    RejectReason::ShadowOrGlare,
+    RejectReason::BeautyFilter,
+    RejectReason::MirroredSelfie,
+    RejectReason::WhiteTop,
+    RejectReason::Blurred,
+    RejectReason::HeadTilted,
+    RejectReason::HeadSize,
+    RejectReason::HeadOffCentre,
+    RejectReason::Expression,
+    RejectReason::Background,
+    RejectReason::PhotoOfPhoto,
+    RejectReason::Other,
+];
+
+impl RejectReason {
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            RejectReason::HairCoversBrowsOrEars => "发丝遮挡眉毛或耳朵",
+            RejectReason::Accessories => "佩戴饰品",
+            RejectReason::ShadowOrGlare => "面部阴影或反光",
+            RejectReason::BeautyFilter => "美颜或滤镜",
+            RejectReason::MirroredSelfie => "镜像自拍",
+            RejectReason::WhiteTop => "白色上衣",
+            RejectReason::Blurred => "模糊",
+            RejectReason::HeadTilted => "头部倾斜",
+            RejectReason::HeadSize => "头部过大或过小",
+            RejectReason::HeadOffCentre => "头部不居中",
+            RejectReason::Expression => "表情不自然或露齿",
+            RejectReason::Background => "背景不符合要求",
+            RejectReason::PhotoOfPhoto => "翻拍照片",
+            RejectReason::Other => "其他（见备注）",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<RejectReason> {
+        serde_json::from_value(serde_json::Value::String(code.to_owned())).ok()
+    }
+}
+
+/// What the 订单 tab shows. `Expired` is never stored: an approved receipt past its expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Approved,
+    Rejected,
+    Expired,
+    Used,
+}
+
+impl Status {
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Status::Pending => "待审核",
+            Status::Approved => "已通过",
+            Status::Rejected => "未通过",
+            Status::Expired => "已过期",
+            Status::Used => "已使用",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Status> {
+        [
+            Status::Pending,
+            Status::Approved,
+            Status::Rejected,
+            Status::Expired,
+            Status::Used,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text || s.label_zh() == text)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Approved => "approved",
+            Status::Rejected => "rejected",
+            Status::Expired => "expired",
+            Status::Used => "used",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Submitted,
+    Approved,
+    Rejected,
+    Resubmitted,
+    Reserved,
+    Released,
+    Used,
+}
+
+impl EventKind {
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            EventKind::Submitted => "已提交，待审核",
+            EventKind::Approved => "审核通过，回执已生成",
+            EventKind::Rejected => "审核未通过",
+            EventKind::Resubmitted => "已重新提交，待审核",
+            EventKind::Reserved => "已用于预约",
+            EventKind::Released => "预约已取消，回执可再次使用",
+            EventKind::Used => "已在窗口使用",
+        }
+    }
+}
+
+/// One step of an order's history; `by` is the reviewer for decisions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub kind: EventKind,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<RejectReason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The photo an order currently stands on: which upload, what the checker said, and what
+/// normalisation did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Photo {
+    /// 1 for the first upload, +1 per resubmission; names the blobs.
+    pub attempt: u32,
+    pub report: serde_json::Value,
+    pub background_whitened: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub no: ReceiptNo,
+    pub issued_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// The booking holding the receipt until its check-in (or cancellation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReceiptOrder {
+    pub id: String,
+    pub user_id: String,
+    pub spec: String,
+    pub document_zh: String,
+    pub region: Region,
+    pub name: PersonName,
+    pub id_number: IdNumber,
+    /// Stored status: never `Expired` (see `status_at`).
+    pub status: Status,
+    pub photo: Photo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
+    pub history: Vec<Event>,
+    pub created_at: DateTime<Utc>,
+    /// When the current photo was submitted: the review queue's order.
+    pub submitted_at: DateTime<Utc>,
+    /// Bumped by every change; the store refuses a change made from a stale copy.
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("order is not waiting for review")]
+    NotPending,
+    #[error("order was not rejected")]
+    NotRejected,
+    #[error("a rejection needs at least one reason")]
+    NoReason,
+    #[error("`other` needs a note")]
+    OtherWithoutNote,
+    #[error("receipt is not approved")]
+    NotApproved,
+    #[error("receipt expired")]
+    Expired,
+    #[error("receipt already used")]
+    Used,
+    #[error("receipt held by another booking")]
+    HeldByAnother,
+    #[error("receipt is for another ID number")]
+    OtherPerson,
+}
+
+/// What a reviewer decided.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    Approve {
+        no: ReceiptNo,
+        valid_for: Duration,
+    },
+    Reject {
+        reasons: Vec<RejectReason>,
+        note: Option<String>,
+    },
+}
+
+/// What the user filled in for an order.
+#[derive(Debug, Clone)]
+pub struct OrderForm {
+    pub spec: String,
+    /// The document's name as the spec table gave it when ordering (`居民身份证`).
+    pub document_zh: String,
+    pub region: Region,
+    pub name: PersonName,
+    pub id_number: IdNumber,
+}
+
+impl ReceiptOrder {
+    pub fn new(
+        id: String,
+        user_id: String,
+        form: OrderForm,
+        photo: Photo,
+        now: DateTime<Utc>,
+    ) -> Self {
+        ReceiptOrder {
+            id,
+            user_id,
+            spec: form.spec,
+            document_zh: form.document_zh,
+            region: form.region,
+            name: form.name,
+            id_number: form.id_number,
+            status: Status::Pending,
+            photo,
+            receipt: None,
+            history: vec![event(EventKind::Submitted, now)],
+            created_at: now,
+            submitted_at: now,
+            version: 1,
+        }
+    }
+
+    /// The status as of `now`: an approved receipt past its expiry shows as expired.
+    pub fn status_at(&self, now: DateTime<Utc>) -> Status {
+        match (&self.status, &self.receipt) {
+            (Status::Approved, Some(r)) if r.expires_at <= now => Status::Expired,
+            (status, _) => *status,
+        }
+    }
+
+    /// The reasons of the last rejection, while the order stands rejected.
+    pub fn rejection(&self) -> Option<&Event> {
+        (self.status == Status::Rejected)
+            .then(|| {
+                self.history
+                    .iter()
+                    .rev()
+                    .find(|e| e.kind == EventKind::Rejected)
+            })
+            .flatten()
+    }
+
+    fn record(&mut self, event: Event) {
+        self.history.push(event);
+        self.version += 1;
+    }
+
+    pub fn decide(
+        &mut self,
+        decision: Decision,
+        reviewer: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), TransitionError> {
+        if self.status != Status::Pending {
+            return Err(TransitionError::NotPending);
+        }
+        let mut step = Event {
+            by: Some(reviewer.to_owned()),
+            ..event(EventKind::Approved, now)
+        };
+        match decision {
+            Decision::Approve { no, valid_for } => {
+                self.status = Status::Approved;
+                self.receipt = Some(Receipt {
+                    no,
+                    issued_at: now,
+                    expires_at: now + valid_for,
+                    held_by: None,
+                    used_at: None,
+                });
+            }
+            Decision::Reject { reasons, note } => {
+                if reasons.is_empty() {
+                    return Err(TransitionError::NoReason);
+                }
+                if reasons.contains(&RejectReason::Other) && note.is_none() {
+                    return Err(TransitionError::OtherWithoutNote);
+                }
+                self.status = Status::Rejected;
+                step.kind = EventKind::Rejected;
+                step.reasons = reasons;
+                step.note = note;
+            }
+        }
+        self.record(step);
+        Ok(())
+    }
+
+    pub fn resubmit(&mut self, photo: Photo, now: DateTime<Utc>) -> Result<(), TransitionError> {
+        if self.status != Status::Rejected {
+            return Err(TransitionError::NotRejected);
+        }
+        self.status = Status::Pending;
+        self.photo = photo;
+        self.submitted_at = now;
+        self.record(event(EventKind::Resubmitted, now));
+        Ok(())
+    }
+
+    /// The receipt's state for a booking of `id_number`: usable, or why not.
+    fn usable_by(&self, id_number: &IdNumber, now: DateTime<Utc>) -> Result<(), TransitionError> {
+        match self.status_at(now) {
+            Status::Approved => {}
+            Status::Expired => return Err(TransitionError::Expired),
+            Status::Used => return Err(TransitionError::Used),
+            Status::Pending | Status::Rejected => return Err(TransitionError::NotApproved),
+        }
+        if &self.id_number != id_number {
+            return Err(TransitionError::OtherPerson);
+        }
+        Ok(())
+    }
+
+    /// A booking takes the receipt (single use): nobody else may book with it meanwhile.
+    /// Taking it again for the same booking changes nothing (a retried request).
+    pub fn hold(
+        &mut self,
+        booking: &str,
+        id_number: &IdNumber,
+        now: DateTime<Utc>,
+    ) -> Result<bool, TransitionError> {
+        self.usable_by(id_number, now)?;
+        let receipt = self.receipt.as_mut().ok_or(TransitionError::NotApproved)?;
+        match receipt.held_by.as_deref() {
+            Some(holder) if holder == booking => return Ok(false),
+            Some(_) => return Err(TransitionError::HeldByAnother),
+            None => receipt.held_by = Some(booking.to_owned()),
+        }
+        self.record(event(EventKind::Reserved, now));
+        Ok(true)
+    }
+
+    /// The booking was cancelled: the receipt is free again. False when it was not held by it.
+    pub fn release(&mut self, booking: &str, now: DateTime<Utc>) -> bool {
+        let held = self.status == Status::Approved
+            && self
+                .receipt
+                .as_ref()
+                .is_some_and(|r| r.held_by.as_deref() == Some(booking));
+        if held {
+            if let Some(receipt) = self.receipt.as_mut() {
+                receipt.held_by = None;
+            }
+            self.record(event(EventKind::Released, now));
+        }
+        held
+    }
+
+    /// The booking holding the receipt was checked in: the receipt is spent. The window
+    /// accepts it on the day even if it expired since it was booked.
+    pub fn mark_used(&mut self, booking: &str, now: DateTime<Utc>) -> Result<(), TransitionError> {
+        match self.status {
+            Status::Used => return Err(TransitionError::Used),
+            Status::Approved => {}
+            _ => return Err(TransitionError::NotApproved),
+        }
+        let receipt = self.receipt.as_mut().ok_or(TransitionError::NotApproved)?;
+        if receipt.held_by.as_deref() != Some(booking) {
+            return Err(TransitionError::HeldByAnother);
+        }
+        receipt.used_at = Some(now);
+        self.status = Status::Used;
+        self.record(event(EventKind::Used, now));
+        Ok(())
+    }
+}
+
+fn event(kind: EventKind, at: DateTime<Utc>) -> Event {
+    Event {
+        kind,
+        at,
+        by: None,
+        reasons: Vec::new(),
+        note: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(now: DateTime<Utc>) -> ReceiptOrder {
+        ReceiptOrder::new(
+            "o1".into(),
+            "u1".into(),
+            OrderForm {
+                spec: "id-card".into(),
+                document_zh: "居民身份证".into(),
+                region: Region::Guangdong,
+                name: PersonName::parse("张三").unwrap(),
+                id_number: IdNumber::parse("441900199003070024").unwrap(),
+            },
+            Photo {
+                attempt: 1,
+                report: serde_json::json!({}),
+                background_whitened: true,
+                note: None,
+            },
+            now,
+        )
+    }
+
+    fn approve(o: &mut ReceiptOrder, now: DateTime<Utc>) -> ReceiptNo {
+        let no = ReceiptNo::generate(&mut rand::rng());
+        o.decide(
+            Decision::Approve {
+                no: no.clone(),
+                valid_for: Duration::days(180),
+            },
+            "r1",
+            now,
+        )
+        .unwrap();
+        no
+    }
+
+    #[test]
+    fn regions_read_as_people_write_them() {
+        assert_eq!(Region::parse("广东省东莞市"), Some(Region::Guangdong));
+        assert_eq!(Region::parse("guangdong"), Some(Region::Guangdong));
+        assert_eq!(Region::parse("湖南"), Some(Region::Hunan));
+        assert_eq!(Region::parse("北京市"), None);
+        assert!(Region::Hunan.accepts("id-card"));
+        assert!(!Region::Hunan.accepts("driving-licence"));
+        assert!(Region::Guangdong.accepts("driving-licence"));
+    }
+
+    #[test]
+    fn reasons_have_stable_codes() {
+        for reason in REJECT_REASONS {
+            let code = serde_json::to_value(reason).unwrap();
+            assert_eq!(RejectReason::parse(code.as_str().unwrap()), Some(reason));
+        }
+        assert_eq!(RejectReason::parse("ugly"), None);
+    }
+
+    #[test]
+    fn one_decision_per_submission() {
+        let now = Utc::now();
+        let mut o = order(now);
+        assert_eq!(
+            o.decide(
+                Decision::Reject {
+                    reasons: vec![],
+                    note: None
+                },
+                "r1",
+                now
+            ),
+            Err(TransitionError::NoReason)
+        );
+        o.decide(
+            Decision::Reject {
+                reasons: vec![RejectReason::Blurred],
+                note: Some("太糊".into()),
+            },
+            "r1",
+            now,
+        )
+        .unwrap();
+        assert_eq!(o.status, Status::Rejected);
+        assert_eq!(o.rejection().unwrap().reasons, vec![RejectReason::Blurred]);
+        assert_eq!(o.version, 2);
+        assert_eq!(
+            o.decide(
+                Decision::Reject {
+                    reasons: vec![RejectReason::Blurred],
+                    note: None
+                },
+                "r2",
+                now
+            ),
+            Err(TransitionError::NotPending)
+        );
+        let photo = Photo {
+            attempt: 2,
+            ..o.photo.clone()
+        };
+        o.resubmit(photo, now).unwrap();
+        assert_eq!(o.status, Status::Pending);
+        assert!(o.rejection().is_none());
+        approve(&mut o, now);
+        assert_eq!(o.status_at(now), Status::Approved);
+        assert_eq!(o.status_at(now + Duration::days(181)), Status::Expired);
+        let kinds: Vec<_> = o.history.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::Submitted,
+                EventKind::Rejected,
+                EventKind::Resubmitted,
+                EventKind::Approved
+            ]
+        );
+    }
+
+    #[test]
+    fn a_receipt_is_held_by_one_booking_and_used_once() {
+        let now = Utc::now();
+        let mut o = order(now);
+        let id = o.id_number.clone();
+        assert_eq!(o.hold("b1", &id, now), Err(TransitionError::NotApproved));
+        approve(&mut o, now);
+        let other = IdNumber::parse("441900201008151237").unwrap();
+        assert_eq!(o.hold("b1", &other, now), Err(TransitionError::OtherPerson));
+        assert_eq!(o.hold("b1", &id, now), Ok(true));
+        assert_eq!(o.hold("b1", &id, now), Ok(false), "a retry changes nothing");
+        assert_eq!(o.hold("b2", &id, now), Err(TransitionError::HeldByAnother));
+        assert!(!o.release("b2", now));
+        assert!(o.release("b1", now));
+        assert_eq!(o.hold("b2", &id, now), Ok(true));
+        assert_eq!(o.mark_used("b1", now), Err(TransitionError::HeldByAnother));
+        o.mark_used("b2", now).unwrap();
+        assert_eq!(o.status_at(now), Status::Used);
+        assert_eq!(o.hold("b3", &id, now), Err(TransitionError::Used));
+        assert_eq!(
+            o.hold("b3", &id, now + Duration::days(200)),
+            Err(TransitionError::Used)
+        );
+    }
+
+    #[test]
+    fn an_expired_receipt_cannot_be_booked() {
+        let now = Utc::now();
+        let mut o = order(now);
+        approve(&mut o, now);
+        let id = o.id_number.clone();
+        assert_eq!(
+            o.hold("b1", &id, now + Duration::days(181)),
+            Err(TransitionError::Expired)
+        );
+    }
+}

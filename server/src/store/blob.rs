@@ -1,0 +1,140 @@
+//! Blobs (photos): files in a directory beside the SQLite database, or binary values in Redis
+//! so every instance sees every photo. Keys are paths of lower-case letters, digits, `-`,
+//! `_` and `.`, separated by `/`.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use redis::AsyncCommands;
+
+use super::{RedisStore, SqliteStore, StoreError};
+
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    async fn blob_put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
+    async fn blob_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn blob_delete(&self, key: &str) -> Result<(), StoreError>;
+    /// The largest original photo worth keeping here, in pixels; `None`: keep it as uploaded.
+    /// Redis holds everything in memory, so it keeps a review-sized copy only.
+    fn original_max_pixels(&self) -> Option<u32>;
+}
+
+fn checked(key: &str) -> Result<&str, StoreError> {
+    let valid = !key.is_empty()
+        && key.split('/').all(|part| {
+            !part.is_empty()
+                && part != "."
+                && part != ".."
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+        });
+    if valid {
+        Ok(key)
+    } else {
+        Err(StoreError::Backend(format!("bad blob key `{key}`")))
+    }
+}
+
+pub(super) fn blob_dir(database: &Path) -> PathBuf {
+    database
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join("blobs")
+}
+
+fn io_error(e: std::io::Error) -> StoreError {
+    StoreError::Unavailable(format!("blob directory: {e}"))
+}
+
+#[async_trait]
+impl BlobStore for SqliteStore {
+    async fn blob_put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let path = self.blobs.join(checked(key)?);
+        let bytes = bytes.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let dir = path.parent().expect("a blob path has a parent");
+            std::fs::create_dir_all(dir)?;
+            // Written aside and renamed into place, so a reader never sees half a photo.
+            let mut file = tempfile::NamedTempFile::new_in(dir)?;
+            std::io::Write::write_all(&mut file, &bytes)?;
+            file.as_file().sync_all()?;
+            file.persist(&path).map_err(|e| e.error)?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+        .map_err(io_error)
+    }
+
+    async fn blob_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match tokio::fs::read(self.blobs.join(checked(key)?)).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(e)),
+        }
+    }
+
+    async fn blob_delete(&self, key: &str) -> Result<(), StoreError> {
+        match tokio::fs::remove_file(self.blobs.join(checked(key)?)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error(e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn original_max_pixels(&self) -> Option<u32> {
+        None
+    }
+}
+
+impl RedisStore {
+    fn blob_key(&self, key: &str) -> Result<String, StoreError> {
+        Ok(self.key(&format!("blob:{}", checked(key)?), "b"))
+    }
+}
+
+/// About 2 megapixels: enough for a reviewer to judge a photo.
+const REDIS_ORIGINAL_MAX_PIXELS: u32 = 2_000_000;
+
+#[async_trait]
+impl BlobStore for RedisStore {
+    async fn blob_put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let _: () = self.conn().set(self.blob_key(key)?, bytes).await?;
+        Ok(())
+    }
+
+    async fn blob_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.conn().get(self.blob_key(key)?).await?)
+    }
+
+    async fn blob_delete(&self, key: &str) -> Result<(), StoreError> {
+        let _: i64 = self.conn().del(self.blob_key(key)?).await?;
+        Ok(())
+    }
+
+    fn original_max_pixels(&self) -> Option<u32> {
+        Some(REDIS_ORIGINAL_MAX_PIXELS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checked;
+
+    #[test]
+    fn keys_cannot_escape_the_directory() {
+        assert!(checked("receipt-orders/abc/1/original.jpg").is_ok());
+        for bad in [
+            "",
+            "/etc/passwd",
+            "a/../b",
+            "a//b",
+            "A/b",
+            "a/b/",
+            "..",
+            "a\\b",
+        ] {
+            assert!(checked(bad).is_err(), "{bad}");
+        }
+    }
+}

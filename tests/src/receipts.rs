@@ -1,0 +1,145 @@
+//! Photo receipts for the tests: users, the shared photos, orders, the receipt image.
+
+use std::path::PathBuf;
+
+use chrono::Utc;
+use serde_json::{json, Value};
+use server::auth::token::Tokens;
+use server::auth::user_id_for;
+use server::config::Settings;
+
+use crate::TestApp;
+
+/// A valid 居民身份证 number (check digit per GB 11643) and another person's.
+pub const ID_NUMBER: &str = "441900199003070024";
+pub const OTHER_ID_NUMBER: &str = "441900201008151237";
+
+/// `shared/photos`, or `BANZHENG_PHOTOS_DIR`.
+pub fn photos_dir() -> PathBuf {
+    std::env::var_os("BANZHENG_PHOTOS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/photos"))
+}
+
+pub fn photo(name: &str) -> Vec<u8> {
+    let path = photos_dir().join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+impl TestApp {
+    /// A token for the mini-program user with `openid`, signed with the app's key.
+    pub async fn user_token(&self, openid: &str) -> String {
+        let settings = Settings::from_vars(self.shared.vars()).unwrap();
+        Tokens::from_settings(&settings)
+            .unwrap()
+            .issue_user(&user_id_for(openid), Utc::now())
+            .unwrap()
+            .token
+    }
+
+    pub async fn review(&self, token: &str, order_id: &str, body: Value) -> reqwest::Response {
+        self.post_with_token(
+            &format!("/api/v1/admin/receipt-orders/{order_id}/review"),
+            token,
+            &body,
+        )
+        .await
+    }
+
+    pub async fn approve(&self, token: &str, order_id: &str) -> Value {
+        let response = self
+            .review(token, order_id, json!({"decision": "approve"}))
+            .await;
+        assert_eq!(response.status(), 200, "approve");
+        crate::json(response).await
+    }
+
+    pub async fn receipt_orders(&self, token: &str, query: &str) -> Value {
+        let response = self
+            .get_with_token(&format!("/api/v1/receipt-orders{query}"), token)
+            .await;
+        assert_eq!(response.status(), 200, "order list");
+        crate::json(response).await
+    }
+
+    pub async fn bytes(&self, path: &str, token: &str, content_type: &str) -> Vec<u8> {
+        let response = self.get_with_token(path, token).await;
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.headers()["content-type"], content_type, "{path}");
+        response.bytes().await.unwrap().to_vec()
+    }
+}
+
+/// Decodes the QR codes in an image: their texts.
+pub fn qr_codes(image: &image::RgbImage) -> Vec<String> {
+    let mut prepared =
+        rqrr::PreparedImage::prepare(image::DynamicImage::ImageRgb8(image.clone()).to_luma8());
+    prepared
+        .detect_grids()
+        .iter()
+        .filter_map(|g| g.decode().ok().map(|(_, text)| text))
+        .collect()
+}
+
+/// Where `photo` sits in `canvas` pixel for pixel, if it does.
+pub fn find_embedded(canvas: &image::RgbImage, photo: &image::RgbImage) -> Option<(u32, u32)> {
+    let (w, h) = photo.dimensions();
+    if w > canvas.width() || h > canvas.height() {
+        return None;
+    }
+    let at = (0..=canvas.height() - h)
+        .flat_map(|y| (0..=canvas.width() - w).map(move |x| (x, y)))
+        .find(|&(x, y)| (0..w).all(|dx| canvas.get_pixel(x + dx, y) == photo.get_pixel(dx, 0)))?;
+    let embedded = image::imageops::crop_imm(canvas, at.0, at.1, w, h).to_image();
+    (&embedded == photo).then_some(at)
+}
+
+impl TestApp {
+    /// An order as the upload stores it, written straight to the store: the photo scaled to
+    /// 358×441 stands for the normalised one.
+    pub async fn seed_order(&self, openid: &str, photo_name: &str) -> String {
+        use server::person::{IdNumber, PersonName};
+        use server::receipts::{blob_key, OrderForm, Photo, PhotoKind, ReceiptOrder, Region};
+
+        let store = self.shared.open().await;
+        let order = ReceiptOrder::new(
+            uuid::Uuid::new_v4().simple().to_string(),
+            user_id_for(openid),
+            OrderForm {
+                spec: "id-card".into(),
+                document_zh: "居民身份证".into(),
+                region: Region::Guangdong,
+                name: PersonName::parse("张三").unwrap(),
+                id_number: IdNumber::parse(ID_NUMBER).unwrap(),
+            },
+            Photo {
+                attempt: 1,
+                report: json!({"checks": []}),
+                background_whitened: true,
+                note: None,
+            },
+            Utc::now(),
+        );
+        let original = photo(photo_name);
+        let mut normalised = Vec::new();
+        image::load_from_memory(&original)
+            .unwrap()
+            .resize_exact(358, 441, image::imageops::FilterType::Triangle)
+            .to_rgb8()
+            .write_to(
+                &mut std::io::Cursor::new(&mut normalised),
+                image::ImageFormat::Jpeg,
+            )
+            .unwrap();
+        store
+            .blob_put(&blob_key(&order, PhotoKind::Original), &original)
+            .await
+            .unwrap();
+        store
+            .blob_put(&blob_key(&order, PhotoKind::Normalised), &normalised)
+            .await
+            .unwrap();
+        store.insert_receipt_order(&order).await.unwrap();
+        order.id
+    }
+}

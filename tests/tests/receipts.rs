@@ -1,0 +1,398 @@
+//! Photo-receipt orders end to end over HTTP, on SQLite and on Redis: the review queue, a
+//! decision per order, the 订单 tab, the receipt image and the window's lookup.
+
+use serde_json::json;
+use server::admin::Role;
+use tests::receipts::{find_embedded, qr_codes};
+use tests::{assert_error, json, on_both_backends, Backend, TestApp};
+
+async fn review_approves_once_and_the_receipt_carries_the_number(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = app.user_token("openid-alice").await;
+    let reviewer = app.admin_token(Role::Reviewer).await;
+    let other_reviewer = app.admin_token(Role::Reviewer).await;
+    let staff = app.admin_token(Role::Staff).await;
+    let order_id = app.seed_order("openid-alice", "portrait-test0.jpg").await;
+
+    let queue = json(
+        app.get_with_token("/api/v1/admin/review-queue", &reviewer)
+            .await,
+    )
+    .await;
+    assert_eq!(queue["orders"][0]["id"], order_id.as_str());
+    assert_eq!(queue["orders"][0]["name_masked"], "张*");
+    let original = app
+        .bytes(
+            &format!("/api/v1/admin/receipt-orders/{order_id}/original"),
+            &reviewer,
+            "image/jpeg",
+        )
+        .await;
+    assert_eq!(original, tests::receipts::photo("portrait-test0.jpg"));
+
+    // Only reviewers decide; users never reach admin endpoints.
+    assert_error(
+        app.review(&staff, &order_id, json!({"decision": "approve"}))
+            .await,
+        403,
+        "FORBIDDEN",
+    )
+    .await;
+    assert_error(
+        app.review(&user, &order_id, json!({"decision": "approve"}))
+            .await,
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
+
+    let approved = app.approve(&reviewer, &order_id).await;
+    assert_eq!(approved["status"], "approved");
+    let number = approved["receipt_no"].as_str().unwrap().to_owned();
+    assert!(
+        approved["history"][1]["by"].is_string(),
+        "reviewer recorded"
+    );
+    assert_error(
+        app.review(
+            &other_reviewer,
+            &order_id,
+            json!({"decision": "reject", "reasons": ["blurred"]}),
+        )
+        .await,
+        409,
+        "ORDER_ALREADY_DECIDED",
+    )
+    .await;
+    let queue = json(
+        app.get_with_token("/api/v1/admin/review-queue", &reviewer)
+            .await,
+    )
+    .await;
+    assert_eq!(queue["orders"].as_array().unwrap().len(), 0);
+
+    // The 订单 tab shows the number; the user's view does not name the reviewer.
+    let list = app.receipt_orders(&user, "").await;
+    assert_eq!(list["orders"][0]["receipt_no"], number.as_str());
+    assert_eq!(list["orders"][0]["status_zh"], "已通过");
+    assert!(list["orders"][0]["history"][1].get("by").is_none());
+
+    let normalised = app
+        .bytes(
+            &format!("/api/v1/receipt-orders/{order_id}/photo"),
+            &user,
+            "image/jpeg",
+        )
+        .await;
+    let png = app
+        .bytes(
+            &format!("/api/v1/receipt-orders/{order_id}/receipt"),
+            &user,
+            "image/png",
+        )
+        .await;
+    let receipt = image::load_from_memory(&png).unwrap().to_rgb8();
+    let photo = image::load_from_memory(&normalised).unwrap().to_rgb8();
+    assert!(
+        find_embedded(&receipt, &photo).is_some(),
+        "photo on the receipt"
+    );
+    assert_eq!(qr_codes(&receipt), vec![number.clone()]);
+
+    let lookup = json(
+        app.get_with_token(&format!("/api/v1/admin/receipts/{number}"), &staff)
+            .await,
+    )
+    .await;
+    assert_eq!(lookup["state"], "valid");
+    assert_eq!(lookup["order_id"], order_id.as_str());
+    assert_eq!(lookup["id_number_masked"], "4419**********0024");
+    // Typed in lower case and in groups, as read out: still found.
+    let typed = number.to_lowercase();
+    let typed = format!("{}-{}-{}", &typed[..4], &typed[4..8], &typed[8..]);
+    let found = app
+        .get_with_token(&format!("/api/v1/admin/receipts/{typed}"), &staff)
+        .await;
+    assert_eq!(json(found).await["receipt_no"], number.as_str());
+}
+
+async fn a_mistyped_receipt_number_is_caught(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let reviewer = app.admin_token(Role::Reviewer).await;
+    let staff = app.admin_token(Role::Staff).await;
+    let order_id = app.seed_order("openid-bob", "portrait-test2.jpg").await;
+    let number = app.approve(&reviewer, &order_id).await["receipt_no"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut typo = number.clone().into_bytes();
+    typo[3] = if typo[3] == b'7' { b'8' } else { b'7' };
+    let typo = String::from_utf8(typo).unwrap();
+    assert_error(
+        app.get_with_token(&format!("/api/v1/admin/receipts/{typo}"), &staff)
+            .await,
+        400,
+        "RECEIPT_NO_CHECK_FAILED",
+    )
+    .await;
+    assert_error(
+        app.get_with_token("/api/v1/admin/receipts/ABC123", &staff)
+            .await,
+        400,
+        "RECEIPT_NO_MALFORMED",
+    )
+    .await;
+    // Well-formed with a right check character, but nobody's: 404.
+    let unknown = loop {
+        let candidate = server::receipts::ReceiptNo::generate(&mut rand::rng());
+        if candidate.as_str() != number {
+            break candidate;
+        }
+    };
+    assert_error(
+        app.get_with_token(&format!("/api/v1/admin/receipts/{unknown}"), &staff)
+            .await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+    assert_error(
+        app.get_with_token(&format!("/api/v1/admin/receipts/{number}"), &reviewer)
+            .await,
+        403,
+        "FORBIDDEN",
+    )
+    .await;
+}
+
+async fn rejection_shows_reasons_and_other_users_see_nothing(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.user_token("openid-alice").await;
+    let mallory = app.user_token("openid-mallory").await;
+    let reviewer = app.admin_token(Role::Reviewer).await;
+    let order_id = app.seed_order("openid-alice", "portrait-test0.jpg").await;
+
+    let reasons = json(
+        app.get_with_token("/api/v1/admin/rejection-reasons", &reviewer)
+            .await,
+    )
+    .await;
+    let labels: Vec<&str> = reasons["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["label_zh"].as_str().unwrap())
+        .collect();
+    for label in [
+        "发丝遮挡眉毛或耳朵",
+        "佩戴饰品",
+        "镜像自拍",
+        "白色上衣",
+        "头部过大或过小",
+    ] {
+        assert!(labels.contains(&label), "{label}");
+    }
+
+    assert_error(
+        app.review(
+            &reviewer,
+            &order_id,
+            json!({"decision": "reject", "reasons": []}),
+        )
+        .await,
+        400,
+        "INVALID_INPUT",
+    )
+    .await;
+    assert_error(
+        app.review(
+            &reviewer,
+            &order_id,
+            json!({"decision": "reject", "reasons": ["ugly"]}),
+        )
+        .await,
+        400,
+        "INVALID_INPUT",
+    )
+    .await;
+    let rejected = app
+        .review(
+            &reviewer,
+            &order_id,
+            json!({"decision": "reject", "reasons": ["accessories", "white_top"], "note": "请摘下耳环"}),
+        )
+        .await;
+    assert_eq!(rejected.status(), 200);
+
+    let order = json(
+        app.get_with_token(&format!("/api/v1/receipt-orders/{order_id}"), &alice)
+            .await,
+    )
+    .await;
+    assert_eq!(order["status"], "rejected");
+    assert_eq!(order["status_zh"], "未通过");
+    assert_eq!(order["reasons"][0]["label_zh"], "佩戴饰品");
+    assert_eq!(order["reasons"][1]["code"], "white_top");
+    assert_eq!(order["note"], "请摘下耳环");
+    assert!(order.get("receipt_no").is_none());
+    assert_error(
+        app.get_with_token(
+            &format!("/api/v1/receipt-orders/{order_id}/receipt"),
+            &alice,
+        )
+        .await,
+        409,
+        "RECEIPT_NOT_ISSUED",
+    )
+    .await;
+
+    for path in ["", "/photo", "/receipt"] {
+        assert_error(
+            app.get_with_token(
+                &format!("/api/v1/receipt-orders/{order_id}{path}"),
+                &mallory,
+            )
+            .await,
+            404,
+            "NOT_FOUND",
+        )
+        .await;
+    }
+    assert_eq!(
+        app.receipt_orders(&mallory, "").await["orders"],
+        json!([]),
+        "nothing of Alice's in Mallory's tab"
+    );
+}
+
+async fn the_order_tab_pages_newest_first_and_filters_by_status(backend: Backend) {
+    let app = TestApp::spawn_on(
+        tests::SharedStore::fresh(backend).await,
+        &[("BANZHENG_RECEIPTS__PAGE_SIZE", "2")],
+    )
+    .await;
+    let user = app.user_token("openid-carol").await;
+    let reviewer = app.admin_token(Role::Reviewer).await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(app.seed_order("openid-carol", "portrait-test2.jpg").await);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    app.approve(&reviewer, &ids[1]).await;
+    app.review(
+        &reviewer,
+        &ids[3],
+        json!({"decision": "reject", "reasons": ["blurred"]}),
+    )
+    .await;
+
+    let mut seen = Vec::new();
+    let mut query = String::new();
+    loop {
+        let page = app.receipt_orders(&user, &query).await;
+        let orders = page["orders"].as_array().unwrap();
+        assert!(orders.len() <= 2);
+        seen.extend(orders.iter().map(|o| o["id"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => query = format!("?cursor={cursor}"),
+            None => break,
+        }
+    }
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(seen, newest_first);
+
+    let ids_with = |page: serde_json::Value| -> Vec<String> {
+        page["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        ids_with(app.receipt_orders(&user, "?status=approved").await),
+        vec![ids[1].clone()]
+    );
+    assert_eq!(
+        ids_with(app.receipt_orders(&user, "?status=rejected").await),
+        vec![ids[3].clone()]
+    );
+    let pending = app
+        .receipt_orders(&user, "?status=%E5%BE%85%E5%AE%A1%E6%A0%B8")
+        .await;
+    assert_eq!(ids_with(pending), vec![ids[4].clone(), ids[2].clone()]);
+    assert_eq!(
+        app.receipt_orders(&user, "?status=used").await["orders"],
+        json!([])
+    );
+    assert_error(
+        app.get_with_token("/api/v1/receipt-orders?status=lost", &user)
+            .await,
+        400,
+        "INVALID_INPUT",
+    )
+    .await;
+    assert_error(
+        app.get_with_token("/api/v1/receipt-orders?cursor=%21%21", &user)
+            .await,
+        400,
+        "INVALID_INPUT",
+    )
+    .await;
+}
+
+async fn two_reviewers_at_once_decide_once(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let reviewers = [
+        app.admin_token(Role::Reviewer).await,
+        app.admin_token(Role::Reviewer).await,
+        app.admin_token(Role::Reviewer).await,
+    ];
+    for round in 0..5 {
+        let order_id = app.seed_order("openid-dave", "portrait-test0.jpg").await;
+        let decisions = reviewers.iter().enumerate().map(|(i, token)| {
+            let body = if (i + round) % 2 == 0 {
+                json!({"decision": "approve"})
+            } else {
+                json!({"decision": "reject", "reasons": ["blurred"]})
+            };
+            app.review(token, &order_id, body)
+        });
+        let statuses: Vec<u16> = futures_util::future::join_all(decisions)
+            .await
+            .iter()
+            .map(|r| r.status().as_u16())
+            .collect();
+        assert_eq!(
+            statuses.iter().filter(|&&s| s == 200).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|&&s| s == 409).count(),
+            2,
+            "{statuses:?}"
+        );
+        let order = json(
+            app.get_with_token(
+                &format!("/api/v1/admin/receipt-orders/{order_id}"),
+                &reviewers[0],
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(
+            order["history"].as_array().unwrap().len(),
+            2,
+            "one decision stored"
+        );
+    }
+}
+
+on_both_backends!(
+    review_approves_once_and_the_receipt_carries_the_number,
+    a_mistyped_receipt_number_is_caught,
+    rejection_shows_reasons_and_other_users_see_nothing,
+    the_order_tab_pages_newest_first_and_filters_by_status,
+    two_reviewers_at_once_decide_once,
+);
