@@ -38,6 +38,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// HTTP worker threads; unset: one per core.
     pub workers: Option<usize>,
+    #[serde(default)]
+    pub booking: crate::booking::BookingSettings,
     /// The photo checker's wasm-bindgen `--target web` output, served to the development
     /// web client under `/pkg/`.
     #[serde(default = "default_web_pkg_dir")]
@@ -177,6 +179,11 @@ impl Settings {
                     "BANZHENG_JWT_SECRET (jwt_secret) is required in production mode (an app id is configured)".into(),
                 ));
             }
+            if self.booking.id_hash_key.is_none() {
+                return Err(ConfigError::Invalid(
+                    "BANZHENG_BOOKING__ID_HASH_KEY (booking.id_hash_key) is required in production mode: it keys the hash under which ID numbers are stored".into(),
+                ));
+            }
             if self.wechat_secret.is_none() {
                 return Err(ConfigError::Invalid(
                     "BANZHENG_WECHAT_SECRET (wechat_secret) is required with BANZHENG_WECHAT_APPID"
@@ -244,6 +251,31 @@ mod tests {
     }
 
     #[test]
+    fn nested_booking_settings_come_from_double_underscore_variables() {
+        let s = Settings::from_vars(vars(&[
+            ("BANZHENG_BOOKING__SLOT_CAPACITY", "20"),
+            ("BANZHENG_BOOKING__DAYS_AHEAD", "14"),
+        ]))
+        .unwrap();
+        assert_eq!(s.booking.slot_capacity, 20);
+        assert_eq!(s.booking.days_ahead, 14);
+        assert_eq!(s.booking.max_active_per_user, 3);
+        let err = Settings::from_vars(vars(&[("BANZHENG_BOOKING__SEATS", "2")])).unwrap_err();
+        assert!(err.to_string().contains("seats"), "{err}");
+    }
+
+    #[test]
+    fn production_needs_the_id_hash_key() {
+        let err = Settings::from_vars(vars(&[
+            ("BANZHENG_WECHAT_APPID", "wx123"),
+            ("BANZHENG_WECHAT_SECRET", "s"),
+            ("BANZHENG_JWT_SECRET", "j"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("ID_HASH_KEY"), "{err}");
+    }
+
+    #[test]
     fn production_needs_secrets() {
         let err = Settings::from_vars(vars(&[
             ("BANZHENG_WECHAT_APPID", "wx123"),
@@ -273,8 +305,10 @@ mod tests {
             ("BANZHENG_WECHAT_APPID", "12345"),
             ("BANZHENG_WECHAT_SECRET", "67890"),
             ("BANZHENG_JWT_SECRET", "abc"),
+            ("BANZHENG_BOOKING__ID_HASH_KEY", "0123"),
         ]))
         .unwrap();
         assert_eq!(s.wechat_appid.as_deref(), Some("12345"));
+        assert_eq!(s.booking.slot_capacity, 6, "nested defaults");
     }
 }

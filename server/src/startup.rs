@@ -11,6 +11,7 @@ use actix_web::{web, App, HttpServer};
 use tracing_actix_web::TracingLogger;
 
 use crate::auth::token::Tokens;
+use crate::booking::{self, Booking};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::{json_error_handler, path_error_handler, query_error_handler, ApiError};
@@ -28,6 +29,7 @@ pub struct AppState {
     pub clock: Arc<Clock>,
     pub metrics: Metrics,
     pub tokens: Tokens,
+    pub booking: Booking,
     pub wechat: WeChatClient,
     /// Development mode only: the WeChat simulator the server mounts and talks to.
     pub simulator: Option<Arc<Simulator>>,
@@ -37,12 +39,14 @@ impl AppState {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = store::open(&settings).await?;
         let tokens = Tokens::from_settings(&settings)?;
+        let booking = Booking::from_settings(&settings)?;
         let wechat = wechat::client_from_settings(&settings)?;
         let clock = Arc::new(Clock::default());
         // The simulator shares the server's clock, so advancing it expires codes and tokens too.
         let simulator = (!settings.is_production()).then(|| Simulator::new(clock.clone()));
         Ok(AppState {
             tokens,
+            booking,
             wechat,
             simulator,
             settings,
@@ -76,6 +80,7 @@ pub fn build_app(
         .configure(health::routes)
         .configure(auth::routes)
         .configure(admin::routes)
+        .configure(booking::routes)
         .configure(receipts::routes)
         .configure(|cfg| {
             if development {
@@ -134,6 +139,7 @@ impl Application {
                 "Banzheng started in DEVELOPMENT mode: no WeChat app id is configured, the WeChat simulator answers instead of WeChat"
             );
         }
+        booking::spawn_no_show_sweeper(state.clone());
         let mut server = HttpServer::new(move || build_app(state.clone()))
             .listen(listener)?
             // SIGTERM stops accepting and lets in-flight requests finish for up to this long.
