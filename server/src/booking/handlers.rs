@@ -20,6 +20,7 @@ use crate::auth::AuthUser;
 use crate::clock::china;
 use crate::error::ApiError;
 use crate::person::{IdNumber, PersonName};
+use crate::receipts::{parse_receipt_no, ReceiptNo};
 use crate::routing::endpoint;
 use crate::startup::AppState;
 use crate::telemetry::mask;
@@ -194,7 +195,7 @@ struct BookingForm {
     id_number: IdNumber,
     phone: PhoneNumber,
     guardian: Option<(PersonName, IdNumber, Relationship)>,
-    photo_receipt_no: Option<String>,
+    photo_receipt_no: Option<ReceiptNo>,
 }
 
 fn field<T, E: std::fmt::Display>(
@@ -239,17 +240,7 @@ impl BookingForm {
         };
         let photo_receipt_no = match request.photo_receipt_no.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(no) => {
-                let valid =
-                    (6..=32).contains(&no.len()) && no.bytes().all(|b| b.is_ascii_alphanumeric());
-                if !valid {
-                    return Err(ApiError::invalid(
-                        "photo_receipt_no",
-                        "相片回执号：应为6至32位字母或数字",
-                    ));
-                }
-                Some(no.to_ascii_uppercase())
-            }
+            Some(no) => Some(parse_receipt_no("photo_receipt_no", no)?),
         };
         Ok(BookingForm {
             slot_id,
@@ -326,7 +317,7 @@ impl BookingForm {
                     relationship: *relationship,
                 }),
             id_hash: hasher.hash(&self.id_number),
-            photo_receipt_no: self.photo_receipt_no.clone(),
+            photo_receipt_no: self.photo_receipt_no.as_ref().map(|no| no.as_str().to_owned()),
             status: Status::Booked,
             fee_yuan: None,
             delivery: None,
@@ -564,9 +555,9 @@ async fn check_in(
             ),
         ));
     }
-    // The photo receipt named at booking is stored as given; checking it (approved, not
-    // expired, unused, same person by `id_hash`) and marking it used belongs here once the
-    // receipts capability offers that call.
+    // The photo receipt named at booking is stored as typed (format and check character
+    // verified); holding it at booking and spending it here (`receipts::hold_for_booking`,
+    // `use_at_check_in`) is not wired yet.
     let checked_in = commit(&state, &appointment, next, now).await?;
     Ok(HttpResponse::Ok().json(view(&state, &checked_in, now)))
 }
