@@ -20,7 +20,7 @@ use crate::auth::AuthUser;
 use crate::clock::china;
 use crate::error::ApiError;
 use crate::person::{IdNumber, PersonName};
-use crate::receipts::{parse_receipt_no, ReceiptNo};
+use crate::receipts::{self, ReceiptNo};
 use crate::routing::endpoint;
 use crate::startup::AppState;
 use crate::telemetry::mask;
@@ -240,7 +240,7 @@ impl BookingForm {
         };
         let photo_receipt_no = match request.photo_receipt_no.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(no) => Some(parse_receipt_no("photo_receipt_no", no)?),
+            Some(no) => Some(receipts::parse_receipt_no("photo_receipt_no", no)?),
         };
         Ok(BookingForm {
             slot_id,
@@ -317,7 +317,7 @@ impl BookingForm {
                     relationship: *relationship,
                 }),
             id_hash: hasher.hash(&self.id_number),
-            photo_receipt_no: self.photo_receipt_no.as_ref().map(|no| no.as_str().to_owned()),
+            photo_receipt_no: self.photo_receipt_no.as_ref().map(|no| no.to_string()),
             status: Status::Booked,
             fee_yuan: None,
             delivery: None,
@@ -399,6 +399,9 @@ async fn book(
     let form = BookingForm::parse(&body, today(&state))?;
     let slot = bookable_slot(&state, &form)?;
     form.check_eligibility(&slot)?;
+    if let Some(no) = &form.photo_receipt_no {
+        receipts::check_for_booking(state.store.as_ref(), no, &form.id_number, now).await?;
+    }
     settle_no_shows(&state, now).await?;
     let settings = &state.booking.settings;
     // A fresh code on the rare collision with an existing one.
@@ -555,9 +558,12 @@ async fn check_in(
             ),
         ));
     }
-    // The photo receipt named at booking is stored as typed (format and check character
-    // verified); holding it at booking and spending it here (`receipts::hold_for_booking`,
-    // `use_at_check_in`) is not wired yet.
+    // The photo receipt was checked at booking (approved, unexpired, the applicant's); the
+    // check-in spends it, and refuses one another appointment already spent.
+    if let Some(no) = &appointment.photo_receipt_no {
+        let no = receipts::parse_receipt_no("photo_receipt_no", no)?;
+        receipts::use_at_check_in(state.store.as_ref(), &no, &appointment.id, now).await?;
+    }
     let checked_in = commit(&state, &appointment, next, now).await?;
     Ok(HttpResponse::Ok().json(view(&state, &checked_in, now)))
 }
