@@ -18,6 +18,8 @@ use crate::error::{json_error_handler, path_error_handler, query_error_handler, 
 use crate::metrics::{metrics_middleware, Metrics};
 use crate::store::{self, Store};
 use crate::web as web_client;
+use crate::wechat::simulator::{self, Simulator};
+use crate::wechat::{self, WeChatClient};
 use crate::{admin, auth, health, receipts, telemetry};
 
 /// Everything a request handler may need, built once per process.
@@ -28,6 +30,9 @@ pub struct AppState {
     pub metrics: Metrics,
     pub tokens: Tokens,
     pub booking: Booking,
+    pub wechat: WeChatClient,
+    /// Development mode only: the WeChat simulator the server mounts and talks to.
+    pub simulator: Option<Arc<Simulator>>,
 }
 
 impl AppState {
@@ -35,12 +40,18 @@ impl AppState {
         let store = store::open(&settings).await?;
         let tokens = Tokens::from_settings(&settings)?;
         let booking = Booking::from_settings(&settings)?;
+        let wechat = wechat::client_from_settings(&settings)?;
+        let clock = Arc::new(Clock::default());
+        // The simulator shares the server's clock, so advancing it expires codes and tokens too.
+        let simulator = (!settings.is_production()).then(|| Simulator::new(clock.clone()));
         Ok(AppState {
             tokens,
             booking,
+            wechat,
+            simulator,
             settings,
             store,
-            clock: Arc::new(Clock::default()),
+            clock,
             metrics: Metrics::new(),
         })
     }
@@ -60,6 +71,7 @@ pub fn build_app(
 > {
     let development = !state.settings.is_production();
     let pkg_dir = state.settings.web_pkg_dir.clone();
+    let simulator = state.simulator.clone().map(web::Data::from);
     App::new()
         .app_data(state)
         .app_data(web::JsonConfig::default().error_handler(json_error_handler))
@@ -73,6 +85,11 @@ pub fn build_app(
         .configure(|cfg| {
             if development {
                 web_client::routes(cfg, pkg_dir)
+            }
+        })
+        .configure(|cfg| {
+            if let Some(simulator) = simulator {
+                simulator::routes(cfg, simulator)
             }
         })
         .default_service(web::to(|| async { Err::<&str, _>(ApiError::NotFound) }))
@@ -94,11 +111,19 @@ pub struct Application {
 
 impl Application {
     /// Binds the configured address (port 0 picks a free one) and prepares the server.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
         install_tls_provider();
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
         let port = listener.local_addr()?.port();
+        if !settings.is_production() && settings.wechat_api_base.is_none() {
+            // Development mode talks to its own simulator, whose port is known only now.
+            let mut own = listener.local_addr()?;
+            if own.ip().is_unspecified() {
+                own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            settings.wechat_api_base = Some(format!("http://{own}/__wechat"));
+        }
         let workers = settings.workers;
         let state = web::Data::new(AppState::build(settings).await?);
         if state.settings.is_production() {
