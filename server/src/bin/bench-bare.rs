@@ -13,7 +13,8 @@ async fn main() -> std::io::Result<()> {
     HttpServer::new(|| {
         App::new().route(
             "/",
-            web::get().to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
+            web::get()
+                .to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
         )
     })
     .workers(workers)
