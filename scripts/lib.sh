@@ -77,3 +77,8 @@ dev_user_token() {
   curl -fsS -X POST "$BASE_URL/api/v1/auth/login" -H 'content-type: application/json' \
     -d "{\"code\":\"$code\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
 }
+
+# Debian's Chromium for the browser tests (no browser download by test tools).
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] || apt_install chromium
+}
