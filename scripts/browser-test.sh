@@ -6,6 +6,7 @@ source scripts/lib.sh
 
 ensure_node
 ensure_chromium
+export_photos_dir
 (cd tests/js && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 [ -f target/wasm-pkg/web/photo_wasm_bg.wasm ] || scripts/wasm.sh build
 
@@ -15,5 +16,4 @@ username="reviewer-$RANDOM$RANDOM"
 printf '%s\n' "$password" | BANZHENG_DATA_DIR="$SERVER_DATA" "${SERVER_BIN:-target/debug/server}" \
   admin add --username "$username" --role reviewer --password-stdin >/dev/null
 BANZHENG_BASE_URL="$BASE_URL" BANZHENG_REVIEWER="$username" BANZHENG_REVIEWER_PASSWORD="$password" \
-  BANZHENG_PHOTOS_DIR="${BANZHENG_PHOTOS_DIR:-$PWD/../shared/photos}" \
   node tests/js/browser-flow.mjs

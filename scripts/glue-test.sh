@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 ensure_node
+export_photos_dir
 (cd miniprogram-api-spec && npm ci --no-audit --no-fund --loglevel=error)
 (cd miniprogram-api-spec && npx --no-install tsc -p tsconfig.json)
 

@@ -82,3 +82,17 @@ dev_user_token() {
 ensure_chromium() {
   [ -x /usr/bin/chromium ] || apt_install chromium
 }
+
+# The shared test photographs: BANZHENG_PHOTOS_DIR, else ../shared/photos beside the
+# repository, else /work/shared/photos. Exported for every suite.
+export_photos_dir() {
+  local dir
+  for dir in "${BANZHENG_PHOTOS_DIR:-}" "$PWD/../shared/photos" /work/shared/photos; do
+    if [ -n "$dir" ] && [ -f "$dir/labels.json" ]; then
+      BANZHENG_PHOTOS_DIR=$(cd "$dir" && pwd)
+      export BANZHENG_PHOTOS_DIR
+      return 0
+    fi
+  done
+  die "missing: the test photographs (set BANZHENG_PHOTOS_DIR to a folder with labels.json)"
+}
