@@ -29,10 +29,17 @@ pub struct Settings {
     pub wechat_appid: Option<String>,
     pub wechat_secret: Option<SecretString>,
     pub wechat_api_base: Option<String>,
+    /// Timeout of one call to WeChat (connect and answer); a login makes at most two.
+    #[serde(default = "default_wechat_timeout_ms")]
+    pub wechat_timeout_ms: u64,
+    #[serde(default)]
+    pub login: LoginSettings,
     #[serde(default)]
     pub log_format: LogFormat,
     /// HTTP worker threads; unset: one per core.
     pub workers: Option<usize>,
+    #[serde(default)]
+    pub booking: crate::booking::BookingSettings,
     /// The photo checker's wasm-bindgen `--target web` output, served to the development
     /// web client under `/pkg/`.
     #[serde(default = "default_web_pkg_dir")]
@@ -63,6 +70,28 @@ impl Default for ReceiptSettings {
     }
 }
 
+/// `[login]`: the mini-program login endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginSettings {
+    /// Login attempts allowed per client address in one window.
+    pub rate_limit: i64,
+    pub rate_window_secs: u64,
+    /// Take the client address from `X-Forwarded-For`: only behind a proxy that sets it,
+    /// otherwise any client could pick a fresh address per request and escape the limit.
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for LoginSettings {
+    fn default() -> Self {
+        LoginSettings {
+            rate_limit: 60,
+            rate_window_secs: 60,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -85,6 +114,9 @@ fn default_data_dir() -> PathBuf {
 }
 fn default_web_pkg_dir() -> PathBuf {
     PathBuf::from("target/wasm-pkg/web")
+}
+fn default_wechat_timeout_ms() -> u64 {
+    5000
 }
 fn default_redis_prefix() -> String {
     "bz".into()
@@ -145,6 +177,11 @@ impl Settings {
             if self.jwt_secret.is_none() {
                 return Err(ConfigError::Invalid(
                     "BANZHENG_JWT_SECRET (jwt_secret) is required in production mode (an app id is configured)".into(),
+                ));
+            }
+            if self.booking.id_hash_key.is_none() {
+                return Err(ConfigError::Invalid(
+                    "BANZHENG_BOOKING__ID_HASH_KEY (booking.id_hash_key) is required in production mode: it keys the hash under which ID numbers are stored".into(),
                 ));
             }
             if self.wechat_secret.is_none() {
@@ -214,6 +251,31 @@ mod tests {
     }
 
     #[test]
+    fn nested_booking_settings_come_from_double_underscore_variables() {
+        let s = Settings::from_vars(vars(&[
+            ("BANZHENG_BOOKING__SLOT_CAPACITY", "20"),
+            ("BANZHENG_BOOKING__DAYS_AHEAD", "14"),
+        ]))
+        .unwrap();
+        assert_eq!(s.booking.slot_capacity, 20);
+        assert_eq!(s.booking.days_ahead, 14);
+        assert_eq!(s.booking.max_active_per_user, 3);
+        let err = Settings::from_vars(vars(&[("BANZHENG_BOOKING__SEATS", "2")])).unwrap_err();
+        assert!(err.to_string().contains("seats"), "{err}");
+    }
+
+    #[test]
+    fn production_needs_the_id_hash_key() {
+        let err = Settings::from_vars(vars(&[
+            ("BANZHENG_WECHAT_APPID", "wx123"),
+            ("BANZHENG_WECHAT_SECRET", "s"),
+            ("BANZHENG_JWT_SECRET", "j"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("ID_HASH_KEY"), "{err}");
+    }
+
+    #[test]
     fn production_needs_secrets() {
         let err = Settings::from_vars(vars(&[
             ("BANZHENG_WECHAT_APPID", "wx123"),
@@ -243,8 +305,10 @@ mod tests {
             ("BANZHENG_WECHAT_APPID", "12345"),
             ("BANZHENG_WECHAT_SECRET", "67890"),
             ("BANZHENG_JWT_SECRET", "abc"),
+            ("BANZHENG_BOOKING__ID_HASH_KEY", "0123"),
         ]))
         .unwrap();
         assert_eq!(s.wechat_appid.as_deref(), Some("12345"));
+        assert_eq!(s.booking.slot_capacity, 6, "nested defaults");
     }
 }

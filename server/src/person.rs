@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use crate::telemetry::mask;
@@ -21,8 +21,12 @@ pub enum IdNumberError {
     Length,
     #[error("身份证号码前17位应为数字，最后一位为数字或X")]
     Characters,
+    #[error("身份证号码的地址码不正确")]
+    AreaCode,
     #[error("身份证号码中的出生日期无效")]
     BirthDate,
+    #[error("身份证号码中的出生日期晚于今天")]
+    FutureBirthDate,
     #[error("身份证号码校验位不正确，请核对")]
     CheckDigit,
 }
@@ -30,6 +34,12 @@ pub enum IdNumberError {
 /// GB 11643-1999 weights of the first 17 digits, and the check character for each remainder.
 const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 const CHECK: [char; 11] = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'];
+/// GB/T 2260 province codes: the first two digits.
+const PROVINCES: [&str; 34] = [
+    "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41",
+    "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65", "71",
+    "81", "82",
+];
 
 impl IdNumber {
     pub fn parse(input: &str) -> Result<Self, IdNumberError> {
@@ -42,7 +52,13 @@ impl IdNumber {
         if !bytes[..17].iter().all(u8::is_ascii_digit) || !(last.is_ascii_digit() || last == b'X') {
             return Err(IdNumberError::Characters);
         }
-        NaiveDate::parse_from_str(&text[6..14], "%Y%m%d").map_err(|_| IdNumberError::BirthDate)?;
+        if !PROVINCES.contains(&&text[..2]) {
+            return Err(IdNumberError::AreaCode);
+        }
+        NaiveDate::parse_from_str(&text[6..14], "%Y%m%d")
+            .ok()
+            .filter(|born| born.year() >= 1900)
+            .ok_or(IdNumberError::BirthDate)?;
         let sum: u32 = bytes[..17]
             .iter()
             .zip(WEIGHTS)
@@ -54,12 +70,29 @@ impl IdNumber {
         Ok(IdNumber(text))
     }
 
+    /// `parse`, and the person must be born by `today` (the server clock's local date).
+    pub fn parse_as_of(input: &str, today: NaiveDate) -> Result<Self, IdNumberError> {
+        let id = Self::parse(input)?;
+        if id.birth_date() > today {
+            return Err(IdNumberError::FutureBirthDate);
+        }
+        Ok(id)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
     pub fn birth_date(&self) -> NaiveDate {
         NaiveDate::parse_from_str(&self.0[6..14], "%Y%m%d").expect("checked by parse")
+    }
+
+    /// Full years (周岁) on `date`.
+    pub fn age_on(&self, date: NaiveDate) -> u32 {
+        let born = self.birth_date();
+        let birthday_passed = (date.month(), date.day()) >= (born.month(), born.day());
+        let years = date.year() - born.year() - i32::from(!birthday_passed);
+        years.max(0) as u32
     }
 
     /// `4419**********123X`: what a receipt, a log line or a list shows.
@@ -184,6 +217,32 @@ mod tests {
             IdNumber::parse("４４１９００１９９００３０７００２４"),
             Err(IdNumberError::Characters)
         );
+    }
+
+    #[test]
+    fn id_number_area_code_century_future_and_age() {
+        // 11010519491231002X is the standard's own example.
+        assert!(IdNumber::parse("11010519491231002X").is_ok());
+        assert_eq!(
+            IdNumber::parse("99010519491231002X"),
+            Err(IdNumberError::AreaCode)
+        );
+        // The standard's other example: right check character, born 1880.
+        assert_eq!(
+            IdNumber::parse("440524188001010014"),
+            Err(IdNumberError::BirthDate)
+        );
+        let today = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        // Born 2030-01-01, check characters computed independently (Python).
+        assert_eq!(
+            IdNumber::parse_as_of("110105203001010028", today),
+            Err(IdNumberError::FutureBirthDate)
+        );
+        let child = IdNumber::parse_as_of("441900201006151233", today).unwrap();
+        let on = |y, m, d| child.age_on(NaiveDate::from_ymd_opt(y, m, d).unwrap());
+        assert_eq!(on(2026, 6, 14), 15);
+        assert_eq!(on(2026, 6, 15), 16);
+        assert_eq!(on(2010, 6, 15), 0);
     }
 
     #[test]

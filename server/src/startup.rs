@@ -11,12 +11,15 @@ use actix_web::{web, App, HttpServer};
 use tracing_actix_web::TracingLogger;
 
 use crate::auth::token::Tokens;
+use crate::booking::{self, Booking};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::{json_error_handler, path_error_handler, query_error_handler, ApiError};
 use crate::metrics::{metrics_middleware, Metrics};
 use crate::store::{self, Store};
 use crate::web as web_client;
+use crate::wechat::simulator::{self, Simulator};
+use crate::wechat::{self, WeChatClient};
 use crate::{admin, auth, health, receipts, telemetry};
 
 /// Everything a request handler may need, built once per process.
@@ -26,17 +29,29 @@ pub struct AppState {
     pub clock: Arc<Clock>,
     pub metrics: Metrics,
     pub tokens: Tokens,
+    pub booking: Booking,
+    pub wechat: WeChatClient,
+    /// Development mode only: the WeChat simulator the server mounts and talks to.
+    pub simulator: Option<Arc<Simulator>>,
 }
 
 impl AppState {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = store::open(&settings).await?;
         let tokens = Tokens::from_settings(&settings)?;
+        let booking = Booking::from_settings(&settings)?;
+        let wechat = wechat::client_from_settings(&settings)?;
+        let clock = Arc::new(Clock::default());
+        // The simulator shares the server's clock, so advancing it expires codes and tokens too.
+        let simulator = (!settings.is_production()).then(|| Simulator::new(clock.clone()));
         Ok(AppState {
             tokens,
+            booking,
+            wechat,
+            simulator,
             settings,
             store,
-            clock: Arc::new(Clock::default()),
+            clock,
             metrics: Metrics::new(),
         })
     }
@@ -56,6 +71,7 @@ pub fn build_app(
 > {
     let development = !state.settings.is_production();
     let pkg_dir = state.settings.web_pkg_dir.clone();
+    let simulator = state.simulator.clone().map(web::Data::from);
     App::new()
         .app_data(state)
         .app_data(web::JsonConfig::default().error_handler(json_error_handler))
@@ -64,10 +80,16 @@ pub fn build_app(
         .configure(health::routes)
         .configure(auth::routes)
         .configure(admin::routes)
+        .configure(booking::routes)
         .configure(receipts::routes)
         .configure(|cfg| {
             if development {
                 web_client::routes(cfg, pkg_dir)
+            }
+        })
+        .configure(|cfg| {
+            if let Some(simulator) = simulator {
+                simulator::routes(cfg, simulator)
             }
         })
         .default_service(web::to(|| async { Err::<&str, _>(ApiError::NotFound) }))
@@ -89,11 +111,19 @@ pub struct Application {
 
 impl Application {
     /// Binds the configured address (port 0 picks a free one) and prepares the server.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
         install_tls_provider();
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
         let port = listener.local_addr()?.port();
+        if !settings.is_production() && settings.wechat_api_base.is_none() {
+            // Development mode talks to its own simulator, whose port is known only now.
+            let mut own = listener.local_addr()?;
+            if own.ip().is_unspecified() {
+                own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            settings.wechat_api_base = Some(format!("http://{own}/__wechat"));
+        }
         let workers = settings.workers;
         let state = web::Data::new(AppState::build(settings).await?);
         if state.settings.is_production() {
@@ -109,6 +139,7 @@ impl Application {
                 "Banzheng started in DEVELOPMENT mode: no WeChat app id is configured, the WeChat simulator answers instead of WeChat"
             );
         }
+        booking::spawn_no_show_sweeper(state.clone());
         let mut server = HttpServer::new(move || build_app(state.clone()))
             .listen(listener)?
             // SIGTERM stops accepting and lets in-flight requests finish for up to this long.

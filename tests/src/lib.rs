@@ -2,8 +2,11 @@
 //! find a real redis-server, and talk to the app over HTTP the way the mini-program does.
 
 pub mod admin;
+pub mod booking;
+pub mod process;
 pub mod receipts;
 pub mod redis_server;
+pub mod wechat;
 
 use std::sync::Arc;
 
@@ -77,6 +80,11 @@ impl SharedStore {
                 vars.push((
                     "BANZHENG_JWT_SECRET".into(),
                     format!("test-secret-{prefix}"),
+                ));
+                // …and the key of the ID-number hash, so they recognise the same person.
+                vars.push((
+                    "BANZHENG_BOOKING__ID_HASH_KEY".into(),
+                    format!("test-id-key-{prefix}"),
                 ));
             }
         }

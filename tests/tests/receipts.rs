@@ -389,7 +389,145 @@ async fn two_reviewers_at_once_decide_once(backend: Backend) {
     }
 }
 
+/// A receipt named at booking must be approved, unexpired, unused and the applicant's own;
+/// check-in spends it (`use_at_check_in`, the call the check-in handler makes — called here
+/// directly, as a check-in over HTTP needs the appointment's own day), and no later booking
+/// can name it.
+async fn a_receipt_books_once_and_is_spent_at_check_in(backend: Backend) {
+    use server::receipts::{use_at_check_in, ReceiptNo};
+    use tests::booking::{applicant, bookable_weekday, slot_id};
+
+    let app = TestApp::spawn(backend).await;
+    let user = app.user_token("openid-gina").await;
+    let reviewer = app.admin_token(Role::Reviewer).await;
+    let staff = app.admin_token(Role::Staff).await;
+    let order_id = app.seed_order("openid-gina", "portrait-test0.jpg").await;
+    let number = app.approve(&reviewer, &order_id).await["receipt_no"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let day = bookable_weekday();
+    let booking = |slot: &str, person: serde_json::Value, receipt: &str| {
+        json!({
+            "slot_id": slot_id("humen", day, slot),
+            "service": "expiry_renewal",
+            "applicant": person,
+            "photo_receipt_no": receipt,
+        })
+    };
+    let gina =
+        json!({"name": "张三", "id_number": tests::receipts::ID_NUMBER, "phone": "13812345678"});
+
+    let mut typo = number.clone().into_bytes();
+    typo[0] = if typo[0] == b'7' { b'8' } else { b'7' };
+    let typo = String::from_utf8(typo).unwrap();
+    let body = assert_error(
+        app.book(&user, &booking("0900", gina.clone(), &typo), None)
+            .await,
+        400,
+        "RECEIPT_NO_CHECK_FAILED",
+    )
+    .await;
+    assert_eq!(body["field"], "photo_receipt_no");
+    assert_error(
+        app.book(&user, &booking("0900", applicant(7), &number), None)
+            .await,
+        422,
+        "RECEIPT_OTHER_PERSON",
+    )
+    .await;
+    let booked = app
+        .book(&user, &booking("0900", gina.clone(), &number), None)
+        .await;
+    assert_eq!(booked.status(), 201);
+    let appointment = json(booked).await;
+    assert_eq!(appointment["photo_receipt_no"], number.as_str());
+    let appointment_id = appointment["id"].as_str().unwrap();
+
+    let store = app.shared.open().await;
+    let no = ReceiptNo::parse(&number).unwrap();
+    use_at_check_in(store.as_ref(), &no, appointment_id, chrono::Utc::now())
+        .await
+        .unwrap();
+    let looked_up = json(
+        app.get_with_token(&format!("/api/v1/admin/receipts/{number}"), &staff)
+            .await,
+    )
+    .await;
+    assert_eq!(looked_up["state"], "used");
+    assert!(looked_up["used_at"].is_string());
+    let order = json(
+        app.get_with_token(&format!("/api/v1/receipt-orders/{order_id}"), &user)
+            .await,
+    )
+    .await;
+    assert_eq!(order["status_zh"], "已使用");
+
+    // A second appointment naming the spent receipt is refused, at booking and at check-in.
+    let cancelled = app
+        .post_with_token(
+            &format!("/api/v1/appointments/{appointment_id}/cancel"),
+            &user,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(
+        cancelled.status(),
+        200,
+        "the first appointment is cancelled"
+    );
+    let again = app.book(&user, &booking("1000", gina, &number), None).await;
+    assert_error(again, 409, "RECEIPT_USED").await;
+    let refused = use_at_check_in(
+        store.as_ref(),
+        &no,
+        "another-appointment",
+        chrono::Utc::now(),
+    )
+    .await;
+    assert_eq!(refused.unwrap_err().code(), "RECEIPT_USED");
+}
+
+/// Check-ins racing for one receipt: exactly one spends it.
+async fn racing_check_ins_spend_a_receipt_once(backend: Backend) {
+    use server::receipts::{use_at_check_in, ReceiptNo};
+
+    let app = TestApp::spawn(backend).await;
+    let reviewer = app.admin_token(Role::Reviewer).await;
+    let order_id = app.seed_order("openid-hank", "portrait-test2.jpg").await;
+    let number = app.approve(&reviewer, &order_id).await["receipt_no"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let no = ReceiptNo::parse(&number).unwrap();
+    let store = app.shared.open().await;
+    let attempts = (0..6).map(|i| {
+        let (store, no) = (store.clone(), no.clone());
+        tokio::spawn(async move {
+            use_at_check_in(store.as_ref(), &no, &format!("a{i}"), chrono::Utc::now())
+                .await
+                .map_err(|e| e.code().to_owned())
+        })
+    });
+    let outcomes: Vec<_> = futures_util::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().err())
+        .all(|c| c == "RECEIPT_USED"));
+}
+
 on_both_backends!(
+    a_receipt_books_once_and_is_spent_at_check_in,
+    racing_check_ins_spend_a_receipt_once,
     review_approves_once_and_the_receipt_carries_the_number,
     a_mistyped_receipt_number_is_caught,
     rejection_shows_reasons_and_other_users_see_nothing,

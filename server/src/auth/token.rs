@@ -63,7 +63,7 @@ impl Tokens {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let secret = match &settings.jwt_secret {
             Some(secret) => secret.clone(),
-            None => development_secret(&settings.data_dir)?,
+            None => development_secret(&settings.data_dir, "jwt-secret")?,
         };
         Ok(Self::new(secret.expose_secret().as_bytes()))
     }
@@ -145,10 +145,11 @@ fn revoked_key(jti: &str) -> String {
     format!("revoked-token:{jti}")
 }
 
-/// 32 random bytes kept in `data_dir/jwt-secret`, so development tokens survive restarts.
-fn development_secret(data_dir: &Path) -> anyhow::Result<SecretString> {
+/// 32 random bytes kept in `data_dir/<name>`, so development tokens (and hashes keyed by it)
+/// survive restarts.
+pub(crate) fn development_secret(data_dir: &Path, name: &str) -> anyhow::Result<SecretString> {
     use rand::RngCore;
-    let path = data_dir.join("jwt-secret");
+    let path = data_dir.join(name);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         if existing.trim().len() >= 32 {
             return Ok(SecretString::from(existing.trim().to_owned()));
@@ -227,8 +228,8 @@ mod tests {
     #[test]
     fn development_secret_is_created_once() {
         let dir = tempfile::tempdir().unwrap();
-        let first = development_secret(dir.path()).unwrap();
-        let again = development_secret(dir.path()).unwrap();
+        let first = development_secret(dir.path(), "jwt-secret").unwrap();
+        let again = development_secret(dir.path(), "jwt-secret").unwrap();
         assert_eq!(first.expose_secret(), again.expose_secret());
         assert_eq!(first.expose_secret().len(), 64);
     }

@@ -1,1 +1,152 @@
 //! 户政业务 appointments: halls, business types, slots, booking, and the card's progress.
+
+pub mod applicant;
+pub mod appointment;
+pub mod catalog;
+mod handlers;
+pub mod id_hash;
+pub mod schedule;
+pub mod store;
+mod sweep;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+pub use handlers::routes;
+pub use store::BookingStore;
+pub use sweep::{settle_no_shows, spawn_no_show_sweeper};
+
+use crate::clock::china;
+use crate::config::Settings;
+use crate::error::ApiError;
+use appointment::IllegalTransition;
+use catalog::Catalog;
+use id_hash::IdHasher;
+use store::{NoShowPolicy, Refusal};
+
+/// `[booking]` in the configuration file, `BANZHENG_BOOKING__*` in the environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BookingSettings {
+    /// Replaces the built-in `server/data/halls.toml`.
+    pub halls_file: Option<PathBuf>,
+    /// Replaces the built-in `server/data/holidays.toml`.
+    pub holidays_file: Option<PathBuf>,
+    /// Seats per slot, unless the hall's entry says otherwise.
+    pub slot_capacity: u32,
+    /// Bookable from tomorrow up to this many days from today.
+    pub days_ahead: u32,
+    pub max_active_per_user: u32,
+    /// Cancelling is allowed until this long before the start.
+    pub cancel_before_minutes: u32,
+    /// Not checked in this long after the slot's end: a no-show.
+    pub no_show_grace_minutes: u32,
+    /// This many no-shows within the window bar the person for `ban_days`.
+    pub no_show_limit: u32,
+    pub no_show_window_days: u32,
+    pub ban_days: u32,
+    pub idempotency_hours: u32,
+    pub sweep_interval_secs: u64,
+    /// Key of the HMAC under which ID numbers are stored; development: a file in the data dir.
+    pub id_hash_key: Option<SecretString>,
+}
+
+impl Default for BookingSettings {
+    fn default() -> Self {
+        BookingSettings {
+            halls_file: None,
+            holidays_file: None,
+            slot_capacity: 6,
+            days_ahead: 7,
+            max_active_per_user: 3,
+            cancel_before_minutes: 120,
+            no_show_grace_minutes: 30,
+            no_show_limit: 2,
+            no_show_window_days: 30,
+            ban_days: 90,
+            idempotency_hours: 24,
+            sweep_interval_secs: 60,
+            id_hash_key: None,
+        }
+    }
+}
+
+const DAY: u64 = 24 * 3600;
+
+impl BookingSettings {
+    pub fn no_show_policy(&self) -> NoShowPolicy {
+        NoShowPolicy {
+            window: Duration::from_secs(u64::from(self.no_show_window_days) * DAY),
+            limit: self.no_show_limit.max(1),
+            ban: Duration::from_secs(u64::from(self.ban_days) * DAY),
+        }
+    }
+}
+
+/// Booking's part of the application state, built once at start-up.
+pub struct Booking {
+    pub settings: BookingSettings,
+    pub catalog: Catalog,
+    pub hasher: IdHasher,
+}
+
+impl Booking {
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let booking = settings.booking.clone();
+        let catalog = Catalog::load(
+            booking.halls_file.as_deref(),
+            booking.holidays_file.as_deref(),
+            booking.slot_capacity,
+        )?;
+        let key = match &booking.id_hash_key {
+            Some(key) => key.clone(),
+            None => crate::auth::token::development_secret(&settings.data_dir, "id-hash-key")?,
+        };
+        Ok(Booking {
+            settings: booking,
+            catalog,
+            hasher: IdHasher::new(key),
+        })
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::SlotFull => ApiError::conflict("SLOT_FULL", "该时段已约满，请选择其他时段"),
+            Refusal::AlreadyBooked => ApiError::conflict(
+                "ALREADY_BOOKED",
+                "该身份证号码已有未办理的预约，如需改约请先取消原预约",
+            ),
+            Refusal::TooManyActive => ApiError::conflict(
+                "TOO_MANY_ACTIVE",
+                "本账号的有效预约已达上限，请办理或取消后再预约",
+            ),
+            Refusal::Banned { until } => ApiError::Conflict {
+                status: StatusCode::FORBIDDEN,
+                code: "BANNED",
+                message: format!(
+                    "该身份证号码近期多次预约未到场，{}前不能预约",
+                    until.with_timezone(&china()).format("%Y年%m月%d日")
+                ),
+            },
+        }
+    }
+}
+
+impl From<IllegalTransition> for ApiError {
+    fn from(e: IllegalTransition) -> Self {
+        ApiError::conflict(
+            "ILLEGAL_TRANSITION",
+            format!(
+                "预约当前为“{}”，不能变更为“{}”",
+                e.from.label(),
+                e.to.label()
+            ),
+        )
+    }
+}

@@ -1,7 +1,7 @@
 //! A photo-receipt order and the only ways it may change: submitted → approved (a receipt
-//! number that expires) or rejected (reasons) → resubmitted …; an approved receipt is held by
-//! one booking and used at its check-in. Each change is a pure function here; the store saves
-//! the result only if nobody changed the order in between.
+//! number that expires) or rejected (reasons) → resubmitted …; an approved receipt is named
+//! by a booking of its applicant and spent at that booking's check-in. Each change is a pure
+//! function here; the store saves the result only if nobody changed the order in between.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -185,8 +185,6 @@ pub enum EventKind {
     Approved,
     Rejected,
     Resubmitted,
-    Reserved,
-    Released,
     Used,
 }
 
@@ -197,8 +195,6 @@ impl EventKind {
             EventKind::Approved => "审核通过，回执已生成",
             EventKind::Rejected => "审核未通过",
             EventKind::Resubmitted => "已重新提交，待审核",
-            EventKind::Reserved => "已用于预约",
-            EventKind::Released => "预约已取消，回执可再次使用",
             EventKind::Used => "已在窗口使用",
         }
     }
@@ -234,9 +230,9 @@ pub struct Receipt {
     pub no: ReceiptNo,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
-    /// The booking holding the receipt until its check-in (or cancellation).
+    /// The appointment whose check-in spent the receipt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub held_by: Option<String>,
+    pub used_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub used_at: Option<DateTime<Utc>>,
 }
@@ -279,8 +275,6 @@ pub enum TransitionError {
     Expired,
     #[error("receipt already used")]
     Used,
-    #[error("receipt held by another booking")]
-    HeldByAnother,
     #[error("receipt is for another ID number")]
     OtherPerson,
 }
@@ -380,7 +374,7 @@ impl ReceiptOrder {
                     no,
                     issued_at: now,
                     expires_at: now + valid_for,
-                    held_by: None,
+                    used_by: None,
                     used_at: None,
                 });
             }
@@ -412,8 +406,14 @@ impl ReceiptOrder {
         Ok(())
     }
 
-    /// The receipt's state for a booking of `id_number`: usable, or why not.
-    fn usable_by(&self, id_number: &IdNumber, now: DateTime<Utc>) -> Result<(), TransitionError> {
+    /// Whether a booking for `id_number` may name this receipt: approved, unexpired, unused
+    /// and the applicant's own. (Booking allows one active appointment per ID number, so two
+    /// live bookings cannot name the same receipt.)
+    pub fn usable_by(
+        &self,
+        id_number: &IdNumber,
+        now: DateTime<Utc>,
+    ) -> Result<(), TransitionError> {
         match self.status_at(now) {
             Status::Approved => {}
             Status::Expired => return Err(TransitionError::Expired),
@@ -426,53 +426,22 @@ impl ReceiptOrder {
         Ok(())
     }
 
-    /// A booking takes the receipt (single use): nobody else may book with it meanwhile.
-    /// Taking it again for the same booking changes nothing (a retried request).
-    pub fn hold(
+    /// The check-in of `appointment` spends the receipt: single use. The window accepts it on
+    /// the day even if it expired since the booking. Repeating it for the same appointment
+    /// (a retried check-in) changes nothing.
+    pub fn mark_used(
         &mut self,
-        booking: &str,
-        id_number: &IdNumber,
+        appointment: &str,
         now: DateTime<Utc>,
-    ) -> Result<bool, TransitionError> {
-        self.usable_by(id_number, now)?;
+    ) -> Result<(), TransitionError> {
         let receipt = self.receipt.as_mut().ok_or(TransitionError::NotApproved)?;
-        match receipt.held_by.as_deref() {
-            Some(holder) if holder == booking => return Ok(false),
-            Some(_) => return Err(TransitionError::HeldByAnother),
-            None => receipt.held_by = Some(booking.to_owned()),
-        }
-        self.record(event(EventKind::Reserved, now));
-        Ok(true)
-    }
-
-    /// The booking was cancelled: the receipt is free again. False when it was not held by it.
-    pub fn release(&mut self, booking: &str, now: DateTime<Utc>) -> bool {
-        let held = self.status == Status::Approved
-            && self
-                .receipt
-                .as_ref()
-                .is_some_and(|r| r.held_by.as_deref() == Some(booking));
-        if held {
-            if let Some(receipt) = self.receipt.as_mut() {
-                receipt.held_by = None;
-            }
-            self.record(event(EventKind::Released, now));
-        }
-        held
-    }
-
-    /// The booking holding the receipt was checked in: the receipt is spent. The window
-    /// accepts it on the day even if it expired since it was booked.
-    pub fn mark_used(&mut self, booking: &str, now: DateTime<Utc>) -> Result<(), TransitionError> {
         match self.status {
+            Status::Used if receipt.used_by.as_deref() == Some(appointment) => return Ok(()),
             Status::Used => return Err(TransitionError::Used),
             Status::Approved => {}
             _ => return Err(TransitionError::NotApproved),
         }
-        let receipt = self.receipt.as_mut().ok_or(TransitionError::NotApproved)?;
-        if receipt.held_by.as_deref() != Some(booking) {
-            return Err(TransitionError::HeldByAnother);
-        }
+        receipt.used_by = Some(appointment.to_owned());
         receipt.used_at = Some(now);
         self.status = Status::Used;
         self.record(event(EventKind::Used, now));
@@ -610,39 +579,39 @@ mod tests {
     }
 
     #[test]
-    fn a_receipt_is_held_by_one_booking_and_used_once() {
+    fn a_receipt_is_the_applicants_and_used_once() {
         let now = Utc::now();
         let mut o = order(now);
         let id = o.id_number.clone();
-        assert_eq!(o.hold("b1", &id, now), Err(TransitionError::NotApproved));
+        assert_eq!(o.usable_by(&id, now), Err(TransitionError::NotApproved));
+        assert_eq!(o.mark_used("a1", now), Err(TransitionError::NotApproved));
         approve(&mut o, now);
         let other = IdNumber::parse("441900201008151237").unwrap();
-        assert_eq!(o.hold("b1", &other, now), Err(TransitionError::OtherPerson));
-        assert_eq!(o.hold("b1", &id, now), Ok(true));
-        assert_eq!(o.hold("b1", &id, now), Ok(false), "a retry changes nothing");
-        assert_eq!(o.hold("b2", &id, now), Err(TransitionError::HeldByAnother));
-        assert!(!o.release("b2", now));
-        assert!(o.release("b1", now));
-        assert_eq!(o.hold("b2", &id, now), Ok(true));
-        assert_eq!(o.mark_used("b1", now), Err(TransitionError::HeldByAnother));
-        o.mark_used("b2", now).unwrap();
+        assert_eq!(o.usable_by(&other, now), Err(TransitionError::OtherPerson));
+        assert_eq!(o.usable_by(&id, now), Ok(()));
+        o.mark_used("a1", now).unwrap();
+        let version = o.version;
+        o.mark_used("a1", now).unwrap();
+        assert_eq!(o.version, version, "a retried check-in changes nothing");
+        assert_eq!(o.mark_used("a2", now), Err(TransitionError::Used));
         assert_eq!(o.status_at(now), Status::Used);
-        assert_eq!(o.hold("b3", &id, now), Err(TransitionError::Used));
+        assert_eq!(o.usable_by(&id, now), Err(TransitionError::Used));
         assert_eq!(
-            o.hold("b3", &id, now + Duration::days(200)),
+            o.usable_by(&id, now + Duration::days(200)),
             Err(TransitionError::Used)
         );
     }
 
     #[test]
-    fn an_expired_receipt_cannot_be_booked() {
+    fn an_expired_receipt_cannot_be_booked_but_a_booked_one_is_spent() {
         let now = Utc::now();
         let mut o = order(now);
         approve(&mut o, now);
         let id = o.id_number.clone();
         assert_eq!(
-            o.hold("b1", &id, now + Duration::days(181)),
+            o.usable_by(&id, now + Duration::days(181)),
             Err(TransitionError::Expired)
         );
+        o.mark_used("a1", now + Duration::days(181)).unwrap();
     }
 }

@@ -1,8 +1,8 @@
 //! Photo-receipt orders (图像号-style): the user uploads a photo that passes the same check the
 //! phone ran, it is normalised to the document's spec, the detection centre reviews it, the
 //! user is notified and downloads a receipt whose number the window asks for. A receipt is
-//! single use: a booking holds it and its check-in spends it (`hold_for_booking`,
-//! `release_from_booking`, `use_at_check_in`).
+//! single use: booking checks it (`check_for_booking`) and check-in spends it
+//! (`use_at_check_in`).
 
 mod domain;
 mod number;
@@ -110,9 +110,6 @@ impl From<TransitionError> for ApiError {
             TransitionError::Used => {
                 ApiError::conflict("RECEIPT_USED", "该相片回执已使用，每个回执只能使用一次")
             }
-            TransitionError::HeldByAnother => {
-                ApiError::conflict("RECEIPT_IN_USE", "该相片回执已用于另一个预约")
-            }
             TransitionError::OtherPerson => ApiError::unprocessable(
                 "RECEIPT_OTHER_PERSON",
                 "该相片回执不属于此申请人（身份证号不符）",
@@ -121,28 +118,48 @@ impl From<TransitionError> for ApiError {
     }
 }
 
-/// Retries of a change that lost a race with another change of the same receipt.
-const RACE_RETRIES: usize = 5;
+/// The receipt `no`, or 422 when there is none: a booking names it, it must exist.
+async fn receipt_order(store: &dyn Store, no: &ReceiptNo) -> Result<ReceiptOrder, ApiError> {
+    store
+        .receipt_order_by_no(no)
+        .await?
+        .ok_or_else(|| ApiError::unprocessable("RECEIPT_NOT_FOUND", "未找到该相片回执号"))
+}
 
-/// Loads the receipt `no`, applies `change` and saves it; re-reads and re-applies when the
-/// order changed in between, so concurrent callers each see the other's result.
-async fn change_receipt<T>(
+/// For the booking handler: the receipt named at booking is approved, unexpired, unused and
+/// the applicant's own.
+pub async fn check_for_booking(
     store: &dyn Store,
     no: &ReceiptNo,
-    mut change: impl FnMut(&mut ReceiptOrder) -> Result<T, TransitionError>,
-) -> Result<T, ApiError> {
+    id_number: &IdNumber,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    Ok(receipt_order(store, no).await?.usable_by(id_number, now)?)
+}
+
+/// Retries of a check-in that lost a race with another change of the same order.
+const RACE_RETRIES: usize = 5;
+
+/// For the check-in handler: the receipt named by `appointment` is spent (single use). A
+/// second appointment naming it is refused with `RECEIPT_USED`.
+pub async fn use_at_check_in(
+    store: &dyn Store,
+    no: &ReceiptNo,
+    appointment: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
     for _ in 0..RACE_RETRIES {
-        let mut order = store
-            .receipt_order_by_no(no)
-            .await?
-            .ok_or_else(|| ApiError::unprocessable("RECEIPT_NOT_FOUND", "未找到该相片回执号"))?;
+        let mut order = receipt_order(store, no).await?;
         let before = order.version;
-        let outcome = change(&mut order)?;
+        order.mark_used(appointment, now)?;
         if order.version == before {
-            return Ok(outcome);
+            return Ok(());
         }
         match store.save_receipt_order(&order).await? {
-            Saved::Saved => return Ok(outcome),
+            Saved::Saved => {
+                tracing::info!(order = %order.id, appointment, "photo receipt used");
+                return Ok(());
+            }
             Saved::Stale => continue,
             Saved::NumberTaken => return Err(ApiError::Internal("receipt number moved".into())),
         }
@@ -151,39 +168,4 @@ async fn change_receipt<T>(
         "RECEIPT_BUSY",
         "该相片回执正在被其他操作使用，请稍后再试",
     ))
-}
-
-/// For the booking handler: the applicant's receipt `no` is approved, unexpired, unused and
-/// theirs; it is held for `booking` so no other booking can use it. A retry for the same
-/// booking succeeds again. Call before storing the booking and release it if that fails.
-pub async fn hold_for_booking(
-    store: &dyn Store,
-    no: &ReceiptNo,
-    id_number: &IdNumber,
-    booking: &str,
-    now: DateTime<Utc>,
-) -> Result<(), ApiError> {
-    change_receipt(store, no, |order| order.hold(booking, id_number, now)).await?;
-    Ok(())
-}
-
-/// For cancellation: frees the receipt if `booking` held it.
-pub async fn release_from_booking(
-    store: &dyn Store,
-    no: &ReceiptNo,
-    booking: &str,
-    now: DateTime<Utc>,
-) -> Result<(), ApiError> {
-    change_receipt(store, no, |order| Ok(order.release(booking, now))).await?;
-    Ok(())
-}
-
-/// For check-in: the receipt held by `booking` is spent.
-pub async fn use_at_check_in(
-    store: &dyn Store,
-    no: &ReceiptNo,
-    booking: &str,
-    now: DateTime<Utc>,
-) -> Result<(), ApiError> {
-    change_receipt(store, no, |order| order.mark_used(booking, now)).await
 }

@@ -217,7 +217,6 @@ pub async fn lookup(
         "issued_at": receipt.issued_at,
         "expires_at": receipt.expires_at,
         "used_at": receipt.used_at,
-        "held_by_booking": receipt.held_by.is_some(),
         "order_id": order.id,
     })))
 }

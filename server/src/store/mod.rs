@@ -10,6 +10,7 @@ use async_trait::async_trait;
 
 use crate::admin::AdminStore;
 use crate::auth::UserStore;
+use crate::booking::BookingStore;
 use crate::config::Settings;
 use crate::receipts::ReceiptStore;
 
@@ -63,8 +64,11 @@ pub trait KvStore: Send + Sync {
 }
 
 /// Everything the server stores. Each capability adds its own trait here.
-pub trait Store: KvStore + BlobStore + UserStore + AdminStore + ReceiptStore {}
-impl<T: KvStore + BlobStore + UserStore + AdminStore + ReceiptStore> Store for T {}
+pub trait Store:
+    KvStore + BlobStore + UserStore + AdminStore + BookingStore + ReceiptStore
+{
+}
+impl<T: KvStore + BlobStore + UserStore + AdminStore + BookingStore + ReceiptStore> Store for T {}
 
 /// A lock with expiry, so a crashed holder cannot keep it forever.
 pub struct Lock<'a> {

@@ -1,0 +1,157 @@
+//! What booking asks of the store. Each call is atomic on both backends: one IMMEDIATE
+//! transaction on SQLite, one Lua script over keys tagged `{booking}` on Redis.
+
+mod redis;
+mod sqlite;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::appointment::{Appointment, AppointmentCode, Status};
+use crate::store::StoreError;
+
+/// A booking to write if every rule allows it.
+#[derive(Debug, Clone)]
+pub struct NewBooking {
+    pub appointment: Appointment,
+    /// Seats of the slot.
+    pub capacity: u32,
+    /// Active appointments one user may hold.
+    pub max_active: u32,
+    /// When an appointment not checked in by then becomes a no-show.
+    pub no_show_at: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+/// The client's `Idempotency-Key` with a digest of the request it came with.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub body_hash: String,
+    pub ttl: Duration,
+}
+
+/// A rule that said no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    SlotFull,
+    /// The applicant already has an active appointment.
+    AlreadyBooked,
+    /// The user already holds the maximum of active appointments.
+    TooManyActive,
+    /// The applicant missed too many appointments recently.
+    Banned {
+        until: DateTime<Utc>,
+    },
+}
+
+impl Refusal {
+    /// How a refusal is remembered under an idempotency key.
+    pub fn encode(self) -> String {
+        match self {
+            Refusal::SlotFull => "SLOT_FULL".into(),
+            Refusal::AlreadyBooked => "ALREADY_BOOKED".into(),
+            Refusal::TooManyActive => "TOO_MANY_ACTIVE".into(),
+            Refusal::Banned { until } => format!("BANNED:{}", until.timestamp_millis()),
+        }
+    }
+
+    pub fn decode(text: &str) -> Option<Self> {
+        Some(match text {
+            "SLOT_FULL" => Refusal::SlotFull,
+            "ALREADY_BOOKED" => Refusal::AlreadyBooked,
+            "TOO_MANY_ACTIVE" => Refusal::TooManyActive,
+            other => Refusal::Banned {
+                until: DateTime::from_timestamp_millis(
+                    other.strip_prefix("BANNED:")?.parse().ok()?,
+                )?,
+            },
+        })
+    }
+}
+
+/// What an idempotency record says the first request got.
+fn decode_outcome(outcome: &str) -> Result<Result<String, Refusal>, StoreError> {
+    match outcome.strip_prefix("OK:") {
+        Some(id) => Ok(Ok(id.to_owned())),
+        None => Refusal::decode(outcome)
+            .map(Err)
+            .ok_or_else(|| StoreError::Backend(format!("bad idempotency outcome `{outcome}`"))),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BookOutcome {
+    Booked(Box<Appointment>),
+    Refused(Refusal),
+    /// The same key came with the same request before: the id it booked, or its refusal.
+    Replayed(Result<String, Refusal>),
+    /// The same key came with another request.
+    IdempotencyMismatch,
+    /// The generated code exists already; generate another and retry.
+    CodeTaken,
+}
+
+/// 2 no-shows in 30 days bar the person for 90 days (configurable).
+#[derive(Debug, Clone, Copy)]
+pub struct NoShowPolicy {
+    pub window: Duration,
+    pub limit: u32,
+    pub ban: Duration,
+}
+
+#[async_trait]
+pub trait BookingStore: Send + Sync {
+    /// Seats taken per slot start (`0930`) at a hall on a day.
+    async fn seats_taken(
+        &self,
+        hall: &str,
+        date: NaiveDate,
+    ) -> Result<HashMap<String, u32>, StoreError>;
+
+    /// Checks, in this order, the idempotency record, the applicant's ban, the applicant's
+    /// active appointment, the user's active appointments and the slot's seats, and writes
+    /// the appointment only if all allow it — all at once.
+    async fn book(&self, booking: NewBooking) -> Result<BookOutcome, StoreError>;
+
+    async fn appointment(&self, id: &str) -> Result<Option<Appointment>, StoreError>;
+
+    async fn appointment_by_code(
+        &self,
+        code: &AppointmentCode,
+    ) -> Result<Option<Appointment>, StoreError>;
+
+    /// A user's appointments, newest first.
+    async fn user_appointments(&self, user_id: &str) -> Result<Vec<Appointment>, StoreError>;
+
+    /// Stores `next` if the appointment is still in `from` (false when someone else changed
+    /// it first). Leaving `Booked` releases the person's and the user's active slot;
+    /// cancelling frees the seat; a no-show counts towards a ban under `policy`.
+    async fn transition(
+        &self,
+        from: Status,
+        next: &Appointment,
+        policy: NoShowPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Ids of booked appointments whose no-show time has come.
+    async fn due_no_shows(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+}
+
+fn to_json(appointment: &Appointment) -> Result<String, StoreError> {
+    serde_json::to_string(appointment).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+fn from_json(text: &str) -> Result<Appointment, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Backend(format!("stored appointment unreadable: {e}")))
+}

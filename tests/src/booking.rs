@@ -1,0 +1,100 @@
+//! Booking helpers: valid, distinct ID numbers and applicants, and the booking endpoints.
+
+use chrono::{Datelike, Duration, NaiveDate, Weekday};
+use serde_json::{json, Value};
+
+use crate::TestApp;
+
+/// An ID number born on `birth` with sequence `seq` (0..=999), check character computed
+/// here with the GB 11643 weights, independently of the server.
+pub fn id_number(birth: NaiveDate, seq: u32) -> String {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let first17 = format!("441900{}{:03}", birth.format("%Y%m%d"), seq % 1000);
+    let sum: u32 = first17
+        .bytes()
+        .zip(WEIGHTS)
+        .map(|(b, w)| u32::from(b - b'0') * w)
+        .sum();
+    let check = "10X98765432".as_bytes()[(sum % 11) as usize] as char;
+    format!("{first17}{check}")
+}
+
+/// The `n`-th distinct adult (born 1980 onwards, one a day, 1000 per day).
+pub fn adult_id(n: u32) -> String {
+    let birth = NaiveDate::from_ymd_opt(1980, 1, 1).unwrap() + Duration::days(i64::from(n / 1000));
+    id_number(birth, n)
+}
+
+pub fn applicant(n: u32) -> Value {
+    json!({"name": "张三", "id_number": adult_id(n), "phone": "13812345678"})
+}
+
+/// The next `weekday` strictly after `from`.
+pub fn next(weekday: Weekday, from: NaiveDate) -> NaiveDate {
+    let mut day = from + Duration::days(1);
+    while day.weekday() != weekday {
+        day += Duration::days(1);
+    }
+    day
+}
+
+/// Today in Dongguan, as the server sees it (before any clock advance).
+pub fn today() -> NaiveDate {
+    chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .date_naive()
+}
+
+/// The first weekday from tomorrow that is not a public holiday in the built-in data.
+pub fn bookable_weekday() -> NaiveDate {
+    let holidays = server::booking::catalog::Catalog::load(None, None, 1).unwrap();
+    let mut day = today() + Duration::days(1);
+    while matches!(day.weekday(), Weekday::Sat | Weekday::Sun) || holidays.holidays.contains(&day) {
+        day += Duration::days(1);
+    }
+    day
+}
+
+pub fn slot_id(hall: &str, date: NaiveDate, time: &str) -> String {
+    format!("{hall}-{}-{time}", date.format("%Y%m%d"))
+}
+
+impl TestApp {
+    pub async fn slots(&self, hall: &str, service: &str, date: NaiveDate) -> reqwest::Response {
+        self.get(&format!(
+            "/api/v1/offices/{hall}/slots?service={service}&date={date}"
+        ))
+        .await
+    }
+
+    /// Seats left in one slot, as the slot list says.
+    pub async fn remaining(&self, slot: &str) -> u64 {
+        let id = server::booking::schedule::SlotId::parse(slot).expect("slot id");
+        let list = crate::json(self.slots(&id.hall, "expiry_renewal", id.date).await).await;
+        list["slots"]
+            .as_array()
+            .expect("slots")
+            .iter()
+            .find(|s| s["id"] == slot)
+            .unwrap_or_else(|| panic!("{slot} not in {list}"))["remaining"]
+            .as_u64()
+            .unwrap()
+    }
+
+    pub async fn book(
+        &self,
+        token: &str,
+        body: &Value,
+        idempotency_key: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url("/api/v1/appointments"))
+            .bearer_auth(token)
+            .json(body);
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.unwrap()
+    }
+}

@@ -1,0 +1,317 @@
+//! Conformance of `BookingStore`: the same rules, answers and side effects on SQLite and Redis.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use server::booking::applicant::PhoneNumber;
+use server::booking::appointment::{
+    Applicant, Appointment, AppointmentCode, HistoryEntry, Status, Step,
+};
+use server::booking::catalog::ServiceKind;
+use server::booking::schedule::SlotId;
+use server::booking::store::{BookOutcome, IdempotencyKey, NewBooking, NoShowPolicy, Refusal};
+use server::person::PersonName;
+use server::store::Store;
+use tests::{on_both_backends, Backend, SharedStore};
+
+async fn store(backend: Backend) -> Arc<dyn Store> {
+    SharedStore::fresh(backend).await.open().await
+}
+
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 1, 1, 0, 0).unwrap()
+}
+
+fn appointment(user: &str, person: &str, slot: &str) -> Appointment {
+    let slot = SlotId::parse(slot).unwrap();
+    Appointment {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        code: AppointmentCode::generate(),
+        user_id: user.into(),
+        slot,
+        service: ServiceKind::ExpiryRenewal,
+        starts_at: start(),
+        ends_at: start() + chrono::Duration::minutes(30),
+        family_only: false,
+        applicant: Applicant {
+            name: PersonName::parse("张三").unwrap(),
+            id_number: "4419**********0011".into(),
+            phone: PhoneNumber::parse("13812345678").unwrap(),
+        },
+        guardian: None,
+        id_hash: format!("hash-{person}"),
+        photo_receipt_no: None,
+        status: Status::Booked,
+        fee_yuan: None,
+        delivery: None,
+        ems_no: None,
+        created_at: start() - chrono::Duration::days(1),
+        history: vec![HistoryEntry {
+            status: Status::Booked,
+            at: start(),
+            actor: "user".into(),
+            detail: None,
+        }],
+    }
+}
+
+const SLOT: &str = "dongcheng-20261201-0900";
+
+fn booking(appointment: Appointment, capacity: u32) -> NewBooking {
+    let now = appointment.created_at;
+    NewBooking {
+        no_show_at: appointment.ends_at + chrono::Duration::minutes(30),
+        appointment,
+        capacity,
+        max_active: 3,
+        now,
+        idempotency: None,
+    }
+}
+
+fn policy() -> NoShowPolicy {
+    NoShowPolicy {
+        window: Duration::from_secs(30 * 86400),
+        limit: 2,
+        ban: Duration::from_secs(90 * 86400),
+    }
+}
+
+fn day() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 12, 1).unwrap()
+}
+
+async fn books_counts_seats_and_finds_by_id_code_and_user(backend: Backend) {
+    let s = store(backend).await;
+    let a = appointment("u1", "p1", SLOT);
+    assert_eq!(
+        s.book(booking(a.clone(), 2)).await.unwrap(),
+        BookOutcome::Booked(Box::new(a.clone()))
+    );
+    assert_eq!(s.seats_taken("dongcheng", day()).await.unwrap()["0900"], 1);
+    assert_eq!(s.appointment(&a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(
+        s.appointment_by_code(&a.code).await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(s.appointment("nope").await.unwrap(), None);
+    let mut b = appointment("u1", "p2", SLOT);
+    b.created_at += chrono::Duration::seconds(1);
+    s.book(booking(b.clone(), 2)).await.unwrap();
+    let mine: Vec<String> = s
+        .user_appointments("u1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
+    assert_eq!(mine, vec![b.id.clone(), a.id.clone()], "newest first");
+    assert!(s.user_appointments("u2").await.unwrap().is_empty());
+}
+
+async fn every_rule_refuses_without_writing(backend: Backend) {
+    let s = store(backend).await;
+    s.book(booking(appointment("u1", "p1", SLOT), 1))
+        .await
+        .unwrap();
+    let full = appointment("u2", "p2", SLOT);
+    assert_eq!(
+        s.book(booking(full.clone(), 1)).await.unwrap(),
+        BookOutcome::Refused(Refusal::SlotFull)
+    );
+    assert_eq!(s.appointment(&full.id).await.unwrap(), None);
+    assert_eq!(s.seats_taken("dongcheng", day()).await.unwrap()["0900"], 1);
+    assert_eq!(
+        s.book(booking(
+            appointment("u3", "p1", "dongcheng-20261201-0930"),
+            5
+        ))
+        .await
+        .unwrap(),
+        BookOutcome::Refused(Refusal::AlreadyBooked),
+        "the same person in another slot"
+    );
+    for n in 2..=3 {
+        let other = appointment("u1", &format!("q{n}"), "dongcheng-20261201-0930");
+        assert!(matches!(
+            s.book(booking(other, 5)).await.unwrap(),
+            BookOutcome::Booked(_)
+        ));
+    }
+    assert_eq!(
+        s.book(booking(
+            appointment("u1", "q4", "dongcheng-20261201-0930"),
+            5
+        ))
+        .await
+        .unwrap(),
+        BookOutcome::Refused(Refusal::TooManyActive)
+    );
+    let mut clash = appointment("u9", "p9", "dongcheng-20261201-1000");
+    let existing = s.user_appointments("u1").await.unwrap().pop().unwrap();
+    clash.code = existing.code;
+    assert_eq!(
+        s.book(booking(clash, 5)).await.unwrap(),
+        BookOutcome::CodeTaken
+    );
+}
+
+async fn idempotency_replays_answers_and_refuses_other_bodies(backend: Backend) {
+    let s = store(backend).await;
+    let key = |hash: &str| IdempotencyKey {
+        key: "k1".into(),
+        body_hash: hash.into(),
+        ttl: Duration::from_secs(86400),
+    };
+    let a = appointment("u1", "p1", SLOT);
+    let mut first = booking(a.clone(), 1);
+    first.idempotency = Some(key("h1"));
+    assert_eq!(
+        s.book(first).await.unwrap(),
+        BookOutcome::Booked(Box::new(a.clone()))
+    );
+    let mut again = booking(appointment("u1", "p1", SLOT), 1);
+    again.idempotency = Some(key("h1"));
+    assert_eq!(
+        s.book(again).await.unwrap(),
+        BookOutcome::Replayed(Ok(a.id.clone()))
+    );
+    let mut other = booking(appointment("u1", "p5", SLOT), 1);
+    other.idempotency = Some(key("h2"));
+    assert_eq!(
+        s.book(other).await.unwrap(),
+        BookOutcome::IdempotencyMismatch
+    );
+    assert_eq!(s.seats_taken("dongcheng", day()).await.unwrap()["0900"], 1);
+
+    // A refusal is remembered too: the same request gets the same answer.
+    let mut refused = booking(appointment("u2", "p2", SLOT), 1);
+    refused.idempotency = Some(key("h3"));
+    assert_eq!(
+        s.book(refused).await.unwrap(),
+        BookOutcome::Refused(Refusal::SlotFull)
+    );
+    let mut retry = booking(appointment("u2", "p2", SLOT), 5);
+    retry.idempotency = Some(key("h3"));
+    assert_eq!(
+        s.book(retry).await.unwrap(),
+        BookOutcome::Replayed(Err(Refusal::SlotFull))
+    );
+}
+
+async fn cancel_frees_the_seat_and_the_person_and_is_compare_and_set(backend: Backend) {
+    let s = store(backend).await;
+    let a = appointment("u1", "p1", SLOT);
+    s.book(booking(a.clone(), 1)).await.unwrap();
+    let cancelled = a.after(Step::Cancel, "user", start()).unwrap();
+    assert!(s
+        .transition(Status::Booked, &cancelled, policy(), start())
+        .await
+        .unwrap());
+    assert!(
+        !s.transition(Status::Booked, &cancelled, policy(), start())
+            .await
+            .unwrap(),
+        "a second cancel finds it changed"
+    );
+    assert_eq!(s.seats_taken("dongcheng", day()).await.unwrap()["0900"], 0);
+    assert_eq!(
+        s.appointment(&a.id).await.unwrap().unwrap().status,
+        Status::Cancelled
+    );
+    let again = appointment("u1", "p1", SLOT);
+    assert!(matches!(
+        s.book(booking(again, 1)).await.unwrap(),
+        BookOutcome::Booked(_)
+    ));
+}
+
+async fn check_in_keeps_the_seat_but_ends_the_active_hold(backend: Backend) {
+    let s = store(backend).await;
+    let a = appointment("u1", "p1", SLOT);
+    s.book(booking(a.clone(), 1)).await.unwrap();
+    let checked_in = a.after(Step::CheckIn, "staff:s", start()).unwrap();
+    assert!(s
+        .transition(Status::Booked, &checked_in, policy(), start())
+        .await
+        .unwrap());
+    assert_eq!(s.seats_taken("dongcheng", day()).await.unwrap()["0900"], 1);
+    assert!(s
+        .due_no_shows(start() + chrono::Duration::days(1), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let next_time = appointment("u1", "p1", "dongcheng-20261201-0930");
+    assert!(matches!(
+        s.book(booking(next_time, 1)).await.unwrap(),
+        BookOutcome::Booked(_)
+    ));
+}
+
+async fn two_no_shows_in_the_window_ban_the_person(backend: Backend) {
+    let s = store(backend).await;
+    let mut now = start() + chrono::Duration::hours(2);
+    for (round, slot) in ["dongcheng-20261201-0900", "dongcheng-20261201-0930"]
+        .iter()
+        .enumerate()
+    {
+        let a = appointment("u1", "p1", slot);
+        s.book(booking(a.clone(), 5)).await.unwrap();
+        assert_eq!(
+            s.due_no_shows(a.ends_at, 10).await.unwrap(),
+            Vec::<String>::new(),
+            "not yet due"
+        );
+        assert_eq!(s.due_no_shows(now, 10).await.unwrap(), vec![a.id.clone()]);
+        let missed = a.after(Step::NoShow, "system", now).unwrap();
+        assert!(s
+            .transition(Status::Booked, &missed, policy(), now)
+            .await
+            .unwrap());
+        assert!(s.due_no_shows(now, 10).await.unwrap().is_empty());
+        now += chrono::Duration::minutes(1);
+        let next = appointment("u1", "p1", "dongcheng-20261201-1000");
+        let mut attempt = booking(next, 5);
+        attempt.now = now;
+        let outcome = s.book(attempt).await.unwrap();
+        if round == 0 {
+            assert!(
+                matches!(outcome, BookOutcome::Booked(_)),
+                "one no-show is no ban"
+            );
+            let booked = s
+                .user_appointments("u1")
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|a| a.status == Status::Booked)
+                .unwrap();
+            let cancelled = booked.after(Step::Cancel, "user", now).unwrap();
+            assert!(s
+                .transition(Status::Booked, &cancelled, policy(), now)
+                .await
+                .unwrap());
+        } else {
+            let until = now - chrono::Duration::minutes(1) + chrono::Duration::days(90);
+            assert_eq!(outcome, BookOutcome::Refused(Refusal::Banned { until }));
+        }
+    }
+    let other = appointment("u1", "p2", "dongcheng-20261201-1000");
+    assert!(
+        matches!(
+            s.book(booking(other, 5)).await.unwrap(),
+            BookOutcome::Booked(_)
+        ),
+        "only that person"
+    );
+}
+
+on_both_backends!(
+    books_counts_seats_and_finds_by_id_code_and_user,
+    every_rule_refuses_without_writing,
+    idempotency_replays_answers_and_refuses_other_bodies,
+    cancel_frees_the_seat_and_the_person_and_is_compare_and_set,
+    check_in_keeps_the_seat_but_ends_the_active_hold,
+    two_no_shows_in_the_window_ban_the_person,
+);
