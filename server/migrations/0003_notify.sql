@@ -20,3 +20,11 @@ CREATE TABLE subscription_grants (
     remaining   INTEGER NOT NULL,
     PRIMARY KEY (user_id, template_id)
 );
+
+-- A grant held by a notification being sent: taking it again (after a crash) is a no-op, so
+-- a restart does not spend a second grant on the same notification.
+CREATE TABLE subscription_holds (
+    notification_id TEXT PRIMARY KEY,
+    user_id         TEXT NOT NULL,
+    template_id     TEXT NOT NULL
+);

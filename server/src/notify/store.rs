@@ -112,12 +112,22 @@ pub trait NotifyStore: Send + Sync {
         user_id: &str,
         template_ids: &[String],
     ) -> Result<Vec<(String, i64)>, StoreError>;
-    /// Spends one grant; false when there is none.
-    async fn take_subscription(&self, user_id: &str, template_id: &str)
-        -> Result<bool, StoreError>;
-    /// Gives back a grant WeChat did not use (the send failed before it counted).
-    async fn return_subscription(&self, user_id: &str, template_id: &str)
-        -> Result<(), StoreError>;
+    /// Holds one grant for `notification_id`; false when there is none. Idempotent: a
+    /// notification already holding one (its sender died mid-send) keeps it.
+    async fn take_subscription(
+        &self,
+        user_id: &str,
+        template_id: &str,
+        notification_id: &str,
+    ) -> Result<bool, StoreError>;
+    /// Ends the hold: spent when WeChat took the message, given back (`refund`) when not.
+    async fn release_subscription(
+        &self,
+        user_id: &str,
+        template_id: &str,
+        notification_id: &str,
+        refund: bool,
+    ) -> Result<(), StoreError>;
     /// The user refused (43101): whatever we thought was left is gone.
     async fn clear_subscription(&self, user_id: &str, template_id: &str) -> Result<(), StoreError>;
 }
@@ -280,52 +290,75 @@ impl NotifyStore for SqliteStore {
         &self,
         user_id: &str,
         template_id: &str,
+        notification_id: &str,
     ) -> Result<bool, StoreError> {
-        self.grant_update(
-            user_id,
-            template_id,
-            "UPDATE subscription_grants SET remaining = remaining - 1
-             WHERE user_id = ?1 AND template_id = ?2 AND remaining > 0",
-        )
+        let (user_id, template_id) = (user_id.to_owned(), template_id.to_owned());
+        let notification_id = notification_id.to_owned();
+        self.write(move |tx| {
+            let held = tx
+                .query_row(
+                    "SELECT 1 FROM subscription_holds WHERE notification_id = ?1",
+                    [&notification_id],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if held {
+                return Ok(true);
+            }
+            let taken = tx.execute(
+                "UPDATE subscription_grants SET remaining = remaining - 1
+                 WHERE user_id = ?1 AND template_id = ?2 AND remaining > 0",
+                params![user_id, template_id],
+            )? == 1;
+            if taken {
+                tx.execute(
+                    "INSERT INTO subscription_holds (notification_id, user_id, template_id)
+                     VALUES (?1, ?2, ?3)",
+                    params![notification_id, user_id, template_id],
+                )?;
+            }
+            Ok(taken)
+        })
         .await
     }
 
-    async fn return_subscription(
+    async fn release_subscription(
         &self,
         user_id: &str,
         template_id: &str,
+        notification_id: &str,
+        refund: bool,
     ) -> Result<(), StoreError> {
-        self.grant_update(
-            user_id,
-            template_id,
-            "UPDATE subscription_grants SET remaining = remaining + 1
-             WHERE user_id = ?1 AND template_id = ?2",
-        )
+        let (user_id, template_id) = (user_id.to_owned(), template_id.to_owned());
+        let notification_id = notification_id.to_owned();
+        self.write(move |tx| {
+            let held = tx.execute(
+                "DELETE FROM subscription_holds WHERE notification_id = ?1",
+                [&notification_id],
+            )? == 1;
+            if held && refund {
+                tx.execute(
+                    "UPDATE subscription_grants SET remaining = remaining + 1
+                     WHERE user_id = ?1 AND template_id = ?2",
+                    params![user_id, template_id],
+                )?;
+            }
+            Ok(())
+        })
         .await
-        .map(drop)
     }
 
     async fn clear_subscription(&self, user_id: &str, template_id: &str) -> Result<(), StoreError> {
-        self.grant_update(
-            user_id,
-            template_id,
-            "UPDATE subscription_grants SET remaining = 0 WHERE user_id = ?1 AND template_id = ?2",
-        )
-        .await
-        .map(drop)
-    }
-}
-
-impl SqliteStore {
-    async fn grant_update(
-        &self,
-        user_id: &str,
-        template_id: &str,
-        sql: &'static str,
-    ) -> Result<bool, StoreError> {
         let (user_id, template_id) = (user_id.to_owned(), template_id.to_owned());
-        self.write(move |tx| Ok(tx.execute(sql, params![user_id, template_id])? == 1))
-            .await
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE subscription_grants SET remaining = 0 WHERE user_id = ?1 AND template_id = ?2",
+                params![user_id, template_id],
+            )?;
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -401,12 +434,27 @@ return 1
     )
 });
 
+/// KEYS: the user's grants, the holds; ARGV: template id, notification id.
 static TAKE_GRANT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 1 end
 if tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') > 0 then
   redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
   return 1
+end
+return 0
+",
+    )
+});
+
+/// KEYS: the user's grants, the holds; ARGV: template id, notification id, refund (1/0).
+static RELEASE_GRANT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('HDEL', KEYS[2], ARGV[2]) == 1 and ARGV[3] == '1' then
+  redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 end
 return 0
 ",
@@ -416,6 +464,10 @@ return 0
 impl RedisStore {
     fn grants_key(&self, user_id: &str) -> String {
         self.key(OWN_TAG, &format!("grants:{user_id}"))
+    }
+
+    fn holds_key(&self) -> String {
+        self.key(OWN_TAG, "grant-holds")
     }
 }
 
@@ -533,25 +585,32 @@ impl NotifyStore for RedisStore {
         &self,
         user_id: &str,
         template_id: &str,
+        notification_id: &str,
     ) -> Result<bool, StoreError> {
         let taken: i64 = TAKE_GRANT
             .key(self.grants_key(user_id))
+            .key(self.holds_key())
             .arg(template_id)
+            .arg(notification_id)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(taken == 1)
     }
 
-    async fn return_subscription(
+    async fn release_subscription(
         &self,
         user_id: &str,
         template_id: &str,
+        notification_id: &str,
+        refund: bool,
     ) -> Result<(), StoreError> {
-        let _: i64 = redis::cmd("HINCRBY")
-            .arg(self.grants_key(user_id))
+        let _: i64 = RELEASE_GRANT
+            .key(self.grants_key(user_id))
+            .key(self.holds_key())
             .arg(template_id)
-            .arg(1)
-            .query_async(&mut self.conn())
+            .arg(notification_id)
+            .arg(if refund { "1" } else { "0" })
+            .invoke_async(&mut self.conn())
             .await?;
         Ok(())
     }

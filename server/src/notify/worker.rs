@@ -142,7 +142,7 @@ impl Notifier {
         };
         if !self
             .store
-            .take_subscription(&user.id, &message.template_id)
+            .take_subscription(&user.id, &message.template_id, &notification.id)
             .await?
         {
             return Ok(Self::fail(OutboxState::NoSubscription, "no subscription"));
@@ -162,14 +162,12 @@ impl Notifier {
             Err(SendError::WeChat(e)) => Self::fail(OutboxState::Failed, e.to_string()),
             Err(SendError::Token(e)) => self.retry(entry, e.to_string()),
         };
-        if !matches!(outcome, Outcome::Sent)
-            && !matches!(&result, Err(SendError::WeChat(e)) if e.errcode() == Some(43101))
-        {
-            // WeChat did not spend the user's grant on a send that did not happen.
-            self.store
-                .return_subscription(&user.id, &message.template_id)
-                .await?;
-        }
+        // WeChat counts a grant only for a message it took (43101: there was none to count).
+        let spent = matches!(outcome, Outcome::Sent)
+            || matches!(&result, Err(SendError::WeChat(e)) if e.errcode() == Some(43101));
+        self.store
+            .release_subscription(&user.id, &message.template_id, &notification.id, !spent)
+            .await?;
         match &outcome {
             Outcome::Sent => {
                 tracing::info!(id = %notification.id, event = notification.event.as_str(), "notification sent")
