@@ -292,7 +292,8 @@ on_both_backends!(
     an_invalidated_token_is_replaced_once,
     the_reminder_waits_for_the_evening_before,
     fifty_sends_with_an_expired_token_fetch_it_once,
-    killed_between_write_and_send_delivers_once
+    killed_between_write_and_send_delivers_once,
+    every_event_is_accepted_by_wechat
 );
 
 /// Two instances over one Redis, one WeChat: 50 sends split between them after the token
@@ -433,4 +434,199 @@ async fn killed_between_write_and_send_delivers_once(backend: Backend) {
     server.signal("TERM");
     assert_eq!(server.wait().await, Some(0));
     wechat.stop().await;
+}
+
+/// Every event, rendered through the development templates, is accepted by WeChat's own
+/// value rules (the simulator answers 47003 otherwise).
+async fn every_event_is_accepted_by_wechat(backend: Backend) {
+    let app = app(backend, &[]).await;
+    let token = app.login("o-n12").await;
+    let mut templates = Vec::new();
+    for event in Event::ALL {
+        templates.push(app.template_id(event).await);
+    }
+    let ids: Vec<&str> = templates.iter().map(String::as_str).collect();
+    app.subscribe(&token, &ids).await;
+    app.subscribe(&token, &ids).await;
+    app.subscribe(&token, &ids).await;
+    let user_id = app.user_id(&token).await;
+    let facts = AppointmentFacts {
+        appointment_id: "appt-12",
+        user_id: &user_id,
+        code: "BZ12",
+        office: LONG_OFFICE,
+        service: "居民身份证换领",
+        starts_at: in_days(3),
+    };
+    use server::notify::{Progress, ReviewOutcome};
+    let now = Utc::now();
+    let all = [
+        Notification::booking_confirmed(&facts, now),
+        Notification::cancelled(&facts, "本人取消", now),
+        Notification::progress(&facts, Progress::Accepted, now),
+        Notification::progress(
+            &facts,
+            Progress::Shipped {
+                ems_no: "EA123456789CN",
+            },
+            now,
+        ),
+        Notification::progress(&facts, Progress::ReadyForPickup, now),
+        Notification::review_result(
+            &user_id,
+            "order-1",
+            "d1",
+            "身份证照片回执",
+            ReviewOutcome::Approved {
+                receipt_no: "44190020250305000123",
+            },
+            now,
+        ),
+        Notification::review_result(
+            &user_id,
+            "order-1",
+            "d2",
+            "身份证照片回执",
+            ReviewOutcome::Rejected {
+                reason: "背景不是纯白色，请在白色墙壁前重新拍摄照片",
+            },
+            now,
+        ),
+    ];
+    for notification in &all {
+        assert!(app.enqueue(notification).await);
+    }
+    assert_eq!(app.run_notifier().await["sent"], all.len());
+    let messages = app.sim().messages().await;
+    assert_eq!(messages.len(), all.len());
+    let shipped = messages
+        .iter()
+        .find(|m| m["data"]["phrase1"]["value"] == "已寄出")
+        .expect("the shipping notice");
+    assert_eq!(shipped["data"]["thing2"]["value"], "EMS EA123456789CN");
+    let approved = messages
+        .iter()
+        .find(|m| m["data"]["phrase2"]["value"] == "审核通过")
+        .expect("the approval");
+    assert_eq!(
+        approved["data"]["character_string3"]["value"],
+        "44190020250305000123"
+    );
+    assert_eq!(approved["page"], "pages/orders/detail?id=order-1");
+
+    let reminder = Notification::reminder(&facts, now).unwrap();
+    app.enqueue(&reminder).await;
+    app.advance_clock((reminder.not_before - now).num_seconds() + 1)
+        .await;
+    assert_eq!(app.run_notifier().await["sent"], 1, "the reminder too");
+}
+
+/// SQLite: the notification is part of the caller's transaction — rolled back with it, and a
+/// reminder can be withdrawn in the same transaction as the cancellation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_enqueue_in_tx_commits_and_rolls_back_with_the_caller() {
+    use server::notify::store::{cancel_in_tx, enqueue_in_tx};
+    use server::store::{SqliteStore, StoreError};
+    let app = app(Backend::Sqlite, &[]).await;
+    let (user_id, _) = subscriber(&app, "o-n13", 1).await;
+    let SharedStore::Sqlite(dir) = &app.shared else {
+        unreachable!()
+    };
+    let store = SqliteStore::open(&dir.path().join("banzheng.db")).unwrap();
+
+    let rolled_back = confirmation(&user_id, "appt-13a");
+    let n = rolled_back.clone();
+    let result = store
+        .write(move |tx| {
+            assert!(enqueue_in_tx(tx, &n)?);
+            Err::<(), _>(StoreError::Backend("the booking failed after all".into()))
+        })
+        .await;
+    assert!(result.is_err());
+
+    let facts = AppointmentFacts {
+        appointment_id: "appt-13b",
+        user_id: &user_id,
+        code: "BZ13",
+        office: "南城户政大厅",
+        service: "居民身份证换领",
+        starts_at: in_days(3),
+    };
+    let confirmed = Notification::booking_confirmed(&facts, Utc::now());
+    let reminder = Notification::reminder(&facts, Utc::now()).unwrap();
+    let (c, r) = (confirmed.clone(), reminder.clone());
+    store
+        .write(move |tx| {
+            enqueue_in_tx(tx, &c)?;
+            enqueue_in_tx(tx, &r)
+        })
+        .await
+        .unwrap();
+    let key = server::notify::reminder_key("appt-13b");
+    assert!(store.write(move |tx| cancel_in_tx(tx, &key)).await.unwrap());
+
+    assert_eq!(app.run_notifier().await["sent"], 1);
+    let messages = app.sim().messages().await;
+    assert_eq!(messages[0]["data"]["character_string4"]["value"], "BZ13");
+    let opened = app.shared.open().await;
+    assert!(opened
+        .outbox_entry("notify", &rolled_back.id)
+        .await
+        .unwrap()
+        .is_none());
+    let entry = opened
+        .outbox_entry("notify", &reminder.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.state, OutboxState::Cancelled);
+    app.advance_clock(4 * 24 * 3600).await;
+    assert_eq!(
+        app.run_notifier().await["claimed"],
+        0,
+        "the cancelled reminder stays unsent"
+    );
+}
+
+/// Redis: a capability's own Lua script (here under the `booking` tag) writes its state and
+/// the notification at once with `OUTBOX_LUA`; the sender finds it under that tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outbox_lua_enqueues_inside_another_script() {
+    use server::notify::store::{outbox_keys, OUTBOX_LUA};
+    use server::store::RedisStore;
+    let app = app(Backend::Redis, &[]).await;
+    let (user_id, _) = subscriber(&app, "o-n14", 1).await;
+    let SharedStore::Redis { url, prefix } = &app.shared else {
+        unreachable!()
+    };
+    let store = RedisStore::connect(url, prefix).await.unwrap();
+    let script = ::redis::Script::new(&format!(
+        "{OUTBOX_LUA}
+redis.call('SET', KEYS[6], 'booked')
+local added = outbox_enqueue(1, ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+outbox_cancel(1, ARGV[5])
+return added"
+    ));
+    let notification = confirmation(&user_id, "appt-14");
+    let mut invocation = script.prepare_invoke();
+    for key in outbox_keys(&store, "booking") {
+        invocation.key(key);
+    }
+    invocation.key(store.key("booking", "appt:appt-14"));
+    for arg in notification.redis_args() {
+        invocation.arg(arg);
+    }
+    invocation.arg("reminder:none");
+    let added: i64 = invocation.invoke_async(&mut store.conn()).await.unwrap();
+    assert_eq!(added, 1);
+
+    assert_eq!(app.run_notifier().await["sent"], 1);
+    assert_eq!(app.sim().messages().await.len(), 1);
+    let opened = app.shared.open().await;
+    let entry = opened
+        .outbox_entry("booking", &notification.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.state, OutboxState::Sent);
 }

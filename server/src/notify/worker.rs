@@ -160,6 +160,12 @@ impl Notifier {
                 self.retry(entry, e.to_string())
             }
             Err(SendError::WeChat(e)) => Self::fail(OutboxState::Failed, e.to_string()),
+            // WeChat's quotas (45009 a day, 45011 a minute) are not retried automatically.
+            Err(SendError::Token(TokenError::WeChat(e)))
+                if matches!(e.errcode(), Some(45009 | 45011)) =>
+            {
+                Self::fail(OutboxState::Failed, e.to_string())
+            }
             Err(SendError::Token(e)) => self.retry(entry, e.to_string()),
         };
         // WeChat counts a grant only for a message it took (43101: there was none to count).
