@@ -237,6 +237,7 @@ async fn production_mode_has_no_simulator(backend: Backend) {
     for path in [
         "/__sim/codes",
         "/__sim/clock",
+        "/__sim/notify/run",
         "/__wechat/cgi-bin/stable_token",
     ] {
         assert_error(app.post_json(path, &json!({})).await, 404, "NOT_FOUND").await;

@@ -169,15 +169,9 @@ impl WeChatClient {
 /// Sends a request and reads WeChat's JSON: an `errcode` other than 0 is an error whatever
 /// the HTTP status (WeChat often says 40001 with 200); no JSON is a transport error.
 async fn call(request: reqwest::RequestBuilder) -> Result<Value, WeChatError> {
-    let response = request
-        .send()
-        .await
-        .map_err(|e| WeChatError::Transport(e.without_url().to_string()))?;
+    let response = request.send().await.map_err(transport)?;
     let status = response.status();
-    let text = response
-        .text()
-        .await
-        .map_err(|e| WeChatError::Transport(e.without_url().to_string()))?;
+    let text = response.text().await.map_err(transport)?;
     let body: Option<Value> = serde_json::from_str(&text).ok();
     let errcode = body
         .as_ref()
@@ -198,6 +192,19 @@ async fn call(request: reqwest::RequestBuilder) -> Result<Value, WeChatError> {
         _ if !status.is_success() => Err(WeChatError::Transport(format!("HTTP {status}"))),
         _ => Err(WeChatError::Transport("malformed JSON answer".into())),
     }
+}
+
+/// The error and its causes, without the URL (its query holds the secret or the token).
+fn transport(error: reqwest::Error) -> WeChatError {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    WeChatError::Transport(text)
 }
 
 /// WeChat's `errcode` has arrived as a number, a float and a string.
