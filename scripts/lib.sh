@@ -77,3 +77,22 @@ dev_user_token() {
   curl -fsS -X POST "$BASE_URL/api/v1/auth/login" -H 'content-type: application/json' \
     -d "{\"code\":\"$code\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
 }
+
+# Debian's Chromium for the browser tests (no browser download by test tools).
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] || apt_install chromium
+}
+
+# The shared test photographs: BANZHENG_PHOTOS_DIR, else ../shared/photos beside the
+# repository, else /work/shared/photos. Exported for every suite.
+export_photos_dir() {
+  local dir
+  for dir in "${BANZHENG_PHOTOS_DIR:-}" "$PWD/../shared/photos" /work/shared/photos; do
+    if [ -n "$dir" ] && [ -f "$dir/labels.json" ]; then
+      BANZHENG_PHOTOS_DIR=$(cd "$dir" && pwd)
+      export BANZHENG_PHOTOS_DIR
+      return 0
+    fi
+  done
+  die "missing: the test photographs (set BANZHENG_PHOTOS_DIR to a folder with labels.json)"
+}

@@ -9,6 +9,7 @@ source scripts/lib.sh
 
 step "tools"
 ensure_redis
+export_photos_dir
 
 step "format and lints"
 cargo fmt --all -- --check

@@ -29,6 +29,13 @@ pub struct Settings {
     pub wechat_appid: Option<String>,
     pub wechat_secret: Option<SecretString>,
     pub wechat_api_base: Option<String>,
+    /// Timeout of one call to WeChat (connect and answer); a login makes at most two.
+    #[serde(default = "default_wechat_timeout_ms")]
+    pub wechat_timeout_ms: u64,
+    #[serde(default)]
+    pub login: LoginSettings,
+    #[serde(default)]
+    pub notify: crate::notify::NotifySettings,
     #[serde(default)]
     pub log_format: LogFormat,
     /// HTTP worker threads; unset: one per core.
@@ -65,6 +72,28 @@ impl Default for ReceiptSettings {
     }
 }
 
+/// `[login]`: the mini-program login endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginSettings {
+    /// Login attempts allowed per client address in one window.
+    pub rate_limit: i64,
+    pub rate_window_secs: u64,
+    /// Take the client address from `X-Forwarded-For`: only behind a proxy that sets it,
+    /// otherwise any client could pick a fresh address per request and escape the limit.
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for LoginSettings {
+    fn default() -> Self {
+        LoginSettings {
+            rate_limit: 60,
+            rate_window_secs: 60,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -87,6 +116,9 @@ fn default_data_dir() -> PathBuf {
 }
 fn default_web_pkg_dir() -> PathBuf {
     PathBuf::from("target/wasm-pkg/web")
+}
+fn default_wechat_timeout_ms() -> u64 {
+    5000
 }
 fn default_redis_prefix() -> String {
     "bz".into()

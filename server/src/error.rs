@@ -165,6 +165,10 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
+            // WeChat's minute quota: the next minute may pass.
+            ApiError::WeChat { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS => {
+                response.insert_header((header::RETRY_AFTER, "60"));
+            }
             _ => {}
         }
         response.json(ErrorBody {

@@ -3,6 +3,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
@@ -16,8 +17,11 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::{json_error_handler, path_error_handler, query_error_handler, ApiError};
 use crate::metrics::{metrics_middleware, Metrics};
+use crate::notify::{self, Notifier};
 use crate::store::{self, Store};
 use crate::web as web_client;
+use crate::wechat::simulator::{self, Simulator};
+use crate::wechat::{self, WeChatClient};
 use crate::{admin, auth, health, receipts, telemetry};
 
 /// Everything a request handler may need, built once per process.
@@ -28,6 +32,10 @@ pub struct AppState {
     pub metrics: Metrics,
     pub tokens: Tokens,
     pub booking: Booking,
+    pub wechat: WeChatClient,
+    /// Development mode only: the WeChat simulator the server mounts and talks to.
+    pub simulator: Option<Arc<Simulator>>,
+    pub notifier: Arc<Notifier>,
 }
 
 impl AppState {
@@ -35,12 +43,38 @@ impl AppState {
         let store = store::open(&settings).await?;
         let tokens = Tokens::from_settings(&settings)?;
         let booking = Booking::from_settings(&settings)?;
+        let wechat = wechat::client_from_settings(&settings)?;
+        let clock = Arc::new(Clock::default());
+        // The simulator shares the server's clock, so advancing it expires codes and tokens too.
+        let simulator = (!settings.is_production()).then(|| Simulator::new(clock.clone()));
+        let notifier = Arc::new(Notifier::new(
+            &settings.notify,
+            settings.is_production(),
+            // A client of its own: a pooled connection belongs to the runtime that opened it,
+            // and the HTTP workers' runtimes end at shutdown while the sender finishes a send.
+            wechat::client_from_settings(&settings)?,
+            store.clone(),
+            clock.clone(),
+            Duration::from_millis(settings.wechat_timeout_ms),
+        )?);
+        if let Some(simulator) = &simulator {
+            // Our templates exist in the simulated WeChat, as they would in the real one.
+            for (_, template) in notifier.templates.iter() {
+                simulator.register_template(
+                    &template.template_id,
+                    template.keywords.keys().cloned().collect(),
+                );
+            }
+        }
         Ok(AppState {
             tokens,
             booking,
+            wechat,
+            simulator,
+            notifier,
             settings,
             store,
-            clock: Arc::new(Clock::default()),
+            clock,
             metrics: Metrics::new(),
         })
     }
@@ -60,6 +94,7 @@ pub fn build_app(
 > {
     let development = !state.settings.is_production();
     let pkg_dir = state.settings.web_pkg_dir.clone();
+    let simulator = state.simulator.clone().map(web::Data::from);
     App::new()
         .app_data(state)
         .app_data(web::JsonConfig::default().error_handler(json_error_handler))
@@ -73,6 +108,13 @@ pub fn build_app(
         .configure(|cfg| {
             if development {
                 web_client::routes(cfg, pkg_dir)
+            }
+        })
+        .configure(notify::routes)
+        .configure(|cfg| {
+            if let Some(simulator) = simulator {
+                notify::dev_routes(cfg);
+                simulator::routes(cfg, simulator)
             }
         })
         .default_service(web::to(|| async { Err::<&str, _>(ApiError::NotFound) }))
@@ -90,15 +132,25 @@ pub fn install_tls_provider() {
 pub struct Application {
     port: u16,
     server: Server,
+    /// The notification sender, stopped after the HTTP server so a send in flight finishes.
+    sender: Option<(Arc<Notifier>, tokio::task::JoinHandle<()>)>,
 }
 
 impl Application {
     /// Binds the configured address (port 0 picks a free one) and prepares the server.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
         install_tls_provider();
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
         let port = listener.local_addr()?.port();
+        if !settings.is_production() && settings.wechat_api_base.is_none() {
+            // Development mode talks to its own simulator, whose port is known only now.
+            let mut own = listener.local_addr()?;
+            if own.ip().is_unspecified() {
+                own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            settings.wechat_api_base = Some(format!("http://{own}/__wechat"));
+        }
         let workers = settings.workers;
         let state = web::Data::new(AppState::build(settings).await?);
         if state.settings.is_production() {
@@ -115,6 +167,10 @@ impl Application {
             );
         }
         booking::spawn_no_show_sweeper(state.clone());
+        let sender = state.settings.notify.worker.then(|| {
+            let notifier = state.notifier.clone();
+            (notifier.clone(), tokio::spawn(notifier.run()))
+        });
         let mut server = HttpServer::new(move || build_app(state.clone()))
             .listen(listener)?
             // SIGTERM stops accepting and lets in-flight requests finish for up to this long.
@@ -125,6 +181,7 @@ impl Application {
         Ok(Application {
             port,
             server: server.run(),
+            sender,
         })
     }
 
@@ -133,6 +190,16 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        if let Some((notifier, sender)) = self.sender {
+            notifier.stop();
+            if tokio::time::timeout(Duration::from_secs(30), sender)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the notification sender did not stop in time");
+            }
+        }
+        result
     }
 }

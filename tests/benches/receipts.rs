@@ -41,7 +41,7 @@ fn time(runs: usize, mut work: impl FnMut()) -> (Duration, Duration) {
 
 async fn orders_per_second(backend: Backend, jpeg: &[u8]) -> f64 {
     let app = TestApp::spawn(backend).await;
-    let token = app.user_token("openid-bench").await;
+    let token = app.login("openid-bench").await;
     let fields = order_fields("id-card", "广东省东莞市");
     let started = Instant::now();
     let mut sent = 0;

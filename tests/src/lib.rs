@@ -3,8 +3,11 @@
 
 pub mod admin;
 pub mod booking;
+pub mod notify;
+pub mod process;
 pub mod receipts;
 pub mod redis_server;
+pub mod wechat;
 
 use std::sync::Arc;
 

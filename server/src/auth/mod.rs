@@ -1,6 +1,7 @@
 //! Users (by WeChat openid), our own tokens, and the extractor that gives handlers the
 //! authenticated user.
 
+mod login;
 mod store;
 pub mod token;
 
@@ -117,7 +118,8 @@ impl FromRequest for AuthUser {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(endpoint("/api/v1/me").get(me))
+    cfg.service(endpoint("/api/v1/auth/login").post(login::login))
+        .service(endpoint("/api/v1/me").get(me))
         .service(endpoint("/api/v1/auth/logout").post(logout));
 }
 

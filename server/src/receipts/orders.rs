@@ -258,7 +258,7 @@ pub async fn resubmit(
     let now = state.clock.now();
     order.resubmit(accepted.photo.clone(), now)?;
     put_photos(&state, &order, &accepted).await?;
-    match state.store.save_receipt_order(&order).await? {
+    match state.store.save_receipt_order(&order, None).await? {
         Saved::Saved => Ok(HttpResponse::Ok().json(order_view(&order, now, Viewer::Owner))),
         _ => {
             remove_photos(&state, &order).await;

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The mini-program glue: type-checked against the official miniprogram-api-typings, packaged
+# for WXWebAssembly, and tested in Node with a fake wx against a running development server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+ensure_node
+export_photos_dir
+(cd miniprogram-api-spec && npm ci --no-audit --no-fund --loglevel=error)
+(cd miniprogram-api-spec && npx --no-install tsc -p tsconfig.json)
+
+[ -f target/wasm-pkg/web/photo_wasm_bg.wasm ] || scripts/wasm.sh build
+node miniprogram-api-spec/miniprogram/build-wasm.mjs target/wasm-pkg/web target/miniprogram-photo
+
+start_dev_server
+BANZHENG_BASE_URL="$BASE_URL" BANZHENG_MINIPROGRAM_WASM="$PWD/target/miniprogram-photo" \
+  node --test miniprogram-api-spec/miniprogram/test/

@@ -1,0 +1,112 @@
+//! `POST /api/v1/auth/login {code}`: the code from `wx.login()` is exchanged with WeChat, the
+//! user upserted by openid, and our own token returned. The session key stays on the server.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::wechat::WeChatError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    code: String,
+}
+
+/// A `wx.login()` code as the phone sent it: printable ASCII of a sane length. Anything
+/// else is refused here rather than forwarded to WeChat.
+struct LoginCode(String);
+
+impl LoginCode {
+    fn parse(raw: String) -> Result<Self, ApiError> {
+        let ok = (1..=128).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic());
+        if ok {
+            Ok(LoginCode(raw))
+        } else {
+            Err(ApiError::invalid(
+                "code",
+                "登录凭证 code 无效，请重新调用 wx.login 获取",
+            ))
+        }
+    }
+}
+
+pub async fn login(
+    req: HttpRequest,
+    body: web::Json<LoginRequest>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    limit_rate(&req, &state).await?;
+    let code = LoginCode::parse(body.into_inner().code)?;
+    let session = state
+        .wechat
+        .code_to_session(&code.0)
+        .await
+        .map_err(refusal)?;
+    let now = state.clock.now();
+    let user = state.store.upsert_user(&session, now).await?;
+    let issued = state.tokens.issue_user(&user.id, now)?;
+    tracing::info!(user = %user.id, "user logged in");
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "token": issued.token,
+        "expires_in": issued.expires_in,
+        "user": user,
+    })))
+}
+
+/// Counts every attempt per client address; over the limit is 429 until the window ends.
+async fn limit_rate(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let limits = &state.settings.login;
+    let client = {
+        let info = req.connection_info();
+        if limits.trust_forwarded_for {
+            info.realip_remote_addr()
+        } else {
+            info.peer_addr()
+        }
+        .unwrap_or("unknown")
+        .to_owned()
+    };
+    let window = Duration::from_secs(limits.rate_window_secs.max(1));
+    let attempts = state
+        .store
+        .kv_incr(&format!("login-rate:{client}"), window)
+        .await?;
+    if attempts > limits.rate_limit {
+        return Err(ApiError::RateLimited {
+            retry_after_secs: window.as_secs(),
+        });
+    }
+    Ok(())
+}
+
+/// WeChat's answers as the phone should see them (issue 4's table).
+fn refusal(error: WeChatError) -> ApiError {
+    let refused = |status, code, message| ApiError::WeChat {
+        status,
+        code,
+        message,
+    };
+    match error.errcode() {
+        Some(40029 | 40163) => refused(
+            StatusCode::UNAUTHORIZED,
+            "WECHAT_CODE_INVALID",
+            "登录凭证已失效或已使用，请重新登录",
+        ),
+        Some(45011) => refused(
+            StatusCode::TOO_MANY_REQUESTS,
+            "WECHAT_RATE_LIMITED",
+            "微信登录过于频繁，请一分钟后再试",
+        ),
+        Some(40226) => refused(
+            StatusCode::FORBIDDEN,
+            "WECHAT_USER_BLOCKED",
+            "微信判定该账号存在风险，暂时无法登录",
+        ),
+        _ => ApiError::WeChatUnavailable(error.to_string()),
+    }
+}

@@ -1,0 +1,108 @@
+// The whole product in a real browser: Debian's Chromium, driven by playwright-core, runs the
+// developer web client against a development server (BANZHENG_BASE_URL): log in through the
+// WeChat simulator, book an appointment, pre-check real photos with the WebAssembly checker,
+// order a receipt, approve it as a reviewer at /admin/, and see the receipt on the user's side.
+// Screenshots go to tests/output/browser/.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const baseUrl = process.env.BANZHENG_BASE_URL;
+const reviewer = { username: process.env.BANZHENG_REVIEWER, password: process.env.BANZHENG_REVIEWER_PASSWORD };
+const photos = process.env.BANZHENG_PHOTOS_DIR;
+const shots = path.resolve('tests/output/browser');
+if (!baseUrl || !reviewer.username || !photos) {
+  throw new Error('BANZHENG_BASE_URL, BANZHENG_REVIEWER(_PASSWORD) and BANZHENG_PHOTOS_DIR are required');
+}
+fs.mkdirSync(shots, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: [
+    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', `--user-data-dir=${fs.mkdtempSync(path.join(os.tmpdir(), 'bz-chromium-'))}`,
+  ],
+});
+
+function expect(condition, message) {
+  if (!condition) throw new Error(message);
+  console.log(`ok - ${message}`);
+}
+
+try {
+  const user = await (await browser.newContext()).newPage();
+  const pageErrors = [];
+  user.on('pageerror', (e) => pageErrors.push(e.message));
+
+  // Log in through the simulator.
+  await user.goto(baseUrl + '/');
+  await user.fill('#openid', `browser-${Date.now()}`);
+  await user.click('#login-button');
+  await user.waitForSelector('#booking:not(.hidden)');
+  expect((await user.textContent('#login-status')).startsWith('已登录'), 'logged in through the WeChat simulator');
+
+  // Book the first free slot of a weekday that has one.
+  let slot = null;
+  for (let day = 1; day <= 7 && !slot; day += 1) {
+    const date = new Date(Date.now() + day * 86400000 + 8 * 3600000).toISOString().slice(0, 10);
+    await user.fill('#date', date);
+    await user.dispatchEvent('#date', 'change');
+    await user.waitForTimeout(300);
+    slot = await user.$('#slots button:not([disabled])');
+  }
+  expect(slot, 'a bookable slot is listed');
+  await slot.click();
+  await user.click('#book-button');
+  await user.waitForFunction(() => document.querySelector('#book-result').textContent.includes('预约码'));
+  expect(true, 'booked: ' + (await user.textContent('#book-result')));
+  await user.waitForFunction(() => document.querySelectorAll('#appointments tr').length > 0);
+  await user.screenshot({ path: path.join(shots, '1-booked.png'), fullPage: true });
+
+  // The WebAssembly pre-check refuses a cat and accepts a portrait, before any upload.
+  await user.waitForFunction(() => document.querySelector('#wasm-status').textContent.includes('WebAssembly'));
+  await user.setInputFiles('#photo-file', path.join(photos, 'cat.jpg'));
+  await user.waitForSelector('#report[data-verdict="fail"]');
+  expect(await user.isDisabled('#order-button'), 'a photo without a face cannot be submitted');
+  await user.screenshot({ path: path.join(shots, '2-precheck-fail.png'), fullPage: true });
+  await user.setInputFiles('#photo-file', path.join(photos, 'portrait-test0.jpg'));
+  await user.waitForSelector('#report[data-verdict="pass"]');
+  const messages = await user.$$eval('#report tr td:nth-child(3)', (tds) => tds.map((td) => td.textContent));
+  expect(messages.length > 5 && messages.every((m) => /[\u4e00-\u9fff]/.test(m)), `each of ${messages.length} checks has a Chinese message`);
+  await user.screenshot({ path: path.join(shots, '3-precheck-pass.png'), fullPage: true });
+
+  // Submit the order; it shows in the 订单 list as pending.
+  await user.click('#order-button');
+  await user.waitForFunction(() => document.querySelector('#order-result').textContent.includes('订单已提交'));
+  await user.waitForSelector('#order-list tr[data-status="pending"]');
+  const orderId = await user.getAttribute('#order-list tr[data-status="pending"]', 'data-order');
+  expect(orderId, `order ${orderId} is pending in the 订单 list`);
+
+  // A reviewer approves it at /admin/.
+  const admin = await (await browser.newContext()).newPage();
+  await admin.goto(baseUrl + '/admin/');
+  await admin.fill('#username', reviewer.username);
+  await admin.fill('#password', reviewer.password);
+  await admin.click('#admin-login-button');
+  const card = `section[data-order="${orderId}"]`;
+  await admin.waitForSelector(card);
+  await admin.waitForFunction((sel) => document.querySelector(sel + ' img.photo').naturalWidth > 0, card);
+  await admin.screenshot({ path: path.join(shots, '4-review-queue.png'), fullPage: true });
+  await admin.click(`${card} button.approve`);
+  await admin.waitForFunction((sel) => document.querySelector(sel)?.textContent.includes('已通过'), card);
+  expect(true, 'the reviewer approved the order');
+
+  // Back on the user's side: approved, with a receipt image.
+  await user.click('#orders-refresh');
+  await user.waitForSelector(`#order-list tr[data-order="${orderId}"][data-status="approved"]`);
+  await user.click(`#order-list tr[data-order="${orderId}"] button`);
+  await user.waitForFunction(() => document.querySelector('#receipt-view img')?.naturalWidth > 0);
+  const receiptAlt = await user.getAttribute('#receipt-view img', 'alt');
+  expect(/相片回执 \S+/.test(receiptAlt), `the receipt image shows (${receiptAlt})`);
+  await user.screenshot({ path: path.join(shots, '5-receipt.png'), fullPage: true });
+
+  expect(pageErrors.length === 0, `no script errors in the page (${pageErrors.join('; ')})`);
+} finally {
+  await browser.close();
+}
