@@ -592,6 +592,7 @@ async fn photos_are_checked_normalised_reviewed_and_resubmitted(backend: Backend
         "nothing stored"
     );
 
+    app.subscribe_to_review_results(&user, 2).await;
     let order = app.order_receipt(&user, "portrait-test0.jpg").await;
     assert_eq!(order["status"], "pending");
     assert_eq!(order["region"], "guangdong");
@@ -638,6 +639,8 @@ async fn photos_are_checked_normalised_reviewed_and_resubmitted(backend: Backend
         )
         .await;
     assert_eq!(rejected.status(), 200);
+    let notified = app.notifications_to("openid-erin").await;
+    assert!(notified[0].contains("镜像自拍"), "{notified:?}");
     let resubmit_path = format!("/api/v1/receipt-orders/{order_id}/resubmit");
     let resubmit =
         |photo_name: &str| app.post_multipart(&resubmit_path, &user, photo(photo_name), &[]);
@@ -656,6 +659,9 @@ async fn photos_are_checked_normalised_reviewed_and_resubmitted(backend: Backend
         .as_str()
         .unwrap()
         .to_owned();
+    let notified = app.notifications_to("openid-erin").await;
+    assert_eq!(notified.len(), 2, "rejection, then approval: {notified:?}");
+    assert!(notified[1].contains(&number), "{notified:?}");
     let png = app
         .bytes(
             &format!("/api/v1/receipt-orders/{order_id}/receipt"),
