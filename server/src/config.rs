@@ -35,6 +35,8 @@ pub struct Settings {
     #[serde(default)]
     pub login: LoginSettings,
     #[serde(default)]
+    pub notify: crate::notify::NotifySettings,
+    #[serde(default)]
     pub log_format: LogFormat,
     /// HTTP worker threads; unset: one per core.
     pub workers: Option<usize>,

@@ -3,6 +3,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
@@ -16,6 +17,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::{json_error_handler, path_error_handler, query_error_handler, ApiError};
 use crate::metrics::{metrics_middleware, Metrics};
+use crate::notify::{self, Notifier};
 use crate::store::{self, Store};
 use crate::web as web_client;
 use crate::wechat::simulator::{self, Simulator};
@@ -33,6 +35,7 @@ pub struct AppState {
     pub wechat: WeChatClient,
     /// Development mode only: the WeChat simulator the server mounts and talks to.
     pub simulator: Option<Arc<Simulator>>,
+    pub notifier: Arc<Notifier>,
 }
 
 impl AppState {
@@ -44,11 +47,29 @@ impl AppState {
         let clock = Arc::new(Clock::default());
         // The simulator shares the server's clock, so advancing it expires codes and tokens too.
         let simulator = (!settings.is_production()).then(|| Simulator::new(clock.clone()));
+        let notifier = Arc::new(Notifier::new(
+            &settings.notify,
+            settings.is_production(),
+            wechat.clone(),
+            store.clone(),
+            clock.clone(),
+            Duration::from_millis(settings.wechat_timeout_ms),
+        )?);
+        if let Some(simulator) = &simulator {
+            // Our templates exist in the simulated WeChat, as they would in the real one.
+            for (_, template) in notifier.templates.iter() {
+                simulator.register_template(
+                    &template.template_id,
+                    template.keywords.keys().cloned().collect(),
+                );
+            }
+        }
         Ok(AppState {
             tokens,
             booking,
             wechat,
             simulator,
+            notifier,
             settings,
             store,
             clock,
@@ -87,8 +108,10 @@ pub fn build_app(
                 web_client::routes(cfg, pkg_dir)
             }
         })
+        .configure(notify::routes)
         .configure(|cfg| {
             if let Some(simulator) = simulator {
+                notify::dev_routes(cfg);
                 simulator::routes(cfg, simulator)
             }
         })
@@ -140,6 +163,9 @@ impl Application {
             );
         }
         booking::spawn_no_show_sweeper(state.clone());
+        if state.settings.notify.worker {
+            tokio::spawn(state.notifier.clone().run());
+        }
         let mut server = HttpServer::new(move || build_app(state.clone()))
             .listen(listener)?
             // SIGTERM stops accepting and lets in-flight requests finish for up to this long.

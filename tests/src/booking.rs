@@ -45,14 +45,9 @@ pub fn today() -> NaiveDate {
         .date_naive()
 }
 
-/// The first weekday from tomorrow that is not a public holiday in the built-in data.
+/// The first open weekday from tomorrow.
 pub fn bookable_weekday() -> NaiveDate {
-    let holidays = server::booking::catalog::Catalog::load(None, None, 1).unwrap();
-    let mut day = today() + Duration::days(1);
-    while matches!(day.weekday(), Weekday::Sat | Weekday::Sun) || holidays.holidays.contains(&day) {
-        day += Duration::days(1);
-    }
-    day
+    open_weekday_after(today())
 }
 
 pub fn slot_id(hall: &str, date: NaiveDate, time: &str) -> String {
@@ -97,4 +92,33 @@ impl TestApp {
         }
         request.send().await.unwrap()
     }
+}
+
+/// The first open weekday strictly after `after`.
+pub fn open_weekday_after(after: NaiveDate) -> NaiveDate {
+    let catalog = server::booking::catalog::Catalog::load(None, None, 1).unwrap();
+    let mut day = after + Duration::days(1);
+    while matches!(day.weekday(), Weekday::Sat | Weekday::Sun) || catalog.holidays.contains(&day) {
+        day += Duration::days(1);
+    }
+    day
+}
+
+/// Seconds from now until `time` (local) on `date`: what to advance the server clock by.
+pub fn seconds_until(date: NaiveDate, time: &str) -> i64 {
+    let time = chrono::NaiveTime::parse_from_str(time, "%H:%M").unwrap();
+    let at = date
+        .and_time(time)
+        .and_local_timezone(chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+        .unwrap();
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds()
+}
+
+/// A child born on 2015-06-01 (under 16 for years to come), with a guardian.
+pub fn child(n: u32) -> (Value, Value) {
+    let birth = NaiveDate::from_ymd_opt(2015, 6, 1).unwrap();
+    (
+        json!({"name": "张小明", "id_number": id_number(birth, n), "phone": "13912345678"}),
+        json!({"name": "张三", "id_number": adult_id(900_000 + n), "relationship": "father"}),
+    )
 }

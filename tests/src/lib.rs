@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod booking;
+pub mod notify;
 pub mod process;
 pub mod receipts;
 pub mod redis_server;

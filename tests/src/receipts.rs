@@ -4,9 +4,7 @@ use std::path::PathBuf;
 
 use chrono::Utc;
 use serde_json::{json, Value};
-use server::auth::token::Tokens;
 use server::auth::user_id_for;
-use server::config::Settings;
 
 use crate::TestApp;
 
@@ -27,16 +25,6 @@ pub fn photo(name: &str) -> Vec<u8> {
 }
 
 impl TestApp {
-    /// A token for the mini-program user with `openid`, signed with the app's key.
-    pub async fn user_token(&self, openid: &str) -> String {
-        let settings = Settings::from_vars(self.shared.vars()).unwrap();
-        Tokens::from_settings(&settings)
-            .unwrap()
-            .issue_user(&user_id_for(openid), Utc::now())
-            .unwrap()
-            .token
-    }
-
     pub async fn review(&self, token: &str, order_id: &str, body: Value) -> reqwest::Response {
         self.post_with_token(
             &format!("/api/v1/admin/receipt-orders/{order_id}/review"),
@@ -141,5 +129,33 @@ impl TestApp {
             .unwrap();
         store.insert_receipt_order(&order).await.unwrap();
         order.id
+    }
+}
+
+/// The first working day (not a weekend, not a public holiday in the built-in data) after
+/// `from`.
+pub fn working_day_after(from: chrono::NaiveDate) -> chrono::NaiveDate {
+    use chrono::Datelike;
+    let holidays = server::booking::catalog::Catalog::load(None, None, 1).unwrap();
+    let mut day = from + chrono::Duration::days(1);
+    while matches!(day.weekday(), chrono::Weekday::Sat | chrono::Weekday::Sun)
+        || holidays.holidays.contains(&day)
+    {
+        day += chrono::Duration::days(1);
+    }
+    day
+}
+
+impl TestApp {
+    /// Moves the app's clock to `time` (Dongguan) on `day`; tokens issued before then expire.
+    pub async fn advance_clock_to(&self, day: chrono::NaiveDate, time: &str) {
+        let target =
+            chrono::NaiveDateTime::parse_from_str(&format!("{day} {time}"), "%Y-%m-%d %H:%M")
+                .unwrap()
+                .and_local_timezone(chrono::FixedOffset::east_opt(8 * 3600).unwrap())
+                .unwrap();
+        let seconds = (target.with_timezone(&Utc) - Utc::now()).num_seconds();
+        assert!(seconds > 0, "{target} is in the past");
+        self.advance_clock(seconds).await;
     }
 }

@@ -1,8 +1,38 @@
 //! 户政 appointments end to end over HTTP, on SQLite and on Redis.
 
-use chrono::{Duration, Weekday};
-use tests::booking::{bookable_weekday, next, slot_id, today};
-use tests::{assert_error, json, on_both_backends, Backend, TestApp};
+use chrono::{Duration, NaiveDate, Weekday};
+use serde_json::{json, Value};
+use server::admin::Role;
+use tests::booking::{
+    adult_id, applicant, bookable_weekday, child, id_number, next, open_weekday_after,
+    seconds_until, slot_id, today,
+};
+use tests::{assert_error, json, on_both_backends, Backend, SharedStore, TestApp};
+
+fn booking(slot: &str, service: &str, applicant: Value) -> Value {
+    json!({"slot_id": slot, "service": service, "applicant": applicant})
+}
+
+/// Books and returns the 201 body.
+async fn booked(app: &TestApp, token: &str, body: &Value) -> Value {
+    let response = app.book(token, body, None).await;
+    assert_eq!(response.status(), 201, "booking {body}");
+    json(response).await
+}
+
+async fn detail(app: &TestApp, token: &str, id: &str) -> reqwest::Response {
+    app.get_with_token(&format!("/api/v1/appointments/{id}"), token)
+        .await
+}
+
+async fn cancel(app: &TestApp, token: &str, id: &str) -> reqwest::Response {
+    app.post_with_token(
+        &format!("/api/v1/appointments/{id}/cancel"),
+        token,
+        &json!({}),
+    )
+    .await
+}
 
 async fn halls_and_services_are_listed(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -102,8 +132,686 @@ async fn slot_queries_are_checked(backend: Backend) {
     assert_eq!(body["field"], "date");
 }
 
+async fn book_see_cancel_and_reschedule(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.login("booker").await;
+    let day = bookable_weekday();
+    let slot = slot_id("dongcheng", day, "0930");
+    assert_eq!(app.remaining(&slot).await, 6);
+
+    let mut body = booking(&slot, "expiry_renewal", applicant(1));
+    body["photo_receipt_no"] = json!("m1mj-pkeq-wgtb");
+    let typo = assert_error(
+        app.book(&token, &body, None).await,
+        400,
+        "RECEIPT_NO_CHECK_FAILED",
+    )
+    .await;
+    assert_eq!(typo["field"], "photo_receipt_no");
+    body["photo_receipt_no"] = Value::Null;
+    let first = booked(&app, &token, &body).await;
+    assert_eq!(first["status"], "booked");
+    assert_eq!(first["status_label"], "已预约");
+    let code = first["code"].as_str().unwrap();
+    assert_eq!(code.len(), 8);
+    assert!(code
+        .chars()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()));
+    assert_eq!(first["office"]["name"], "东莞市公安局东城分局办证大厅");
+    assert_eq!(first["service"]["fee_yuan"], 20);
+    assert_eq!(first["slot"]["start"], format!("{day}T09:30:00+08:00"));
+    assert!(first["photo_receipt_no"].is_null());
+    assert_eq!(first["can_cancel"], true);
+    let id_number = adult_id(1);
+    assert_eq!(
+        first["applicant"]["id_number"],
+        format!("{}**********{}", &id_number[..4], &id_number[14..]),
+        "the ID number is shown masked"
+    );
+    assert_eq!(first["applicant"]["phone"], "13812345678");
+    assert_eq!(app.remaining(&slot).await, 5);
+
+    let id = first["id"].as_str().unwrap();
+    let list = json(app.get_with_token("/api/v1/appointments", &token).await).await;
+    assert_eq!(list["appointments"].as_array().unwrap().len(), 1);
+    assert_eq!(list["appointments"][0]["id"], id);
+    let seen = json(detail(&app, &token, id).await).await;
+    assert_eq!(seen["history"][0]["status"], "booked");
+    assert_eq!(seen["history"][0]["actor"], "user");
+
+    let cancelled = cancel(&app, &token, id).await;
+    assert_eq!(cancelled.status(), 200);
+    assert_eq!(json(cancelled).await["status"], "cancelled");
+    assert_eq!(app.remaining(&slot).await, 6, "the seat is free at once");
+    assert_error(cancel(&app, &token, id).await, 409, "ILLEGAL_TRANSITION").await;
+
+    // Reschedule = cancel and book again: the same person in another slot.
+    let later = slot_id("dongcheng", day, "1400");
+    let second = booked(
+        &app,
+        &token,
+        &booking(&later, "expiry_renewal", applicant(1)),
+    )
+    .await;
+    assert_ne!(second["code"], first["code"]);
+    let list = json(app.get_with_token("/api/v1/appointments", &token).await).await;
+    let statuses: Vec<&str> = list["appointments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["booked", "cancelled"], "newest first");
+}
+
+async fn one_person_one_appointment_and_three_per_user(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.login("family").await;
+    let day = bookable_weekday();
+    let slot = |t| slot_id("nancheng", day, t);
+    booked(
+        &app,
+        &token,
+        &booking(&slot("0900"), "expiry_renewal", applicant(1)),
+    )
+    .await;
+    let again = app
+        .book(
+            &token,
+            &booking(&slot("1000"), "loss_replacement", applicant(1)),
+            None,
+        )
+        .await;
+    assert_error(again, 409, "ALREADY_BOOKED").await;
+    let elsewhere = app.login("someone-else").await;
+    let again = app
+        .book(
+            &elsewhere,
+            &booking(&slot("1000"), "expiry_renewal", applicant(1)),
+            None,
+        )
+        .await;
+    assert_error(again, 409, "ALREADY_BOOKED").await;
+
+    booked(
+        &app,
+        &token,
+        &booking(&slot("0900"), "expiry_renewal", applicant(2)),
+    )
+    .await;
+    booked(
+        &app,
+        &token,
+        &booking(&slot("0900"), "expiry_renewal", applicant(3)),
+    )
+    .await;
+    let fourth = app
+        .book(
+            &token,
+            &booking(&slot("0900"), "expiry_renewal", applicant(4)),
+            None,
+        )
+        .await;
+    assert_error(fourth, 409, "TOO_MANY_ACTIVE").await;
+    assert_eq!(app.remaining(&slot("0900")).await, 3);
+}
+
+async fn a_full_slot_is_slot_full(backend: Backend) {
+    let store = SharedStore::fresh(backend).await;
+    let app = TestApp::spawn_on(store, &[("BANZHENG_BOOKING__SLOT_CAPACITY", "1")]).await;
+    let token = app.login("first").await;
+    let slot = slot_id("humen", bookable_weekday(), "1500");
+    booked(
+        &app,
+        &token,
+        &booking(&slot, "expiry_renewal", applicant(1)),
+    )
+    .await;
+    let late = app.login("second").await;
+    let refused = app
+        .book(&late, &booking(&slot, "expiry_renewal", applicant(2)), None)
+        .await;
+    assert_error(refused, 409, "SLOT_FULL").await;
+    assert_eq!(app.remaining(&slot).await, 0);
+    let list = json(app.get_with_token("/api/v1/appointments", &late).await).await;
+    assert!(
+        list["appointments"].as_array().unwrap().is_empty(),
+        "nothing written"
+    );
+}
+
+async fn bad_applicant_fields_name_the_field(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.login("typo").await;
+    let slot = slot_id("humen", bookable_weekday(), "0900");
+    let good = adult_id(7);
+    let wrong_check = format!(
+        "{}{}",
+        &good[..17],
+        if good.ends_with('1') { '2' } else { '1' }
+    );
+    let cases = [
+        (
+            json!({"name": "Z3", "id_number": good, "phone": "13812345678"}),
+            "applicant.name",
+            "姓名",
+        ),
+        (
+            json!({"name": "张三", "id_number": wrong_check, "phone": "13812345678"}),
+            "applicant.id_number",
+            "校验位",
+        ),
+        (
+            json!({"name": "张三", "id_number": id_number(NaiveDate::from_ymd_opt(2099, 1, 1).unwrap(), 1), "phone": "13812345678"}),
+            "applicant.id_number",
+            "出生日期",
+        ),
+        (
+            json!({"name": "张三", "id_number": good, "phone": "12345"}),
+            "applicant.phone",
+            "手机号码",
+        ),
+    ];
+    for (person, field, words) in cases {
+        let response = app
+            .book(&token, &booking(&slot, "expiry_renewal", person), None)
+            .await;
+        let body = assert_error(response, 400, "INVALID_INPUT").await;
+        assert_eq!(body["field"], field, "{body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains("申请人") && message.contains(words),
+            "{message}"
+        );
+    }
+    let response = app
+        .book(
+            &token,
+            &booking("humen-tomorrow", "expiry_renewal", applicant(7)),
+            None,
+        )
+        .await;
+    assert_eq!(
+        assert_error(response, 400, "INVALID_INPUT").await["field"],
+        "slot_id"
+    );
+    let response = app
+        .book(&token, &booking(&slot, "visa", applicant(7)), None)
+        .await;
+    assert_eq!(
+        assert_error(response, 400, "INVALID_INPUT").await["field"],
+        "service"
+    );
+    let (kid, mut guardian) = child(1);
+    guardian["relationship"] = json!("neighbour");
+    let mut body = booking(&slot, "expiry_renewal", kid);
+    body["guardian"] = guardian;
+    let response = app.book(&token, &body, None).await;
+    assert_eq!(
+        assert_error(response, 400, "INVALID_INPUT").await["field"],
+        "guardian.relationship"
+    );
+    let response = app
+        .book(
+            &token,
+            &booking(
+                &slot_id("humen", today(), "0900"),
+                "expiry_renewal",
+                applicant(7),
+            ),
+            None,
+        )
+        .await;
+    assert_error(response, 422, "SLOT_UNAVAILABLE").await;
+    let response = app
+        .book(
+            &token,
+            &booking(
+                &slot_id("humen", bookable_weekday(), "0915"),
+                "expiry_renewal",
+                applicant(7),
+            ),
+            None,
+        )
+        .await;
+    assert_error(response, 422, "SLOT_UNAVAILABLE").await;
+    assert_eq!(app.remaining(&slot).await, 6, "nothing was written");
+}
+
+/// The first Saturday within the booking window that is open (moves the clock by whole
+/// weeks past a holiday week).
+async fn open_saturday(app: &TestApp) -> NaiveDate {
+    for week in 0..4 {
+        let from = today() + Duration::days(7 * week);
+        let saturday = next(Weekday::Sat, from);
+        let body = json(app.slots("humen", "first_application", saturday).await).await;
+        if body["closed_reason"].is_null() {
+            return saturday;
+        }
+        app.advance_clock(7 * 86400).await;
+    }
+    panic!("no open Saturday in four weeks");
+}
+
+async fn children_and_the_saturday_family_session(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.login("parent").await;
+    let saturday = open_saturday(&app).await;
+    let family_slot = slot_id("humen", saturday, "0900");
+    let adult = app
+        .book(
+            &token,
+            &booking(&family_slot, "expiry_renewal", applicant(1)),
+            None,
+        )
+        .await;
+    assert_error(adult, 422, "NOT_ELIGIBLE").await;
+    let weekday = open_weekday_after(saturday);
+    let first_for_adult = app
+        .book(
+            &token,
+            &booking(
+                &slot_id("humen", weekday, "0900"),
+                "first_application",
+                applicant(1),
+            ),
+            None,
+        )
+        .await;
+    assert_error(first_for_adult, 422, "NOT_ELIGIBLE").await;
+
+    let (kid, guardian) = child(1);
+    let alone = app
+        .book(
+            &token,
+            &booking(&family_slot, "first_application", kid.clone()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        assert_error(alone, 400, "INVALID_INPUT").await["field"],
+        "guardian"
+    );
+    let mut body = booking(&family_slot, "first_application", kid);
+    body["guardian"] = guardian;
+    let ok = booked(&app, &token, &body).await;
+    assert_eq!(ok["slot"]["family_only"], true);
+    assert_eq!(ok["guardian"]["relationship"], "father");
+    assert!(ok["guardian"]["id_number"]
+        .as_str()
+        .unwrap()
+        .contains("**********"));
+}
+
+async fn idempotency_key_replays_and_refuses_another_body(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.login("retrying").await;
+    let slot = slot_id("changan", bookable_weekday(), "1100");
+    let body = booking(&slot, "damage_replacement", applicant(5));
+    let first = app.book(&token, &body, Some("key-1")).await;
+    assert_eq!(first.status(), 201);
+    let first = json(first).await;
+    let replay = app.book(&token, &body, Some("key-1")).await;
+    assert_eq!(replay.status(), 201);
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(json(replay).await["id"], first["id"]);
+    let other = booking(&slot, "damage_replacement", applicant(6));
+    assert_error(
+        app.book(&token, &other, Some("key-1")).await,
+        422,
+        "IDEMPOTENCY_MISMATCH",
+    )
+    .await;
+    assert_eq!(app.remaining(&slot).await, 5, "one seat taken");
+    // Without the key, the same body is a second booking of the same person.
+    assert_error(app.book(&token, &body, None).await, 409, "ALREADY_BOOKED").await;
+    let bad_key = app.book(&token, &body, Some(&"k".repeat(300))).await;
+    assert_eq!(
+        assert_error(bad_key, 400, "INVALID_INPUT").await["field"],
+        "Idempotency-Key"
+    );
+}
+
+async fn cancelling_closes_two_hours_before(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.login("late").await;
+    let day = bookable_weekday();
+    let a = booked(
+        &app,
+        &token,
+        &booking(
+            &slot_id("gaobu", day, "1000"),
+            "expiry_renewal",
+            applicant(1),
+        ),
+    )
+    .await;
+    let b = booked(
+        &app,
+        &token,
+        &booking(
+            &slot_id("gaobu", day, "1030"),
+            "expiry_renewal",
+            applicant(2),
+        ),
+    )
+    .await;
+    // 08:15: 10:30 is still 2 h 15 min away, 10:00 only 1 h 45 min.
+    app.advance_clock(seconds_until(day, "08:15")).await;
+    // Tokens live 2 hours on the server's clock: log in again on the day.
+    let token = app.login("late").await;
+    let refused = cancel(&app, &token, a["id"].as_str().unwrap()).await;
+    assert_error(refused, 409, "TOO_LATE_TO_CANCEL").await;
+    let seen = json(detail(&app, &token, a["id"].as_str().unwrap()).await).await;
+    assert_eq!(seen["status"], "booked");
+    assert_eq!(seen["can_cancel"], false);
+    assert_eq!(
+        cancel(&app, &token, b["id"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+}
+
+async fn two_no_shows_in_thirty_days_ban_the_person(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let mut advanced = 0;
+    let mut day = today();
+    for round in 0..2 {
+        day = open_weekday_after(day);
+        let token = app.login("forgetful").await;
+        let missed = booked(
+            &app,
+            &token,
+            &booking(
+                &slot_id("qingxi", day, "0900"),
+                "expiry_renewal",
+                applicant(1),
+            ),
+        )
+        .await;
+        let id = missed["id"].as_str().unwrap();
+        // 09:59: the slot ended at 09:30, the grace is 30 minutes: not yet.
+        let step = seconds_until(day, "09:59") - advanced;
+        app.advance_clock(step).await;
+        advanced += step;
+        let token = app.login("forgetful").await;
+        assert_eq!(
+            json(detail(&app, &token, id).await).await["status"],
+            "booked"
+        );
+        app.advance_clock(120).await;
+        advanced += 120;
+        let seen = json(detail(&app, &token, id).await).await;
+        assert_eq!(seen["status"], "no_show", "round {round}");
+        assert_eq!(seen["history"][1]["actor"], "system");
+    }
+    let next_day = open_weekday_after(day);
+    let token = app.login("forgetful").await;
+    let banned = app
+        .book(
+            &token,
+            &booking(
+                &slot_id("qingxi", next_day, "0900"),
+                "expiry_renewal",
+                applicant(1),
+            ),
+            None,
+        )
+        .await;
+    let body = assert_error(banned, 403, "BANNED").await;
+    assert!(body["message"].as_str().unwrap().contains("未到场"));
+    // Someone else is not affected.
+    booked(
+        &app,
+        &token,
+        &booking(
+            &slot_id("qingxi", next_day, "0900"),
+            "expiry_renewal",
+            applicant(2),
+        ),
+    )
+    .await;
+}
+
+async fn staff_check_in_and_progress_show_in_the_history(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.login("applicant").await;
+    let staff = app.admin_token(Role::Staff).await;
+    let day = bookable_weekday();
+    let a = booked(
+        &app,
+        &token,
+        &booking(
+            &slot_id("houjie", day, "0900"),
+            "loss_replacement",
+            applicant(1),
+        ),
+    )
+    .await;
+    let (id, code) = (a["id"].as_str().unwrap(), a["code"].as_str().unwrap());
+    let check_in = |token: String, code: String| {
+        let app = &app;
+        async move {
+            app.post_with_token(
+                &format!("/api/v1/admin/appointments/{code}/check-in"),
+                &token,
+                &json!({}),
+            )
+            .await
+        }
+    };
+    assert_error(check_in(staff.clone(), code.into()).await, 409, "NOT_TODAY").await;
+    assert_error(
+        check_in(token.clone(), code.into()).await,
+        401,
+        "UNAUTHORIZED",
+    )
+    .await;
+    let reviewer = app.admin_token(Role::Reviewer).await;
+    assert_error(check_in(reviewer, code.into()).await, 403, "FORBIDDEN").await;
+    assert_error(
+        check_in(staff.clone(), "ZZZZZZZZ".into()).await,
+        404,
+        "NOT_FOUND",
+    )
+    .await;
+
+    app.advance_clock(seconds_until(day, "08:50")).await;
+    // Tokens live on the server's clock: log in again on the day.
+    let token = app.login("applicant").await;
+    let staff = app.admin_token(Role::Staff).await;
+    let progress = |body: Value| {
+        let (app, staff) = (&app, staff.clone());
+        async move {
+            app.post_with_token(
+                &format!("/api/v1/admin/appointments/{id}/progress"),
+                &staff,
+                &body,
+            )
+            .await
+        }
+    };
+    let checked_in = check_in(staff.clone(), code.to_lowercase()).await;
+    assert_eq!(checked_in.status(), 200);
+    assert_eq!(json(checked_in).await["status"], "checked_in");
+    assert_error(cancel(&app, &token, id).await, 409, "ILLEGAL_TRANSITION").await;
+
+    let no_delivery = progress(json!({"status": "accepted"})).await;
+    assert_eq!(
+        assert_error(no_delivery, 400, "INVALID_INPUT").await["field"],
+        "delivery"
+    );
+    let too_much =
+        progress(json!({"status": "accepted", "fee_yuan": 100, "delivery": {"method": "pickup"}}))
+            .await;
+    assert_eq!(
+        assert_error(too_much, 400, "INVALID_INPUT").await["field"],
+        "fee_yuan"
+    );
+    assert_error(
+        progress(json!({"status": "in_production"})).await,
+        409,
+        "ILLEGAL_TRANSITION",
+    )
+    .await;
+    let accepted = progress(json!({"status": "accepted", "delivery": {"method": "ems", "address": "广东省东莞市厚街镇某路1号"}})).await;
+    assert_eq!(accepted.status(), 200);
+    let accepted = json(accepted).await;
+    assert_eq!(accepted["fee_yuan"], 40);
+    assert_eq!(accepted["delivery"]["method"], "ems");
+    assert_eq!(
+        progress(json!({"status": "in_production"})).await.status(),
+        200
+    );
+    assert_error(
+        progress(json!({"status": "ready_for_pickup"})).await,
+        409,
+        "ILLEGAL_TRANSITION",
+    )
+    .await;
+    let bad_waybill = progress(json!({"status": "shipped", "ems_no": "123"})).await;
+    assert_eq!(
+        assert_error(bad_waybill, 400, "INVALID_INPUT").await["field"],
+        "ems_no"
+    );
+    assert_eq!(
+        progress(json!({"status": "shipped", "ems_no": "EA123456789CN"}))
+            .await
+            .status(),
+        200
+    );
+
+    let seen = json(detail(&app, &token, id).await).await;
+    assert_eq!(seen["status"], "shipped");
+    assert_eq!(seen["ems_no"], "EA123456789CN");
+    let history: Vec<(&str, &str)> = seen["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["label"].as_str().unwrap(), h["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            ("已预约", "user"),
+            ("已签到", "staff"),
+            ("已受理", "staff"),
+            ("制证中", "staff"),
+            ("已寄出", "staff")
+        ]
+    );
+    assert!(seen["history"][4]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("EA123456789CN"));
+}
+
+async fn another_users_appointment_is_not_found(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.login("owner").await;
+    let stranger = app.login("stranger").await;
+    let a = booked(
+        &app,
+        &owner,
+        &booking(
+            &slot_id("mayong", bookable_weekday(), "0900"),
+            "expiry_renewal",
+            applicant(1),
+        ),
+    )
+    .await;
+    let id = a["id"].as_str().unwrap();
+    assert_error(detail(&app, &stranger, id).await, 404, "NOT_FOUND").await;
+    assert_error(cancel(&app, &stranger, id).await, 404, "NOT_FOUND").await;
+    let list = json(app.get_with_token("/api/v1/appointments", &stranger).await).await;
+    assert!(list["appointments"].as_array().unwrap().is_empty());
+    assert_eq!(
+        json(detail(&app, &owner, id).await).await["status"],
+        "booked"
+    );
+    assert_error(app.get("/api/v1/appointments").await, 401, "UNAUTHORIZED").await;
+}
+
 on_both_backends!(
     halls_and_services_are_listed,
     slots_show_capacity_and_remaining_seats,
     slot_queries_are_checked,
+    book_see_cancel_and_reschedule,
+    one_person_one_appointment_and_three_per_user,
+    a_full_slot_is_slot_full,
+    bad_applicant_fields_name_the_field,
+    children_and_the_saturday_family_session,
+    idempotency_key_replays_and_refuses_another_body,
+    cancelling_closes_two_hours_before,
+    two_no_shows_in_thirty_days_ban_the_person,
+    staff_check_in_and_progress_show_in_the_history,
+    another_users_appointment_is_not_found,
 );
+
+/// Many clients race for one slot: exactly its capacity succeed, the rest are told SLOT_FULL,
+/// and the store agrees.
+async fn contention(apps: &[TestApp], store: &SharedStore) {
+    const ATTEMPTS: u32 = 500;
+    const USERS: u32 = 50;
+    let day = bookable_weekday();
+    let slot = slot_id("dongcheng", day, "0900");
+    let mut tokens = Vec::new();
+    for user in 0..USERS {
+        tokens.push(
+            apps[user as usize % apps.len()]
+                .login(&format!("racer-{user}"))
+                .await,
+        );
+    }
+    let requests = (0..ATTEMPTS).map(|n| {
+        let app = &apps[n as usize % apps.len()];
+        let token = tokens[(n % USERS) as usize].clone();
+        let body = booking(&slot, "expiry_renewal", applicant(10_000 + n));
+        async move {
+            let response = app.book(&token, &body, None).await;
+            let status = response.status().as_u16();
+            (status, json(response).await)
+        }
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    let succeeded = answers.iter().filter(|(status, _)| *status == 201).count();
+    let full = answers
+        .iter()
+        .filter(|(status, body)| *status == 409 && body["code"] == "SLOT_FULL")
+        .count();
+    assert_eq!(succeeded, 20, "exactly the capacity");
+    assert_eq!(
+        full,
+        (ATTEMPTS - 20) as usize,
+        "every other answer is SLOT_FULL"
+    );
+    let seats = store
+        .open()
+        .await
+        .seats_taken("dongcheng", day)
+        .await
+        .unwrap();
+    assert_eq!(seats["0900"], 20, "stored count");
+    assert_eq!(apps[0].remaining(&slot).await, 0);
+}
+
+const CONTENTION_SETTINGS: &[(&str, &str)] = &[
+    ("BANZHENG_BOOKING__SLOT_CAPACITY", "20"),
+    ("BANZHENG_BOOKING__MAX_ACTIVE_PER_USER", "10"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_two_instances_sell_each_seat_once() {
+    let store = SharedStore::fresh(Backend::Redis).await;
+    let first = TestApp::spawn_on(store.clone(), CONTENTION_SETTINGS).await;
+    let second = TestApp::spawn_on(store.clone(), CONTENTION_SETTINGS).await;
+    contention(&[first, second], &store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_sells_each_seat_once() {
+    let store = SharedStore::fresh(Backend::Sqlite).await;
+    let app = TestApp::spawn_on(store.clone(), CONTENTION_SETTINGS).await;
+    contention(&[app], &store).await;
+}

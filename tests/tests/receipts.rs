@@ -8,7 +8,7 @@ use tests::{assert_error, json, on_both_backends, Backend, TestApp};
 
 async fn review_approves_once_and_the_receipt_carries_the_number(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let user = app.user_token("openid-alice").await;
+    let user = app.login("openid-alice").await;
     let reviewer = app.admin_token(Role::Reviewer).await;
     let other_reviewer = app.admin_token(Role::Reviewer).await;
     let staff = app.admin_token(Role::Staff).await;
@@ -167,8 +167,8 @@ async fn a_mistyped_receipt_number_is_caught(backend: Backend) {
 
 async fn rejection_shows_reasons_and_other_users_see_nothing(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let alice = app.user_token("openid-alice").await;
-    let mallory = app.user_token("openid-mallory").await;
+    let alice = app.login("openid-alice").await;
+    let mallory = app.login("openid-mallory").await;
     let reviewer = app.admin_token(Role::Reviewer).await;
     let order_id = app.seed_order("openid-alice", "portrait-test0.jpg").await;
 
@@ -271,7 +271,7 @@ async fn the_order_tab_pages_newest_first_and_filters_by_status(backend: Backend
         &[("BANZHENG_RECEIPTS__PAGE_SIZE", "2")],
     )
     .await;
-    let user = app.user_token("openid-carol").await;
+    let user = app.login("openid-carol").await;
     let reviewer = app.admin_token(Role::Reviewer).await;
     let mut ids = Vec::new();
     for _ in 0..5 {
@@ -389,27 +389,24 @@ async fn two_reviewers_at_once_decide_once(backend: Backend) {
     }
 }
 
-/// A receipt named at booking must be approved, unexpired, unused and the applicant's own;
-/// check-in spends it (`use_at_check_in`, the call the check-in handler makes — called here
-/// directly, as a check-in over HTTP needs the appointment's own day), and no later booking
-/// can name it.
+/// The seed's last step: the receipt named at booking must be approved, unexpired, unused
+/// and the applicant's own; the hall's check-in spends it, and no later booking can name it.
 async fn a_receipt_books_once_and_is_spent_at_check_in(backend: Backend) {
-    use server::receipts::{use_at_check_in, ReceiptNo};
     use tests::booking::{applicant, bookable_weekday, slot_id};
+    use tests::receipts::working_day_after;
 
     let app = TestApp::spawn(backend).await;
-    let user = app.user_token("openid-gina").await;
+    let user = app.login("openid-gina").await;
     let reviewer = app.admin_token(Role::Reviewer).await;
-    let staff = app.admin_token(Role::Staff).await;
     let order_id = app.seed_order("openid-gina", "portrait-test0.jpg").await;
     let number = app.approve(&reviewer, &order_id).await["receipt_no"]
         .as_str()
         .unwrap()
         .to_owned();
     let day = bookable_weekday();
-    let booking = |slot: &str, person: serde_json::Value, receipt: &str| {
+    let booking = |day: chrono::NaiveDate, person: serde_json::Value, receipt: &str| {
         json!({
-            "slot_id": slot_id("humen", day, slot),
+            "slot_id": slot_id("humen", day, "0900"),
             "service": "expiry_renewal",
             "applicant": person,
             "photo_receipt_no": receipt,
@@ -422,7 +419,7 @@ async fn a_receipt_books_once_and_is_spent_at_check_in(backend: Backend) {
     typo[0] = if typo[0] == b'7' { b'8' } else { b'7' };
     let typo = String::from_utf8(typo).unwrap();
     let body = assert_error(
-        app.book(&user, &booking("0900", gina.clone(), &typo), None)
+        app.book(&user, &booking(day, gina.clone(), &typo), None)
             .await,
         400,
         "RECEIPT_NO_CHECK_FAILED",
@@ -430,25 +427,31 @@ async fn a_receipt_books_once_and_is_spent_at_check_in(backend: Backend) {
     .await;
     assert_eq!(body["field"], "photo_receipt_no");
     assert_error(
-        app.book(&user, &booking("0900", applicant(7), &number), None)
+        app.book(&user, &booking(day, applicant(7), &number), None)
             .await,
         422,
         "RECEIPT_OTHER_PERSON",
     )
     .await;
     let booked = app
-        .book(&user, &booking("0900", gina.clone(), &number), None)
+        .book(&user, &booking(day, gina.clone(), &number), None)
         .await;
     assert_eq!(booked.status(), 201);
     let appointment = json(booked).await;
     assert_eq!(appointment["photo_receipt_no"], number.as_str());
-    let appointment_id = appointment["id"].as_str().unwrap();
+    let code = appointment["code"].as_str().unwrap().to_owned();
 
-    let store = app.shared.open().await;
-    let no = ReceiptNo::parse(&number).unwrap();
-    use_at_check_in(store.as_ref(), &no, appointment_id, chrono::Utc::now())
-        .await
-        .unwrap();
+    // The appointment's morning: staff check the applicant in, which spends the receipt.
+    app.advance_clock_to(day, "08:30").await;
+    let staff = app.admin_token(Role::Staff).await;
+    let checked_in = app
+        .post_with_token(
+            &format!("/api/v1/admin/appointments/{code}/check-in"),
+            &staff,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(checked_in.status(), 200, "check-in");
     let looked_up = json(
         app.get_with_token(&format!("/api/v1/admin/receipts/{number}"), &staff)
             .await,
@@ -456,36 +459,65 @@ async fn a_receipt_books_once_and_is_spent_at_check_in(backend: Backend) {
     .await;
     assert_eq!(looked_up["state"], "used");
     assert!(looked_up["used_at"].is_string());
+    let user = app.login("openid-gina").await;
     let order = json(
         app.get_with_token(&format!("/api/v1/receipt-orders/{order_id}"), &user)
             .await,
     )
     .await;
     assert_eq!(order["status_zh"], "已使用");
+    let used = app.receipt_orders(&user, "?status=used").await;
+    assert_eq!(used["orders"][0]["id"], order_id.as_str());
 
-    // A second appointment naming the spent receipt is refused, at booking and at check-in.
-    let cancelled = app
-        .post_with_token(
-            &format!("/api/v1/appointments/{appointment_id}/cancel"),
-            &user,
-            &json!({}),
-        )
+    // A second booking naming the spent receipt is refused.
+    let again = app
+        .book(&user, &booking(working_day_after(day), gina, &number), None)
         .await;
-    assert_eq!(
-        cancelled.status(),
-        200,
-        "the first appointment is cancelled"
-    );
-    let again = app.book(&user, &booking("1000", gina, &number), None).await;
     assert_error(again, 409, "RECEIPT_USED").await;
-    let refused = use_at_check_in(
-        store.as_ref(),
-        &no,
-        "another-appointment",
-        chrono::Utc::now(),
+}
+
+/// Past its validity a receipt shows as 已过期, the window sees it expired, and no booking
+/// can name it.
+async fn an_expired_receipt_cannot_be_booked(backend: Backend) {
+    use tests::booking::{slot_id, today};
+    use tests::receipts::working_day_after;
+
+    let app = TestApp::spawn(backend).await;
+    let reviewer = app.admin_token(Role::Reviewer).await;
+    let order_id = app.seed_order("openid-ivan", "portrait-test2.jpg").await;
+    let number = app.approve(&reviewer, &order_id).await["receipt_no"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let later = today() + chrono::Duration::days(181);
+    app.advance_clock_to(later, "10:00").await;
+    let user = app.login("openid-ivan").await;
+    let staff = app.admin_token(Role::Staff).await;
+    let expired = app.receipt_orders(&user, "?status=expired").await;
+    assert_eq!(expired["orders"][0]["id"], order_id.as_str());
+    assert_eq!(expired["orders"][0]["status_zh"], "已过期");
+    assert_eq!(
+        app.receipt_orders(&user, "?status=approved").await["orders"],
+        json!([])
+    );
+    let looked_up = json(
+        app.get_with_token(&format!("/api/v1/admin/receipts/{number}"), &staff)
+            .await,
     )
     .await;
-    assert_eq!(refused.unwrap_err().code(), "RECEIPT_USED");
+    assert_eq!(looked_up["state"], "expired");
+    let booking = json!({
+        "slot_id": slot_id("humen", working_day_after(later), "0900"),
+        "service": "expiry_renewal",
+        "applicant": {"name": "张三", "id_number": tests::receipts::ID_NUMBER, "phone": "13812345678"},
+        "photo_receipt_no": number,
+    });
+    assert_error(
+        app.book(&user, &booking, None).await,
+        422,
+        "RECEIPT_EXPIRED",
+    )
+    .await;
 }
 
 /// Check-ins racing for one receipt: exactly one spends it.
@@ -527,6 +559,7 @@ async fn racing_check_ins_spend_a_receipt_once(backend: Backend) {
 
 on_both_backends!(
     a_receipt_books_once_and_is_spent_at_check_in,
+    an_expired_receipt_cannot_be_booked,
     racing_check_ins_spend_a_receipt_once,
     review_approves_once_and_the_receipt_carries_the_number,
     a_mistyped_receipt_number_is_caught,

@@ -12,6 +12,7 @@ use crate::admin::AdminStore;
 use crate::auth::UserStore;
 use crate::booking::BookingStore;
 use crate::config::Settings;
+use crate::notify::NotifyStore;
 use crate::receipts::ReceiptStore;
 
 pub mod blob;
@@ -65,10 +66,14 @@ pub trait KvStore: Send + Sync {
 
 /// Everything the server stores. Each capability adds its own trait here.
 pub trait Store:
-    KvStore + BlobStore + UserStore + AdminStore + BookingStore + ReceiptStore
+    KvStore + BlobStore + UserStore + AdminStore + BookingStore + ReceiptStore + NotifyStore
 {
 }
-impl<T: KvStore + BlobStore + UserStore + AdminStore + BookingStore + ReceiptStore> Store for T {}
+impl<
+        T: KvStore + BlobStore + UserStore + AdminStore + BookingStore + ReceiptStore + NotifyStore,
+    > Store for T
+{
+}
 
 /// A lock with expiry, so a crashed holder cannot keep it forever.
 pub struct Lock<'a> {

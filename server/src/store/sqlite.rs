@@ -15,6 +15,7 @@ use super::{KvStore, StoreError};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_foundation.sql")),
     (2, include_str!("../../migrations/0002_admins.sql")),
+    (3, include_str!("../../migrations/0003_notify.sql")),
     (4, include_str!("../../migrations/0004_booking.sql")),
     (5, include_str!("../../migrations/0005_receipts.sql")),
 ];

@@ -1,0 +1,627 @@
+//! The outbox and the subscription grants on both backends. Claiming is atomic on both (one
+//! IMMEDIATE transaction; one Lua script per tag), so two workers never hold the same entry;
+//! a claim is a lease, so an entry claimed by a worker that died is claimed again later.
+
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use redis::Script;
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use super::Notification;
+use crate::store::{RedisStore, SqliteStore, StoreError};
+
+/// Redis hash tags that hold outbox entries: every capability that enqueues inside its own
+/// script adds its tag here. `notify` holds entries written outside another script.
+pub const OUTBOX_TAGS: &[&str] = &["notify", "booking", "receipts"];
+const OWN_TAG: &str = "notify";
+
+/// Where an entry is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    Pending,
+    Sending,
+    Sent,
+    /// WeChat refused it for good (or it could not be rendered); `last_error` says why.
+    Failed,
+    /// Transient failures until the attempts ran out.
+    Dead,
+    /// The user had no subscription grant left for the template: not attempted.
+    NoSubscription,
+    Cancelled,
+}
+
+impl OutboxState {
+    fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Sending => "sending",
+            OutboxState::Sent => "sent",
+            OutboxState::Failed => "failed",
+            OutboxState::Dead => "dead",
+            OutboxState::NoSubscription => "no_subscription",
+            OutboxState::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, StoreError> {
+        Ok(match text {
+            "pending" => OutboxState::Pending,
+            "sending" => OutboxState::Sending,
+            "sent" => OutboxState::Sent,
+            "failed" => OutboxState::Failed,
+            "dead" => OutboxState::Dead,
+            "no_subscription" => OutboxState::NoSubscription,
+            "cancelled" => OutboxState::Cancelled,
+            other => return Err(StoreError::Backend(format!("unknown outbox state {other}"))),
+        })
+    }
+}
+
+/// An entry a worker holds until `finish` (or until its lease runs out).
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub tag: String,
+    pub notification: Notification,
+    /// Including this one.
+    pub attempts: u32,
+}
+
+/// How a claimed entry ended this time.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Sent,
+    Retry { at: DateTime<Utc>, error: String },
+    Final { state: OutboxState, error: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutboxEntry {
+    pub state: OutboxState,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+#[async_trait]
+pub trait NotifyStore: Send + Sync {
+    /// Writes a notification on its own (not with another state change); false when one
+    /// with the same key exists.
+    async fn enqueue(&self, notification: &Notification) -> Result<bool, StoreError>;
+    /// Claims up to `limit` entries due at `now` for `owner` until `lease_until`.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+        owner: &str,
+    ) -> Result<Vec<Claimed>, StoreError>;
+    /// Records the outcome if `owner` still holds the claim; false when it lost it.
+    async fn finish(
+        &self,
+        claimed: &Claimed,
+        owner: &str,
+        outcome: &Outcome,
+    ) -> Result<bool, StoreError>;
+    async fn outbox_entry(&self, tag: &str, id: &str) -> Result<Option<OutboxEntry>, StoreError>;
+    /// One more send for each template (one accept each); returns the grants now held.
+    async fn grant_subscriptions(
+        &self,
+        user_id: &str,
+        template_ids: &[String],
+    ) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Holds one grant for `notification_id`; false when there is none. Idempotent: a
+    /// notification already holding one (its sender died mid-send) keeps it.
+    async fn take_subscription(
+        &self,
+        user_id: &str,
+        template_id: &str,
+        notification_id: &str,
+    ) -> Result<bool, StoreError>;
+    /// Ends the hold: spent when WeChat took the message, given back (`refund`) when not.
+    async fn release_subscription(
+        &self,
+        user_id: &str,
+        template_id: &str,
+        notification_id: &str,
+        refund: bool,
+    ) -> Result<(), StoreError>;
+    /// The user refused (43101): whatever we thought was left is gone.
+    async fn clear_subscription(&self, user_id: &str, template_id: &str) -> Result<(), StoreError>;
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn decode(doc: &str) -> Result<Notification, StoreError> {
+    serde_json::from_str(doc).map_err(|e| StoreError::Backend(format!("outbox document: {e}")))
+}
+
+/// SQLite: writes `notification` inside the caller's transaction; false when its key exists.
+pub fn enqueue_in_tx(
+    tx: &rusqlite::Transaction,
+    notification: &Notification,
+) -> Result<bool, StoreError> {
+    Ok(tx.execute(
+        "INSERT INTO outbox (id, key, doc, state, due_at) VALUES (?1, ?2, ?3, 'pending', ?4)
+         ON CONFLICT (key) DO NOTHING",
+        params![
+            notification.id,
+            notification.key,
+            notification.to_doc(),
+            ms(notification.not_before)
+        ],
+    )? == 1)
+}
+
+/// SQLite: withdraws the pending notification with `key`, inside the caller's transaction.
+pub fn cancel_in_tx(tx: &rusqlite::Transaction, key: &str) -> Result<bool, StoreError> {
+    Ok(tx.execute(
+        "UPDATE outbox SET state = 'cancelled' WHERE key = ?1 AND state = 'pending'",
+        [key],
+    )? == 1)
+}
+
+fn final_fields(outcome: &Outcome) -> (OutboxState, Option<i64>, Option<&str>) {
+    match outcome {
+        Outcome::Sent => (OutboxState::Sent, None, None),
+        Outcome::Retry { at, error } => (OutboxState::Pending, Some(ms(*at)), Some(error)),
+        Outcome::Final { state, error } => (*state, None, Some(error)),
+    }
+}
+
+#[async_trait]
+impl NotifyStore for SqliteStore {
+    async fn enqueue(&self, notification: &Notification) -> Result<bool, StoreError> {
+        let notification = notification.clone();
+        self.write(move |tx| enqueue_in_tx(tx, &notification)).await
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+        owner: &str,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let owner = owner.to_owned();
+        self.write(move |tx| {
+            let mut claim = tx.prepare(
+                "UPDATE outbox SET state = 'sending', owner = ?1, attempts = attempts + 1, due_at = ?2
+                 WHERE id IN (SELECT id FROM outbox WHERE state IN ('pending', 'sending')
+                              AND due_at <= ?3 ORDER BY due_at LIMIT ?4)
+                 RETURNING doc, attempts",
+            )?;
+            let rows = claim
+                .query_map(
+                    params![owner, ms(lease_until), ms(now), limit as i64],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)),
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(doc, attempts)| {
+                    Ok(Claimed {
+                        tag: OWN_TAG.into(),
+                        notification: decode(&doc)?,
+                        attempts,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn finish(
+        &self,
+        claimed: &Claimed,
+        owner: &str,
+        outcome: &Outcome,
+    ) -> Result<bool, StoreError> {
+        let (state, due, error) = final_fields(outcome);
+        let (id, owner) = (claimed.notification.id.clone(), owner.to_owned());
+        let error = error.map(str::to_owned);
+        self.write(move |tx| {
+            Ok(tx.execute(
+                "UPDATE outbox SET state = ?1, due_at = COALESCE(?2, due_at),
+                   last_error = COALESCE(?3, last_error)
+                 WHERE id = ?4 AND owner = ?5 AND state = 'sending'",
+                params![state.as_str(), due, error, id, owner],
+            )? == 1)
+        })
+        .await
+    }
+
+    async fn outbox_entry(&self, _tag: &str, id: &str) -> Result<Option<OutboxEntry>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT state, attempts, last_error FROM outbox WHERE id = ?1",
+                [&id],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, u32>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                },
+            )
+            .optional()?
+            .map(|(state, attempts, last_error)| {
+                Ok(OutboxEntry {
+                    state: OutboxState::parse(&state)?,
+                    attempts,
+                    last_error,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn grant_subscriptions(
+        &self,
+        user_id: &str,
+        template_ids: &[String],
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let (user_id, template_ids) = (user_id.to_owned(), template_ids.to_vec());
+        self.write(move |tx| {
+            template_ids
+                .into_iter()
+                .map(|template_id| {
+                    let remaining = tx.query_row(
+                        "INSERT INTO subscription_grants (user_id, template_id, remaining)
+                         VALUES (?1, ?2, 1)
+                         ON CONFLICT (user_id, template_id) DO UPDATE SET remaining = remaining + 1
+                         RETURNING remaining",
+                        params![user_id, template_id],
+                        |r| r.get(0),
+                    )?;
+                    Ok((template_id, remaining))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn take_subscription(
+        &self,
+        user_id: &str,
+        template_id: &str,
+        notification_id: &str,
+    ) -> Result<bool, StoreError> {
+        let (user_id, template_id) = (user_id.to_owned(), template_id.to_owned());
+        let notification_id = notification_id.to_owned();
+        self.write(move |tx| {
+            let held = tx
+                .query_row(
+                    "SELECT 1 FROM subscription_holds WHERE notification_id = ?1",
+                    [&notification_id],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if held {
+                return Ok(true);
+            }
+            let taken = tx.execute(
+                "UPDATE subscription_grants SET remaining = remaining - 1
+                 WHERE user_id = ?1 AND template_id = ?2 AND remaining > 0",
+                params![user_id, template_id],
+            )? == 1;
+            if taken {
+                tx.execute(
+                    "INSERT INTO subscription_holds (notification_id, user_id, template_id)
+                     VALUES (?1, ?2, ?3)",
+                    params![notification_id, user_id, template_id],
+                )?;
+            }
+            Ok(taken)
+        })
+        .await
+    }
+
+    async fn release_subscription(
+        &self,
+        user_id: &str,
+        template_id: &str,
+        notification_id: &str,
+        refund: bool,
+    ) -> Result<(), StoreError> {
+        let (user_id, template_id) = (user_id.to_owned(), template_id.to_owned());
+        let notification_id = notification_id.to_owned();
+        self.write(move |tx| {
+            let held = tx.execute(
+                "DELETE FROM subscription_holds WHERE notification_id = ?1",
+                [&notification_id],
+            )? == 1;
+            if held && refund {
+                tx.execute(
+                    "UPDATE subscription_grants SET remaining = remaining + 1
+                     WHERE user_id = ?1 AND template_id = ?2",
+                    params![user_id, template_id],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn clear_subscription(&self, user_id: &str, template_id: &str) -> Result<(), StoreError> {
+        let (user_id, template_id) = (user_id.to_owned(), template_id.to_owned());
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE subscription_grants SET remaining = 0 WHERE user_id = ?1 AND template_id = ?2",
+                params![user_id, template_id],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Lua functions for scripts that enqueue along with their own change (see the module doc
+/// of `notify`). `k` is the index in `KEYS` of the first of the five keys of
+/// [`outbox_keys`]: documents, states, attempts/owner/error, due times, keys.
+pub const OUTBOX_LUA: &str = r"
+local function outbox_enqueue(k, id, key, doc, due_ms)
+  if redis.call('HSETNX', KEYS[k + 4], key, id) == 0 then return 0 end
+  redis.call('HSET', KEYS[k], id, doc)
+  redis.call('HSET', KEYS[k + 1], id, 'pending')
+  redis.call('ZADD', KEYS[k + 3], due_ms, id)
+  return 1
+end
+local function outbox_cancel(k, key)
+  local id = redis.call('HGET', KEYS[k + 4], key)
+  if not id or redis.call('HGET', KEYS[k + 1], id) ~= 'pending' then return 0 end
+  redis.call('HSET', KEYS[k + 1], id, 'cancelled')
+  redis.call('ZREM', KEYS[k + 3], id)
+  return 1
+end
+";
+
+/// The five outbox keys under `tag` (which must be in [`OUTBOX_TAGS`]), in `OUTBOX_LUA`'s order.
+pub fn outbox_keys(store: &RedisStore, tag: &str) -> [String; 5] {
+    ["docs", "states", "meta", "due", "keys"].map(|part| store.key(tag, &format!("outbox:{part}")))
+}
+
+static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{OUTBOX_LUA}return outbox_enqueue(1, ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
+    ))
+});
+
+/// Claims due entries of one tag: returns id, document, attempts for each.
+static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local docs, states, meta, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local now, lease_until, limit, owner = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local out = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, limit)) do
+  local state = redis.call('HGET', states, id)
+  if state == 'pending' or state == 'sending' then
+    local attempts = redis.call('HINCRBY', meta, id .. ':attempts', 1)
+    redis.call('HSET', meta, id .. ':owner', owner)
+    redis.call('HSET', states, id, 'sending')
+    redis.call('ZADD', due, lease_until, id)
+    table.insert(out, redis.call('HGET', docs, id))
+    table.insert(out, attempts)
+  else
+    redis.call('ZREM', due, id)
+  end
+end
+return out
+",
+    )
+});
+
+static FINISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local states, meta, due = KEYS[1], KEYS[2], KEYS[3]
+local id, owner, state, due_ms, err = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if redis.call('HGET', states, id) ~= 'sending' or redis.call('HGET', meta, id .. ':owner') ~= owner then
+  return 0
+end
+redis.call('HSET', states, id, state)
+if err ~= '' then redis.call('HSET', meta, id .. ':error', err) end
+if due_ms == '' then redis.call('ZREM', due, id) else redis.call('ZADD', due, due_ms, id) end
+return 1
+",
+    )
+});
+
+/// KEYS: the user's grants, the holds; ARGV: template id, notification id.
+static TAKE_GRANT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 1 end
+if tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') > 0 then
+  redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+  return 1
+end
+return 0
+",
+    )
+});
+
+/// KEYS: the user's grants, the holds; ARGV: template id, notification id, refund (1/0).
+static RELEASE_GRANT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('HDEL', KEYS[2], ARGV[2]) == 1 and ARGV[3] == '1' then
+  redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+end
+return 0
+",
+    )
+});
+
+impl RedisStore {
+    fn grants_key(&self, user_id: &str) -> String {
+        self.key(OWN_TAG, &format!("grants:{user_id}"))
+    }
+
+    fn holds_key(&self) -> String {
+        self.key(OWN_TAG, "grant-holds")
+    }
+}
+
+#[async_trait]
+impl NotifyStore for RedisStore {
+    async fn enqueue(&self, notification: &Notification) -> Result<bool, StoreError> {
+        let mut script = ENQUEUE.prepare_invoke();
+        for key in outbox_keys(self, OWN_TAG) {
+            script.key(key);
+        }
+        for arg in notification.redis_args() {
+            script.arg(arg);
+        }
+        let added: i64 = script.invoke_async(&mut self.conn()).await?;
+        Ok(added == 1)
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+        owner: &str,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let mut claimed = Vec::new();
+        for tag in OUTBOX_TAGS {
+            let left = limit - claimed.len();
+            if left == 0 {
+                break;
+            }
+            let [docs, states, meta, due, _] = outbox_keys(self, tag);
+            let rows: Vec<redis::Value> = CLAIM
+                .key(docs)
+                .key(states)
+                .key(meta)
+                .key(due)
+                .arg(ms(now))
+                .arg(ms(lease_until))
+                .arg(left)
+                .arg(owner)
+                .invoke_async(&mut self.conn())
+                .await?;
+            for pair in rows.chunks(2) {
+                let doc: String = redis::from_redis_value(pair[0].clone())
+                    .map_err(|e| StoreError::Backend(e.to_string()))?;
+                let attempts: u32 = redis::from_redis_value(pair[1].clone())
+                    .map_err(|e| StoreError::Backend(e.to_string()))?;
+                claimed.push(Claimed {
+                    tag: (*tag).to_owned(),
+                    notification: decode(&doc)?,
+                    attempts,
+                });
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn finish(
+        &self,
+        claimed: &Claimed,
+        owner: &str,
+        outcome: &Outcome,
+    ) -> Result<bool, StoreError> {
+        let (state, due, error) = final_fields(outcome);
+        let [_, states, meta, due_key, _] = outbox_keys(self, &claimed.tag);
+        let done: i64 = FINISH
+            .key(states)
+            .key(meta)
+            .key(due_key)
+            .arg(&claimed.notification.id)
+            .arg(owner)
+            .arg(state.as_str())
+            .arg(due.map(|d| d.to_string()).unwrap_or_default())
+            .arg(error.unwrap_or_default())
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(done == 1)
+    }
+
+    async fn outbox_entry(&self, tag: &str, id: &str) -> Result<Option<OutboxEntry>, StoreError> {
+        let [_, states, meta, _, _] = outbox_keys(self, tag);
+        let mut conn = self.conn();
+        let (state, attempts, error): (Option<String>, Option<u32>, Option<String>) = redis::pipe()
+            .hget(&states, id)
+            .hget(&meta, format!("{id}:attempts"))
+            .hget(&meta, format!("{id}:error"))
+            .query_async(&mut conn)
+            .await?;
+        state
+            .map(|state| {
+                Ok(OutboxEntry {
+                    state: OutboxState::parse(&state)?,
+                    attempts: attempts.unwrap_or(0),
+                    last_error: error,
+                })
+            })
+            .transpose()
+    }
+
+    async fn grant_subscriptions(
+        &self,
+        user_id: &str,
+        template_ids: &[String],
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for template_id in template_ids {
+            pipe.hincr(self.grants_key(user_id), template_id, 1);
+        }
+        let counts: Vec<i64> = pipe.query_async(&mut self.conn()).await?;
+        Ok(template_ids.iter().cloned().zip(counts).collect())
+    }
+
+    async fn take_subscription(
+        &self,
+        user_id: &str,
+        template_id: &str,
+        notification_id: &str,
+    ) -> Result<bool, StoreError> {
+        let taken: i64 = TAKE_GRANT
+            .key(self.grants_key(user_id))
+            .key(self.holds_key())
+            .arg(template_id)
+            .arg(notification_id)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(taken == 1)
+    }
+
+    async fn release_subscription(
+        &self,
+        user_id: &str,
+        template_id: &str,
+        notification_id: &str,
+        refund: bool,
+    ) -> Result<(), StoreError> {
+        let _: i64 = RELEASE_GRANT
+            .key(self.grants_key(user_id))
+            .key(self.holds_key())
+            .arg(template_id)
+            .arg(notification_id)
+            .arg(if refund { "1" } else { "0" })
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn clear_subscription(&self, user_id: &str, template_id: &str) -> Result<(), StoreError> {
+        let _: i64 = redis::cmd("HSET")
+            .arg(self.grants_key(user_id))
+            .arg(template_id)
+            .arg(0)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+}

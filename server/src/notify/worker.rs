@@ -1,0 +1,207 @@
+//! The sender: claims due outbox entries, spends a subscription grant, sends, and records
+//! the outcome. Transient failures (-1, timeouts, 5xx) are retried with exponential backoff
+//! until `max_attempts`, then the entry is dead; WeChat's refusals are final and never
+//! retried (43101 also clears the user's grants for the template).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Duration as Span;
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use super::store::{Claimed, OutboxState, Outcome};
+use super::templates::{NotifySettings, Templates};
+use super::token::{AccessTokens, TokenError};
+use crate::clock::Clock;
+use crate::store::{Store, StoreError};
+use crate::wechat::{SubscribeMessage, WeChatClient, WeChatError};
+
+pub struct Notifier {
+    pub templates: Templates,
+    pub tokens: AccessTokens,
+    wechat: WeChatClient,
+    store: Arc<dyn Store>,
+    clock: Arc<Clock>,
+    settings: NotifySettings,
+    /// Identifies this process's claims.
+    owner: String,
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct PassReport {
+    pub claimed: usize,
+    pub sent: usize,
+    pub retried: usize,
+    pub failed: usize,
+}
+
+impl Notifier {
+    pub fn new(
+        settings: &NotifySettings,
+        production: bool,
+        wechat: WeChatClient,
+        store: Arc<dyn Store>,
+        clock: Arc<Clock>,
+        request_timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        Ok(Notifier {
+            templates: Templates::from_settings(settings, production)?,
+            tokens: AccessTokens::new(
+                wechat.clone(),
+                store.clone(),
+                clock.clone(),
+                settings.token_refresh_margin_secs,
+                request_timeout,
+            ),
+            wechat,
+            store,
+            clock,
+            settings: settings.clone(),
+            owner: uuid::Uuid::new_v4().simple().to_string(),
+        })
+    }
+
+    /// Claims what is due and sends it, `concurrency` at a time.
+    pub async fn run_once(&self) -> Result<PassReport, StoreError> {
+        let now = self.clock.now();
+        let lease_until = now + Span::seconds(self.settings.claim_lease_secs as i64);
+        let claimed = self
+            .store
+            .claim_due(now, lease_until, self.settings.batch_size, &self.owner)
+            .await?;
+        let mut report = PassReport {
+            claimed: claimed.len(),
+            ..PassReport::default()
+        };
+        let outcomes: Vec<Result<Outcome, StoreError>> = futures_util::stream::iter(claimed)
+            .map(|entry| async move {
+                let outcome = self.deliver(&entry).await?;
+                self.store.finish(&entry, &self.owner, &outcome).await?;
+                Ok(outcome)
+            })
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        for outcome in outcomes {
+            match outcome? {
+                Outcome::Sent => report.sent += 1,
+                Outcome::Retry { .. } => report.retried += 1,
+                Outcome::Final { .. } => report.failed += 1,
+            }
+        }
+        Ok(report)
+    }
+
+    /// Runs passes until stopped with the process: at once when there was work, else after
+    /// the poll interval.
+    pub async fn run(self: Arc<Self>) {
+        let idle = Duration::from_millis(self.settings.poll_interval_ms.max(10));
+        loop {
+            match self.run_once().await {
+                Ok(report) if report.claimed > 0 => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "notification pass failed"),
+            }
+            tokio::time::sleep(idle).await;
+        }
+    }
+
+    fn fail(state: OutboxState, error: impl Into<String>) -> Outcome {
+        Outcome::Final {
+            state,
+            error: error.into(),
+        }
+    }
+
+    fn retry(&self, entry: &Claimed, error: String) -> Outcome {
+        if entry.attempts >= self.settings.max_attempts {
+            return Self::fail(OutboxState::Dead, error);
+        }
+        let factor = 2u64.saturating_pow(entry.attempts.saturating_sub(1));
+        let delay = self
+            .settings
+            .backoff_base_secs
+            .saturating_mul(factor)
+            .min(self.settings.backoff_max_secs);
+        Outcome::Retry {
+            at: self.clock.now() + Span::seconds(delay as i64),
+            error,
+        }
+    }
+
+    async fn deliver(&self, entry: &Claimed) -> Result<Outcome, StoreError> {
+        let notification = &entry.notification;
+        let Some(user) = self.store.user_by_id(&notification.user_id).await? else {
+            return Ok(Self::fail(OutboxState::Failed, "unknown user"));
+        };
+        let message = match self.templates.render(notification, &user.openid) {
+            Ok(message) => message,
+            Err(why) => return Ok(Self::fail(OutboxState::Failed, why)),
+        };
+        if !self
+            .store
+            .take_subscription(&user.id, &message.template_id, &notification.id)
+            .await?
+        {
+            return Ok(Self::fail(OutboxState::NoSubscription, "no subscription"));
+        }
+        let result = self.send(&message).await;
+        let outcome = match &result {
+            Ok(()) => Outcome::Sent,
+            Err(SendError::WeChat(e)) if e.errcode() == Some(43101) => {
+                self.store
+                    .clear_subscription(&user.id, &message.template_id)
+                    .await?;
+                Self::fail(OutboxState::Failed, e.to_string())
+            }
+            Err(SendError::WeChat(e)) if e.is_transient() || e.is_bad_token() => {
+                self.retry(entry, e.to_string())
+            }
+            Err(SendError::WeChat(e)) => Self::fail(OutboxState::Failed, e.to_string()),
+            // WeChat's quotas (45009 a day, 45011 a minute) are not retried automatically.
+            Err(SendError::Token(TokenError::WeChat(e)))
+                if matches!(e.errcode(), Some(45009 | 45011)) =>
+            {
+                Self::fail(OutboxState::Failed, e.to_string())
+            }
+            Err(SendError::Token(e)) => self.retry(entry, e.to_string()),
+        };
+        // WeChat counts a grant only for a message it took (43101: there was none to count).
+        let spent = matches!(outcome, Outcome::Sent)
+            || matches!(&result, Err(SendError::WeChat(e)) if e.errcode() == Some(43101));
+        self.store
+            .release_subscription(&user.id, &message.template_id, &notification.id, !spent)
+            .await?;
+        match &outcome {
+            Outcome::Sent => {
+                tracing::info!(id = %notification.id, event = notification.event.as_str(), "notification sent")
+            }
+            Outcome::Retry { error, .. } | Outcome::Final { error, .. } => {
+                tracing::warn!(id = %notification.id, event = notification.event.as_str(), %error, "notification not sent")
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// One send, and once more with a new token if WeChat rejected the token.
+    async fn send(&self, message: &SubscribeMessage) -> Result<(), SendError> {
+        let token = self.tokens.current().await?;
+        match self.wechat.send_subscribe_message(&token, message).await {
+            Err(e) if e.is_bad_token() => {
+                let token = self.tokens.replace(&token).await?;
+                Ok(self.wechat.send_subscribe_message(&token, message).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error(transparent)]
+    WeChat(#[from] WeChatError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
