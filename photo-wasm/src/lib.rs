@@ -12,6 +12,8 @@ pub mod raster;
 mod report;
 mod specs;
 pub mod thresholds;
+#[cfg(target_arch = "wasm32")]
+mod wasm;
 
 pub use report::{Check, CheckId, Face, Range, Report, Status};
 pub use specs::{spec_by_id, specs, HeadGeometry, Span, Spec};
