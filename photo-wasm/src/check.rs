@@ -1,6 +1,6 @@
 //! The checks: from an upright image (already decoded) to the report.
 
-use crate::detect::{BlazeFace, Detection, FaceDetector};
+use crate::detect::{refine, BlazeFace, Detection, FaceDetector};
 use crate::geometry;
 use crate::raster::{luma, Rgb};
 use crate::report::{round, Check, CheckId, Face, Range, Report, Status};
@@ -40,12 +40,12 @@ pub(crate) fn undecodable(spec: &Spec, file_size: Option<usize>, why: &str) -> R
     }
 }
 
-/// A detection together with its pose, in analysis-image pixels.
-struct Subject {
-    det: Detection,
-    roll: f32,
-    yaw: f32,
-    pitch: f32,
+/// A detection together with its pose, in pixels of the image it was found in.
+pub(crate) struct Subject {
+    pub det: Detection,
+    pub roll: f32,
+    pub yaw: f32,
+    pub pitch: f32,
 }
 
 impl Subject {
@@ -53,25 +53,41 @@ impl Subject {
     fn off_axis(&self) -> f32 {
         libm::hypotf(self.yaw, self.pitch)
     }
+
+    /// Counted as a face looking at the camera.
+    pub fn frontal(&self) -> bool {
+        self.off_axis() <= t::POSE_FRONTAL_MAX
+    }
+}
+
+/// Faces the detector is sure of, largest first.
+pub(crate) fn people(img: &Rgb) -> Vec<Subject> {
+    let detector = BlazeFace::shared();
+    let mut people: Vec<Subject> = detector
+        .detect(img)
+        .into_iter()
+        .filter(|d| d.score >= t::FACE_MIN_SCORE)
+        .map(|d| {
+            // Eyes and box from a second, closer look; turn and nod from the whole-frame look,
+            // which the pose thresholds were measured on.
+            let det = refine(detector, img, &d);
+            Subject {
+                roll: geometry::roll_deg(&det),
+                yaw: geometry::yaw(&d),
+                pitch: geometry::pitch(&d),
+                det,
+            }
+        })
+        .collect();
+    people.sort_by(|a, b| b.det.width.total_cmp(&a.det.width));
+    people
 }
 
 pub(crate) fn analyse(src: Source, spec: &Spec) -> Report {
     let (img, _) = src.image.shrink_to(t::ANALYSIS_MAX_LONG_SIDE);
     let to_src = src.source_width as f32 / img.width as f32;
-    let mut people: Vec<Subject> = BlazeFace::shared()
-        .detect(&img)
-        .into_iter()
-        .filter(|d| d.score >= t::FACE_MIN_SCORE)
-        .map(|det| Subject {
-            roll: geometry::roll_deg(&det),
-            yaw: geometry::yaw(&det),
-            pitch: geometry::pitch(&det),
-            det,
-        })
-        .collect();
-    people.sort_by(|a, b| b.det.width.total_cmp(&a.det.width));
-    let is_frontal = |s: &Subject| s.off_axis() <= t::POSE_FRONTAL_MAX;
-    let frontal = people.iter().filter(|s| is_frontal(s)).count();
+    let people = people(&img);
+    let frontal = people.iter().filter(|s| s.frontal()).count();
 
     let mut checks = vec![Check {
         id: CheckId::Decode,
@@ -95,7 +111,7 @@ pub(crate) fn analyse(src: Source, spec: &Spec) -> Report {
     // The face the other checks look at: the one frontal face, or the only face when it is turned
     // (so the turn check can say so).
     let subject = match (frontal, people.len()) {
-        (1, _) => people.iter().find(|s| is_frontal(s)),
+        (1, _) => people.iter().find(|s| s.frontal()),
         (0, 1) => people.first(),
         _ => None,
     };
@@ -127,7 +143,7 @@ pub(crate) fn analyse(src: Source, spec: &Spec) -> Report {
 
     let faces = people
         .iter()
-        .map(|s| face_json(&scale_detection(&s.det, to_src), s, is_frontal(s)))
+        .map(|s| face_json(&scale_detection(&s.det, to_src), s))
         .collect();
     Report {
         spec_id: spec.id.to_string(),
@@ -138,7 +154,7 @@ pub(crate) fn analyse(src: Source, spec: &Spec) -> Report {
     }
 }
 
-fn scale_detection(d: &Detection, f: f32) -> Detection {
+pub(crate) fn scale_detection(d: &Detection, f: f32) -> Detection {
     let p = |p: [f32; 2]| [p[0] * f, p[1] * f];
     Detection {
         x: d.x * f,
@@ -155,7 +171,7 @@ fn scale_detection(d: &Detection, f: f32) -> Detection {
     }
 }
 
-fn face_json(d: &Detection, s: &Subject, frontal: bool) -> Face {
+fn face_json(d: &Detection, s: &Subject) -> Face {
     let p = |p: [f32; 2]| [round(p[0]), round(p[1])];
     Face {
         x: round(d.x),
@@ -172,7 +188,7 @@ fn face_json(d: &Detection, s: &Subject, frontal: bool) -> Face {
         roll_deg: round(s.roll),
         yaw: round(s.yaw),
         pitch: round(s.pitch),
-        frontal,
+        frontal: s.frontal(),
     }
 }
 

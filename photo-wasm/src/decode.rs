@@ -50,11 +50,30 @@ pub fn sniff(bytes: &[u8]) -> Option<Format> {
     }
 }
 
-/// Decodes `bytes`; with `min_long_side`, a JPEG is decoded at the smallest DCT scale whose long
-/// side is still at least that (PNG always decodes in full).
-pub fn decode(bytes: &[u8], min_long_side: Option<u32>) -> Result<Decoded, DecodeError> {
+/// How many pixels the caller needs. A JPEG is decoded at the smallest DCT scale that still gives
+/// that many; PNG always decodes in full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    Full,
+    LongSide(u32),
+    Pixels(u64),
+}
+
+impl Want {
+    /// Scale factor (≤ 1) for a `width`×`height` source.
+    fn factor(self, width: u32, height: u32) -> f32 {
+        let f = match self {
+            Want::Full => 1.0,
+            Want::LongSide(n) => n as f32 / width.max(height) as f32,
+            Want::Pixels(n) => (n as f32 / (width as f32 * height as f32)).sqrt(),
+        };
+        f.min(1.0)
+    }
+}
+
+pub fn decode(bytes: &[u8], want: Want) -> Result<Decoded, DecodeError> {
     match sniff(bytes).ok_or(DecodeError::UnknownFormat)? {
-        Format::Jpeg => decode_jpeg(bytes, min_long_side),
+        Format::Jpeg => decode_jpeg(bytes, want),
         Format::Png => decode_png(bytes),
     }
 }
@@ -77,14 +96,14 @@ fn corrupt(e: impl std::fmt::Display) -> DecodeError {
     DecodeError::Corrupt(e.to_string())
 }
 
-fn decode_jpeg(bytes: &[u8], min_long_side: Option<u32>) -> Result<Decoded, DecodeError> {
+fn decode_jpeg(bytes: &[u8], want: Want) -> Result<Decoded, DecodeError> {
     let mut dec = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     dec.read_info().map_err(corrupt)?;
     let info = dec.info().ok_or(DecodeError::Empty)?;
     let (w, h) = (info.width as u32, info.height as u32);
     check_size(w, h, t::MAX_SOURCE_PIXELS)?;
-    if let Some(min) = min_long_side {
-        let f = (min as f32 / w.max(h) as f32).min(1.0);
+    let f = want.factor(w, h);
+    if f < 1.0 {
         let req = |v: u32| ((v as f32 * f).ceil() as u32).clamp(1, u16::MAX as u32) as u16;
         dec.scale(req(w), req(h)).map_err(corrupt)?;
     }
@@ -225,9 +244,12 @@ mod tests {
 
     #[test]
     fn refuses_unknown_and_empty_input() {
-        assert_eq!(decode(b"", None).unwrap_err(), DecodeError::UnknownFormat);
+        assert_eq!(
+            decode(b"", Want::Full).unwrap_err(),
+            DecodeError::UnknownFormat
+        );
         assert!(matches!(
-            decode(&[0xFF, 0xD8, 0xFF], None),
+            decode(&[0xFF, 0xD8, 0xFF], Want::Full),
             Err(DecodeError::Corrupt(_))
         ));
     }

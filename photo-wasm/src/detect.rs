@@ -32,6 +32,58 @@ pub trait FaceDetector {
     fn detect(&self, image: &Rgb) -> Vec<Detection>;
 }
 
+/// Runs `detector` again on a window around `face` (the face then fills a good part of the
+/// detector's input), so a face that was small in the whole frame gets precise keypoints.
+/// Returns `face` unchanged when the second look finds nothing there.
+pub fn refine(detector: &dyn FaceDetector, image: &Rgb, face: &Detection) -> Detection {
+    let side = (face.width.max(face.height) * t::REFINE_CONTEXT).max(8.0);
+    let (cx, cy) = (face.x + face.width / 2.0, face.y + face.height / 2.0);
+    let (x0, y0) = (
+        (cx - side / 2.0).round() as i64,
+        (cy - side / 2.0).round() as i64,
+    );
+    let side_px = side.round() as u32;
+    // Shrink big windows first: the detector sees 128 px anyway.
+    let window = image.crop(x0, y0, side_px, side_px);
+    let f = (side_px as f32 / t::REFINE_WINDOW_PX as f32).max(1.0);
+    let window = if f > 1.0 {
+        window.resize(t::REFINE_WINDOW_PX, t::REFINE_WINDOW_PX)
+    } else {
+        window
+    };
+    let centre = [side / 2.0 / f, side / 2.0 / f];
+    let near = |d: &Detection| {
+        libm::hypotf(
+            d.x + d.width / 2.0 - centre[0],
+            d.y + d.height / 2.0 - centre[1],
+        )
+    };
+    let Some(best) = detector
+        .detect(&window)
+        .into_iter()
+        .filter(|d| near(d) < d.width / 2.0)
+        .min_by(|a, b| near(a).total_cmp(&near(b)))
+    else {
+        return face.clone();
+    };
+    let map = |p: Point| [p[0] * f + x0 as f32, p[1] * f + y0 as f32];
+    let tl = map([best.x, best.y]);
+    Detection {
+        x: tl[0],
+        y: tl[1],
+        width: best.width * f,
+        height: best.height * f,
+        // The score of the whole-frame look decides whether it counts as a face.
+        score: face.score,
+        right_eye: map(best.right_eye),
+        left_eye: map(best.left_eye),
+        nose: map(best.nose),
+        mouth: map(best.mouth),
+        right_ear: map(best.right_ear),
+        left_ear: map(best.left_ear),
+    }
+}
+
 pub struct BlazeFace {
     graph: Graph,
     anchors: Vec<Point>,

@@ -108,6 +108,17 @@ impl Crop {
         [self.cx + u * c - v * s, self.cy + u * s + v * c]
     }
 
+    /// The final-photo point for a source point (inverse of [`Crop::to_source`]).
+    pub fn from_source(&self, p: Point, spec: &Spec) -> Point {
+        let (dx, dy) = (p[0] - self.cx, p[1] - self.cy);
+        let (s, c) = libm::sincosf(self.angle_deg.to_radians());
+        let (u, v) = (dx * c + dy * s, -dx * s + dy * c);
+        [
+            u * self.scale + spec.width_px as f32 / 2.0,
+            v * self.scale + spec.height_px as f32 / 2.0,
+        ]
+    }
+
     /// Share of the frame that lies inside a `width`×`height` image (sampled on a grid).
     pub fn inside_fraction(&self, width: f32, height: f32, spec: &Spec) -> f32 {
         const N: usize = 24;
@@ -206,6 +217,8 @@ mod tests {
         let eye_y_in_photo = (eyes[1] - top_left[1]) * c.scale;
         assert!((eyes[0] - c.cx).abs() < 1e-3);
         assert!(spec.height_px as f32 - eye_y_in_photo >= 207.0 - 1e-3);
+        let back = c.from_source(c.to_source(12.0, 34.0, spec), spec);
+        assert!((back[0] - 12.0).abs() < 1e-2 && (back[1] - 34.0).abs() < 1e-2);
         let box_in_photo = f.width * c.scale * t::FACE_WIDTH_PER_BOX;
         assert!(spec.head.face_width_px.unwrap().contains(box_in_photo));
     }

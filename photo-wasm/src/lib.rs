@@ -8,6 +8,8 @@ pub mod decode;
 pub mod detect;
 pub mod geometry;
 mod nn;
+#[cfg(all(feature = "decode", not(target_arch = "wasm32")))]
+mod normalise;
 pub mod raster;
 mod report;
 mod specs;
@@ -15,6 +17,8 @@ pub mod thresholds;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
+#[cfg(all(feature = "decode", not(target_arch = "wasm32")))]
+pub use normalise::{downscale_for_review, normalise, NormaliseError, Normalised, Note};
 pub use report::{Check, CheckId, Face, Range, Report, Status};
 pub use specs::{spec_by_id, specs, HeadGeometry, Span, Spec};
 
@@ -25,7 +29,10 @@ use raster::Rgb;
 /// Never panics: undecodable, truncated or oversized input gives a report whose `decode` check fails.
 #[cfg(feature = "decode")]
 pub fn check(bytes: &[u8], spec: &Spec) -> Report {
-    match decode::decode(bytes, Some(thresholds::ANALYSIS_MIN_LONG_SIDE)) {
+    match decode::decode(
+        bytes,
+        decode::Want::LongSide(thresholds::ANALYSIS_MIN_LONG_SIDE),
+    ) {
         Ok(d) => check::analyse(
             Source {
                 image: d.image,

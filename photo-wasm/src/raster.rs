@@ -39,6 +39,27 @@ impl Rgb {
         [self.data[i], self.data[i + 1], self.data[i + 2]]
     }
 
+    /// The `width`×`height` window at (x0, y0), which may reach outside the image (black there).
+    pub fn crop(&self, x0: i64, y0: i64, width: u32, height: u32) -> Rgb {
+        let mut out = Rgb::new(width, height);
+        for y in 0..height as i64 {
+            let sy = y0 + y;
+            if !(0..self.height as i64).contains(&sy) {
+                continue;
+            }
+            // The overlapping span of this row.
+            let (from, to) = (x0.max(0), (x0 + width as i64).min(self.width as i64));
+            if from >= to {
+                continue;
+            }
+            let src = ((sy * self.width as i64 + from) * 3) as usize;
+            let dst = ((y * width as i64 + from - x0) * 3) as usize;
+            let n = ((to - from) * 3) as usize;
+            out.data[dst..dst + n].copy_from_slice(&self.data[src..src + n]);
+        }
+        out
+    }
+
     /// Resized with a tent filter: bilinear when enlarging, an anti-aliased average when shrinking.
     pub fn resize(&self, width: u32, height: u32) -> Rgb {
         let (w, h) = (width.max(1), height.max(1));
@@ -174,6 +195,17 @@ mod tests {
             assert_eq!((r.width, r.height), (w, h));
             assert!(r.data.iter().all(|&v| v == 200));
         }
+    }
+
+    #[test]
+    fn crop_pads_outside_with_black() {
+        let mut img = Rgb::new(2, 2);
+        img.data.iter_mut().for_each(|v| *v = 9);
+        let c = img.crop(-1, 1, 3, 2);
+        assert_eq!(
+            c.data,
+            vec![0, 0, 0, 9, 9, 9, 9, 9, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
     }
 
     #[test]

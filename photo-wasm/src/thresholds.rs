@@ -8,6 +8,11 @@
 pub const DETECT_MIN_SCORE: f32 = 0.5;
 /// Overlap above which two candidates are one face (MediaPipe's value).
 pub const NMS_IOU: f32 = 0.3;
+/// Second look at each face: a window this many face widths wide (the face then fills about 40%
+/// of the detector's input, as in the selfies it was trained on), shrunk to at most this many
+/// pixels first.
+pub const REFINE_CONTEXT: f32 = 2.5;
+pub const REFINE_WINDOW_PX: u32 = 256;
 /// A face counts when the detector is at least this sure (see [`DETECT_MIN_SCORE`]).
 pub const FACE_MIN_SCORE: f32 = 0.8;
 
@@ -116,3 +121,24 @@ pub const COLOUR_MIN_SHARE: f32 = 0.02;
 /// colour photos of a single dominant colour (skin, a brown cat) still measure 8° and more.
 pub const COLOUR_PASS: f32 = 6.0;
 pub const COLOUR_FAIL: f32 = 4.0;
+
+// --- Normalisation (server side) -------------------------------------------------------------
+
+/// Decoded source pixels per final-photo pixel: a little above 1 so the final resampling
+/// anti-aliases, while a 12 MP JPEG can still be decoded at 1/4 scale in the DCT domain.
+pub const NORMALISE_OVERSAMPLE: f32 = 1.25;
+/// Background seeds (photo borders beside and above the head) deviating from their median by more
+/// than this on average (0–255 per channel) are not a plain backdrop: whitening would smear.
+pub const WHITEN_MAX_SEED_DEVIATION: f32 = 14.0;
+/// A pixel belongs to the backdrop when within this distance (max over channels) of its median
+/// (at most; an even backdrop gets less) and within this tint difference …
+pub const WHITEN_TOLERANCE: f32 = 40.0;
+pub const WHITEN_TINT: f32 = 16.0;
+/// … and differs from the neighbour it was reached from by at most this (stops at edges).
+pub const WHITEN_STEP: f32 = 12.0;
+/// The backdrop must cover at least this share of the frame to be worth trusting.
+pub const WHITEN_MIN_SHARE: f32 = 0.08;
+/// JPEG quality search bounds: below 30 blocking shows on skin; above 95 only size grows.
+pub const JPEG_QUALITY_RANGE: (u8, u8) = (30, 95);
+/// Quality of the review copy kept of the original upload.
+pub const REVIEW_QUALITY: u8 = 85;

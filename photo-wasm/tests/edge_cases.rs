@@ -13,7 +13,7 @@ fn status(r: &Report, id: CheckId) -> Option<Status> {
 
 /// The upright pixels of a shared photo.
 fn pixels(name: &str) -> photo_wasm::raster::Rgb {
-    photo_wasm::decode::decode(&photo(name), None)
+    photo_wasm::decode::decode(&photo(name), photo_wasm::decode::Want::Full)
         .expect("shared photo decodes")
         .image
 }

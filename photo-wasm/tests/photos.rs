@@ -93,7 +93,7 @@ fn every_spec_accepts_a_good_portrait() {
 #[test]
 fn rgba_path_agrees_with_the_decoded_path() {
     let bytes = photo("portrait-test2.jpg");
-    let decoded = photo_wasm::decode::decode(&bytes, None).unwrap();
+    let decoded = photo_wasm::decode::decode(&bytes, photo_wasm::decode::Want::Full).unwrap();
     let rgba: Vec<u8> = decoded
         .image
         .data
