@@ -37,7 +37,8 @@ enum Op {
         win: Window,
         relu: bool,
         cin: usize,
-        /// `[cout][kh][kw][cin]`
+        /// `[kh][kw][cin][cout]`: transposed from the model's `[cout][kh][kw][cin]` so each input
+        /// value scales one contiguous row of output channels (vectorises, fixed summation order).
         weights: Vec<f32>,
         bias: Vec<f32>,
     },
@@ -176,13 +177,20 @@ impl Graph {
                     let weights = r.f16s(cout * win.kh * win.kw * cin)?;
                     let bias = r.f16s(cout)?;
                     if kind == 1 {
+                        let taps = win.kh * win.kw * cin;
+                        let mut t = vec![0.0; weights.len()];
+                        for oc in 0..cout {
+                            for k in 0..taps {
+                                t[k * cout + oc] = weights[oc * taps + k];
+                            }
+                        }
                         Op::Conv {
                             input,
                             output,
                             win,
                             relu,
                             cin,
-                            weights,
+                            weights: t,
                             bias,
                         }
                     } else {
@@ -403,10 +411,21 @@ impl Graph {
                 bias,
             } => {
                 let (i, o) = (self.shapes[*input], self.shapes[*output]);
-                let mut out = conv(&t[*input], i, o, win, |acc, px, ky, kx, oc| {
-                    let w = &weights[((oc * win.kh + ky) * win.kw + kx) * cin..][..*cin];
-                    *acc += dot(px, w);
-                });
+                let mut out = vec![0.0; o.len()];
+                for oy in 0..o.h {
+                    for ox in 0..o.w {
+                        let acc = &mut out[(oy * o.w + ox) * o.c..][..o.c];
+                        for_taps(i, win, oy, ox, |iy, ix, ky, kx| {
+                            let px = &t[*input][(iy * i.w + ix) * i.c..][..*cin];
+                            let w = &weights[(ky * win.kw + kx) * cin * o.c..][..cin * o.c];
+                            for (v, row) in px.iter().zip(w.chunks_exact(o.c)) {
+                                for (a, wt) in acc.iter_mut().zip(row) {
+                                    *a += v * wt;
+                                }
+                            }
+                        });
+                    }
+                }
                 add_bias_relu(&mut out, bias, *relu);
                 (*output, out)
             }
@@ -527,43 +546,6 @@ fn for_taps(
             f(iy, ix, ky, kx);
         }
     }
-}
-
-fn conv(
-    input: &[f32],
-    i: Shape,
-    o: Shape,
-    win: &Window,
-    tap: impl Fn(&mut f32, &[f32], usize, usize, usize),
-) -> Vec<f32> {
-    let mut out = vec![0.0; o.len()];
-    for oy in 0..o.h {
-        for ox in 0..o.w {
-            let acc = &mut out[(oy * o.w + ox) * o.c..][..o.c];
-            for_taps(i, win, oy, ox, |iy, ix, ky, kx| {
-                let px = &input[(iy * i.w + ix) * i.c..][..i.c];
-                for (oc, a) in acc.iter_mut().enumerate() {
-                    tap(a, px, ky, kx, oc);
-                }
-            });
-        }
-    }
-    out
-}
-
-/// Four partial sums let the compiler vectorise without reordering a single chain (deterministic
-/// on every target, since the order is fixed here rather than chosen by the optimiser).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut s = [0.0f32; 4];
-    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for k in 0..4 {
-            s[k] += x[k] * y[k];
-        }
-    }
-    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-    (s[0] + s[1]) + (s[2] + s[3]) + tail
 }
 
 fn add_bias_relu(out: &mut [f32], bias: &[f32], relu: bool) {

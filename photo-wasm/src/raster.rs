@@ -61,8 +61,13 @@ impl Rgb {
     }
 
     /// Resized with a tent filter: bilinear when enlarging, an anti-aliased average when shrinking.
+    /// Large reductions first average whole blocks (cheap, exact) down to about twice the target.
     pub fn resize(&self, width: u32, height: u32) -> Rgb {
         let (w, h) = (width.max(1), height.max(1));
+        let k = (self.width / w).min(self.height / h) / 2;
+        if k >= 2 {
+            return self.box_shrink(k).resize(w, h);
+        }
         let xs = weights(self.width, w);
         let ys = weights(self.height, h);
         // Horizontal pass into f32 rows, then vertical pass.
@@ -91,6 +96,32 @@ impl Rgb {
                     acc += tmp[(start + k) * row_len + i] * wt;
                 }
                 *d = (acc + 0.5).clamp(0.0, 255.0) as u8;
+            }
+        }
+        out
+    }
+
+    /// Averages `k`×`k` blocks (the right and bottom remainders are dropped).
+    fn box_shrink(&self, k: u32) -> Rgb {
+        let (w, h) = (self.width / k, self.height / k);
+        let mut out = Rgb::new(w, h);
+        let mut row = vec![0u32; w as usize * 3];
+        let n = k * k;
+        for oy in 0..h as usize {
+            row.iter_mut().for_each(|v| *v = 0);
+            for y in oy * k as usize..(oy + 1) * k as usize {
+                let src = &self.data[y * self.width as usize * 3..];
+                for (ox, acc) in row.chunks_exact_mut(3).enumerate() {
+                    for p in src[ox * k as usize * 3..(ox + 1) * k as usize * 3].chunks_exact(3) {
+                        acc[0] += p[0] as u32;
+                        acc[1] += p[1] as u32;
+                        acc[2] += p[2] as u32;
+                    }
+                }
+            }
+            let dst = &mut out.data[oy * w as usize * 3..(oy + 1) * w as usize * 3];
+            for (d, a) in dst.iter_mut().zip(&row) {
+                *d = ((a + n / 2) / n) as u8;
             }
         }
         out

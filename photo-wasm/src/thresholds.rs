@@ -31,10 +31,10 @@ pub const MAX_UPLOAD_KB: f32 = 15.0 * 1024.0;
 // --- Analysis scale --------------------------------------------------------------------------
 
 /// JPEGs are decoded at the smallest DCT scale whose long side reaches this, then shrunk to
-/// [`ANALYSIS_MAX_LONG_SIDE`]: the detector sees 128 px and the pixel checks look at the face at
+/// [`ANALYSIS_MAX_LONG_SIDE`] (a DCT-scaled JPEG is already within both): the detector sees 128 px and the pixel checks look at the face at
 /// about the final photo's size, so more resolution only costs time.
 pub const ANALYSIS_MIN_LONG_SIDE: u32 = 800;
-pub const ANALYSIS_MAX_LONG_SIDE: u32 = 1100;
+pub const ANALYSIS_MAX_LONG_SIDE: u32 = 1600;
 
 // --- Head proportions (BlazeFace box → the standards' measures) ------------------------------
 
