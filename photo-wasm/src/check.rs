@@ -574,13 +574,7 @@ fn sharpness_check(img: &Rgb, d: &Detection) -> Check {
     let (x0, x1) = (clamp(d.x, img.width), clamp(d.x + d.width, img.width));
     let (y0, y1) = (clamp(d.y, img.height), clamp(d.y + d.height, img.height));
     let value = if x1 > x0 + 2 && y1 > y0 + 2 {
-        let mut face = Rgb::new(x1 - x0, y1 - y0);
-        for y in y0..y1 {
-            let src =
-                &img.data[((y * img.width + x0) * 3) as usize..((y * img.width + x1) * 3) as usize];
-            let row = ((y - y0) * face.width * 3) as usize;
-            face.data[row..row + src.len()].copy_from_slice(src);
-        }
+        let face = img.crop(x0 as i64, y0 as i64, x1 - x0, y1 - y0);
         let w = t::SHARPNESS_FACE_WIDTH;
         let h = ((face.height as f32 * w as f32 / face.width as f32).round() as u32).max(3);
         sharpness(&face.resize(w, h))
@@ -638,7 +632,7 @@ fn sharpness(img: &Rgb) -> f32 {
 
 /// Plainness and lightness of the background: the strips beside and above the head.
 fn background_check(img: &Rgb, d: &Detection) -> Check {
-    let (w, h) = (img.width as f32, img.height as f32);
+    let h = img.height as f32;
     let head = (
         d.x - d.width * 0.35,
         d.x + d.width * 1.35,
@@ -653,7 +647,7 @@ fn background_check(img: &Rgb, d: &Detection) -> Check {
             let (fx, fy) = (x as f32, y as f32);
             let beside = fx < head.0 || fx > head.1;
             let above = fy < head.2;
-            if !(beside || above) || x + 1 >= img.width || y + 1 >= img.height || fx >= w {
+            if !(beside || above) || x + 1 >= img.width || y + 1 >= img.height {
                 continue;
             }
             let p = luma(img.pixel(x, y)) as f32;
@@ -668,25 +662,32 @@ fn background_check(img: &Rgb, d: &Detection) -> Check {
     let texture = grad / l.len().max(1) as f32;
     // One number for "plain": spread of brightness plus fine texture.
     let busy = std + texture * t::BACKGROUND_TEXTURE_WEIGHT;
-    let mut v = grade(busy, (None, Some(t::BACKGROUND_BUSY_MAX)), (None, None));
+    // Warn only, whatever the value: the server whitens the backdrop.
     let dark = mean_l < t::BACKGROUND_MIN_LUMA;
-    if l.is_empty() || dark {
-        v.status = Status::Warn;
+    let v = grade(busy, (None, Some(t::BACKGROUND_BUSY_MAX)), (None, None));
+    let (status, zh, en) = if l.is_empty() || dark {
+        (
+            Status::Warn,
+            "背景偏暗，建议在白墙前拍摄（系统会尝试替换为白色背景）",
+            "The background is dark: a white wall works best (the server will try to whiten it)",
+        )
+    } else if v.status == Status::Warn {
+        (
+            Status::Warn,
+            "背景不够简洁，建议在白墙前拍摄（系统会尝试替换为白色背景）",
+            "The background is busy: a white wall works best (the server will try to whiten it)",
+        )
+    } else {
+        (Status::Pass, "背景简洁明亮", "Plain, light background")
+    };
+    Check {
+        id: CheckId::Background,
+        status,
+        value: Some(round(busy)),
+        range: Some(v.range),
+        message_zh: zh.to_string(),
+        message_en: en.to_string(),
     }
-    check(
-        CheckId::Background,
-        busy,
-        v,
-        [
-            m("背景简洁明亮", "Plain, light background"),
-            if dark {
-                m("背景偏暗，建议在白墙前拍摄（系统会尝试替换为白色背景）", "The background is dark: a white wall works best (the server will try to whiten it)")
-            } else {
-                m("背景不够简洁，建议在白墙前拍摄（系统会尝试替换为白色背景）", "The background is busy: a white wall works best (the server will try to whiten it)")
-            },
-            m("", ""),
-        ],
-    )
 }
 
 /// Colour against greyscale and tinted monochrome (sepia): how varied the hues of the colourful
