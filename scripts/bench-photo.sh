@@ -19,11 +19,12 @@ echo "== native (release)" >&2
 cargo build --release -p photo-wasm --example bench
 native="$("$TARGET_DIR/release/examples/bench" "$PHOTOS" "$OUT" "$RUNS")"
 
-if [[ ! -f "$TARGET_DIR/wasm-pkg/nodejs/photo_wasm.js" ]]; then
+if [[ ! -f "$TARGET_DIR/wasm-pkg/simd/nodejs/photo_wasm.js" ]]; then
   scripts/wasm.sh build >&2
 fi
-echo "== WASM in Node" >&2
+echo "== WASM in Node (baseline and SIMD builds)" >&2
 wasm="$(node tests/js/bench-wasm.mjs "$TARGET_DIR/wasm-pkg/nodejs/photo_wasm.js" "$OUT" "$RUNS")"
+simd="$(node tests/js/bench-wasm.mjs "$TARGET_DIR/wasm-pkg/simd/nodejs/photo_wasm.js" "$OUT" "$RUNS")"
 
 echo "== OpenCV Haar cascade (opencv-python-headless<5, in $TARGET_DIR/bench-venv)" >&2
 if [[ ! -x "$TARGET_DIR/bench-venv/bin/python" ]]; then
@@ -47,15 +48,18 @@ size() {
     console.log(`${(b.length / 1024).toFixed(1)} KB raw, ${(br / 1024).toFixed(1)} KB brotli`);' "$1"
 }
 
-python3 - "$native" "$wasm" "$opencv" <<'PY'
+python3 - "$native" "$wasm" "$simd" "$opencv" <<'PY'
 import json, sys
-n, w = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-o = json.loads(sys.argv[3].strip().splitlines()[-1])
+n, w, s = (json.loads(a) for a in sys.argv[1:4])
+o = json.loads(sys.argv[4].strip().splitlines()[-1])
 print("\nphoto-wasm benchmark (median CPU ms; wall ms in brackets)")
 for size in ("12mp", "1mp"):
-    nc, wc = n[f"native_{size}_cpu_ms"], w[f"wasm_{size}_cpu_ms"]
-    print(f"  check {size:>4}: native {nc:7.1f} ({n[f'native_{size}_wall_ms']:.1f})"
-          f"   wasm/node {wc:7.1f} ({w[f'wasm_{size}_wall_ms']:.1f})   ratio {wc / nc:4.2f}")
+    nc = n[f"native_{size}_cpu_ms"]
+    print(f"  check {size:>4}: native {nc:6.1f} ({n[f'native_{size}_wall_ms']:.1f})", end="")
+    for label, r in (("wasm", w), ("wasm+simd", s)):
+        c = r[f"wasm_{size}_cpu_ms"]
+        print(f"   {label} {c:6.1f} ({r[f'wasm_{size}_wall_ms']:.1f}) x{c / nc:.2f}", end="")
+    print()
 print(f"  normalise 12mp: {n['normalise_12mp_cpu_ms']:.1f} ({n['normalise_12mp_wall_ms']:.1f})")
 print(f"  review copy 12mp -> 2 MP: {n['review_copy_12mp_cpu_ms']:.1f} ({n['review_copy_12mp_wall_ms']:.1f})")
 print(f"  OpenCV Haar: verdict {o['haar_verdict']}, median {o['haar_median_ms']} ms (read, decode, detect);"
@@ -63,6 +67,7 @@ print(f"  OpenCV Haar: verdict {o['haar_verdict']}, median {o['haar_median_ms']}
       f" (decode + detection + all checks); same faces on {o['agreement']} photos")
 PY
 echo "  .wasm with decoder: $(size "$TARGET_DIR/wasm-pkg/web/photo_wasm_bg.wasm")"
+echo "  .wasm with decoder, SIMD: $(size "$TARGET_DIR/wasm-pkg/simd/web/photo_wasm_bg.wasm")"
 if [[ -f "$TARGET_DIR/wasm-pkg/rgba/web/photo_wasm_bg.wasm" ]]; then
   echo "  .wasm RGBA only:    $(size "$TARGET_DIR/wasm-pkg/rgba/web/photo_wasm_bg.wasm")"
 fi

@@ -74,7 +74,10 @@ fn main() -> ExitCode {
                 photo_wasm::Status::Fail => "FAIL",
             };
             let value = c.value.map(|v| format!(" [{v}]")).unwrap_or_default();
-            println!("  {status}  {:?}{value}: {}", c.id, c.message_en);
+            // The same snake_case id as in the JSON.
+            let id = serde_json::to_value(c.id).unwrap_or_default();
+            let id = id.as_str().unwrap_or_default();
+            println!("  {status}  {id}{value}: {}", c.message_en);
         }
     }
     ExitCode::from(u8::from(report.failed()))
