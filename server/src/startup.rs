@@ -130,6 +130,8 @@ pub fn install_tls_provider() {
 pub struct Application {
     port: u16,
     server: Server,
+    /// The notification sender, stopped after the HTTP server so a send in flight finishes.
+    sender: Option<(Arc<Notifier>, tokio::task::JoinHandle<()>)>,
 }
 
 impl Application {
@@ -163,9 +165,10 @@ impl Application {
             );
         }
         booking::spawn_no_show_sweeper(state.clone());
-        if state.settings.notify.worker {
-            tokio::spawn(state.notifier.clone().run());
-        }
+        let sender = state.settings.notify.worker.then(|| {
+            let notifier = state.notifier.clone();
+            (notifier.clone(), tokio::spawn(notifier.run()))
+        });
         let mut server = HttpServer::new(move || build_app(state.clone()))
             .listen(listener)?
             // SIGTERM stops accepting and lets in-flight requests finish for up to this long.
@@ -176,6 +179,7 @@ impl Application {
         Ok(Application {
             port,
             server: server.run(),
+            sender,
         })
     }
 
@@ -184,6 +188,16 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        if let Some((notifier, sender)) = self.sender {
+            notifier.stop();
+            if tokio::time::timeout(Duration::from_secs(30), sender)
+                .await
+                .is_err()
+            {
+                tracing::warn!("the notification sender did not stop in time");
+            }
+        }
+        result
     }
 }

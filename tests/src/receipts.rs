@@ -159,3 +159,27 @@ impl TestApp {
         self.advance_clock(seconds).await;
     }
 }
+
+impl TestApp {
+    /// `openid` accepts `grants` review-result notifications, as `wx.requestSubscribeMessage`
+    /// reports them.
+    pub async fn subscribe_to_review_results(&self, token: &str, grants: usize) {
+        let template = self.template_id(server::notify::Event::ReviewResult).await;
+        for _ in 0..grants {
+            assert_eq!(self.subscribe(token, &[&template]).await.status(), 200);
+        }
+    }
+
+    /// Sends what is due and returns the 服务通知 WeChat received for `openid`, each as the
+    /// text of its `data`.
+    pub async fn notifications_to(&self, openid: &str) -> Vec<String> {
+        self.run_notifier().await;
+        self.sim()
+            .messages()
+            .await
+            .into_iter()
+            .filter(|m| m["touser"] == openid)
+            .map(|m| m["data"].to_string())
+            .collect()
+    }
+}

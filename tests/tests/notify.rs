@@ -253,6 +253,47 @@ async fn the_reminder_waits_for_the_evening_before(backend: Backend) {
     assert_eq!(messages[0]["template_id"], template.as_str());
 }
 
+/// WeChat rejects a token that a normal fetch hands back again: only then `force_refresh`,
+/// and not twice within 30 s (WeChat would ignore it).
+async fn force_refresh_only_for_a_token_that_comes_back(backend: Backend) {
+    let app = app(backend, &[]).await;
+    let (user_id, _) = subscriber(&app, "o-n16", 3).await;
+    app.enqueue(&confirmation(&user_id, "appt-16a")).await;
+    assert_eq!(app.run_notifier().await["sent"], 1);
+    assert_eq!(app.sim().calls(TOKEN).await, 1);
+
+    // WeChat says 40001 for a token its stable_token still returns.
+    app.sim()
+        .fault(json!({"endpoint": SEND, "errcode": 40001}))
+        .await;
+    app.enqueue(&confirmation(&user_id, "appt-16b")).await;
+    assert_eq!(app.run_notifier().await["sent"], 1);
+    assert_eq!(
+        app.sim().calls(TOKEN).await,
+        3,
+        "a normal fetch (the same token) and one forced"
+    );
+
+    app.sim()
+        .fault(json!({"endpoint": SEND, "errcode": 40001}))
+        .await;
+    let third = confirmation(&user_id, "appt-16c");
+    app.enqueue(&third).await;
+    assert_eq!(app.run_notifier().await["retried"], 1);
+    assert_eq!(
+        app.sim().calls(TOKEN).await,
+        4,
+        "no second force within 30 s"
+    );
+    app.advance_clock(31).await;
+    assert_eq!(
+        app.run_notifier().await["sent"],
+        1,
+        "the retry goes through"
+    );
+    assert_eq!(app.sim().messages().await.len(), 3);
+}
+
 /// 50 sends at once with an expired token: one token request.
 async fn fifty_sends_with_an_expired_token_fetch_it_once(backend: Backend) {
     let app = app(
@@ -292,7 +333,9 @@ on_both_backends!(
     an_invalidated_token_is_replaced_once,
     the_reminder_waits_for_the_evening_before,
     fifty_sends_with_an_expired_token_fetch_it_once,
+    force_refresh_only_for_a_token_that_comes_back,
     killed_between_write_and_send_delivers_once,
+    sigterm_lets_a_send_in_flight_finish,
     every_event_is_accepted_by_wechat
 );
 
@@ -346,9 +389,17 @@ async fn two_instances_on_redis_share_one_token_refresh() {
     wechat.stop().await;
 }
 
-/// The real binary is killed (SIGKILL) after claiming a notification and before sending it;
-/// restarted, it delivers the notification exactly once.
-async fn killed_between_write_and_send_delivers_once(backend: Backend) {
+/// The real binary against a simulator of its own, with a subscribed user.
+struct BinarySetup {
+    wechat: server::wechat::simulator::RunningSimulator,
+    sim: SimControl,
+    store: SharedStore,
+    vars: Vec<(String, String)>,
+    server: ServerProcess,
+    user_id: String,
+}
+
+async fn binary_with_subscriber(backend: Backend, openid: &str) -> BinarySetup {
     let wechat = server::wechat::simulator::spawn().unwrap();
     let sim = SimControl::of(&wechat);
     let store = SharedStore::fresh(backend).await;
@@ -362,7 +413,7 @@ async fn killed_between_write_and_send_delivers_once(backend: Backend) {
     }
     let server = ServerProcess::start(&vars).await;
     let client = tests::client();
-    let code = sim.mint_code("o-n11").await;
+    let code = sim.mint_code(openid).await;
     let login = client
         .post(format!("{}/api/v1/auth/login", server.address))
         .json(&json!({ "code": code }))
@@ -379,7 +430,7 @@ async fn killed_between_write_and_send_delivers_once(backend: Backend) {
         &["thing1", "thing2", "time3", "character_string4"],
     )
     .await;
-    sim.accept("o-n11", template).await;
+    sim.accept(openid, template).await;
     let granted = client
         .post(format!("{}/api/v1/subscriptions", server.address))
         .bearer_auth(&token)
@@ -398,23 +449,18 @@ async fn killed_between_write_and_send_delivers_once(backend: Backend) {
         .as_str()
         .unwrap()
         .to_owned();
-
-    // The token request hangs, so the worker holds the claim and has not sent yet.
-    sim.fault(json!({"endpoint": TOKEN, "delay_ms": 5000}))
-        .await;
-    let notification = confirmation(&user_id, "appt-11");
-    assert!(store.open().await.enqueue(&notification).await.unwrap());
-    while sim.calls(TOKEN).await == 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    BinarySetup {
+        wechat,
+        sim,
+        store,
+        vars,
+        server,
+        user_id,
     }
-    server.signal("KILL");
-    assert_eq!(server.wait().await, None, "killed");
-    assert!(
-        sim.messages().await.is_empty(),
-        "nothing was sent before the kill"
-    );
+}
 
-    let server = ServerProcess::start(&vars).await;
+/// Waits until the sender has settled `notification` (any state but pending or sending).
+async fn settled(store: &SharedStore, notification: &Notification) -> OutboxState {
     let opened = store.open().await;
     let mut state = OutboxState::Sending;
     for _ in 0..400 {
@@ -429,11 +475,87 @@ async fn killed_between_write_and_send_delivers_once(backend: Backend) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(state, OutboxState::Sent);
-    assert_eq!(sim.messages().await.len(), 1, "delivered exactly once");
+    state
+}
+
+/// The real binary is killed (SIGKILL) after claiming a notification and before sending it;
+/// restarted, it delivers the notification exactly once.
+async fn killed_between_write_and_send_delivers_once(backend: Backend) {
+    let setup = binary_with_subscriber(backend, "o-n11").await;
+    // The token request hangs, so the worker holds the claim and has not sent yet.
+    setup
+        .sim
+        .fault(json!({"endpoint": TOKEN, "delay_ms": 5000}))
+        .await;
+    let notification = confirmation(&setup.user_id, "appt-11");
+    assert!(setup
+        .store
+        .open()
+        .await
+        .enqueue(&notification)
+        .await
+        .unwrap());
+    while setup.sim.calls(TOKEN).await == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    setup.server.signal("KILL");
+    assert_eq!(setup.server.wait().await, None, "killed");
+    assert!(
+        setup.sim.messages().await.is_empty(),
+        "nothing was sent before the kill"
+    );
+
+    let server = ServerProcess::start(&setup.vars).await;
+    assert_eq!(
+        settled(&setup.store, &notification).await,
+        OutboxState::Sent
+    );
+    assert_eq!(
+        setup.sim.messages().await.len(),
+        1,
+        "delivered exactly once"
+    );
     server.signal("TERM");
     assert_eq!(server.wait().await, Some(0));
-    wechat.stop().await;
+    setup.wechat.stop().await;
+}
+
+/// SIGTERM while a send waits on WeChat: the send completes and is recorded before the
+/// process exits 0, so no restart sends it again.
+async fn sigterm_lets_a_send_in_flight_finish(backend: Backend) {
+    let setup = binary_with_subscriber(backend, "o-n15").await;
+    setup
+        .sim
+        .fault(json!({"endpoint": SEND, "delay_ms": 1500}))
+        .await;
+    let notification = confirmation(&setup.user_id, "appt-15");
+    setup
+        .store
+        .open()
+        .await
+        .enqueue(&notification)
+        .await
+        .unwrap();
+    while setup.sim.calls(SEND).await == 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    setup.server.signal("TERM");
+    assert_eq!(setup.server.wait().await, Some(0), "clean exit");
+    let entry = setup
+        .store
+        .open()
+        .await
+        .outbox_entry("notify", &notification.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        entry.state,
+        OutboxState::Sent,
+        "recorded before the exit: {entry:?}"
+    );
+    assert_eq!(setup.sim.messages().await.len(), 1);
+    setup.wechat.stop().await;
 }
 
 /// Every event, rendered through the development templates, is accepted by WeChat's own

@@ -46,9 +46,13 @@ async fn review_approves_once_and_the_receipt_carries_the_number(backend: Backen
     )
     .await;
 
+    app.subscribe_to_review_results(&user, 1).await;
     let approved = app.approve(&reviewer, &order_id).await;
     assert_eq!(approved["status"], "approved");
     let number = approved["receipt_no"].as_str().unwrap().to_owned();
+    let notified = app.notifications_to("openid-alice").await;
+    assert_eq!(notified.len(), 1, "{notified:?}");
+    assert!(notified[0].contains(&number), "{notified:?}");
     assert!(
         approved["history"][1]["by"].is_string(),
         "reviewer recorded"
@@ -171,6 +175,7 @@ async fn rejection_shows_reasons_and_other_users_see_nothing(backend: Backend) {
     let mallory = app.login("openid-mallory").await;
     let reviewer = app.admin_token(Role::Reviewer).await;
     let order_id = app.seed_order("openid-alice", "portrait-test0.jpg").await;
+    app.subscribe_to_review_results(&alice, 1).await;
 
     let reasons = json(
         app.get_with_token("/api/v1/admin/rejection-reasons", &reviewer)
@@ -223,6 +228,9 @@ async fn rejection_shows_reasons_and_other_users_see_nothing(backend: Backend) {
         )
         .await;
     assert_eq!(rejected.status(), 200);
+    let notified = app.notifications_to("openid-alice").await;
+    assert_eq!(notified.len(), 1, "{notified:?}");
+    assert!(notified[0].contains("佩戴饰品"), "{notified:?}");
 
     let order = json(
         app.get_with_token(&format!("/api/v1/receipt-orders/{order_id}"), &alice)

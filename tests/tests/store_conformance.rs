@@ -224,13 +224,19 @@ async fn receipt_orders_save_over_their_version_with_unique_numbers(backend: Bac
     let no = ReceiptNo::generate(&mut rand::rng());
     let stale = a.clone();
     approve(&mut a, &no);
-    assert_eq!(s.save_receipt_order(&a).await.unwrap(), Saved::Saved);
+    assert_eq!(s.save_receipt_order(&a, None).await.unwrap(), Saved::Saved);
     let mut late = stale;
     approve(&mut late, &ReceiptNo::generate(&mut rand::rng()));
-    assert_eq!(s.save_receipt_order(&late).await.unwrap(), Saved::Stale);
+    assert_eq!(
+        s.save_receipt_order(&late, None).await.unwrap(),
+        Saved::Stale
+    );
 
     approve(&mut b, &no);
-    assert_eq!(s.save_receipt_order(&b).await.unwrap(), Saved::NumberTaken);
+    assert_eq!(
+        s.save_receipt_order(&b, None).await.unwrap(),
+        Saved::NumberTaken
+    );
     assert_eq!(s.receipt_order_by_no(&no).await.unwrap().unwrap().id, "a");
     let stored_b = s.receipt_order("b").await.unwrap().unwrap();
     assert_eq!(stored_b, new_order("b"), "a refused save changes nothing");

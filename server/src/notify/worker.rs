@@ -3,12 +3,14 @@
 //! until `max_attempts`, then the entry is dead; WeChat's refusals are final and never
 //! retried (43101 also clears the user's grants for the template).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Duration as Span;
 use futures_util::StreamExt;
 use serde::Serialize;
+use tokio::sync::Notify;
 
 use super::store::{Claimed, OutboxState, Outcome};
 use super::templates::{NotifySettings, Templates};
@@ -26,6 +28,8 @@ pub struct Notifier {
     settings: NotifySettings,
     /// Identifies this process's claims.
     owner: String,
+    stopping: AtomicBool,
+    wake: Notify,
 }
 
 /// What one pass did.
@@ -60,6 +64,8 @@ impl Notifier {
             clock,
             settings: settings.clone(),
             owner: uuid::Uuid::new_v4().simple().to_string(),
+            stopping: AtomicBool::new(false),
+            wake: Notify::new(),
         })
     }
 
@@ -94,18 +100,24 @@ impl Notifier {
         Ok(report)
     }
 
-    /// Runs passes until stopped with the process: at once when there was work, else after
-    /// the poll interval.
+    /// Runs passes until [`Notifier::stop`]: the next at once when there was work, else
+    /// after the poll interval. A pass under way is finished, so no send is cut off midway.
     pub async fn run(self: Arc<Self>) {
         let idle = Duration::from_millis(self.settings.poll_interval_ms.max(10));
-        loop {
+        while !self.stopping.load(Ordering::SeqCst) {
             match self.run_once().await {
                 Ok(report) if report.claimed > 0 => continue,
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "notification pass failed"),
             }
-            tokio::time::sleep(idle).await;
+            let _ = tokio::time::timeout(idle, self.wake.notified()).await;
         }
+    }
+
+    /// Asks [`Notifier::run`] to return after the pass under way.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_waiters();
     }
 
     fn fail(state: OutboxState, error: impl Into<String>) -> Outcome {

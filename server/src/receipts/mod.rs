@@ -155,7 +155,7 @@ pub async fn use_at_check_in(
         if order.version == before {
             return Ok(());
         }
-        match store.save_receipt_order(&order).await? {
+        match store.save_receipt_order(&order, None).await? {
             Saved::Saved => {
                 tracing::info!(order = %order.id, appointment, "photo receipt used");
                 return Ok(());

@@ -2,16 +2,17 @@
 //! decision; and the window's lookup of a receipt number.
 
 use actix_web::{web, HttpResponse};
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::domain::{Decision, RejectReason, Status, REJECT_REASONS};
+use super::domain::{Decision, ReceiptOrder, RejectReason, Status, REJECT_REASONS};
 use super::number::{ReceiptNo, ReceiptNoError};
 use super::store::Saved;
 use super::view::{order_view, ReasonView, Viewer};
 use super::PhotoKind;
 use crate::admin::{AdminUser, Role};
 use crate::error::ApiError;
+use crate::notify::{Notification, ReviewOutcome};
 use crate::startup::AppState;
 
 /// How many orders one look at the queue shows.
@@ -148,7 +149,12 @@ pub async fn review(
             },
         };
         order.decide(decision, &admin.id, now)?;
-        match state.store.save_receipt_order(&order).await? {
+        let notice = review_notice(&order, now);
+        match state
+            .store
+            .save_receipt_order(&order, Some(&notice))
+            .await?
+        {
             Saved::Saved => {
                 tracing::info!(
                     order = %order.id,
@@ -164,6 +170,35 @@ pub async fn review(
             Saved::NumberTaken => return Err(ApiError::Internal("no free receipt number".into())),
         }
     }
+}
+
+/// The 服务通知 of a decision: the number when approved, the reasons when not.
+fn review_notice(order: &ReceiptOrder, now: DateTime<Utc>) -> Notification {
+    let reasons = order
+        .rejection()
+        .map(|e| {
+            e.reasons
+                .iter()
+                .map(|r| r.label_zh())
+                .collect::<Vec<_>>()
+                .join("、")
+        })
+        .unwrap_or_default();
+    let outcome = match &order.receipt {
+        Some(receipt) => ReviewOutcome::Approved {
+            receipt_no: receipt.no.as_str(),
+        },
+        None => ReviewOutcome::Rejected { reason: &reasons },
+    };
+    // One decision per version: the key tells a resubmission's review from the first.
+    Notification::review_result(
+        &order.user_id,
+        &order.id,
+        &order.version.to_string(),
+        &order.document_zh,
+        outcome,
+        now,
+    )
 }
 
 fn already_decided() -> ApiError {

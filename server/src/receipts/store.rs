@@ -12,6 +12,8 @@ use rusqlite::{params, OptionalExtension};
 
 use super::domain::{ReceiptOrder, Status};
 use super::number::ReceiptNo;
+use crate::notify::store::{enqueue_in_tx, outbox_keys, OUTBOX_LUA};
+use crate::notify::Notification;
 use crate::store::{RedisStore, SqliteStore, StoreError};
 
 /// What became of a save.
@@ -80,8 +82,13 @@ pub trait ReceiptStore: Send + Sync {
     async fn receipt_order(&self, id: &str) -> Result<Option<ReceiptOrder>, StoreError>;
     async fn receipt_order_by_no(&self, no: &ReceiptNo)
         -> Result<Option<ReceiptOrder>, StoreError>;
-    /// Replaces the order if the stored one is still at `order.version - 1`.
-    async fn save_receipt_order(&self, order: &ReceiptOrder) -> Result<Saved, StoreError>;
+    /// Replaces the order if the stored one is still at `order.version - 1`, and writes
+    /// `notice` to the notification outbox in the same step (neither without the other).
+    async fn save_receipt_order(
+        &self,
+        order: &ReceiptOrder,
+        notice: Option<&Notification>,
+    ) -> Result<Saved, StoreError>;
     async fn user_receipt_orders(
         &self,
         user_id: &str,
@@ -169,9 +176,14 @@ impl ReceiptStore for SqliteStore {
         .await
     }
 
-    async fn save_receipt_order(&self, order: &ReceiptOrder) -> Result<Saved, StoreError> {
+    async fn save_receipt_order(
+        &self,
+        order: &ReceiptOrder,
+        notice: Option<&Notification>,
+    ) -> Result<Saved, StoreError> {
         let doc = to_json(order)?;
         let o = order.clone();
+        let notice = notice.cloned();
         self.write(move |tx| {
             let updated = tx.execute(
                 "UPDATE receipt_orders SET status = ?2, submitted_at = ?3, receipt_no = ?4,
@@ -188,7 +200,12 @@ impl ReceiptStore for SqliteStore {
                 ],
             );
             match updated {
-                Ok(1) => Ok(Saved::Saved),
+                Ok(1) => {
+                    if let Some(notice) = &notice {
+                        enqueue_in_tx(tx, notice)?;
+                    }
+                    Ok(Saved::Saved)
+                }
                 Ok(_) => Ok(Saved::Stale),
                 Err(e) if is_unique_violation(&e) => Ok(Saved::NumberTaken),
                 Err(e) => Err(e.into()),
@@ -299,10 +316,12 @@ static INSERT_ORDER: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// KEYS: order, queue, number index (or the order key again when there is no number).
-/// ARGV: doc, new version, pending (1/0), submitted ms, id, has number (1/0).
+/// KEYS: order, queue, number index (or the order key again when there is no number), then
+/// the five outbox keys. ARGV: doc, new version, pending (1/0), submitted ms, id, has number
+/// (1/0), has notice (1/0), then the notice's four outbox values.
 static SAVE_ORDER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(&format!(
+        "{OUTBOX_LUA}{}",
         r"local current = redis.call('HGET', KEYS[1], 'version')
           if not current or tonumber(current) ~= tonumber(ARGV[2]) - 1 then return 'stale' end
           if ARGV[6] == '1' then
@@ -316,8 +335,9 @@ static SAVE_ORDER: LazyLock<Script> = LazyLock::new(|| {
           else
             redis.call('ZREM', KEYS[2], ARGV[5])
           end
-          return 'saved'",
-    )
+          if ARGV[7] == '1' then outbox_enqueue(4, ARGV[8], ARGV[9], ARGV[10], ARGV[11]) end
+          return 'saved'"
+    ))
 });
 
 #[async_trait]
@@ -359,16 +379,22 @@ impl ReceiptStore for RedisStore {
         }
     }
 
-    async fn save_receipt_order(&self, order: &ReceiptOrder) -> Result<Saved, StoreError> {
+    async fn save_receipt_order(
+        &self,
+        order: &ReceiptOrder,
+        notice: Option<&Notification>,
+    ) -> Result<Saved, StoreError> {
         let order_key = self.order_key(&order.id);
         let number_key = match &order.receipt {
             Some(r) => self.number_key(r.no.as_str()),
             None => order_key.clone(),
         };
+        let notice_args: [String; 4] = notice.map(Notification::redis_args).unwrap_or_default();
         let outcome: String = SAVE_ORDER
             .key(&order_key)
             .key(self.queue_key())
             .key(number_key)
+            .key(&outbox_keys(self, TAG))
             .arg(to_json(order)?)
             .arg(order.version)
             .arg(if order.status == Status::Pending {
@@ -379,6 +405,8 @@ impl ReceiptStore for RedisStore {
             .arg(order.submitted_at.timestamp_millis())
             .arg(&order.id)
             .arg(if order.receipt.is_some() { "1" } else { "0" })
+            .arg(if notice.is_some() { "1" } else { "0" })
+            .arg(&notice_args)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(match outcome.as_str() {
