@@ -50,9 +50,7 @@ impl AppState {
         let notifier = Arc::new(Notifier::new(
             &settings.notify,
             settings.is_production(),
-            // A client of its own: a pooled connection belongs to the runtime that opened it,
-            // and the HTTP workers' runtimes end at shutdown while the sender finishes a send.
-            wechat::client_from_settings(&settings)?,
+            wechat.clone(),
             store.clone(),
             clock.clone(),
             Duration::from_millis(settings.wechat_timeout_ms),

@@ -253,6 +253,47 @@ async fn the_reminder_waits_for_the_evening_before(backend: Backend) {
     assert_eq!(messages[0]["template_id"], template.as_str());
 }
 
+/// WeChat rejects a token that a normal fetch hands back again: only then `force_refresh`,
+/// and not twice within 30 s (WeChat would ignore it).
+async fn force_refresh_only_for_a_token_that_comes_back(backend: Backend) {
+    let app = app(backend, &[]).await;
+    let (user_id, _) = subscriber(&app, "o-n16", 3).await;
+    app.enqueue(&confirmation(&user_id, "appt-16a")).await;
+    assert_eq!(app.run_notifier().await["sent"], 1);
+    assert_eq!(app.sim().calls(TOKEN).await, 1);
+
+    // WeChat says 40001 for a token its stable_token still returns.
+    app.sim()
+        .fault(json!({"endpoint": SEND, "errcode": 40001}))
+        .await;
+    app.enqueue(&confirmation(&user_id, "appt-16b")).await;
+    assert_eq!(app.run_notifier().await["sent"], 1);
+    assert_eq!(
+        app.sim().calls(TOKEN).await,
+        3,
+        "a normal fetch (the same token) and one forced"
+    );
+
+    app.sim()
+        .fault(json!({"endpoint": SEND, "errcode": 40001}))
+        .await;
+    let third = confirmation(&user_id, "appt-16c");
+    app.enqueue(&third).await;
+    assert_eq!(app.run_notifier().await["retried"], 1);
+    assert_eq!(
+        app.sim().calls(TOKEN).await,
+        4,
+        "no second force within 30 s"
+    );
+    app.advance_clock(31).await;
+    assert_eq!(
+        app.run_notifier().await["sent"],
+        1,
+        "the retry goes through"
+    );
+    assert_eq!(app.sim().messages().await.len(), 3);
+}
+
 /// 50 sends at once with an expired token: one token request.
 async fn fifty_sends_with_an_expired_token_fetch_it_once(backend: Backend) {
     let app = app(
@@ -292,6 +333,7 @@ on_both_backends!(
     an_invalidated_token_is_replaced_once,
     the_reminder_waits_for_the_evening_before,
     fifty_sends_with_an_expired_token_fetch_it_once,
+    force_refresh_only_for_a_token_that_comes_back,
     killed_between_write_and_send_delivers_once,
     sigterm_lets_a_send_in_flight_finish,
     every_event_is_accepted_by_wechat

@@ -162,7 +162,13 @@ async fn forged_expired_and_unsigned_tokens_are_refused(backend: Backend) {
         engine().encode(r#"{"alg":"none","typ":"JWT"}"#),
         parts[1]
     );
-    for bad in [forged.as_str(), &tampered, &none, "not-a-jwt"] {
+    let rs256 = format!(
+        "{}.{}.{}",
+        engine().encode(r#"{"alg":"RS256","typ":"JWT"}"#),
+        parts[1],
+        parts[2]
+    );
+    for bad in [forged.as_str(), &tampered, &none, &rs256, "not-a-jwt"] {
         assert_error(
             app.get_with_token("/api/v1/me", bad).await,
             401,

@@ -1,6 +1,9 @@
 //! Our client for the WeChat server API. Errors never carry the URL (its query holds the
 //! app secret or the access token) and the session key never reaches a log line.
 
+use std::collections::hash_map::{Entry, HashMap};
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -69,7 +72,12 @@ pub struct SubscribeMessage {
 
 #[derive(Clone)]
 pub struct WeChatClient {
-    http: reqwest::Client,
+    /// One connection pool per thread. A pooled connection is driven by a task on the
+    /// runtime that opened it, and each actix worker thread has a runtime of its own that
+    /// ends at shutdown: shared across threads, a request in flight could lose its
+    /// connection to another thread's shutdown.
+    pools: Arc<Mutex<HashMap<ThreadId, reqwest::Client>>>,
+    timeout: Duration,
     base: String,
     appid: String,
     secret: SecretString,
@@ -83,16 +91,31 @@ impl WeChatClient {
         timeout: Duration,
     ) -> anyhow::Result<Self> {
         crate::startup::install_tls_provider();
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()?;
-        Ok(WeChatClient {
-            http,
+        let client = WeChatClient {
+            pools: Arc::default(),
+            timeout,
             base: base.trim_end_matches('/').to_owned(),
             appid: appid.to_owned(),
             secret,
-        })
+        };
+        client.build_pool()?;
+        Ok(client)
+    }
+
+    fn build_pool(&self) -> reqwest::Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout)
+            .build()
+    }
+
+    /// This thread's client.
+    fn http(&self) -> Result<reqwest::Client, WeChatError> {
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        match pools.entry(std::thread::current().id()) {
+            Entry::Occupied(client) => Ok(client.get().clone()),
+            Entry::Vacant(slot) => Ok(slot.insert(self.build_pool().map_err(transport)?).clone()),
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -104,7 +127,7 @@ impl WeChatClient {
     /// (40029, 40163, …) never are.
     pub async fn code_to_session(&self, code: &str) -> Result<WeChatSession, WeChatError> {
         let attempt = || async {
-            let request = self.http.get(self.url("sns/jscode2session")).query(&[
+            let request = self.http()?.get(self.url("sns/jscode2session")).query(&[
                 ("appid", self.appid.as_str()),
                 ("secret", self.secret.expose_secret()),
                 ("js_code", code),
@@ -135,15 +158,15 @@ impl WeChatClient {
     /// `cgi-bin/stable_token`. `force_refresh` invalidates the current token for every
     /// caller and is limited by WeChat (20 a day, 30 s apart): the caller decides.
     pub async fn stable_token(&self, force_refresh: bool) -> Result<AccessToken, WeChatError> {
-        let request = self
-            .http
-            .post(self.url("cgi-bin/stable_token"))
-            .json(&serde_json::json!({
-                "grant_type": "client_credential",
-                "appid": self.appid,
-                "secret": self.secret.expose_secret(),
-                "force_refresh": force_refresh,
-            }));
+        let request =
+            self.http()?
+                .post(self.url("cgi-bin/stable_token"))
+                .json(&serde_json::json!({
+                    "grant_type": "client_credential",
+                    "appid": self.appid,
+                    "secret": self.secret.expose_secret(),
+                    "force_refresh": force_refresh,
+                }));
         let body = call(request).await?;
         serde_json::from_value::<AccessToken>(body)
             .ok()
@@ -158,7 +181,7 @@ impl WeChatClient {
         message: &SubscribeMessage,
     ) -> Result<(), WeChatError> {
         let request = self
-            .http
+            .http()?
             .post(self.url("cgi-bin/message/subscribe/send"))
             .query(&[("access_token", access_token)])
             .json(message);
