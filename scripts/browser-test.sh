@@ -15,5 +15,5 @@ password="browser-test-password"
 username="reviewer-$RANDOM$RANDOM"
 printf '%s\n' "$password" | BANZHENG_DATA_DIR="$SERVER_DATA" "${SERVER_BIN:-target/debug/server}" \
   admin add --username "$username" --role reviewer --password-stdin >/dev/null
-BANZHENG_BASE_URL="$BASE_URL" BANZHENG_REVIEWER="$username" BANZHENG_REVIEWER_PASSWORD="$password" \
+BZ_TEST_BASE_URL="$BASE_URL" BZ_TEST_REVIEWER="$username" BZ_TEST_REVIEWER_PASSWORD="$password" \
   node tests/js/browser-flow.mjs

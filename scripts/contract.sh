@@ -9,11 +9,11 @@ ensure_python_tools
 "$PY_VENV/bin/openapi-spec-validator" miniprogram-api-spec/openapi.yaml
 
 start_dev_server
-export BANZHENG_USER_TOKEN BANZHENG_REVIEWER_TOKEN BANZHENG_STAFF_TOKEN BANZHENG_LOGOUT_TOKEN
-BANZHENG_USER_TOKEN=$(dev_user_token contract-user)
-BANZHENG_REVIEWER_TOKEN=$(dev_admin_token reviewer)
-BANZHENG_STAFF_TOKEN=$(dev_admin_token staff)
-BANZHENG_LOGOUT_TOKEN=$(dev_user_token contract-logout)
+export BZ_TEST_USER_TOKEN BZ_TEST_REVIEWER_TOKEN BZ_TEST_STAFF_TOKEN BZ_TEST_LOGOUT_TOKEN
+BZ_TEST_USER_TOKEN=$(dev_user_token contract-user)
+BZ_TEST_REVIEWER_TOKEN=$(dev_admin_token reviewer)
+BZ_TEST_STAFF_TOKEN=$(dev_admin_token staff)
+BZ_TEST_LOGOUT_TOKEN=$(dev_user_token contract-logout)
 
 mkdir -p tests/output
 "$PY_VENV/bin/schemathesis" --config-file miniprogram-api-spec/schemathesis.toml run \

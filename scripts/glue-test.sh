@@ -14,5 +14,5 @@ export_photos_dir
 node miniprogram-api-spec/miniprogram/build-wasm.mjs target/wasm-pkg/web target/miniprogram-photo
 
 start_dev_server
-BANZHENG_BASE_URL="$BASE_URL" BANZHENG_MINIPROGRAM_WASM="$PWD/target/miniprogram-photo" \
+BZ_TEST_BASE_URL="$BASE_URL" BZ_TEST_MINIPROGRAM_WASM="$PWD/target/miniprogram-photo" \
   node --test miniprogram-api-spec/miniprogram/test/

@@ -19,5 +19,8 @@ step "Rust tests (unit, store conformance, end to end on SQLite and Redis)"
 cargo build --quiet -p server --bin server
 cargo test --workspace --quiet
 
+step "photo checker: the same report natively, in Node and in headless Chromium"
+scripts/wasm.sh test
+
 step "done"
 echo "all tests passed"

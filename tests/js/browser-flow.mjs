@@ -1,5 +1,5 @@
 // The whole product in a real browser: Debian's Chromium, driven by playwright-core, runs the
-// developer web client against a development server (BANZHENG_BASE_URL): log in through the
+// developer web client against a development server (BZ_TEST_BASE_URL): log in through the
 // WeChat simulator, book an appointment, pre-check real photos with the WebAssembly checker,
 // order a receipt, approve it as a reviewer at /admin/, and see the receipt on the user's side.
 // Screenshots go to tests/output/browser/.
@@ -8,12 +8,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
-const baseUrl = process.env.BANZHENG_BASE_URL;
-const reviewer = { username: process.env.BANZHENG_REVIEWER, password: process.env.BANZHENG_REVIEWER_PASSWORD };
+const baseUrl = process.env.BZ_TEST_BASE_URL;
+const reviewer = { username: process.env.BZ_TEST_REVIEWER, password: process.env.BZ_TEST_REVIEWER_PASSWORD };
 const photos = process.env.BANZHENG_PHOTOS_DIR;
 const shots = path.resolve('tests/output/browser');
 if (!baseUrl || !reviewer.username || !photos) {
-  throw new Error('BANZHENG_BASE_URL, BANZHENG_REVIEWER(_PASSWORD) and BANZHENG_PHOTOS_DIR are required');
+  throw new Error('BZ_TEST_BASE_URL, BZ_TEST_REVIEWER(_PASSWORD) and BANZHENG_PHOTOS_DIR are required');
 }
 fs.mkdirSync(shots, { recursive: true });
 

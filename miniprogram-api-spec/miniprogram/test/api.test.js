@@ -1,4 +1,4 @@
-// The mini-program glue against a running server in development mode (BANZHENG_BASE_URL),
+// The mini-program glue against a running server in development mode (BZ_TEST_BASE_URL),
 // through a fake wx that maps to Node's fetch and a WXWebAssembly that maps to Node's
 // WebAssembly. Run by scripts/glue-test.sh.
 const test = require('node:test');
@@ -9,11 +9,11 @@ const path = require('node:path');
 const { createClient, BanzhengError } = require('../api.js');
 const { createWx, createWXWebAssembly } = require('./fake-wx.js');
 
-const baseUrl = process.env.BANZHENG_BASE_URL;
+const baseUrl = process.env.BZ_TEST_BASE_URL;
 const photos = process.env.BANZHENG_PHOTOS_DIR || path.join(__dirname, '../../../../shared/photos');
-const wasmPackage = process.env.BANZHENG_MINIPROGRAM_WASM;
-if (!baseUrl) throw new Error('BANZHENG_BASE_URL must point at a running development server');
-if (!wasmPackage) throw new Error('BANZHENG_MINIPROGRAM_WASM must name the output of build-wasm.mjs');
+const wasmPackage = process.env.BZ_TEST_MINIPROGRAM_WASM;
+if (!baseUrl) throw new Error('BZ_TEST_BASE_URL must point at a running development server');
+if (!wasmPackage) throw new Error('BZ_TEST_MINIPROGRAM_WASM must name the output of build-wasm.mjs');
 
 function newUser(name) {
   const openid = `${name}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;

@@ -1,0 +1,747 @@
+//! The checks: from an upright image (already decoded) to the report.
+
+use crate::detect::{refine, BlazeFace, Detection, FaceDetector};
+use crate::geometry;
+use crate::raster::{luma, Rgb};
+use crate::report::{round, Check, CheckId, Face, Range, Report, Status};
+use crate::specs::Spec;
+use crate::thresholds as t;
+
+/// What the checks get: the upright picture (any size) and facts about the original upload.
+pub(crate) struct Source {
+    pub image: Rgb,
+    pub source_width: u32,
+    pub source_height: u32,
+    /// Bytes of the upload, when it was a file.
+    pub file_size: Option<usize>,
+    /// "JPEG", "PNG" or "RGBA", for the decode check's message.
+    pub format: &'static str,
+}
+
+/// A report for input that could not be turned into pixels.
+pub(crate) fn undecodable(spec: &Spec, file_size: Option<usize>, why: &str) -> Report {
+    let mut checks = vec![Check {
+        id: CheckId::Decode,
+        status: Status::Fail,
+        value: None,
+        range: None,
+        message_zh: format!("无法读取照片（请上传 JPEG 或 PNG 照片）：{why}"),
+        message_en: format!("The photo cannot be read (upload a JPEG or PNG photo): {why}"),
+    }];
+    if let Some(size) = file_size {
+        checks.push(file_size_check(size, spec));
+    }
+    Report {
+        spec_id: spec.id.to_string(),
+        width: 0,
+        height: 0,
+        checks,
+        faces: Vec::new(),
+    }
+}
+
+/// A detection together with its pose, in pixels of the image it was found in.
+pub(crate) struct Subject {
+    pub det: Detection,
+    pub roll: f32,
+    pub yaw: f32,
+    pub pitch: f32,
+}
+
+impl Subject {
+    /// How far the head is from facing the camera (turn and nod together).
+    fn off_axis(&self) -> f32 {
+        libm::hypotf(self.yaw, self.pitch)
+    }
+
+    /// Counted as a face looking at the camera.
+    pub fn frontal(&self) -> bool {
+        self.off_axis() <= t::POSE_FRONTAL_MAX
+    }
+}
+
+/// Faces the detector is sure of, largest first.
+pub(crate) fn people(img: &Rgb) -> Vec<Subject> {
+    let detector = BlazeFace::shared();
+    let mut people: Vec<Subject> = detector
+        .detect(img)
+        .into_iter()
+        .filter(|d| d.score >= t::FACE_MIN_SCORE)
+        .map(|d| {
+            // Eyes and box from a second, closer look; turn and nod from the whole-frame look,
+            // which the pose thresholds were measured on.
+            let det = refine(detector, img, &d);
+            Subject {
+                roll: geometry::roll_deg(&det),
+                yaw: geometry::yaw(&d),
+                pitch: geometry::pitch(&d),
+                det,
+            }
+        })
+        .collect();
+    people.sort_by(|a, b| b.det.width.total_cmp(&a.det.width));
+    people
+}
+
+pub(crate) fn analyse(src: Source, spec: &Spec) -> Report {
+    let (img, _) = src.image.shrink_to(t::ANALYSIS_MAX_LONG_SIDE);
+    let to_src = src.source_width as f32 / img.width as f32;
+    let people = people(&img);
+    let frontal = people.iter().filter(|s| s.frontal()).count();
+
+    let mut checks = vec![Check {
+        id: CheckId::Decode,
+        status: Status::Pass,
+        value: None,
+        range: None,
+        message_zh: format!(
+            "{} 照片，{}×{} 像素",
+            src.format, src.source_width, src.source_height
+        ),
+        message_en: format!(
+            "{} photo, {}×{} pixels",
+            src.format, src.source_width, src.source_height
+        ),
+    }];
+    if let Some(size) = src.file_size {
+        checks.push(file_size_check(size, spec));
+    }
+    checks.push(face_count_check(frontal, people.len()));
+
+    // The face the other checks look at: the one frontal face, or the only face when it is turned
+    // (so the turn check can say so).
+    let subject = match (frontal, people.len()) {
+        (1, _) => people.iter().find(|s| s.frontal()),
+        (0, 1) => people.first(),
+        _ => None,
+    };
+    let box_target = geometry::target_box_width(spec);
+    checks.push(match subject {
+        Some(s) => resolution_check(s.det.width * to_src / box_target, true),
+        None => resolution_check(
+            (src.source_width as f32 / spec.width_px as f32)
+                .min(src.source_height as f32 / spec.height_px as f32),
+            false,
+        ),
+    });
+    if let Some(s) = subject {
+        let d = &s.det;
+        let in_src = scale_detection(d, to_src);
+        let crop = geometry::crop(&in_src, spec, None);
+        let inside = crop.inside_fraction(src.source_width as f32, src.source_height as f32, spec);
+        checks.push(framing_check(inside));
+        checks.push(tilt_check(s.roll));
+        checks.push(turn_check(s.off_axis()));
+        let region = face_region(d, &img);
+        checks.push(exposure_check(&img, &region));
+        checks.push(shadow_check(&img, &region, d));
+        checks.push(reflection_check(&img, &region));
+        checks.push(sharpness_check(&img, d));
+        checks.push(background_check(&img, d));
+    }
+    checks.push(colour_check(&img));
+
+    let faces = people
+        .iter()
+        .map(|s| face_json(&scale_detection(&s.det, to_src), s))
+        .collect();
+    Report {
+        spec_id: spec.id.to_string(),
+        width: src.source_width,
+        height: src.source_height,
+        checks,
+        faces,
+    }
+}
+
+pub(crate) fn scale_detection(d: &Detection, f: f32) -> Detection {
+    let p = |p: [f32; 2]| [p[0] * f, p[1] * f];
+    Detection {
+        x: d.x * f,
+        y: d.y * f,
+        width: d.width * f,
+        height: d.height * f,
+        score: d.score,
+        right_eye: p(d.right_eye),
+        left_eye: p(d.left_eye),
+        nose: p(d.nose),
+        mouth: p(d.mouth),
+        right_ear: p(d.right_ear),
+        left_ear: p(d.left_ear),
+    }
+}
+
+fn face_json(d: &Detection, s: &Subject) -> Face {
+    let p = |p: [f32; 2]| [round(p[0]), round(p[1])];
+    Face {
+        x: round(d.x),
+        y: round(d.y),
+        width: round(d.width),
+        height: round(d.height),
+        score: round(d.score),
+        right_eye: p(d.right_eye),
+        left_eye: p(d.left_eye),
+        nose: p(d.nose),
+        mouth: p(d.mouth),
+        right_ear: p(d.right_ear),
+        left_ear: p(d.left_ear),
+        roll_deg: round(s.roll),
+        yaw: round(s.yaw),
+        pitch: round(s.pitch),
+        frontal: s.frontal(),
+    }
+}
+
+/// A check's verdict from its value: `fail` outside `fail_range`, `warn` outside `pass_range`.
+struct Verdict {
+    status: Status,
+    range: Range,
+}
+
+fn grade(v: f32, pass: (Option<f32>, Option<f32>), fail: (Option<f32>, Option<f32>)) -> Verdict {
+    let outside = |(lo, hi): (Option<f32>, Option<f32>)| {
+        lo.is_some_and(|lo| v < lo) || hi.is_some_and(|hi| v > hi)
+    };
+    let status = if outside(fail) {
+        Status::Fail
+    } else if outside(pass) {
+        Status::Warn
+    } else {
+        Status::Pass
+    };
+    Verdict {
+        status,
+        range: Range {
+            min: pass.0.map(round),
+            max: pass.1.map(round),
+        },
+    }
+}
+
+/// Builds a check with one message pair per status.
+fn check(id: CheckId, value: f32, v: Verdict, msgs: [(String, String); 3]) -> Check {
+    let [pass, warn, fail] = msgs;
+    let (zh, en) = match v.status {
+        Status::Pass => pass,
+        Status::Warn => warn,
+        Status::Fail => fail,
+    };
+    Check {
+        id,
+        status: v.status,
+        value: Some(round(value)),
+        range: Some(v.range),
+        message_zh: zh,
+        message_en: en,
+    }
+}
+
+fn m(zh: impl Into<String>, en: impl Into<String>) -> (String, String) {
+    (zh.into(), en.into())
+}
+
+fn file_size_check(size: usize, spec: &Spec) -> Check {
+    let kb = size as f32 / 1024.0;
+    let min_kb = spec.file_size_bytes.min as f32 / 1024.0;
+    let v = grade(
+        kb,
+        (Some(min_kb), Some(t::MAX_UPLOAD_KB)),
+        (None, Some(t::MAX_UPLOAD_KB)),
+    );
+    check(
+        CheckId::FileSize,
+        kb,
+        v,
+        [
+            m(
+                format!("文件大小 {kb:.0} KB"),
+                format!("File size {kb:.0} KB"),
+            ),
+            m(
+                format!("文件只有 {kb:.0} KB，可能压缩过度，细节不足"),
+                format!("The file is only {kb:.0} KB: it may be over-compressed and lack detail"),
+            ),
+            m(
+                format!(
+                    "文件过大（{kb:.0} KB），请上传不超过 {} KB 的照片",
+                    t::MAX_UPLOAD_KB
+                ),
+                format!(
+                    "The file is too large ({kb:.0} KB); upload at most {} KB",
+                    t::MAX_UPLOAD_KB
+                ),
+            ),
+        ],
+    )
+}
+
+fn face_count_check(frontal: usize, all: usize) -> Check {
+    let v = grade(
+        frontal as f32,
+        (Some(1.0), Some(1.0)),
+        (Some(1.0), Some(1.0)),
+    );
+    let fail = match (frontal, all) {
+        (0, 0) => m(
+            "未检测到人脸，请正对镜头拍摄",
+            "No face found: face the camera",
+        ),
+        (0, _) => m(
+            "未检测到正面人脸，请正对镜头、两眼平视前方",
+            "No frontal face found: face the camera and look straight ahead",
+        ),
+        _ => m(
+            format!("检测到 {frontal} 张人脸，照片中只能有申请人一人"),
+            format!("{frontal} faces found: only the applicant may be in the photo"),
+        ),
+    };
+    check(
+        CheckId::FaceCount,
+        frontal as f32,
+        v,
+        [
+            m("检测到一张正面人脸", "One frontal face found"),
+            fail.clone(),
+            fail,
+        ],
+    )
+}
+
+fn resolution_check(scale: f32, from_face: bool) -> Check {
+    let v = grade(
+        scale,
+        (Some(t::RESOLUTION_PASS), None),
+        (Some(t::RESOLUTION_FAIL), None),
+    );
+    let what = if from_face {
+        m("人脸", "face")
+    } else {
+        m("照片", "photo")
+    };
+    check(
+        CheckId::Resolution,
+        scale,
+        v,
+        [
+            m("分辨率足够", "Resolution is sufficient"),
+            m(
+                format!("{}像素偏少，成片可能不够清晰，建议靠近一些或使用更高分辨率拍摄", what.0),
+                format!("The {} has few pixels: the final photo may look soft; move closer or use a higher resolution", what.1),
+            ),
+            m(
+                format!("{}像素太少，无法制作合格的证件照，请靠近一些或使用更高分辨率重新拍摄", what.0),
+                format!("The {} has too few pixels for an ID photo: move closer or use a higher resolution", what.1),
+            ),
+        ],
+    )
+}
+
+fn framing_check(inside: f32) -> Check {
+    let v = grade(
+        inside,
+        (Some(t::FRAMING_PASS), None),
+        (Some(t::FRAMING_FAIL), None),
+    );
+    check(
+        CheckId::Framing,
+        inside,
+        v,
+        [
+            m("构图合适，头顶和肩膀都在画面内", "Framing is fine: room above the head, shoulders visible"),
+            m(
+                "头部离画面边缘较近，建议头顶上方留出空间并露出双肩",
+                "The head is close to the edge: leave room above the head and show both shoulders",
+            ),
+            m(
+                "人像超出可裁剪范围：请后退一些，头部居中，头顶上方留出空间并露出双肩",
+                "The photo cannot be cropped to the document: step back, centre your head, leave room above it and show both shoulders",
+            ),
+        ],
+    )
+}
+
+fn tilt_check(roll: f32) -> Check {
+    let a = roll.abs();
+    let v = grade(
+        a,
+        (None, Some(t::TILT_PASS_DEG)),
+        (None, Some(t::TILT_FAIL_DEG)),
+    );
+    check(
+        CheckId::Tilt,
+        a,
+        v,
+        [
+            m("头部端正", "Head is level"),
+            m(
+                format!("头部略有倾斜（{a:.1}°），将自动校正"),
+                format!("Head slightly tilted ({a:.1}°); it will be levelled"),
+            ),
+            m(
+                format!("头部倾斜 {a:.1}°，请保持头部端正、两眼水平"),
+                format!("Head tilted by {a:.1}°: keep your head upright with the eyes level"),
+            ),
+        ],
+    )
+}
+
+fn turn_check(off_axis: f32) -> Check {
+    let a = off_axis;
+    let v = grade(
+        a,
+        (None, Some(t::POSE_PASS)),
+        (None, Some(t::POSE_FRONTAL_MAX)),
+    );
+    check(
+        CheckId::Turn,
+        a,
+        v,
+        [
+            m("正面朝向镜头", "Facing the camera"),
+            m(
+                "头部略有侧转或低头，请正对镜头",
+                "Head slightly turned or lowered: face the camera squarely",
+            ),
+            m(
+                "头部侧转或低头，请正对镜头、两眼平视前方",
+                "Head turned or lowered: face the camera and look straight ahead",
+            ),
+        ],
+    )
+}
+
+/// The inner face (cheeks, nose, mouth, under the brows), clipped to the image: where skin
+/// brightness says most about exposure and light.
+struct Region {
+    x0: u32,
+    y0: u32,
+    x1: u32,
+    y1: u32,
+}
+
+fn face_region(d: &Detection, img: &Rgb) -> Region {
+    let clamp = |v: f32, max: u32| (v.max(0.0) as u32).min(max);
+    let r = Region {
+        x0: clamp(d.x + d.width * 0.2, img.width),
+        x1: clamp(d.x + d.width * 0.8, img.width),
+        y0: clamp(d.y + d.height * 0.25, img.height),
+        y1: clamp(d.y + d.height * 0.9, img.height),
+    };
+    if r.x0 < r.x1 && r.y0 < r.y1 {
+        r
+    } else {
+        // A face box off the image: fall back to the whole image.
+        Region {
+            x0: 0,
+            y0: 0,
+            x1: img.width,
+            y1: img.height,
+        }
+    }
+}
+
+fn region_lumas(img: &Rgb, r: &Region, x0: u32, x1: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    for y in r.y0..r.y1 {
+        for x in x0.max(r.x0)..x1.min(r.x1) {
+            out.push(luma(img.pixel(x, y)));
+        }
+    }
+    out
+}
+
+fn mean(v: &[u8]) -> f32 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.iter().map(|&x| x as u32).sum::<u32>() as f32 / v.len() as f32
+}
+
+fn exposure_check(img: &Rgb, r: &Region) -> Check {
+    let l = region_lumas(img, r, r.x0, r.x1);
+    let mean_l = mean(&l);
+    let clipped =
+        l.iter().filter(|&&v| v >= t::CLIPPED_LUMA).count() as f32 / l.len().max(1) as f32;
+    let mut v = grade(
+        mean_l,
+        (Some(t::FACE_LUMA_PASS.0), Some(t::FACE_LUMA_PASS.1)),
+        (Some(t::FACE_LUMA_FAIL.0), Some(t::FACE_LUMA_FAIL.1)),
+    );
+    if clipped > t::CLIPPED_FAIL {
+        v.status = Status::Fail;
+    }
+    let (dark, bright) = (
+        mean_l < t::FACE_LUMA_PASS.0,
+        mean_l > t::FACE_LUMA_PASS.1 || clipped > t::CLIPPED_FAIL,
+    );
+    let problem = if dark {
+        m(
+            "面部太暗，请在光线充足处拍摄",
+            "The face is too dark: take the photo in good light",
+        )
+    } else if bright {
+        m(
+            "面部过亮（过曝），请避免强光直射或闪光",
+            "The face is too bright (over-exposed): avoid direct light or flash",
+        )
+    } else {
+        m("曝光正常", "Exposure is fine")
+    };
+    check(
+        CheckId::Exposure,
+        mean_l,
+        v,
+        [m("曝光正常", "Exposure is fine"), problem.clone(), problem],
+    )
+}
+
+fn shadow_check(img: &Rgb, r: &Region, d: &Detection) -> Check {
+    // Split at the nose so a turned-but-acceptable face still compares cheek with cheek.
+    let split = (d.nose[0].max(0.0) as u32).clamp(r.x0 + 1, r.x1.saturating_sub(1).max(r.x0 + 1));
+    let left = mean(&region_lumas(img, r, r.x0, split));
+    let right = mean(&region_lumas(img, r, split, r.x1));
+    let ratio = if left.max(right) > 0.0 {
+        left.min(right) / left.max(right)
+    } else {
+        1.0
+    };
+    let v = grade(
+        ratio,
+        (Some(t::SHADOW_PASS), None),
+        (Some(t::SHADOW_FAIL), None),
+    );
+    check(
+        CheckId::Shadow,
+        ratio,
+        v,
+        [
+            m("面部光照均匀", "Even light on the face"),
+            m(
+                "面部一侧偏暗，建议正面均匀光照",
+                "One side of the face is darker: use even light from the front",
+            ),
+            m(
+                "面部有明显阴影，请在均匀光线下重新拍摄",
+                "A shadow covers one side of the face: retake it in even light",
+            ),
+        ],
+    )
+}
+
+fn reflection_check(img: &Rgb, r: &Region) -> Check {
+    let mut n = 0usize;
+    let mut hot = 0usize;
+    for y in r.y0..r.y1 {
+        for x in r.x0..r.x1 {
+            let p = img.pixel(x, y);
+            n += 1;
+            let spread = p.iter().max().unwrap_or(&0) - p.iter().min().unwrap_or(&0);
+            // Specular light is near-white whatever the skin colour: bright and unsaturated.
+            if luma(p) >= t::SPECULAR_LUMA && spread <= t::SPECULAR_MAX_SPREAD {
+                hot += 1;
+            }
+        }
+    }
+    let share = hot as f32 / n.max(1) as f32;
+    let v = grade(
+        share,
+        (None, Some(t::SPECULAR_PASS)),
+        (None, Some(t::SPECULAR_FAIL)),
+    );
+    check(
+        CheckId::Reflection,
+        share,
+        v,
+        [
+            m("面部无明显反光", "No glare on the face"),
+            m(
+                "面部有反光，建议避免闪光灯或强光",
+                "Some glare on the face: avoid flash or strong light",
+            ),
+            m(
+                "面部反光严重，请避免闪光灯或强光后重新拍摄",
+                "Strong glare on the face: retake without flash or strong light",
+            ),
+        ],
+    )
+}
+
+/// Edge strength at the final photo's scale: the face box resampled to a fixed width, then the
+/// mean absolute Laplacian over the luma's standard deviation (so dim or low-contrast faces are not
+/// mistaken for blurred ones).
+fn sharpness_check(img: &Rgb, d: &Detection) -> Check {
+    let clamp = |v: f32, max: u32| (v.max(0.0) as u32).min(max);
+    let (x0, x1) = (clamp(d.x, img.width), clamp(d.x + d.width, img.width));
+    let (y0, y1) = (clamp(d.y, img.height), clamp(d.y + d.height, img.height));
+    let value = if x1 > x0 + 2 && y1 > y0 + 2 {
+        let face = img.crop(x0 as i64, y0 as i64, x1 - x0, y1 - y0);
+        let w = t::SHARPNESS_FACE_WIDTH;
+        let h = ((face.height as f32 * w as f32 / face.width as f32).round() as u32).max(3);
+        sharpness(&face.resize(w, h))
+    } else {
+        0.0
+    };
+    let v = grade(
+        value,
+        (Some(t::SHARPNESS_PASS), None),
+        (Some(t::SHARPNESS_FAIL), None),
+    );
+    check(
+        CheckId::Sharpness,
+        value,
+        v,
+        [
+            m("照片清晰", "The photo is sharp"),
+            m(
+                "照片略有模糊，建议对焦后重新拍摄",
+                "The photo is slightly blurred: focus and retake if you can",
+            ),
+            m(
+                "照片模糊，请对焦、保持手机稳定后重新拍摄",
+                "The photo is blurred: focus and hold the phone steady",
+            ),
+        ],
+    )
+}
+
+fn sharpness(img: &Rgb) -> f32 {
+    let (w, h) = (img.width as usize, img.height as usize);
+    let l: Vec<f32> = img
+        .data
+        .chunks_exact(3)
+        .map(|p| luma([p[0], p[1], p[2]]) as f32)
+        .collect();
+    let mut lap = 0.0f32;
+    let mut n = 0.0f32;
+    for y in 1..h - 1 {
+        for x in 1..w - 1 {
+            let c = l[y * w + x];
+            let s = 4.0 * c
+                - l[y * w + x - 1]
+                - l[y * w + x + 1]
+                - l[(y - 1) * w + x]
+                - l[(y + 1) * w + x];
+            lap += s.abs();
+            n += 1.0;
+        }
+    }
+    let mean = l.iter().sum::<f32>() / l.len() as f32;
+    let var = l.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / l.len() as f32;
+    (lap / n.max(1.0)) / (var.sqrt() + t::SHARPNESS_STD_FLOOR)
+}
+
+/// Plainness and lightness of the background: the strips beside and above the head.
+fn background_check(img: &Rgb, d: &Detection) -> Check {
+    let h = img.height as f32;
+    let head = (
+        d.x - d.width * 0.35,
+        d.x + d.width * 1.35,
+        d.y - d.height * 0.9,
+    );
+    let bottom = (d.y + d.height * 0.5).min(h);
+    let mut l = Vec::new();
+    let mut grad = 0.0f32;
+    let step = (img.width.max(img.height) / 200).max(1);
+    for y in (0..bottom as u32).step_by(step as usize) {
+        for x in (0..img.width).step_by(step as usize) {
+            let (fx, fy) = (x as f32, y as f32);
+            let beside = fx < head.0 || fx > head.1;
+            let above = fy < head.2;
+            if !(beside || above) || x + 1 >= img.width || y + 1 >= img.height {
+                continue;
+            }
+            let p = luma(img.pixel(x, y)) as f32;
+            grad += (p - luma(img.pixel(x + 1, y)) as f32).abs()
+                + (p - luma(img.pixel(x, y + 1)) as f32).abs();
+            l.push(p as u8);
+        }
+    }
+    let mean_l = mean(&l);
+    let std = (l.iter().map(|&v| (v as f32 - mean_l).powi(2)).sum::<f32>() / l.len().max(1) as f32)
+        .sqrt();
+    let texture = grad / l.len().max(1) as f32;
+    // One number for "plain": spread of brightness plus fine texture.
+    let busy = std + texture * t::BACKGROUND_TEXTURE_WEIGHT;
+    // Warn only, whatever the value: the server whitens the backdrop.
+    let dark = mean_l < t::BACKGROUND_MIN_LUMA;
+    let v = grade(busy, (None, Some(t::BACKGROUND_BUSY_MAX)), (None, None));
+    let (status, zh, en) = if l.is_empty() || dark {
+        (
+            Status::Warn,
+            "背景偏暗，建议在白墙前拍摄（系统会尝试替换为白色背景）",
+            "The background is dark: a white wall works best (the server will try to whiten it)",
+        )
+    } else if v.status == Status::Warn {
+        (
+            Status::Warn,
+            "背景不够简洁，建议在白墙前拍摄（系统会尝试替换为白色背景）",
+            "The background is busy: a white wall works best (the server will try to whiten it)",
+        )
+    } else {
+        (Status::Pass, "背景简洁明亮", "Plain, light background")
+    };
+    Check {
+        id: CheckId::Background,
+        status,
+        value: Some(round(busy)),
+        range: Some(v.range),
+        message_zh: zh.to_string(),
+        message_en: en.to_string(),
+    }
+}
+
+/// Colour against greyscale and tinted monochrome (sepia): how varied the hues of the colourful
+/// pixels are (circular spread in degrees). A tint has one hue; any colour photo has several.
+fn colour_check(img: &Rgb) -> Check {
+    let step = (img.width.max(img.height) / 300).max(1) as usize;
+    let (mut sx, mut sy, mut n_col, mut n) = (0.0f32, 0.0f32, 0usize, 0usize);
+    for p in img.data.chunks_exact(3).step_by(step) {
+        let y = luma([p[0], p[1], p[2]]);
+        if !(t::COLOUR_LUMA.0..=t::COLOUR_LUMA.1).contains(&y) {
+            continue;
+        }
+        n += 1;
+        let cb = p[2] as f32 - y as f32;
+        let cr = p[0] as f32 - y as f32;
+        let chroma = libm::hypotf(cb, cr);
+        if chroma >= t::COLOUR_MIN_CHROMA {
+            n_col += 1;
+            sx += cb / chroma;
+            sy += cr / chroma;
+        }
+    }
+    let spread_deg = if n_col > 0 {
+        let r = (libm::hypotf(sx, sy) / n_col as f32).clamp(1e-6, 1.0);
+        libm::sqrtf(-2.0 * libm::logf(r)).to_degrees()
+    } else {
+        0.0
+    };
+    // A handful of tinted pixels (JPEG noise at edges) is still a greyscale photo.
+    let share = n_col as f32 / n.max(1) as f32;
+    let value = if share >= t::COLOUR_MIN_SHARE {
+        spread_deg
+    } else {
+        0.0
+    };
+    let v = grade(
+        value,
+        (Some(t::COLOUR_PASS), None),
+        (Some(t::COLOUR_FAIL), None),
+    );
+    check(
+        CheckId::Colour,
+        value,
+        v,
+        [
+            m("彩色照片", "Colour photo"),
+            m(
+                "照片色彩偏淡，请确认是彩色照片、未加滤镜",
+                "Colours are faint: make sure it is a colour photo without a filter",
+            ),
+            m(
+                "须为彩色照片，不能是黑白或单色调照片",
+                "It must be a colour photo, not black-and-white or a single tint",
+            ),
+        ],
+    )
+}

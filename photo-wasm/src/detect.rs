@@ -1,0 +1,295 @@
+//! Face detection behind one small trait. The implementation is MediaPipe's BlazeFace short-range
+//! model run by `nn.rs` (measured in `shared/reference/face-detectors.md`: best verdict on the
+//! test photos, six keypoints, a few hundred KB).
+
+use crate::nn::Graph;
+use crate::raster::Rgb;
+use crate::thresholds as t;
+use std::sync::OnceLock;
+
+/// A point in pixels of the image given to the detector.
+pub type Point = [f32; 2];
+
+/// One detected face, in pixels of the image given to the detector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    pub x: f32,
+    pub y: f32,
+    pub width: f32,
+    pub height: f32,
+    pub score: f32,
+    /// The subject's right eye (on the left of an unmirrored photo), then the left eye.
+    pub right_eye: Point,
+    pub left_eye: Point,
+    pub nose: Point,
+    pub mouth: Point,
+    pub right_ear: Point,
+    pub left_ear: Point,
+}
+
+/// Anything that finds faces with eye, nose and ear positions.
+pub trait FaceDetector {
+    fn detect(&self, image: &Rgb) -> Vec<Detection>;
+}
+
+/// Runs `detector` again on a window around `face` (the face then fills a good part of the
+/// detector's input), so a face that was small in the whole frame gets precise keypoints.
+/// Returns `face` unchanged when the second look finds nothing there.
+pub fn refine(detector: &dyn FaceDetector, image: &Rgb, face: &Detection) -> Detection {
+    let side = (face.width.max(face.height) * t::REFINE_CONTEXT).max(8.0);
+    let (cx, cy) = (face.x + face.width / 2.0, face.y + face.height / 2.0);
+    let (x0, y0) = (
+        (cx - side / 2.0).round() as i64,
+        (cy - side / 2.0).round() as i64,
+    );
+    let side_px = side.round() as u32;
+    // Shrink big windows first: the detector sees 128 px anyway.
+    let window = image.crop(x0, y0, side_px, side_px);
+    let f = (side_px as f32 / t::REFINE_WINDOW_PX as f32).max(1.0);
+    let window = if f > 1.0 {
+        window.resize(t::REFINE_WINDOW_PX, t::REFINE_WINDOW_PX)
+    } else {
+        window
+    };
+    let centre = [side / 2.0 / f, side / 2.0 / f];
+    let near = |d: &Detection| {
+        libm::hypotf(
+            d.x + d.width / 2.0 - centre[0],
+            d.y + d.height / 2.0 - centre[1],
+        )
+    };
+    let Some(best) = detector
+        .detect(&window)
+        .into_iter()
+        .filter(|d| near(d) < d.width / 2.0)
+        .min_by(|a, b| near(a).total_cmp(&near(b)))
+    else {
+        return face.clone();
+    };
+    let map = |p: Point| [p[0] * f + x0 as f32, p[1] * f + y0 as f32];
+    let tl = map([best.x, best.y]);
+    Detection {
+        x: tl[0],
+        y: tl[1],
+        width: best.width * f,
+        height: best.height * f,
+        // The score of the whole-frame look decides whether it counts as a face.
+        score: face.score,
+        right_eye: map(best.right_eye),
+        left_eye: map(best.left_eye),
+        nose: map(best.nose),
+        mouth: map(best.mouth),
+        right_ear: map(best.right_ear),
+        left_ear: map(best.left_ear),
+    }
+}
+
+pub struct BlazeFace {
+    graph: Graph,
+    anchors: Vec<Point>,
+}
+
+static MODEL: &[u8] = include_bytes!("../models/blazeface.bin");
+
+impl BlazeFace {
+    /// The compiled-in model, parsed once per process.
+    pub fn shared() -> &'static BlazeFace {
+        static CELL: OnceLock<BlazeFace> = OnceLock::new();
+        CELL.get_or_init(|| BlazeFace {
+            // The model is part of the binary and checked by the tests: a parse error is a build bug.
+            graph: Graph::parse(MODEL).expect("compiled-in BlazeFace model is valid"),
+            anchors: anchors(),
+        })
+    }
+
+    /// The raw network outputs (logits, then 16 regressors per anchor) for a 128×128×3 input.
+    pub fn raw(&self, input: Vec<f32>) -> (Vec<f32>, Vec<f32>) {
+        let mut out = self.graph.run(input).into_iter();
+        let reg = out.next().unwrap_or_default();
+        let cls = out.next().unwrap_or_default();
+        (cls, reg)
+    }
+}
+
+/// MediaPipe's SSD anchors for the short-range model: strides 8, 16, 16, 16 on a 128 input with
+/// two anchors per cell (layers of equal stride merge), fixed size, offset 0.5.
+fn anchors() -> Vec<Point> {
+    let mut out = Vec::with_capacity(896);
+    for (grid, per_cell) in [(16usize, 2usize), (8, 6)] {
+        for y in 0..grid {
+            for x in 0..grid {
+                for _ in 0..per_cell {
+                    out.push([
+                        (x as f32 + 0.5) / grid as f32,
+                        (y as f32 + 0.5) / grid as f32,
+                    ]);
+                }
+            }
+        }
+    }
+    out
+}
+
+const INPUT: u32 = 128;
+
+impl FaceDetector for BlazeFace {
+    fn detect(&self, image: &Rgb) -> Vec<Detection> {
+        if image.width == 0 || image.height == 0 {
+            return Vec::new();
+        }
+        // Letterbox: keep the aspect ratio, centre, pad with black as MediaPipe does.
+        let long = image.width.max(image.height) as f32;
+        let scale = INPUT as f32 / long;
+        let w = ((image.width as f32 * scale).round() as u32).clamp(1, INPUT);
+        let h = ((image.height as f32 * scale).round() as u32).clamp(1, INPUT);
+        let small = image.resize(w, h);
+        let (ox, oy) = ((INPUT - w) / 2, (INPUT - h) / 2);
+        let mut input = vec![-1.0f32; (INPUT * INPUT * 3) as usize];
+        for y in 0..h {
+            for x in 0..w {
+                let p = small.pixel(x, y);
+                let i = (((y + oy) * INPUT + x + ox) * 3) as usize;
+                for c in 0..3 {
+                    input[i + c] = p[c] as f32 / 127.5 - 1.0;
+                }
+            }
+        }
+        let (cls, reg) = self.raw(input);
+        // Map from the normalised 128 frame back to image pixels.
+        let to_img = |p: Point| -> Point {
+            [
+                (p[0] * INPUT as f32 - ox as f32) / scale,
+                (p[1] * INPUT as f32 - oy as f32) / scale,
+            ]
+        };
+        let mut cands = Vec::new();
+        for (i, (anchor, logit)) in self.anchors.iter().zip(&cls).enumerate() {
+            let score = sigmoid(logit.clamp(-100.0, 100.0));
+            if score < t::DETECT_MIN_SCORE {
+                continue;
+            }
+            let Some(r) = reg.get(i * 16..i * 16 + 16) else {
+                continue;
+            };
+            let n = INPUT as f32;
+            let center = [r[0] / n + anchor[0], r[1] / n + anchor[1]];
+            let (bw, bh) = (r[2] / n, r[3] / n);
+            let kp =
+                |k: usize| to_img([r[4 + 2 * k] / n + anchor[0], r[5 + 2 * k] / n + anchor[1]]);
+            let tl = to_img([center[0] - bw / 2.0, center[1] - bh / 2.0]);
+            cands.push(Detection {
+                x: tl[0],
+                y: tl[1],
+                width: bw * n / scale,
+                height: bh * n / scale,
+                score,
+                right_eye: kp(0),
+                left_eye: kp(1),
+                nose: kp(2),
+                mouth: kp(3),
+                right_ear: kp(4),
+                left_ear: kp(5),
+            });
+        }
+        weighted_nms(cands)
+    }
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + libm::expf(-x))
+}
+
+fn iou(a: &Detection, b: &Detection) -> f32 {
+    let ix = (a.x + a.width).min(b.x + b.width) - a.x.max(b.x);
+    let iy = (a.y + a.height).min(b.y + b.height) - a.y.max(b.y);
+    if ix <= 0.0 || iy <= 0.0 {
+        return 0.0;
+    }
+    let inter = ix * iy;
+    inter / (a.width * a.height + b.width * b.height - inter)
+}
+
+/// MediaPipe's weighted non-maximum suppression: overlapping candidates are averaged, weighted by
+/// score, which steadies the keypoints.
+fn weighted_nms(mut cands: Vec<Detection>) -> Vec<Detection> {
+    cands.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut out = Vec::new();
+    while let Some(best) = cands.first().cloned() {
+        let (group, rest): (Vec<_>, Vec<_>) =
+            cands.into_iter().partition(|c| iou(&best, c) > t::NMS_IOU);
+        cands = rest;
+        let total: f32 = group.iter().map(|c| c.score).sum();
+        let avg = |f: &dyn Fn(&Detection) -> f32| {
+            group.iter().map(|c| f(c) * c.score).sum::<f32>() / total
+        };
+        let avg_pt = |f: &dyn Fn(&Detection) -> Point| [avg(&|c| f(c)[0]), avg(&|c| f(c)[1])];
+        out.push(Detection {
+            x: avg(&|c| c.x),
+            y: avg(&|c| c.y),
+            width: avg(&|c| c.width),
+            height: avg(&|c| c.height),
+            score: best.score,
+            right_eye: avg_pt(&|c| c.right_eye),
+            left_eye: avg_pt(&|c| c.left_eye),
+            nose: avg_pt(&|c| c.nose),
+            mouth: avg_pt(&|c| c.mouth),
+            right_ear: avg_pt(&|c| c.right_ear),
+            left_ear: avg_pt(&|c| c.left_ear),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The synthetic input of `models/convert_blazeface.py`.
+    fn golden_input() -> Vec<f32> {
+        let mut v = Vec::with_capacity(128 * 128 * 3);
+        for y in 0..128 {
+            for x in 0..128 {
+                for c in 0..3 {
+                    let (x, y, c) = (x as f64, y as f64, c as f64);
+                    v.push(((x * 0.11 + c).sin() * (y * 0.07 - c * 0.5).cos() * 0.9) as f32);
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn runtime_matches_the_reference_interpreter() {
+        let golden: Vec<f32> = include_bytes!("../models/blazeface-golden.bin")
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let (cls, reg) = BlazeFace::shared().raw(golden_input());
+        assert_eq!(cls.len() + reg.len(), golden.len());
+        let (gc, gr) = golden.split_at(cls.len());
+        let worst = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
+                .fold(0.0f32, f32::max)
+        };
+        assert!(
+            worst(&cls, gc) < 1e-3,
+            "logits differ by {}",
+            worst(&cls, gc)
+        );
+        assert!(
+            worst(&reg, gr) < 1e-3,
+            "regressors differ by {}",
+            worst(&reg, gr)
+        );
+    }
+
+    #[test]
+    fn anchors_cover_the_frame() {
+        let a = anchors();
+        assert_eq!(a.len(), 896);
+        assert_eq!(a[0], [1.0 / 32.0, 1.0 / 32.0]);
+        assert_eq!(a[895], [15.0 / 16.0, 15.0 / 16.0]);
+    }
+}

@@ -1,0 +1,560 @@
+//! A tiny runtime for the op subset BlazeFace uses (conv, depthwise conv, add, ReLU, channel pad,
+//! max-pool, reshape, concat) on NHWC f32 tensors with batch 1. The graph and its fp16 weights come
+//! from `models/convert_blazeface.py`; a general runtime (tract) would add megabytes to the .wasm.
+
+use half::f16;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("model file is malformed at byte {0}")]
+pub struct ModelError(usize);
+
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    h: usize,
+    w: usize,
+    c: usize,
+}
+
+impl Shape {
+    fn len(self) -> usize {
+        self.h * self.w * self.c
+    }
+}
+
+#[derive(Debug)]
+struct Window {
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    same: bool,
+}
+
+#[derive(Debug)]
+enum Op {
+    Conv {
+        input: usize,
+        output: usize,
+        win: Window,
+        relu: bool,
+        cin: usize,
+        /// `[kh][kw][cin][cout]`: transposed from the model's `[cout][kh][kw][cin]` so each input
+        /// value scales one contiguous row of output channels (vectorises, fixed summation order).
+        weights: Vec<f32>,
+        bias: Vec<f32>,
+    },
+    DepthwiseConv {
+        input: usize,
+        output: usize,
+        win: Window,
+        relu: bool,
+        /// `[kh][kw][c]`
+        weights: Vec<f32>,
+        bias: Vec<f32>,
+    },
+    Add {
+        a: usize,
+        b: usize,
+        output: usize,
+        relu: bool,
+    },
+    Relu {
+        input: usize,
+        output: usize,
+    },
+    /// Zero padding; BlazeFace only pads channels, but h/w padding is supported for generality.
+    Pad {
+        input: usize,
+        output: usize,
+        before: [usize; 3],
+    },
+    MaxPool {
+        input: usize,
+        output: usize,
+        win: Window,
+    },
+    /// NHWC data is contiguous, so a reshape is a copy.
+    Reshape {
+        input: usize,
+        output: usize,
+    },
+    /// Along the anchor axis of `[1, N, C]` tensors: the buffers are appended.
+    Concat {
+        inputs: Vec<usize>,
+        output: usize,
+    },
+}
+
+impl Op {
+    fn inputs(&self) -> Vec<usize> {
+        match self {
+            Op::Conv { input, .. }
+            | Op::DepthwiseConv { input, .. }
+            | Op::Relu { input, .. }
+            | Op::Pad { input, .. }
+            | Op::MaxPool { input, .. }
+            | Op::Reshape { input, .. } => vec![*input],
+            Op::Add { a, b, .. } => vec![*a, *b],
+            Op::Concat { inputs, .. } => inputs.clone(),
+        }
+    }
+}
+
+/// A parsed graph, ready to run.
+#[derive(Debug)]
+pub struct Graph {
+    shapes: Vec<Shape>,
+    input: usize,
+    outputs: Vec<usize>,
+    ops: Vec<Op>,
+    /// For each op, the tensors whose last reader it is (freed after it runs).
+    frees: Vec<Vec<usize>>,
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], ModelError> {
+        let end = self.pos.checked_add(n).ok_or(ModelError(self.pos))?;
+        let s = self.bytes.get(self.pos..end).ok_or(ModelError(self.pos))?;
+        self.pos = end;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<usize, ModelError> {
+        Ok(self.take(1)?[0] as usize)
+    }
+    fn u16(&mut self) -> Result<usize, ModelError> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]) as usize)
+    }
+    fn f16s(&mut self, n: usize) -> Result<Vec<f32>, ModelError> {
+        let b = self.take(n * 2)?;
+        Ok(b.chunks_exact(2)
+            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect())
+    }
+    fn window(&mut self) -> Result<Window, ModelError> {
+        Ok(Window {
+            kh: self.u8()?,
+            kw: self.u8()?,
+            stride: self.u8()?.max(1),
+            same: self.u8()? != 0,
+        })
+    }
+}
+
+impl Graph {
+    pub fn parse(bytes: &[u8]) -> Result<Graph, ModelError> {
+        let mut r = Reader { bytes, pos: 0 };
+        if r.take(4)? != b"BZNN" || r.u16()? != 1 {
+            return Err(ModelError(0));
+        }
+        let n = r.u16()?;
+        let shapes = (0..n)
+            .map(|_| {
+                Ok(Shape {
+                    h: r.u16()?,
+                    w: r.u16()?,
+                    c: r.u16()?,
+                })
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        let input = r.u16()?;
+        let n_out = r.u16()?;
+        let outputs = (0..n_out).map(|_| r.u16()).collect::<Result<Vec<_>, _>>()?;
+        let n_ops = r.u16()?;
+        let mut ops = Vec::with_capacity(n_ops);
+        for _ in 0..n_ops {
+            let at = r.pos;
+            let op = match r.u8()? {
+                kind @ (1 | 2) => {
+                    let (input, output) = (r.u16()?, r.u16()?);
+                    let win = r.window()?;
+                    let relu = r.u8()? != 0;
+                    let (cout, cin) = (r.u16()?, r.u16()?);
+                    let weights = r.f16s(cout * win.kh * win.kw * cin)?;
+                    let bias = r.f16s(cout)?;
+                    if kind == 1 {
+                        let taps = win.kh * win.kw * cin;
+                        let mut t = vec![0.0; weights.len()];
+                        for oc in 0..cout {
+                            for k in 0..taps {
+                                t[k * cout + oc] = weights[oc * taps + k];
+                            }
+                        }
+                        Op::Conv {
+                            input,
+                            output,
+                            win,
+                            relu,
+                            cin,
+                            weights: t,
+                            bias,
+                        }
+                    } else {
+                        // Depthwise kernels are `[1][kh][kw][c]`, written with cout = c and cin = 1.
+                        Op::DepthwiseConv {
+                            input,
+                            output,
+                            win,
+                            relu,
+                            weights,
+                            bias,
+                        }
+                    }
+                }
+                3 => Op::Add {
+                    a: r.u16()?,
+                    b: r.u16()?,
+                    output: r.u16()?,
+                    relu: r.u8()? != 0,
+                },
+                4 => Op::Relu {
+                    input: r.u16()?,
+                    output: r.u16()?,
+                },
+                5 => {
+                    let (input, output) = (r.u16()?, r.u16()?);
+                    let mut before = [0; 3];
+                    for b in &mut before {
+                        *b = r.u16()?;
+                        r.u16()?; // the "after" padding follows from the output shape
+                    }
+                    Op::Pad {
+                        input,
+                        output,
+                        before,
+                    }
+                }
+                6 => Op::MaxPool {
+                    input: r.u16()?,
+                    output: r.u16()?,
+                    win: r.window()?,
+                },
+                7 => Op::Reshape {
+                    input: r.u16()?,
+                    output: r.u16()?,
+                },
+                8 => {
+                    let k = r.u16()?;
+                    let output = r.u16()?;
+                    let inputs = (0..k).map(|_| r.u16()).collect::<Result<Vec<_>, _>>()?;
+                    Op::Concat { inputs, output }
+                }
+                _ => return Err(ModelError(at)),
+            };
+            ops.push(op);
+        }
+        let graph = Graph::with_frees(shapes, input, outputs, ops);
+        graph.validate().map_err(|()| ModelError(bytes.len()))?;
+        Ok(graph)
+    }
+
+    fn with_frees(shapes: Vec<Shape>, input: usize, outputs: Vec<usize>, ops: Vec<Op>) -> Graph {
+        let mut last = vec![None; shapes.len()];
+        for (i, op) in ops.iter().enumerate() {
+            for t in op.inputs() {
+                if let Some(slot) = last.get_mut(t) {
+                    *slot = Some(i);
+                }
+            }
+        }
+        let mut frees = vec![Vec::new(); ops.len()];
+        for (t, l) in last.iter().enumerate() {
+            if let (Some(i), false) = (l, outputs.contains(&t)) {
+                frees[*i].push(t);
+            }
+        }
+        Graph {
+            shapes,
+            input,
+            outputs,
+            ops,
+            frees,
+        }
+    }
+
+    /// Checks every index and shape once, so `run` cannot go out of bounds.
+    fn validate(&self) -> Result<(), ()> {
+        let n = self.shapes.len();
+        let ok = |t: usize| if t < n { Ok(()) } else { Err(()) };
+        ok(self.input)?;
+        let mut defined = vec![false; n];
+        defined[self.input] = true;
+        for op in &self.ops {
+            for t in op.inputs() {
+                ok(t)?;
+                if !defined[t] {
+                    return Err(());
+                }
+            }
+            let (out, expect_ok) = match op {
+                Op::Conv {
+                    input,
+                    output,
+                    win,
+                    cin,
+                    weights,
+                    bias,
+                    ..
+                } => {
+                    ok(*output)?;
+                    let (i, o) = (self.shapes[*input], self.shapes[*output]);
+                    let (oh, ow) = out_hw(i, win);
+                    (
+                        *output,
+                        i.c == *cin
+                            && (oh, ow, bias.len()) == (o.h, o.w, o.c)
+                            && weights.len() == o.c * win.kh * win.kw * cin,
+                    )
+                }
+                Op::DepthwiseConv {
+                    input,
+                    output,
+                    win,
+                    weights,
+                    bias,
+                    ..
+                } => {
+                    ok(*output)?;
+                    let (i, o) = (self.shapes[*input], self.shapes[*output]);
+                    let (oh, ow) = out_hw(i, win);
+                    (
+                        *output,
+                        (oh, ow, i.c, bias.len()) == (o.h, o.w, o.c, o.c)
+                            && weights.len() == win.kh * win.kw * o.c,
+                    )
+                }
+                Op::MaxPool { input, output, win } => {
+                    ok(*output)?;
+                    let (i, o) = (self.shapes[*input], self.shapes[*output]);
+                    (*output, (out_hw(i, win), i.c) == ((o.h, o.w), o.c))
+                }
+                Op::Add { a, b, output, .. } => {
+                    ok(*output)?;
+                    let (a, b, o) = (self.shapes[*a], self.shapes[*b], self.shapes[*output]);
+                    (
+                        *output,
+                        (a.h, a.w, a.c) == (b.h, b.w, b.c) && (a.h, a.w, a.c) == (o.h, o.w, o.c),
+                    )
+                }
+                Op::Relu { input, output } | Op::Reshape { input, output } => {
+                    ok(*output)?;
+                    (
+                        *output,
+                        self.shapes[*input].len() == self.shapes[*output].len(),
+                    )
+                }
+                Op::Pad {
+                    input,
+                    output,
+                    before,
+                } => {
+                    ok(*output)?;
+                    let (i, o) = (self.shapes[*input], self.shapes[*output]);
+                    (
+                        *output,
+                        i.h + before[0] <= o.h && i.w + before[1] <= o.w && i.c + before[2] <= o.c,
+                    )
+                }
+                Op::Concat { inputs, output } => {
+                    ok(*output)?;
+                    let o = self.shapes[*output];
+                    let sum: usize = inputs.iter().map(|t| self.shapes[*t].len()).sum();
+                    (*output, sum == o.len())
+                }
+            };
+            if !expect_ok {
+                return Err(());
+            }
+            defined[out] = true;
+        }
+        for &t in &self.outputs {
+            ok(t)?;
+            if !defined[t] {
+                return Err(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the graph on an NHWC input; returns the outputs in the model's order.
+    /// `input` must have exactly the input tensor's `h*w*c` values.
+    pub fn run(&self, input: Vec<f32>) -> Vec<Vec<f32>> {
+        assert_eq!(input.len(), self.shapes[self.input].len(), "input size");
+        let mut t: Vec<Vec<f32>> = vec![Vec::new(); self.shapes.len()];
+        t[self.input] = input;
+        for (op, frees) in self.ops.iter().zip(&self.frees) {
+            let (output, data) = self.eval(op, &t);
+            t[output] = data;
+            for &f in frees {
+                t[f] = Vec::new();
+            }
+        }
+        self.outputs
+            .iter()
+            .map(|&o| std::mem::take(&mut t[o]))
+            .collect()
+    }
+
+    fn eval(&self, op: &Op, t: &[Vec<f32>]) -> (usize, Vec<f32>) {
+        match op {
+            Op::Conv {
+                input,
+                output,
+                win,
+                relu,
+                cin,
+                weights,
+                bias,
+            } => {
+                let (i, o) = (self.shapes[*input], self.shapes[*output]);
+                let mut out = vec![0.0; o.len()];
+                for oy in 0..o.h {
+                    for ox in 0..o.w {
+                        let acc = &mut out[(oy * o.w + ox) * o.c..][..o.c];
+                        for_taps(i, win, oy, ox, |iy, ix, ky, kx| {
+                            let px = &t[*input][(iy * i.w + ix) * i.c..][..*cin];
+                            let w = &weights[(ky * win.kw + kx) * cin * o.c..][..cin * o.c];
+                            for (v, row) in px.iter().zip(w.chunks_exact(o.c)) {
+                                for (a, wt) in acc.iter_mut().zip(row) {
+                                    *a += v * wt;
+                                }
+                            }
+                        });
+                    }
+                }
+                add_bias_relu(&mut out, bias, *relu);
+                (*output, out)
+            }
+            Op::DepthwiseConv {
+                input,
+                output,
+                win,
+                relu,
+                weights,
+                bias,
+            } => {
+                let (i, o) = (self.shapes[*input], self.shapes[*output]);
+                let c = o.c;
+                let mut out = vec![0.0; o.len()];
+                for oy in 0..o.h {
+                    for ox in 0..o.w {
+                        let acc = &mut out[(oy * o.w + ox) * c..][..c];
+                        for_taps(i, win, oy, ox, |iy, ix, ky, kx| {
+                            let px = &t[*input][(iy * i.w + ix) * c..][..c];
+                            let w = &weights[(ky * win.kw + kx) * c..][..c];
+                            for ((a, p), w) in acc.iter_mut().zip(px).zip(w) {
+                                *a += p * w;
+                            }
+                        });
+                    }
+                }
+                add_bias_relu(&mut out, bias, *relu);
+                (*output, out)
+            }
+            Op::Add { a, b, output, relu } => {
+                let mut out: Vec<f32> = t[*a].iter().zip(&t[*b]).map(|(x, y)| x + y).collect();
+                if *relu {
+                    out.iter_mut().for_each(|v| *v = v.max(0.0));
+                }
+                (*output, out)
+            }
+            Op::Relu { input, output } => (*output, t[*input].iter().map(|v| v.max(0.0)).collect()),
+            Op::Pad {
+                input,
+                output,
+                before,
+            } => {
+                let (i, o) = (self.shapes[*input], self.shapes[*output]);
+                let mut out = vec![0.0; o.len()];
+                for y in 0..i.h {
+                    for x in 0..i.w {
+                        let src = &t[*input][(y * i.w + x) * i.c..][..i.c];
+                        let dst = ((y + before[0]) * o.w + x + before[1]) * o.c + before[2];
+                        out[dst..dst + i.c].copy_from_slice(src);
+                    }
+                }
+                (*output, out)
+            }
+            Op::MaxPool { input, output, win } => {
+                let (i, o) = (self.shapes[*input], self.shapes[*output]);
+                let c = o.c;
+                let mut out = vec![f32::NEG_INFINITY; o.len()];
+                for oy in 0..o.h {
+                    for ox in 0..o.w {
+                        let acc = &mut out[(oy * o.w + ox) * c..][..c];
+                        for_taps(i, win, oy, ox, |iy, ix, _, _| {
+                            let px = &t[*input][(iy * i.w + ix) * c..][..c];
+                            for (a, p) in acc.iter_mut().zip(px) {
+                                *a = a.max(*p);
+                            }
+                        });
+                    }
+                }
+                (*output, out)
+            }
+            Op::Reshape { input, output } => (*output, t[*input].clone()),
+            Op::Concat { inputs, output } => (
+                *output,
+                inputs.iter().flat_map(|i| t[*i].iter().copied()).collect(),
+            ),
+        }
+    }
+}
+
+fn out_hw(i: Shape, win: &Window) -> (usize, usize) {
+    if win.same {
+        (i.h.div_ceil(win.stride), i.w.div_ceil(win.stride))
+    } else {
+        (
+            (i.h.saturating_sub(win.kh)) / win.stride + 1,
+            (i.w.saturating_sub(win.kw)) / win.stride + 1,
+        )
+    }
+}
+
+/// TensorFlow's SAME padding: the total padding is split with the extra pixel at the end.
+fn pad_before(size: usize, k: usize, stride: usize, same: bool) -> usize {
+    if !same {
+        return 0;
+    }
+    let out = size.div_ceil(stride);
+    ((out - 1) * stride + k).saturating_sub(size) / 2
+}
+
+/// Calls `f(iy, ix, ky, kx)` for every kernel tap of output pixel (oy, ox) that lands inside the input.
+fn for_taps(
+    i: Shape,
+    win: &Window,
+    oy: usize,
+    ox: usize,
+    mut f: impl FnMut(usize, usize, usize, usize),
+) {
+    let py = pad_before(i.h, win.kh, win.stride, win.same);
+    let px = pad_before(i.w, win.kw, win.stride, win.same);
+    for ky in 0..win.kh {
+        let Some(iy) = (oy * win.stride + ky).checked_sub(py).filter(|&y| y < i.h) else {
+            continue;
+        };
+        for kx in 0..win.kw {
+            let Some(ix) = (ox * win.stride + kx).checked_sub(px).filter(|&x| x < i.w) else {
+                continue;
+            };
+            f(iy, ix, ky, kx);
+        }
+    }
+}
+
+fn add_bias_relu(out: &mut [f32], bias: &[f32], relu: bool) {
+    for px in out.chunks_exact_mut(bias.len()) {
+        for (v, b) in px.iter_mut().zip(bias) {
+            *v += b;
+            if relu {
+                *v = v.max(0.0);
+            }
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! An 8-bit RGB raster and the few pixel operations the checks need.
+
+/// Interleaved 8-bit RGB, row-major.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rgb {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+impl Rgb {
+    pub fn new(width: u32, height: u32) -> Rgb {
+        Rgb {
+            width,
+            height,
+            data: vec![0; width as usize * height as usize * 3],
+        }
+    }
+
+    /// RGBA composited over white: a transparent background is what a white ID background means.
+    pub fn from_rgba(width: u32, height: u32, rgba: &[u8]) -> Rgb {
+        let data = rgba
+            .chunks_exact(4)
+            .flat_map(|p| {
+                let a = p[3] as u32;
+                let mix = move |c: u8| ((c as u32 * a + 255 * (255 - a) + 127) / 255) as u8;
+                [mix(p[0]), mix(p[1]), mix(p[2])]
+            })
+            .collect();
+        Rgb {
+            width,
+            height,
+            data,
+        }
+    }
+
+    pub fn pixel(&self, x: u32, y: u32) -> [u8; 3] {
+        let i = (y as usize * self.width as usize + x as usize) * 3;
+        [self.data[i], self.data[i + 1], self.data[i + 2]]
+    }
+
+    /// The `width`×`height` window at (x0, y0), which may reach outside the image (black there).
+    pub fn crop(&self, x0: i64, y0: i64, width: u32, height: u32) -> Rgb {
+        let mut out = Rgb::new(width, height);
+        for y in 0..height as i64 {
+            let sy = y0 + y;
+            if !(0..self.height as i64).contains(&sy) {
+                continue;
+            }
+            // The overlapping span of this row.
+            let (from, to) = (x0.max(0), (x0 + width as i64).min(self.width as i64));
+            if from >= to {
+                continue;
+            }
+            let src = ((sy * self.width as i64 + from) * 3) as usize;
+            let dst = ((y * width as i64 + from - x0) * 3) as usize;
+            let n = ((to - from) * 3) as usize;
+            out.data[dst..dst + n].copy_from_slice(&self.data[src..src + n]);
+        }
+        out
+    }
+
+    /// Resized with a tent filter: bilinear when enlarging, an anti-aliased average when shrinking.
+    /// Large reductions first average whole blocks (cheap, exact) down to about twice the target.
+    pub fn resize(&self, width: u32, height: u32) -> Rgb {
+        let (w, h) = (width.max(1), height.max(1));
+        let k = (self.width / w).min(self.height / h) / 2;
+        if k >= 2 {
+            return self.box_shrink(k).resize(w, h);
+        }
+        let xs = weights(self.width, w);
+        let ys = weights(self.height, h);
+        // Horizontal pass into f32 rows, then vertical pass.
+        let sw = self.width as usize;
+        let mut tmp = vec![0f32; self.height as usize * w as usize * 3];
+        for y in 0..self.height as usize {
+            let row = &self.data[y * sw * 3..(y + 1) * sw * 3];
+            for (ox, (start, ws)) in xs.iter().enumerate() {
+                let mut acc = [0f32; 3];
+                for (k, wt) in ws.iter().enumerate() {
+                    let p = &row[(start + k) * 3..][..3];
+                    for c in 0..3 {
+                        acc[c] += p[c] as f32 * wt;
+                    }
+                }
+                tmp[(y * w as usize + ox) * 3..][..3].copy_from_slice(&acc);
+            }
+        }
+        let mut out = Rgb::new(w, h);
+        let row_len = w as usize * 3;
+        for (oy, (start, ws)) in ys.iter().enumerate() {
+            let dst = &mut out.data[oy * row_len..(oy + 1) * row_len];
+            for (i, d) in dst.iter_mut().enumerate() {
+                let mut acc = 0f32;
+                for (k, wt) in ws.iter().enumerate() {
+                    acc += tmp[(start + k) * row_len + i] * wt;
+                }
+                *d = (acc + 0.5).clamp(0.0, 255.0) as u8;
+            }
+        }
+        out
+    }
+
+    /// Averages `k`×`k` blocks (the right and bottom remainders are dropped).
+    fn box_shrink(&self, k: u32) -> Rgb {
+        let (w, h) = (self.width / k, self.height / k);
+        let mut out = Rgb::new(w, h);
+        let mut row = vec![0u32; w as usize * 3];
+        let n = k * k;
+        for oy in 0..h as usize {
+            row.iter_mut().for_each(|v| *v = 0);
+            for y in oy * k as usize..(oy + 1) * k as usize {
+                let src = &self.data[y * self.width as usize * 3..];
+                for (ox, acc) in row.chunks_exact_mut(3).enumerate() {
+                    for p in src[ox * k as usize * 3..(ox + 1) * k as usize * 3].chunks_exact(3) {
+                        acc[0] += p[0] as u32;
+                        acc[1] += p[1] as u32;
+                        acc[2] += p[2] as u32;
+                    }
+                }
+            }
+            let dst = &mut out.data[oy * w as usize * 3..(oy + 1) * w as usize * 3];
+            for (d, a) in dst.iter_mut().zip(&row) {
+                *d = ((a + n / 2) / n) as u8;
+            }
+        }
+        out
+    }
+
+    /// Shrinks so the long side is at most `max_long_side`; returns the image and the factor
+    /// (source pixels per returned pixel, ≥ 1).
+    pub fn shrink_to(self, max_long_side: u32) -> (Rgb, f32) {
+        let long = self.width.max(self.height);
+        if long <= max_long_side {
+            return (self, 1.0);
+        }
+        let f = long as f32 / max_long_side as f32;
+        let w = ((self.width as f32 / f).round() as u32).max(1);
+        let h = ((self.height as f32 / f).round() as u32).max(1);
+        let out = self.resize(w, h);
+        (out, self.width as f32 / w as f32)
+    }
+
+    /// Applies an EXIF orientation (1–8) so the picture stands upright.
+    pub fn orient(self, orientation: u16) -> Rgb {
+        if !(2..=8).contains(&orientation) {
+            return self;
+        }
+        let (w, h) = (self.width, self.height);
+        let swap = orientation >= 5;
+        let (ow, oh) = if swap { (h, w) } else { (w, h) };
+        let mut out = Rgb::new(ow, oh);
+        for oy in 0..oh {
+            for ox in 0..ow {
+                // Source pixel for each output pixel, per the EXIF definitions.
+                let (sx, sy) = match orientation {
+                    2 => (w - 1 - ox, oy),
+                    3 => (w - 1 - ox, h - 1 - oy),
+                    4 => (ox, h - 1 - oy),
+                    5 => (oy, ox),
+                    6 => (oy, h - 1 - ox),
+                    7 => (w - 1 - oy, h - 1 - ox),
+                    _ => (w - 1 - oy, ox),
+                };
+                let s = (sy as usize * w as usize + sx as usize) * 3;
+                let d = (oy as usize * ow as usize + ox as usize) * 3;
+                out.data[d..d + 3].copy_from_slice(&self.data[s..s + 3]);
+            }
+        }
+        out
+    }
+}
+
+/// BT.601 luma in integers, identical on every target.
+pub fn luma(p: [u8; 3]) -> u8 {
+    ((77 * p[0] as u32 + 150 * p[1] as u32 + 29 * p[2] as u32 + 128) >> 8) as u8
+}
+
+/// Tent-filter taps for each output coordinate: (first source index, weights summing to 1).
+fn weights(src: u32, dst: u32) -> Vec<(usize, Vec<f32>)> {
+    let scale = src as f32 / dst as f32;
+    let support = scale.max(1.0);
+    (0..dst)
+        .map(|o| {
+            let center = (o as f32 + 0.5) * scale;
+            let lo = ((center - support).floor().max(0.0)) as usize;
+            let hi = ((center + support).ceil() as usize).min(src as usize);
+            let mut ws: Vec<f32> = (lo..hi)
+                .map(|s| (1.0 - ((s as f32 + 0.5 - center) / support).abs()).max(0.0))
+                .collect();
+            let sum: f32 = ws.iter().sum();
+            if sum > 0.0 {
+                ws.iter_mut().for_each(|w| *w /= sum);
+            } else {
+                // Degenerate 1-pixel source: take the nearest pixel.
+                ws = vec![1.0];
+                return ((center as usize).min(src as usize - 1), ws);
+            }
+            (lo, ws)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orientation_round_trips() {
+        let mut img = Rgb::new(3, 2);
+        for (i, v) in img.data.iter_mut().enumerate() {
+            *v = i as u8;
+        }
+        // 6 (rotate 90° clockwise to view) undone by 8 (rotate counter-clockwise).
+        assert_eq!(img.clone().orient(6).orient(8), img);
+        assert_eq!(img.clone().orient(3).orient(3), img);
+        assert_eq!(img.clone().orient(6).width, 2);
+    }
+
+    #[test]
+    fn resize_keeps_flat_colour_and_size() {
+        let mut img = Rgb::new(10, 7);
+        img.data.iter_mut().for_each(|v| *v = 200);
+        for (w, h) in [(3, 2), (25, 30), (1, 1)] {
+            let r = img.resize(w, h);
+            assert_eq!((r.width, r.height), (w, h));
+            assert!(r.data.iter().all(|&v| v == 200));
+        }
+    }
+
+    #[test]
+    fn crop_pads_outside_with_black() {
+        let mut img = Rgb::new(2, 2);
+        img.data.iter_mut().for_each(|v| *v = 9);
+        let c = img.crop(-1, 1, 3, 2);
+        assert_eq!(
+            c.data,
+            vec![0, 0, 0, 9, 9, 9, 9, 9, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+    }
+
+    #[test]
+    fn alpha_composites_over_white() {
+        let img = Rgb::from_rgba(2, 1, &[0, 0, 0, 0, 10, 20, 30, 255]);
+        assert_eq!(img.data, vec![255, 255, 255, 10, 20, 30]);
+    }
+}

@@ -1,0 +1,144 @@
+//! Every threshold of the checks, in one place, each with the reason for its value.
+//! Tuned for phone photos in general (see `shared/reference/face-detectors.md` and the test photos),
+//! not for particular files.
+
+/// Candidates below this detector score are dropped before suppression. MediaPipe uses 0.5; on the
+/// test photos 0.75–0.85 separated frontal faces (weakest 0.88) from turned ones (0.79), so the
+/// report counts faces at [`FACE_MIN_SCORE`] and pose decides the rest.
+pub const DETECT_MIN_SCORE: f32 = 0.5;
+/// Overlap above which two candidates are one face (MediaPipe's value).
+pub const NMS_IOU: f32 = 0.3;
+/// Second look at each face: a window this many face widths wide (the face then fills about 40%
+/// of the detector's input, as in the selfies it was trained on), shrunk to at most this many
+/// pixels first.
+pub const REFINE_CONTEXT: f32 = 2.5;
+pub const REFINE_WINDOW_PX: u32 = 256;
+/// A face counts when the detector is at least this sure (see [`DETECT_MIN_SCORE`]).
+pub const FACE_MIN_SCORE: f32 = 0.8;
+
+// --- Decoding limits -------------------------------------------------------------------------
+
+/// Largest source accepted, from the header, before any pixel is decoded: 64 MP covers every
+/// phone camera (50 MP sensors exist); a 20000×20000 "bomb" header is refused.
+pub const MAX_SOURCE_PIXELS: u64 = 64_000_000;
+/// PNG has no scaled decode, so it is held to what a phone screenshot or export can be (8K×4K).
+pub const MAX_PNG_PIXELS: u64 = 33_177_600;
+/// Cap on any decoded buffer (bytes): 64 MP × 3 fits; wasm memory stays well under 1 GB.
+pub const MAX_DECODE_BYTES: usize = 200 * 1024 * 1024;
+/// Uploads above this are refused: larger than any phone JPEG, and the server's upload limit.
+pub const MAX_UPLOAD_KB: f32 = 15.0 * 1024.0;
+
+// --- Analysis scale --------------------------------------------------------------------------
+
+/// JPEGs are decoded at the smallest DCT scale whose long side reaches this, then shrunk to
+/// [`ANALYSIS_MAX_LONG_SIDE`] (a DCT-scaled JPEG is already within both): the detector sees 128 px and the pixel checks look at the face at
+/// about the final photo's size, so more resolution only costs time.
+pub const ANALYSIS_MIN_LONG_SIDE: u32 = 800;
+pub const ANALYSIS_MAX_LONG_SIDE: u32 = 1600;
+
+// --- Head proportions (BlazeFace box → the standards' measures) ------------------------------
+
+/// The standards' "face width" (cheek to cheek) per detector box width.
+pub const FACE_WIDTH_PER_BOX: f32 = 1.0;
+/// The box spans about 2.25 eye distances, i.e. 14 cm on an adult: cheek to cheek.
+/// Head width including hair and ears (about 16–17 cm) per box width.
+pub const HEAD_WIDTH_PER_BOX: f32 = 1.15;
+/// Crown (top of the hair) above the eye line, per box width: about 12 cm of skull plus some
+/// hair (measured 0.95 on the plain-background test portrait).
+pub const CROWN_ABOVE_EYES_PER_BOX: f32 = 0.92;
+/// Chin below the eye line, per box width (about 11 cm). Chin to crown is the sum of the two.
+pub const CHIN_BELOW_EYES_PER_BOX: f32 = 0.75;
+
+// --- Checks ----------------------------------------------------------------------------------
+
+/// Source pixels per final-photo pixel at the face. Below 1 the final photo is enlarged; below
+/// 0.3 the face is under about 60 px wide, too few to resolve eyes and mouth for review.
+pub const RESOLUTION_PASS: f32 = 0.8;
+pub const RESOLUTION_FAIL: f32 = 0.3;
+
+/// Share of the spec's frame inside the photo. A sliver outside (a few percent, at a corner) is
+/// filled from the background by normalisation; missing crown or shoulders is not fixable.
+pub const FRAMING_PASS: f32 = 0.98;
+pub const FRAMING_FAIL: f32 = 0.85;
+
+/// Eye-line angle (degrees). Up to 5° is natural posture; normalisation levels the eyes, and up
+/// to 12° that costs nothing visible; more means the head (or camera) is clearly tilted.
+pub const TILT_PASS_DEG: f32 = 5.0;
+pub const TILT_FAIL_DEG: f32 = 12.0;
+
+/// Nose tip below the eye line, per eye distance, for an average face looking ahead (BlazeFace
+/// keypoints measured 0.38–0.65 on frontal faces, median 0.55; looking down gives 0.7–0.8).
+pub const NOSE_DROP_NEUTRAL: f32 = 0.52;
+/// Weight of the nod against the turn in the off-axis measure.
+pub const PITCH_WEIGHT: f32 = 2.0;
+/// Off-axis pose, `hypot(yaw, pitch)` (see `geometry`). The keypoints are coarse: frontal faces
+/// measure up to about 0.3 (a slight turn), a three-quarter view or a lowered head 0.45 and more.
+/// Beyond the maximum a face is not counted as frontal at all.
+pub const POSE_PASS: f32 = 0.25;
+pub const POSE_FRONTAL_MAX: f32 = 0.44;
+
+/// Mean face luma (0–255). Well-exposed skin of any tone sits around 90–200.
+pub const FACE_LUMA_PASS: (f32, f32) = (80.0, 210.0);
+pub const FACE_LUMA_FAIL: (f32, f32) = (55.0, 230.0);
+/// Luma treated as clipped, and the share of clipped face pixels that fails.
+pub const CLIPPED_LUMA: u8 = 250;
+pub const CLIPPED_FAIL: f32 = 0.2;
+
+/// Darker half of the face over the brighter half. Even light gives 0.7–1 (the halves are never
+/// identical: hair, a slight turn); a hard shadow across half the face drops to about 0.35.
+pub const SHADOW_PASS: f32 = 0.65;
+pub const SHADOW_FAIL: f32 = 0.5;
+
+/// Specular glare: near-white (luma ≥ 240, channels within 30) share of the inner face.
+pub const SPECULAR_LUMA: u8 = 240;
+pub const SPECULAR_MAX_SPREAD: u8 = 30;
+/// Clean faces measure under 1%; a flash hot spot on forehead and nose covers several percent.
+pub const SPECULAR_PASS: f32 = 0.02;
+pub const SPECULAR_FAIL: f32 = 0.08;
+
+/// The face is resampled to this width before measuring sharpness: about the final photo's face.
+pub const SHARPNESS_FACE_WIDTH: u32 = 128;
+/// Keeps the contrast normalisation from exploding on flat images.
+pub const SHARPNESS_STD_FLOOR: f32 = 4.0;
+/// In-focus faces measure 0.14–0.3 at this scale; a blur of a few pixels at the final photo's
+/// scale (the eyelashes and hair strands gone) drops below 0.08.
+pub const SHARPNESS_PASS: f32 = 0.13;
+pub const SHARPNESS_FAIL: f32 = 0.08;
+
+/// Background: brightness spread plus weighted mean gradient; a plain wall with a soft gradient
+/// stays under the maximum.
+pub const BACKGROUND_TEXTURE_WEIGHT: f32 = 2.0;
+pub const BACKGROUND_BUSY_MAX: f32 = 30.0;
+/// A background darker than this is not "light" (the server can still try to whiten it).
+pub const BACKGROUND_MIN_LUMA: f32 = 120.0;
+
+/// Colour: pixels this bright or dark carry no reliable hue; below this chroma a pixel is grey.
+pub const COLOUR_LUMA: (u8, u8) = (25, 235);
+pub const COLOUR_MIN_CHROMA: f32 = 6.0;
+/// Below this share of colourful pixels the photo is greyscale whatever their hues.
+pub const COLOUR_MIN_SHARE: f32 = 0.02;
+/// Circular spread of hue (degrees). A tinted monochrome (sepia) has one hue and measures 2–3°;
+/// colour photos of a single dominant colour (skin, a brown cat) still measure 8° and more.
+pub const COLOUR_PASS: f32 = 6.0;
+pub const COLOUR_FAIL: f32 = 4.0;
+
+// --- Normalisation (server side) -------------------------------------------------------------
+
+/// Decoded source pixels per final-photo pixel: a little above 1 so the final resampling
+/// anti-aliases, while a 12 MP JPEG can still be decoded at 1/4 scale in the DCT domain.
+pub const NORMALISE_OVERSAMPLE: f32 = 1.25;
+/// Background seeds (photo borders beside and above the head) deviating from their median by more
+/// than this on average (0–255 per channel) are not a plain backdrop: whitening would smear.
+pub const WHITEN_MAX_SEED_DEVIATION: f32 = 14.0;
+/// A pixel belongs to the backdrop when within this distance (max over channels) of its median
+/// (at most; an even backdrop gets less) and within this tint difference …
+pub const WHITEN_TOLERANCE: f32 = 40.0;
+pub const WHITEN_TINT: f32 = 16.0;
+/// … and differs from the neighbour it was reached from by at most this (stops at edges).
+pub const WHITEN_STEP: f32 = 12.0;
+/// The backdrop must cover at least this share of the frame to be worth trusting.
+pub const WHITEN_MIN_SHARE: f32 = 0.08;
+/// JPEG quality search bounds: below 30 blocking shows on skin; above 95 only size grows.
+pub const JPEG_QUALITY_RANGE: (u8, u8) = (30, 95);
+/// Quality of the review copy kept of the original upload.
+pub const REVIEW_QUALITY: u8 = 85;

@@ -1,0 +1,93 @@
+//! The wasm-bindgen layer: plain JS objects in and out, nothing else. Compiled only for wasm32.
+
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &str = r#"
+export type Status = "pass" | "warn" | "fail";
+export type CheckId =
+  | "decode" | "file_size" | "resolution" | "face_count" | "framing" | "tilt" | "turn"
+  | "exposure" | "shadow" | "reflection" | "sharpness" | "colour" | "background";
+export interface Range { min: number | null; max: number | null; }
+export interface Check {
+  id: CheckId;
+  status: Status;
+  value: number | null;
+  range: Range | null;
+  message_zh: string;
+  message_en: string;
+}
+export type Point = [number, number];
+export interface Face {
+  x: number; y: number; width: number; height: number; score: number;
+  right_eye: Point; left_eye: Point; nose: Point; mouth: Point; right_ear: Point; left_ear: Point;
+  roll_deg: number; yaw: number; pitch: number; frontal: boolean;
+}
+export interface Report {
+  spec_id: string;
+  width: number;
+  height: number;
+  checks: Check[];
+  faces: Face[];
+}
+export interface Span { min: number; max: number; }
+export interface HeadGeometry {
+  face_width_px: Span | null;
+  head_width_px: Span | null;
+  head_height_px: Span | null;
+  top_margin_px: Span;
+  eye_line_min_from_bottom_px: number | null;
+  chin_min_from_bottom_px: number | null;
+}
+export interface Spec {
+  id: string; name_zh: string; name_en: string;
+  width_px: number; height_px: number; dpi: number;
+  background: string;
+  file_size_bytes: Span;
+  head: HeadGeometry;
+  source: string;
+}
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(typescript_type = "Report")]
+    pub type JsReport;
+    #[wasm_bindgen(typescript_type = "Spec[]")]
+    pub type JsSpecs;
+}
+
+fn to_js<T: Serialize + ?Sized, J: JsCast>(value: &T) -> Result<J, JsError> {
+    // JSON-compatible: `None` becomes `null`, exactly as in the server's JSON.
+    let js = value.serialize(&serde_wasm_bindgen::Serializer::json_compatible())?;
+    Ok(js.unchecked_into())
+}
+
+fn spec(id: &str) -> Result<&'static crate::Spec, JsError> {
+    crate::spec_by_id(id).ok_or_else(|| JsError::new(&format!("unknown spec id {id:?}")))
+}
+
+/// Checks an encoded JPEG or PNG photo. Throws only for an unknown spec id.
+#[cfg(feature = "decode")]
+#[wasm_bindgen]
+pub fn check_encoded(bytes: &[u8], spec_id: &str) -> Result<JsReport, JsError> {
+    to_js(&crate::check(bytes, spec(spec_id)?))
+}
+
+/// Checks RGBA pixels (e.g. `ImageData.data` from a canvas). Throws only for an unknown spec id.
+#[wasm_bindgen]
+pub fn check_rgba(
+    width: u32,
+    height: u32,
+    pixels: &[u8],
+    spec_id: &str,
+) -> Result<JsReport, JsError> {
+    to_js(&crate::check_rgba(width, height, pixels, spec(spec_id)?))
+}
+
+/// All document specs.
+#[wasm_bindgen]
+pub fn specs() -> Result<JsSpecs, JsError> {
+    to_js(crate::specs())
+}

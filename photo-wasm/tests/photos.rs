@@ -1,0 +1,115 @@
+//! Every labelled photo in `shared/photos` against its label (see `MANIFEST.md`).
+#![cfg(feature = "decode")]
+
+mod common;
+
+use common::{id_card, labels, photo};
+use photo_wasm::{CheckId, Status};
+
+/// Maps a label's `breaks` value to the check that must fail.
+fn check_id(breaks: &str) -> CheckId {
+    serde_json::from_value(serde_json::Value::String(breaks.to_string()))
+        .unwrap_or_else(|_| panic!("label names an unknown check {breaks:?}"))
+}
+
+/// The face checks a photo labelled `pass_face_checks` must not fail.
+const FACE_CHECKS: [CheckId; 11] = [
+    CheckId::FaceCount,
+    CheckId::Resolution,
+    CheckId::Framing,
+    CheckId::Tilt,
+    CheckId::Turn,
+    CheckId::Exposure,
+    CheckId::Shadow,
+    CheckId::Reflection,
+    CheckId::Sharpness,
+    CheckId::Colour,
+    CheckId::Decode,
+];
+
+#[test]
+fn every_label_agrees_with_the_report() {
+    let labels = labels();
+    assert!(labels.len() >= 30, "expected the shared photo set");
+    let mut wrong = Vec::new();
+    let mut verdicts = 0;
+    for (name, label) in &labels {
+        let report = photo_wasm::check(&photo(name), id_card());
+        let frontal_faces = report.faces.iter().filter(|f| f.frontal).count();
+        let faces = label["faces"].as_u64().unwrap() as usize;
+        // The face verdict of face-detectors.md.
+        let verdict = if label["frontal"].as_bool().unwrap() {
+            frontal_faces == faces
+        } else {
+            frontal_faces != 1
+        };
+        verdicts += usize::from(verdict);
+        if !verdict {
+            wrong.push(format!(
+                "{name}: {frontal_faces} frontal faces, label {label}"
+            ));
+        }
+        match label["expect"].as_str().unwrap() {
+            "pass_face_checks" => {
+                for c in &report.checks {
+                    if FACE_CHECKS.contains(&c.id) && c.status == Status::Fail {
+                        wrong.push(format!("{name}: {:?} fails: {}", c.id, c.message_en));
+                    }
+                }
+            }
+            "fail" => {
+                let id = check_id(label["breaks"].as_str().unwrap());
+                let status = report.check(id).map(|c| c.status);
+                if status != Some(Status::Fail) || !report.failed() {
+                    wrong.push(format!("{name}: {id:?} is {status:?}, expected a failure"));
+                }
+            }
+            other => panic!("unknown expectation {other}"),
+        }
+    }
+    println!("face verdict: {verdicts}/{}", labels.len());
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn report_round_trips_through_json() {
+    let report = photo_wasm::check(&photo("portrait-test0.jpg"), id_card());
+    let json = serde_json::to_string(&report).unwrap();
+    let back: photo_wasm::Report = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, report);
+    assert!(json.contains("\"status\":\"pass\"") && json.contains("\"message_zh\""));
+    assert_eq!(report.faces.len(), 1);
+}
+
+#[test]
+fn every_spec_accepts_a_good_portrait() {
+    for spec in photo_wasm::specs() {
+        let report = photo_wasm::check(&photo("portrait-test0.jpg"), spec);
+        assert!(!report.failed(), "{}: {:?}", spec.id, report.checks);
+        assert_eq!(report.spec_id, spec.id);
+    }
+}
+
+#[test]
+fn rgba_path_agrees_with_the_decoded_path() {
+    let bytes = photo("portrait-test2.jpg");
+    let decoded = photo_wasm::decode::decode(&bytes, photo_wasm::decode::Want::Full).unwrap();
+    let rgba: Vec<u8> = decoded
+        .image
+        .data
+        .chunks_exact(3)
+        .flat_map(|p| [p[0], p[1], p[2], 255])
+        .collect();
+    let from_rgba =
+        photo_wasm::check_rgba(decoded.image.width, decoded.image.height, &rgba, id_card());
+    let from_file = photo_wasm::check(&bytes, id_card());
+    let statuses = |r: &photo_wasm::Report| {
+        r.checks
+            .iter()
+            .filter(|c| c.id != CheckId::FileSize && c.id != CheckId::Decode)
+            .map(|c| (c.id, c.status))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(statuses(&from_rgba), statuses(&from_file));
+    assert_eq!(from_rgba.faces.len(), 1);
+}

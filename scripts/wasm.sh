@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Builds and tests the photo checker's WebAssembly.
+#   scripts/wasm.sh build   release .wasm for Node and the web (+ SIMD and RGBA-only builds), sizes
+#   scripts/wasm.sh test    build if stale, then the same reports natively, in Node and in Chromium
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+PKG="$TARGET_DIR/wasm-pkg"
+JS="$ROOT/tests/js"
+PHOTOS="${BANZHENG_PHOTOS_DIR:-$ROOT/../shared/photos}"
+WASM_OUT="$TARGET_DIR/wasm32-unknown-unknown/wasm-release/photo_wasm.wasm"
+# Keep the target_features section for wasm-bindgen (the profile strips everything); wasm-opt
+# strips it afterwards.
+export CARGO_PROFILE_WASM_RELEASE_STRIP=debuginfo
+# Features the Rust wasm32 target emits; wasm-opt must accept them and add no others.
+WASM_FEATURES=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
+  --enable-mutable-globals --enable-reference-types --enable-multivalue)
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+ensure_target() {
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    log "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+}
+
+ensure_bindgen() {
+  local want have
+  want="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3; exit }' Cargo.lock)"
+  [[ -n "$want" ]] || { echo "wasm-bindgen is not in Cargo.lock" >&2; exit 1; }
+  have="$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)"
+  if [[ "$have" != "$want" ]]; then
+    log "installing wasm-bindgen-cli $want (found '${have:-none}'; takes a few minutes)"
+    # --locked can fail when the CLI's own lock pins a crate the registry index lacks.
+    cargo install wasm-bindgen-cli --version "$want" --locked ||
+      cargo install wasm-bindgen-cli --version "$want"
+  fi
+}
+
+ensure_node_modules() {
+  if [[ ! -x "$JS/node_modules/.bin/wasm-opt" || "$JS/package-lock.json" -nt "$JS/node_modules/.package-lock.json" ]]; then
+    log "npm ci in tests/js"
+    (cd "$JS" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+  fi
+}
+
+sizes() { # label file
+  node -e '
+    const fs = require("fs"), zlib = require("zlib");
+    const b = fs.readFileSync(process.argv[2]);
+    const br = zlib.brotliCompressSync(b, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11 } });
+    console.log(`${process.argv[1].padEnd(28)} ${(b.length / 1024).toFixed(1).padStart(7)} KB raw  ${(br.length / 1024).toFixed(1).padStart(7)} KB brotli`);
+  ' "$1" "$2"
+}
+
+# wasm-bindgen for each target, then wasm-opt -Oz. EXTRA_FEATURES adds wasm-opt feature flags.
+bindgen_opt() { # wasm out_dir target...
+  local wasm="$1" dir="$2"; shift 2
+  for t in "$@"; do
+    rm -rf "$dir/$t"
+    wasm-bindgen "$wasm" --out-dir "$dir/$t" --out-name photo_wasm --target "$t"
+    "$JS/node_modules/.bin/wasm-opt" -Oz "${WASM_FEATURES[@]}" ${EXTRA_FEATURES:-} --strip-debug --strip-producers \
+      --strip-target-features "$dir/$t/photo_wasm_bg.wasm" -o "$dir/$t/photo_wasm_bg.wasm"
+  done
+}
+
+build() {
+  ensure_target
+  ensure_bindgen
+  ensure_node_modules
+  mkdir -p "$PKG"
+  log "cargo build (wasm-release, with the JPEG/PNG decoder)"
+  cargo build -p photo-wasm --lib --target wasm32-unknown-unknown --profile wasm-release
+  cp "$WASM_OUT" "$PKG/photo_wasm.wasm"
+  bindgen_opt "$PKG/photo_wasm.wasm" "$PKG" nodejs web
+
+  log "cargo build (wasm-release, RGBA only: --no-default-features)"
+  cargo build -p photo-wasm --lib --target wasm32-unknown-unknown --profile wasm-release --no-default-features
+  cp "$WASM_OUT" "$PKG/photo_wasm_rgba.wasm"
+  mkdir -p "$PKG/rgba"
+  bindgen_opt "$PKG/photo_wasm_rgba.wasm" "$PKG/rgba" web
+
+  # Wasm SIMD (V8 and JavaScriptCore have it; older runtimes do not): the loader picks this build
+  # when `WebAssembly.validate` accepts SIMD. Its own target dir, as the flags change every crate.
+  log "cargo build (wasm-release, with the decoder, +simd128)"
+  RUSTFLAGS="-C target-feature=+simd128" cargo build -p photo-wasm --lib --target wasm32-unknown-unknown \
+    --profile wasm-release --target-dir "$TARGET_DIR/wasm-simd"
+  cp "$TARGET_DIR/wasm-simd/wasm32-unknown-unknown/wasm-release/photo_wasm.wasm" "$PKG/photo_wasm_simd.wasm"
+  mkdir -p "$PKG/simd"
+  EXTRA_FEATURES=--enable-simd bindgen_opt "$PKG/photo_wasm_simd.wasm" "$PKG/simd" nodejs web
+
+  log "sizes (after wasm-bindgen and wasm-opt -Oz)"
+  sizes "with decoder (web)" "$PKG/web/photo_wasm_bg.wasm"
+  sizes "with decoder, SIMD (web)" "$PKG/simd/web/photo_wasm_bg.wasm"
+  sizes "RGBA only (web)" "$PKG/rgba/web/photo_wasm_bg.wasm"
+}
+
+# True when the packaged wasm is older than any input of the build.
+stale() {
+  local out="$PKG/web/photo_wasm_bg.wasm"
+  [[ -f "$out" && -f "$PKG/simd/nodejs/photo_wasm_bg.wasm" && -f "$PKG/rgba/web/photo_wasm_bg.wasm" ]] || return 0
+  [[ -n "$(find photo-wasm/src photo-wasm/models photo-wasm/Cargo.toml Cargo.toml Cargo.lock -newer "$out" -print -quit)" ]]
+}
+
+ensure_chromium() {
+  if command -v chromium >/dev/null; then return 0; fi
+  if [[ "$(id -u)" == 0 ]]; then
+    log "installing Debian's chromium"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+  command -v chromium >/dev/null && return 0
+  if [[ "${CI:-}" == true ]]; then
+    echo "chromium is missing and cannot be installed" >&2
+    exit 1
+  fi
+  return 1
+}
+
+run_tests() {
+  if stale; then build; else ensure_node_modules; fi
+  [[ -d "$PHOTOS" ]] || { echo "no photos at $PHOTOS (set BANZHENG_PHOTOS_DIR)" >&2; exit 1; }
+
+  log "native reports (photo-check --json)"
+  cargo build -p photo-wasm --bin photo-check
+  local native="$PKG/native"
+  rm -rf "$native" && mkdir -p "$native"
+  local f name
+  for f in "$PHOTOS"/*.jpg "$PHOTOS"/*.png; do
+    [[ -f "$f" ]] || continue
+    name="$(basename "$f")"
+    # Exit 1 only means the photo fails a check; 2 is a real error.
+    "$TARGET_DIR/debug/photo-check" "$f" --json >"$native/$name.json" || [[ $? == 1 ]]
+  done
+
+  log "Node: the nodejs builds give the same reports"
+  node "$JS/wasm-same-report.mjs" "$PKG/nodejs/photo_wasm.js" "$PHOTOS" "$native"
+  node "$JS/wasm-same-report.mjs" "$PKG/simd/nodejs/photo_wasm.js" "$PHOTOS" "$native"
+
+  log "Chromium: the web build gives the same reports"
+  if ensure_chromium; then
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 node "$JS/wasm-chromium.mjs" "$PKG" "$PHOTOS" "$native"
+  else
+    echo "SKIPPED: chromium not installed (set CI=true to make this an error)" >&2
+  fi
+}
+
+case "${1:-}" in
+  build) build ;;
+  test) run_tests ;;
+  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
