@@ -22,5 +22,9 @@ cargo test --workspace --quiet
 step "photo checker: the same report natively, in Node and in headless Chromium"
 scripts/wasm.sh test
 
+step "API contract: OpenAPI validation and schemathesis against the running server"
+# A fixed seed keeps CI repeatable; run scripts/contract.sh without it to explore further.
+scripts/contract.sh --seed 20261125
+
 step "done"
 echo "all tests passed"

@@ -160,8 +160,9 @@ function createClient(options) {
       });
     });
     const accepted = tmplIds.filter((id) => answer[id] === 'accept');
-    if (accepted.length === 0) return { accepted };
-    return request('POST', '/api/v1/subscriptions', { accepted });
+    if (accepted.length === 0) return { accepted, subscriptions: [] };
+    const granted = await request('POST', '/api/v1/subscriptions', { accepted });
+    return { accepted, subscriptions: granted.subscriptions };
   }
 
   return {

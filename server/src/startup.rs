@@ -47,6 +47,7 @@ impl AppState {
         let clock = Arc::new(Clock::default());
         // The simulator shares the server's clock, so advancing it expires codes and tokens too.
         let simulator = (!settings.is_production()).then(|| Simulator::new(clock.clone()));
+        let metrics = Metrics::new();
         let notifier = Arc::new(Notifier::new(
             &settings.notify,
             settings.is_production(),
@@ -54,6 +55,7 @@ impl AppState {
             store.clone(),
             clock.clone(),
             Duration::from_millis(settings.wechat_timeout_ms),
+            metrics.registry(),
         )?);
         if let Some(simulator) = &simulator {
             // Our templates exist in the simulated WeChat, as they would in the real one.
@@ -73,7 +75,7 @@ impl AppState {
             settings,
             store,
             clock,
-            metrics: Metrics::new(),
+            metrics,
         })
     }
 }

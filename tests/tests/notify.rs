@@ -96,6 +96,13 @@ async fn without_a_subscription_nothing_is_sent(backend: Backend) {
     let entry = app.outbox_entry(&notification).await;
     assert_eq!(entry.state, OutboxState::NoSubscription);
     assert_eq!(app.sim().calls(SEND).await, 0, "not attempted");
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(
+            r#"notifications_total{event="booking_confirmed",outcome="no_subscription"} 1"#
+        ),
+        "{metrics}"
+    );
     assert!(app.sim().messages().await.is_empty());
 }
 

@@ -70,10 +70,16 @@ test('wx.uploadFile sends a photo order; a bad photo is refused with the report'
 
 test('requestSubscribeMessage acceptances are reported to the server', async () => {
   const { wx, client } = newUser('glue-subscribe');
-  const answer = await client.subscribe();
+  const answer = await client.subscribe(['booking_confirmed', 'review_result']);
   assert.equal(wx.calls.requestSubscribeMessage, 1);
-  assert.ok(answer.accepted.length > 0, 'some templates accepted');
-  assert.ok(answer.accepted.length <= 3, 'WeChat asks for at most 3 at a time');
+  assert.equal(answer.accepted.length, 2, 'both templates accepted');
+  assert.deepEqual(
+    answer.subscriptions.map((s) => s.remaining),
+    [1, 1],
+    'the server holds one send per accepted template',
+  );
+  const again = await client.subscribe(['review_result']);
+  assert.deepEqual(again.subscriptions.map((s) => s.remaining), [2], 'each tap adds one');
 });
 
 test('the photo checker loads under WXWebAssembly from the .wasm.br and checks pixels', async () => {

@@ -35,7 +35,7 @@ pub enum OutboxState {
 }
 
 impl OutboxState {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             OutboxState::Pending => "pending",
             OutboxState::Sending => "sending",

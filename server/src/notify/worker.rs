@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chrono::Duration as Span;
 use futures_util::StreamExt;
+use prometheus::{IntCounterVec, Opts};
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -28,6 +29,7 @@ pub struct Notifier {
     settings: NotifySettings,
     /// Identifies this process's claims.
     owner: String,
+    outcomes: IntCounterVec,
     stopping: AtomicBool,
     wake: Notify,
 }
@@ -49,8 +51,18 @@ impl Notifier {
         store: Arc<dyn Store>,
         clock: Arc<Clock>,
         request_timeout: Duration,
+        registry: &prometheus::Registry,
     ) -> anyhow::Result<Self> {
+        let outcomes = IntCounterVec::new(
+            Opts::new(
+                "notifications_total",
+                "Notifications settled, by event and outcome",
+            ),
+            &["event", "outcome"],
+        )?;
+        registry.register(Box::new(outcomes.clone()))?;
         Ok(Notifier {
+            outcomes,
             templates: Templates::from_settings(settings, production)?,
             tokens: AccessTokens::new(
                 wechat.clone(),
@@ -85,6 +97,14 @@ impl Notifier {
             .map(|entry| async move {
                 let outcome = self.deliver(&entry).await?;
                 self.store.finish(&entry, &self.owner, &outcome).await?;
+                let label = match &outcome {
+                    Outcome::Sent => "sent",
+                    Outcome::Retry { .. } => "retried",
+                    Outcome::Final { state, .. } => state.as_str(),
+                };
+                self.outcomes
+                    .with_label_values(&[entry.notification.event.as_str(), label])
+                    .inc();
                 Ok(outcome)
             })
             .buffer_unordered(self.settings.concurrency.max(1))
