@@ -15,6 +15,7 @@ use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::authenticate;
+use crate::auth::login::client_address;
 use crate::auth::token::Subject;
 use crate::error::ApiError;
 use crate::routing::endpoint;
@@ -189,11 +190,7 @@ async fn login(
     body: web::Json<LoginRequest>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let client = req
-        .connection_info()
-        .realip_remote_addr()
-        .unwrap_or("unknown")
-        .to_owned();
+    let client = client_address(&req, &state);
     let attempts_key = format!("admin-login:{}:{client}", body.username);
     if state
         .store

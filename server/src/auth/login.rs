@@ -58,19 +58,23 @@ pub async fn login(
     })))
 }
 
+/// The client's address for rate limits: the peer, or `X-Forwarded-For` only when the
+/// deployment says a trusted proxy sets it (otherwise anyone could pick a fresh address).
+pub fn client_address(req: &HttpRequest, state: &AppState) -> String {
+    let info = req.connection_info();
+    if state.settings.login.trust_forwarded_for {
+        info.realip_remote_addr()
+    } else {
+        info.peer_addr()
+    }
+    .unwrap_or("unknown")
+    .to_owned()
+}
+
 /// Counts every attempt per client address; over the limit is 429 until the window ends.
 async fn limit_rate(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     let limits = &state.settings.login;
-    let client = {
-        let info = req.connection_info();
-        if limits.trust_forwarded_for {
-            info.realip_remote_addr()
-        } else {
-            info.peer_addr()
-        }
-        .unwrap_or("unknown")
-        .to_owned()
-    };
+    let client = client_address(req, state);
     let window = Duration::from_secs(limits.rate_window_secs.max(1));
     let attempts = state
         .store

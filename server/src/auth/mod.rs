@@ -1,7 +1,7 @@
 //! Users (by WeChat openid), our own tokens, and the extractor that gives handlers the
 //! authenticated user.
 
-mod login;
+pub mod login;
 mod store;
 pub mod token;
 
