@@ -22,9 +22,15 @@ cargo test --workspace --quiet
 step "photo checker: the same report natively, in Node and in headless Chromium"
 scripts/wasm.sh test
 
+step "mini-program glue: typings, WXWebAssembly packaging, Node tests with a fake wx"
+scripts/glue-test.sh
+
 step "API contract: OpenAPI validation and schemathesis against the running server"
 # A fixed seed keeps CI repeatable; run scripts/contract.sh without it to explore further.
 scripts/contract.sh --seed 20261125
+
+step "the web client's whole flow in headless Chromium"
+scripts/browser-test.sh
 
 step "done"
 echo "all tests passed"

@@ -118,10 +118,11 @@ async function loadAppointments() {
   const data = await api('GET', '/api/v1/appointments');
   const rows = data.appointments.map((a) => {
     const tr = document.createElement('tr');
+    tr.dataset.appointment = a.id;
     cell(tr, a.code);
-    cell(tr, a.office_name || a.office_id);
-    cell(tr, a.start);
-    cell(tr, a.status);
+    cell(tr, a.office.name);
+    cell(tr, `${a.slot.start.slice(0, 10)} ${a.slot.start.slice(11, 16)}`);
+    cell(tr, a.status_label);
     const actions = cell(tr, '');
     if (a.status === 'booked') {
       actions.appendChild(

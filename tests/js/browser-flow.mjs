@@ -4,7 +4,6 @@
 // order a receipt, approve it as a reviewer at /admin/, and see the receipt on the user's side.
 // Screenshots go to tests/output/browser/.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -22,8 +21,9 @@ const browser = await chromium.launch({
   headless: true,
   args: [
     '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', `--user-data-dir=${fs.mkdtempSync(path.join(os.tmpdir(), 'bz-chromium-'))}`,
+    '--disable-component-update', '--disable-sync',
   ],
+  // launch() gives every run a new, empty profile of its own.
 });
 
 function expect(condition, message) {
