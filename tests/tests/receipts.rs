@@ -340,6 +340,14 @@ async fn the_order_tab_pages_newest_first_and_filters_by_status(backend: Backend
         "INVALID_INPUT",
     )
     .await;
+    // An empty status is not "any status": the contract lists the values.
+    assert_error(
+        app.get_with_token("/api/v1/receipt-orders?status=", &user)
+            .await,
+        400,
+        "INVALID_INPUT",
+    )
+    .await;
     assert_error(
         app.get_with_token("/api/v1/receipt-orders?cursor=%21%21", &user)
             .await,

@@ -34,7 +34,6 @@ pub async fn list(
     let status = query
         .status
         .as_deref()
-        .filter(|s| !s.is_empty())
         .map(|s| {
             Status::parse(s).ok_or_else(|| {
                 ApiError::invalid(
