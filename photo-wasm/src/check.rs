@@ -106,8 +106,6 @@ pub(crate) fn analyse(src: Source, spec: &Spec) -> Report {
     if let Some(size) = src.file_size {
         checks.push(file_size_check(size, spec));
     }
-    checks.push(face_count_check(frontal, people.len()));
-
     // The face the other checks look at: the one frontal face, or the only face when it is turned
     // (so the turn check can say so).
     let subject = match (frontal, people.len()) {
@@ -115,6 +113,15 @@ pub(crate) fn analyse(src: Source, spec: &Spec) -> Report {
         (0, 1) => people.first(),
         _ => None,
     };
+    // Someone beside the applicant, turned away or not, is still a second person in the photo.
+    let companions = match (frontal, subject) {
+        (1, Some(s)) => people
+            .iter()
+            .filter(|o| !std::ptr::eq(*o, s) && o.det.width >= s.det.width * t::COMPANION_MIN_WIDTH)
+            .count(),
+        _ => 0,
+    };
+    checks.push(face_count_check(frontal, people.len(), companions));
     let box_target = geometry::target_box_width(spec);
     checks.push(match subject {
         Some(s) => resolution_check(s.det.width * to_src / box_target, true),
@@ -275,9 +282,10 @@ fn file_size_check(size: usize, spec: &Spec) -> Check {
     )
 }
 
-fn face_count_check(frontal: usize, all: usize) -> Check {
+fn face_count_check(frontal: usize, all: usize, companions: usize) -> Check {
+    let people = frontal + companions;
     let v = grade(
-        frontal as f32,
+        people as f32,
         (Some(1.0), Some(1.0)),
         (Some(1.0), Some(1.0)),
     );
@@ -290,6 +298,10 @@ fn face_count_check(frontal: usize, all: usize) -> Check {
             "未检测到正面人脸，请正对镜头、两眼平视前方",
             "No frontal face found: face the camera and look straight ahead",
         ),
+        (1, _) => m(
+            "照片中还有其他人，照片中只能有申请人一人",
+            "Someone else is in the photo: only the applicant may be in it",
+        ),
         _ => m(
             format!("检测到 {frontal} 张人脸，照片中只能有申请人一人"),
             format!("{frontal} faces found: only the applicant may be in the photo"),
@@ -297,7 +309,7 @@ fn face_count_check(frontal: usize, all: usize) -> Check {
     };
     check(
         CheckId::FaceCount,
-        frontal as f32,
+        people as f32,
         v,
         [
             m("检测到一张正面人脸", "One frontal face found"),

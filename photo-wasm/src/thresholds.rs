@@ -15,6 +15,10 @@ pub const REFINE_CONTEXT: f32 = 2.5;
 pub const REFINE_WINDOW_PX: u32 = 256;
 /// A face counts when the detector is at least this sure (see [`DETECT_MIN_SCORE`]).
 pub const FACE_MIN_SCORE: f32 = 0.8;
+/// Another sure face at least this wide, per the applicant's face width, is a second person in the
+/// photo whichever way they look (someone beside or just behind the applicant); a passer-by far in
+/// the background is smaller and is left to the reviewer.
+pub const COMPANION_MIN_WIDTH: f32 = 0.4;
 
 // --- Decoding limits -------------------------------------------------------------------------
 

@@ -113,3 +113,33 @@ fn rgba_path_agrees_with_the_decoded_path() {
     assert_eq!(statuses(&from_rgba), statuses(&from_file));
     assert_eq!(from_rgba.faces.len(), 1);
 }
+
+#[test]
+fn a_turned_companion_beside_the_applicant_fails_the_face_count() {
+    let load = |name: &str, height: u32| {
+        let d = photo_wasm::decode::decode(&photo(name), photo_wasm::decode::Want::Full).unwrap();
+        let width = d.image.width * height / d.image.height;
+        d.image.resize(width, height)
+    };
+    // The applicant, and beside them a man in three-quarter view (not frontal on his own).
+    let (applicant, companion) = (
+        load("fr-obama.jpg", 720),
+        load("maxfr-paul-rudd-turned.jpg", 720),
+    );
+    let width = applicant.width + companion.width;
+    let mut rgba = Vec::with_capacity((width * 720 * 4) as usize);
+    for y in 0..720 {
+        for img in [&applicant, &companion] {
+            for x in 0..img.width {
+                let [r, g, b] = img.pixel(x, y);
+                rgba.extend_from_slice(&[r, g, b, 255]);
+            }
+        }
+    }
+    let report = photo_wasm::check_rgba(width, 720, &rgba, id_card());
+    assert_eq!(report.faces.iter().filter(|f| f.frontal).count(), 1);
+    let count = report.check(CheckId::FaceCount).unwrap();
+    assert_eq!(count.status, Status::Fail, "{count:?}");
+    assert_eq!(count.value, Some(2.0));
+    assert!(count.message_zh.contains("其他人"), "{}", count.message_zh);
+}

@@ -17,9 +17,7 @@ const LONG_OFFICE: &str = "东莞市公安局南城分局户政业务办理大�
 
 /// An app whose sender runs only when the test asks (no background passes).
 async fn app(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
-    let mut vars = vec![("BANZHENG_NOTIFY__WORKER", "false")];
-    vars.extend_from_slice(extra);
-    TestApp::spawn_on(SharedStore::fresh(backend).await, &vars).await
+    TestApp::spawn_on(SharedStore::fresh(backend).await, extra).await
 }
 
 fn in_days(days: u64) -> DateTime<FixedOffset> {
@@ -356,7 +354,6 @@ async fn two_instances_on_redis_share_one_token_refresh() {
     let store = SharedStore::fresh(Backend::Redis).await;
     let vars = [
         ("BANZHENG_WECHAT_API_BASE", base.as_str()),
-        ("BANZHENG_NOTIFY__WORKER", "false"),
         ("BANZHENG_NOTIFY__CONCURRENCY", "50"),
     ];
     let a = TestApp::spawn_on(store.clone(), &vars).await;
