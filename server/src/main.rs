@@ -8,6 +8,11 @@ use server::admin::{create_admin, Role};
 use server::config::Settings;
 use server::{telemetry, Application};
 
+// Every request allocates (JSON, headers, store replies); glibc's allocator took a quarter of
+// the CPU time under load (perf), mimalloc a fraction of that.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage:
   server                      run the API (configuration from BANZHENG_* variables)
   server admin add --username NAME --role reviewer|staff --password-stdin

@@ -10,6 +10,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
+use crate::routing::RoutePattern;
 use crate::startup::AppState;
 
 pub struct Metrics {
@@ -74,12 +75,10 @@ pub async fn metrics_middleware(
     let response = next.call(req).await?;
     if let Some(state) = state {
         // The route pattern, not the path, so ids do not explode the label set.
-        let route = response
-            .request()
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".into());
+        let route = response.request().app_data::<RoutePattern>();
+        let route = route.map_or("unmatched", |r| r.0.as_str());
         let status = response.status().as_u16().to_string();
-        let labels = [method.as_str(), route.as_str(), status.as_str()];
+        let labels = [method.as_str(), route, status.as_str()];
         state.metrics.requests.with_label_values(&labels).inc();
         state
             .metrics

@@ -13,9 +13,13 @@ pub struct Endpoint {
     allowed: Vec<Method>,
 }
 
+/// The path pattern of the endpoint that served a request (`/api/v1/appointments/{id}`), for
+/// metrics: actix's `match_pattern()` would match every route's pattern again to find it.
+pub struct RoutePattern(pub String);
+
 pub fn endpoint(path: &str) -> Endpoint {
     Endpoint {
-        resource: web::resource(path),
+        resource: web::resource(path).app_data(RoutePattern(path.to_owned())),
         allowed: Vec::new(),
     }
 }

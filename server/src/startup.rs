@@ -101,10 +101,12 @@ pub fn build_app(
         .app_data(web::QueryConfig::default().error_handler(query_error_handler))
         .app_data(web::PathConfig::default().error_handler(path_error_handler))
         .configure(health::routes)
-        .configure(auth::routes)
-        .configure(admin::routes)
+        // actix tries routes in order (and again for the route label of logs and metrics), a
+        // regex for each one with a path parameter: the busiest ones go first.
         .configure(booking::routes)
         .configure(receipts::routes)
+        .configure(auth::routes)
+        .configure(admin::routes)
         .configure(|cfg| {
             if development {
                 web_client::routes(cfg, pkg_dir)
@@ -120,7 +122,7 @@ pub fn build_app(
         .default_service(web::to(|| async { Err::<&str, _>(ApiError::NotFound) }))
         .wrap(from_fn(metrics_middleware))
         .wrap(from_fn(telemetry::request_id_middleware))
-        .wrap(TracingLogger::default())
+        .wrap(TracingLogger::<telemetry::RequestSpan>::new())
 }
 
 /// reqwest is built without a bundled crypto provider (ring builds faster and smaller than

@@ -1,6 +1,8 @@
 //! The HTTP side of booking: halls, services and slots (public), a user's appointments, and
 //! the staff's check-in and progress.
 
+use actix_web::http::header::ContentType;
+use actix_web::web::Bytes;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -121,7 +123,12 @@ async fn slots(
         .as_deref()
         .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
         .ok_or_else(|| ApiError::invalid("date", "日期应为 YYYY-MM-DD 格式"))?;
-    let window = window(&state);
+    let lists = &state.booking.day_lists;
+    let today = today(&state);
+    if let Some(body) = lists.get(&hall.id, date, service, today) {
+        return Ok(json_body(body));
+    }
+    let window = Window::new(today, state.booking.settings.days_ahead);
     let day = if !window.contains(date) {
         Err(ClosedReason::OutsideBookingWindow)
     } else if !hall.offers(service) {
@@ -149,16 +156,40 @@ async fn slots(
         }
         Err(reason) => (Vec::new(), Some(reason)),
     };
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "office_id": hall.id,
-        "service": service.id(),
-        "date": date,
-        "bookable_from": window.first,
-        "bookable_until": window.last,
-        "closed_reason": closed,
-        "closed_message": closed.map(ClosedReason::message),
-        "slots": slots,
-    })))
+    let body = serde_json::to_vec(&DaySlots {
+        office_id: &hall.id,
+        service: service.id(),
+        date,
+        bookable_from: window.first,
+        bookable_until: window.last,
+        closed_reason: closed,
+        closed_message: closed.map(ClosedReason::message),
+        slots,
+    })
+    .map_err(|e| ApiError::Internal(format!("slot list: {e}")))?;
+    let body = Bytes::from(body);
+    lists.put(&hall.id, date, service, today, body.clone());
+    Ok(json_body(body))
+}
+
+fn json_body(body: Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body)
+}
+
+/// One hall's day. A typed answer: the busiest read of the API, serialised without building a
+/// JSON tree first.
+#[derive(Serialize)]
+struct DaySlots<'a> {
+    office_id: &'a str,
+    service: &'static str,
+    date: NaiveDate,
+    bookable_from: NaiveDate,
+    bookable_until: NaiveDate,
+    closed_reason: Option<ClosedReason>,
+    closed_message: Option<&'static str>,
+    slots: Vec<SlotView>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -417,6 +448,7 @@ async fn book(
         };
         match state.store.book(booking).await? {
             BookOutcome::Booked(appointment) => {
+                state.booking.day_lists.forget(&slot.id.hall, slot.id.date);
                 tracing::info!(
                     appointment = %appointment.id,
                     slot = %appointment.slot,
@@ -531,6 +563,8 @@ async fn cancel(
         ));
     }
     let cancelled = commit(&state, &appointment, next, now).await?;
+    let slot = &cancelled.slot;
+    state.booking.day_lists.forget(&slot.hall, slot.date);
     Ok(HttpResponse::Ok().json(view(&state, &cancelled, now)))
 }
 

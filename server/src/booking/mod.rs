@@ -6,6 +6,7 @@ pub mod catalog;
 mod handlers;
 pub mod id_hash;
 pub mod schedule;
+mod seats;
 pub mod store;
 mod sweep;
 
@@ -26,6 +27,7 @@ use crate::error::ApiError;
 use appointment::IllegalTransition;
 use catalog::Catalog;
 use id_hash::IdHasher;
+use seats::DayLists;
 use store::{NoShowPolicy, Refusal};
 
 /// `[booking]` in the configuration file, `BANZHENG_BOOKING__*` in the environment.
@@ -51,6 +53,8 @@ pub struct BookingSettings {
     pub ban_days: u32,
     pub idempotency_hours: u32,
     pub sweep_interval_secs: u64,
+    /// How long a hall's rendered slot list may be served again (0: read the store each time).
+    pub slot_list_cache_ms: u64,
     /// Key of the HMAC under which ID numbers are stored; development: a file in the data dir.
     pub id_hash_key: Option<SecretString>,
 }
@@ -70,6 +74,7 @@ impl Default for BookingSettings {
             ban_days: 90,
             idempotency_hours: 24,
             sweep_interval_secs: 60,
+            slot_list_cache_ms: 1000,
             id_hash_key: None,
         }
     }
@@ -92,6 +97,7 @@ pub struct Booking {
     pub settings: BookingSettings,
     pub catalog: Catalog,
     pub hasher: IdHasher,
+    pub day_lists: DayLists,
 }
 
 impl Booking {
@@ -107,6 +113,7 @@ impl Booking {
             None => crate::auth::token::development_secret(&settings.data_dir, "id-hash-key")?,
         };
         Ok(Booking {
+            day_lists: DayLists::new(Duration::from_millis(booking.slot_list_cache_ms)),
             settings: booking,
             catalog,
             hasher: IdHasher::new(key),

@@ -1,7 +1,9 @@
 //! Slots: generated from a hall's week, its closures and the public holidays; nothing about a
 //! slot is stored but the number of seats taken.
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
+use chrono::{
+    DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Timelike, Utc, Weekday,
+};
 use serde::Serialize;
 
 use super::catalog::{Catalog, Hall, Period};
@@ -34,17 +36,41 @@ impl SlotId {
 
     /// The slot's start within its day, `0930`: its field among the day's seat counts.
     pub fn time_key(&self) -> String {
-        self.start.format("%H%M").to_string()
+        TimeKey(self.start).to_string()
     }
 
     pub fn date_key(&self) -> String {
-        self.date.format("%Y%m%d").to_string()
+        DateKey(self.date).to_string()
+    }
+}
+
+// Written digit by digit: chrono's strftime parses its pattern on every call, and the slot list
+// formats these for every slot of every request.
+struct DateKey(NaiveDate);
+struct TimeKey(NaiveTime);
+
+impl std::fmt::Display for DateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = self.0;
+        write!(f, "{:04}{:02}{:02}", d.year(), d.month(), d.day())
+    }
+}
+
+impl std::fmt::Display for TimeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02}{:02}", self.0.hour(), self.0.minute())
     }
 }
 
 impl std::fmt::Display for SlotId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}-{}", self.hall, self.date_key(), self.time_key())
+        write!(
+            f,
+            "{}-{}-{}",
+            self.hall,
+            DateKey(self.date),
+            TimeKey(self.start)
+        )
     }
 }
 

@@ -556,26 +556,19 @@ async fn advance_clock(sim: Sim, body: web::Json<Advance>) -> Result<HttpRespons
 
 /// Mounts the simulated WeChat API under `/__wechat/` and its control API under `/__sim/`.
 pub fn routes(cfg: &mut web::ServiceConfig, sim: web::Data<Simulator>) {
-    cfg.service(
-        web::scope("/__wechat")
-            .app_data(sim.clone())
-            .service(endpoint("/sns/jscode2session").get(jscode2session))
-            .service(endpoint("/cgi-bin/token").get(classic_token))
-            .service(endpoint("/cgi-bin/stable_token").post(stable_token))
-            .service(endpoint("/cgi-bin/message/subscribe/send").post(subscribe_send)),
-    )
-    .service(
-        web::scope("/__sim")
-            .app_data(sim)
-            .service(endpoint("/codes").post(mint_code))
-            .service(endpoint("/templates").post(register_template))
-            .service(endpoint("/subscriptions").post(subscribe))
-            .service(endpoint("/messages").get(messages))
-            .service(endpoint("/calls").get(calls))
-            .service(endpoint("/faults").post(add_fault))
-            .service(endpoint("/tokens/invalidate").post(invalidate_tokens))
-            .service(endpoint("/clock").post(advance_clock)),
-    );
+    cfg.app_data(sim)
+        .service(endpoint("/__wechat/sns/jscode2session").get(jscode2session))
+        .service(endpoint("/__wechat/cgi-bin/token").get(classic_token))
+        .service(endpoint("/__wechat/cgi-bin/stable_token").post(stable_token))
+        .service(endpoint("/__wechat/cgi-bin/message/subscribe/send").post(subscribe_send))
+        .service(endpoint("/__sim/codes").post(mint_code))
+        .service(endpoint("/__sim/templates").post(register_template))
+        .service(endpoint("/__sim/subscriptions").post(subscribe))
+        .service(endpoint("/__sim/messages").get(messages))
+        .service(endpoint("/__sim/calls").get(calls))
+        .service(endpoint("/__sim/faults").post(add_fault))
+        .service(endpoint("/__sim/tokens/invalidate").post(invalidate_tokens))
+        .service(endpoint("/__sim/clock").post(advance_clock));
 }
 
 /// A simulator serving on its own port.
