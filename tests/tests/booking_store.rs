@@ -11,6 +11,8 @@ use server::booking::appointment::{
 use server::booking::catalog::ServiceKind;
 use server::booking::schedule::SlotId;
 use server::booking::store::{BookOutcome, IdempotencyKey, NewBooking, NoShowPolicy, Refusal};
+use server::notify::store::{Notices, OutboxState};
+use server::notify::{Event, Notification};
 use server::person::PersonName;
 use server::store::Store;
 use tests::{on_both_backends, Backend, SharedStore};
@@ -67,6 +69,7 @@ fn booking(appointment: Appointment, capacity: u32) -> NewBooking {
         max_active: 3,
         now,
         idempotency: None,
+        notices: Notices::default(),
     }
 }
 
@@ -206,13 +209,25 @@ async fn cancel_frees_the_seat_and_the_person_and_is_compare_and_set(backend: Ba
     s.book(booking(a.clone(), 1)).await.unwrap();
     let cancelled = a.after(Step::Cancel, "user", start()).unwrap();
     assert!(s
-        .transition(Status::Booked, &cancelled, policy(), start())
+        .transition(
+            Status::Booked,
+            &cancelled,
+            &Notices::default(),
+            policy(),
+            start()
+        )
         .await
         .unwrap());
     assert!(
-        !s.transition(Status::Booked, &cancelled, policy(), start())
-            .await
-            .unwrap(),
+        !s.transition(
+            Status::Booked,
+            &cancelled,
+            &Notices::default(),
+            policy(),
+            start()
+        )
+        .await
+        .unwrap(),
         "a second cancel finds it changed"
     );
     assert_eq!(s.seats_taken("dongcheng", day()).await.unwrap()["0900"], 0);
@@ -233,7 +248,13 @@ async fn check_in_keeps_the_seat_but_ends_the_active_hold(backend: Backend) {
     s.book(booking(a.clone(), 1)).await.unwrap();
     let checked_in = a.after(Step::CheckIn, "staff:s", start()).unwrap();
     assert!(s
-        .transition(Status::Booked, &checked_in, policy(), start())
+        .transition(
+            Status::Booked,
+            &checked_in,
+            &Notices::default(),
+            policy(),
+            start()
+        )
         .await
         .unwrap());
     assert_eq!(s.seats_taken("dongcheng", day()).await.unwrap()["0900"], 1);
@@ -266,7 +287,7 @@ async fn two_no_shows_in_the_window_ban_the_person(backend: Backend) {
         assert_eq!(s.due_no_shows(now, 10).await.unwrap(), vec![a.id.clone()]);
         let missed = a.after(Step::NoShow, "system", now).unwrap();
         assert!(s
-            .transition(Status::Booked, &missed, policy(), now)
+            .transition(Status::Booked, &missed, &Notices::default(), policy(), now)
             .await
             .unwrap());
         assert!(s.due_no_shows(now, 10).await.unwrap().is_empty());
@@ -289,7 +310,13 @@ async fn two_no_shows_in_the_window_ban_the_person(backend: Backend) {
                 .unwrap();
             let cancelled = booked.after(Step::Cancel, "user", now).unwrap();
             assert!(s
-                .transition(Status::Booked, &cancelled, policy(), now)
+                .transition(
+                    Status::Booked,
+                    &cancelled,
+                    &Notices::default(),
+                    policy(),
+                    now
+                )
                 .await
                 .unwrap());
         } else {
@@ -307,7 +334,95 @@ async fn two_no_shows_in_the_window_ban_the_person(backend: Backend) {
     );
 }
 
+fn notice(appointment: &Appointment, key: &str) -> Notification {
+    Notification {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        key: format!("{key}:{}", appointment.id),
+        user_id: appointment.user_id.clone(),
+        event: Event::BookingConfirmed,
+        fields: Default::default(),
+        not_before: start(),
+    }
+}
+
+async fn outbox_state(s: &Arc<dyn Store>, n: &Notification) -> Option<OutboxState> {
+    s.outbox_entry("booking", &n.id)
+        .await
+        .unwrap()
+        .map(|e| e.state)
+}
+
+async fn notices_are_written_with_the_change_and_only_with_it(backend: Backend) {
+    let s = store(backend).await;
+    let a = appointment("u1", "p1", SLOT);
+    let (confirmed, reminder) = (notice(&a, "confirmed"), notice(&a, "reminder"));
+    let mut first = booking(a.clone(), 1);
+    first.notices.send = vec![confirmed.clone(), reminder.clone()];
+    assert!(matches!(
+        s.book(first).await.unwrap(),
+        BookOutcome::Booked(_)
+    ));
+    assert_eq!(
+        outbox_state(&s, &confirmed).await,
+        Some(OutboxState::Pending)
+    );
+    assert_eq!(
+        outbox_state(&s, &reminder).await,
+        Some(OutboxState::Pending)
+    );
+
+    let refused = appointment("u2", "p2", SLOT);
+    let unsent = notice(&refused, "confirmed");
+    let mut full = booking(refused, 1);
+    full.notices.send = vec![unsent.clone()];
+    assert_eq!(
+        s.book(full).await.unwrap(),
+        BookOutcome::Refused(Refusal::SlotFull)
+    );
+    assert_eq!(
+        outbox_state(&s, &unsent).await,
+        None,
+        "a refusal notifies nobody"
+    );
+
+    let cancelled = a.after(Step::Cancel, "user", start()).unwrap();
+    let said = notice(&a, "cancelled");
+    let notices = Notices {
+        send: vec![said.clone()],
+        withdraw: vec![reminder.key.clone()],
+    };
+    assert!(s
+        .transition(Status::Booked, &cancelled, &notices, policy(), start())
+        .await
+        .unwrap());
+    assert_eq!(outbox_state(&s, &said).await, Some(OutboxState::Pending));
+    assert_eq!(
+        outbox_state(&s, &reminder).await,
+        Some(OutboxState::Cancelled)
+    );
+    assert_eq!(
+        outbox_state(&s, &confirmed).await,
+        Some(OutboxState::Pending)
+    );
+
+    let late = notice(&a, "late");
+    let stale = Notices {
+        send: vec![late.clone()],
+        withdraw: vec![],
+    };
+    assert!(!s
+        .transition(Status::Booked, &cancelled, &stale, policy(), start())
+        .await
+        .unwrap());
+    assert_eq!(
+        outbox_state(&s, &late).await,
+        None,
+        "a lost race notifies nobody"
+    );
+}
+
 on_both_backends!(
+    notices_are_written_with_the_change_and_only_with_it,
     books_counts_seats_and_finds_by_id_code_and_user,
     every_rule_refuses_without_writing,
     idempotency_replays_answers_and_refuses_other_bodies,

@@ -137,6 +137,10 @@ impl EmsNumber {
         let domestic = b.len() == 13 && b.iter().all(u8::is_ascii_digit);
         (s10 || domestic).then_some(EmsNumber(text))
     }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

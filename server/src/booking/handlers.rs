@@ -15,8 +15,8 @@ use super::appointment::{
 };
 use super::catalog::ServiceKind;
 use super::schedule::{find_slot, slots_on, ClosedReason, Slot, SlotId, Window};
-use super::settle_no_shows;
 use super::store::{BookOutcome, IdempotencyKey, NewBooking};
+use super::{notices, settle_no_shows};
 use crate::admin::{AdminUser, Role};
 use crate::auth::AuthUser;
 use crate::clock::china;
@@ -437,8 +437,10 @@ async fn book(
     let settings = &state.booking.settings;
     // A fresh code on the rare collision with an existing one.
     for _ in 0..5 {
+        let appointment = form.appointment(&state, &user.id, &slot, now);
         let booking = NewBooking {
-            appointment: form.appointment(&state, &user.id, &slot, now),
+            notices: notices::booked(&state.booking.catalog, &appointment, now),
+            appointment,
             capacity: slot.capacity,
             max_active: settings.max_active_per_user,
             no_show_at: slot.ends_at()
@@ -523,9 +525,10 @@ async fn commit(
     now: DateTime<Utc>,
 ) -> Result<Appointment, ApiError> {
     let policy = state.booking.settings.no_show_policy();
+    let notices = notices::changed(&state.booking.catalog, before.status, &next, now);
     if state
         .store
-        .transition(before.status, &next, policy, now)
+        .transition(before.status, &next, &notices, policy, now)
         .await?
     {
         tracing::info!(appointment = %next.id, from = before.status.as_str(), to = next.status.as_str(), "appointment status changed");

@@ -5,6 +5,7 @@ pub mod appointment;
 pub mod catalog;
 mod handlers;
 pub mod id_hash;
+mod notices;
 pub mod schedule;
 mod seats;
 pub mod store;

@@ -8,6 +8,7 @@ use actix_web::web;
 use chrono::{DateTime, Utc};
 
 use super::appointment::{Status, Step};
+use super::notices;
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::telemetry::mask;
@@ -29,9 +30,10 @@ pub async fn settle_no_shows(state: &AppState, now: DateTime<Utc>) -> Result<usi
                 continue;
             };
             // Another instance may have marked it (or staff checked it in) meanwhile.
+            let notices = notices::changed(&state.booking.catalog, Status::Booked, &next, now);
             if state
                 .store
-                .transition(Status::Booked, &next, policy, now)
+                .transition(Status::Booked, &next, &notices, policy, now)
                 .await?
             {
                 progressed = true;

@@ -16,6 +16,8 @@
 //!   script stays on one cluster slot) and [`Notification::redis_args`] (4 values) to your
 //!   `ARGV`, then call e.g. `outbox_enqueue(10, ARGV[12], ARGV[13], ARGV[14], ARGV[15])`. Your
 //!   tag must be listed in [`store::OUTBOX_TAGS`] so the worker finds the entries.
+//!   For a varying number, pass [`store::Notices`]: `write_in_tx(tx)` on SQLite, and on Redis
+//!   append its `redis_args()` to `ARGV` and call `outbox_apply(k, first_argv_index)`.
 //!
 //! Each notification has a `key` (e.g. `reminder:<appointment id>`): enqueuing the same key
 //! twice keeps the first, so a retried request does not notify twice.

@@ -165,6 +165,37 @@ pub fn cancel_in_tx(tx: &rusqlite::Transaction, key: &str) -> Result<bool, Store
     )? == 1)
 }
 
+/// Notifications written in the same step as the state change that causes them, and the keys
+/// of pending ones that change withdraws (the reminder of a cancelled appointment).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Notices {
+    pub send: Vec<Notification>,
+    pub withdraw: Vec<String>,
+}
+
+impl Notices {
+    /// SQLite: inside the caller's transaction.
+    pub fn write_in_tx(&self, tx: &rusqlite::Transaction) -> Result<(), StoreError> {
+        for notification in &self.send {
+            enqueue_in_tx(tx, notification)?;
+        }
+        for key in &self.withdraw {
+            cancel_in_tx(tx, key)?;
+        }
+        Ok(())
+    }
+
+    /// Redis: the `ARGV` values `outbox_apply` reads from its `at`: the number of notifications
+    /// and four values each ([`Notification::redis_args`]), then the number of keys and the keys.
+    pub fn redis_args(&self) -> Vec<String> {
+        let mut args = vec![self.send.len().to_string()];
+        args.extend(self.send.iter().flat_map(Notification::redis_args));
+        args.push(self.withdraw.len().to_string());
+        args.extend(self.withdraw.iter().cloned());
+        args
+    }
+}
+
 fn final_fields(outcome: &Outcome) -> (OutboxState, Option<i64>, Option<&str>) {
     match outcome {
         Outcome::Sent => (OutboxState::Sent, None, None),
@@ -379,6 +410,15 @@ local function outbox_cancel(k, key)
   redis.call('HSET', KEYS[k + 1], id, 'cancelled')
   redis.call('ZREM', KEYS[k + 3], id)
   return 1
+end
+local function outbox_apply(k, at)
+  local sends = tonumber(ARGV[at])
+  for i = 0, sends - 1 do
+    local j = at + 1 + 4 * i
+    outbox_enqueue(k, ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3])
+  end
+  local w = at + 1 + 4 * sends
+  for i = 1, tonumber(ARGV[w]) do outbox_cancel(k, ARGV[w + i]) end
 end
 ";
 

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::appointment::{Appointment, AppointmentCode, Status};
+use crate::notify::store::Notices;
 use crate::store::StoreError;
 
 /// A booking to write if every rule allows it.
@@ -25,6 +26,8 @@ pub struct NewBooking {
     pub no_show_at: DateTime<Utc>,
     pub now: DateTime<Utc>,
     pub idempotency: Option<IdempotencyKey>,
+    /// Written with the appointment (its confirmation and reminder), and only with it.
+    pub notices: Notices,
 }
 
 /// The client's `Idempotency-Key` with a digest of the request it came with.
@@ -130,11 +133,13 @@ pub trait BookingStore: Send + Sync {
 
     /// Stores `next` if the appointment is still in `from` (false when someone else changed
     /// it first). Leaving `Booked` releases the person's and the user's active slot;
-    /// cancelling frees the seat; a no-show counts towards a ban under `policy`.
+    /// cancelling frees the seat; a no-show counts towards a ban under `policy`. `notices` are
+    /// written with the change, and only with it.
     async fn transition(
         &self,
         from: Status,
         next: &Appointment,
+        notices: &Notices,
         policy: NoShowPolicy,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;

@@ -14,6 +14,7 @@ use super::{
     Refusal,
 };
 use crate::booking::appointment::{Appointment, AppointmentCode, Status};
+use crate::notify::store::{outbox_keys, Notices, OUTBOX_LUA};
 use crate::store::{RedisStore, StoreError};
 
 const TAG: &str = "booking";
@@ -22,7 +23,9 @@ const TAG: &str = "booking";
 /// active appointments and the seats, then writes: one atomic step.
 static BOOK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r"
+        &[
+            OUTBOX_LUA,
+            r"
 local idem, ban, person, user_active, seats, code, appt, user_all, due =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local has_idem, body_hash, idem_ttl, now, max_active, capacity, seat, id, doc, created, no_show_at =
@@ -56,15 +59,20 @@ redis.call('SADD', user_active, id)
 redis.call('HSET', appt, 'status', 'booked', 'doc', doc)
 redis.call('ZADD', user_all, created, id)
 redis.call('ZADD', due, no_show_at, id)
+outbox_apply(10, 12)
 return answer('BOOKED', 'OK:' .. id)
 ",
+        ]
+        .concat(),
     )
 });
 
 /// Compare-and-set of an appointment's status with the side effects of leaving `booked`.
 static TRANSITION: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r"
+        &[
+            OUTBOX_LUA,
+            r"
 local appt, person, user_active, seats, due, no_shows, ban =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local from, to, doc, id, seat, missed_at, now, window, limit, ban_ms =
@@ -89,8 +97,11 @@ if to == 'no_show' then
     end
   end
 end
+outbox_apply(8, 11)
 return 1
 ",
+        ]
+        .concat(),
     )
 });
 
@@ -165,6 +176,7 @@ impl BookingStore for RedisStore {
             .key(keys.appointment(&a.id))
             .key(keys.user(&a.user_id, "all"))
             .key(keys.due())
+            .key(&outbox_keys(self, TAG))
             .arg(if idem.is_some() { "1" } else { "0" })
             .arg(idem.map_or("", |i| i.body_hash.as_str()))
             .arg(idem.map_or(1, |i| i.ttl.as_millis() as u64))
@@ -175,7 +187,8 @@ impl BookingStore for RedisStore {
             .arg(&a.id)
             .arg(to_json(a)?)
             .arg(a.created_at.timestamp_millis())
-            .arg(booking.no_show_at.timestamp_millis());
+            .arg(booking.no_show_at.timestamp_millis())
+            .arg(booking.notices.redis_args());
         let reply: Vec<String> = invocation.invoke_async(&mut self.conn()).await?;
         let unexpected = || StoreError::Backend(format!("unexpected booking reply {reply:?}"));
         Ok(match reply.first().map(String::as_str) {
@@ -222,6 +235,7 @@ impl BookingStore for RedisStore {
         &self,
         from: Status,
         next: &Appointment,
+        notices: &Notices,
         policy: NoShowPolicy,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
@@ -234,6 +248,7 @@ impl BookingStore for RedisStore {
             .key(keys.due())
             .key(keys.person(&next.id_hash, "no_shows"))
             .key(keys.person(&next.id_hash, "ban"))
+            .key(&outbox_keys(self, TAG))
             .arg(from.as_str())
             .arg(next.status.as_str())
             .arg(to_json(next)?)
@@ -244,6 +259,7 @@ impl BookingStore for RedisStore {
             .arg(policy.window.as_millis() as u64)
             .arg(policy.limit)
             .arg(policy.ban.as_millis() as u64)
+            .arg(notices.redis_args())
             .invoke_async(&mut self.conn())
             .await?;
         Ok(changed == 1)

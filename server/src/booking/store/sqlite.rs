@@ -9,6 +9,7 @@ use super::{
     Refusal,
 };
 use crate::booking::appointment::{Appointment, AppointmentCode, Status};
+use crate::notify::store::Notices;
 use crate::store::{SqliteStore, StoreError};
 
 fn ms(duration: std::time::Duration) -> i64 {
@@ -111,6 +112,7 @@ fn book(tx: &Transaction, booking: &NewBooking) -> Result<BookOutcome, StoreErro
              ON CONFLICT (hall_id, day, time) DO UPDATE SET taken = taken + 1",
             params![a.slot.hall, a.slot.date_key(), a.slot.time_key()],
         )?;
+        booking.notices.write_in_tx(tx)?;
     }
     if let Some(idem) = &booking.idempotency {
         let outcome = match refusal {
@@ -234,10 +236,12 @@ impl BookingStore for SqliteStore {
         &self,
         from: Status,
         next: &Appointment,
+        notices: &Notices,
         policy: NoShowPolicy,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let next = next.clone();
+        let notices = notices.clone();
         let doc = to_json(&next)?;
         self.write(move |tx| {
             let changed = tx.execute(
@@ -257,6 +261,7 @@ impl BookingStore for SqliteStore {
                 Status::NoShow => count_no_show(tx, &next, policy, now.timestamp_millis())?,
                 _ => {}
             }
+            notices.write_in_tx(tx)?;
             Ok(true)
         })
         .await
