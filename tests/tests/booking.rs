@@ -3,6 +3,7 @@
 use chrono::{Duration, NaiveDate, Weekday};
 use serde_json::{json, Value};
 use server::admin::Role;
+use server::notify::Event;
 use tests::booking::{
     adult_id, applicant, bookable_weekday, child, id_number, next, open_weekday_after,
     seconds_until, slot_id, today,
@@ -707,6 +708,138 @@ async fn staff_check_in_and_progress_show_in_the_history(backend: Backend) {
         .contains("EA123456789CN"));
 }
 
+/// What the simulated WeChat delivered to `openid` so far, after one pass of the sender.
+async fn delivered(app: &TestApp, openid: &str) -> Vec<(String, String)> {
+    app.run_notifier().await;
+    app.sim()
+        .messages()
+        .await
+        .into_iter()
+        .filter(|m| m["touser"] == openid)
+        .map(|m| {
+            let template = m["template_id"].as_str().unwrap().to_owned();
+            (template, m["data"].to_string())
+        })
+        .collect()
+}
+
+async fn the_booking_story_is_notified(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.login("o-story").await;
+    let template = |event| app.template_id(event);
+    let (confirmed, reminder, cancelled, progress) = (
+        template(Event::BookingConfirmed).await,
+        template(Event::AppointmentReminder).await,
+        template(Event::AppointmentCancelled).await,
+        template(Event::ProgressChanged).await,
+    );
+    // Two bookings, two progress steps: the user tapped "accept" that often.
+    for accepted in [
+        &confirmed, &confirmed, &reminder, &reminder, &cancelled, &progress, &progress,
+    ] {
+        assert_eq!(app.subscribe(&token, &[accepted]).await.status(), 200);
+    }
+    // Two days ahead at least, so the evening before is still to come.
+    let day = open_weekday_after(today() + Duration::days(1));
+    let first = booked(
+        &app,
+        &token,
+        &booking(
+            &slot_id("humen", day, "0900"),
+            "expiry_renewal",
+            applicant(71),
+        ),
+    )
+    .await;
+    let second = booked(
+        &app,
+        &token,
+        &booking(
+            &slot_id("humen", day, "1000"),
+            "expiry_renewal",
+            applicant(72),
+        ),
+    )
+    .await;
+    let code = |a: &Value| a["code"].as_str().unwrap().to_owned();
+    let sent = delivered(&app, "o-story").await;
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent.iter().all(|(t, _)| *t == confirmed), "{sent:?}");
+    // One pass sends concurrently: in any order.
+    let any =
+        |sent: &[(String, String)], text: &str| sent.iter().any(|(_, data)| data.contains(text));
+    assert!(
+        any(&sent, &code(&first)) && any(&sent, &code(&second)),
+        "{sent:?}"
+    );
+    assert!(sent[0].1.contains("虎门"), "the hall: {}", sent[0].1);
+
+    assert_eq!(
+        cancel(&app, &token, first["id"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
+    let sent = delivered(&app, "o-story").await;
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert_eq!(sent[2].0, cancelled);
+    assert!(sent[2].1.contains(&code(&first)));
+
+    // The evening before: a reminder for the appointment still booked, none for the cancelled one.
+    app.advance_clock(seconds_until(day - Duration::days(1), "17:59"))
+        .await;
+    assert_eq!(
+        delivered(&app, "o-story").await.len(),
+        3,
+        "not before 18:00"
+    );
+    app.advance_clock(120).await;
+    let sent = delivered(&app, "o-story").await;
+    assert_eq!(sent.len(), 4, "{sent:?}");
+    assert_eq!(sent[3].0, reminder);
+    assert!(sent[3].1.contains(&code(&second)), "{}", sent[3].1);
+
+    // On the day: check-in says nothing, 受理 and 已寄出 do.
+    app.advance_clock(
+        seconds_until(day, "09:50") - seconds_until(day - Duration::days(1), "18:01"),
+    )
+    .await;
+    let staff = app.admin_token(Role::Staff).await;
+    let id = second["id"].as_str().unwrap();
+    let post = |path: String, body: Value| {
+        let (app, staff) = (&app, staff.clone());
+        async move { app.post_with_token(&path, &staff, &body).await.status() }
+    };
+    assert_eq!(
+        post(
+            format!("/api/v1/admin/appointments/{}/check-in", code(&second)),
+            json!({})
+        )
+        .await,
+        200
+    );
+    let progress_path = format!("/api/v1/admin/appointments/{id}/progress");
+    let ems = json!({"status": "accepted", "delivery": {"method": "ems", "address": "广东省东莞市虎门镇某路1号"}});
+    assert_eq!(post(progress_path.clone(), ems).await, 200);
+    assert_eq!(
+        post(progress_path.clone(), json!({"status": "in_production"})).await,
+        200
+    );
+    assert_eq!(
+        post(
+            progress_path.clone(),
+            json!({"status": "shipped", "ems_no": "EA123456789CN"})
+        )
+        .await,
+        200
+    );
+    let sent = delivered(&app, "o-story").await;
+    assert_eq!(sent.len(), 6, "{sent:?}");
+    assert!(sent[4..].iter().all(|(t, _)| *t == progress), "{sent:?}");
+    assert!(any(&sent[4..], "已受理"), "{sent:?}");
+    assert!(any(&sent[4..], "EMS EA123456789CN"), "{sent:?}");
+}
+
 async fn another_users_appointment_is_not_found(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let owner = app.login("owner").await;
@@ -746,6 +879,7 @@ on_both_backends!(
     cancelling_closes_two_hours_before,
     two_no_shows_in_thirty_days_ban_the_person,
     staff_check_in_and_progress_show_in_the_history,
+    the_booking_story_is_notified,
     another_users_appointment_is_not_found,
 );
 
