@@ -56,6 +56,22 @@ impl TestApp {
             .expect("outbox entry")
     }
 
+    /// Sends what is due, then every 服务通知 WeChat received for `openid` so far, in order:
+    /// its template id and the text of its `data`.
+    pub async fn deliveries_to(&self, openid: &str) -> Vec<(String, String)> {
+        self.run_notifier().await;
+        self.sim()
+            .messages()
+            .await
+            .into_iter()
+            .filter(|m| m["touser"] == openid)
+            .map(|m| {
+                let template = m["template_id"].as_str().unwrap_or_default().to_owned();
+                (template, m["data"].to_string())
+            })
+            .collect()
+    }
+
     /// Runs one pass of the sender now; returns what it did.
     pub async fn run_notifier(&self) -> Value {
         let response = self.post_json("/__sim/notify/run", &json!({})).await;

@@ -173,14 +173,8 @@ impl TestApp {
     /// Sends what is due and returns the 服务通知 WeChat received for `openid`, each as the
     /// text of its `data`.
     pub async fn notifications_to(&self, openid: &str) -> Vec<String> {
-        self.run_notifier().await;
-        self.sim()
-            .messages()
-            .await
-            .into_iter()
-            .filter(|m| m["touser"] == openid)
-            .map(|m| m["data"].to_string())
-            .collect()
+        let delivered = self.deliveries_to(openid).await;
+        delivered.into_iter().map(|(_, data)| data).collect()
     }
 }
 

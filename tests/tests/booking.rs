@@ -708,21 +708,6 @@ async fn staff_check_in_and_progress_show_in_the_history(backend: Backend) {
         .contains("EA123456789CN"));
 }
 
-/// What the simulated WeChat delivered to `openid` so far, after one pass of the sender.
-async fn delivered(app: &TestApp, openid: &str) -> Vec<(String, String)> {
-    app.run_notifier().await;
-    app.sim()
-        .messages()
-        .await
-        .into_iter()
-        .filter(|m| m["touser"] == openid)
-        .map(|m| {
-            let template = m["template_id"].as_str().unwrap().to_owned();
-            (template, m["data"].to_string())
-        })
-        .collect()
-}
-
 async fn the_booking_story_is_notified(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let token = app.login("o-story").await;
@@ -762,7 +747,7 @@ async fn the_booking_story_is_notified(backend: Backend) {
     )
     .await;
     let code = |a: &Value| a["code"].as_str().unwrap().to_owned();
-    let sent = delivered(&app, "o-story").await;
+    let sent = app.deliveries_to("o-story").await;
     assert_eq!(sent.len(), 2, "{sent:?}");
     assert!(sent.iter().all(|(t, _)| *t == confirmed), "{sent:?}");
     // One pass sends concurrently: in any order.
@@ -780,7 +765,7 @@ async fn the_booking_story_is_notified(backend: Backend) {
             .status(),
         200
     );
-    let sent = delivered(&app, "o-story").await;
+    let sent = app.deliveries_to("o-story").await;
     assert_eq!(sent.len(), 3, "{sent:?}");
     assert_eq!(sent[2].0, cancelled);
     assert!(sent[2].1.contains(&code(&first)));
@@ -789,12 +774,12 @@ async fn the_booking_story_is_notified(backend: Backend) {
     app.advance_clock(seconds_until(day - Duration::days(1), "17:59"))
         .await;
     assert_eq!(
-        delivered(&app, "o-story").await.len(),
+        app.deliveries_to("o-story").await.len(),
         3,
         "not before 18:00"
     );
     app.advance_clock(120).await;
-    let sent = delivered(&app, "o-story").await;
+    let sent = app.deliveries_to("o-story").await;
     assert_eq!(sent.len(), 4, "{sent:?}");
     assert_eq!(sent[3].0, reminder);
     assert!(sent[3].1.contains(&code(&second)), "{}", sent[3].1);
@@ -833,7 +818,7 @@ async fn the_booking_story_is_notified(backend: Backend) {
         .await,
         200
     );
-    let sent = delivered(&app, "o-story").await;
+    let sent = app.deliveries_to("o-story").await;
     assert_eq!(sent.len(), 6, "{sent:?}");
     assert!(sent[4..].iter().all(|(t, _)| *t == progress), "{sent:?}");
     assert!(any(&sent[4..], "已受理"), "{sent:?}");
