@@ -17,6 +17,8 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "Rust tests (unit, store conformance, end to end on SQLite and Redis)"
 cargo build --quiet -p server --bin server
+# The README's run command (`cargo run -p server`) must pick the server among the package's binaries.
+cargo run --quiet -p server -- --help >/dev/null
 cargo test --workspace --quiet
 
 step "photo checker: the same report natively, in Node and in headless Chromium"
