@@ -208,26 +208,9 @@ async fn cancel_frees_the_seat_and_the_person_and_is_compare_and_set(backend: Ba
     let a = appointment("u1", "p1", SLOT);
     s.book(booking(a.clone(), 1)).await.unwrap();
     let cancelled = a.after(Step::Cancel, "user", start()).unwrap();
-    assert!(s
-        .transition(
-            Status::Booked,
-            &cancelled,
-            &Notices::default(),
-            policy(),
-            start()
-        )
-        .await
-        .unwrap());
+    assert!(moved(&s, Status::Booked, &cancelled, start()).await);
     assert!(
-        !s.transition(
-            Status::Booked,
-            &cancelled,
-            &Notices::default(),
-            policy(),
-            start()
-        )
-        .await
-        .unwrap(),
+        !moved(&s, Status::Booked, &cancelled, start()).await,
         "a second cancel finds it changed"
     );
     assert_eq!(s.seats_taken("dongcheng", day()).await.unwrap()["0900"], 0);
@@ -247,16 +230,7 @@ async fn check_in_keeps_the_seat_but_ends_the_active_hold(backend: Backend) {
     let a = appointment("u1", "p1", SLOT);
     s.book(booking(a.clone(), 1)).await.unwrap();
     let checked_in = a.after(Step::CheckIn, "staff:s", start()).unwrap();
-    assert!(s
-        .transition(
-            Status::Booked,
-            &checked_in,
-            &Notices::default(),
-            policy(),
-            start()
-        )
-        .await
-        .unwrap());
+    assert!(moved(&s, Status::Booked, &checked_in, start()).await);
     assert_eq!(s.seats_taken("dongcheng", day()).await.unwrap()["0900"], 1);
     assert!(s
         .due_no_shows(start() + chrono::Duration::days(1), 10)
@@ -286,10 +260,7 @@ async fn two_no_shows_in_the_window_ban_the_person(backend: Backend) {
         );
         assert_eq!(s.due_no_shows(now, 10).await.unwrap(), vec![a.id.clone()]);
         let missed = a.after(Step::NoShow, "system", now).unwrap();
-        assert!(s
-            .transition(Status::Booked, &missed, &Notices::default(), policy(), now)
-            .await
-            .unwrap());
+        assert!(moved(&s, Status::Booked, &missed, now).await);
         assert!(s.due_no_shows(now, 10).await.unwrap().is_empty());
         now += chrono::Duration::minutes(1);
         let next = appointment("u1", "p1", "dongcheng-20261201-1000");
@@ -309,16 +280,7 @@ async fn two_no_shows_in_the_window_ban_the_person(backend: Backend) {
                 .find(|a| a.status == Status::Booked)
                 .unwrap();
             let cancelled = booked.after(Step::Cancel, "user", now).unwrap();
-            assert!(s
-                .transition(
-                    Status::Booked,
-                    &cancelled,
-                    &Notices::default(),
-                    policy(),
-                    now
-                )
-                .await
-                .unwrap());
+            assert!(moved(&s, Status::Booked, &cancelled, now).await);
         } else {
             let until = now - chrono::Duration::minutes(1) + chrono::Duration::days(90);
             assert_eq!(outcome, BookOutcome::Refused(Refusal::Banned { until }));
@@ -332,6 +294,13 @@ async fn two_no_shows_in_the_window_ban_the_person(backend: Backend) {
         ),
         "only that person"
     );
+}
+
+/// A transition that notifies nobody.
+async fn moved(s: &Arc<dyn Store>, from: Status, next: &Appointment, now: DateTime<Utc>) -> bool {
+    s.transition(from, next, &Notices::default(), policy(), now)
+        .await
+        .unwrap()
 }
 
 fn notice(appointment: &Appointment, key: &str) -> Notification {

@@ -50,8 +50,8 @@ fn local(at: DateTime<Utc>) -> String {
     at.with_timezone(&china()).to_rfc3339()
 }
 
-fn window(state: &AppState) -> Window {
-    Window::new(today(state), state.booking.settings.days_ahead)
+fn window(state: &AppState, today: NaiveDate) -> Window {
+    Window::new(today, state.booking.settings.days_ahead)
 }
 
 async fn offices(state: web::Data<AppState>) -> HttpResponse {
@@ -128,7 +128,7 @@ async fn slots(
     if let Some(body) = lists.get(&hall.id, date, service, today) {
         return Ok(json_body(body));
     }
-    let window = Window::new(today, state.booking.settings.days_ahead);
+    let window = window(&state, today);
     let day = if !window.contains(date) {
         Err(ClosedReason::OutsideBookingWindow)
     } else if !hall.offers(service) {
@@ -381,7 +381,7 @@ fn bookable_slot(state: &AppState, form: &BookingForm) -> Result<Slot, ApiError>
     if !hall.offers(form.service) {
         return Err(slot_unavailable("该大厅不办理此业务"));
     }
-    if !window(state).contains(form.slot_id.date) {
+    if !window(state, today(state)).contains(form.slot_id.date) {
         return Err(slot_unavailable(
             ClosedReason::OutsideBookingWindow.message(),
         ));
