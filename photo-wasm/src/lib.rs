@@ -18,7 +18,9 @@ pub mod thresholds;
 mod wasm;
 
 #[cfg(all(feature = "decode", not(target_arch = "wasm32")))]
-pub use normalise::{downscale_for_review, normalise, NormaliseError, Normalised, Note};
+pub use normalise::{
+    downscale_for_review, normalise, normalise_checked, NormaliseError, Normalised, Note,
+};
 pub use report::{Check, CheckId, Face, Range, Report, Status};
 pub use specs::{spec_by_id, specs, HeadGeometry, Span, Spec};
 

@@ -4,8 +4,10 @@
 
 use crate::check::{people, scale_detection};
 use crate::decode::{decode, DecodeError, Want};
+use crate::detect::Detection;
 use crate::geometry::{self, Crop};
 use crate::raster::Rgb;
+use crate::report::{Face, Report};
 use crate::specs::Spec;
 use crate::thresholds as t;
 use serde::Serialize;
@@ -59,7 +61,8 @@ const TOUCHES_FACE: Note = Note {
 };
 
 /// Normalises an encoded photo to `spec`. The photo should have passed [`crate::check`]; this
-/// needs exactly one frontal face.
+/// needs exactly one frontal face, and finds it again. With the check's report at hand,
+/// [`normalise_checked`] skips that.
 pub fn normalise(bytes: &[u8], spec: &Spec) -> Result<Normalised, NormaliseError> {
     // Find the face on an analysis-size decode, as the check does.
     let first = decode(bytes, Want::LongSide(t::ANALYSIS_MIN_LONG_SIDE))?;
@@ -70,20 +73,62 @@ pub fn normalise(bytes: &[u8], spec: &Spec) -> Result<Normalised, NormaliseError
         return Err(NormaliseError::FaceCount(frontal.len()));
     };
     let face = scale_detection(&subject.det, first.source_width as f32 / small.width as f32);
-    let crop = geometry::crop(&face, spec, None);
+    let source = (first.source_width, first.source_height);
+    render_around(bytes, spec, &face, source, Some(first.image))
+}
 
-    // Decode again only when the first decode has too few pixels for the crop.
-    let long = first.source_width.max(first.source_height) as f32;
-    let need = (long * crop.scale * t::NORMALISE_OVERSAMPLE).ceil() as u32;
-    let image = if first.image.width.max(first.image.height) >= need.min(long as u32) {
-        first.image
-    } else {
-        decode(bytes, Want::LongSide(need))?.image
+/// Normalises a photo whose [`crate::check`] `report` passed, around the frontal face the check
+/// found: the photo is decoded once, at the scale the crop needs.
+pub fn normalise_checked(
+    bytes: &[u8],
+    spec: &Spec,
+    report: &Report,
+) -> Result<Normalised, NormaliseError> {
+    let frontal: Vec<&Face> = report.faces.iter().filter(|f| f.frontal).collect();
+    let [face] = frontal[..] else {
+        return Err(NormaliseError::FaceCount(frontal.len()));
     };
-    let per_source = image.width as f32 / first.source_width as f32;
+    let source = (report.width, report.height);
+    render_around(bytes, spec, &detection(face), source, None)
+}
+
+fn detection(face: &Face) -> Detection {
+    let p = |p: [f64; 2]| [p[0] as f32, p[1] as f32];
+    Detection {
+        x: face.x as f32,
+        y: face.y as f32,
+        width: face.width as f32,
+        height: face.height as f32,
+        score: face.score as f32,
+        right_eye: p(face.right_eye),
+        left_eye: p(face.left_eye),
+        nose: p(face.nose),
+        mouth: p(face.mouth),
+        right_ear: p(face.right_ear),
+        left_ear: p(face.left_ear),
+    }
+}
+
+/// The spec's photo around `face` (in pixels of the upright source, `source` wide and high);
+/// `decoded` is a decode already at hand, used when it has enough pixels for the crop.
+fn render_around(
+    bytes: &[u8],
+    spec: &Spec,
+    face: &Detection,
+    source: (u32, u32),
+    decoded: Option<Rgb>,
+) -> Result<Normalised, NormaliseError> {
+    let crop = geometry::crop(face, spec, None);
+    let long = source.0.max(source.1) as f32;
+    let need = (long * crop.scale * t::NORMALISE_OVERSAMPLE).ceil() as u32;
+    let image = match decoded {
+        Some(image) if image.width.max(image.height) >= need.min(long as u32) => image,
+        _ => decode(bytes, Want::LongSide(need))?.image,
+    };
+    let per_source = image.width as f32 / source.0 as f32;
     let mut out = render(&image, &crop, per_source, spec);
 
-    let inner_face = inner_face_box(&face, &crop, spec);
+    let inner_face = inner_face_box(face, &crop, spec);
     let background_note = whiten(&mut out, inner_face, parse_hex(spec.background));
     let (jpeg, quality) = encode_in_range(&out, spec)?;
     Ok(Normalised {
@@ -175,7 +220,7 @@ fn render(image: &Rgb, crop: &Crop, per_source: f32, spec: &Spec) -> Rgb {
 
 /// The inner face (brows to chin, cheek to cheek: skin for sure) in final-photo pixels, as
 /// (x0, y0, x1, y1): the backdrop must never reach it. The box's corners may show backdrop.
-fn inner_face_box(face: &crate::detect::Detection, crop: &Crop, spec: &Spec) -> [f32; 4] {
+fn inner_face_box(face: &Detection, crop: &Crop, spec: &Spec) -> [f32; 4] {
     let (x0, x1) = (face.x + face.width * 0.2, face.x + face.width * 0.8);
     let (y0, y1) = (face.y + face.height * 0.2, face.y + face.height * 0.9);
     let corners = [[x0, y0], [x1, y0], [x0, y1], [x1, y1]].map(|p| crop.from_source(p, spec));

@@ -81,36 +81,43 @@ fn accepted_photos_become_spec_photos() {
     for name in good {
         let bytes = photo(name);
         for spec in photo_wasm::specs() {
-            let n = normalise(&bytes, spec).unwrap_or_else(|e| panic!("{name}/{}: {e}", spec.id));
-            assert_eq!(
-                (n.width, n.height, n.dpi),
-                (spec.width_px, spec.height_px, spec.dpi)
-            );
-            let decoded =
-                photo_wasm::decode::decode(&n.jpeg, photo_wasm::decode::Want::Full).unwrap();
-            assert_eq!(
-                (decoded.image.width, decoded.image.height),
-                (spec.width_px, spec.height_px)
-            );
-            assert_eq!(
-                jfif_density(&n.jpeg),
-                Some((1, spec.dpi as u16, spec.dpi as u16))
-            );
-            let size = n.jpeg.len() as u32;
-            assert!(
-                size <= spec.file_size_bytes.max,
-                "{name}/{}: {size} bytes",
-                spec.id
-            );
-            // Below the minimum only at the top quality (the range is "typical", not a cap).
-            assert!(
-                size >= spec.file_size_bytes.min || n.quality == t::JPEG_QUALITY_RANGE.1,
-                "{name}/{}: {size} bytes at q{}",
-                spec.id,
-                n.quality
-            );
-            assert_eq!(n.background_whitened, n.background_note.is_none());
-            assert_geometry(name, spec, &n.jpeg);
+            // From scratch, and as the server does it: around the face its check found.
+            let report = photo_wasm::check(&bytes, spec);
+            for n in [
+                normalise(&bytes, spec),
+                photo_wasm::normalise_checked(&bytes, spec, &report),
+            ] {
+                let n = n.unwrap_or_else(|e| panic!("{name}/{}: {e}", spec.id));
+                assert_eq!(
+                    (n.width, n.height, n.dpi),
+                    (spec.width_px, spec.height_px, spec.dpi)
+                );
+                let decoded =
+                    photo_wasm::decode::decode(&n.jpeg, photo_wasm::decode::Want::Full).unwrap();
+                assert_eq!(
+                    (decoded.image.width, decoded.image.height),
+                    (spec.width_px, spec.height_px)
+                );
+                assert_eq!(
+                    jfif_density(&n.jpeg),
+                    Some((1, spec.dpi as u16, spec.dpi as u16))
+                );
+                let size = n.jpeg.len() as u32;
+                assert!(
+                    size <= spec.file_size_bytes.max,
+                    "{name}/{}: {size} bytes",
+                    spec.id
+                );
+                // Below the minimum only at the top quality (the range is "typical", not a cap).
+                assert!(
+                    size >= spec.file_size_bytes.min || n.quality == t::JPEG_QUALITY_RANGE.1,
+                    "{name}/{}: {size} bytes at q{}",
+                    spec.id,
+                    n.quality
+                );
+                assert_eq!(n.background_whitened, n.background_note.is_none());
+                assert_geometry(name, spec, &n.jpeg);
+            }
         }
     }
 }
@@ -175,4 +182,15 @@ fn review_copy_is_bounded_and_upright() {
     let same = photo_wasm::downscale_for_review(&small, 2_000_000).unwrap();
     let d = photo_wasm::decode::decode(&same, photo_wasm::decode::Want::Full).unwrap();
     assert_eq!((d.image.width, d.image.height), (115, 115));
+}
+
+#[test]
+fn normalising_without_one_frontal_face_in_the_report_is_refused() {
+    let spec = photo_wasm::spec_by_id("id-card").unwrap();
+    let bytes = photo("portrait-test0-two-people.jpg");
+    let report = photo_wasm::check(&bytes, spec);
+    assert_eq!(
+        photo_wasm::normalise_checked(&bytes, spec, &report).unwrap_err(),
+        NormaliseError::FaceCount(2)
+    );
 }

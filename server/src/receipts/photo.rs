@@ -52,7 +52,7 @@ pub async fn accept(
         if report.failed() {
             return Err(rejected(&report));
         }
-        let normalised = photo_wasm::normalise(&bytes, spec).map_err(|e| {
+        let normalised = photo_wasm::normalise_checked(&bytes, spec, &report).map_err(|e| {
             ApiError::unprocessable("PHOTO_NOT_NORMALISABLE", format!("照片无法按规格裁剪：{e}"))
         })?;
         let original = match original_max_pixels {
