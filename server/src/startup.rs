@@ -101,8 +101,8 @@ pub fn build_app(
         .app_data(web::QueryConfig::default().error_handler(query_error_handler))
         .app_data(web::PathConfig::default().error_handler(path_error_handler))
         .configure(health::routes)
-        // actix tries routes in order (and again for the route label of logs and metrics), a
-        // regex for each one with a path parameter: the busiest ones go first.
+        // actix tries routes in order, a regex for each one with a path parameter: the busiest
+        // ones go first.
         .configure(booking::routes)
         .configure(receipts::routes)
         .configure(auth::routes)

@@ -3,11 +3,11 @@
 pub mod applicant;
 pub mod appointment;
 pub mod catalog;
+mod day_lists;
 mod handlers;
 pub mod id_hash;
 mod notices;
 pub mod schedule;
-mod seats;
 pub mod store;
 mod sweep;
 
@@ -27,8 +27,8 @@ use crate::config::Settings;
 use crate::error::ApiError;
 use appointment::IllegalTransition;
 use catalog::Catalog;
+use day_lists::DayLists;
 use id_hash::IdHasher;
-use seats::DayLists;
 use store::{NoShowPolicy, Refusal};
 
 /// `[booking]` in the configuration file, `BANZHENG_BOOKING__*` in the environment.

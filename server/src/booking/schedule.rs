@@ -40,8 +40,13 @@ impl SlotId {
     }
 
     pub fn date_key(&self) -> String {
-        DateKey(self.date).to_string()
+        day_key(self.date)
     }
+}
+
+/// `20261127`: a day among the stored seat counts.
+pub fn day_key(date: NaiveDate) -> String {
+    DateKey(date).to_string()
 }
 
 // Written digit by digit: chrono's strftime parses its pattern on every call, and the slot list

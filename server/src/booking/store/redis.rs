@@ -14,6 +14,7 @@ use super::{
     Refusal,
 };
 use crate::booking::appointment::{Appointment, AppointmentCode, Status};
+use crate::booking::schedule::day_key;
 use crate::notify::store::{outbox_keys, Notices, OUTBOX_LUA};
 use crate::store::{RedisStore, StoreError};
 
@@ -157,7 +158,7 @@ impl BookingStore for RedisStore {
         hall: &str,
         date: NaiveDate,
     ) -> Result<HashMap<String, u32>, StoreError> {
-        let key = Keys(self).seats(hall, &date.format("%Y%m%d").to_string());
+        let key = Keys(self).seats(hall, &day_key(date));
         Ok(self.conn().hgetall(key).await?)
     }
 

@@ -9,6 +9,7 @@ use super::{
     Refusal,
 };
 use crate::booking::appointment::{Appointment, AppointmentCode, Status};
+use crate::booking::schedule::day_key;
 use crate::notify::store::Notices;
 use crate::store::{SqliteStore, StoreError};
 
@@ -187,7 +188,7 @@ impl BookingStore for SqliteStore {
         hall: &str,
         date: NaiveDate,
     ) -> Result<HashMap<String, u32>, StoreError> {
-        let (hall, day) = (hall.to_owned(), date.format("%Y%m%d").to_string());
+        let (hall, day) = (hall.to_owned(), day_key(date));
         self.read(move |c| {
             let mut statement =
                 c.prepare("SELECT time, taken FROM slot_seats WHERE hall_id = ?1 AND day = ?2")?;

@@ -1,6 +1,6 @@
 //! The slot list of a hall's day, kept rendered for a moment. It is the busiest read of the API
 //! and only guides the choice (booking counts seats atomically in the store and answers
-//! `SLOT_FULL`), so a list may be up to `seats_cache_ms` old; a booking or cancellation through
+//! `SLOT_FULL`), so a list may be up to `slot_list_cache_ms` old; a booking or cancellation through
 //! this instance drops that day's lists at once.
 
 use std::collections::HashMap;
