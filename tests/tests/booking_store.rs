@@ -10,7 +10,9 @@ use server::booking::appointment::{
 };
 use server::booking::catalog::ServiceKind;
 use server::booking::schedule::SlotId;
-use server::booking::store::{BookOutcome, IdempotencyKey, NewBooking, NoShowPolicy, Refusal};
+use server::booking::store::{
+    BookOutcome, DueNoShows, IdempotencyKey, NewBooking, NoShowPolicy, Refusal,
+};
 use server::notify::store::{Notices, OutboxState};
 use server::notify::{Event, Notification};
 use server::person::PersonName;
@@ -232,11 +234,12 @@ async fn check_in_keeps_the_seat_but_ends_the_active_hold(backend: Backend) {
     let checked_in = a.after(Step::CheckIn, "staff:s", start()).unwrap();
     assert!(moved(&s, Status::Booked, &checked_in, start()).await);
     assert_eq!(s.seats_taken("dongcheng", day()).await.unwrap()["0900"], 1);
-    assert!(s
-        .due_no_shows(start() + chrono::Duration::days(1), 10)
-        .await
-        .unwrap()
-        .is_empty());
+    assert_eq!(
+        s.due_no_shows(start() + chrono::Duration::days(1), 10)
+            .await
+            .unwrap(),
+        DueNoShows::default()
+    );
     let next_time = appointment("u1", "p1", "dongcheng-20261201-0930");
     assert!(matches!(
         s.book(booking(next_time, 1)).await.unwrap(),
@@ -252,16 +255,30 @@ async fn two_no_shows_in_the_window_ban_the_person(backend: Backend) {
         .enumerate()
     {
         let a = appointment("u1", "p1", slot);
-        s.book(booking(a.clone(), 5)).await.unwrap();
+        let new = booking(a.clone(), 5);
+        let no_show_at = new.no_show_at;
+        s.book(new).await.unwrap();
         assert_eq!(
             s.due_no_shows(a.ends_at, 10).await.unwrap(),
-            Vec::<String>::new(),
-            "not yet due"
+            DueNoShows {
+                ids: vec![],
+                next_at: Some(no_show_at)
+            },
+            "not yet due, and when it will be"
         );
-        assert_eq!(s.due_no_shows(now, 10).await.unwrap(), vec![a.id.clone()]);
+        assert_eq!(
+            s.due_no_shows(now, 10).await.unwrap(),
+            DueNoShows {
+                ids: vec![a.id.clone()],
+                next_at: None
+            }
+        );
         let missed = a.after(Step::NoShow, "system", now).unwrap();
         assert!(moved(&s, Status::Booked, &missed, now).await);
-        assert!(s.due_no_shows(now, 10).await.unwrap().is_empty());
+        assert_eq!(
+            s.due_no_shows(now, 10).await.unwrap(),
+            DueNoShows::default()
+        );
         now += chrono::Duration::minutes(1);
         let next = appointment("u1", "p1", "dongcheng-20261201-1000");
         let mut attempt = booking(next, 5);
@@ -293,6 +310,42 @@ async fn two_no_shows_in_the_window_ban_the_person(backend: Backend) {
             BookOutcome::Booked(_)
         ),
         "only that person"
+    );
+}
+
+async fn due_no_shows_come_in_batches_earliest_first(backend: Backend) {
+    let s = store(backend).await;
+    let mut booked = Vec::new();
+    for (person, minutes) in [("p1", 30), ("p2", 10), ("p3", 20), ("p4", 90)] {
+        let mut new = booking(appointment(&format!("u{person}"), person, SLOT), 10);
+        new.no_show_at = start() + chrono::Duration::minutes(minutes);
+        booked.push((new.appointment.id.clone(), new.no_show_at));
+        s.book(new).await.unwrap();
+    }
+    let id = |i: usize| booked[i].0.clone();
+    let at = |i: usize| Some(booked[i].1);
+    let now = start() + chrono::Duration::minutes(60);
+    assert_eq!(
+        s.due_no_shows(now, 10).await.unwrap(),
+        DueNoShows {
+            ids: vec![id(1), id(2), id(0)],
+            next_at: at(3)
+        }
+    );
+    assert_eq!(
+        s.due_no_shows(now, 2).await.unwrap(),
+        DueNoShows {
+            ids: vec![id(1), id(2)],
+            next_at: at(0)
+        },
+        "more are due than asked for: the next is already due"
+    );
+    assert_eq!(
+        s.due_no_shows(start(), 10).await.unwrap(),
+        DueNoShows {
+            ids: vec![],
+            next_at: at(1)
+        }
     );
 }
 
@@ -398,4 +451,5 @@ on_both_backends!(
     cancel_frees_the_seat_and_the_person_and_is_compare_and_set,
     check_in_keeps_the_seat_but_ends_the_active_hold,
     two_no_shows_in_the_window_ban_the_person,
+    due_no_shows_come_in_batches_earliest_first,
 );

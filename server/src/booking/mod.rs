@@ -20,6 +20,7 @@ use serde::Deserialize;
 
 pub use handlers::routes;
 pub use store::BookingStore;
+use sweep::DueWatch;
 pub use sweep::{settle_no_shows, spawn_no_show_sweeper};
 
 use crate::clock::china;
@@ -99,6 +100,7 @@ pub struct Booking {
     pub catalog: Catalog,
     pub hasher: IdHasher,
     pub day_lists: DayLists,
+    due_watch: DueWatch,
 }
 
 impl Booking {
@@ -115,6 +117,7 @@ impl Booking {
         };
         Ok(Booking {
             day_lists: DayLists::new(Duration::from_millis(booking.slot_list_cache_ms)),
+            due_watch: DueWatch::default(),
             settings: booking,
             catalog,
             hasher: IdHasher::new(key),

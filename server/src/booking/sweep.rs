@@ -1,7 +1,9 @@
 //! No-shows: an appointment not checked in 30 minutes (configurable) after its slot ends.
 //! A background sweep marks them; booking, check-in and the user's reads settle the due ones
-//! first, so a rule never depends on when the sweep last ran.
+//! first, so a rule never depends on when the sweep last ran. Each instance remembers when
+//! the next no-show falls due, so those requests ask the store only when one may have.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use actix_web::web;
@@ -15,14 +17,49 @@ use crate::telemetry::mask;
 
 const BATCH: usize = 100;
 
+/// An appointment booked after a look at the store falls due no sooner than its slot's end,
+/// and slots are bookable from tomorrow on: a slot's length at least after it was booked.
+/// A minute is far inside that, so nothing booked meanwhile (by any instance) falls due unseen.
+const NEW_BOOKINGS_DUE_AFTER: chrono::Duration = chrono::Duration::minutes(1);
+
+/// Until when no appointment can have fallen due, as of this instance's last look at the store.
+#[derive(Debug, Default)]
+pub struct DueWatch(Mutex<Option<Quiet>>);
+
+#[derive(Debug, Clone, Copy)]
+struct Quiet {
+    looked_at: DateTime<Utc>,
+    until: DateTime<Utc>,
+}
+
+impl DueWatch {
+    fn is_quiet(&self, now: DateTime<Utc>) -> bool {
+        let quiet = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // A clock set back (tests do) looks again.
+        quiet.is_some_and(|q| q.looked_at <= now && now < q.until)
+    }
+
+    fn looked(&self, now: DateTime<Utc>, next_at: Option<DateTime<Utc>>) {
+        let until = (now + NEW_BOOKINGS_DUE_AFTER).min(next_at.unwrap_or(DateTime::<Utc>::MAX_UTC));
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Quiet {
+            looked_at: now,
+            until,
+        });
+    }
+}
+
 /// Marks every appointment whose no-show time has come; returns how many this call marked.
 pub async fn settle_no_shows(state: &AppState, now: DateTime<Utc>) -> Result<usize, ApiError> {
+    let watch = &state.booking.due_watch;
+    if watch.is_quiet(now) {
+        return Ok(0);
+    }
     let policy = state.booking.settings.no_show_policy();
     let mut marked = 0;
     loop {
         let due = state.store.due_no_shows(now, BATCH).await?;
         let mut progressed = false;
-        for id in &due {
+        for id in &due.ids {
             let Some(appointment) = state.store.appointment(id).await? else {
                 continue;
             };
@@ -45,7 +82,8 @@ pub async fn settle_no_shows(state: &AppState, now: DateTime<Utc>) -> Result<usi
                 );
             }
         }
-        if due.len() < BATCH || !progressed {
+        if due.ids.len() < BATCH || !progressed {
+            watch.looked(now, due.next_at);
             return Ok(marked);
         }
     }

@@ -144,12 +144,40 @@ pub trait BookingStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
-    /// Ids of booked appointments whose no-show time has come.
+    /// Up to `limit` booked appointments whose no-show time has come, and when the next one
+    /// is due.
     async fn due_no_shows(
         &self,
         now: DateTime<Utc>,
         limit: usize,
-    ) -> Result<Vec<String>, StoreError>;
+    ) -> Result<DueNoShows, StoreError>;
+}
+
+/// Booked appointments whose no-show time has come, earliest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DueNoShows {
+    pub ids: Vec<String>,
+    /// The earliest no-show time of the booked appointments not in `ids`: after `now`, or at
+    /// `now` or before when more than `limit` were due. `None`: there are no others.
+    pub next_at: Option<DateTime<Utc>>,
+}
+
+impl DueNoShows {
+    /// Splits the first `limit + 1` booked appointments by no-show time (ms), earliest first.
+    fn split(mut earliest: Vec<(String, i64)>, now: DateTime<Utc>, limit: usize) -> Self {
+        let due = earliest
+            .iter()
+            .take(limit)
+            .take_while(|(_, at)| *at <= now.timestamp_millis())
+            .count();
+        let rest = earliest.split_off(due);
+        DueNoShows {
+            ids: earliest.into_iter().map(|(id, _)| id).collect(),
+            next_at: rest
+                .first()
+                .and_then(|(_, at)| DateTime::from_timestamp_millis(*at)),
+        }
+    }
 }
 
 fn to_json(appointment: &Appointment) -> Result<String, StoreError> {

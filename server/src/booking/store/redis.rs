@@ -10,8 +10,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use redis::{AsyncCommands, Script};
 
 use super::{
-    decode_outcome, from_json, to_json, BookOutcome, BookingStore, NewBooking, NoShowPolicy,
-    Refusal,
+    decode_outcome, from_json, to_json, BookOutcome, BookingStore, DueNoShows, NewBooking,
+    NoShowPolicy, Refusal,
 };
 use crate::booking::appointment::{Appointment, AppointmentCode, Status};
 use crate::booking::schedule::day_key;
@@ -270,16 +270,15 @@ impl BookingStore for RedisStore {
         &self,
         now: DateTime<Utc>,
         limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        Ok(self
+    ) -> Result<DueNoShows, StoreError> {
+        let earliest: Vec<(String, f64)> = self
             .conn()
-            .zrangebyscore_limit(
-                Keys(self).due(),
-                "-inf",
-                now.timestamp_millis(),
-                0,
-                limit as isize,
-            )
-            .await?)
+            .zrangebyscore_limit_withscores(Keys(self).due(), "-inf", "+inf", 0, limit as isize + 1)
+            .await?;
+        let earliest = earliest
+            .into_iter()
+            .map(|(id, at)| (id, at as i64))
+            .collect();
+        Ok(DueNoShows::split(earliest, now, limit))
     }
 }

@@ -5,8 +5,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::{
-    decode_outcome, from_json, to_json, BookOutcome, BookingStore, NewBooking, NoShowPolicy,
-    Refusal,
+    decode_outcome, from_json, to_json, BookOutcome, BookingStore, DueNoShows, NewBooking,
+    NoShowPolicy, Refusal,
 };
 use crate::booking::appointment::{Appointment, AppointmentCode, Status};
 use crate::booking::schedule::day_key;
@@ -272,16 +272,16 @@ impl BookingStore for SqliteStore {
         &self,
         now: DateTime<Utc>,
         limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<DueNoShows, StoreError> {
         self.read(move |c| {
             let mut statement = c.prepare(
-                "SELECT id FROM appointments WHERE status = 'booked' AND no_show_at <= ?1
-                 ORDER BY no_show_at LIMIT ?2",
+                "SELECT id, no_show_at FROM appointments WHERE status = 'booked'
+                 ORDER BY no_show_at LIMIT ?1",
             )?;
-            let ids = statement
-                .query_map(params![now.timestamp_millis(), limit as i64], |r| r.get(0))?
+            let earliest = statement
+                .query_map([limit as i64 + 1], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
-            Ok(ids)
+            Ok(DueNoShows::split(earliest, now, limit))
         })
         .await
     }
