@@ -8,7 +8,8 @@ local counter = 0
 local base = 0
 
 function setup(thread)
-  thread:set("base", threads * 10000000)
+  -- BENCH_ID_BASE lets runs against the same store book applicants not booked before.
+  thread:set("base", (tonumber(os.getenv("BENCH_ID_BASE")) or 0) + threads * 10000000)
   threads = threads + 1
 end
 

@@ -2,9 +2,11 @@
 # Benchmarks the photo checker (not part of the tests):
 #   native vs WASM-in-Node for a 12 MP phone-size photo and a 1 MP one, their ratio, the .wasm
 #   sizes, normalisation time for 12 MP, and OpenCV's Haar detector beside ours on the shared photos.
-# Times are medians of per-call CPU time (wall time is printed too: on a busy shared machine it
-# is inflated by other processes). Targets: native ≤ 60 ms at 12 MP, WASM ≤ 2× native,
-# normalise ≤ 150 ms.
+# Times are medians of per-call CPU time (wall time is printed too). The machine is shared and
+# its speed drifts by half within a minute, so the phone-size checks run in ROUNDS interleaved
+# rounds (native, WASM, WASM+SIMD, then again): a drift then reaches all three alike, and each
+# is reported by its least disturbed round (disturbance only ever adds time). Targets: native
+# ≤ 60 ms at 12 MP, WASM ≤ 2× native, normalise ≤ 150 ms.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,22 +19,38 @@ mkdir -p "$OUT"
 
 echo "== native (release)" >&2
 cargo build --release -p photo-wasm --example bench
-native="$("$TARGET_DIR/release/examples/bench" "$PHOTOS" "$OUT" "$RUNS")"
+# Writes the phone-size inputs, times normalisation and the shared photos.
+full="$("$TARGET_DIR/release/examples/bench" "$PHOTOS" "$OUT" "$RUNS")"
 
 if [[ ! -f "$TARGET_DIR/wasm-pkg/simd/nodejs/photo_wasm.js" ]]; then
   scripts/wasm.sh build >&2
 fi
-echo "== WASM in Node (baseline and SIMD builds)" >&2
-wasm="$(node tests/js/bench-wasm.mjs "$TARGET_DIR/wasm-pkg/nodejs/photo_wasm.js" "$OUT" "$RUNS")"
-simd="$(node tests/js/bench-wasm.mjs "$TARGET_DIR/wasm-pkg/simd/nodejs/photo_wasm.js" "$OUT" "$RUNS")"
-
+ROUNDS="${ROUNDS:-5}"
+echo "== $ROUNDS interleaved rounds: native, WASM in Node, WASM+SIMD in Node" >&2
+rounds=()
+for _ in $(seq "$ROUNDS"); do
+  rounds+=("$("$TARGET_DIR/release/examples/bench" "$PHOTOS" "$OUT" "$RUNS" checks)")
+  rounds+=("$(node tests/js/bench-wasm.mjs "$TARGET_DIR/wasm-pkg/nodejs/photo_wasm.js" "$OUT" "$RUNS")")
+  rounds+=("$(node tests/js/bench-wasm.mjs "$TARGET_DIR/wasm-pkg/simd/nodejs/photo_wasm.js" "$OUT" "$RUNS" simd)")
+done
+# Each figure from its least disturbed round; the full run adds normalisation and the photos.
+best="$(python3 - "$full" "${rounds[@]}" <<'PY'
+import json, sys
+full, rounds = json.loads(sys.argv[1]), [json.loads(r) for r in sys.argv[2:]]
+best = {k: v for k, v in full.items() if not k.startswith("native_12mp") and not k.startswith("native_1mp")}
+for r in rounds:
+    for k, v in r.items():
+        best[k] = min(v, best.get(k, v))
+print(json.dumps(best))
+PY
+)"
 echo "== OpenCV Haar cascade (opencv-python-headless<5, in $TARGET_DIR/bench-venv)" >&2
 if [[ ! -x "$TARGET_DIR/bench-venv/bin/python" ]]; then
   python3 -m venv "$TARGET_DIR/bench-venv"
   "$TARGET_DIR/bench-venv/bin/pip" install -q "opencv-python-headless<5"
 fi
 # The native bench wrote our detections; add its median so one line compares both.
-python3 - "$OUT/native-detections.json" "$native" <<'PY'
+python3 - "$OUT/native-detections.json" "$best" <<'PY'
 import json, sys
 path, native = sys.argv[1], json.loads(sys.argv[2])
 d = json.load(open(path))
@@ -48,17 +66,17 @@ size() {
     console.log(`${(b.length / 1024).toFixed(1)} KB raw, ${(br / 1024).toFixed(1)} KB brotli`);' "$1"
 }
 
-python3 - "$native" "$wasm" "$simd" "$opencv" <<'PY'
+python3 - "$best" "$opencv" "$ROUNDS" <<'PY'
 import json, sys
-n, w, s = (json.loads(a) for a in sys.argv[1:4])
-o = json.loads(sys.argv[4].strip().splitlines()[-1])
-print("\nphoto-wasm benchmark (median CPU ms; wall ms in brackets)")
+n = json.loads(sys.argv[1])
+o = json.loads(sys.argv[2].strip().splitlines()[-1])
+print(f"\nphoto-wasm benchmark (median CPU ms, each from the least disturbed of {sys.argv[3]} rounds; wall ms in brackets)")
 for size in ("12mp", "1mp"):
     nc = n[f"native_{size}_cpu_ms"]
     print(f"  check {size:>4}: native {nc:6.1f} ({n[f'native_{size}_wall_ms']:.1f})", end="")
-    for label, r in (("wasm", w), ("wasm+simd", s)):
-        c = r[f"wasm_{size}_cpu_ms"]
-        print(f"   {label} {c:6.1f} ({r[f'wasm_{size}_wall_ms']:.1f}) x{c / nc:.2f}", end="")
+    for label, key in (("wasm", "wasm"), ("wasm+simd", "simd")):
+        c = n[f"{key}_{size}_cpu_ms"]
+        print(f"   {label} {c:6.1f} ({n[f'{key}_{size}_wall_ms']:.1f}) x{c / nc:.2f}", end="")
     print()
 print(f"  normalise 12mp: {n['normalise_12mp_cpu_ms']:.1f} ({n['normalise_12mp_wall_ms']:.1f})")
 print(f"  review copy 12mp -> 2 MP: {n['review_copy_12mp_cpu_ms']:.1f} ({n['review_copy_12mp_wall_ms']:.1f})")

@@ -2,7 +2,8 @@
 //! the wasm run uses the very same files, and the detections on the shared photos for the
 //! comparison with OpenCV.
 //!
-//! `cargo run --release -p photo-wasm --example bench -- PHOTOS_DIR OUT_DIR [RUNS]`
+//! `cargo run --release -p photo-wasm --example bench -- PHOTOS_DIR OUT_DIR [RUNS] [checks]`
+//! (`checks`: time only the two phone-size checks, for the interleaved rounds).
 
 use photo_wasm::decode::{decode, Want};
 use std::time::Instant;
@@ -59,6 +60,7 @@ fn main() {
         std::path::Path::new(&args[2]),
     );
     let runs: usize = args.get(3).and_then(|r| r.parse().ok()).unwrap_or(15);
+    let checks_only = args.get(4).is_some_and(|a| a == "checks");
     std::fs::create_dir_all(out).expect("out dir");
     let spec = photo_wasm::spec_by_id("id-card").expect("spec");
 
@@ -78,7 +80,7 @@ fn main() {
             std::hint::black_box(photo_wasm::check(&bytes, spec));
         });
         line.push(field(&format!("native_{name}"), ms));
-        if name == "12mp" {
+        if name == "12mp" && !checks_only {
             let ms = median_ms(runs, || {
                 std::hint::black_box(photo_wasm::normalise(&bytes, spec).expect("normalises"));
             });
@@ -90,6 +92,11 @@ fn main() {
             });
             line.push(field(&format!("review_copy_{name}"), ms));
         }
+    }
+
+    if checks_only {
+        println!("{{{}}}", line.join(","));
+        return;
     }
 
     // The shared photos: detections and time per photo (file read, decode, detection, checks).

@@ -715,7 +715,8 @@ fn colour_check(img: &Rgb) -> Check {
         n += 1;
         let cb = p[2] as f32 - y as f32;
         let cr = p[0] as f32 - y as f32;
-        let chroma = libm::hypotf(cb, cr);
+        // Not `hypotf`: per pixel, and WASM's libm computes its square root in software.
+        let chroma = (cb * cb + cr * cr).sqrt();
         if chroma >= t::COLOUR_MIN_CHROMA {
             n_col += 1;
             sx += cb / chroma;

@@ -412,18 +412,18 @@ impl Graph {
             } => {
                 let (i, o) = (self.shapes[*input], self.shapes[*output]);
                 let mut out = vec![0.0; o.len()];
+                // The window's inputs in the weights' order (tap, channel), zero outside the
+                // input: one long dot product per output instead of one short one per tap.
+                let mut patch = vec![0.0; win.kh * win.kw * cin];
                 for oy in 0..o.h {
                     for ox in 0..o.w {
-                        let acc = &mut out[(oy * o.w + ox) * o.c..][..o.c];
+                        patch.fill(0.0);
                         for_taps(i, win, oy, ox, |iy, ix, ky, kx| {
-                            let px = &t[*input][(iy * i.w + ix) * i.c..][..*cin];
-                            let w = &weights[(ky * win.kw + kx) * cin * o.c..][..cin * o.c];
-                            for (v, row) in px.iter().zip(w.chunks_exact(o.c)) {
-                                for (a, wt) in acc.iter_mut().zip(row) {
-                                    *a += v * wt;
-                                }
-                            }
+                            patch[(ky * win.kw + kx) * cin..][..*cin]
+                                .copy_from_slice(&t[*input][(iy * i.w + ix) * i.c..][..*cin]);
                         });
+                        let acc = &mut out[(oy * o.w + ox) * o.c..][..o.c];
+                        multiply_accumulate(acc, &patch, weights);
                     }
                 }
                 add_bias_relu(&mut out, bias, *relu);
@@ -440,16 +440,16 @@ impl Graph {
                 let (i, o) = (self.shapes[*input], self.shapes[*output]);
                 let c = o.c;
                 let mut out = vec![0.0; o.len()];
+                // (input offset, weight offset) of each tap inside the input.
+                let mut taps = Vec::with_capacity(win.kh * win.kw);
                 for oy in 0..o.h {
                     for ox in 0..o.w {
-                        let acc = &mut out[(oy * o.w + ox) * c..][..c];
+                        taps.clear();
                         for_taps(i, win, oy, ox, |iy, ix, ky, kx| {
-                            let px = &t[*input][(iy * i.w + ix) * c..][..c];
-                            let w = &weights[(ky * win.kw + kx) * c..][..c];
-                            for ((a, p), w) in acc.iter_mut().zip(px).zip(w) {
-                                *a += p * w;
-                            }
+                            taps.push(((iy * i.w + ix) * c, (ky * win.kw + kx) * c));
                         });
+                        let acc = &mut out[(oy * o.w + ox) * c..][..c];
+                        depthwise_accumulate(acc, &t[*input], weights, &taps);
                     }
                 }
                 add_bias_relu(&mut out, bias, *relu);
@@ -458,11 +458,13 @@ impl Graph {
             Op::Add { a, b, output, relu } => {
                 let mut out: Vec<f32> = t[*a].iter().zip(&t[*b]).map(|(x, y)| x + y).collect();
                 if *relu {
-                    out.iter_mut().for_each(|v| *v = v.max(0.0));
+                    out.iter_mut().for_each(|v| *v = relu_value(*v));
                 }
                 (*output, out)
             }
-            Op::Relu { input, output } => (*output, t[*input].iter().map(|v| v.max(0.0)).collect()),
+            Op::Relu { input, output } => {
+                (*output, t[*input].iter().map(|&v| relu_value(v)).collect())
+            }
             Op::Pad {
                 input,
                 output,
@@ -488,8 +490,12 @@ impl Graph {
                         let acc = &mut out[(oy * o.w + ox) * c..][..c];
                         for_taps(i, win, oy, ox, |iy, ix, _, _| {
                             let px = &t[*input][(iy * i.w + ix) * c..][..c];
-                            for (a, p) in acc.iter_mut().zip(px) {
-                                *a = a.max(*p);
+                            for (a, &p) in acc.iter_mut().zip(px) {
+                                // A comparison, not `f32::max`: WASM has no instruction for
+                                // Rust's NaN-ignoring max and calls `fmaxf` for every value.
+                                if p > *a {
+                                    *a = p;
+                                }
                             }
                         });
                     }
@@ -548,12 +554,64 @@ fn for_taps(
     }
 }
 
+/// `acc[o] += Σ px[i]·w[i][o]` over a pixel's input channels (`w` is `px.len()` rows of
+/// `acc.len()`). Four input channels per pass over `acc`: a quarter of the loads and stores of
+/// the accumulators, which is what bounds a scalar (WASM without SIMD) loop.
+fn multiply_accumulate(acc: &mut [f32], px: &[f32], w: &[f32]) {
+    let n = acc.len();
+    let (quads, rest) = px.split_at(px.len() / 4 * 4);
+    for (v, rows) in quads.chunks_exact(4).zip(w.chunks_exact(4 * n)) {
+        let (r0, r) = rows.split_at(n);
+        let (r1, r) = r.split_at(n);
+        let (r2, r3) = r.split_at(n);
+        for ((((a, w0), w1), w2), w3) in acc.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
+            *a += v[0] * w0 + v[1] * w1 + v[2] * w2 + v[3] * w3;
+        }
+    }
+    for (v, row) in rest.iter().zip(w[quads.len() * n..].chunks_exact(n)) {
+        for (a, wt) in acc.iter_mut().zip(row) {
+            *a += v * wt;
+        }
+    }
+}
+
+/// `acc[c] = Σ input[p + c]·weights[w + c]` over the taps `(p, w)`, four channels at a time
+/// so the sums stay in registers across the taps (the order of the additions is the taps').
+fn depthwise_accumulate(acc: &mut [f32], input: &[f32], weights: &[f32], taps: &[(usize, usize)]) {
+    let c = acc.len();
+    let quads = c / 4 * 4;
+    for (q, out) in acc[..quads].chunks_exact_mut(4).enumerate() {
+        let mut sum = [0f32; 4];
+        for &(p, w) in taps {
+            let (px, wt) = (&input[p + 4 * q..][..4], &weights[w + 4 * q..][..4]);
+            for k in 0..4 {
+                sum[k] += px[k] * wt[k];
+            }
+        }
+        out.copy_from_slice(&sum);
+    }
+    for ch in quads..c {
+        acc[ch] = taps
+            .iter()
+            .fold(0.0, |sum, &(p, w)| sum + input[p + ch] * weights[w + ch]);
+    }
+}
+
+/// `max(v, 0)` as a comparison (see MaxPool).
+fn relu_value(v: f32) -> f32 {
+    if v > 0.0 {
+        v
+    } else {
+        0.0
+    }
+}
+
 fn add_bias_relu(out: &mut [f32], bias: &[f32], relu: bool) {
     for px in out.chunks_exact_mut(bias.len()) {
         for (v, b) in px.iter_mut().zip(bias) {
             *v += b;
             if relu {
-                *v = v.max(0.0);
+                *v = relu_value(*v);
             }
         }
     }

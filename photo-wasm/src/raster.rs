@@ -88,14 +88,19 @@ impl Rgb {
         }
         let mut out = Rgb::new(w, h);
         let row_len = w as usize * 3;
+        // Whole rows at a time: the source rows are read in order, not a column at a time.
+        let mut acc = vec![0f32; row_len];
         for (oy, (start, ws)) in ys.iter().enumerate() {
-            let dst = &mut out.data[oy * row_len..(oy + 1) * row_len];
-            for (i, d) in dst.iter_mut().enumerate() {
-                let mut acc = 0f32;
-                for (k, wt) in ws.iter().enumerate() {
-                    acc += tmp[(start + k) * row_len + i] * wt;
+            acc.iter_mut().for_each(|a| *a = 0.0);
+            for (k, wt) in ws.iter().enumerate() {
+                let src = &tmp[(start + k) * row_len..][..row_len];
+                for (a, v) in acc.iter_mut().zip(src) {
+                    *a += v * wt;
                 }
-                *d = (acc + 0.5).clamp(0.0, 255.0) as u8;
+            }
+            let dst = &mut out.data[oy * row_len..(oy + 1) * row_len];
+            for (d, a) in dst.iter_mut().zip(&acc) {
+                *d = (a + 0.5).clamp(0.0, 255.0) as u8;
             }
         }
         out

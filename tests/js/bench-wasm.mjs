@@ -1,11 +1,11 @@
-// node bench-wasm.mjs PKG_JS BENCH_DIR [RUNS]
+// node bench-wasm.mjs PKG_JS BENCH_DIR [RUNS] [LABEL]
 // Times check_encoded (the nodejs wasm build) on the files the native bench wrote; prints JSON
 // with median process CPU ms and wall ms, like the native bench.
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const [pkgJs, dir, runsArg] = process.argv.slice(2);
+const [pkgJs, dir, runsArg, label = 'wasm'] = process.argv.slice(2);
 const runs = Number(runsArg ?? 15);
 const wasm = createRequire(import.meta.url)(pkgJs);
 
@@ -27,7 +27,7 @@ for (const name of ['12mp', '1mp']) {
     const d = process.cpuUsage(c);
     cpu.push((d.user + d.system) / 1000);
   }
-  out[`wasm_${name}_cpu_ms`] = Number(median(cpu).toFixed(2));
-  out[`wasm_${name}_wall_ms`] = Number(median(wall).toFixed(2));
+  out[`${label}_${name}_cpu_ms`] = Number(median(cpu).toFixed(2));
+  out[`${label}_${name}_wall_ms`] = Number(median(wall).toFixed(2));
 }
 console.log(JSON.stringify(out));
