@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use server::auth::WeChatSession;
-use server::store::{Lock, Store};
-use tests::{on_both_backends, Backend, SharedStore};
+use server::store::{Lock, RedisStore, Store};
+use tests::{on_both_backends, Backend, RedisServer, SharedStore};
 
 async fn store(backend: Backend) -> Arc<dyn Store> {
     SharedStore::fresh(backend).await.open().await
@@ -261,3 +261,46 @@ on_both_backends!(
     lock_release_and_expiry,
     users_upsert_by_openid,
 );
+
+async fn client_id(store: &RedisStore) -> i64 {
+    ::redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async(&mut store.conn())
+        .await
+        .unwrap()
+}
+
+/// Each single-threaded runtime (an actix worker) soon talks to Redis over its own
+/// connection; other runtimes share the one made at start.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_single_threaded_runtime_gets_its_own_redis_connection() {
+    let url = RedisServer::shared().await.url();
+    let store = RedisStore::connect(&url, "t-connections").await.unwrap();
+    let shared = client_id(&store).await;
+    assert_eq!(client_id(&store).await, shared, "multi-threaded: shared");
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    assert_eq!(client_id(&store).await, shared, "until its own is up");
+                    for _ in 0..200 {
+                        let id = client_id(&store).await;
+                        if id != shared {
+                            assert_eq!(client_id(&store).await, id, "and then that one");
+                            return id;
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    panic!("no connection of its own after 2 s");
+                })
+            })
+        })
+        .collect();
+    let own: Vec<i64> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    assert_ne!(own[0], own[1], "one connection per thread");
+}

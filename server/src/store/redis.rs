@@ -2,19 +2,41 @@
 //! see or change several keys at once is one Lua script over keys of the same tag, so it is
 //! atomic here and valid on Redis Cluster.
 
-use std::sync::LazyLock;
+use std::cell::Cell;
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
+use thread_local::ThreadLocal;
+use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::{KvStore, StoreError};
 
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    connections: Arc<Connections>,
     prefix: String,
+}
+
+/// One multiplexed connection per thread that runs a single-threaded runtime (each actix
+/// worker, the main thread), so a request and its Redis I/O stay on one thread. With one
+/// shared connection every command crossed to the thread that drives it and its reply crossed
+/// back, two wake-ups per round trip: a sixth of the server's CPU under booking load (perf).
+struct Connections {
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    /// Connected at start (so a bad URL fails the start); serves every thread until its own
+    /// connection is up, and multi-threaded runtimes always.
+    shared: ConnectionManager,
+    own: ThreadLocal<OwnConnection>,
+}
+
+#[derive(Default)]
+struct OwnConnection {
+    conn: OnceLock<ConnectionManager>,
+    connecting: Cell<bool>,
 }
 
 impl From<redis::RedisError> for StoreError {
@@ -42,16 +64,49 @@ impl RedisStore {
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_with_config(client, config).await?;
+        let shared = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
         Ok(RedisStore {
-            conn,
+            connections: Arc::new(Connections {
+                client,
+                config,
+                shared,
+                own: ThreadLocal::new(),
+            }),
             prefix: prefix.to_owned(),
         })
     }
 
-    /// A connection handle; cheap to clone, shared by all requests.
+    /// This thread's connection handle (cheap to clone); the shared one until it is up.
     pub fn conn(&self) -> ConnectionManager {
-        self.conn.clone()
+        let connections = &self.connections;
+        let own = connections.own.get_or(OwnConnection::default);
+        if let Some(conn) = own.conn.get() {
+            return conn.clone();
+        }
+        let runtime = Handle::try_current().ok();
+        if let Some(runtime) =
+            runtime.filter(|r| r.runtime_flavor() == RuntimeFlavor::CurrentThread)
+        {
+            if !own.connecting.replace(true) {
+                // On a current-thread runtime the task runs on this very thread.
+                let connections = Arc::clone(connections);
+                runtime.spawn(async move {
+                    let connected = ConnectionManager::new_with_config(
+                        connections.client.clone(),
+                        connections.config.clone(),
+                    )
+                    .await;
+                    let own = connections.own.get_or(OwnConnection::default);
+                    match connected {
+                        Ok(conn) => {
+                            let _ = own.conn.set(conn);
+                        }
+                        Err(_) => own.connecting.set(false),
+                    }
+                });
+            }
+        }
+        connections.shared.clone()
     }
 
     /// `prefix:{tag}:rest` — keys that a script touches together must share `tag`.
