@@ -397,12 +397,25 @@ impl NotifyStore for SqliteStore {
 /// of `notify`). `k` is the index in `KEYS` of the first of the five keys of
 /// [`outbox_keys`]: documents, states, attempts/owner/error, due times, keys.
 pub const OUTBOX_LUA: &str = r"
+local function outbox_enqueue_all(k, entries)
+  local docs, states, due = {}, {}, {}
+  for _, e in ipairs(entries) do
+    local id, key, doc, due_ms = e[1], e[2], e[3], e[4]
+    if redis.call('HSETNX', KEYS[k + 4], key, id) == 1 then
+      docs[#docs + 1] = id; docs[#docs + 1] = doc
+      states[#states + 1] = id; states[#states + 1] = 'pending'
+      due[#due + 1] = due_ms; due[#due + 1] = id
+    end
+  end
+  if #docs == 0 then return 0 end
+  -- One call per key for all of them: a script's cost is mostly per call.
+  redis.call('HSET', KEYS[k], unpack(docs))
+  redis.call('HSET', KEYS[k + 1], unpack(states))
+  redis.call('ZADD', KEYS[k + 3], unpack(due))
+  return #docs / 2
+end
 local function outbox_enqueue(k, id, key, doc, due_ms)
-  if redis.call('HSETNX', KEYS[k + 4], key, id) == 0 then return 0 end
-  redis.call('HSET', KEYS[k], id, doc)
-  redis.call('HSET', KEYS[k + 1], id, 'pending')
-  redis.call('ZADD', KEYS[k + 3], due_ms, id)
-  return 1
+  return outbox_enqueue_all(k, {{id, key, doc, due_ms}})
 end
 local function outbox_cancel(k, key)
   local id = redis.call('HGET', KEYS[k + 4], key)
@@ -412,11 +425,12 @@ local function outbox_cancel(k, key)
   return 1
 end
 local function outbox_apply(k, at)
-  local sends = tonumber(ARGV[at])
+  local sends, entries = tonumber(ARGV[at]), {}
   for i = 0, sends - 1 do
     local j = at + 1 + 4 * i
-    outbox_enqueue(k, ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3])
+    entries[i + 1] = {ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]}
   end
+  outbox_enqueue_all(k, entries)
   local w = at + 1 + 4 * sends
   for i = 1, tonumber(ARGV[w]) do outbox_cancel(k, ARGV[w + i]) end
 end
