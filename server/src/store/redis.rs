@@ -2,8 +2,8 @@
 //! see or change several keys at once is one Lua script over keys of the same tag, so it is
 //! atomic here and valid on Redis Cluster.
 
-use std::cell::Cell;
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::cell::{Cell, OnceCell};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -35,7 +35,7 @@ struct Connections {
 
 #[derive(Default)]
 struct OwnConnection {
-    conn: OnceLock<ConnectionManager>,
+    conn: OnceCell<ConnectionManager>,
     connecting: Cell<bool>,
 }
 
