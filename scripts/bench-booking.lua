@@ -1,5 +1,9 @@
--- wrk: POST /api/v1/appointments, each request a distinct applicant (valid GB 11643 number).
-local token = os.getenv("BENCH_TOKEN")
+-- wrk: POST /api/v1/appointments, each request a distinct applicant (valid GB 11643 number),
+-- from the users whose tokens BENCH_TOKENS lists (one per line), in turn.
+local tokens = {}
+for line in io.lines(os.getenv("BENCH_TOKENS")) do
+  tokens[#tokens + 1] = "Bearer " .. line
+end
 local slot = os.getenv("BENCH_SLOT")
 local weights = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2}
 local checks = {"1", "0", "X", "9", "8", "7", "6", "5", "4", "3", "2"}
@@ -35,6 +39,6 @@ function request()
     slot, id_number(base + counter))
   return wrk.format("POST", nil, {
     ["Content-Type"] = "application/json",
-    ["Authorization"] = "Bearer " .. token,
+    ["Authorization"] = tokens[counter % #tokens + 1],
   }, body)
 end
