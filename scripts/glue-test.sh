@@ -10,9 +10,12 @@ export_photos_dir
 (cd miniprogram-api-spec && npm ci --no-audit --no-fund --loglevel=error)
 (cd miniprogram-api-spec && npx --no-install tsc -p tsconfig.json)
 
-# The phone gets pixels from a canvas: it ships the build without the image decoder.
-[ -f target/wasm-pkg/rgba/web/photo_wasm_bg.wasm ] || scripts/wasm.sh build
-node miniprogram-api-spec/miniprogram/build-wasm.mjs target/wasm-pkg/rgba/web target/miniprogram-photo
+# The phone gets pixels from a canvas: it ships the builds without the image decoder, with wasm
+# SIMD and the baseline (for runtimes that refuse SIMD).
+[ -f target/wasm-pkg/rgba/web/photo_wasm_bg.wasm ] && [ -f target/wasm-pkg/rgba-simd/web/photo_wasm_bg.wasm ] ||
+  scripts/wasm.sh build
+node miniprogram-api-spec/miniprogram/build-wasm.mjs target/wasm-pkg/rgba/web target/wasm-pkg/rgba-simd/web \
+  target/miniprogram-photo
 
 start_dev_server
 BZ_TEST_BASE_URL="$BASE_URL" BZ_TEST_MINIPROGRAM_WASM="$PWD/target/miniprogram-photo" \

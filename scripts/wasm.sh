@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds and tests the photo checker's WebAssembly.
-#   scripts/wasm.sh build   release .wasm for Node and the web (+ SIMD and RGBA-only builds), sizes
+#   scripts/wasm.sh build   release .wasm for Node and the web (+ SIMD and RGBA-only builds, each
+#                           baseline and SIMD), sizes
 #   scripts/wasm.sh test    build if stale, then the same reports natively, in Node and in Chromium
 set -euo pipefail
 
@@ -83,25 +84,40 @@ build() {
   mkdir -p "$PKG/rgba"
   bindgen_opt "$PKG/photo_wasm_rgba.wasm" "$PKG/rgba" web
 
-  # Wasm SIMD (V8 and JavaScriptCore have it; older runtimes do not): the loader picks this build
-  # when `WebAssembly.validate` accepts SIMD. Its own target dir, as the flags change every crate.
+  # Wasm SIMD (V8 and JavaScriptCore have it; older runtimes do not): a browser loader picks this
+  # build when `WebAssembly.validate` accepts SIMD; the mini-program's loader tries to instantiate
+  # it and falls back to the baseline. Its own target dir, as the flags change every crate.
+  local simd_out="$TARGET_DIR/wasm-simd/wasm32-unknown-unknown/wasm-release/photo_wasm.wasm"
   log "cargo build (wasm-release, with the decoder, +simd128)"
   RUSTFLAGS="-C target-feature=+simd128" cargo build -p photo-wasm --lib --target wasm32-unknown-unknown \
     --profile wasm-release --target-dir "$TARGET_DIR/wasm-simd"
-  cp "$TARGET_DIR/wasm-simd/wasm32-unknown-unknown/wasm-release/photo_wasm.wasm" "$PKG/photo_wasm_simd.wasm"
+  cp "$simd_out" "$PKG/photo_wasm_simd.wasm"
   mkdir -p "$PKG/simd"
   EXTRA_FEATURES=--enable-simd bindgen_opt "$PKG/photo_wasm_simd.wasm" "$PKG/simd" nodejs web
+
+  # What the mini-program ships first: RGBA only, SIMD (the baseline RGBA build is its fallback).
+  log "cargo build (wasm-release, RGBA only, +simd128)"
+  RUSTFLAGS="-C target-feature=+simd128" cargo build -p photo-wasm --lib --target wasm32-unknown-unknown \
+    --profile wasm-release --target-dir "$TARGET_DIR/wasm-simd" --no-default-features
+  cp "$simd_out" "$PKG/photo_wasm_rgba_simd.wasm"
+  mkdir -p "$PKG/rgba-simd"
+  EXTRA_FEATURES=--enable-simd bindgen_opt "$PKG/photo_wasm_rgba_simd.wasm" "$PKG/rgba-simd" web
 
   log "sizes (after wasm-bindgen and wasm-opt -Oz)"
   sizes "with decoder (web)" "$PKG/web/photo_wasm_bg.wasm"
   sizes "with decoder, SIMD (web)" "$PKG/simd/web/photo_wasm_bg.wasm"
   sizes "RGBA only (web)" "$PKG/rgba/web/photo_wasm_bg.wasm"
+  sizes "RGBA only, SIMD (web)" "$PKG/rgba-simd/web/photo_wasm_bg.wasm"
 }
 
 # True when the packaged wasm is older than any input of the build.
 stale() {
   local out="$PKG/web/photo_wasm_bg.wasm"
-  [[ -f "$out" && -f "$PKG/simd/nodejs/photo_wasm_bg.wasm" && -f "$PKG/rgba/web/photo_wasm_bg.wasm" ]] || return 0
+  local f
+  for f in "$out" "$PKG/simd/nodejs/photo_wasm_bg.wasm" "$PKG/rgba/web/photo_wasm_bg.wasm" \
+    "$PKG/rgba-simd/web/photo_wasm_bg.wasm"; do
+    [[ -f "$f" ]] || return 0
+  done
   [[ -n "$(find photo-wasm/src photo-wasm/models photo-wasm/Cargo.toml Cargo.toml Cargo.lock -newer "$out" -print -quit)" ]]
 }
 

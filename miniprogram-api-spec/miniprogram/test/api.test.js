@@ -1,13 +1,16 @@
 // The mini-program glue against a running server in development mode (BZ_TEST_BASE_URL),
 // through a fake wx that maps to Node's fetch and a WXWebAssembly that maps to Node's
-// WebAssembly. Run by scripts/glue-test.sh.
+// WebAssembly (and, for the photo checker's fallback, a Node whose engine has no wasm SIMD).
+// Run by scripts/glue-test.sh.
 const test = require('node:test');
 const assert = require('node:assert/strict');
+const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
+const jpeg = require('jpeg-js');
 
 const { createClient, BanzhengError } = require('../api.js');
-const { createWx, createWXWebAssembly } = require('./fake-wx.js');
+const { createWx, createWXWebAssembly, NO_SIMD_NODE_FLAGS, engineHasWasmSimd } = require('./fake-wx.js');
 
 const baseUrl = process.env.BZ_TEST_BASE_URL;
 const photos = process.env.BANZHENG_PHOTOS_DIR || path.join(__dirname, '../../../../shared/photos');
@@ -82,15 +85,52 @@ test('requestSubscribeMessage acceptances are reported to the server', async () 
   assert.deepEqual(again.subscriptions.map((s) => s.remaining), [2], 'each tap adds one');
 });
 
-test('the photo checker loads under WXWebAssembly from the .wasm.br and checks pixels', async () => {
-  // The runtime has no TextEncoder/TextDecoder: the glue must bring its own.
+const WASM_PATHS = { simd: '/photo_wasm_simd_bg.wasm.br', baseline: '/photo_wasm_bg.wasm.br' };
+const jpegPhotos = fs
+  .readdirSync(photos)
+  .filter((f) => f.endsWith('.jpg'))
+  .sort()
+  .map((f) => path.join(photos, f));
+
+/** The packaged loader and glue as a mini-program that has just started sees them (no build loaded yet). */
+function freshLoader() {
+  for (const f of ['photo-check.js', 'photo_wasm.js', 'text-codec.js']) {
+    delete require.cache[require.resolve(path.join(wasmPackage, f))];
+  }
+  return require(path.join(wasmPackage, 'photo-check.js'));
+}
+
+/** Runs `body` the way the mini-program runtime would: without TextEncoder/TextDecoder. */
+async function withoutTextCodec(body) {
   const saved = { TextEncoder: globalThis.TextEncoder, TextDecoder: globalThis.TextDecoder };
   delete globalThis.TextEncoder;
   delete globalThis.TextDecoder;
   try {
-    const { loadPhotoCheck } = require(path.join(wasmPackage, 'photo-check.js'));
-    const checker = await loadPhotoCheck('/photo_wasm_bg.wasm.br', createWXWebAssembly(wasmPackage));
-    const jpeg = require('jpeg-js');
+    return await body();
+  } finally {
+    Object.assign(globalThis, saved);
+  }
+}
+
+/** The report of every test JPEG, as JSON would carry it. */
+function reportsOf(checker) {
+  const reports = {};
+  for (const photo of jpegPhotos) {
+    const px = jpeg.decode(fs.readFileSync(photo), { useTArray: true });
+    reports[path.basename(photo)] = checker.check_rgba(px.width, px.height, px.data, 'id-card');
+  }
+  return JSON.parse(JSON.stringify(reports));
+}
+
+let simdReports;
+
+test('the photo checker loads the SIMD build under WXWebAssembly from the .wasm.br and checks pixels', async () => {
+  assert.ok(engineHasWasmSimd(), 'this Node has wasm SIMD');
+  await withoutTextCodec(async () => {
+    const { loadPhotoCheck } = freshLoader();
+    const checker = await loadPhotoCheck(WASM_PATHS, createWXWebAssembly(wasmPackage));
+    assert.equal(checker.build, 'simd');
+    assert.equal(checker.simdError, undefined);
     const good = jpeg.decode(fs.readFileSync(path.join(photos, 'portrait-test0.jpg')), { useTArray: true });
     const report = checker.check_rgba(good.width, good.height, good.data, 'id-card');
     assert.ok(report.checks.length > 5);
@@ -100,7 +140,53 @@ test('the photo checker loads under WXWebAssembly from the .wasm.br and checks p
     const catReport = checker.check_rgba(cat.width, cat.height, cat.data, 'id-card');
     assert.ok(catReport.checks.some((c) => c.status === 'fail'));
     assert.throws(() => checker.check_rgba(2, 2, new Uint8Array(16), 'no-such-spec'));
-  } finally {
-    Object.assign(globalThis, saved);
-  }
+    assert.ok(checker.specs().some((s) => s.id === 'id-card'));
+    simdReports = reportsOf(checker);
+  });
+});
+
+test('the baseline build gives the same reports as the SIMD build', async () => {
+  assert.ok(simdReports, 'the SIMD test ran first');
+  await withoutTextCodec(async () => {
+    const { loadPhotoCheck } = freshLoader();
+    const checker = await loadPhotoCheck({ baseline: WASM_PATHS.baseline }, createWXWebAssembly(wasmPackage));
+    assert.equal(checker.build, 'baseline');
+    assert.equal(checker.simdError, undefined, 'SIMD was not tried');
+    assert.deepEqual(reportsOf(checker), simdReports);
+  });
+});
+
+test('on a runtime without wasm SIMD the loader falls back to the baseline build', { skip: process.env.CI !== 'true' && process.arch !== 'x64' && 'NO_SIMD_NODE_FLAGS turn off wasm SIMD on x64 only (in CI this fails instead)' }, async () => {
+  assert.ok(simdReports, 'the SIMD test ran first');
+  // A Node whose engine refuses SIMD modules when it compiles them, as older phones' do.
+  const child = spawnSync(
+    process.execPath,
+    [...NO_SIMD_NODE_FLAGS, path.join(__dirname, 'photo-check-child.js'), wasmPackage, ...jpegPhotos],
+    { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+  );
+  assert.equal(child.status, 0, child.stderr);
+  const out = JSON.parse(child.stdout);
+  assert.equal(out.engineHasWasmSimd, false, 'the child runtime refuses wasm SIMD');
+  assert.equal(out.build, 'baseline');
+  assert.match(out.simdError, /CompileError: .*SIMD/, 'the SIMD build was tried and refused');
+  assert.deepEqual(out.reports, simdReports, 'the same reports');
+  assert.ok(out.reports['portrait-test0.jpg'].checks.every((c) => c.status !== 'fail'));
+  assert.ok(out.reports['cat.jpg'].checks.some((c) => c.status === 'fail'));
+});
+
+test('the loader runs one load at a time and tries again after a failure', async () => {
+  const { loadPhotoCheck } = freshLoader();
+  const wxwasm = createWXWebAssembly(wasmPackage);
+  const asked = [];
+  const counting = { instantiate: (p, imports) => (asked.push(p), wxwasm.instantiate(p, imports)) };
+  await assert.rejects(loadPhotoCheck('/photo_wasm_bg.wasm.br', counting), TypeError, 'the paths of both builds');
+  const missing = { simd: '/no-such_simd_bg.wasm.br', baseline: '/no-such_bg.wasm.br' };
+  await assert.rejects(loadPhotoCheck(missing, counting));
+  assert.deepEqual(asked, [missing.simd, missing.baseline], 'SIMD first, then the baseline');
+  asked.length = 0;
+  const [a, b] = [loadPhotoCheck(WASM_PATHS, counting), loadPhotoCheck(WASM_PATHS, counting)];
+  assert.equal(a, b, 'one load in flight');
+  assert.equal((await a).build, 'simd');
+  assert.equal(await loadPhotoCheck(missing, counting), await a, 'later calls get the loaded checker');
+  assert.deepEqual(asked, [WASM_PATHS.simd]);
 });

@@ -80,7 +80,11 @@ function createWx({ baseUrl, openid, acceptSubscriptions = true }) {
   return wx;
 }
 
-/** WXWebAssembly: instantiate takes only a path inside the code package (`.wasm` or `.wasm.br`). */
+/**
+ * WXWebAssembly: instantiate takes only a path inside the code package (`.wasm` or `.wasm.br`).
+ * It compiles with this Node's own engine, so it has wasm SIMD exactly when this Node has it:
+ * run Node with NO_SIMD_NODE_FLAGS to get a runtime that refuses SIMD modules, as older phones do.
+ */
 function createWXWebAssembly(packageRoot) {
   return {
     instantiate(codePath, imports) {
@@ -99,4 +103,27 @@ function createWXWebAssembly(packageRoot) {
   };
 }
 
-module.exports = { createWx, createWXWebAssembly };
+/**
+ * V8 compiles wasm SIMD on x64 only with SSE4.1; told not to use SSE4.1, it refuses every module
+ * with a SIMD instruction ("CompileError: ... Wasm SIMD unsupported") and runs MVP modules as
+ * usual. Node 20 has no flag that turns off wasm SIMD itself.
+ */
+const NO_SIMD_NODE_FLAGS = ['--no-enable-sse4-1'];
+
+// (func (result i32) (i32x4.extract_lane 0 (v128.const i32x4 1 2 3 4)))
+const SIMD_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7f, 0x03, 0x02, 0x01, 0x00,
+  0x0a, 0x19, 0x01, 0x17, 0x00, 0xfd, 0x0c, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 0xfd, 0x1b, 0x00, 0x0b,
+]);
+
+/** Whether this Node's engine compiles wasm SIMD. */
+function engineHasWasmSimd() {
+  try {
+    new WebAssembly.Module(SIMD_PROBE);
+    return true;
+  } catch (e) {
+    return false;
+  }
+}
+
+module.exports = { createWx, createWXWebAssembly, NO_SIMD_NODE_FLAGS, engineHasWasmSimd };
