@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Requests per second of GET …/slots and POST /api/v1/appointments (Redis backend) beside a
 # bare actix-web JSON handler measured in the same run, and their ratios. Not part of the
-# test command. Targets: slots ≥ 0.5 of bare, booking ≥ 0.2.
+# test command. Targets: slots ≥ 0.5 of bare, booking ≥ 0.2. Last, the ceiling: what Redis alone
+# does with the least booking script (scripts/bench-redis-floor.sh), as a ratio to the same bare.
 #   DURATION=10s CONNECTIONS=64 THREADS=1 WORKERS=1 scripts/bench-booking.sh
 # SERVER_BIN=path measures that server binary (another build, to compare) instead of building.
 set -euo pipefail
@@ -104,12 +105,17 @@ BOOK=$(run booking -s scripts/bench-booking.lua "$BASE_URL/api/v1/appointments")
 BOOKED=$(curl -fsS "$BASE_URL/api/v1/offices/dongcheng/slots?service=expiry_renewal&date=$DAY" |
   python3 -c 'import json,sys; s=json.load(sys.stdin)["slots"][0]; print(s["capacity"]-s["remaining"])')
 
+step "Redis alone, the least booking script (scripts/bench-redis-floor.sh): the ceiling for booking"
+FLOOR=$(scripts/bench-redis-floor.sh | tee /dev/stderr | awk '/calls\/s/ {print $(NF-1)}')
+
 step "results (wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $WORKERS server worker(s), $USERS users, $(nproc) cores)"
-python3 - "$BARE" "$SLOTS" "$BOOK" "$BOOKED" <<'PY'
+python3 - "$BARE" "$SLOTS" "$BOOK" "$BOOKED" "$FLOOR" <<'PY'
 import sys
 bare, slots, book = map(float, sys.argv[1:4])
+floor = float(sys.argv[5])
 print(f"bare JSON handler     {bare:>10.0f} req/s")
 print(f"GET  slots            {slots:>10.0f} req/s   ratio {slots/bare:.2f}  (target >= 0.50)")
 print(f"POST appointments     {book:>10.0f} req/s   ratio {book/bare:.2f}  (target >= 0.20)")
 print(f"appointments stored   {int(sys.argv[4]):>10d}")
+print(f"ceiling: Redis alone  {floor:>10.0f} calls/s ratio {floor/bare:.2f}  (the least booking script, no server)")
 PY

@@ -2,7 +2,8 @@
 # What Redis alone can do for bookings, with no server in front: redis-benchmark calls a script
 # that does the least a booking must (bench-redis-floor.lua: 5 reads, 8 writes, values the size
 # of ours) on fresh keys, and Redis's own CPU per call is read from /proc. It bounds
-# scripts/bench-booking.sh: booking cannot go faster than this. Not part of the test command.
+# scripts/bench-booking.sh (which runs it too): booking cannot go faster than this. Not part of
+# the test command.
 #   REQUESTS=200000 CLIENTS=64 scripts/bench-redis-floor.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
