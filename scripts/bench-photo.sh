@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks the photo checker (not part of the tests):
-#   native vs WASM-in-Node for a 12 MP phone-size photo and a 1 MP one, their ratio, the .wasm
-#   sizes, normalisation time for 12 MP, and OpenCV's Haar detector beside ours on the shared photos.
+#   native vs WASM-in-Node for a 12 MP phone-size photo and a 1 MP one, their ratio, the same for
+#   the 1 MP photo's pixels through check_rgba in the RGBA-only builds (the mini-program's path),
+#   the .wasm sizes, normalisation time for 12 MP, and OpenCV's Haar detector beside ours on the
+#   shared photos.
 # Times are medians of per-call CPU time (wall time is printed too). The machine is shared and
 # its speed drifts by half within a minute, so the phone-size checks run in ROUNDS interleaved
 # rounds (native, WASM, WASM+SIMD, then again): a drift then reaches all three alike, and each
@@ -22,22 +24,25 @@ cargo build --release -p photo-wasm --example bench
 # Writes the phone-size inputs, times normalisation and the shared photos.
 full="$("$TARGET_DIR/release/examples/bench" "$PHOTOS" "$OUT" "$RUNS")"
 
-if [[ ! -f "$TARGET_DIR/wasm-pkg/simd/nodejs/photo_wasm.js" ]]; then
+PKG="$TARGET_DIR/wasm-pkg"
+if [[ ! -f "$PKG/simd/nodejs/photo_wasm.js" || ! -f "$PKG/rgba-simd/web/photo_wasm.js" ]]; then
   scripts/wasm.sh build >&2
 fi
 ROUNDS="${ROUNDS:-5}"
-echo "== $ROUNDS interleaved rounds: native, WASM in Node, WASM+SIMD in Node" >&2
+echo "== $ROUNDS interleaved rounds: native, WASM in Node, WASM+SIMD in Node (each also RGBA-only)" >&2
 rounds=()
 for _ in $(seq "$ROUNDS"); do
   rounds+=("$("$TARGET_DIR/release/examples/bench" "$PHOTOS" "$OUT" "$RUNS" checks)")
-  rounds+=("$(node tests/js/bench-wasm.mjs "$TARGET_DIR/wasm-pkg/nodejs/photo_wasm.js" "$OUT" "$RUNS")")
-  rounds+=("$(node tests/js/bench-wasm.mjs "$TARGET_DIR/wasm-pkg/simd/nodejs/photo_wasm.js" "$OUT" "$RUNS" simd)")
+  rounds+=("$(node tests/js/bench-wasm.mjs "$PKG/nodejs/photo_wasm.js" "$OUT" "$RUNS")")
+  rounds+=("$(node tests/js/bench-wasm.mjs "$PKG/simd/nodejs/photo_wasm.js" "$OUT" "$RUNS" simd)")
+  rounds+=("$(node tests/js/bench-wasm.mjs "$PKG/rgba/web/photo_wasm.js" "$OUT" "$RUNS" wasm_rgba)")
+  rounds+=("$(node tests/js/bench-wasm.mjs "$PKG/rgba-simd/web/photo_wasm.js" "$OUT" "$RUNS" simd_rgba)")
 done
 # Each figure from its least disturbed round; the full run adds normalisation and the photos.
 best="$(python3 - "$full" "${rounds[@]}" <<'PY'
 import json, sys
 full, rounds = json.loads(sys.argv[1]), [json.loads(r) for r in sys.argv[2:]]
-best = {k: v for k, v in full.items() if not k.startswith("native_12mp") and not k.startswith("native_1mp")}
+best = {k: v for k, v in full.items() if not k.startswith(("native_12mp", "native_1mp", "native_rgba"))}
 for r in rounds:
     for k, v in r.items():
         best[k] = min(v, best.get(k, v))
@@ -78,14 +83,19 @@ for size in ("12mp", "1mp"):
         c = n[f"{key}_{size}_cpu_ms"]
         print(f"   {label} {c:6.1f} ({n[f'{key}_{size}_wall_ms']:.1f}) x{c / nc:.2f}", end="")
     print()
+nc = n["native_rgba_1mp_cpu_ms"]
+print(f"  check_rgba 1mp (the mini-program's path, RGBA-only builds): native {nc:6.1f} ({n['native_rgba_1mp_wall_ms']:.1f})", end="")
+for label, key in (("wasm", "wasm_rgba"), ("wasm+simd", "simd_rgba")):
+    c = n[f"{key}_1mp_cpu_ms"]
+    print(f"   {label} {c:6.1f} ({n[f'{key}_1mp_wall_ms']:.1f}) x{c / nc:.2f}", end="")
+print()
 print(f"  normalise 12mp: {n['normalise_12mp_cpu_ms']:.1f} ({n['normalise_12mp_wall_ms']:.1f})")
 print(f"  review copy 12mp -> 2 MP: {n['review_copy_12mp_cpu_ms']:.1f} ({n['review_copy_12mp_wall_ms']:.1f})")
 print(f"  OpenCV Haar: verdict {o['haar_verdict']}, median {o['haar_median_ms']} ms (read, decode, detect);"
       f" photo-wasm (BlazeFace): verdict {o['photo_wasm_verdict']}, median {o['photo_wasm_median_cpu_ms']} ms"
       f" (decode + detection + all checks); same faces on {o['agreement']} photos")
 PY
-echo "  .wasm with decoder: $(size "$TARGET_DIR/wasm-pkg/web/photo_wasm_bg.wasm")"
-echo "  .wasm with decoder, SIMD: $(size "$TARGET_DIR/wasm-pkg/simd/web/photo_wasm_bg.wasm")"
-if [[ -f "$TARGET_DIR/wasm-pkg/rgba/web/photo_wasm_bg.wasm" ]]; then
-  echo "  .wasm RGBA only:    $(size "$TARGET_DIR/wasm-pkg/rgba/web/photo_wasm_bg.wasm")"
-fi
+echo "  .wasm with decoder: $(size "$PKG/web/photo_wasm_bg.wasm")"
+echo "  .wasm with decoder, SIMD: $(size "$PKG/simd/web/photo_wasm_bg.wasm")"
+echo "  .wasm RGBA only:    $(size "$PKG/rgba/web/photo_wasm_bg.wasm")"
+echo "  .wasm RGBA only, SIMD: $(size "$PKG/rgba-simd/web/photo_wasm_bg.wasm")"

@@ -3,7 +3,10 @@
 //! comparison with OpenCV.
 //!
 //! `cargo run --release -p photo-wasm --example bench -- PHOTOS_DIR OUT_DIR [RUNS] [checks]`
-//! (`checks`: time only the two phone-size checks, for the interleaved rounds).
+//! (`checks`: time only the phone-size checks, for the interleaved rounds). The 1 MP photo is
+//! also checked as RGBA pixels (`check_rgba`, the mini-program's path: a canvas gives it the
+//! decoded photo), written to `bench-1mp.rgba` (its size in `bench-1mp.rgba.json`) for the wasm
+//! run.
 
 use photo_wasm::decode::{decode, Want};
 use std::time::Instant;
@@ -80,6 +83,21 @@ fn main() {
             std::hint::black_box(photo_wasm::check(&bytes, spec));
         });
         line.push(field(&format!("native_{name}"), ms));
+        if name == "1mp" {
+            let img = decode(&bytes, Want::Full).expect("decodes").image;
+            let rgba: Vec<u8> = img
+                .data
+                .chunks_exact(3)
+                .flat_map(|p| [p[0], p[1], p[2], 255])
+                .collect();
+            std::fs::write(out.join("bench-1mp.rgba"), &rgba).expect("write");
+            let size = format!("{{\"width\":{},\"height\":{}}}", img.width, img.height);
+            std::fs::write(out.join("bench-1mp.rgba.json"), size).expect("write");
+            let ms = median_ms(runs, || {
+                std::hint::black_box(photo_wasm::check_rgba(img.width, img.height, &rgba, spec));
+            });
+            line.push(field("native_rgba_1mp", ms));
+        }
         if name == "12mp" && !checks_only {
             let ms = median_ms(runs, || {
                 std::hint::black_box(photo_wasm::normalise(&bytes, spec).expect("normalises"));
