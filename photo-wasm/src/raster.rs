@@ -19,14 +19,19 @@ impl Rgb {
 
     /// RGBA composited over white: a transparent background is what a white ID background means.
     pub fn from_rgba(width: u32, height: u32, rgba: &[u8]) -> Rgb {
-        let data = rgba
-            .chunks_exact(4)
-            .flat_map(|p| {
-                let a = p[3] as u32;
-                let mix = move |c: u8| ((c as u32 * a + 255 * (255 - a) + 127) / 255) as u8;
-                [mix(p[0]), mix(p[1]), mix(p[2])]
-            })
-            .collect();
+        let mut data = vec![0; rgba.len() / 4 * 3];
+        for (out, p) in data.chunks_exact_mut(3).zip(rgba.chunks_exact(4)) {
+            let rgb = [p[0], p[1], p[2]];
+            // A canvas photo is opaque: no division per channel then (slow in WASM).
+            out.copy_from_slice(&match p[3] {
+                255 => rgb,
+                0 => [255; 3],
+                a => rgb.map(|c| {
+                    let a = a as u32;
+                    ((c as u32 * a + 255 * (255 - a) + 127) / 255) as u8
+                }),
+            });
+        }
         Rgb {
             width,
             height,
@@ -73,14 +78,17 @@ impl Rgb {
         // Horizontal pass into f32 rows, then vertical pass.
         let sw = self.width as usize;
         let mut tmp = vec![0f32; self.height as usize * w as usize * 3];
+        // Each source value feeds several taps: converted to f32 once per row.
+        let mut row = vec![0f32; sw * 3];
         for y in 0..self.height as usize {
-            let row = &self.data[y * sw * 3..(y + 1) * sw * 3];
+            for (r, &v) in row.iter_mut().zip(&self.data[y * sw * 3..(y + 1) * sw * 3]) {
+                *r = v as f32;
+            }
             for (ox, (start, ws)) in xs.iter().enumerate() {
                 let mut acc = [0f32; 3];
-                for (k, wt) in ws.iter().enumerate() {
-                    let p = &row[(start + k) * 3..][..3];
+                for (p, wt) in row[start * 3..].chunks_exact(3).zip(ws) {
                     for c in 0..3 {
-                        acc[c] += p[c] as f32 * wt;
+                        acc[c] += p[c] * wt;
                     }
                 }
                 tmp[(y * w as usize + ox) * 3..][..3].copy_from_slice(&acc);
