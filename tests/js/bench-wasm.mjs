@@ -8,9 +8,11 @@ import { dirname, join } from 'node:path';
 
 const [pkgJs, dir, runsArg, label = 'wasm'] = process.argv.slice(2);
 const runs = Number(runsArg ?? 15);
-const rgbaOnly = pkgJs.includes('/web/');
-const wasm = rgbaOnly ? await import(pkgJs) : createRequire(import.meta.url)(pkgJs);
-if (rgbaOnly) wasm.initSync({ module: readFileSync(join(dirname(pkgJs), 'photo_wasm_bg.wasm')) });
+// wasm-bindgen's web target is an ES module to initialise by hand; its nodejs target, CommonJS.
+const webTarget = pkgJs.includes('/web/');
+const wasm = webTarget ? await import(pkgJs) : createRequire(import.meta.url)(pkgJs);
+if (webTarget) wasm.initSync({ module: readFileSync(join(dirname(pkgJs), 'photo_wasm_bg.wasm')) });
+const rgbaOnly = typeof wasm.check_encoded !== 'function';
 
 function median(v) {
   return [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];

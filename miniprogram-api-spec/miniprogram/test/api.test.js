@@ -11,6 +11,7 @@ const jpeg = require('jpeg-js');
 
 const { createClient, BanzhengError } = require('../api.js');
 const { createWx, createWXWebAssembly, NO_SIMD_NODE_FLAGS, engineHasWasmSimd } = require('./fake-wx.js');
+const { reportsOf } = require('./photo-check-child.js');
 
 const baseUrl = process.env.BZ_TEST_BASE_URL;
 const photos = process.env.BANZHENG_PHOTOS_DIR || path.join(__dirname, '../../../../shared/photos');
@@ -112,16 +113,6 @@ async function withoutTextCodec(body) {
   }
 }
 
-/** The report of every test JPEG, as JSON would carry it. */
-function reportsOf(checker) {
-  const reports = {};
-  for (const photo of jpegPhotos) {
-    const px = jpeg.decode(fs.readFileSync(photo), { useTArray: true });
-    reports[path.basename(photo)] = checker.check_rgba(px.width, px.height, px.data, 'id-card');
-  }
-  return JSON.parse(JSON.stringify(reports));
-}
-
 let simdReports;
 
 test('the photo checker loads the SIMD build under WXWebAssembly from the .wasm.br and checks pixels', async () => {
@@ -141,7 +132,7 @@ test('the photo checker loads the SIMD build under WXWebAssembly from the .wasm.
     assert.ok(catReport.checks.some((c) => c.status === 'fail'));
     assert.throws(() => checker.check_rgba(2, 2, new Uint8Array(16), 'no-such-spec'));
     assert.ok(checker.specs().some((s) => s.id === 'id-card'));
-    simdReports = reportsOf(checker);
+    simdReports = reportsOf(checker, jpegPhotos);
   });
 });
 
@@ -152,7 +143,7 @@ test('the baseline build gives the same reports as the SIMD build', async () => 
     const checker = await loadPhotoCheck({ baseline: WASM_PATHS.baseline }, createWXWebAssembly(wasmPackage));
     assert.equal(checker.build, 'baseline');
     assert.equal(checker.simdError, undefined, 'SIMD was not tried');
-    assert.deepEqual(reportsOf(checker), simdReports);
+    assert.deepEqual(reportsOf(checker, jpegPhotos), simdReports);
   });
 });
 
