@@ -243,46 +243,16 @@ fn weighted_nms(mut cands: Vec<Detection>) -> Vec<Detection> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The synthetic input of `models/convert_blazeface.py`.
-    fn golden_input() -> Vec<f32> {
-        let mut v = Vec::with_capacity(128 * 128 * 3);
-        for y in 0..128 {
-            for x in 0..128 {
-                for c in 0..3 {
-                    let (x, y, c) = (x as f64, y as f64, c as f64);
-                    v.push(((x * 0.11 + c).sin() * (y * 0.07 - c * 0.5).cos() * 0.9) as f32);
-                }
-            }
-        }
-        v
-    }
+    use crate::nn::golden;
 
     #[test]
     fn runtime_matches_the_reference_interpreter() {
-        let golden: Vec<f32> = include_bytes!("../models/blazeface-golden.bin")
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        let (cls, reg) = BlazeFace::shared().raw(golden_input());
-        assert_eq!(cls.len() + reg.len(), golden.len());
-        let (gc, gr) = golden.split_at(cls.len());
-        let worst = |a: &[f32], b: &[f32]| {
-            a.iter()
-                .zip(b)
-                .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
-                .fold(0.0f32, f32::max)
-        };
-        assert!(
-            worst(&cls, gc) < 1e-3,
-            "logits differ by {}",
-            worst(&cls, gc)
-        );
-        assert!(
-            worst(&reg, gr) < 1e-3,
-            "regressors differ by {}",
-            worst(&reg, gr)
-        );
+        let want = golden::outputs(include_bytes!("../models/blazeface-golden.bin"));
+        let (cls, reg) = BlazeFace::shared().raw(golden::input(INPUT as usize));
+        assert_eq!(cls.len() + reg.len(), want.len());
+        let (gc, gr) = want.split_at(cls.len());
+        golden::assert_close("logits", &cls, gc);
+        golden::assert_close("regressors", &reg, gr);
     }
 
     #[test]

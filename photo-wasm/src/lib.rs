@@ -7,6 +7,7 @@ mod check;
 pub mod decode;
 pub mod detect;
 pub mod geometry;
+pub mod landmarks;
 mod nn;
 #[cfg(all(feature = "decode", not(target_arch = "wasm32")))]
 mod normalise;

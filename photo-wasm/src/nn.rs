@@ -1,6 +1,7 @@
-//! A tiny runtime for the op subset BlazeFace uses (conv, depthwise conv, add, ReLU, channel pad,
-//! max-pool, reshape, concat) on NHWC f32 tensors with batch 1. The graph and its fp16 weights come
-//! from `models/convert_blazeface.py`; a general runtime (tract) would add megabytes to the .wasm.
+//! A tiny runtime for the op subset of BlazeFace and the face landmark model (conv, depthwise conv,
+//! add, ReLU, PReLU, channel pad, max-pool, reshape, concat) on NHWC f32 tensors with batch 1. The
+//! graph and its fp16 weights come
+//! from `models/convert_tflite.py`; a general runtime (tract) would add megabytes to the .wasm.
 
 use half::f16;
 
@@ -82,6 +83,12 @@ enum Op {
         inputs: Vec<usize>,
         output: usize,
     },
+    /// `max(v, 0) + alpha[c]·min(v, 0)`, one slope per channel.
+    Prelu {
+        input: usize,
+        output: usize,
+        alpha: Vec<f32>,
+    },
 }
 
 impl Op {
@@ -92,6 +99,7 @@ impl Op {
             | Op::Relu { input, .. }
             | Op::Pad { input, .. }
             | Op::MaxPool { input, .. }
+            | Op::Prelu { input, .. }
             | Op::Reshape { input, .. } => vec![*input],
             Op::Add { a, b, .. } => vec![*a, *b],
             Op::Concat { inputs, .. } => inputs.clone(),
@@ -243,6 +251,14 @@ impl Graph {
                     let inputs = (0..k).map(|_| r.u16()).collect::<Result<Vec<_>, _>>()?;
                     Op::Concat { inputs, output }
                 }
+                9 => {
+                    let (input, output, c) = (r.u16()?, r.u16()?, r.u16()?);
+                    Op::Prelu {
+                        input,
+                        output,
+                        alpha: r.f16s(c)?,
+                    }
+                }
                 _ => return Err(ModelError(at)),
             };
             ops.push(op);
@@ -357,6 +373,18 @@ impl Graph {
                     (
                         *output,
                         i.h + before[0] <= o.h && i.w + before[1] <= o.w && i.c + before[2] <= o.c,
+                    )
+                }
+                Op::Prelu {
+                    input,
+                    output,
+                    alpha,
+                } => {
+                    ok(*output)?;
+                    let (i, o) = (self.shapes[*input], self.shapes[*output]);
+                    (
+                        *output,
+                        (i.h, i.w, i.c) == (o.h, o.w, o.c) && alpha.len() == i.c,
                     )
                 }
                 Op::Concat { inputs, output } => {
@@ -502,6 +530,21 @@ impl Graph {
                 }
                 (*output, out)
             }
+            Op::Prelu {
+                input,
+                output,
+                alpha,
+            } => {
+                let mut out = t[*input].clone();
+                for px in out.chunks_exact_mut(alpha.len()) {
+                    for (v, a) in px.iter_mut().zip(alpha) {
+                        if *v < 0.0 {
+                            *v *= a;
+                        }
+                    }
+                }
+                (*output, out)
+            }
             Op::Reshape { input, output } => (*output, t[*input].clone()),
             Op::Concat { inputs, output } => (
                 *output,
@@ -614,5 +657,42 @@ fn add_bias_relu(out: &mut [f32], bias: &[f32], relu: bool) {
                 *v = relu_value(*v);
             }
         }
+    }
+}
+
+/// What the model tests share: the synthetic input of `models/convert_tflite.py` and the comparison
+/// with the reference interpreter's outputs.
+#[cfg(test)]
+pub(crate) mod golden {
+    pub fn input(size: usize) -> Vec<f32> {
+        let mut v = Vec::with_capacity(size * size * 3);
+        for y in 0..size {
+            for x in 0..size {
+                for c in 0..3 {
+                    let (x, y, c) = (x as f64, y as f64, c as f64);
+                    v.push(((x * 0.11 + c).sin() * (y * 0.07 - c * 0.5).cos() * 0.9) as f32);
+                }
+            }
+        }
+        v
+    }
+
+    /// The reference outputs, f32 little-endian.
+    pub fn outputs(bytes: &[u8]) -> Vec<f32> {
+        bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    }
+
+    /// Every value within 1e-3, relative to the value's size above 1.
+    pub fn assert_close(what: &str, got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        let worst = got
+            .iter()
+            .zip(want)
+            .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-3, "{what} differ by {worst}");
     }
 }

@@ -13,6 +13,11 @@ pub const NMS_IOU: f32 = 0.3;
 /// pixels first.
 pub const REFINE_CONTEXT: f32 = 2.5;
 pub const REFINE_WINDOW_PX: u32 = 256;
+/// The landmark model's window: this many detection-box sides, as MediaPipe's face mesh crops.
+pub const MESH_WINDOW: f32 = 1.5;
+/// The forehead-to-chin line of the landmark model leans back by this much on a face looking
+/// straight at the camera (measured on the frontal test portraits); pitch is reported from it.
+pub const PITCH_NEUTRAL_DEG: f32 = 0.0;
 /// A face counts when the detector is at least this sure (see [`DETECT_MIN_SCORE`]).
 pub const FACE_MIN_SCORE: f32 = 0.8;
 /// Another sure face at least this wide, per the applicant's face width, is a second person in the

