@@ -4,12 +4,15 @@ pub mod applicant;
 pub mod appointment;
 pub mod catalog;
 mod day_lists;
+mod form;
 mod handlers;
 pub mod id_hash;
 mod notices;
 pub mod schedule;
+mod service;
 pub mod store;
 mod sweep;
+mod view;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -91,6 +94,11 @@ impl BookingSettings {
             limit: self.no_show_limit.max(1),
             ban: Duration::from_secs(u64::from(self.ban_days) * DAY),
         }
+    }
+
+    /// How long an `Idempotency-Key`'s answer is kept.
+    pub fn idempotency_ttl(&self) -> Duration {
+        Duration::from_secs(u64::from(self.idempotency_hours) * 3600)
     }
 }
 
