@@ -1,0 +1,12 @@
+//! The end-to-end suite as one test binary (one link of the server instead of one per file),
+//! a module per capability. Each test runs on SQLite and on Redis where both apply:
+//! `cargo test -p tests --test api booking::` runs one capability's tests.
+
+mod admin;
+mod booking;
+mod booking_store;
+mod health;
+mod notify;
+mod receipts;
+mod store;
+mod wechat;
