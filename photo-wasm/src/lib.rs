@@ -13,11 +13,13 @@ mod nn;
 mod normalise;
 pub mod raster;
 mod report;
+pub mod segment;
 mod specs;
 pub mod thresholds;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
+pub use nn::ModelError;
 #[cfg(all(feature = "decode", not(target_arch = "wasm32")))]
 pub use normalise::{
     downscale_for_review, normalise, normalise_checked, NormaliseError, Normalised, Note,

@@ -1,7 +1,8 @@
-//! A tiny runtime for the op subset of BlazeFace and the face landmark model (conv, depthwise conv,
-//! add, ReLU, PReLU, channel pad, max-pool, reshape, concat) on NHWC f32 tensors with batch 1. The
-//! graph and its fp16 weights come
-//! from `models/convert_tflite.py`; a general runtime (tract) would add megabytes to the .wasm.
+//! A tiny runtime for the op subset of BlazeFace, the face landmark model and the selfie
+//! segmentation (conv, depthwise conv, add, ReLU, PReLU, channel pad, max-pool, reshape, concat;
+//! hard-swish, logistic, per-channel multiply, global average, bilinear resize, non-overlapping
+//! transposed conv) on NHWC f32 tensors with batch 1. The graph and its fp16 weights come from
+//! `models/convert_tflite.py`; a general runtime (tract) would add megabytes to the .wasm.
 
 use half::f16;
 
@@ -89,6 +90,44 @@ enum Op {
         output: usize,
         alpha: Vec<f32>,
     },
+    /// `x · relu6(x + 3) / 6`.
+    HardSwish {
+        input: usize,
+        output: usize,
+    },
+    /// `1 / (1 + e^-x)`.
+    Logistic {
+        input: usize,
+        output: usize,
+    },
+    /// A feature map times one factor per channel (`b` is 1×1×C): squeeze-and-excite.
+    Mul {
+        a: usize,
+        b: usize,
+        output: usize,
+    },
+    /// Global average over the pixels, per channel.
+    Mean {
+        input: usize,
+        output: usize,
+    },
+    /// Bilinear resize with half-pixel centres (TensorFlow's `half_pixel_centers`).
+    Resize {
+        input: usize,
+        output: usize,
+    },
+    /// Transposed convolution whose stride equals its kernel: each input pixel paints its own
+    /// kh×kw block of the output.
+    Deconv {
+        input: usize,
+        output: usize,
+        kh: usize,
+        kw: usize,
+        cin: usize,
+        /// `[cout][kh][kw][cin]`, as in the model.
+        weights: Vec<f32>,
+        bias: Vec<f32>,
+    },
 }
 
 impl Op {
@@ -100,8 +139,13 @@ impl Op {
             | Op::Pad { input, .. }
             | Op::MaxPool { input, .. }
             | Op::Prelu { input, .. }
-            | Op::Reshape { input, .. } => vec![*input],
-            Op::Add { a, b, .. } => vec![*a, *b],
+            | Op::Reshape { input, .. }
+            | Op::HardSwish { input, .. }
+            | Op::Logistic { input, .. }
+            | Op::Mean { input, .. }
+            | Op::Resize { input, .. }
+            | Op::Deconv { input, .. } => vec![*input],
+            Op::Add { a, b, .. } | Op::Mul { a, b, .. } => vec![*a, *b],
             Op::Concat { inputs, .. } => inputs.clone(),
         }
     }
@@ -259,6 +303,41 @@ impl Graph {
                         alpha: r.f16s(c)?,
                     }
                 }
+                10 => Op::HardSwish {
+                    input: r.u16()?,
+                    output: r.u16()?,
+                },
+                11 => Op::Logistic {
+                    input: r.u16()?,
+                    output: r.u16()?,
+                },
+                12 => Op::Mul {
+                    a: r.u16()?,
+                    b: r.u16()?,
+                    output: r.u16()?,
+                },
+                13 => Op::Mean {
+                    input: r.u16()?,
+                    output: r.u16()?,
+                },
+                14 => Op::Resize {
+                    input: r.u16()?,
+                    output: r.u16()?,
+                },
+                15 => {
+                    let (input, output) = (r.u16()?, r.u16()?);
+                    let (kh, kw) = (r.u8()?, r.u8()?);
+                    let (cout, cin) = (r.u16()?, r.u16()?);
+                    Op::Deconv {
+                        input,
+                        output,
+                        kh,
+                        kw,
+                        cin,
+                        weights: r.f16s(cout * kh * kw * cin)?,
+                        bias: r.f16s(cout)?,
+                    }
+                }
                 _ => return Err(ModelError(at)),
             };
             ops.push(op);
@@ -356,7 +435,10 @@ impl Graph {
                         (a.h, a.w, a.c) == (b.h, b.w, b.c) && (a.h, a.w, a.c) == (o.h, o.w, o.c),
                     )
                 }
-                Op::Relu { input, output } | Op::Reshape { input, output } => {
+                Op::Relu { input, output }
+                | Op::Reshape { input, output }
+                | Op::HardSwish { input, output }
+                | Op::Logistic { input, output } => {
                     ok(*output)?;
                     (
                         *output,
@@ -392,6 +474,42 @@ impl Graph {
                     let o = self.shapes[*output];
                     let sum: usize = inputs.iter().map(|t| self.shapes[*t].len()).sum();
                     (*output, sum == o.len())
+                }
+                Op::Mul { a, b, output } => {
+                    ok(*output)?;
+                    let (a, b, o) = (self.shapes[*a], self.shapes[*b], self.shapes[*output]);
+                    (
+                        *output,
+                        (b.h, b.w, b.c) == (1, 1, a.c) && (a.h, a.w, a.c) == (o.h, o.w, o.c),
+                    )
+                }
+                Op::Mean { input, output } => {
+                    ok(*output)?;
+                    let (i, o) = (self.shapes[*input], self.shapes[*output]);
+                    (*output, (o.h, o.w, o.c) == (1, 1, i.c) && i.h * i.w > 0)
+                }
+                Op::Resize { input, output } => {
+                    ok(*output)?;
+                    let (i, o) = (self.shapes[*input], self.shapes[*output]);
+                    (*output, i.c == o.c && i.h > 0 && i.w > 0)
+                }
+                Op::Deconv {
+                    input,
+                    output,
+                    kh,
+                    kw,
+                    cin,
+                    weights,
+                    bias,
+                } => {
+                    ok(*output)?;
+                    let (i, o) = (self.shapes[*input], self.shapes[*output]);
+                    (
+                        *output,
+                        i.c == *cin
+                            && (i.h * kh, i.w * kw, bias.len()) == (o.h, o.w, o.c)
+                            && weights.len() == o.c * kh * kw * cin,
+                    )
                 }
             };
             if !expect_ok {
@@ -440,6 +558,14 @@ impl Graph {
             } => {
                 let (i, o) = (self.shapes[*input], self.shapes[*output]);
                 let mut out = vec![0.0; o.len()];
+                if win.kh * win.kw * win.stride == 1 {
+                    // Pointwise: the window is the input pixel itself, no copy needed.
+                    for (acc, px) in out.chunks_exact_mut(o.c).zip(t[*input].chunks_exact(*cin)) {
+                        multiply_accumulate(acc, px, weights);
+                    }
+                    add_bias_relu(&mut out, bias, *relu);
+                    return (*output, out);
+                }
                 // The window's inputs in the weights' order (tap, channel), zero outside the
                 // input: one long dot product per output instead of one short one per tap.
                 let mut patch = vec![0.0; win.kh * win.kw * cin];
@@ -546,6 +672,89 @@ impl Graph {
                 (*output, out)
             }
             Op::Reshape { input, output } => (*output, t[*input].clone()),
+            Op::HardSwish { input, output } => (
+                *output,
+                t[*input]
+                    .iter()
+                    .map(|&x| x * (x + 3.0).clamp(0.0, 6.0) / 6.0)
+                    .collect(),
+            ),
+            Op::Logistic { input, output } => (
+                *output,
+                t[*input]
+                    .iter()
+                    .map(|&x| 1.0 / (1.0 + libm::expf(-x)))
+                    .collect(),
+            ),
+            Op::Mul { a, b, output } => {
+                let factors = &t[*b];
+                let mut out = t[*a].clone();
+                for px in out.chunks_exact_mut(factors.len()) {
+                    for (v, f) in px.iter_mut().zip(factors) {
+                        *v *= f;
+                    }
+                }
+                (*output, out)
+            }
+            Op::Mean { input, output } => {
+                let c = self.shapes[*output].c;
+                let mut sum = vec![0.0f32; c];
+                for px in t[*input].chunks_exact(c) {
+                    for (s, v) in sum.iter_mut().zip(px) {
+                        *s += v;
+                    }
+                }
+                let n = (t[*input].len() / c) as f32;
+                (*output, sum.into_iter().map(|s| s / n).collect())
+            }
+            Op::Resize { input, output } => {
+                let (i, o) = (self.shapes[*input], self.shapes[*output]);
+                let (c, src) = (i.c, &t[*input]);
+                let ys = resize_taps(i.h, o.h);
+                let xs = resize_taps(i.w, o.w);
+                let mut out = vec![0.0; o.len()];
+                for (oy, &(y0, y1, fy)) in ys.iter().enumerate() {
+                    for (ox, &(x0, x1, fx)) in xs.iter().enumerate() {
+                        let at = |y: usize, x: usize| &src[(y * i.w + x) * c..][..c];
+                        let (a, b, cc, d) = (at(y0, x0), at(y0, x1), at(y1, x0), at(y1, x1));
+                        let dst = &mut out[(oy * o.w + ox) * c..][..c];
+                        for k in 0..c {
+                            let top = a[k] + (b[k] - a[k]) * fx;
+                            let bottom = cc[k] + (d[k] - cc[k]) * fx;
+                            dst[k] = top + (bottom - top) * fy;
+                        }
+                    }
+                }
+                (*output, out)
+            }
+            Op::Deconv {
+                input,
+                output,
+                kh,
+                kw,
+                cin,
+                weights,
+                bias,
+            } => {
+                let (i, o) = (self.shapes[*input], self.shapes[*output]);
+                let mut out = vec![0.0; o.len()];
+                for y in 0..i.h {
+                    for x in 0..i.w {
+                        let px = &t[*input][(y * i.w + x) * cin..][..*cin];
+                        for ky in 0..*kh {
+                            for kx in 0..*kw {
+                                let dst = ((y * kh + ky) * o.w + x * kw + kx) * o.c;
+                                for (oc, b) in bias.iter().enumerate() {
+                                    let w = &weights[((oc * kh + ky) * kw + kx) * cin..][..*cin];
+                                    out[dst + oc] =
+                                        b + px.iter().zip(w).map(|(p, w)| p * w).sum::<f32>();
+                                }
+                            }
+                        }
+                    }
+                }
+                (*output, out)
+            }
             Op::Concat { inputs, output } => (
                 *output,
                 inputs.iter().flat_map(|i| t[*i].iter().copied()).collect(),
@@ -563,6 +772,19 @@ fn out_hw(i: Shape, win: &Window) -> (usize, usize) {
             (i.w.saturating_sub(win.kw)) / win.stride + 1,
         )
     }
+}
+
+/// For each output row (or column): the two source rows and the weight of the second, with
+/// TensorFlow's half-pixel centres (`src = (dst + ½)·in/out − ½`, clamped at the edges).
+fn resize_taps(src: usize, dst: usize) -> Vec<(usize, usize, f32)> {
+    let scale = src as f32 / dst as f32;
+    (0..dst)
+        .map(|o| {
+            let s = ((o as f32 + 0.5) * scale - 0.5).max(0.0);
+            let lo = (s as usize).min(src - 1);
+            (lo, (lo + 1).min(src - 1), s - lo as f32)
+        })
+        .collect()
 }
 
 /// TensorFlow's SAME padding: the total padding is split with the extra pixel at the end.

@@ -1,0 +1,172 @@
+//! Person segmentation: MediaPipe's selfie segmentation (256×256 in, person probability out, see
+//! `models/README.md`) run by `nn.rs`. Natively the model is compiled in; the WebAssembly builds
+//! leave it out (it ships once beside both `.wasm` builds) and take it through [`load`].
+
+use crate::nn::{Graph, ModelError};
+use crate::raster::Rgb;
+use std::sync::OnceLock;
+
+/// The model's input and output side.
+pub const SIDE: u32 = 256;
+
+pub struct Segmenter {
+    graph: Graph,
+}
+
+/// A person probability map, `width`×`height` values in [0, 1], row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mask {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<f32>,
+}
+
+static LOADED: OnceLock<Segmenter> = OnceLock::new();
+
+#[cfg(not(target_arch = "wasm32"))]
+static MODEL: &[u8] = include_bytes!("../models/selfie_segmentation.bin");
+
+/// Loads the model file (`selfie_segmentation.bin`); the first valid one stays.
+pub fn load(bytes: &[u8]) -> Result<(), ModelError> {
+    if LOADED.get().is_none() {
+        let _ = LOADED.set(Segmenter::parse(bytes)?);
+    }
+    Ok(())
+}
+
+impl Segmenter {
+    pub fn parse(bytes: &[u8]) -> Result<Segmenter, ModelError> {
+        Ok(Segmenter {
+            graph: Graph::parse(bytes)?,
+        })
+    }
+
+    /// The model, when it is at hand: always natively, in WebAssembly once [`load`]ed.
+    pub fn shared() -> Option<&'static Segmenter> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if LOADED.get().is_none() {
+            // Part of the binary and checked by the tests: a parse error is a build bug.
+            load(MODEL).expect("compiled-in selfie segmentation model is valid");
+        }
+        LOADED.get()
+    }
+
+    /// The raw output (person probability, 256×256) for a 256×256×3 input in [0, 1].
+    pub fn raw(&self, input: Vec<f32>) -> Vec<f32> {
+        self.graph.run(input).into_iter().next().unwrap_or_default()
+    }
+
+    /// The person probability over the whole `image`, stretched to the model's square as
+    /// MediaPipe does, at the model's 256×256.
+    pub fn segment(&self, image: &Rgb) -> Mask {
+        let small = image.resize(SIDE, SIDE);
+        let input = small.data.iter().map(|&v| v as f32 / 255.0).collect();
+        Mask {
+            width: SIDE,
+            height: SIDE,
+            data: self.raw(input),
+        }
+    }
+}
+
+impl Mask {
+    /// Bilinear sample at a point given as a fraction of the mask's width and height (pixel
+    /// centres at (i + ½)/n), clamped at the edges.
+    pub fn sample(&self, u: f32, v: f32) -> f32 {
+        let (w, h) = (self.width as f32, self.height as f32);
+        let x = (u * w - 0.5).clamp(0.0, w - 1.0);
+        let y = (v * h - 0.5).clamp(0.0, h - 1.0);
+        let (x0, y0) = (x as usize, y as usize);
+        let (x1, y1) = (
+            (x0 + 1).min(self.width as usize - 1),
+            (y0 + 1).min(self.height as usize - 1),
+        );
+        let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+        let at = |x: usize, y: usize| self.data[y * self.width as usize + x];
+        let top = at(x0, y0) + (at(x1, y0) - at(x0, y0)) * fx;
+        let bottom = at(x0, y1) + (at(x1, y1) - at(x0, y1)) * fx;
+        top + (bottom - top) * fy
+    }
+
+    /// Resampled bilinearly to `width`×`height`.
+    pub fn resize(&self, width: u32, height: u32) -> Mask {
+        let mut data = Vec::with_capacity(width as usize * height as usize);
+        for y in 0..height {
+            let v = (y as f32 + 0.5) / height as f32;
+            for x in 0..width {
+                data.push(self.sample((x as f32 + 0.5) / width as f32, v));
+            }
+        }
+        Mask {
+            width,
+            height,
+            data,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The synthetic input of `models/golden_selfie.py`.
+    fn golden_input() -> Vec<f32> {
+        let mut v = Vec::with_capacity(256 * 256 * 3);
+        for y in 0..256 {
+            for x in 0..256 {
+                for c in 0..3 {
+                    let (xf, yf, cf) = (x as f64, y as f64, c as f64);
+                    let disc = (x - 128) * (x - 128) + (y - 110) * (y - 110) < 60 * 60;
+                    let byte = if disc {
+                        200.0 - 20.0 * cf
+                    } else {
+                        (128.0 + 127.0 * (xf * 0.05 + cf).sin() * (yf * 0.04 - cf / 2.0).cos())
+                            .floor()
+                    };
+                    v.push(byte as f32 / 255.0);
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn runtime_matches_mediapipe() {
+        let golden: Vec<f32> = include_bytes!("../models/selfie-golden.bin")
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let out = Segmenter::shared().unwrap().raw(golden_input());
+        assert_eq!(out.len(), 256 * 256);
+        let ours: Vec<f32> = (0..256)
+            .step_by(3)
+            .flat_map(|y| (0..256).step_by(3).map(move |x| (y, x)))
+            .map(|(y, x)| out[y * 256 + x])
+            .collect();
+        assert_eq!(ours.len(), golden.len());
+        let worst = ours
+            .iter()
+            .zip(&golden)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        // Not a flat answer: the input has regions the model is unsure of.
+        let mid = golden.iter().filter(|&&g| (0.1..0.9).contains(&g)).count();
+        assert!(
+            mid > 100,
+            "only {mid} uncertain values in the golden output"
+        );
+        assert!(worst < 1e-3, "probabilities differ by {worst}");
+    }
+
+    #[test]
+    fn mask_resize_keeps_a_flat_map() {
+        let m = Mask {
+            width: 4,
+            height: 4,
+            data: vec![0.25; 16],
+        };
+        let r = m.resize(9, 7);
+        assert_eq!((r.width, r.height, r.data.len()), (9, 7, 63));
+        assert!(r.data.iter().all(|&v| (v - 0.25).abs() < 1e-6));
+    }
+}
