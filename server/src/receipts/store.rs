@@ -75,6 +75,20 @@ pub struct OrderPage {
     pub limit: usize,
 }
 
+impl OrderPage {
+    /// This page of all of a user's orders (a person has a handful, so both backends read
+    /// them all and page here): the status is `status_at(now)`, never a restatement of it.
+    fn of(&self, mut orders: Vec<ReceiptOrder>) -> Vec<ReceiptOrder> {
+        orders.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
+        orders
+            .into_iter()
+            .filter(|o| self.after.as_ref().is_none_or(|c| c.is_before(o)))
+            .filter(|o| self.status.is_none_or(|s| o.status_at(self.now) == s))
+            .take(self.limit)
+            .collect()
+    }
+}
+
 #[async_trait]
 pub trait ReceiptStore: Send + Sync {
     /// Stores a new order (version 1).
@@ -106,13 +120,6 @@ fn from_json(doc: &str) -> Result<ReceiptOrder, StoreError> {
     serde_json::from_str(doc).map_err(|e| StoreError::Backend(format!("stored order: {e}")))
 }
 
-fn expires_ms(order: &ReceiptOrder) -> Option<i64> {
-    order
-        .receipt
-        .as_ref()
-        .map(|r| r.expires_at.timestamp_millis())
-}
-
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _)
         if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
@@ -126,8 +133,8 @@ impl ReceiptStore for SqliteStore {
         self.write(move |tx| {
             tx.execute(
                 "INSERT INTO receipt_orders
-                   (id, user_id, status, created_at, submitted_at, receipt_no, expires_at, version, doc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                   (id, user_id, status, created_at, submitted_at, receipt_no, version, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     o.id,
                     o.user_id,
@@ -135,7 +142,6 @@ impl ReceiptStore for SqliteStore {
                     o.created_at.timestamp_millis(),
                     o.submitted_at.timestamp_millis(),
                     o.receipt.as_ref().map(|r| r.no.as_str().to_owned()),
-                    expires_ms(&o),
                     o.version as i64,
                     doc
                 ],
@@ -187,14 +193,13 @@ impl ReceiptStore for SqliteStore {
         self.write(move |tx| {
             let updated = tx.execute(
                 "UPDATE receipt_orders SET status = ?2, submitted_at = ?3, receipt_no = ?4,
-                   expires_at = ?5, version = ?6, doc = ?7
-                 WHERE id = ?1 AND version = ?6 - 1",
+                   version = ?5, doc = ?6
+                 WHERE id = ?1 AND version = ?5 - 1",
                 params![
                     o.id,
                     o.status.as_str(),
                     o.submitted_at.timestamp_millis(),
                     o.receipt.as_ref().map(|r| r.no.as_str().to_owned()),
-                    expires_ms(&o),
                     o.version as i64,
                     doc
                 ],
@@ -220,42 +225,17 @@ impl ReceiptStore for SqliteStore {
         page: &OrderPage,
     ) -> Result<Vec<ReceiptOrder>, StoreError> {
         let user_id = user_id.to_owned();
-        let page = page.clone();
-        self.read(move |c| {
-            let now = page.now.timestamp_millis();
-            // Expired is approved past its expiry; approved is approved and not yet expired.
-            let status_clause = match page.status {
-                None => "1",
-                Some(Status::Approved) => "status = 'approved' AND expires_at > ?2",
-                Some(Status::Expired) => "status = 'approved' AND expires_at <= ?2",
-                Some(_) => "status = ?3",
-            };
-            let sql = format!(
-                "SELECT doc FROM receipt_orders
-                 WHERE user_id = ?1 AND ({status_clause}) AND (created_at, id) < (?4, ?5)
-                 ORDER BY created_at DESC, id DESC LIMIT ?6"
-            );
-            let (after_ms, after_id) = page
-                .after
-                .map(|a| (a.created_ms, a.id))
-                .unwrap_or((i64::MAX, String::new()));
-            let mut statement = c.prepare(&sql)?;
-            let docs = statement
-                .query_map(
-                    params![
-                        user_id,
-                        now,
-                        page.status.map(Status::as_str).unwrap_or(""),
-                        after_ms,
-                        after_id,
-                        page.limit as i64
-                    ],
-                    |r| r.get::<_, String>(0),
-                )?
-                .collect::<Result<Vec<_>, _>>()?;
-            docs.iter().map(|d| from_json(d)).collect()
-        })
-        .await
+        let orders = self
+            .read(move |c| {
+                let mut statement =
+                    c.prepare("SELECT doc FROM receipt_orders WHERE user_id = ?1")?;
+                let docs = statement
+                    .query_map([user_id], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                docs.iter().map(|d| from_json(d)).collect()
+            })
+            .await?;
+        Ok(page.of(orders))
     }
 
     async fn review_queue(&self, limit: usize) -> Result<Vec<ReceiptOrder>, StoreError> {
@@ -421,21 +401,13 @@ impl ReceiptStore for RedisStore {
         user_id: &str,
         page: &OrderPage,
     ) -> Result<Vec<ReceiptOrder>, StoreError> {
-        // A person has a handful of orders: read them all, filter and page here.
-        let ids: Vec<String> = redis::cmd("ZREVRANGE")
+        let ids: Vec<String> = redis::cmd("ZRANGE")
             .arg(self.user_orders_key(user_id))
             .arg(0)
             .arg(-1)
             .query_async(&mut self.conn())
             .await?;
-        let mut orders = self.order_docs(&ids).await?;
-        orders.sort_by(|a, b| (b.created_at, &b.id).cmp(&(a.created_at, &a.id)));
-        Ok(orders
-            .into_iter()
-            .filter(|o| page.after.as_ref().is_none_or(|c| c.is_before(o)))
-            .filter(|o| page.status.is_none_or(|s| o.status_at(page.now) == s))
-            .take(page.limit)
-            .collect())
+        Ok(page.of(self.order_docs(&ids).await?))
     }
 
     async fn review_queue(&self, limit: usize) -> Result<Vec<ReceiptOrder>, StoreError> {

@@ -18,6 +18,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../migrations/0003_notify.sql")),
     (4, include_str!("../../migrations/0004_booking.sql")),
     (5, include_str!("../../migrations/0005_receipts.sql")),
+    (
+        6,
+        include_str!("../../migrations/0006_receipt_expiry_in_domain.sql"),
+    ),
 ];
 
 const READERS: usize = 4;

@@ -155,10 +155,17 @@ async fn every_rule_refuses_without_writing(backend: Backend) {
     );
     let mut clash = appointment("u9", "p9", "dongcheng-20261201-1000");
     let existing = s.user_appointments("u1").await.unwrap().pop().unwrap();
-    clash.code = existing.code;
+    clash.code = existing.code.clone();
     assert_eq!(
         s.book(booking(clash, 5)).await.unwrap(),
         BookOutcome::CodeTaken
+    );
+    let mut refused_clash = appointment("u1", "q5", "dongcheng-20261201-1000");
+    refused_clash.code = existing.code;
+    assert_eq!(
+        s.book(booking(refused_clash, 5)).await.unwrap(),
+        BookOutcome::Refused(Refusal::TooManyActive),
+        "the rules come before the code"
     );
 }
 

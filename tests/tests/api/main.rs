@@ -5,6 +5,7 @@
 mod admin;
 mod booking;
 mod booking_store;
+mod differential;
 mod health;
 mod notify;
 mod receipts;

@@ -33,15 +33,16 @@ local has_idem, body_hash, idem_ttl, now, max_active, capacity, seat, id, doc, c
   ARGV[1] == '1', ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]),
   ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]
 if has_idem then
-  local earlier = redis.call('HMGET', idem, 'hash', 'outcome')
-  if earlier[1] then
+  -- Expired by the server's clock, as on SQLite (PEXPIRE only collects the garbage).
+  local earlier = redis.call('HMGET', idem, 'hash', 'outcome', 'expires')
+  if earlier[1] and tonumber(earlier[3] or '0') > now then
     if earlier[1] ~= body_hash then return {'MISMATCH'} end
     return {'REPLAY', earlier[2]}
   end
 end
 local function answer(kind, outcome)
   if has_idem then
-    redis.call('HSET', idem, 'hash', body_hash, 'outcome', outcome)
+    redis.call('HSET', idem, 'hash', body_hash, 'outcome', outcome, 'expires', now + idem_ttl)
     redis.call('PEXPIRE', idem, idem_ttl)
   end
   return {kind, outcome}

@@ -84,15 +84,16 @@ fn book(tx: &Transaction, booking: &NewBooking) -> Result<BookOutcome, StoreErro
             return Ok(BookOutcome::Replayed(decode_outcome(&outcome)?));
         }
     }
+    let refusal = check(tx, booking)?;
+    // The rules first, then the code: a refused booking is refused whatever its code.
     let code_taken: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM appointments WHERE code = ?1)",
         [a.code.as_str()],
         |r| r.get(0),
     )?;
-    if code_taken {
+    if refusal.is_none() && code_taken {
         return Ok(BookOutcome::CodeTaken);
     }
-    let refusal = check(tx, booking)?;
     if refusal.is_none() {
         tx.execute(
             "INSERT INTO appointments (id, code, user_id, slot_id, id_hash, status, no_show_at, created_at, doc)
@@ -226,7 +227,7 @@ impl BookingStore for SqliteStore {
         self.read(move |c| {
             select_docs(
                 c,
-                "SELECT doc FROM appointments WHERE user_id = ?1 ORDER BY created_at DESC, id LIMIT 100",
+                "SELECT doc FROM appointments WHERE user_id = ?1 ORDER BY created_at DESC, id DESC LIMIT 100",
                 &user_id,
             )
         })
@@ -276,7 +277,7 @@ impl BookingStore for SqliteStore {
         self.read(move |c| {
             let mut statement = c.prepare(
                 "SELECT id, no_show_at FROM appointments WHERE status = 'booked'
-                 ORDER BY no_show_at LIMIT ?1",
+                 ORDER BY no_show_at, id LIMIT ?1",
             )?;
             let earliest = statement
                 .query_map([limit as i64 + 1], |r| Ok((r.get(0)?, r.get(1)?)))?
