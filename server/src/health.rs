@@ -4,8 +4,9 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::routing::endpoint;
-use crate::startup::AppState;
+use crate::store::KvStore;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(endpoint("/healthz").get(healthz))
@@ -17,13 +18,13 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.store.ping().await?;
-    Ok(HttpResponse::Ok().json(json!({"status": "ready", "store": state.store.backend_name()})))
+async fn readyz(store: web::Data<dyn KvStore>) -> Result<HttpResponse, ApiError> {
+    store.ping().await?;
+    Ok(HttpResponse::Ok().json(json!({"status": "ready", "store": store.backend_name()})))
 }
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .body(metrics.render())
 }

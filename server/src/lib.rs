@@ -18,4 +18,4 @@ pub mod telemetry;
 mod web;
 pub mod wechat;
 
-pub use startup::{build_app, AppState, Application};
+pub use startup::{build_app, Application, Capabilities};

@@ -3,9 +3,11 @@
 
 use std::io::Read;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use server::admin::{create_admin, Role};
+use server::admin::{create_admin, AdminStore, Role};
 use server::config::Settings;
+use server::store::Backend;
 use server::{telemetry, Application};
 
 // Every request allocates (JSON, headers, store replies); glibc's allocator took a quarter of
@@ -98,8 +100,15 @@ async fn admin_add(settings: Settings, args: &[&str]) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let password = password.trim_end_matches(['\n', '\r']);
-    let store = match server::store::open(&settings).await {
-        Ok(store) => store,
+    let opened = server::store::open(
+        settings.redis_url.as_deref(),
+        &settings.redis_key_prefix,
+        &settings.data_dir,
+    )
+    .await;
+    let store: Arc<dyn AdminStore> = match opened {
+        Ok(Backend::Sqlite(store)) => store,
+        Ok(Backend::Redis(store)) => store,
         Err(e) => {
             eprintln!("cannot open the store: {e:#}");
             return ExitCode::FAILURE;

@@ -11,7 +11,6 @@ use prometheus::{
 };
 
 use crate::routing::RoutePattern;
-use crate::startup::AppState;
 
 pub struct Metrics {
     registry: Registry,
@@ -70,18 +69,17 @@ pub async fn metrics_middleware(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let method = req.method().to_string();
     let response = next.call(req).await?;
-    if let Some(state) = state {
+    if let Some(metrics) = metrics {
         // The route pattern, not the path, so ids do not explode the label set.
         let route = response.request().app_data::<RoutePattern>();
         let route = route.map_or("unmatched", |r| r.0.as_str());
         let status = response.status().as_u16().to_string();
         let labels = [method.as_str(), route, status.as_str()];
-        state.metrics.requests.with_label_values(&labels).inc();
-        state
-            .metrics
+        metrics.requests.with_label_values(&labels).inc();
+        metrics
             .latency
             .with_label_values(&labels)
             .observe(started.elapsed().as_secs_f64());

@@ -1,7 +1,9 @@
-//! Builds the application: state once, the app factory that tests mount on a random port, and
-//! the HTTP server with graceful shutdown.
+//! Builds the application: each capability once, the app factory that registers each one on
+//! its own (tests mount it on a random port), and the HTTP server with graceful shutdown.
+//! The one module that knows every capability: the others know only what they use.
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,44 +13,77 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use tracing_actix_web::TracingLogger;
 
+use crate::admin::{self, AdminStore, Admins};
+use crate::auth::login::Users;
 use crate::auth::token::Tokens;
-use crate::booking::{self, Booking};
+use crate::auth::{self, Authenticator, UserStore};
+use crate::booking::{self, Booking, BookingStore};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::{json_error_handler, path_error_handler, query_error_handler, ApiError};
 use crate::metrics::{metrics_middleware, Metrics};
-use crate::notify::{self, Notifier};
-use crate::store::{self, Store};
+use crate::notify::{self, Notifier, NotifyStore};
+use crate::receipts::{self, ReceiptStore, Receipts};
+use crate::store::{self, Backend, BlobStore, KvStore};
 use crate::web as web_client;
 use crate::wechat::simulator::{self, Simulator};
-use crate::wechat::{self, WeChatClient};
-use crate::{admin, auth, health, receipts, telemetry};
+use crate::wechat::{self, install_tls_provider};
+use crate::{health, telemetry};
 
-/// Everything a request handler may need, built once per process.
-pub struct AppState {
-    pub settings: Settings,
-    pub store: Arc<dyn Store>,
-    pub clock: Arc<Clock>,
-    pub metrics: Metrics,
-    pub tokens: Tokens,
-    pub booking: Booking,
-    pub wechat: WeChatClient,
+/// Each capability, built once per process. `build_app` registers each as app data of its
+/// own, and a handler asks only for those it uses.
+#[derive(Clone)]
+pub struct Capabilities {
+    production: bool,
+    web_pkg_dir: PathBuf,
+    metrics: web::Data<Metrics>,
+    /// Readiness asks the store to answer.
+    store: web::Data<dyn KvStore>,
+    authenticator: web::Data<Authenticator>,
+    users: web::Data<Users>,
+    admins: web::Data<Admins>,
+    booking: web::Data<Booking>,
+    receipts: web::Data<Receipts>,
+    notifier: web::Data<Notifier>,
     /// Development mode only: the WeChat simulator the server mounts and talks to.
-    pub simulator: Option<Arc<Simulator>>,
-    pub notifier: Arc<Notifier>,
+    simulator: Option<web::Data<Simulator>>,
 }
 
-impl AppState {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let store = store::open(&settings).await?;
-        let tokens = Tokens::from_settings(&settings)?;
-        let booking = Booking::from_settings(&settings)?;
-        let wechat = wechat::client_from_settings(&settings)?;
+impl Capabilities {
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let backend = store::open(
+            settings.redis_url.as_deref(),
+            &settings.redis_key_prefix,
+            &settings.data_dir,
+        )
+        .await?;
+        match backend {
+            Backend::Sqlite(store) => Self::over(settings, store),
+            Backend::Redis(store) => Self::over(settings, store),
+        }
+    }
+
+    /// Hands each capability the store traits it asks for, all served by `store`.
+    fn over<S>(settings: &Settings, store: Arc<S>) -> anyhow::Result<Self>
+    where
+        S: KvStore
+            + BlobStore
+            + UserStore
+            + AdminStore
+            + BookingStore
+            + ReceiptStore
+            + NotifyStore
+            + 'static,
+    {
+        let tokens = Tokens::from_settings(settings)?;
         let clock = Arc::new(Clock::default());
+        let booking =
+            Booking::from_settings(settings, store.clone(), store.clone(), clock.clone())?;
+        let wechat = wechat::client_from_settings(settings)?;
         // The simulator shares the server's clock, so advancing it expires codes and tokens too.
         let simulator = (!settings.is_production()).then(|| Simulator::new(clock.clone()));
         let metrics = Metrics::new();
-        let notifier = Arc::new(Notifier::new(
+        let notifier = Notifier::new(
             &settings.notify,
             settings.is_production(),
             wechat.clone(),
@@ -56,7 +91,7 @@ impl AppState {
             clock.clone(),
             Duration::from_millis(settings.wechat_timeout_ms),
             metrics.registry(),
-        )?);
+        )?;
         if let Some(simulator) = &simulator {
             // Our templates exist in the simulated WeChat, as they would in the real one.
             for (_, template) in notifier.templates.iter() {
@@ -66,23 +101,41 @@ impl AppState {
                 );
             }
         }
-        Ok(AppState {
-            tokens,
-            booking,
-            wechat,
-            simulator,
-            notifier,
-            settings,
-            store,
-            clock,
-            metrics,
+        let login = &settings.login;
+        Ok(Capabilities {
+            production: settings.is_production(),
+            web_pkg_dir: settings.web_pkg_dir.clone(),
+            metrics: web::Data::new(metrics),
+            store: web::Data::from(store.clone() as Arc<dyn KvStore>),
+            authenticator: web::Data::new(Authenticator::new(tokens, store.clone(), clock.clone())),
+            users: web::Data::new(Users::new(
+                wechat,
+                store.clone(),
+                store.clone(),
+                login.clone(),
+                clock.clone(),
+            )),
+            admins: web::Data::new(Admins::new(
+                store.clone(),
+                store.clone(),
+                login.trust_forwarded_for,
+            )),
+            booking: web::Data::new(booking),
+            receipts: web::Data::new(Receipts::new(
+                settings.receipts.clone(),
+                store.clone(),
+                store,
+                clock,
+            )),
+            notifier: web::Data::new(notifier),
+            simulator: simulator.map(web::Data::from),
         })
     }
 }
 
-/// The app factory: every route and middleware, over shared state.
+/// The app factory: every route and middleware, each capability registered on its own.
 pub fn build_app(
-    state: web::Data<AppState>,
+    capabilities: Capabilities,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -92,11 +145,28 @@ pub fn build_app(
         InitError = (),
     >,
 > {
-    let development = !state.settings.is_production();
-    let pkg_dir = state.settings.web_pkg_dir.clone();
-    let simulator = state.simulator.clone().map(web::Data::from);
+    let Capabilities {
+        production,
+        web_pkg_dir,
+        metrics,
+        store,
+        authenticator,
+        users,
+        admins,
+        booking,
+        receipts,
+        notifier,
+        simulator,
+    } = capabilities;
     App::new()
-        .app_data(state)
+        .app_data(metrics)
+        .app_data(store)
+        .app_data(authenticator)
+        .app_data(users)
+        .app_data(admins)
+        .app_data(booking)
+        .app_data(receipts)
+        .app_data(notifier)
         .app_data(web::JsonConfig::default().error_handler(json_error_handler))
         .app_data(web::QueryConfig::default().error_handler(query_error_handler))
         .app_data(web::PathConfig::default().error_handler(path_error_handler))
@@ -108,8 +178,8 @@ pub fn build_app(
         .configure(auth::routes)
         .configure(admin::routes)
         .configure(|cfg| {
-            if development {
-                web_client::routes(cfg, pkg_dir)
+            if !production {
+                web_client::routes(cfg, web_pkg_dir)
             }
         })
         .configure(notify::routes)
@@ -123,12 +193,6 @@ pub fn build_app(
         .wrap(from_fn(metrics_middleware))
         .wrap(from_fn(telemetry::request_id_middleware))
         .wrap(TracingLogger::<telemetry::RequestSpan>::new())
-}
-
-/// reqwest is built without a bundled crypto provider (ring builds faster and smaller than
-/// aws-lc); install it once per process before any HTTP client exists.
-pub fn install_tls_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 pub struct Application {
@@ -154,26 +218,23 @@ impl Application {
             settings.wechat_api_base = Some(format!("http://{own}/__wechat"));
         }
         let workers = settings.workers;
-        let state = web::Data::new(AppState::build(settings).await?);
-        if state.settings.is_production() {
-            tracing::info!(
-                store = state.store.backend_name(),
-                port,
-                "Banzheng started (production mode)"
-            );
+        let capabilities = Capabilities::build(&settings).await?;
+        let store = capabilities.store.backend_name();
+        if settings.is_production() {
+            tracing::info!(store, port, "Banzheng started (production mode)");
         } else {
             tracing::warn!(
-                store = state.store.backend_name(),
+                store,
                 port,
                 "Banzheng started in DEVELOPMENT mode: no WeChat app id is configured, the WeChat simulator answers instead of WeChat"
             );
         }
-        booking::spawn_no_show_sweeper(state.clone());
-        let sender = state.settings.notify.worker.then(|| {
-            let notifier = state.notifier.clone();
+        booking::spawn_no_show_sweeper(capabilities.booking.clone());
+        let sender = settings.notify.worker.then(|| {
+            let notifier = capabilities.notifier.clone().into_inner();
             (notifier.clone(), tokio::spawn(notifier.run()))
         });
-        let mut server = HttpServer::new(move || build_app(state.clone()))
+        let mut server = HttpServer::new(move || build_app(capabilities.clone()))
             .listen(listener)?
             // SIGTERM stops accepting and lets in-flight requests finish for up to this long.
             .shutdown_timeout(30);

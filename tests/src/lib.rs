@@ -12,10 +12,26 @@ pub mod wechat;
 use std::sync::Arc;
 
 use serde_json::Value;
+use server::admin::AdminStore;
+use server::auth::UserStore;
+use server::booking::BookingStore;
 use server::config::Settings;
-use server::store::Store;
+use server::notify::NotifyStore;
+use server::receipts::ReceiptStore;
+use server::store::{Backend as Opened, BlobStore, KvStore};
 
 pub use redis_server::RedisServer;
+
+/// Every store trait at once: the tests arrange and inspect stored state directly, where the
+/// server hands each capability only the traits it asks for.
+pub trait AllStores:
+    KvStore + BlobStore + UserStore + AdminStore + BookingStore + ReceiptStore + NotifyStore
+{
+}
+impl<T> AllStores for T where
+    T: KvStore + BlobStore + UserStore + AdminStore + BookingStore + ReceiptStore + NotifyStore
+{
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -93,9 +109,19 @@ impl SharedStore {
     }
 
     /// Opens the store directly (the conformance suite and state assertions).
-    pub async fn open(&self) -> Arc<dyn Store> {
+    pub async fn open(&self) -> Arc<dyn AllStores> {
         let settings = Settings::from_vars(self.vars()).unwrap();
-        server::store::open(&settings).await.unwrap()
+        let opened = server::store::open(
+            settings.redis_url.as_deref(),
+            &settings.redis_key_prefix,
+            &settings.data_dir,
+        )
+        .await
+        .unwrap();
+        match opened {
+            Opened::Sqlite(store) => store,
+            Opened::Redis(store) => store,
+        }
     }
 }
 
@@ -171,7 +197,7 @@ pub fn server_binary() -> std::path::PathBuf {
 
 /// An HTTP client for talking to the app.
 pub fn client() -> reqwest::Client {
-    server::startup::install_tls_provider();
+    server::wechat::install_tls_provider();
     reqwest::Client::new()
 }
 

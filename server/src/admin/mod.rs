@@ -3,6 +3,7 @@
 
 mod store;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Payload;
@@ -14,13 +15,12 @@ use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::authenticate;
 use crate::auth::login::client_address;
 use crate::auth::token::Subject;
+use crate::auth::{authenticate, Authenticator};
 use crate::error::ApiError;
 use crate::routing::endpoint;
-use crate::startup::AppState;
-use crate::store::{Store, StoreError};
+use crate::store::{KvStore, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -91,7 +91,7 @@ pub enum CreateAdminError {
 
 /// Creates an account (the `server admin add` command, and tests).
 pub async fn create_admin(
-    store: &dyn Store,
+    store: &dyn AdminStore,
     username: &str,
     role: Role,
     password: &str,
@@ -170,6 +170,30 @@ impl FromRequest for AdminUser {
     }
 }
 
+/// The admin accounts and their login, rate-limited per username and client address.
+pub struct Admins {
+    store: Arc<dyn AdminStore>,
+    /// Failed logins per username and client address.
+    attempts: Arc<dyn KvStore>,
+    trust_forwarded_for: bool,
+}
+
+impl Admins {
+    /// `trust_forwarded_for`: take the client address from `X-Forwarded-For`, as the users'
+    /// login does (`[login]` settings).
+    pub fn new(
+        store: Arc<dyn AdminStore>,
+        attempts: Arc<dyn KvStore>,
+        trust_forwarded_for: bool,
+    ) -> Self {
+        Admins {
+            store,
+            attempts,
+            trust_forwarded_for,
+        }
+    }
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(endpoint("/api/v1/admin/login").post(login));
 }
@@ -188,12 +212,13 @@ const LOGIN_WINDOW: Duration = Duration::from_secs(300);
 async fn login(
     req: HttpRequest,
     body: web::Json<LoginRequest>,
-    state: web::Data<AppState>,
+    admins: web::Data<Admins>,
+    authenticator: web::Data<Authenticator>,
 ) -> Result<HttpResponse, ApiError> {
-    let client = client_address(&req, &state);
+    let client = client_address(&req, admins.trust_forwarded_for);
     let attempts_key = format!("admin-login:{}:{client}", body.username);
-    if state
-        .store
+    if admins
+        .attempts
         .kv_get(&attempts_key)
         .await?
         .and_then(|n| n.parse::<i64>().ok())
@@ -203,7 +228,7 @@ async fn login(
             retry_after_secs: LOGIN_WINDOW.as_secs(),
         });
     }
-    let admin = state.store.admin_by_username(&body.username).await?;
+    let admin = admins.store.admin_by_username(&body.username).await?;
     let password = body.password.clone();
     let stored_hash = admin.as_ref().map(|a| a.password_hash.clone());
     // Verify even for an unknown username, so timing does not tell which names exist.
@@ -220,7 +245,7 @@ async fn login(
     let admin = match (admin, verified) {
         (Some(admin), true) => admin,
         _ => {
-            state.store.kv_incr(&attempts_key, LOGIN_WINDOW).await?;
+            admins.attempts.kv_incr(&attempts_key, LOGIN_WINDOW).await?;
             return Err(ApiError::Conflict {
                 status: actix_web::http::StatusCode::UNAUTHORIZED,
                 code: "BAD_CREDENTIALS",
@@ -228,9 +253,7 @@ async fn login(
             });
         }
     };
-    let issued = state
-        .tokens
-        .issue_admin(&admin.id, admin.role.subject(), state.clock.now())?;
+    let issued = authenticator.issue_admin(&admin.id, admin.role.subject())?;
     tracing::info!(admin = %admin.username, role = admin.role.as_str(), "admin logged in");
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "token": issued.token,

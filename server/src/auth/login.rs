@@ -1,15 +1,52 @@
 //! `POST /api/v1/auth/login {code}`: the code from `wx.login()` is exchanged with WeChat, the
 //! user upserted by openid, and our own token returned. The session key stays on the server.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
+use super::{Authenticator, User, UserStore};
+use crate::clock::Clock;
+use crate::config::LoginSettings;
 use crate::error::ApiError;
-use crate::startup::AppState;
-use crate::wechat::WeChatError;
+use crate::store::KvStore;
+use crate::wechat::{WeChatClient, WeChatError};
+
+/// The mini-program's users: logging in through WeChat (rate-limited per client address) and
+/// reading who is logged in.
+pub struct Users {
+    wechat: WeChatClient,
+    store: Arc<dyn UserStore>,
+    /// Login attempts per client address and window.
+    attempts: Arc<dyn KvStore>,
+    settings: LoginSettings,
+    clock: Arc<Clock>,
+}
+
+impl Users {
+    pub fn new(
+        wechat: WeChatClient,
+        store: Arc<dyn UserStore>,
+        attempts: Arc<dyn KvStore>,
+        settings: LoginSettings,
+        clock: Arc<Clock>,
+    ) -> Self {
+        Users {
+            wechat,
+            store,
+            attempts,
+            settings,
+            clock,
+        }
+    }
+
+    pub async fn user(&self, id: &str) -> Result<Option<User>, ApiError> {
+        Ok(self.store.user_by_id(id).await?)
+    }
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,18 +75,18 @@ impl LoginCode {
 pub async fn login(
     req: HttpRequest,
     body: web::Json<LoginRequest>,
-    state: web::Data<AppState>,
+    users: web::Data<Users>,
+    authenticator: web::Data<Authenticator>,
 ) -> Result<HttpResponse, ApiError> {
-    limit_rate(&req, &state).await?;
+    limit_rate(&req, &users).await?;
     let code = LoginCode::parse(body.into_inner().code)?;
-    let session = state
+    let session = users
         .wechat
         .code_to_session(&code.0)
         .await
         .map_err(refusal)?;
-    let now = state.clock.now();
-    let user = state.store.upsert_user(&session, now).await?;
-    let issued = state.tokens.issue_user(&user.id, now)?;
+    let user = users.store.upsert_user(&session, users.clock.now()).await?;
+    let issued = authenticator.issue_user(&user.id)?;
     tracing::info!(user = %user.id, "user logged in");
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "token": issued.token,
@@ -60,9 +97,9 @@ pub async fn login(
 
 /// The client's address for rate limits: the peer, or `X-Forwarded-For` only when the
 /// deployment says a trusted proxy sets it (otherwise anyone could pick a fresh address).
-pub fn client_address(req: &HttpRequest, state: &AppState) -> String {
+pub fn client_address(req: &HttpRequest, trust_forwarded_for: bool) -> String {
     let info = req.connection_info();
-    if state.settings.login.trust_forwarded_for {
+    if trust_forwarded_for {
         info.realip_remote_addr()
     } else {
         info.peer_addr()
@@ -72,12 +109,12 @@ pub fn client_address(req: &HttpRequest, state: &AppState) -> String {
 }
 
 /// Counts every attempt per client address; over the limit is 429 until the window ends.
-async fn limit_rate(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    let limits = &state.settings.login;
-    let client = client_address(req, state);
+async fn limit_rate(req: &HttpRequest, users: &Users) -> Result<(), ApiError> {
+    let limits = &users.settings;
+    let client = client_address(req, limits.trust_forwarded_for);
     let window = Duration::from_secs(limits.rate_window_secs.max(1));
-    let attempts = state
-        .store
+    let attempts = users
+        .attempts
         .kv_incr(&format!("login-rate:{client}"), window)
         .await?;
     if attempts > limits.rate_limit {

@@ -5,6 +5,8 @@ pub mod login;
 mod store;
 pub mod token;
 
+use std::sync::Arc;
+
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use async_trait::async_trait;
@@ -12,11 +14,12 @@ use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
 use serde::Serialize;
 
+use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::routing::endpoint;
-use crate::startup::AppState;
-use crate::store::StoreError;
-use token::{Claims, Subject};
+use crate::store::{KvStore, StoreError};
+use login::Users;
+use token::{Claims, IssuedToken, Subject, Tokens};
 
 /// A mini-program user, known to us by the openid WeChat gave for our app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -77,17 +80,54 @@ pub fn bearer_token(req: &HttpRequest) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
+/// Issues, verifies and revokes our tokens (users' and admins'): the one capability the
+/// `AuthUser` and `AdminUser` extractors look up.
+pub struct Authenticator {
+    tokens: Tokens,
+    /// Revoked token ids, until the tokens would have expired anyway.
+    revoked: Arc<dyn KvStore>,
+    clock: Arc<Clock>,
+}
+
+impl Authenticator {
+    pub fn new(tokens: Tokens, revoked: Arc<dyn KvStore>, clock: Arc<Clock>) -> Self {
+        Authenticator {
+            tokens,
+            revoked,
+            clock,
+        }
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        self.tokens
+            .verify(token, self.clock.now(), self.revoked.as_ref())
+            .await
+    }
+
+    pub async fn revoke(&self, claims: &Claims) -> Result<(), ApiError> {
+        self.tokens
+            .revoke(claims, self.clock.now(), self.revoked.as_ref())
+            .await
+    }
+
+    pub fn issue_user(&self, user_id: &str) -> Result<IssuedToken, ApiError> {
+        self.tokens.issue_user(user_id, self.clock.now())
+    }
+
+    pub fn issue_admin(&self, admin_id: &str, kind: Subject) -> Result<IssuedToken, ApiError> {
+        self.tokens.issue_admin(admin_id, kind, self.clock.now())
+    }
+}
+
 /// Verifies the request's token and returns its claims; any failure is 401.
 pub fn authenticate(req: &HttpRequest) -> LocalBoxFuture<'static, Result<Claims, ApiError>> {
-    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let authenticator = req.app_data::<web::Data<Authenticator>>().cloned();
     let token = bearer_token(req);
     Box::pin(async move {
-        let state = state.ok_or_else(|| ApiError::Internal("state missing".into()))?;
+        let authenticator = authenticator
+            .ok_or_else(|| ApiError::Internal("the authenticator is not registered".into()))?;
         let token = token.ok_or(ApiError::Unauthorized)?;
-        state
-            .tokens
-            .verify(&token, state.clock.now(), state.store.as_ref())
-            .await
+        authenticator.verify(&token).await
     })
 }
 
@@ -123,21 +163,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(endpoint("/api/v1/auth/logout").post(logout));
 }
 
-async fn me(user: AuthUser, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let user = state
-        .store
-        .user_by_id(&user.id)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
+async fn me(user: AuthUser, users: web::Data<Users>) -> Result<HttpResponse, ApiError> {
+    let user = users.user(&user.id).await?.ok_or(ApiError::Unauthorized)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "user": user })))
 }
 
 /// Revokes the token the request carries (user or admin).
-async fn logout(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn logout(
+    req: HttpRequest,
+    authenticator: web::Data<Authenticator>,
+) -> Result<HttpResponse, ApiError> {
     let claims = authenticate(&req).await?;
-    state
-        .tokens
-        .revoke(&claims, state.clock.now(), state.store.as_ref())
-        .await?;
+    authenticator.revoke(&claims).await?;
     Ok(HttpResponse::NoContent().finish())
 }

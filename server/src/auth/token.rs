@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::store::Store;
+use crate::store::KvStore;
 
 const USER_TOKEN_TTL: Duration = Duration::from_secs(2 * 3600);
 const ADMIN_TOKEN_TTL: Duration = Duration::from_secs(8 * 3600);
@@ -108,7 +108,7 @@ impl Tokens {
         &self,
         token: &str,
         now: DateTime<Utc>,
-        store: &dyn Store,
+        store: &dyn KvStore,
     ) -> Result<Claims, ApiError> {
         let claims = decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| ApiError::Unauthorized)?
@@ -127,7 +127,7 @@ impl Tokens {
         &self,
         claims: &Claims,
         now: DateTime<Utc>,
-        store: &dyn Store,
+        store: &dyn KvStore,
     ) -> Result<(), ApiError> {
         let remaining = (claims.exp - now.timestamp()).max(1) as u64;
         store

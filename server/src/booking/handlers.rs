@@ -7,13 +7,12 @@ use chrono::NaiveDate;
 
 use super::catalog::ServiceKind;
 use super::form::{idempotency_key, BookRequest, BookingForm, ProgressRequest, SlotsQuery};
-use super::service;
 use super::view::{appointment_view, AppointmentView};
+use super::Booking;
 use crate::admin::{AdminUser, Role};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::routing::endpoint;
-use crate::startup::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(endpoint("/api/v1/offices").get(offices))
@@ -30,9 +29,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(endpoint("/api/v1/admin/appointments/{id}/progress").post(progress));
 }
 
-async fn offices(state: web::Data<AppState>) -> HttpResponse {
-    let offices: Vec<serde_json::Value> = state
-        .booking
+async fn offices(booking: web::Data<Booking>) -> HttpResponse {
+    let offices: Vec<serde_json::Value> = booking
         .catalog
         .halls()
         .iter()
@@ -72,13 +70,9 @@ async fn services() -> HttpResponse {
 async fn slots(
     path: web::Path<String>,
     query: web::Query<SlotsQuery>,
-    state: web::Data<AppState>,
+    booking: web::Data<Booking>,
 ) -> Result<HttpResponse, ApiError> {
-    let hall = state
-        .booking
-        .catalog
-        .hall(&path)
-        .ok_or(ApiError::NotFound)?;
+    let hall = booking.catalog.hall(&path).ok_or(ApiError::NotFound)?;
     let service = ServiceKind::parse(query.service.as_deref().unwrap_or_default())
         .map_err(|e| ApiError::invalid("service", format!("业务类型：{e}")))?;
     let date = query
@@ -86,7 +80,7 @@ async fn slots(
         .as_deref()
         .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
         .ok_or_else(|| ApiError::invalid("date", "日期应为 YYYY-MM-DD 格式"))?;
-    let body = service::day_slots(&state, hall, service, date).await?;
+    let body = booking.day_slots(hall, service, date).await?;
     Ok(HttpResponse::Ok()
         .content_type(ContentType::json())
         .body(body))
@@ -96,28 +90,28 @@ async fn book(
     user: AuthUser,
     req: HttpRequest,
     body: web::Json<BookRequest>,
-    state: web::Data<AppState>,
+    booking: web::Data<Booking>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = state.clock.now();
-    let idempotency = idempotency_key(&req, &body, state.booking.settings.idempotency_ttl())?;
-    let form = BookingForm::parse(&body, service::today(&state))?;
-    let booked = service::book(&state, &user.id, &form, idempotency, now).await?;
+    let now = booking.now();
+    let idempotency = idempotency_key(&req, &body, booking.settings.idempotency_ttl())?;
+    let form = BookingForm::parse(&body, booking.today())?;
+    let booked = booking.book(&user.id, &form, idempotency, now).await?;
     let mut response = HttpResponse::Created();
     if booked.replayed {
         response.insert_header(("Idempotent-Replayed", "true"));
     }
-    Ok(response.json(appointment_view(&state.booking, &booked.appointment, now)))
+    Ok(response.json(appointment_view(&booking, &booked.appointment, now)))
 }
 
 async fn my_appointments(
     user: AuthUser,
-    state: web::Data<AppState>,
+    booking: web::Data<Booking>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = state.clock.now();
-    let appointments = service::appointments_of(&state, &user.id, now).await?;
+    let now = booking.now();
+    let appointments = booking.appointments_of(&user.id, now).await?;
     let views: Vec<AppointmentView> = appointments
         .iter()
-        .map(|a| appointment_view(&state.booking, a, now))
+        .map(|a| appointment_view(&booking, a, now))
         .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "appointments": views })))
 }
@@ -125,44 +119,44 @@ async fn my_appointments(
 async fn my_appointment(
     user: AuthUser,
     path: web::Path<String>,
-    state: web::Data<AppState>,
+    booking: web::Data<Booking>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = state.clock.now();
-    let appointment = service::appointment_of(&state, &user.id, &path, now).await?;
-    Ok(HttpResponse::Ok().json(appointment_view(&state.booking, &appointment, now)))
+    let now = booking.now();
+    let appointment = booking.appointment_of(&user.id, &path, now).await?;
+    Ok(HttpResponse::Ok().json(appointment_view(&booking, &appointment, now)))
 }
 
 async fn cancel(
     user: AuthUser,
     path: web::Path<String>,
-    state: web::Data<AppState>,
+    booking: web::Data<Booking>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = state.clock.now();
-    let cancelled = service::cancel(&state, &user.id, &path, now).await?;
-    Ok(HttpResponse::Ok().json(appointment_view(&state.booking, &cancelled, now)))
+    let now = booking.now();
+    let cancelled = booking.cancel(&user.id, &path, now).await?;
+    Ok(HttpResponse::Ok().json(appointment_view(&booking, &cancelled, now)))
 }
 
 async fn check_in(
     admin: AdminUser,
     path: web::Path<String>,
-    state: web::Data<AppState>,
+    booking: web::Data<Booking>,
 ) -> Result<HttpResponse, ApiError> {
     admin.require(Role::Staff)?;
-    let now = state.clock.now();
+    let now = booking.now();
     let actor = format!("staff:{}", admin.id);
-    let checked_in = service::check_in(&state, &actor, &path, now).await?;
-    Ok(HttpResponse::Ok().json(appointment_view(&state.booking, &checked_in, now)))
+    let checked_in = booking.check_in(&actor, &path, now).await?;
+    Ok(HttpResponse::Ok().json(appointment_view(&booking, &checked_in, now)))
 }
 
 async fn progress(
     admin: AdminUser,
     path: web::Path<String>,
     body: web::Json<ProgressRequest>,
-    state: web::Data<AppState>,
+    booking: web::Data<Booking>,
 ) -> Result<HttpResponse, ApiError> {
     admin.require(Role::Staff)?;
-    let now = state.clock.now();
+    let now = booking.now();
     let actor = format!("staff:{}", admin.id);
-    let updated = service::progress(&state, &actor, &path, &body, now).await?;
-    Ok(HttpResponse::Ok().json(appointment_view(&state.booking, &updated, now)))
+    let updated = booking.progress(&actor, &path, &body, now).await?;
+    Ok(HttpResponse::Ok().json(appointment_view(&booking, &updated, now)))
 }

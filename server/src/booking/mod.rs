@@ -15,6 +15,7 @@ mod sweep;
 mod view;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
@@ -23,12 +24,13 @@ use serde::Deserialize;
 
 pub use handlers::routes;
 pub use store::BookingStore;
+pub use sweep::spawn_no_show_sweeper;
 use sweep::DueWatch;
-pub use sweep::{settle_no_shows, spawn_no_show_sweeper};
 
-use crate::clock::china;
+use crate::clock::{china, Clock};
 use crate::config::Settings;
 use crate::error::ApiError;
+use crate::receipts::ReceiptStore;
 use appointment::IllegalTransition;
 use catalog::Catalog;
 use day_lists::DayLists;
@@ -102,17 +104,27 @@ impl BookingSettings {
     }
 }
 
-/// Booking's part of the application state, built once at start-up.
+/// Booking, built once at start-up: the halls and rules, the appointments' store, and the
+/// photo receipts a booking names.
 pub struct Booking {
     pub settings: BookingSettings,
     pub catalog: Catalog,
     pub hasher: IdHasher,
     pub day_lists: DayLists,
     due_watch: DueWatch,
+    store: Arc<dyn BookingStore>,
+    /// Checked at booking, spent at check-in.
+    receipts: Arc<dyn ReceiptStore>,
+    clock: Arc<Clock>,
 }
 
 impl Booking {
-    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+    pub fn from_settings(
+        settings: &Settings,
+        store: Arc<dyn BookingStore>,
+        receipts: Arc<dyn ReceiptStore>,
+        clock: Arc<Clock>,
+    ) -> anyhow::Result<Self> {
         let booking = settings.booking.clone();
         let catalog = Catalog::load(
             booking.halls_file.as_deref(),
@@ -129,6 +141,9 @@ impl Booking {
             settings: booking,
             catalog,
             hasher: IdHasher::new(key),
+            store,
+            receipts,
+            clock,
         })
     }
 }

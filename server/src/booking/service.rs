@@ -10,15 +10,24 @@ use super::form::{BookingForm, ProgressRequest};
 use super::schedule::{find_slot, slots_on, ClosedReason, Slot, Window};
 use super::store::{BookOutcome, IdempotencyKey, NewBooking};
 use super::view::{local, DaySlots, SlotView};
-use super::{notices, settle_no_shows, Booking};
+use super::{notices, Booking};
 use crate::clock::china;
 use crate::error::ApiError;
 use crate::receipts;
-use crate::startup::AppState;
 use crate::telemetry::mask;
 
 /// Codes drawn before giving up: a fresh one on the rare collision with an existing code.
 const CODE_DRAWS: usize = 5;
+
+/// An appointment booked now, or the one an earlier request with the same key booked.
+pub struct Booked {
+    pub appointment: Appointment,
+    pub replayed: bool,
+}
+
+fn slot_unavailable(message: &str) -> ApiError {
+    ApiError::unprocessable("SLOT_UNAVAILABLE", message)
+}
 
 impl Booking {
     /// The last moment the user may cancel `appointment`.
@@ -29,297 +38,285 @@ impl Booking {
     fn window(&self, today: NaiveDate) -> Window {
         Window::new(today, self.settings.days_ahead)
     }
-}
 
-pub fn today(state: &AppState) -> NaiveDate {
-    state.clock.now_local().date_naive()
-}
-
-/// `hall`'s slots for `service` on `date` as the JSON body of the slot list, with the seats
-/// left; served again from this instance's cache while fresh.
-pub async fn day_slots(
-    state: &AppState,
-    hall: &Hall,
-    service: ServiceKind,
-    date: NaiveDate,
-) -> Result<Bytes, ApiError> {
-    let booking = &state.booking;
-    let lists = &booking.day_lists;
-    let today = today(state);
-    if let Some(body) = lists.get(&hall.id, date, service, today) {
-        return Ok(body);
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
-    let window = booking.window(today);
-    let day = if !window.contains(date) {
-        Err(ClosedReason::OutsideBookingWindow)
-    } else if !hall.offers(service) {
-        Err(ClosedReason::NoService)
-    } else {
-        slots_on(&booking.catalog, hall, date)
-    };
-    let (slots, closed) = match day {
-        Ok(slots) => {
-            let taken = state.store.seats_taken(&hall.id, date).await?;
-            let views = slots
-                .iter()
-                .map(|slot| SlotView {
-                    id: slot.id.to_string(),
-                    start: local(slot.starts_at()),
-                    end: local(slot.ends_at()),
-                    capacity: slot.capacity,
-                    remaining: slot
-                        .capacity
-                        .saturating_sub(taken.get(&slot.id.time_key()).copied().unwrap_or(0)),
-                    family_only: slot.family_only,
-                })
-                .collect();
-            (views, None)
+
+    pub fn today(&self) -> NaiveDate {
+        self.clock.now_local().date_naive()
+    }
+
+    /// `hall`'s slots for `service` on `date` as the JSON body of the slot list, with the seats
+    /// left; served again from this instance's cache while fresh.
+    pub async fn day_slots(
+        &self,
+        hall: &Hall,
+        service: ServiceKind,
+        date: NaiveDate,
+    ) -> Result<Bytes, ApiError> {
+        let lists = &self.day_lists;
+        let today = self.today();
+        if let Some(body) = lists.get(&hall.id, date, service, today) {
+            return Ok(body);
         }
-        Err(reason) => (Vec::new(), Some(reason)),
-    };
-    let body = serde_json::to_vec(&DaySlots {
-        office_id: &hall.id,
-        service: service.id(),
-        date,
-        bookable_from: window.first,
-        bookable_until: window.last,
-        closed_reason: closed,
-        closed_message: closed.map(ClosedReason::message),
-        slots,
-    })
-    .map_err(|e| ApiError::Internal(format!("slot list: {e}")))?;
-    let body = Bytes::from(body);
-    lists.put(&hall.id, date, service, today, body.clone());
-    Ok(body)
-}
-
-fn slot_unavailable(message: &str) -> ApiError {
-    ApiError::unprocessable("SLOT_UNAVAILABLE", message)
-}
-
-/// The slot to book, if it exists, is within the window and the hall offers the service.
-fn bookable_slot(state: &AppState, form: &BookingForm) -> Result<Slot, ApiError> {
-    let catalog = &state.booking.catalog;
-    let hall = catalog
-        .hall(&form.slot_id.hall)
-        .ok_or_else(|| slot_unavailable("预约时段不存在"))?;
-    if !hall.offers(form.service) {
-        return Err(slot_unavailable("该大厅不办理此业务"));
-    }
-    if !state
-        .booking
-        .window(today(state))
-        .contains(form.slot_id.date)
-    {
-        return Err(slot_unavailable(
-            ClosedReason::OutsideBookingWindow.message(),
-        ));
-    }
-    find_slot(catalog, &form.slot_id).ok_or_else(|| slot_unavailable("预约时段不存在"))
-}
-
-/// An appointment booked now, or the one an earlier request with the same key booked.
-pub struct Booked {
-    pub appointment: Appointment,
-    pub replayed: bool,
-}
-
-/// Books `form` for `user_id` if every rule allows it.
-pub async fn book(
-    state: &AppState,
-    user_id: &str,
-    form: &BookingForm,
-    idempotency: Option<IdempotencyKey>,
-    now: DateTime<Utc>,
-) -> Result<Booked, ApiError> {
-    let slot = bookable_slot(state, form)?;
-    form.check_eligibility(&slot)?;
-    if let Some(no) = &form.photo_receipt_no {
-        receipts::check_for_booking(state.store.as_ref(), no, &form.id_number, now).await?;
-    }
-    settle_no_shows(state, now).await?;
-    let settings = &state.booking.settings;
-    for _ in 0..CODE_DRAWS {
-        let appointment = form.appointment(&state.booking.hasher, user_id, &slot, now);
-        let booking = NewBooking {
-            notices: notices::booked(&state.booking.catalog, &appointment, now),
-            appointment,
-            capacity: slot.capacity,
-            max_active: settings.max_active_per_user,
-            no_show_at: slot.ends_at()
-                + Duration::minutes(i64::from(settings.no_show_grace_minutes)),
-            now,
-            idempotency: idempotency.clone(),
+        let window = self.window(today);
+        let day = if !window.contains(date) {
+            Err(ClosedReason::OutsideBookingWindow)
+        } else if !hall.offers(service) {
+            Err(ClosedReason::NoService)
+        } else {
+            slots_on(&self.catalog, hall, date)
         };
-        match state.store.book(booking).await? {
-            BookOutcome::Booked(appointment) => {
-                state.booking.day_lists.forget(&slot.id.hall, slot.id.date);
-                tracing::info!(
-                    appointment = %appointment.id,
-                    slot = %appointment.slot,
-                    applicant = %appointment.applicant.id_number,
-                    phone = %mask::phone(appointment.applicant.phone.as_str()),
-                    "appointment booked"
-                );
-                return Ok(Booked {
-                    appointment: *appointment,
-                    replayed: false,
-                });
+        let (slots, closed) = match day {
+            Ok(slots) => {
+                let taken = self.store.seats_taken(&hall.id, date).await?;
+                let views = slots
+                    .iter()
+                    .map(|slot| SlotView {
+                        id: slot.id.to_string(),
+                        start: local(slot.starts_at()),
+                        end: local(slot.ends_at()),
+                        capacity: slot.capacity,
+                        remaining: slot
+                            .capacity
+                            .saturating_sub(taken.get(&slot.id.time_key()).copied().unwrap_or(0)),
+                        family_only: slot.family_only,
+                    })
+                    .collect();
+                (views, None)
             }
-            BookOutcome::Replayed(Ok(id)) => {
-                let appointment = state.store.appointment(&id).await?.ok_or_else(|| {
-                    ApiError::Internal(format!("replayed appointment {id} is missing"))
-                })?;
-                return Ok(Booked {
-                    appointment,
-                    replayed: true,
-                });
+            Err(reason) => (Vec::new(), Some(reason)),
+        };
+        let body = serde_json::to_vec(&DaySlots {
+            office_id: &hall.id,
+            service: service.id(),
+            date,
+            bookable_from: window.first,
+            bookable_until: window.last,
+            closed_reason: closed,
+            closed_message: closed.map(ClosedReason::message),
+            slots,
+        })
+        .map_err(|e| ApiError::Internal(format!("slot list: {e}")))?;
+        let body = Bytes::from(body);
+        lists.put(&hall.id, date, service, today, body.clone());
+        Ok(body)
+    }
+
+    /// The slot to book, if it exists, is within the window and the hall offers the service.
+    fn bookable_slot(&self, form: &BookingForm) -> Result<Slot, ApiError> {
+        let catalog = &self.catalog;
+        let hall = catalog
+            .hall(&form.slot_id.hall)
+            .ok_or_else(|| slot_unavailable("预约时段不存在"))?;
+        if !hall.offers(form.service) {
+            return Err(slot_unavailable("该大厅不办理此业务"));
+        }
+        if !self.window(self.today()).contains(form.slot_id.date) {
+            return Err(slot_unavailable(
+                ClosedReason::OutsideBookingWindow.message(),
+            ));
+        }
+        find_slot(catalog, &form.slot_id).ok_or_else(|| slot_unavailable("预约时段不存在"))
+    }
+
+    /// Books `form` for `user_id` if every rule allows it.
+    pub async fn book(
+        &self,
+        user_id: &str,
+        form: &BookingForm,
+        idempotency: Option<IdempotencyKey>,
+        now: DateTime<Utc>,
+    ) -> Result<Booked, ApiError> {
+        let slot = self.bookable_slot(form)?;
+        form.check_eligibility(&slot)?;
+        if let Some(no) = &form.photo_receipt_no {
+            receipts::check_for_booking(self.receipts.as_ref(), no, &form.id_number, now).await?;
+        }
+        self.settle_no_shows(now).await?;
+        let settings = &self.settings;
+        for _ in 0..CODE_DRAWS {
+            let appointment = form.appointment(&self.hasher, user_id, &slot, now);
+            let booking = NewBooking {
+                notices: notices::booked(&self.catalog, &appointment, now),
+                appointment,
+                capacity: slot.capacity,
+                max_active: settings.max_active_per_user,
+                no_show_at: slot.ends_at()
+                    + Duration::minutes(i64::from(settings.no_show_grace_minutes)),
+                now,
+                idempotency: idempotency.clone(),
+            };
+            match self.store.book(booking).await? {
+                BookOutcome::Booked(appointment) => {
+                    self.day_lists.forget(&slot.id.hall, slot.id.date);
+                    tracing::info!(
+                        appointment = %appointment.id,
+                        slot = %appointment.slot,
+                        applicant = %appointment.applicant.id_number,
+                        phone = %mask::phone(appointment.applicant.phone.as_str()),
+                        "appointment booked"
+                    );
+                    return Ok(Booked {
+                        appointment: *appointment,
+                        replayed: false,
+                    });
+                }
+                BookOutcome::Replayed(Ok(id)) => {
+                    let appointment = self.store.appointment(&id).await?.ok_or_else(|| {
+                        ApiError::Internal(format!("replayed appointment {id} is missing"))
+                    })?;
+                    return Ok(Booked {
+                        appointment,
+                        replayed: true,
+                    });
+                }
+                BookOutcome::Refused(refusal) | BookOutcome::Replayed(Err(refusal)) => {
+                    return Err(refusal.into())
+                }
+                BookOutcome::IdempotencyMismatch => {
+                    return Err(ApiError::unprocessable(
+                        "IDEMPOTENCY_MISMATCH",
+                        "同一个 Idempotency-Key 已用于另一个预约请求",
+                    ))
+                }
+                BookOutcome::CodeTaken => continue,
             }
-            BookOutcome::Refused(refusal) | BookOutcome::Replayed(Err(refusal)) => {
-                return Err(refusal.into())
-            }
-            BookOutcome::IdempotencyMismatch => {
-                return Err(ApiError::unprocessable(
-                    "IDEMPOTENCY_MISMATCH",
-                    "同一个 Idempotency-Key 已用于另一个预约请求",
-                ))
-            }
-            BookOutcome::CodeTaken => continue,
+        }
+        Err(ApiError::Internal(format!(
+            "no free appointment code after {CODE_DRAWS} tries"
+        )))
+    }
+
+    /// The user's appointments, no-shows settled.
+    pub async fn appointments_of(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Appointment>, ApiError> {
+        self.settle_no_shows(now).await?;
+        Ok(self.store.user_appointments(user_id).await?)
+    }
+
+    /// The user's own appointment; anyone else's is as absent as a missing one.
+    async fn owned(&self, user_id: &str, id: &str) -> Result<Appointment, ApiError> {
+        self.store
+            .appointment(id)
+            .await?
+            .filter(|a| a.user_id == user_id)
+            .ok_or(ApiError::NotFound)
+    }
+
+    /// The user's own appointment, no-shows settled.
+    pub async fn appointment_of(
+        &self,
+        user_id: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Appointment, ApiError> {
+        self.settle_no_shows(now).await?;
+        self.owned(user_id, id).await
+    }
+
+    /// Stores `next` over `before`; someone else changing it first is a conflict, not a retry.
+    async fn commit(
+        &self,
+        before: &Appointment,
+        next: Appointment,
+        now: DateTime<Utc>,
+    ) -> Result<Appointment, ApiError> {
+        let policy = self.settings.no_show_policy();
+        let notices = notices::changed(&self.catalog, before.status, &next, now);
+        if self
+            .store
+            .transition(before.status, &next, &notices, policy, now)
+            .await?
+        {
+            tracing::info!(appointment = %next.id, from = before.status.as_str(), to = next.status.as_str(), "appointment status changed");
+            Ok(next)
+        } else {
+            Err(ApiError::conflict(
+                "CONCURRENT_CHANGE",
+                "预约状态刚刚发生变化，请刷新后重试",
+            ))
         }
     }
-    Err(ApiError::Internal(format!(
-        "no free appointment code after {CODE_DRAWS} tries"
-    )))
-}
 
-/// The user's appointments, no-shows settled.
-pub async fn appointments_of(
-    state: &AppState,
-    user_id: &str,
-    now: DateTime<Utc>,
-) -> Result<Vec<Appointment>, ApiError> {
-    settle_no_shows(state, now).await?;
-    Ok(state.store.user_appointments(user_id).await?)
-}
-
-/// The user's own appointment; anyone else's is as absent as a missing one.
-async fn owned(state: &AppState, user_id: &str, id: &str) -> Result<Appointment, ApiError> {
-    state
-        .store
-        .appointment(id)
-        .await?
-        .filter(|a| a.user_id == user_id)
-        .ok_or(ApiError::NotFound)
-}
-
-/// The user's own appointment, no-shows settled.
-pub async fn appointment_of(
-    state: &AppState,
-    user_id: &str,
-    id: &str,
-    now: DateTime<Utc>,
-) -> Result<Appointment, ApiError> {
-    settle_no_shows(state, now).await?;
-    owned(state, user_id, id).await
-}
-
-/// Stores `next` over `before`; someone else changing it first is a conflict, not a retry.
-async fn commit(
-    state: &AppState,
-    before: &Appointment,
-    next: Appointment,
-    now: DateTime<Utc>,
-) -> Result<Appointment, ApiError> {
-    let policy = state.booking.settings.no_show_policy();
-    let notices = notices::changed(&state.booking.catalog, before.status, &next, now);
-    if state
-        .store
-        .transition(before.status, &next, &notices, policy, now)
-        .await?
-    {
-        tracing::info!(appointment = %next.id, from = before.status.as_str(), to = next.status.as_str(), "appointment status changed");
-        Ok(next)
-    } else {
-        Err(ApiError::conflict(
-            "CONCURRENT_CHANGE",
-            "预约状态刚刚发生变化，请刷新后重试",
-        ))
+    /// The user cancels their own appointment, until `cancel_before_minutes` before its start.
+    pub async fn cancel(
+        &self,
+        user_id: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Appointment, ApiError> {
+        let appointment = self.owned(user_id, id).await?;
+        let next = appointment.after(Step::Cancel, "user", now)?;
+        let deadline = self.cancellable_until(&appointment);
+        if now > deadline {
+            return Err(ApiError::conflict(
+                "TOO_LATE_TO_CANCEL",
+                format!(
+                    "预约开始前{}分钟内不能取消（截止 {}）",
+                    self.settings.cancel_before_minutes,
+                    deadline.with_timezone(&china()).format("%m月%d日 %H:%M")
+                ),
+            ));
+        }
+        let cancelled = self.commit(&appointment, next, now).await?;
+        let slot = &cancelled.slot;
+        self.day_lists.forget(&slot.hall, slot.date);
+        Ok(cancelled)
     }
-}
 
-/// The user cancels their own appointment, until `cancel_before_minutes` before its start.
-pub async fn cancel(
-    state: &AppState,
-    user_id: &str,
-    id: &str,
-    now: DateTime<Utc>,
-) -> Result<Appointment, ApiError> {
-    let appointment = owned(state, user_id, id).await?;
-    let next = appointment.after(Step::Cancel, "user", now)?;
-    let deadline = state.booking.cancellable_until(&appointment);
-    if now > deadline {
-        return Err(ApiError::conflict(
-            "TOO_LATE_TO_CANCEL",
-            format!(
-                "预约开始前{}分钟内不能取消（截止 {}）",
-                state.booking.settings.cancel_before_minutes,
-                deadline.with_timezone(&china()).format("%m月%d日 %H:%M")
-            ),
-        ));
+    /// Staff check the appointment with `code` in, on its day, spending its photo receipt.
+    pub async fn check_in(
+        &self,
+        actor: &str,
+        code: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Appointment, ApiError> {
+        let code = AppointmentCode::parse(code).ok_or(ApiError::NotFound)?;
+        self.settle_no_shows(now).await?;
+        let appointment = self
+            .store
+            .appointment_by_code(&code)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        let next = appointment.after(Step::CheckIn, actor, now)?;
+        if appointment.slot.date != self.today() {
+            return Err(ApiError::conflict(
+                "NOT_TODAY",
+                format!(
+                    "只能在预约当天签到（预约日期 {}）",
+                    appointment.slot.date.format("%Y-%m-%d")
+                ),
+            ));
+        }
+        // The photo receipt was checked at booking (approved, unexpired, the applicant's); the
+        // check-in spends it, and refuses one another appointment already spent.
+        if let Some(no) = &appointment.photo_receipt_no {
+            let no = receipts::parse_receipt_no("photo_receipt_no", no)?;
+            receipts::use_at_check_in(self.receipts.as_ref(), &no, &appointment.id, now).await?;
+        }
+        self.commit(&appointment, next, now).await
     }
-    let cancelled = commit(state, &appointment, next, now).await?;
-    let slot = &cancelled.slot;
-    state.booking.day_lists.forget(&slot.hall, slot.date);
-    Ok(cancelled)
-}
 
-/// Staff check the appointment with `code` in, on its day, spending its photo receipt.
-pub async fn check_in(
-    state: &AppState,
-    actor: &str,
-    code: &str,
-    now: DateTime<Utc>,
-) -> Result<Appointment, ApiError> {
-    let code = AppointmentCode::parse(code).ok_or(ApiError::NotFound)?;
-    settle_no_shows(state, now).await?;
-    let appointment = state
-        .store
-        .appointment_by_code(&code)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let next = appointment.after(Step::CheckIn, actor, now)?;
-    if appointment.slot.date != today(state) {
-        return Err(ApiError::conflict(
-            "NOT_TODAY",
-            format!(
-                "只能在预约当天签到（预约日期 {}）",
-                appointment.slot.date.format("%Y-%m-%d")
-            ),
-        ));
+    /// Staff record the card's next step.
+    pub async fn progress(
+        &self,
+        actor: &str,
+        id: &str,
+        request: &ProgressRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Appointment, ApiError> {
+        let appointment = self
+            .store
+            .appointment(id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        let step = request.step(appointment.service)?;
+        let next = appointment.after(step, actor, now)?;
+        self.commit(&appointment, next, now).await
     }
-    // The photo receipt was checked at booking (approved, unexpired, the applicant's); the
-    // check-in spends it, and refuses one another appointment already spent.
-    if let Some(no) = &appointment.photo_receipt_no {
-        let no = receipts::parse_receipt_no("photo_receipt_no", no)?;
-        receipts::use_at_check_in(state.store.as_ref(), &no, &appointment.id, now).await?;
-    }
-    commit(state, &appointment, next, now).await
-}
-
-/// Staff record the card's next step.
-pub async fn progress(
-    state: &AppState,
-    actor: &str,
-    id: &str,
-    request: &ProgressRequest,
-    now: DateTime<Utc>,
-) -> Result<Appointment, ApiError> {
-    let appointment = state
-        .store
-        .appointment(id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let step = request.step(appointment.service)?;
-    let next = appointment.after(step, actor, now)?;
-    commit(state, &appointment, next, now).await
 }

@@ -6,11 +6,11 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::worker;
+use super::worker::{self, Notifier};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::routing::endpoint;
-use crate::startup::AppState;
+use crate::wechat::simulator::Simulator;
 
 /// `wx.requestSubscribeMessage` takes at most this many template ids per call.
 const MAX_PER_REQUEST: usize = 5;
@@ -27,9 +27,8 @@ pub fn dev_routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Our events and the template ids to ask for, so a template change needs no release.
-async fn templates(state: web::Data<AppState>) -> HttpResponse {
-    let templates: Vec<_> = state
-        .notifier
+async fn templates(notifier: web::Data<Notifier>) -> HttpResponse {
+    let templates: Vec<_> = notifier
         .templates
         .iter()
         .map(|(event, t)| json!({"event": event, "template_id": t.template_id}))
@@ -47,9 +46,10 @@ struct Accepted {
 async fn accept(
     user: AuthUser,
     body: web::Json<Accepted>,
-    state: web::Data<AppState>,
+    notifier: web::Data<Notifier>,
+    simulator: Option<web::Data<Simulator>>,
 ) -> Result<HttpResponse, ApiError> {
-    let ours: BTreeSet<&str> = state.notifier.templates.template_ids().collect();
+    let ours: BTreeSet<&str> = notifier.templates.template_ids().collect();
     let accepted: BTreeSet<String> = body.into_inner().accepted.into_iter().collect();
     if accepted.is_empty() || accepted.len() > MAX_PER_REQUEST {
         return Err(ApiError::invalid(
@@ -67,12 +67,12 @@ async fn accept(
         ));
     }
     let accepted: Vec<String> = accepted.into_iter().collect();
-    let granted = state.store.grant_subscriptions(&user.id, &accepted).await?;
+    let granted = notifier.grant(&user.id, &accepted).await?;
     // Development mode: the simulated WeChat learns of the tap as the real one would.
-    if let Some(simulator) = &state.simulator {
-        if let Some(me) = state.store.user_by_id(&user.id).await? {
+    if let Some(simulator) = simulator {
+        if let Some(openid) = notifier.openid_of(&user.id).await? {
             for template_id in &accepted {
-                simulator.accept(&me.openid, template_id);
+                simulator.accept(&openid, template_id);
             }
         }
     }
@@ -83,7 +83,7 @@ async fn accept(
     Ok(HttpResponse::Ok().json(json!({ "subscriptions": subscriptions })))
 }
 
-async fn run_now(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let report: worker::PassReport = state.notifier.run_once().await?;
+async fn run_now(notifier: web::Data<Notifier>) -> Result<HttpResponse, ApiError> {
+    let report: worker::PassReport = notifier.run_once().await?;
     Ok(HttpResponse::Ok().json(report))
 }

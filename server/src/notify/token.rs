@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration as Span, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::store::{Lock, Store, StoreError};
+use crate::store::{KvStore, Lock, StoreError};
 use crate::wechat::{WeChatClient, WeChatError};
 
 const CACHE_KEY: &str = "wechat:access-token";
@@ -48,7 +48,7 @@ struct Entry {
 
 pub struct AccessTokens {
     wechat: WeChatClient,
-    store: Arc<dyn Store>,
+    store: Arc<dyn KvStore>,
     clock: Arc<Clock>,
     margin: Span,
     lock_ttl: Duration,
@@ -57,7 +57,7 @@ pub struct AccessTokens {
 impl AccessTokens {
     pub fn new(
         wechat: WeChatClient,
-        store: Arc<dyn Store>,
+        store: Arc<dyn KvStore>,
         clock: Arc<Clock>,
         margin_secs: i64,
         request_timeout: Duration,

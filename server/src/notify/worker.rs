@@ -13,18 +13,21 @@ use prometheus::{IntCounterVec, Opts};
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use super::store::{Claimed, OutboxState, Outcome};
+use super::store::{Claimed, NotifyStore, OutboxState, Outcome};
 use super::templates::{NotifySettings, Templates};
 use super::token::{AccessTokens, TokenError};
+use crate::auth::UserStore;
 use crate::clock::Clock;
-use crate::store::{Store, StoreError};
+use crate::store::{KvStore, StoreError};
 use crate::wechat::{SubscribeMessage, WeChatClient, WeChatError};
 
 pub struct Notifier {
     pub templates: Templates,
     pub tokens: AccessTokens,
     wechat: WeChatClient,
-    store: Arc<dyn Store>,
+    store: Arc<dyn NotifyStore>,
+    /// The openid to send to.
+    users: Arc<dyn UserStore>,
     clock: Arc<Clock>,
     settings: NotifySettings,
     /// Identifies this process's claims.
@@ -44,11 +47,12 @@ pub struct PassReport {
 }
 
 impl Notifier {
-    pub fn new(
+    /// `store` holds the outbox, the users and the cached access token.
+    pub fn new<S: NotifyStore + UserStore + KvStore + 'static>(
         settings: &NotifySettings,
         production: bool,
         wechat: WeChatClient,
-        store: Arc<dyn Store>,
+        store: Arc<S>,
         clock: Arc<Clock>,
         request_timeout: Duration,
         registry: &prometheus::Registry,
@@ -72,6 +76,7 @@ impl Notifier {
                 request_timeout,
             ),
             wechat,
+            users: store.clone(),
             store,
             clock,
             settings: settings.clone(),
@@ -79,6 +84,21 @@ impl Notifier {
             stopping: AtomicBool::new(false),
             wake: Notify::new(),
         })
+    }
+
+    /// Records the templates `user_id` accepted (one send each); answers each template's
+    /// remaining sends.
+    pub async fn grant(
+        &self,
+        user_id: &str,
+        template_ids: &[String],
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        self.store.grant_subscriptions(user_id, template_ids).await
+    }
+
+    /// The openid WeChat knows `user_id` by.
+    pub async fn openid_of(&self, user_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.users.user_by_id(user_id).await?.map(|u| u.openid))
     }
 
     /// Claims what is due and sends it, `concurrency` at a time.
@@ -165,7 +185,7 @@ impl Notifier {
 
     async fn deliver(&self, entry: &Claimed) -> Result<Outcome, StoreError> {
         let notification = &entry.notification;
-        let Some(user) = self.store.user_by_id(&notification.user_id).await? else {
+        let Some(user) = self.users.user_by_id(&notification.user_id).await? else {
             return Ok(Self::fail(OutboxState::Failed, "unknown user"));
         };
         let message = match self.templates.render(notification, &user.openid) {

@@ -14,6 +14,8 @@ mod store;
 mod upload;
 mod view;
 
+use std::sync::Arc;
+
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -26,11 +28,36 @@ pub use number::{ReceiptNo, ReceiptNoError};
 pub use review::parse_receipt_no;
 pub use store::{Cursor, OrderPage, ReceiptStore, Saved};
 
+use crate::clock::Clock;
+use crate::config::ReceiptSettings;
 use crate::error::ApiError;
 use crate::person::IdNumber;
 use crate::routing::endpoint;
-use crate::startup::AppState;
-use crate::store::Store;
+use crate::store::BlobStore;
+
+/// Photo-receipt orders as the handlers see them: the orders, their photos, the limits.
+pub struct Receipts {
+    settings: ReceiptSettings,
+    store: Arc<dyn ReceiptStore>,
+    blobs: Arc<dyn BlobStore>,
+    clock: Arc<Clock>,
+}
+
+impl Receipts {
+    pub fn new(
+        settings: ReceiptSettings,
+        store: Arc<dyn ReceiptStore>,
+        blobs: Arc<dyn BlobStore>,
+        clock: Arc<Clock>,
+    ) -> Self {
+        Receipts {
+            settings,
+            store,
+            blobs,
+            clock,
+        }
+    }
+}
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(endpoint("/api/v1/photo-specs").get(photo::specs))
@@ -81,12 +108,12 @@ pub fn image_type(bytes: &[u8]) -> Option<&'static str> {
 }
 
 async fn photo_response(
-    state: &AppState,
+    receipts: &Receipts,
     order: &ReceiptOrder,
     kind: PhotoKind,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = state
-        .store
+    let bytes = receipts
+        .blobs
         .blob_get(&blob_key(order, kind))
         .await?
         .ok_or_else(|| ApiError::Internal(format!("photo of order {} is missing", order.id)))?;
@@ -128,7 +155,7 @@ impl From<TransitionError> for ApiError {
 }
 
 /// The receipt `no`, or 422 when there is none: a booking names it, it must exist.
-async fn receipt_order(store: &dyn Store, no: &ReceiptNo) -> Result<ReceiptOrder, ApiError> {
+async fn receipt_order(store: &dyn ReceiptStore, no: &ReceiptNo) -> Result<ReceiptOrder, ApiError> {
     store
         .receipt_order_by_no(no)
         .await?
@@ -138,7 +165,7 @@ async fn receipt_order(store: &dyn Store, no: &ReceiptNo) -> Result<ReceiptOrder
 /// For the booking handler: the receipt named at booking is approved, unexpired, unused and
 /// the applicant's own.
 pub async fn check_for_booking(
-    store: &dyn Store,
+    store: &dyn ReceiptStore,
     no: &ReceiptNo,
     id_number: &IdNumber,
     now: DateTime<Utc>,
@@ -152,7 +179,7 @@ const RACE_RETRIES: usize = 5;
 /// For the check-in handler: the receipt named by `appointment` is spent (single use). A
 /// second appointment naming it is refused with `RECEIPT_USED`.
 pub async fn use_at_check_in(
-    store: &dyn Store,
+    store: &dyn ReceiptStore,
     no: &ReceiptNo,
     appointment: &str,
     now: DateTime<Utc>,

@@ -13,11 +13,10 @@ use super::store::{Cursor, OrderPage};
 use super::upload::{self, Upload};
 use super::view::{order_view, owned_by, Viewer};
 use super::Saved;
-use super::{blob_key, PhotoKind};
+use super::{blob_key, PhotoKind, Receipts};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::person::{IdNumber, PersonName};
-use crate::startup::AppState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,7 +28,7 @@ pub struct ListQuery {
 pub async fn list(
     user: AuthUser,
     query: web::Query<ListQuery>,
-    state: web::Data<AppState>,
+    receipts: web::Data<Receipts>,
 ) -> Result<HttpResponse, ApiError> {
     let status = query
         .status
@@ -49,10 +48,10 @@ pub async fn list(
         .filter(|c| !c.is_empty())
         .map(|c| Cursor::decode(c).ok_or_else(|| ApiError::invalid("cursor", "分页游标无效")))
         .transpose()?;
-    let now = state.clock.now();
-    let limit = state.settings.receipts.page_size;
+    let now = receipts.clock.now();
+    let limit = receipts.settings.page_size;
     // One more than a page tells whether another page follows.
-    let mut orders = state
+    let mut orders = receipts
         .store
         .user_receipt_orders(
             &user.id,
@@ -81,37 +80,37 @@ pub async fn list(
 pub async fn get(
     user: AuthUser,
     id: web::Path<String>,
-    state: web::Data<AppState>,
+    receipts: web::Data<Receipts>,
 ) -> Result<HttpResponse, ApiError> {
-    let order = owned_by(state.store.receipt_order(&id).await?, &user.id)?;
-    Ok(HttpResponse::Ok().json(order_view(&order, state.clock.now(), Viewer::Owner)))
+    let order = owned_by(receipts.store.receipt_order(&id).await?, &user.id)?;
+    Ok(HttpResponse::Ok().json(order_view(&order, receipts.clock.now(), Viewer::Owner)))
 }
 
 /// The normalised photo (the user never gets the original back: they have it).
 pub async fn photo(
     user: AuthUser,
     id: web::Path<String>,
-    state: web::Data<AppState>,
+    receipts: web::Data<Receipts>,
 ) -> Result<HttpResponse, ApiError> {
-    let order = owned_by(state.store.receipt_order(&id).await?, &user.id)?;
-    super::photo_response(&state, &order, PhotoKind::Normalised).await
+    let order = owned_by(receipts.store.receipt_order(&id).await?, &user.id)?;
+    super::photo_response(&receipts, &order, PhotoKind::Normalised).await
 }
 
 /// The receipt image, once the order is approved (PNG: text and QR code stay sharp).
 pub async fn receipt(
     user: AuthUser,
     id: web::Path<String>,
-    state: web::Data<AppState>,
+    receipts: web::Data<Receipts>,
 ) -> Result<HttpResponse, ApiError> {
-    let order = owned_by(state.store.receipt_order(&id).await?, &user.id)?;
+    let order = owned_by(receipts.store.receipt_order(&id).await?, &user.id)?;
     if order.receipt.is_none() {
         return Err(ApiError::conflict(
             "RECEIPT_NOT_ISSUED",
             "审核通过后才能下载相片回执",
         ));
     }
-    let photo = state
-        .store
+    let photo = receipts
+        .blobs
         .blob_get(&blob_key(&order, PhotoKind::Normalised))
         .await?
         .ok_or_else(|| ApiError::Internal(format!("photo of order {} is missing", order.id)))?;
@@ -136,29 +135,32 @@ pub async fn receipt(
 /// Stores an accepted photo's blobs; the order is written after them, so an order never
 /// points at a missing photo. On failure the blobs are removed again.
 async fn put_photos(
-    state: &AppState,
+    receipts: &Receipts,
     order: &ReceiptOrder,
     accepted: &Accepted,
 ) -> Result<(), ApiError> {
     let original = blob_key(order, PhotoKind::Original);
     let normalised = blob_key(order, PhotoKind::Normalised);
     let stored = async {
-        state.store.blob_put(&original, &accepted.original).await?;
-        state
-            .store
+        receipts
+            .blobs
+            .blob_put(&original, &accepted.original)
+            .await?;
+        receipts
+            .blobs
             .blob_put(&normalised, &accepted.normalised)
             .await
     }
     .await;
     if stored.is_err() {
-        remove_photos(state, order).await;
+        remove_photos(receipts, order).await;
     }
     Ok(stored?)
 }
 
-async fn remove_photos(state: &AppState, order: &ReceiptOrder) {
+async fn remove_photos(receipts: &Receipts, order: &ReceiptOrder) {
     for kind in [PhotoKind::Original, PhotoKind::Normalised] {
-        if let Err(e) = state.store.blob_delete(&blob_key(order, kind)).await {
+        if let Err(e) = receipts.blobs.blob_delete(&blob_key(order, kind)).await {
             tracing::warn!(order = %order.id, error = %e, "could not remove a photo");
         }
     }
@@ -202,13 +204,14 @@ pub async fn create(
     user: AuthUser,
     req: HttpRequest,
     payload: Multipart,
-    state: web::Data<AppState>,
+    receipts: web::Data<Receipts>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = state.settings.receipts.max_upload_bytes;
+    let limit = receipts.settings.max_upload_bytes;
     let upload = upload::read(&req, payload, limit, ORDER_FIELDS).await?;
     let (form, spec) = order_form(&upload)?;
-    let accepted = photo::accept(upload.photo, spec, 1, state.store.original_max_pixels()).await?;
-    let now = state.clock.now();
+    let accepted =
+        photo::accept(upload.photo, spec, 1, receipts.blobs.original_max_pixels()).await?;
+    let now = receipts.clock.now();
     let order = ReceiptOrder::new(
         uuid::Uuid::new_v4().simple().to_string(),
         user.id.clone(),
@@ -216,9 +219,9 @@ pub async fn create(
         accepted.photo.clone(),
         now,
     );
-    put_photos(&state, &order, &accepted).await?;
-    if let Err(e) = state.store.insert_receipt_order(&order).await {
-        remove_photos(&state, &order).await;
+    put_photos(&receipts, &order, &accepted).await?;
+    if let Err(e) = receipts.store.insert_receipt_order(&order).await {
+        remove_photos(&receipts, &order).await;
         return Err(e.into());
     }
     tracing::info!(
@@ -237,13 +240,13 @@ pub async fn resubmit(
     id: web::Path<String>,
     req: HttpRequest,
     payload: Multipart,
-    state: web::Data<AppState>,
+    receipts: web::Data<Receipts>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut order = owned_by(state.store.receipt_order(&id).await?, &user.id)?;
+    let mut order = owned_by(receipts.store.receipt_order(&id).await?, &user.id)?;
     if order.status != Status::Rejected {
         return Err(TransitionError::NotRejected.into());
     }
-    let limit = state.settings.receipts.max_upload_bytes;
+    let limit = receipts.settings.max_upload_bytes;
     let upload = upload::read(&req, payload, limit, &[]).await?;
     let spec = photo::spec(&order.spec)?;
     let attempt = order.photo.attempt + 1;
@@ -251,16 +254,16 @@ pub async fn resubmit(
         upload.photo,
         spec,
         attempt,
-        state.store.original_max_pixels(),
+        receipts.blobs.original_max_pixels(),
     )
     .await?;
-    let now = state.clock.now();
+    let now = receipts.clock.now();
     order.resubmit(accepted.photo.clone(), now)?;
-    put_photos(&state, &order, &accepted).await?;
-    match state.store.save_receipt_order(&order, None).await? {
+    put_photos(&receipts, &order, &accepted).await?;
+    match receipts.store.save_receipt_order(&order, None).await? {
         Saved::Saved => Ok(HttpResponse::Ok().json(order_view(&order, now, Viewer::Owner))),
         _ => {
-            remove_photos(&state, &order).await;
+            remove_photos(&receipts, &order).await;
             Err(ApiError::conflict(
                 "ORDER_CHANGED",
                 "订单状态已变化，请刷新后重试",

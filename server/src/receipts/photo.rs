@@ -6,10 +6,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use photo_wasm::{Report, Spec};
 
 use super::upload;
-use super::Photo;
+use super::{Photo, Receipts};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
-use crate::startup::AppState;
 
 pub fn spec(id: &str) -> Result<&'static Spec, ApiError> {
     photo_wasm::spec_by_id(id)
@@ -86,15 +85,9 @@ pub async fn check(
     _user: AuthUser,
     req: HttpRequest,
     payload: Multipart,
-    state: web::Data<AppState>,
+    receipts: web::Data<Receipts>,
 ) -> Result<HttpResponse, ApiError> {
-    let upload = upload::read(
-        &req,
-        payload,
-        state.settings.receipts.max_upload_bytes,
-        &["spec"],
-    )
-    .await?;
+    let upload = upload::read(&req, payload, receipts.settings.max_upload_bytes, &["spec"]).await?;
     let spec = spec(upload.field("spec")?)?;
     let report = off_workers(move || photo_wasm::check(&upload.photo, spec)).await?;
     Ok(HttpResponse::Ok().json(report))

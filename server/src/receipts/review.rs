@@ -9,11 +9,10 @@ use super::domain::{Decision, ReceiptOrder, RejectReason, Status, REJECT_REASONS
 use super::number::{ReceiptNo, ReceiptNoError};
 use super::store::Saved;
 use super::view::{order_view, ReasonView, Viewer};
-use super::PhotoKind;
+use super::{PhotoKind, Receipts};
 use crate::admin::{AdminUser, Role};
 use crate::error::ApiError;
 use crate::notify::{Notification, ReviewOutcome};
-use crate::startup::AppState;
 
 /// How many orders one look at the queue shows.
 const QUEUE_PAGE: usize = 50;
@@ -25,10 +24,13 @@ pub async fn rejection_reasons(_admin: AdminUser) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "reasons": reasons }))
 }
 
-pub async fn queue(admin: AdminUser, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn queue(
+    admin: AdminUser,
+    receipts: web::Data<Receipts>,
+) -> Result<HttpResponse, ApiError> {
     admin.require(Role::Reviewer)?;
-    let orders = state.store.review_queue(QUEUE_PAGE).await?;
-    let now = state.clock.now();
+    let orders = receipts.store.review_queue(QUEUE_PAGE).await?;
+    let now = receipts.clock.now();
     let views: Vec<_> = orders
         .iter()
         .map(|o| order_view(o, now, Viewer::Reviewer))
@@ -39,46 +41,46 @@ pub async fn queue(admin: AdminUser, state: web::Data<AppState>) -> Result<HttpR
 pub async fn order(
     admin: AdminUser,
     id: web::Path<String>,
-    state: web::Data<AppState>,
+    receipts: web::Data<Receipts>,
 ) -> Result<HttpResponse, ApiError> {
     admin.require(Role::Reviewer)?;
-    let order = state
+    let order = receipts
         .store
         .receipt_order(&id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(HttpResponse::Ok().json(order_view(&order, state.clock.now(), Viewer::Reviewer)))
+    Ok(HttpResponse::Ok().json(order_view(&order, receipts.clock.now(), Viewer::Reviewer)))
 }
 
 async fn photo(
     admin: AdminUser,
     id: &str,
     kind: PhotoKind,
-    state: &AppState,
+    receipts: &Receipts,
 ) -> Result<HttpResponse, ApiError> {
     admin.require(Role::Reviewer)?;
-    let order = state
+    let order = receipts
         .store
         .receipt_order(id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    super::photo_response(state, &order, kind).await
+    super::photo_response(receipts, &order, kind).await
 }
 
 pub async fn normalised_photo(
     admin: AdminUser,
     id: web::Path<String>,
-    state: web::Data<AppState>,
+    receipts: web::Data<Receipts>,
 ) -> Result<HttpResponse, ApiError> {
-    photo(admin, &id, PhotoKind::Normalised, &state).await
+    photo(admin, &id, PhotoKind::Normalised, &receipts).await
 }
 
 pub async fn original_photo(
     admin: AdminUser,
     id: web::Path<String>,
-    state: web::Data<AppState>,
+    receipts: web::Data<Receipts>,
 ) -> Result<HttpResponse, ApiError> {
-    photo(admin, &id, PhotoKind::Original, &state).await
+    photo(admin, &id, PhotoKind::Original, &receipts).await
 }
 
 #[derive(Deserialize)]
@@ -104,7 +106,7 @@ pub async fn review(
     admin: AdminUser,
     id: web::Path<String>,
     body: web::Json<ReviewRequest>,
-    state: web::Data<AppState>,
+    receipts: web::Data<Receipts>,
 ) -> Result<HttpResponse, ApiError> {
     admin.require(Role::Reviewer)?;
     let body = body.into_inner();
@@ -126,11 +128,11 @@ pub async fn review(
                 .ok_or_else(|| ApiError::invalid("reasons", format!("未知的驳回原因：{code}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let valid_for = Duration::days(i64::from(state.settings.receipts.validity_days));
-    let now = state.clock.now();
+    let valid_for = Duration::days(i64::from(receipts.settings.validity_days));
+    let now = receipts.clock.now();
     let mut draws = 0;
     loop {
-        let mut order = state
+        let mut order = receipts
             .store
             .receipt_order(&id)
             .await?
@@ -150,7 +152,7 @@ pub async fn review(
         };
         order.decide(decision, &admin.id, now)?;
         let notice = review_notice(&order, now);
-        match state
+        match receipts
             .store
             .save_receipt_order(&order, Some(&notice))
             .await?
@@ -226,17 +228,17 @@ enum ReceiptState {
 pub async fn lookup(
     admin: AdminUser,
     no: web::Path<String>,
-    state: web::Data<AppState>,
+    receipts: web::Data<Receipts>,
 ) -> Result<HttpResponse, ApiError> {
     admin.require(Role::Staff)?;
     let no = parse_receipt_no("receipt_no", &no)?;
-    let order = state
+    let order = receipts
         .store
         .receipt_order_by_no(&no)
         .await?
         .ok_or(ApiError::NotFound)?;
     let receipt = order.receipt.as_ref().ok_or(ApiError::NotFound)?;
-    let now = state.clock.now();
+    let now = receipts.clock.now();
     let receipt_state = match order.status_at(now) {
         Status::Used => ReceiptState::Used,
         Status::Expired => ReceiptState::Expired,

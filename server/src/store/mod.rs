@@ -1,19 +1,14 @@
-//! Storage: one `Store` trait, two backends. SQLite is the embedded default; Redis lets any
-//! number of stateless instances share all state. Each capability declares the storage calls
-//! it needs as a trait of its own (users live in `auth`), implemented for both backends; the
-//! generic pieces every capability uses (key-value with expiry, locks) live here.
+//! Storage: two backends. SQLite is the embedded default; Redis lets any number of stateless
+//! instances share all state. Each capability declares the storage calls it needs as a trait
+//! of its own (users live in `auth`), implemented for both backends, and asks for no more; the
+//! generic pieces every capability uses (key-value with expiry, locks, blobs) live here, and
+//! this module knows no capability.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-
-use crate::admin::AdminStore;
-use crate::auth::UserStore;
-use crate::booking::BookingStore;
-use crate::config::Settings;
-use crate::notify::NotifyStore;
-use crate::receipts::ReceiptStore;
 
 pub mod blob;
 mod redis;
@@ -64,20 +59,9 @@ pub trait KvStore: Send + Sync {
     fn backend_name(&self) -> &'static str;
 }
 
-/// Everything the server stores. Each capability adds its own trait here.
-pub trait Store:
-    KvStore + BlobStore + UserStore + AdminStore + BookingStore + ReceiptStore + NotifyStore
-{
-}
-impl<
-        T: KvStore + BlobStore + UserStore + AdminStore + BookingStore + ReceiptStore + NotifyStore,
-    > Store for T
-{
-}
-
 /// A lock with expiry, so a crashed holder cannot keep it forever.
 pub struct Lock<'a> {
-    store: &'a dyn Store,
+    store: &'a dyn KvStore,
     key: String,
     owner: String,
 }
@@ -85,7 +69,7 @@ pub struct Lock<'a> {
 impl<'a> Lock<'a> {
     /// Takes the lock `name` when free; `None` when someone else holds it.
     pub async fn try_acquire(
-        store: &'a dyn Store,
+        store: &'a dyn KvStore,
         name: &str,
         ttl: Duration,
     ) -> Result<Option<Lock<'a>>, StoreError> {
@@ -103,13 +87,25 @@ impl<'a> Lock<'a> {
     }
 }
 
-/// Opens the configured backend: Redis when a URL is set, else SQLite under the data directory.
-pub async fn open(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(match &settings.redis_url {
-        Some(url) => Arc::new(RedisStore::connect(url, &settings.redis_key_prefix).await?),
+/// The configured backend, as its own type: start-up hands each capability the store traits
+/// that capability asks for.
+pub enum Backend {
+    Sqlite(Arc<SqliteStore>),
+    Redis(Arc<RedisStore>),
+}
+
+/// Opens Redis when a URL is given (its keys under `redis_key_prefix`), else SQLite in
+/// `data_dir`.
+pub async fn open(
+    redis_url: Option<&str>,
+    redis_key_prefix: &str,
+    data_dir: &Path,
+) -> anyhow::Result<Backend> {
+    Ok(match redis_url {
+        Some(url) => Backend::Redis(Arc::new(RedisStore::connect(url, redis_key_prefix).await?)),
         None => {
-            std::fs::create_dir_all(&settings.data_dir)?;
-            Arc::new(SqliteStore::open(&settings.data_dir.join("banzheng.db"))?)
+            std::fs::create_dir_all(data_dir)?;
+            Backend::Sqlite(Arc::new(SqliteStore::open(&data_dir.join("banzheng.db"))?))
         }
     })
 }

@@ -83,6 +83,12 @@ pub struct WeChatClient {
     secret: SecretString,
 }
 
+/// reqwest is built without a bundled crypto provider (ring builds faster and smaller than
+/// aws-lc); install it once per process before any HTTP client exists.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 impl WeChatClient {
     pub fn new(
         base: &str,
@@ -90,7 +96,7 @@ impl WeChatClient {
         secret: SecretString,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
-        crate::startup::install_tls_provider();
+        install_tls_provider();
         let client = WeChatClient {
             pools: Arc::default(),
             timeout,

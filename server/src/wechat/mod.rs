@@ -4,7 +4,7 @@
 mod client;
 pub mod simulator;
 
-pub use client::{AccessToken, SubscribeMessage, WeChatClient, WeChatError};
+pub use client::{install_tls_provider, AccessToken, SubscribeMessage, WeChatClient, WeChatError};
 
 use std::time::Duration;
 

@@ -16,10 +16,9 @@ use server::booking::store::{
 use server::notify::store::{Notices, OutboxState};
 use server::notify::{Event, Notification};
 use server::person::PersonName;
-use server::store::Store;
-use tests::{on_both_backends, Backend, SharedStore};
+use tests::{on_both_backends, AllStores, Backend, SharedStore};
 
-async fn store(backend: Backend) -> Arc<dyn Store> {
+async fn store(backend: Backend) -> Arc<dyn AllStores> {
     SharedStore::fresh(backend).await.open().await
 }
 
@@ -357,7 +356,12 @@ async fn due_no_shows_come_in_batches_earliest_first(backend: Backend) {
 }
 
 /// A transition that notifies nobody.
-async fn moved(s: &Arc<dyn Store>, from: Status, next: &Appointment, now: DateTime<Utc>) -> bool {
+async fn moved(
+    s: &Arc<dyn AllStores>,
+    from: Status,
+    next: &Appointment,
+    now: DateTime<Utc>,
+) -> bool {
     s.transition(from, next, &Notices::default(), policy(), now)
         .await
         .unwrap()
@@ -374,7 +378,7 @@ fn notice(appointment: &Appointment, key: &str) -> Notification {
     }
 }
 
-async fn outbox_state(s: &Arc<dyn Store>, n: &Notification) -> Option<OutboxState> {
+async fn outbox_state(s: &Arc<dyn AllStores>, n: &Notification) -> Option<OutboxState> {
     s.outbox_entry("booking", &n.id)
         .await
         .unwrap()

@@ -28,8 +28,7 @@ use server::receipts::{
     Cursor, Decision, OrderForm, OrderPage, Photo, ReceiptNo, ReceiptOrder, Region, RejectReason,
     Status as OrderStatus,
 };
-use server::store::Store;
-use tests::{Backend, SharedStore};
+use tests::{AllStores, Backend, SharedStore};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -88,8 +87,8 @@ fn id_number(n: usize) -> IdNumber {
 
 /// The two stores and the sequence so far, to say what led to a difference.
 struct Pair {
-    sqlite: Arc<dyn Store>,
-    redis: Arc<dyn Store>,
+    sqlite: Arc<dyn AllStores>,
+    redis: Arc<dyn AllStores>,
     seed: u64,
     log: Vec<String>,
 }

@@ -7,6 +7,7 @@ mod booking;
 mod booking_store;
 mod differential;
 mod health;
+mod layering;
 mod notify;
 mod receipts;
 mod store;

@@ -1,14 +1,15 @@
-//! One conformance suite for the `Store` trait, run unchanged against SQLite and Redis.
+//! One conformance suite for what every backend stores (key-value with expiry, locks, users,
+//! receipt orders), run unchanged against SQLite and Redis.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use server::auth::WeChatSession;
-use server::store::{Lock, RedisStore, Store};
-use tests::{on_both_backends, Backend, RedisServer, SharedStore};
+use server::store::{Lock, RedisStore};
+use tests::{on_both_backends, AllStores, Backend, RedisServer, SharedStore};
 
-async fn store(backend: Backend) -> Arc<dyn Store> {
+async fn store(backend: Backend) -> Arc<dyn AllStores> {
     SharedStore::fresh(backend).await.open().await
 }
 
