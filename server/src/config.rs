@@ -7,6 +7,12 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::auth::login::LoginSettings;
+use crate::booking::BookingSettings;
+use crate::notify::NotifySettings;
+use crate::receipts::ReceiptSettings;
+use crate::telemetry::LogFormat;
+
 /// Variables with the prefix that are not settings themselves.
 const NOT_SETTINGS: &[&str] = &["BANZHENG_CONFIG", "BANZHENG_PHOTOS_DIR"];
 
@@ -35,71 +41,19 @@ pub struct Settings {
     #[serde(default)]
     pub login: LoginSettings,
     #[serde(default)]
-    pub notify: crate::notify::NotifySettings,
+    pub notify: NotifySettings,
     #[serde(default)]
     pub log_format: LogFormat,
     /// HTTP worker threads; unset: one per core.
     pub workers: Option<usize>,
     #[serde(default)]
-    pub booking: crate::booking::BookingSettings,
+    pub booking: BookingSettings,
     /// The photo checker's wasm-bindgen `--target web` output, served to the development
     /// web client under `/pkg/`.
     #[serde(default = "default_web_pkg_dir")]
     pub web_pkg_dir: PathBuf,
     #[serde(default)]
     pub receipts: ReceiptSettings,
-}
-
-/// Photo-receipt orders (`BANZHENG_RECEIPTS__…`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ReceiptSettings {
-    /// Largest photo upload accepted; larger is 413.
-    pub max_upload_bytes: usize,
-    /// How long an approved receipt is valid (Guangzhou: 180 days).
-    pub validity_days: u32,
-    /// Orders per page of the 订单 tab.
-    pub page_size: usize,
-}
-
-impl Default for ReceiptSettings {
-    fn default() -> Self {
-        ReceiptSettings {
-            max_upload_bytes: 10 * 1024 * 1024,
-            validity_days: 180,
-            page_size: 20,
-        }
-    }
-}
-
-/// `[login]`: the mini-program login endpoint.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LoginSettings {
-    /// Login attempts allowed per client address in one window.
-    pub rate_limit: i64,
-    pub rate_window_secs: u64,
-    /// Take the client address from `X-Forwarded-For`: only behind a proxy that sets it,
-    /// otherwise any client could pick a fresh address per request and escape the limit.
-    pub trust_forwarded_for: bool,
-}
-
-impl Default for LoginSettings {
-    fn default() -> Self {
-        LoginSettings {
-            rate_limit: 60,
-            rate_window_secs: 60,
-            trust_forwarded_for: false,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
 }
 
 #[derive(Debug, thiserror::Error)]

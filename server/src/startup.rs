@@ -11,6 +11,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
+use secrecy::SecretString;
 use tracing_actix_web::TracingLogger;
 
 use crate::admin::{self, AdminStore, Admins};
@@ -19,7 +20,7 @@ use crate::auth::token::Tokens;
 use crate::auth::{self, Authenticator, UserStore};
 use crate::booking::{self, Booking, BookingStore};
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{Settings, WECHAT_API_BASE};
 use crate::error::{json_error_handler, path_error_handler, query_error_handler, ApiError};
 use crate::metrics::{metrics_middleware, Metrics};
 use crate::notify::{self, Notifier, NotifyStore};
@@ -27,7 +28,7 @@ use crate::receipts::{self, ReceiptStore, Receipts};
 use crate::store::{self, Backend, BlobStore, KvStore};
 use crate::web as web_client;
 use crate::wechat::simulator::{self, Simulator};
-use crate::wechat::{self, install_tls_provider};
+use crate::wechat::{install_tls_provider, WeChatClient};
 use crate::{health, telemetry};
 
 /// Each capability, built once per process. `build_app` registers each as app data of its
@@ -75,11 +76,16 @@ impl Capabilities {
             + NotifyStore
             + 'static,
     {
-        let tokens = Tokens::from_settings(settings)?;
+        let tokens = Tokens::configured(settings.jwt_secret.as_ref(), &settings.data_dir)?;
         let clock = Arc::new(Clock::default());
-        let booking =
-            Booking::from_settings(settings, store.clone(), store.clone(), clock.clone())?;
-        let wechat = wechat::client_from_settings(settings)?;
+        let booking = Booking::from_settings(
+            &settings.booking,
+            &settings.data_dir,
+            store.clone(),
+            store.clone(),
+            clock.clone(),
+        )?;
+        let wechat = wechat_client(settings)?;
         // The simulator shares the server's clock, so advancing it expires codes and tokens too.
         let simulator = (!settings.is_production()).then(|| Simulator::new(clock.clone()));
         let metrics = Metrics::new();
@@ -130,6 +136,35 @@ impl Capabilities {
             notifier: web::Data::new(notifier),
             simulator: simulator.map(web::Data::from),
         })
+    }
+}
+
+/// The client the settings ask for: the configured app against the configured base URL, or
+/// in development mode the simulator's app against the simulator (whose address
+/// `Application::build` fills in once it has bound its port).
+fn wechat_client(settings: &Settings) -> anyhow::Result<WeChatClient> {
+    let timeout = Duration::from_millis(settings.wechat_timeout_ms);
+    match (&settings.wechat_appid, &settings.wechat_secret) {
+        (Some(appid), Some(secret)) => WeChatClient::new(
+            settings
+                .wechat_api_base
+                .as_deref()
+                .unwrap_or(WECHAT_API_BASE),
+            appid,
+            secret.clone(),
+            timeout,
+        ),
+        _ => {
+            let base = settings.wechat_api_base.as_deref().ok_or_else(|| {
+                anyhow::anyhow!("development mode: the simulator's address is not known yet")
+            })?;
+            WeChatClient::new(
+                base,
+                simulator::APPID,
+                SecretString::from(simulator::SECRET),
+                timeout,
+            )
+        }
     }
 }
 

@@ -5,18 +5,26 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage};
+use serde::Deserialize;
 use tracing::field::Empty;
 use tracing::Span;
 use tracing_actix_web::{RequestId, RootSpanBuilder};
 use tracing_subscriber::{fmt, EnvFilter};
-
-use crate::config::LogFormat;
 
 tokio::task_local! {
     static REQUEST_ID: String;
 }
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// `BANZHENG_LOG_FORMAT`: text lines, or one JSON object per line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
 
 /// Installs the global subscriber once; later calls (tests starting many apps) are no-ops.
 pub fn init(format: LogFormat) {

@@ -10,10 +10,31 @@ use serde::Deserialize;
 
 use super::{Authenticator, User, UserStore};
 use crate::clock::Clock;
-use crate::config::LoginSettings;
 use crate::error::ApiError;
 use crate::store::KvStore;
 use crate::wechat::{WeChatClient, WeChatError};
+
+/// `[login]`: the mini-program login endpoint.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginSettings {
+    /// Login attempts allowed per client address in one window.
+    pub rate_limit: i64,
+    pub rate_window_secs: u64,
+    /// Take the client address from `X-Forwarded-For`: only behind a proxy that sets it,
+    /// otherwise any client could pick a fresh address per request and escape the limit.
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for LoginSettings {
+    fn default() -> Self {
+        LoginSettings {
+            rate_limit: 60,
+            rate_window_secs: 60,
+            trust_forwarded_for: false,
+        }
+    }
+}
 
 /// The mini-program's users: logging in through WeChat (rate-limited per client address) and
 /// reading who is logged in.

@@ -18,6 +18,7 @@ use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::routing::endpoint;
 use crate::store::{KvStore, StoreError};
+pub use crate::wechat::WeChatSession;
 use login::Users;
 use token::{Claims, IssuedToken, Subject, Tokens};
 
@@ -30,24 +31,6 @@ pub struct User {
     #[serde(skip)]
     pub unionid: Option<String>,
     pub created_at: DateTime<Utc>,
-}
-
-/// What `jscode2session` told us about the user who just logged in.
-pub struct WeChatSession {
-    pub openid: String,
-    pub unionid: Option<String>,
-    /// Kept server-side only: it decrypts the user's data and never leaves the server.
-    pub session_key: String,
-}
-
-impl std::fmt::Debug for WeChatSession {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WeChatSession")
-            .field("openid", &self.openid)
-            .field("unionid", &self.unionid)
-            .field("session_key", &"<redacted>")
-            .finish()
-    }
 }
 
 /// A user's id is derived from the openid, so both backends can find a user by either

@@ -10,7 +10,6 @@ use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Settings;
 use crate::error::ApiError;
 use crate::store::KvStore;
 
@@ -60,10 +59,10 @@ impl Tokens {
     }
 
     /// The configured secret, or in development mode one created once in the data directory.
-    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
-        let secret = match &settings.jwt_secret {
+    pub fn configured(secret: Option<&SecretString>, data_dir: &Path) -> anyhow::Result<Self> {
+        let secret = match secret {
             Some(secret) => secret.clone(),
-            None => development_secret(&settings.data_dir, "jwt-secret")?,
+            None => development_secret(data_dir, "jwt-secret")?,
         };
         Ok(Self::new(secret.expose_secret().as_bytes()))
     }

@@ -14,7 +14,7 @@ pub mod store;
 mod sweep;
 mod view;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +28,6 @@ pub use sweep::spawn_no_show_sweeper;
 use sweep::DueWatch;
 
 use crate::clock::{china, Clock};
-use crate::config::Settings;
 use crate::error::ApiError;
 use crate::receipts::ReceiptStore;
 use appointment::IllegalTransition;
@@ -119,13 +118,15 @@ pub struct Booking {
 }
 
 impl Booking {
+    /// `data_dir` keeps the development ID-hash key when none is configured.
     pub fn from_settings(
-        settings: &Settings,
+        settings: &BookingSettings,
+        data_dir: &Path,
         store: Arc<dyn BookingStore>,
         receipts: Arc<dyn ReceiptStore>,
         clock: Arc<Clock>,
     ) -> anyhow::Result<Self> {
-        let booking = settings.booking.clone();
+        let booking = settings.clone();
         let catalog = Catalog::load(
             booking.halls_file.as_deref(),
             booking.holidays_file.as_deref(),
@@ -133,7 +134,7 @@ impl Booking {
         )?;
         let key = match &booking.id_hash_key {
             Some(key) => key.clone(),
-            None => crate::auth::token::development_secret(&settings.data_dir, "id-hash-key")?,
+            None => crate::auth::token::development_secret(data_dir, "id-hash-key")?,
         };
         Ok(Booking {
             day_lists: DayLists::new(Duration::from_millis(booking.slot_list_cache_ms)),

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 
 pub use domain::{
     Decision, Event, EventKind, OrderForm, Photo, Receipt, ReceiptOrder, Region, RejectReason,
@@ -29,11 +30,32 @@ pub use review::parse_receipt_no;
 pub use store::{Cursor, OrderPage, ReceiptStore, Saved};
 
 use crate::clock::Clock;
-use crate::config::ReceiptSettings;
 use crate::error::ApiError;
 use crate::person::IdNumber;
 use crate::routing::endpoint;
 use crate::store::BlobStore;
+
+/// Photo-receipt orders (`BANZHENG_RECEIPTS__…`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReceiptSettings {
+    /// Largest photo upload accepted; larger is 413.
+    pub max_upload_bytes: usize,
+    /// How long an approved receipt is valid (Guangzhou: 180 days).
+    pub validity_days: u32,
+    /// Orders per page of the 订单 tab.
+    pub page_size: usize,
+}
+
+impl Default for ReceiptSettings {
+    fn default() -> Self {
+        ReceiptSettings {
+            max_upload_bytes: 10 * 1024 * 1024,
+            validity_days: 180,
+            page_size: 20,
+        }
+    }
+}
 
 /// Photo-receipt orders as the handlers see them: the orders, their photos, the limits.
 pub struct Receipts {

@@ -10,7 +10,23 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::auth::WeChatSession;
+/// What `jscode2session` told us about the user who just logged in.
+pub struct WeChatSession {
+    pub openid: String,
+    pub unionid: Option<String>,
+    /// Kept server-side only: it decrypts the user's data and never leaves the server.
+    pub session_key: String,
+}
+
+impl std::fmt::Debug for WeChatSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeChatSession")
+            .field("openid", &self.openid)
+            .field("unionid", &self.unionid)
+            .field("session_key", &"<redacted>")
+            .finish()
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WeChatError {

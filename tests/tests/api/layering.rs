@@ -1,9 +1,9 @@
 //! The server's imports point one way: handlers → capability → store traits → engines. Only
 //! the composition root (`startup.rs`, with `lib.rs` and `main.rs`) knows every capability,
-//! and `store/` knows none, so no import circle can form through either. Read from the
-//! sources, so a new import that breaks the rule fails here.
+//! `store/` knows none, and no two modules import each other, however indirectly. Read from
+//! the sources, so a new import that breaks the rule fails here.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// What `store/` may use besides itself: modules that import no capability.
@@ -159,5 +159,72 @@ fn the_store_imports_no_capability() {
     assert!(
         offenders.is_empty(),
         "store/ must not know the capabilities (their store traits live with them): {offenders:?}"
+    );
+}
+
+/// A circle in `graph` through `from`, if any: the modules along it.
+fn circle_from(
+    graph: &BTreeMap<String, BTreeSet<String>>,
+    from: &str,
+    path: &mut Vec<String>,
+    done: &mut BTreeSet<String>,
+) -> Option<Vec<String>> {
+    if let Some(at) = path.iter().position(|m| m == from) {
+        let mut circle = path[at..].to_vec();
+        circle.push(from.to_owned());
+        return Some(circle);
+    }
+    if done.contains(from) {
+        return None;
+    }
+    path.push(from.to_owned());
+    for next in graph.get(from).into_iter().flatten() {
+        if let Some(circle) = circle_from(graph, next, path, done) {
+            return Some(circle);
+        }
+    }
+    path.pop();
+    done.insert(from.to_owned());
+    None
+}
+
+#[test]
+fn the_modules_form_no_import_circle() {
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (file, uses) in server_uses() {
+        let module = module_path(&file);
+        // The crate root and the binaries sit above every module.
+        if module.len() == 1 && ["lib", "main"].contains(&module[0].as_str()) || module[0] == "bin"
+        {
+            continue;
+        }
+        let top = &module[0];
+        graph
+            .entry(top.clone())
+            .or_default()
+            .extend(uses.into_iter().filter(|m| m != top));
+    }
+    assert!(graph.len() > 10, "modules not found: {graph:?}");
+    let mut done = BTreeSet::new();
+    for module in graph.keys() {
+        let circle = circle_from(&graph, module, &mut Vec::new(), &mut done);
+        assert!(
+            circle.is_none(),
+            "import circle: {}",
+            circle.unwrap().join(" → ")
+        );
+    }
+}
+
+#[test]
+fn the_circle_finder_finds_a_circle() {
+    let graph: BTreeMap<String, BTreeSet<String>> =
+        [("a", vec!["b"]), ("b", vec!["c"]), ("c", vec!["a"])]
+            .into_iter()
+            .map(|(m, uses)| (m.to_owned(), uses.into_iter().map(str::to_owned).collect()))
+            .collect();
+    assert_eq!(
+        circle_from(&graph, "a", &mut Vec::new(), &mut BTreeSet::new()),
+        Some(vec!["a".into(), "b".into(), "c".into(), "a".into()])
     );
 }
