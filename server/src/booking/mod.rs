@@ -8,6 +8,7 @@ mod form;
 mod handlers;
 pub mod id_hash;
 mod notices;
+pub mod rules;
 pub mod schedule;
 mod service;
 pub mod store;

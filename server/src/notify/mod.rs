@@ -9,15 +9,11 @@
 //! - **SQLite**: inside your `store.write(|tx| …)`, call
 //!   [`store::enqueue_in_tx`]`(tx, &notification)` (and [`store::cancel_in_tx`]`(tx, key)` to
 //!   withdraw a pending one, e.g. the reminder of a cancelled appointment).
-//! - **Redis**: prepend [`store::OUTBOX_LUA`] to your script; it defines
-//!   `outbox_enqueue(k, id, key, doc, due_ms)` and `outbox_cancel(k, key)`, where `k` is the
-//!   index of the first of five outbox keys in `KEYS`. Append
-//!   [`store::outbox_keys`]`(store, YOUR_TAG)` to your `KEYS` (they carry your hash tag, so the
-//!   script stays on one cluster slot) and [`Notification::redis_args`] (4 values) to your
-//!   `ARGV`, then call e.g. `outbox_enqueue(10, ARGV[12], ARGV[13], ARGV[14], ARGV[15])`. Your
-//!   tag must be listed in [`store::OUTBOX_TAGS`] so the worker finds the entries.
-//!   For a varying number, pass [`store::Notices`]: `write_in_tx(tx)` on SQLite, and on Redis
-//!   append its `redis_args()` to `ARGV` and call `outbox_apply(k, first_argv_index)`.
+//! - **Redis**: build your change as a plan for the generic plan script (`store::plan`) and
+//!   run it on [`store::PLAN`], which carries the outbox; [`store::Notices::plan`] adds the
+//!   notifications to write and the pending ones to withdraw, under your hash tag (listed in
+//!   [`store::OUTBOX_TAGS`] so the worker finds the entries), so the script stays on one
+//!   cluster slot.
 //!
 //! Each notification has a `key` (e.g. `reminder:<appointment id>`): enqueuing the same key
 //! twice keeps the first, so a retried request does not notify twice.
@@ -246,7 +242,7 @@ impl Notification {
         Self::new(key, user_id, Event::ReviewResult, &fields, now)
     }
 
-    /// The four `ARGV` values `outbox_enqueue` takes: id, key, document, due time (ms).
+    /// The four values the outbox's Lua takes per notification: id, key, document, due time (ms).
     pub fn redis_args(&self) -> [String; 4] {
         [
             self.id.clone(),

@@ -11,6 +11,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::Notification;
+use crate::store::plan::{self, RedisPlan};
 use crate::store::{RedisStore, SqliteStore, StoreError};
 
 /// Redis hash tags that hold outbox entries: every capability that enqueues inside its own
@@ -185,14 +186,17 @@ impl Notices {
         Ok(())
     }
 
-    /// Redis: the `ARGV` values `outbox_apply` reads from its `at`: the number of notifications
-    /// and four values each ([`Notification::redis_args`]), then the number of keys and the keys.
-    pub fn redis_args(&self) -> Vec<String> {
-        let mut args = vec![self.send.len().to_string()];
-        args.extend(self.send.iter().flat_map(Notification::redis_args));
-        args.push(self.withdraw.len().to_string());
-        args.extend(self.withdraw.iter().cloned());
-        args
+    /// Redis: the plan's `outbox` effect writing these in the outbox of `tag` (which must be
+    /// in [`OUTBOX_TAGS`]).
+    pub fn plan(&self, plan: &mut RedisPlan, store: &RedisStore, tag: &str) {
+        if self.send.is_empty() && self.withdraw.is_empty() {
+            return;
+        }
+        let mut values = vec![self.send.len().to_string()];
+        values.extend(self.send.iter().flat_map(Notification::redis_args));
+        values.push(self.withdraw.len().to_string());
+        values.extend(self.withdraw.iter().cloned());
+        plan.extension("outbox", outbox_keys(store, tag).into(), values);
     }
 }
 
@@ -393,15 +397,14 @@ impl NotifyStore for SqliteStore {
     }
 }
 
-/// Lua functions for scripts that enqueue along with their own change (see the module doc
-/// of `notify`). `k` is the index in `KEYS` of the first of the five keys of
-/// [`outbox_keys`]: documents, states, attempts/owner/error, due times, keys.
-pub const OUTBOX_LUA: &str = r"
+/// Lua functions over the outbox of one tag: `k` is a table of its five keys
+/// ([`outbox_keys`]: documents, states, attempts/owner/error, due times, keys).
+const OUTBOX_LUA: &str = r"
 local function outbox_enqueue_all(k, entries)
   local docs, states, due = {}, {}, {}
   for _, e in ipairs(entries) do
     local id, key, doc, due_ms = e[1], e[2], e[3], e[4]
-    if redis.call('HSETNX', KEYS[k + 4], key, id) == 1 then
+    if redis.call('HSETNX', k[5], key, id) == 1 then
       docs[#docs + 1] = id; docs[#docs + 1] = doc
       states[#states + 1] = id; states[#states + 1] = 'pending'
       due[#due + 1] = due_ms; due[#due + 1] = id
@@ -409,45 +412,47 @@ local function outbox_enqueue_all(k, entries)
   end
   if #docs == 0 then return 0 end
   -- One call per key for all of them: a script's cost is mostly per call.
-  redis.call('HSET', KEYS[k], unpack(docs))
-  redis.call('HSET', KEYS[k + 1], unpack(states))
-  redis.call('ZADD', KEYS[k + 3], unpack(due))
+  redis.call('HSET', k[1], unpack(docs))
+  redis.call('HSET', k[2], unpack(states))
+  redis.call('ZADD', k[4], unpack(due))
   return #docs / 2
 end
-local function outbox_enqueue(k, id, key, doc, due_ms)
-  return outbox_enqueue_all(k, {{id, key, doc, due_ms}})
-end
 local function outbox_cancel(k, key)
-  local id = redis.call('HGET', KEYS[k + 4], key)
-  if not id or redis.call('HGET', KEYS[k + 1], id) ~= 'pending' then return 0 end
-  redis.call('HSET', KEYS[k + 1], id, 'cancelled')
-  redis.call('ZREM', KEYS[k + 3], id)
+  local id = redis.call('HGET', k[5], key)
+  if not id or redis.call('HGET', k[2], id) ~= 'pending' then return 0 end
+  redis.call('HSET', k[2], id, 'cancelled')
+  redis.call('ZREM', k[4], id)
   return 1
-end
-local function outbox_apply(k, at)
-  local sends, entries = tonumber(ARGV[at]), {}
-  for i = 0, sends - 1 do
-    local j = at + 1 + 4 * i
-    entries[i + 1] = {ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]}
-  end
-  outbox_enqueue_all(k, entries)
-  local w = at + 1 + 4 * sends
-  for i = 1, tonumber(ARGV[w]) do outbox_cancel(k, ARGV[w + i]) end
 end
 ";
 
+/// The plan executor's `outbox` effect ([`Notices::plan`]): the five keys, the number of
+/// notifications and four values each, the number of keys to withdraw and the keys.
+const OUTBOX_OP: &str = r"
+function op.outbox()
+  local k = {key(), key(), key(), key(), key()}
+  local entries = {}
+  for j = 1, tonumber(arg()) do entries[j] = {arg(), arg(), arg(), arg()} end
+  outbox_enqueue_all(k, entries)
+  for _ = 1, tonumber(arg()) do outbox_cancel(k, arg()) end
+end
+";
+
+/// The plan executor (see `store::plan`) every capability runs its changes on, with the
+/// outbox, so notices are written in the same step as the change that causes them.
+pub static PLAN: LazyLock<Script> = LazyLock::new(|| plan::executor(&[OUTBOX_LUA, OUTBOX_OP]));
+
 /// The five outbox keys under `tag` (which must be in [`OUTBOX_TAGS`]), in `OUTBOX_LUA`'s order.
-pub fn outbox_keys(store: &RedisStore, tag: &str) -> [String; 5] {
+fn outbox_keys(store: &RedisStore, tag: &str) -> [String; 5] {
     ["docs", "states", "meta", "due", "keys"].map(|part| store.key(tag, &format!("outbox:{part}")))
 }
 
 static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
-        "{OUTBOX_LUA}return outbox_enqueue(1, ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
+        "{OUTBOX_LUA}return outbox_enqueue_all(KEYS, {{ARGV}})"
     ))
 });
 
-/// Claims due entries of one tag: returns id, document, attempts for each.
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"

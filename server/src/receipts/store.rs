@@ -2,18 +2,16 @@
 //! version it was read at (optimistic concurrency): two reviewers deciding one order, or a
 //! review racing a resubmission, cannot both win. A receipt number belongs to one order.
 
-use std::sync::LazyLock;
-
 use async_trait::async_trait;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use redis::Script;
 use rusqlite::{params, OptionalExtension};
 
 use super::domain::{ReceiptOrder, Status};
 use super::number::ReceiptNo;
-use crate::notify::store::{enqueue_in_tx, outbox_keys, OUTBOX_LUA};
+use crate::notify::store::{enqueue_in_tx, Notices, PLAN};
 use crate::notify::Notification;
+use crate::store::plan::{Ran, RedisPlan, Refuse};
 use crate::store::{RedisStore, SqliteStore, StoreError};
 
 /// What became of a save.
@@ -89,20 +87,115 @@ impl OrderPage {
     }
 }
 
+/// A condition on the stored orders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Guard {
+    /// No order has this id (else an error: ids are fresh).
+    New { id: String },
+    /// The stored order is still at `version` (else `Stale`).
+    VersionIs { id: String, version: u64 },
+    /// No other order has the receipt number (else `NumberTaken`). Always the last guard:
+    /// Redis claims the number as it checks.
+    NumberFree { no: ReceiptNo, id: String },
+}
+
+/// What a plan does once every guard held.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Stores a new order among its user's.
+    Insert(Box<ReceiptOrder>),
+    /// Replaces the stored order.
+    Replace(Box<ReceiptOrder>),
+    /// The order waits in the review queue from `since`, or (`None`) does not.
+    Queue {
+        id: String,
+        since: Option<DateTime<Utc>>,
+    },
+    Notify(Box<Notification>),
+}
+
+/// A change of orders: guards checked in order against what is stored, then effects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub guards: Vec<Guard>,
+    pub effects: Vec<Effect>,
+}
+
+/// Where an order waits: in the queue while pending, out of it otherwise.
+fn queue(order: &ReceiptOrder) -> Effect {
+    Effect::Queue {
+        id: order.id.clone(),
+        since: (order.status == Status::Pending).then_some(order.submitted_at),
+    }
+}
+
+/// A new order: stored and queued for review.
+pub fn insert_plan(order: &ReceiptOrder) -> Plan {
+    Plan {
+        guards: vec![Guard::New {
+            id: order.id.clone(),
+        }],
+        effects: vec![Effect::Insert(Box::new(order.clone())), queue(order)],
+    }
+}
+
+/// A change made from the copy at `order.version - 1` (optimistic concurrency): a receipt
+/// number belongs to one order; the queue follows the status; `notice` goes with it.
+pub fn save_plan(order: &ReceiptOrder, notice: Option<&Notification>) -> Plan {
+    let mut guards = vec![Guard::VersionIs {
+        id: order.id.clone(),
+        version: order.version - 1,
+    }];
+    if let Some(receipt) = &order.receipt {
+        guards.push(Guard::NumberFree {
+            no: receipt.no.clone(),
+            id: order.id.clone(),
+        });
+    }
+    let mut effects = vec![Effect::Replace(Box::new(order.clone())), queue(order)];
+    effects.extend(notice.map(|n| Effect::Notify(Box::new(n.clone()))));
+    Plan { guards, effects }
+}
+
+/// The answer of a guard that failed.
+fn stop(guard: &Guard) -> Result<Saved, StoreError> {
+    match guard {
+        Guard::New { id } => Err(StoreError::Backend(format!("order {id} exists"))),
+        Guard::VersionIs { .. } => Ok(Saved::Stale),
+        Guard::NumberFree { .. } => Ok(Saved::NumberTaken),
+    }
+}
+
 #[async_trait]
 pub trait ReceiptStore: Send + Sync {
+    /// Carries out `plan` atomically: the guards in order (the first that fails is the
+    /// answer), then, if all held, the effects.
+    async fn apply_order_plan(&self, plan: Plan) -> Result<Saved, StoreError>;
+
     /// Stores a new order (version 1).
-    async fn insert_receipt_order(&self, order: &ReceiptOrder) -> Result<(), StoreError>;
+    async fn insert_receipt_order(&self, order: &ReceiptOrder) -> Result<(), StoreError> {
+        match self.apply_order_plan(insert_plan(order)).await? {
+            Saved::Saved => Ok(()),
+            other => Err(StoreError::Backend(format!(
+                "inserting an order: {other:?}"
+            ))),
+        }
+    }
+
     async fn receipt_order(&self, id: &str) -> Result<Option<ReceiptOrder>, StoreError>;
     async fn receipt_order_by_no(&self, no: &ReceiptNo)
         -> Result<Option<ReceiptOrder>, StoreError>;
+
     /// Replaces the order if the stored one is still at `order.version - 1`, and writes
     /// `notice` to the notification outbox in the same step (neither without the other).
     async fn save_receipt_order(
         &self,
         order: &ReceiptOrder,
         notice: Option<&Notification>,
-    ) -> Result<Saved, StoreError>;
+    ) -> Result<Saved, StoreError> {
+        self.apply_order_plan(save_plan(order, notice)).await
+    }
+
     async fn user_receipt_orders(
         &self,
         user_id: &str,
@@ -120,17 +213,34 @@ fn from_json(doc: &str) -> Result<ReceiptOrder, StoreError> {
     serde_json::from_str(doc).map_err(|e| StoreError::Backend(format!("stored order: {e}")))
 }
 
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(f, _)
-        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+/// Whether `guard` holds in SQLite.
+fn holds(tx: &rusqlite::Transaction, guard: &Guard) -> Result<bool, StoreError> {
+    Ok(match guard {
+        Guard::New { id } => !tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM receipt_orders WHERE id = ?1)",
+            [id],
+            |r| r.get::<_, bool>(0),
+        )?,
+        Guard::VersionIs { id, version } => {
+            tx.query_row(
+                "SELECT version FROM receipt_orders WHERE id = ?1",
+                [id],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+                == Some(*version as i64)
+        }
+        Guard::NumberFree { no, id } => !tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM receipt_orders WHERE receipt_no = ?1 AND id != ?2)",
+            params![no.as_str(), id],
+            |r| r.get::<_, bool>(0),
+        )?,
+    })
 }
 
-#[async_trait]
-impl ReceiptStore for SqliteStore {
-    async fn insert_receipt_order(&self, order: &ReceiptOrder) -> Result<(), StoreError> {
-        let doc = to_json(order)?;
-        let o = order.clone();
-        self.write(move |tx| {
+fn carry_out(tx: &rusqlite::Transaction, effect: &Effect) -> Result<(), StoreError> {
+    match effect {
+        Effect::Insert(o) => {
             tx.execute(
                 "INSERT INTO receipt_orders
                    (id, user_id, status, created_at, submitted_at, receipt_no, version, doc)
@@ -143,10 +253,47 @@ impl ReceiptStore for SqliteStore {
                     o.submitted_at.timestamp_millis(),
                     o.receipt.as_ref().map(|r| r.no.as_str().to_owned()),
                     o.version as i64,
-                    doc
+                    to_json(o)?
                 ],
             )?;
-            Ok(())
+        }
+        Effect::Replace(o) => {
+            tx.execute(
+                "UPDATE receipt_orders SET status = ?2, submitted_at = ?3, receipt_no = ?4,
+                   version = ?5, doc = ?6
+                 WHERE id = ?1",
+                params![
+                    o.id,
+                    o.status.as_str(),
+                    o.submitted_at.timestamp_millis(),
+                    o.receipt.as_ref().map(|r| r.no.as_str().to_owned()),
+                    o.version as i64,
+                    to_json(o)?
+                ],
+            )?;
+        }
+        // Here the queue is the status and submission time `Insert`/`Replace` wrote.
+        Effect::Queue { .. } => {}
+        Effect::Notify(notice) => {
+            enqueue_in_tx(tx, notice)?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl ReceiptStore for SqliteStore {
+    async fn apply_order_plan(&self, plan: Plan) -> Result<Saved, StoreError> {
+        self.write(move |tx| {
+            for guard in &plan.guards {
+                if !holds(tx, guard)? {
+                    return stop(guard);
+                }
+            }
+            for effect in &plan.effects {
+                carry_out(tx, effect)?;
+            }
+            Ok(Saved::Saved)
         })
         .await
     }
@@ -178,43 +325,6 @@ impl ReceiptStore for SqliteStore {
             .optional()?
             .map(|doc| from_json(&doc))
             .transpose()
-        })
-        .await
-    }
-
-    async fn save_receipt_order(
-        &self,
-        order: &ReceiptOrder,
-        notice: Option<&Notification>,
-    ) -> Result<Saved, StoreError> {
-        let doc = to_json(order)?;
-        let o = order.clone();
-        let notice = notice.cloned();
-        self.write(move |tx| {
-            let updated = tx.execute(
-                "UPDATE receipt_orders SET status = ?2, submitted_at = ?3, receipt_no = ?4,
-                   version = ?5, doc = ?6
-                 WHERE id = ?1 AND version = ?5 - 1",
-                params![
-                    o.id,
-                    o.status.as_str(),
-                    o.submitted_at.timestamp_millis(),
-                    o.receipt.as_ref().map(|r| r.no.as_str().to_owned()),
-                    o.version as i64,
-                    doc
-                ],
-            );
-            match updated {
-                Ok(1) => {
-                    if let Some(notice) = &notice {
-                        enqueue_in_tx(tx, notice)?;
-                    }
-                    Ok(Saved::Saved)
-                }
-                Ok(_) => Ok(Saved::Stale),
-                Err(e) if is_unique_violation(&e) => Ok(Saved::NumberTaken),
-                Err(e) => Err(e.into()),
-            }
         })
         .await
     }
@@ -285,59 +395,74 @@ impl RedisStore {
     }
 }
 
-/// KEYS: order, user list, queue. ARGV: doc, version, created ms, submitted ms, id.
-static INSERT_ORDER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-          redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'version', ARGV[2])
-          redis.call('ZADD', KEYS[2], ARGV[3], ARGV[5])
-          redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
-          return 1",
-    )
-});
+/// The text the plan script answers when `guard` fails.
+fn refusal(guard: &Guard) -> &'static str {
+    match guard {
+        Guard::New { .. } => "EXISTS",
+        Guard::VersionIs { .. } => "STALE",
+        Guard::NumberFree { .. } => "TAKEN",
+    }
+}
 
-/// KEYS: order, queue, number index (or the order key again when there is no number), then
-/// the five outbox keys. ARGV: doc, new version, pending (1/0), submitted ms, id, has number
-/// (1/0), has notice (1/0), then the notice's four outbox values.
-static SAVE_ORDER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(&format!(
-        "{OUTBOX_LUA}{}",
-        r"local current = redis.call('HGET', KEYS[1], 'version')
-          if not current or tonumber(current) ~= tonumber(ARGV[2]) - 1 then return 'stale' end
-          if ARGV[6] == '1' then
-            local owner = redis.call('GET', KEYS[3])
-            if owner and owner ~= ARGV[5] then return 'taken' end
-            redis.call('SET', KEYS[3], ARGV[5])
-          end
-          redis.call('HSET', KEYS[1], 'doc', ARGV[1], 'version', ARGV[2])
-          if ARGV[3] == '1' then
-            redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
-          else
-            redis.call('ZREM', KEYS[2], ARGV[5])
-          end
-          if ARGV[7] == '1' then outbox_enqueue(4, ARGV[8], ARGV[9], ARGV[10], ARGV[11]) end
-          return 'saved'"
-    ))
-});
+impl RedisStore {
+    /// `plan` as operations of the generic plan script over the receipt keys.
+    fn order_plan(&self, plan: &Plan) -> Result<RedisPlan, StoreError> {
+        let mut p = RedisPlan::new();
+        for guard in &plan.guards {
+            let refuse = Refuse {
+                refusal: refusal(guard),
+                remembered: false,
+            };
+            match guard {
+                Guard::New { id } => p.absent(self.order_key(id), refuse),
+                Guard::VersionIs { id, version } => {
+                    p.field_is(self.order_key(id), "version", &version.to_string(), refuse)
+                }
+                Guard::NumberFree { no, id } => p.claim(self.number_key(no.as_str()), id, refuse),
+            }
+        }
+        for effect in &plan.effects {
+            match effect {
+                Effect::Insert(o) | Effect::Replace(o) => {
+                    let (doc, version) = (to_json(o)?, o.version.to_string());
+                    p.hset(
+                        self.order_key(&o.id),
+                        &[("doc", &doc), ("version", &version)],
+                    );
+                    if matches!(effect, Effect::Insert(_)) {
+                        let created = o.created_at.timestamp_millis();
+                        p.zadd(self.user_orders_key(&o.user_id), created, &o.id);
+                    }
+                }
+                Effect::Queue {
+                    id,
+                    since: Some(at),
+                } => p.zadd(self.queue_key(), at.timestamp_millis(), id),
+                Effect::Queue { id, since: None } => p.zrem(self.queue_key(), id),
+                Effect::Notify(notice) => Notices {
+                    send: vec![(**notice).clone()],
+                    withdraw: Vec::new(),
+                }
+                .plan(&mut p, self, TAG),
+            }
+        }
+        Ok(p)
+    }
+}
 
 #[async_trait]
 impl ReceiptStore for RedisStore {
-    async fn insert_receipt_order(&self, order: &ReceiptOrder) -> Result<(), StoreError> {
-        let inserted: i64 = INSERT_ORDER
-            .key(self.order_key(&order.id))
-            .key(self.user_orders_key(&order.user_id))
-            .key(self.queue_key())
-            .arg(to_json(order)?)
-            .arg(order.version)
-            .arg(order.created_at.timestamp_millis())
-            .arg(order.submitted_at.timestamp_millis())
-            .arg(&order.id)
-            .invoke_async(&mut self.conn())
-            .await?;
-        if inserted == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Backend(format!("order {} exists", order.id)))
+    async fn apply_order_plan(&self, plan: Plan) -> Result<Saved, StoreError> {
+        let ran = self.order_plan(&plan)?.run(self, &PLAN).await?;
+        match ran {
+            Ran::Done(_) => Ok(Saved::Saved),
+            Ran::Stopped(text) => plan.guards.iter().find(|g| refusal(g) == text).map_or_else(
+                || Err(StoreError::Backend(format!("unexpected stop `{text}`"))),
+                stop,
+            ),
+            other => Err(StoreError::Backend(format!(
+                "unexpected plan reply {other:?}"
+            ))),
         }
     }
 
@@ -357,43 +482,6 @@ impl ReceiptStore for RedisStore {
             Some(id) => self.receipt_order(&id).await,
             None => Ok(None),
         }
-    }
-
-    async fn save_receipt_order(
-        &self,
-        order: &ReceiptOrder,
-        notice: Option<&Notification>,
-    ) -> Result<Saved, StoreError> {
-        let order_key = self.order_key(&order.id);
-        let number_key = match &order.receipt {
-            Some(r) => self.number_key(r.no.as_str()),
-            None => order_key.clone(),
-        };
-        let notice_args: [String; 4] = notice.map(Notification::redis_args).unwrap_or_default();
-        let outcome: String = SAVE_ORDER
-            .key(&order_key)
-            .key(self.queue_key())
-            .key(number_key)
-            .key(&outbox_keys(self, TAG))
-            .arg(to_json(order)?)
-            .arg(order.version)
-            .arg(if order.status == Status::Pending {
-                "1"
-            } else {
-                "0"
-            })
-            .arg(order.submitted_at.timestamp_millis())
-            .arg(&order.id)
-            .arg(if order.receipt.is_some() { "1" } else { "0" })
-            .arg(if notice.is_some() { "1" } else { "0" })
-            .arg(&notice_args)
-            .invoke_async(&mut self.conn())
-            .await?;
-        Ok(match outcome.as_str() {
-            "saved" => Saved::Saved,
-            "taken" => Saved::NumberTaken,
-            _ => Saved::Stale,
-        })
     }
 
     async fn user_receipt_orders(

@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub mod blob;
+pub mod plan;
 mod redis;
 mod sqlite;
 

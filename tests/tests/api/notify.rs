@@ -714,11 +714,12 @@ async fn sqlite_enqueue_in_tx_commits_and_rolls_back_with_the_caller() {
     );
 }
 
-/// Redis: a capability's own Lua script (here under the `booking` tag) writes its state and
-/// the notification at once with `OUTBOX_LUA`; the sender finds it under that tag.
+/// Redis: a capability's plan (here under the `booking` tag) writes its state and the
+/// notification in one run of the plan script; the sender finds it under that tag.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_outbox_lua_enqueues_inside_another_script() {
-    use server::notify::store::{outbox_keys, OUTBOX_LUA};
+async fn redis_plan_enqueues_with_another_change() {
+    use server::notify::store::{Notices, PLAN};
+    use server::store::plan::{Ran, RedisPlan};
     use server::store::RedisStore;
     let app = app(Backend::Redis, &[]).await;
     let (user_id, _) = subscriber(&app, "o-n14", 1).await;
@@ -726,25 +727,25 @@ async fn redis_outbox_lua_enqueues_inside_another_script() {
         unreachable!()
     };
     let store = RedisStore::connect(url, prefix).await.unwrap();
-    let script = ::redis::Script::new(&format!(
-        "{OUTBOX_LUA}
-redis.call('SET', KEYS[6], 'booked')
-local added = outbox_enqueue(1, ARGV[1], ARGV[2], ARGV[3], ARGV[4])
-outbox_cancel(1, ARGV[5])
-return added"
-    ));
     let notification = confirmation(&user_id, "appt-14");
-    let mut invocation = script.prepare_invoke();
-    for key in outbox_keys(&store, "booking") {
-        invocation.key(key);
+    let mut plan = RedisPlan::new();
+    let appointment = store.key("booking", "appt:appt-14");
+    plan.set(appointment.clone(), "booked");
+    Notices {
+        send: vec![notification.clone()],
+        withdraw: vec!["reminder:none".into()],
     }
-    invocation.key(store.key("booking", "appt:appt-14"));
-    for arg in notification.redis_args() {
-        invocation.arg(arg);
-    }
-    invocation.arg("reminder:none");
-    let added: i64 = invocation.invoke_async(&mut store.conn()).await.unwrap();
-    assert_eq!(added, 1);
+    .plan(&mut plan, &store, "booking");
+    assert_eq!(
+        plan.run(&store, &PLAN).await.unwrap(),
+        Ran::Done(String::new())
+    );
+    let state: String = ::redis::cmd("GET")
+        .arg(&appointment)
+        .query_async(&mut store.conn())
+        .await
+        .unwrap();
+    assert_eq!(state, "booked");
 
     assert_eq!(app.run_notifier().await["sent"], 1);
     assert_eq!(app.sim().messages().await.len(), 1);

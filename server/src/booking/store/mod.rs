@@ -1,5 +1,6 @@
-//! What booking asks of the store. Each call is atomic on both backends: one IMMEDIATE
-//! transaction on SQLite, one Lua script over keys tagged `{booking}` on Redis.
+//! What booking asks of the store. The rules are `rules`' plans; each backend carries a plan
+//! out atomically: one IMMEDIATE transaction on SQLite, one run of the generic plan script
+//! over keys tagged `{booking}` on Redis.
 
 mod redis;
 mod sqlite;
@@ -11,6 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::appointment::{Appointment, AppointmentCode, Status};
+use super::rules::{self, Plan, Stop};
 use crate::notify::store::Notices;
 use crate::store::StoreError;
 
@@ -31,7 +33,7 @@ pub struct NewBooking {
 }
 
 /// The client's `Idempotency-Key` with a digest of the request it came with.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey {
     pub key: String,
     pub body_hash: String,
@@ -53,13 +55,20 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::SlotFull => "SLOT_FULL",
+            Refusal::AlreadyBooked => "ALREADY_BOOKED",
+            Refusal::TooManyActive => "TOO_MANY_ACTIVE",
+            Refusal::Banned { .. } => "BANNED",
+        }
+    }
+
     /// How a refusal is remembered under an idempotency key.
     pub fn encode(self) -> String {
         match self {
-            Refusal::SlotFull => "SLOT_FULL".into(),
-            Refusal::AlreadyBooked => "ALREADY_BOOKED".into(),
-            Refusal::TooManyActive => "TOO_MANY_ACTIVE".into(),
             Refusal::Banned { until } => format!("BANNED:{}", until.timestamp_millis()),
+            other => other.code().into(),
         }
     }
 
@@ -87,6 +96,17 @@ fn decode_outcome(outcome: &str) -> Result<Result<String, Refusal>, StoreError> 
     }
 }
 
+/// What became of a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Done,
+    Stopped(Stop),
+    /// The same key came with the same request before: the id it booked, or its refusal.
+    Replayed(Result<String, Refusal>),
+    /// The same key came with another request.
+    IdempotencyMismatch,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BookOutcome {
     Booked(Box<Appointment>),
@@ -100,7 +120,7 @@ pub enum BookOutcome {
 }
 
 /// 2 no-shows in 30 days bar the person for 90 days (configurable).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NoShowPolicy {
     pub window: Duration,
     pub limit: u32,
@@ -116,10 +136,25 @@ pub trait BookingStore: Send + Sync {
         date: NaiveDate,
     ) -> Result<HashMap<String, u32>, StoreError>;
 
-    /// Checks, in this order, the idempotency record, the applicant's ban, the applicant's
-    /// active appointment, the user's active appointments and the slot's seats, and writes
-    /// the appointment only if all allow it — all at once.
-    async fn book(&self, booking: NewBooking) -> Result<BookOutcome, StoreError>;
+    /// Carries out a plan of the booking rules (`rules`) atomically: the idempotency record,
+    /// then the guards in order, then, if all held, the effects.
+    async fn apply(&self, plan: Plan) -> Result<Applied, StoreError>;
+
+    /// Books if every rule allows it ([`rules::book`]).
+    async fn book(&self, booking: NewBooking) -> Result<BookOutcome, StoreError> {
+        Ok(match self.apply(rules::book(&booking)).await? {
+            Applied::Done => BookOutcome::Booked(Box::new(booking.appointment)),
+            Applied::Stopped(Stop::Refused(refusal)) => BookOutcome::Refused(refusal),
+            Applied::Stopped(Stop::CodeTaken) => BookOutcome::CodeTaken,
+            Applied::Stopped(Stop::Changed) => {
+                return Err(StoreError::Backend(
+                    "a booking found a status changed".into(),
+                ))
+            }
+            Applied::Replayed(outcome) => BookOutcome::Replayed(outcome),
+            Applied::IdempotencyMismatch => BookOutcome::IdempotencyMismatch,
+        })
+    }
 
     async fn appointment(&self, id: &str) -> Result<Option<Appointment>, StoreError>;
 
@@ -132,9 +167,7 @@ pub trait BookingStore: Send + Sync {
     async fn user_appointments(&self, user_id: &str) -> Result<Vec<Appointment>, StoreError>;
 
     /// Stores `next` if the appointment is still in `from` (false when someone else changed
-    /// it first). Leaving `Booked` releases the person's and the user's active slot;
-    /// cancelling frees the seat; a no-show counts towards a ban under `policy`. `notices` are
-    /// written with the change, and only with it.
+    /// it first), with what the change does ([`rules::transition`]) and its `notices`.
     async fn transition(
         &self,
         from: Status,
@@ -142,7 +175,14 @@ pub trait BookingStore: Send + Sync {
         notices: &Notices,
         policy: NoShowPolicy,
         now: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        let plan = rules::transition(from, next, notices, policy, now);
+        Ok(match self.apply(plan).await? {
+            Applied::Done => true,
+            Applied::Stopped(Stop::Changed) => false,
+            other => return Err(StoreError::Backend(format!("a transition got {other:?}"))),
+        })
+    }
 
     /// Up to `limit` booked appointments whose no-show time has come, and when the next one
     /// is due.

@@ -4,170 +4,205 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::{
-    decode_outcome, from_json, to_json, BookOutcome, BookingStore, DueNoShows, NewBooking,
-    NoShowPolicy, Refusal,
-};
-use crate::booking::appointment::{Appointment, AppointmentCode, Status};
+use super::{decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows};
+use crate::booking::appointment::{Appointment, AppointmentCode};
+use crate::booking::rules::{Effect, Guard, Plan, Stop};
 use crate::booking::schedule::day_key;
-use crate::notify::store::Notices;
 use crate::store::{SqliteStore, StoreError};
 
 fn ms(duration: std::time::Duration) -> i64 {
     duration.as_millis() as i64
 }
 
-fn check(tx: &Transaction, booking: &NewBooking) -> Result<Option<Refusal>, StoreError> {
-    let a = &booking.appointment;
-    let now = booking.now.timestamp_millis();
-    let banned_until: Option<i64> = tx
-        .query_row(
-            "SELECT until FROM person_bans WHERE id_hash = ?1 AND until > ?2",
-            params![a.id_hash, now],
-            |r| r.get(0),
-        )
-        .optional()?;
-    if let Some(until) = banned_until.and_then(DateTime::from_timestamp_millis) {
-        return Ok(Some(Refusal::Banned { until }));
-    }
-    let active: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM appointments WHERE id_hash = ?1 AND status = 'booked')",
-        [&a.id_hash],
-        |r| r.get(0),
-    )?;
-    if active {
-        return Ok(Some(Refusal::AlreadyBooked));
-    }
-    let held: u32 = tx.query_row(
-        "SELECT COUNT(*) FROM appointments WHERE user_id = ?1 AND status = 'booked'",
-        [&a.user_id],
-        |r| r.get(0),
-    )?;
-    if held >= booking.max_active {
-        return Ok(Some(Refusal::TooManyActive));
-    }
-    let taken: u32 = tx
-        .query_row(
-            "SELECT taken FROM slot_seats WHERE hall_id = ?1 AND day = ?2 AND time = ?3",
-            params![a.slot.hall, a.slot.date_key(), a.slot.time_key()],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(0);
-    if taken >= booking.capacity {
-        return Ok(Some(Refusal::SlotFull));
-    }
-    Ok(None)
+/// Whether `guard` holds; the stop when it does not.
+fn check(tx: &Transaction, guard: &Guard) -> Result<Option<Stop>, StoreError> {
+    let holds = match guard {
+        Guard::NotBanned { id_hash, now } => {
+            let until: Option<i64> = tx
+                .query_row(
+                    "SELECT until FROM person_bans WHERE id_hash = ?1 AND until > ?2",
+                    params![id_hash, now.timestamp_millis()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(until) = until {
+                return Ok(Some(guard.stop(DateTime::from_timestamp_millis(until))));
+            }
+            true
+        }
+        Guard::PersonFree { id_hash } => !tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM appointments WHERE id_hash = ?1 AND status = 'booked')",
+            [id_hash],
+            |r| r.get::<_, bool>(0),
+        )?,
+        Guard::UserBelow { user_id, max } => {
+            tx.query_row(
+                "SELECT COUNT(*) FROM appointments WHERE user_id = ?1 AND status = 'booked'",
+                [user_id],
+                |r| r.get::<_, u32>(0),
+            )? < *max
+        }
+        Guard::SeatFree { slot, capacity } => {
+            tx.query_row(
+                "SELECT taken FROM slot_seats WHERE hall_id = ?1 AND day = ?2 AND time = ?3",
+                params![slot.hall, slot.date_key(), slot.time_key()],
+                |r| r.get::<_, u32>(0),
+            )
+            .optional()?
+            .unwrap_or(0)
+                < *capacity
+        }
+        Guard::CodeFree {
+            code,
+            appointment_id,
+        } => !tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM appointments WHERE code = ?1 AND id != ?2)",
+            params![code.as_str(), appointment_id],
+            |r| r.get::<_, bool>(0),
+        )?,
+        Guard::StatusIs {
+            appointment_id,
+            status,
+        } => {
+            tx.query_row(
+                "SELECT status FROM appointments WHERE id = ?1",
+                [appointment_id],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .as_deref()
+                == Some(status.as_str())
+        }
+    };
+    Ok((!holds).then(|| guard.stop(None)))
 }
 
-fn book(tx: &Transaction, booking: &NewBooking) -> Result<BookOutcome, StoreError> {
-    let a = &booking.appointment;
-    let now = booking.now.timestamp_millis();
-    tx.execute(
-        "DELETE FROM booking_idempotency WHERE rowid IN
-           (SELECT rowid FROM booking_idempotency WHERE expires_at <= ?1 LIMIT 16)",
-        [now],
-    )?;
-    if let Some(idem) = &booking.idempotency {
+fn carry_out(tx: &Transaction, effect: &Effect) -> Result<(), StoreError> {
+    match effect {
+        Effect::Insert {
+            appointment: a,
+            no_show_at,
+        } => {
+            tx.execute(
+                "INSERT INTO appointments (id, code, user_id, slot_id, id_hash, status, no_show_at, created_at, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    a.id,
+                    a.code.as_str(),
+                    a.user_id,
+                    a.slot.to_string(),
+                    a.id_hash,
+                    a.status.as_str(),
+                    no_show_at.timestamp_millis(),
+                    a.created_at.timestamp_millis(),
+                    to_json(a)?
+                ],
+            )?;
+        }
+        Effect::Update { appointment: a } => {
+            tx.execute(
+                "UPDATE appointments SET status = ?1, doc = ?2 WHERE id = ?3",
+                params![a.status.as_str(), to_json(a)?, a.id],
+            )?;
+        }
+        Effect::TakeSeat { slot } => {
+            tx.execute(
+                "INSERT INTO slot_seats (hall_id, day, time, taken) VALUES (?1, ?2, ?3, 1)
+                 ON CONFLICT (hall_id, day, time) DO UPDATE SET taken = taken + 1",
+                params![slot.hall, slot.date_key(), slot.time_key()],
+            )?;
+        }
+        Effect::FreeSeat { slot } => {
+            tx.execute(
+                "UPDATE slot_seats SET taken = taken - 1 WHERE hall_id = ?1 AND day = ?2 AND time = ?3",
+                params![slot.hall, slot.date_key(), slot.time_key()],
+            )?;
+        }
+        // Here the holds and the no-show watch are the row's status, which `Update` changed.
+        Effect::Release { .. } => {}
+        Effect::CountNoShow {
+            appointment_id,
+            id_hash,
+            missed_at,
+            now,
+            policy,
+        } => {
+            let now = now.timestamp_millis();
+            tx.execute(
+                "INSERT OR IGNORE INTO person_no_shows (appointment_id, id_hash, at) VALUES (?1, ?2, ?3)",
+                params![appointment_id, id_hash, missed_at.timestamp_millis()],
+            )?;
+            let recent: u32 = tx.query_row(
+                "SELECT COUNT(*) FROM person_no_shows WHERE id_hash = ?1 AND at > ?2",
+                params![id_hash, now - ms(policy.window)],
+                |r| r.get(0),
+            )?;
+            if recent >= policy.limit {
+                tx.execute(
+                    "INSERT INTO person_bans (id_hash, until) VALUES (?1, ?2)
+                     ON CONFLICT (id_hash) DO UPDATE SET until = MAX(until, excluded.until)",
+                    params![id_hash, now + ms(policy.ban)],
+                )?;
+            }
+        }
+        Effect::Notify(notices) => notices.write_in_tx(tx)?,
+    }
+    Ok(())
+}
+
+fn apply(tx: &Transaction, plan: &Plan) -> Result<Applied, StoreError> {
+    if let Some(remember) = &plan.remember {
+        let now = remember.now.timestamp_millis();
+        tx.execute(
+            "DELETE FROM booking_idempotency WHERE rowid IN
+               (SELECT rowid FROM booking_idempotency WHERE expires_at <= ?1 LIMIT 16)",
+            [now],
+        )?;
         let earlier: Option<(String, String)> = tx
             .query_row(
                 "SELECT body_hash, outcome FROM booking_idempotency
                  WHERE user_id = ?1 AND key = ?2 AND expires_at > ?3",
-                params![a.user_id, idem.key, now],
+                params![remember.user_id, remember.key.key, now],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
         if let Some((body_hash, outcome)) = earlier {
-            if body_hash != idem.body_hash {
-                return Ok(BookOutcome::IdempotencyMismatch);
+            if body_hash != remember.key.body_hash {
+                return Ok(Applied::IdempotencyMismatch);
             }
-            return Ok(BookOutcome::Replayed(decode_outcome(&outcome)?));
+            return Ok(Applied::Replayed(decode_outcome(&outcome)?));
         }
     }
-    let refusal = check(tx, booking)?;
-    // The rules first, then the code: a refused booking is refused whatever its code.
-    let code_taken: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM appointments WHERE code = ?1)",
-        [a.code.as_str()],
-        |r| r.get(0),
-    )?;
-    if refusal.is_none() && code_taken {
-        return Ok(BookOutcome::CodeTaken);
+    let mut stop = None;
+    for guard in &plan.guards {
+        stop = check(tx, guard)?;
+        if stop.is_some() {
+            break;
+        }
     }
-    if refusal.is_none() {
-        tx.execute(
-            "INSERT INTO appointments (id, code, user_id, slot_id, id_hash, status, no_show_at, created_at, doc)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'booked', ?6, ?7, ?8)",
-            params![
-                a.id,
-                a.code.as_str(),
-                a.user_id,
-                a.slot.to_string(),
-                a.id_hash,
-                booking.no_show_at.timestamp_millis(),
-                a.created_at.timestamp_millis(),
-                to_json(a)?
-            ],
-        )?;
-        tx.execute(
-            "INSERT INTO slot_seats (hall_id, day, time, taken) VALUES (?1, ?2, ?3, 1)
-             ON CONFLICT (hall_id, day, time) DO UPDATE SET taken = taken + 1",
-            params![a.slot.hall, a.slot.date_key(), a.slot.time_key()],
-        )?;
-        booking.notices.write_in_tx(tx)?;
+    if stop.is_none() {
+        for effect in &plan.effects {
+            carry_out(tx, effect)?;
+        }
     }
-    if let Some(idem) = &booking.idempotency {
-        let outcome = match refusal {
-            Some(refusal) => refusal.encode(),
-            None => format!("OK:{}", a.id),
-        };
-        tx.execute(
-            "INSERT INTO booking_idempotency (user_id, key, body_hash, outcome, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (user_id, key) DO UPDATE SET body_hash = excluded.body_hash,
-               outcome = excluded.outcome, expires_at = excluded.expires_at",
-            params![
-                a.user_id,
-                idem.key,
-                idem.body_hash,
-                outcome,
-                now + ms(idem.ttl)
-            ],
-        )?;
+    if let Some(remember) = &plan.remember {
+        if let Some(outcome) = remember.outcome(stop) {
+            tx.execute(
+                "INSERT INTO booking_idempotency (user_id, key, body_hash, outcome, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (user_id, key) DO UPDATE SET body_hash = excluded.body_hash,
+                   outcome = excluded.outcome, expires_at = excluded.expires_at",
+                params![
+                    remember.user_id,
+                    remember.key.key,
+                    remember.key.body_hash,
+                    outcome,
+                    remember.now.timestamp_millis() + ms(remember.key.ttl)
+                ],
+            )?;
+        }
     }
-    Ok(match refusal {
-        Some(refusal) => BookOutcome::Refused(refusal),
-        None => BookOutcome::Booked(Box::new(a.clone())),
-    })
-}
-
-fn count_no_show(
-    tx: &Transaction,
-    appointment: &Appointment,
-    policy: NoShowPolicy,
-    now: i64,
-) -> Result<(), StoreError> {
-    tx.execute(
-        "INSERT OR IGNORE INTO person_no_shows (appointment_id, id_hash, at) VALUES (?1, ?2, ?3)",
-        params![
-            appointment.id,
-            appointment.id_hash,
-            appointment.starts_at.timestamp_millis()
-        ],
-    )?;
-    let recent: u32 = tx.query_row(
-        "SELECT COUNT(*) FROM person_no_shows WHERE id_hash = ?1 AND at > ?2",
-        params![appointment.id_hash, now - ms(policy.window)],
-        |r| r.get(0),
-    )?;
-    if recent >= policy.limit {
-        tx.execute(
-            "INSERT INTO person_bans (id_hash, until) VALUES (?1, ?2)
-             ON CONFLICT (id_hash) DO UPDATE SET until = MAX(until, excluded.until)",
-            params![appointment.id_hash, now + ms(policy.ban)],
-        )?;
-    }
-    Ok(())
+    Ok(stop.map_or(Applied::Done, Applied::Stopped))
 }
 
 fn select_docs(
@@ -199,8 +234,8 @@ impl BookingStore for SqliteStore {
         .await
     }
 
-    async fn book(&self, booking: NewBooking) -> Result<BookOutcome, StoreError> {
-        self.write(move |tx| book(tx, &booking)).await
+    async fn apply(&self, plan: Plan) -> Result<Applied, StoreError> {
+        self.write(move |tx| apply(tx, &plan)).await
     }
 
     async fn appointment(&self, id: &str) -> Result<Option<Appointment>, StoreError> {
@@ -230,41 +265,6 @@ impl BookingStore for SqliteStore {
                 "SELECT doc FROM appointments WHERE user_id = ?1 ORDER BY created_at DESC, id DESC LIMIT 100",
                 &user_id,
             )
-        })
-        .await
-    }
-
-    async fn transition(
-        &self,
-        from: Status,
-        next: &Appointment,
-        notices: &Notices,
-        policy: NoShowPolicy,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let next = next.clone();
-        let notices = notices.clone();
-        let doc = to_json(&next)?;
-        self.write(move |tx| {
-            let changed = tx.execute(
-                "UPDATE appointments SET status = ?1, doc = ?2 WHERE id = ?3 AND status = ?4",
-                params![next.status.as_str(), doc, next.id, from.as_str()],
-            )?;
-            if changed == 0 {
-                return Ok(false);
-            }
-            match next.status {
-                Status::Cancelled => {
-                    tx.execute(
-                        "UPDATE slot_seats SET taken = taken - 1 WHERE hall_id = ?1 AND day = ?2 AND time = ?3",
-                        params![next.slot.hall, next.slot.date_key(), next.slot.time_key()],
-                    )?;
-                }
-                Status::NoShow => count_no_show(tx, &next, policy, now.timestamp_millis())?,
-                _ => {}
-            }
-            notices.write_in_tx(tx)?;
-            Ok(true)
         })
         .await
     }

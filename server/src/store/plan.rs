@@ -1,0 +1,364 @@
+//! Redis: one generic Lua executor for the plans the capabilities compute in Rust (booking's
+//! rules, receipt orders' transitions). A plan is guards, checked in order against what is
+//! stored (the first that fails is the answer), then effects; the script only carries it out,
+//! atomically, in one round trip. [`RedisPlan`] writes each operation as its name, its keys by
+//! reference and its values, and the script reads them back in the same order, so neither
+//! side counts positions.
+
+use redis::Script;
+
+use super::{RedisStore, StoreError};
+
+/// Operations an extension adds to the executor (`op.name = function() … end`, reading its
+/// arguments with `arg()` and `key()`), e.g. the notification outbox's.
+pub type LuaOps = &'static str;
+
+const HEAD: &str = r"
+local i = 0
+local function arg() i = i + 1; return ARGV[i] end
+local function key() return KEYS[tonumber(arg())] end
+local op = {}
+";
+
+/// The executor: an optional answer record (replayed while unexpired), the guards, the effects.
+const BODY: &str = r"
+-- Guards: nil when the condition holds, else what the refusal adds to its text.
+function op.absent() if redis.call('EXISTS', key()) == 1 then return '' end end
+function op.card_below()
+  local k, n = key(), tonumber(arg())
+  if redis.call('SCARD', k) >= n then return '' end
+end
+function op.field_below()
+  local k, f, n = key(), arg(), tonumber(arg())
+  if tonumber(redis.call('HGET', k, f) or '0') >= n then return '' end
+end
+function op.at_most()
+  local v, n = redis.call('GET', key()) or '0', tonumber(arg())
+  if tonumber(v) > n then return ':' .. v end
+end
+function op.field_is()
+  local k, f, v = key(), arg(), arg()
+  if redis.call('HGET', k, f) ~= v then return '' end
+end
+function op.claim()
+  local k, v = key(), arg()
+  local owner = redis.call('GET', k)
+  if owner and owner ~= v then return '' end
+  redis.call('SET', k, v)
+end
+-- Effects.
+function op.set() redis.call('SET', key(), arg()) end
+function op.del_if() local k, v = key(), arg(); if redis.call('GET', k) == v then redis.call('DEL', k) end end
+function op.sadd() redis.call('SADD', key(), arg()) end
+function op.srem() redis.call('SREM', key(), arg()) end
+function op.zadd() local k, s = key(), arg(); redis.call('ZADD', k, s, arg()) end
+function op.zrem() redis.call('ZREM', key(), arg()) end
+function op.hset()
+  local k, fields = key(), {}
+  for j = 1, 2 * tonumber(arg()) do fields[j] = arg() end
+  redis.call('HSET', k, unpack(fields))
+end
+function op.hincrby() local k, f = key(), arg(); redis.call('HINCRBY', k, f, arg()) end
+function op.window_add()
+  local k, score, member, oldest, ttl = key(), arg(), arg(), arg(), arg()
+  redis.call('ZADD', k, score, member)
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', oldest)
+  redis.call('PEXPIRE', k, ttl)
+end
+function op.raise_if_card()
+  local counted, limit, k, v, ttl = key(), tonumber(arg()), key(), tonumber(arg()), arg()
+  if redis.call('ZCARD', counted) >= limit and v > tonumber(redis.call('GET', k) or '0') then
+    redis.call('SET', k, v, 'PX', ttl)
+  end
+end
+
+local record, hash, ttl, now, done = arg(), arg(), arg(), tonumber(arg()), arg()
+record = record ~= '0' and KEYS[tonumber(record)]
+if record then
+  -- Expired by the server's clock, as on SQLite (PEXPIRE only collects the garbage).
+  local earlier = redis.call('HMGET', record, 'hash', 'outcome', 'expires')
+  if earlier[1] and tonumber(earlier[3] or '0') > now then
+    if earlier[1] ~= hash then return {'MISMATCH'} end
+    return {'REPLAY', earlier[2]}
+  end
+end
+local function answer(kind, outcome)
+  if record then
+    redis.call('HSET', record, 'hash', hash, 'outcome', outcome, 'expires', now + ttl)
+    redis.call('PEXPIRE', record, ttl)
+  end
+  return {kind, outcome}
+end
+for _ = 1, tonumber(arg()) do
+  local name, refusal, remembered = arg(), arg(), arg() == '1'
+  local found = op[name]()
+  if found then
+    if remembered then return answer('STOP', refusal .. found) end
+    return {'STOP', refusal .. found}
+  end
+end
+for _ = 1, tonumber(arg()) do op[arg()]() end
+return answer('DONE', done)
+";
+
+/// The executor with `extensions`' operations.
+pub fn executor(extensions: &[LuaOps]) -> Script {
+    let mut text = String::from(HEAD);
+    for ops in extensions {
+        text.push_str(ops);
+    }
+    text.push_str(BODY);
+    Script::new(&text)
+}
+
+/// What a plan came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ran {
+    /// Every guard held and the effects are stored; the record's `done` text.
+    Done(String),
+    /// This guard's refusal text (with what the store found, for `at_most`).
+    Stopped(String),
+    /// The record's earlier outcome, for the same request.
+    Replayed(String),
+    /// The record is another request's.
+    Mismatch,
+}
+
+/// Refuse with `refusal`, and say whether an answer record keeps the refusal (a rule's
+/// answer) or not (a collision the caller retries with other values).
+#[derive(Debug, Clone, Copy)]
+pub struct Refuse<'a> {
+    pub refusal: &'a str,
+    pub remembered: bool,
+}
+
+fn guard_op(refuse: Refuse, name: &str, args: Vec<String>) -> Vec<String> {
+    let remembered = if refuse.remembered { "1" } else { "0" };
+    let mut op = vec![
+        name.to_owned(),
+        refuse.refusal.to_owned(),
+        remembered.to_owned(),
+    ];
+    op.extend(args);
+    op
+}
+
+/// A plan for the executor: keys by reference, operations in order.
+#[derive(Debug, Default)]
+pub struct RedisPlan {
+    keys: Vec<String>,
+    record: [String; 4],
+    record_key: usize,
+    guards: Vec<String>,
+    guard_count: usize,
+    last_guard: Vec<String>,
+    effects: Vec<String>,
+    effect_count: usize,
+}
+
+impl RedisPlan {
+    pub fn new() -> Self {
+        RedisPlan {
+            record: ["".into(), "1".into(), "0".into(), "".into()],
+            ..Default::default()
+        }
+    }
+
+    /// `KEYS` index (from 1) of `key`, added once.
+    pub fn key(&mut self, key: String) -> String {
+        let at = match self.keys.iter().position(|k| *k == key) {
+            Some(at) => at,
+            None => {
+                self.keys.push(key);
+                self.keys.len() - 1
+            }
+        };
+        (at + 1).to_string()
+    }
+
+    /// Answers kept at `key` for `ttl_ms` of the server's clock: a request with the same
+    /// `hash` gets the first answer again, another request `Mismatch`; `done` is the answer
+    /// when the plan runs.
+    pub fn record(&mut self, key: String, hash: &str, ttl_ms: u64, now_ms: i64, done: &str) {
+        self.record_key = self.key(key).parse().unwrap_or(0);
+        self.record = [
+            hash.to_owned(),
+            ttl_ms.to_string(),
+            now_ms.to_string(),
+            done.to_owned(),
+        ];
+    }
+
+    fn guard(&mut self, refuse: Refuse, name: &str, args: Vec<String>) {
+        self.guards.extend(guard_op(refuse, name, args));
+        self.guard_count += 1;
+    }
+
+    /// Holds while `key` does not exist.
+    pub fn absent(&mut self, key: String, refuse: Refuse) {
+        let k = self.key(key);
+        self.guard(refuse, "absent", vec![k]);
+    }
+
+    /// Holds while the set at `key` has fewer than `n` members.
+    pub fn card_below(&mut self, key: String, n: u32, refuse: Refuse) {
+        let k = self.key(key);
+        self.guard(refuse, "card_below", vec![k, n.to_string()]);
+    }
+
+    /// Holds while the number in `field` of the hash at `key` (0 when absent) is below `n`.
+    pub fn field_below(&mut self, key: String, field: &str, n: u32, refuse: Refuse) {
+        let k = self.key(key);
+        self.guard(
+            refuse,
+            "field_below",
+            vec![k, field.to_owned(), n.to_string()],
+        );
+    }
+
+    /// Holds while the number at `key` (0 when absent) is at most `n`; the refusal text
+    /// gets `:<the number>`.
+    pub fn at_most(&mut self, key: String, n: i64, refuse: Refuse) {
+        let k = self.key(key);
+        self.guard(refuse, "at_most", vec![k, n.to_string()]);
+    }
+
+    /// Holds while `field` of the hash at `key` is `value`.
+    pub fn field_is(&mut self, key: String, field: &str, value: &str, refuse: Refuse) {
+        let k = self.key(key);
+        self.guard(
+            refuse,
+            "field_is",
+            vec![k, field.to_owned(), value.to_owned()],
+        );
+    }
+
+    /// Holds when `key` is free or already `owner`'s, and takes it for `owner`: a uniqueness
+    /// the store must decide. It writes, so it runs after every other guard.
+    pub fn claim(&mut self, key: String, owner: &str, refuse: Refuse) {
+        let k = self.key(key);
+        self.last_guard = guard_op(refuse, "claim", vec![k, owner.to_owned()]);
+    }
+
+    fn effect(&mut self, name: &str, args: Vec<String>) {
+        self.effects.push(name.to_owned());
+        self.effects.extend(args);
+        self.effect_count += 1;
+    }
+
+    pub fn set(&mut self, key: String, value: &str) {
+        let k = self.key(key);
+        self.effect("set", vec![k, value.to_owned()]);
+    }
+
+    /// Deletes `key` if it still holds `value`.
+    pub fn del_if(&mut self, key: String, value: &str) {
+        let k = self.key(key);
+        self.effect("del_if", vec![k, value.to_owned()]);
+    }
+
+    pub fn sadd(&mut self, key: String, member: &str) {
+        let k = self.key(key);
+        self.effect("sadd", vec![k, member.to_owned()]);
+    }
+
+    pub fn srem(&mut self, key: String, member: &str) {
+        let k = self.key(key);
+        self.effect("srem", vec![k, member.to_owned()]);
+    }
+
+    pub fn zadd(&mut self, key: String, score: i64, member: &str) {
+        let k = self.key(key);
+        self.effect("zadd", vec![k, score.to_string(), member.to_owned()]);
+    }
+
+    pub fn zrem(&mut self, key: String, member: &str) {
+        let k = self.key(key);
+        self.effect("zrem", vec![k, member.to_owned()]);
+    }
+
+    pub fn hset(&mut self, key: String, fields: &[(&str, &str)]) {
+        let mut args = vec![self.key(key), fields.len().to_string()];
+        for (field, value) in fields {
+            args.extend([(*field).to_owned(), (*value).to_owned()]);
+        }
+        self.effect("hset", args);
+    }
+
+    pub fn hincrby(&mut self, key: String, field: &str, by: i64) {
+        let k = self.key(key);
+        self.effect("hincrby", vec![k, field.to_owned(), by.to_string()]);
+    }
+
+    /// Adds `member` at `score` to the sorted set at `key`, drops members scored at
+    /// `oldest` or below, and lets the set expire `ttl_ms` after its last change.
+    pub fn window_add(&mut self, key: String, score: i64, member: &str, oldest: i64, ttl_ms: u64) {
+        let k = self.key(key);
+        let args = vec![
+            k,
+            score.to_string(),
+            member.to_owned(),
+            oldest.to_string(),
+            ttl_ms.to_string(),
+        ];
+        self.effect("window_add", args);
+    }
+
+    /// When the sorted set at `counted` has `limit` members or more, raises the number at
+    /// `key` to `value` (never lowers it), to expire `ttl_ms` later.
+    pub fn raise_if_card(
+        &mut self,
+        counted: String,
+        limit: u32,
+        key: String,
+        value: i64,
+        ttl_ms: u64,
+    ) {
+        let args = vec![
+            self.key(counted),
+            limit.to_string(),
+            self.key(key),
+            value.to_string(),
+            ttl_ms.to_string(),
+        ];
+        self.effect("raise_if_card", args);
+    }
+
+    /// An extension's effect: `name`, then keys (as references) and values in the order
+    /// its Lua reads them.
+    pub fn extension(&mut self, name: &str, keys: Vec<String>, values: Vec<String>) {
+        let mut args: Vec<String> = keys.into_iter().map(|k| self.key(k)).collect();
+        args.extend(values);
+        self.effect(name, args);
+    }
+
+    /// Runs the plan: one round trip.
+    pub async fn run(self, store: &RedisStore, script: &Script) -> Result<Ran, StoreError> {
+        let mut invocation = script.prepare_invoke();
+        for key in &self.keys {
+            invocation.key(key);
+        }
+        let guard_count = self.guard_count + usize::from(!self.last_guard.is_empty());
+        invocation
+            .arg(self.record_key)
+            .arg(&self.record)
+            .arg(guard_count)
+            .arg(&self.guards)
+            .arg(&self.last_guard)
+            .arg(self.effect_count)
+            .arg(&self.effects);
+        let reply: Vec<String> = invocation.invoke_async(&mut store.conn()).await?;
+        let detail = || reply.get(1).cloned().unwrap_or_default();
+        Ok(match reply.first().map(String::as_str) {
+            Some("DONE") => Ran::Done(detail()),
+            Some("STOP") => Ran::Stopped(detail()),
+            Some("REPLAY") => Ran::Replayed(detail()),
+            Some("MISMATCH") => Ran::Mismatch,
+            _ => {
+                return Err(StoreError::Backend(format!(
+                    "unexpected plan reply {reply:?}"
+                )))
+            }
+        })
+    }
+}
