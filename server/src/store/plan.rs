@@ -42,9 +42,7 @@ function op.field_is()
 end
 function op.claim()
   local k, v = key(), arg()
-  local owner = redis.call('GET', k)
-  if owner and owner ~= v then return '' end
-  redis.call('SET', k, v)
+  if not redis.call('SET', k, v, 'NX') and redis.call('GET', k) ~= v then return '' end
 end
 -- Effects.
 function op.set() redis.call('SET', key(), arg()) end
