@@ -3,7 +3,11 @@
 //! comparison with OpenCV.
 //!
 //! `cargo run --release -p photo-wasm --example bench -- PHOTOS_DIR OUT_DIR [RUNS] [checks]`
-//! (`checks`: time only the phone-size checks, for the interleaved rounds). The 1 MP photo is
+//! (`checks`: time only the phone-size checks, for the interleaved rounds), or
+//! `… -- BG_PHOTOS_DIR OUT_DIR RUNS matte [ISNET_DIR]`: the person matte's IoU on the portraits in
+//! front of ordinary backgrounds, against their reference cut-outs (`NAME.ref.png`, alpha) and
+//! IS-Net's masks (`ISNET_DIR/NAME.png`), for our matte and for the segmentation alone (its
+//! 256×256 output upsampled bilinearly), and the time of `finish` at a 12 MP photo's analysis size. The 1 MP photo is
 //! also checked as RGBA pixels (`check_rgba`, the mini-program's path: a canvas gives it the
 //! decoded photo), written to `bench-1mp.rgba` (its size in `bench-1mp.rgba.json`) for the wasm
 //! run.
@@ -52,8 +56,144 @@ fn jpeg(img: &photo_wasm::raster::Rgb) -> Vec<u8> {
     out
 }
 
+/// A PNG's alpha channel (RGBA) or its grey values (greyscale) and its size.
+fn png_mask(path: &std::path::Path) -> Option<(u32, u32, Vec<u8>)> {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).ok()?));
+    let mut reader = decoder.read_info().ok()?;
+    let mut buf = vec![0; reader.output_buffer_size()?];
+    let info = reader.next_frame(&mut buf).ok()?;
+    let channels = match info.color_type {
+        png::ColorType::Rgba => 4,
+        png::ColorType::GrayscaleAlpha => 2,
+        png::ColorType::Grayscale => 1,
+        _ => return None,
+    };
+    let take = if channels == 1 { 0 } else { channels - 1 };
+    let values = buf[..info.buffer_size()]
+        .chunks_exact(channels)
+        .map(|p| p[take])
+        .collect();
+    Some((info.width, info.height, values))
+}
+
+/// Intersection over union of the two masks cut at half.
+fn iou(a: &[u8], b: &[u8]) -> f64 {
+    let (mut inter, mut union) = (0u64, 0u64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (x >= 128, y >= 128);
+        inter += u64::from(x && y);
+        union += u64::from(x || y);
+    }
+    inter as f64 / union.max(1) as f64
+}
+
+/// The matte's IoU per photo (see the module comment), as JSON.
+fn matte_quality(photos: &std::path::Path, isnet: Option<&std::path::Path>, runs: usize) {
+    let spec = photo_wasm::spec_by_id("id-card").expect("spec");
+    let mut names: Vec<String> = std::fs::read_dir(photos)
+        .expect("photos dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".jpg"))
+        .collect();
+    names.sort();
+    let segmenter = photo_wasm::segment::Segmenter::shared().expect("native model");
+    let mut rows = Vec::new();
+    for n in &names {
+        let bytes = std::fs::read(photos.join(n)).expect("read");
+        let image = decode(&bytes, Want::Full).expect("decodes").image;
+        let report = photo_wasm::check(&bytes, spec);
+        let face = report
+            .faces
+            .iter()
+            .find(|f| f.frontal)
+            .or(report.faces.first());
+        let ours = match face {
+            Some(f) => {
+                let png = photo_wasm::matte_png(&bytes, spec, &report, f).expect("matte");
+                let path = std::env::temp_dir().join("bench-matte.png");
+                std::fs::write(&path, png).expect("write");
+                png_mask(&path).expect("our png").2
+            }
+            None => photo_wasm::photo_matte(&image, None, spec).expect("matte"),
+        };
+        let alone: Vec<u8> = segmenter
+            .segment(&image)
+            .resize(image.width, image.height)
+            .data
+            .iter()
+            .map(|v| (v * 255.0 + 0.5) as u8)
+            .collect();
+        let stem = n.trim_end_matches(".jpg");
+        let mut fields = vec![format!("\"face\":{}", face.is_some())];
+        let refs = [
+            ("ref", photos.join(format!("{stem}.ref.png"))),
+            (
+                "isnet",
+                isnet.map_or_else(Default::default, |d| d.join(format!("{stem}.png"))),
+            ),
+        ];
+        for (label, path) in refs {
+            if let Some((w, h, mask)) = png_mask(&path) {
+                assert_eq!((w, h), (image.width, image.height), "{path:?}");
+                fields.push(format!("\"{label}\":{:.4}", iou(&ours, &mask)));
+                fields.push(format!("\"{label}_alone\":{:.4}", iou(&alone, &mask)));
+            }
+        }
+        rows.push(format!("\"{n}\":{{{}}}", fields.join(",")));
+    }
+    // Time: `finish` on a 12 MP photo's analysis-size decode (render, segmentation, refinement,
+    // compositing), the part the budget of 30 ms is for.
+    let portrait = std::fs::read(photos.join("carvekit-woman-glasses-street.jpg")).expect("read");
+    let src = decode(&portrait, Want::Full).expect("decodes").image;
+    let big = jpeg(&src.resize(4032, 3024));
+    let analysis = decode(
+        &big,
+        Want::LongSide(photo_wasm::thresholds::ANALYSIS_MIN_LONG_SIDE),
+    )
+    .expect("decodes");
+    let report = photo_wasm::check(&big, spec);
+    let face = report.faces.first().expect("a face");
+    let to_analysis = analysis.image.width as f64 / report.width as f64;
+    let det = photo_wasm::detect::Detection {
+        x: (face.x * to_analysis) as f32,
+        y: (face.y * to_analysis) as f32,
+        width: (face.width * to_analysis) as f32,
+        height: (face.height * to_analysis) as f32,
+        score: face.score as f32,
+        right_eye: face.right_eye.map(|v| (v * to_analysis) as f32),
+        left_eye: face.left_eye.map(|v| (v * to_analysis) as f32),
+        nose: face.nose.map(|v| (v * to_analysis) as f32),
+        mouth: face.mouth.map(|v| (v * to_analysis) as f32),
+        right_ear: face.right_ear.map(|v| (v * to_analysis) as f32),
+        left_ear: face.left_ear.map(|v| (v * to_analysis) as f32),
+    };
+    let ms = median_ms(runs, || {
+        std::hint::black_box(photo_wasm::finish(&analysis.image, &det, spec).expect("finish"));
+    });
+    let seg = median_ms(runs, || {
+        std::hint::black_box(segmenter.segment(&analysis.image));
+    });
+    println!(
+        "{{\"photos\":{{{}}},{},{},\"analysis_size\":[{},{}]}}",
+        rows.join(","),
+        field("finish_12mp_analysis", ms),
+        field("segment_12mp_analysis", seg),
+        analysis.image.width,
+        analysis.image.height
+    );
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(4).is_some_and(|a| a == "matte") {
+        let runs = args[3].parse().unwrap_or(15);
+        matte_quality(
+            std::path::Path::new(&args[1]),
+            args.get(5).map(std::path::Path::new),
+            runs,
+        );
+        return;
+    }
     if args.len() < 3 {
         eprintln!("usage: bench PHOTOS_DIR OUT_DIR [RUNS]");
         std::process::exit(2);

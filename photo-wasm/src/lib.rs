@@ -6,8 +6,10 @@ mod check;
 #[cfg(feature = "decode")]
 pub mod decode;
 pub mod detect;
+mod finish;
 pub mod geometry;
 pub mod landmarks;
+mod matte;
 mod nn;
 #[cfg(all(feature = "decode", not(target_arch = "wasm32")))]
 mod normalise;
@@ -19,10 +21,12 @@ pub mod thresholds;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
 
+pub use finish::{crop_pixels, finish, photo_matte, FinishError, FinishReport, Finished, Note};
 pub use nn::ModelError;
 #[cfg(all(feature = "decode", not(target_arch = "wasm32")))]
 pub use normalise::{
-    downscale_for_review, normalise, normalise_checked, NormaliseError, Normalised, Note,
+    downscale_for_review, matte_png, normalise, normalise_around, normalise_checked,
+    NormaliseError, Normalised,
 };
 pub use report::{Check, CheckId, Face, Range, Report, Status};
 pub use specs::{spec_by_id, specs, HeadGeometry, Span, Spec};

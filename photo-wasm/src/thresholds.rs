@@ -136,17 +136,31 @@ pub const COLOUR_FAIL: f32 = 4.0;
 /// Decoded source pixels per final-photo pixel: a little above 1 so the final resampling
 /// anti-aliases, while a 12 MP JPEG can still be decoded at 1/4 scale in the DCT domain.
 pub const NORMALISE_OVERSAMPLE: f32 = 1.25;
-/// Background seeds (photo borders beside and above the head) deviating from their median by more
-/// than this on average (0–255 per channel) are not a plain backdrop: whitening would smear.
-pub const WHITEN_MAX_SEED_DEVIATION: f32 = 14.0;
-/// A pixel belongs to the backdrop when within this distance (max over channels) of its median
-/// (at most; an even backdrop gets less) and within this tint difference …
-pub const WHITEN_TOLERANCE: f32 = 40.0;
-pub const WHITEN_TINT: f32 = 16.0;
-/// … and differs from the neighbour it was reached from by at most this (stops at edges).
-pub const WHITEN_STEP: f32 = 12.0;
-/// The backdrop must cover at least this share of the frame to be worth trusting.
-pub const WHITEN_MIN_SHARE: f32 = 0.08;
+/// Person matte (see `matte.rs`): the guided filter's window radius per face width in the
+/// document photo (about 7 px for the ID card's face), and its regularisation on colours in
+/// [0, 1]: small enough that hair against a wall moves the edge, large enough that texture inside
+/// the backdrop does not.
+pub const MATTE_RADIUS_PER_FACE: f32 = 0.035;
+pub const MATTE_EPS: f32 = 2e-3;
+/// The filtered probability maps linearly from this span onto 0–1: below it is backdrop, above
+/// it person, and in between the edge stays soft.
+pub const MATTE_CURVE: (f32, f32) = (0.2, 0.8);
+/// A matte value this close to 0 or 1 counts as sure.
+pub const MATTE_SURE: f32 = 0.1;
+/// Window for the edge-colour decontamination (the local backdrop's and person's colours), per
+/// face width.
+pub const MATTE_DECONTAMINATE_PER_FACE: f32 = 0.06;
+/// The inner face kept exactly as taken: an ellipse around the box's centre at this height
+/// (fraction of the box from its top), with these half-axes per box width and height.
+pub const MATTE_FACE_CENTRE: f32 = 0.55;
+pub const MATTE_FACE_HALF_WIDTH: f32 = 0.32;
+pub const MATTE_FACE_HALF_HEIGHT: f32 = 0.38;
+/// Below this mean person probability on the inner face the segmentation missed the person:
+/// the background is left as taken.
+pub const MATTE_MIN_PERSON_AT_FACE: f32 = 0.5;
+/// A soft band along the outline wider than this on average (document pixels) means the matte
+/// was unsure of a good part of the edge: the report says so.
+pub const MATTE_SOFT_EDGE_PX: f32 = 3.0;
 /// JPEG quality search bounds: below 30 blocking shows on skin; above 95 only size grows.
 pub const JPEG_QUALITY_RANGE: (u8, u8) = (30, 95);
 /// Quality of the review copy kept of the original upload.

@@ -3,8 +3,11 @@
 
 mod common;
 
-use common::{labels, photo};
-use photo_wasm::{normalise, thresholds as t, NormaliseError, Spec};
+use common::{id_card, labels, photo, photos_bg_dir};
+use photo_wasm::decode::{decode, Want};
+use photo_wasm::detect::Detection;
+use photo_wasm::raster::Rgb;
+use photo_wasm::{normalise, thresholds as t, Face, NormaliseError, Spec};
 
 /// The JFIF APP0 density: (units, x, y).
 fn jfif_density(jpeg: &[u8]) -> Option<(u8, u16, u16)> {
@@ -61,8 +64,10 @@ fn assert_geometry(name: &str, spec: &Spec, jpeg: &[u8]) {
         "{name}/{}: eyes at x={eyes_x:.0}",
         spec.id
     );
+    // The detector's roll on the small output moves by a few degrees with the backdrop alone
+    // (fr-biden: −2.8° on the original backdrop, −4.4° on white, the face's pixels the same).
     assert!(
-        face.roll_deg.abs() < 3.0,
+        face.roll_deg.abs() < 5.0,
         "{name}/{}: roll {}",
         spec.id,
         face.roll_deg
@@ -115,7 +120,8 @@ fn accepted_photos_become_spec_photos() {
                     spec.id,
                     n.quality
                 );
-                assert_eq!(n.background_whitened, n.background_note.is_none());
+                // Left as taken only with a reason.
+                assert!(n.background_whitened || n.background_note.is_some());
                 assert_geometry(name, spec, &n.jpeg);
             }
         }
@@ -135,25 +141,90 @@ fn tilted_photo_is_levelled() {
     );
 }
 
+/// The portraits in front of ordinary backgrounds with the face the check found, in pixels of the
+/// full decode.
+fn backdrop_portraits() -> Vec<(String, Rgb, Detection)> {
+    let dir = photos_bg_dir();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".jpg"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10, "{names:?}");
+    let spec = id_card();
+    names
+        .into_iter()
+        .filter_map(|n| {
+            let bytes = std::fs::read(dir.join(&n)).unwrap();
+            let report = photo_wasm::check(&bytes, spec);
+            let frontal: Vec<&Face> = report.faces.iter().filter(|f| f.frontal).collect();
+            let [face] = frontal[..] else {
+                eprintln!("{n}: {} frontal faces, skipped", frontal.len());
+                return None;
+            };
+            let image = decode(&bytes, Want::Full).unwrap().image;
+            let f = image.width as f64 / report.width as f64;
+            let p = |p: [f64; 2]| [(p[0] * f) as f32, (p[1] * f) as f32];
+            let det = Detection {
+                x: (face.x * f) as f32,
+                y: (face.y * f) as f32,
+                width: (face.width * f) as f32,
+                height: (face.height * f) as f32,
+                score: face.score as f32,
+                right_eye: p(face.right_eye),
+                left_eye: p(face.left_eye),
+                nose: p(face.nose),
+                mouth: p(face.mouth),
+                right_ear: p(face.right_ear),
+                left_ear: p(face.left_ear),
+            };
+            Some((n, image, det))
+        })
+        .collect()
+}
+
 #[test]
-fn plain_backdrop_is_whitened_and_busy_one_is_not() {
-    let spec = photo_wasm::spec_by_id("id-card").unwrap();
-    let plain = normalise(&photo("portrait-test0.jpg"), spec).unwrap();
-    assert!(plain.background_whitened);
-    let img = photo_wasm::decode::decode(&plain.jpeg, photo_wasm::decode::Want::Full)
-        .unwrap()
-        .image;
-    // The top corners are the backdrop.
-    for (x, y) in [(3, 3), (img.width - 4, 3)] {
-        assert!(
-            img.pixel(x, y).iter().all(|&c| c >= 245),
-            "{:?}",
-            img.pixel(x, y)
-        );
+fn any_backdrop_becomes_the_spec_colour_and_the_face_stays_as_taken() {
+    let portraits = backdrop_portraits();
+    // Frontal in the labels and found frontal by the check today (the checker decides which).
+    assert!(portraits.len() >= 7, "{}", portraits.len());
+    for spec in photo_wasm::specs() {
+        let colour = u32::from_str_radix(&spec.background[1..], 16).unwrap();
+        let colour = [(colour >> 16) as u8, (colour >> 8) as u8, colour as u8];
+        for (name, image, face) in &portraits {
+            let done = photo_wasm::finish(image, face, spec).unwrap();
+            let img = &done.image;
+            assert_eq!((img.width, img.height), (spec.width_px, spec.height_px));
+            assert!(done.report.background_replaced, "{name}/{}", spec.id);
+            // The top corners are backdrop in every document photo (the head is centred).
+            let corner = spec.width_px / 10;
+            for y in 0..corner {
+                for x in (0..corner).chain(spec.width_px - corner..spec.width_px) {
+                    let p = img.pixel(x, y);
+                    let off = (0..3).map(|c| p[c].abs_diff(colour[c])).max().unwrap();
+                    assert!(off <= 3, "{name}/{}: ({x}, {y}) is {p:?}", spec.id);
+                }
+            }
+            // The middle of the face (between the eyes and the mouth) is exactly as taken.
+            let before = photo_wasm::crop_pixels(image, face, spec);
+            let crop = photo_wasm::geometry::crop(face, spec, None);
+            let centre =
+                crop.from_source([(face.nose[0] + face.mouth[0]) / 2.0, face.nose[1]], spec);
+            let half = (face.width * crop.scale * 0.2) as i64;
+            for y in -half..=half {
+                for x in -half..=half {
+                    let (x, y) = ((centre[0] as i64 + x) as u32, (centre[1] as i64 + y) as u32);
+                    assert_eq!(
+                        img.pixel(x, y),
+                        before.pixel(x, y),
+                        "{name}/{}: face pixel ({x}, {y}) changed",
+                        spec.id
+                    );
+                }
+            }
+        }
     }
-    let busy = normalise(&photo("fr-obama.jpg"), spec).unwrap();
-    assert!(!busy.background_whitened);
-    assert_eq!(busy.background_note.unwrap().code, "background_not_plain");
 }
 
 #[test]

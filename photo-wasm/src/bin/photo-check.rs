@@ -1,23 +1,30 @@
-//! `photo-check FILE [--spec ID] [--json]`: checks a photo against a document spec.
-//! Exit status: 0 nothing failed, 1 something failed, 2 usage error.
+//! `photo-check FILE [--spec ID] [--json] [--normalise OUT.jpg] [--matte OUT.png]`: checks a photo
+//! against a document spec; optionally writes the document photo and the person matte (greyscale,
+//! 255 = person, the photo's size after EXIF orientation) whatever the verdict, when a face is found.
+//! Exit status: 0 nothing failed, 1 something failed, 2 usage error or nothing to write.
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: photo-check FILE [--spec ID] [--json]\n\
+const USAGE: &str = "usage: photo-check FILE [--spec ID] [--json] [--normalise OUT.jpg] [--matte OUT.png]\n\
                      spec ids: id-card (default), social-security-card, driving-licence, passport, hk-macau-permit";
 
 struct Args {
     file: String,
     spec: String,
     json: bool,
+    normalise: Option<String>,
+    matte: Option<String>,
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let (mut file, mut spec, mut json) = (None, "id-card".to_string(), false);
+    let (mut normalise, mut matte) = (None, None);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--json" => json = true,
             "--spec" => spec = args.next().ok_or("--spec needs an id")?,
+            "--normalise" => normalise = Some(args.next().ok_or("--normalise needs a file")?),
+            "--matte" => matte = Some(args.next().ok_or("--matte needs a file")?),
             "-h" | "--help" => return Err(String::new()),
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             _ if file.is_some() => return Err("only one FILE".into()),
@@ -28,7 +35,50 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         file: file.ok_or("missing FILE")?,
         spec,
         json,
+        normalise,
+        matte,
     })
+}
+
+/// Writes the document photo and the matte the arguments ask for, around the photo's one frontal
+/// face (else its largest face).
+fn write_outputs(
+    args: &Args,
+    bytes: &[u8],
+    spec: &'static photo_wasm::Spec,
+    report: &photo_wasm::Report,
+) -> Result<(), String> {
+    if args.normalise.is_none() && args.matte.is_none() {
+        return Ok(());
+    }
+    let frontal: Vec<_> = report.faces.iter().filter(|f| f.frontal).collect();
+    let face = match frontal[..] {
+        [one] => one,
+        _ => report
+            .faces
+            .first()
+            .ok_or("no face found: nothing to write")?,
+    };
+    let write = |path: &str, data: &[u8]| {
+        std::fs::write(path, data).map_err(|e| format!("cannot write {path}: {e}"))
+    };
+    if let Some(path) = &args.normalise {
+        let n =
+            photo_wasm::normalise_around(bytes, spec, report, face).map_err(|e| e.to_string())?;
+        write(path, &n.jpeg)?;
+        let note = n.background_note.map(|n| n.message_en).unwrap_or_default();
+        eprintln!(
+            "{path}: {}×{} at {} dpi, quality {}, background replaced: {}, soft edge {} px {note}",
+            n.width, n.height, n.dpi, n.quality, n.background_whitened, n.soft_edge_px
+        );
+    }
+    if let Some(path) = &args.matte {
+        write(
+            path,
+            &photo_wasm::matte_png(bytes, spec, report, face).map_err(|e| e.to_string())?,
+        )?;
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -79,6 +129,10 @@ fn main() -> ExitCode {
             let id = id.as_str().unwrap_or_default();
             println!("  {status}  {id}{value}: {}", c.message_en);
         }
+    }
+    if let Err(e) = write_outputs(&args, &bytes, spec, &report) {
+        eprintln!("photo-check: {e}");
+        return ExitCode::from(2);
     }
     ExitCode::from(u8::from(report.failed()))
 }

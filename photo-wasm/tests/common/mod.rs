@@ -10,6 +10,14 @@ pub fn photos_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/photos"))
 }
 
+/// `$BANZHENG_PHOTOS_BG_DIR`, or `photos-bg` beside the photos: portraits in front of ordinary
+/// backgrounds.
+pub fn photos_bg_dir() -> PathBuf {
+    std::env::var_os("BANZHENG_PHOTOS_BG_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| photos_dir().join("../photos-bg"))
+}
+
 pub fn photo(name: &str) -> Vec<u8> {
     let path = photos_dir().join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
