@@ -145,10 +145,12 @@ fn guard_op(refuse: Refuse, name: &str, args: Vec<String>) -> Vec<String> {
 #[derive(Debug, Default)]
 pub struct RedisPlan {
     keys: Vec<String>,
+    /// The answer record at `KEYS[record_key]` (0: none): hash, ttl and now (ms), done text.
     record: [String; 4],
     record_key: usize,
     guards: Vec<String>,
     guard_count: usize,
+    /// The claim, if any: it writes, so it runs after every other guard.
     last_guard: Vec<String>,
     effects: Vec<String>,
     effect_count: usize,
@@ -163,22 +165,26 @@ impl RedisPlan {
     }
 
     /// `KEYS` index (from 1) of `key`, added once.
-    pub fn key(&mut self, key: String) -> String {
-        let at = match self.keys.iter().position(|k| *k == key) {
-            Some(at) => at,
+    fn index(&mut self, key: String) -> usize {
+        match self.keys.iter().position(|k| *k == key) {
+            Some(at) => at + 1,
             None => {
                 self.keys.push(key);
-                self.keys.len() - 1
+                self.keys.len()
             }
-        };
-        (at + 1).to_string()
+        }
+    }
+
+    /// `key` as the script reads it: its `KEYS` index.
+    fn key(&mut self, key: String) -> String {
+        self.index(key).to_string()
     }
 
     /// Answers kept at `key` for `ttl_ms` of the server's clock: a request with the same
     /// `hash` gets the first answer again, another request `Mismatch`; `done` is the answer
     /// when the plan runs.
     pub fn record(&mut self, key: String, hash: &str, ttl_ms: u64, now_ms: i64, done: &str) {
-        self.record_key = self.key(key).parse().unwrap_or(0);
+        self.record_key = self.index(key);
         self.record = [
             hash.to_owned(),
             ttl_ms.to_string(),
