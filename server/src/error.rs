@@ -1,6 +1,9 @@
 //! The one error type of the API and its mapping to the JSON error shape
-//! `{"code", "message", "request_id"}`. Every handler returns `Result<_, ApiError>`;
-//! every capability converts its own errors into it, and only here do they get a status.
+//! `{"code", "message", "request_id"}`. Every code the server can answer is an [`ErrorCode`]
+//! with its HTTP status and Chinese message, written once here; `openapi.yaml` declares the
+//! same list (a test below compares them).
+
+use std::fmt;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
@@ -8,14 +11,133 @@ use serde::Serialize;
 
 use crate::telemetry::current_request_id;
 
+/// Defines [`ErrorCode`] from one table, so `ALL` cannot miss a code.
+macro_rules! error_codes {
+    ($($(#[doc = $doc:literal])* $variant:ident = $code:literal, $status:ident, $message:literal;)*) => {
+        /// A stable machine-readable error code: what a client switches on.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                }
+            }
+
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(ErrorCode::$variant => StatusCode::$status,)*
+                }
+            }
+
+            /// The Chinese message when the refusal has nothing more specific to say.
+            pub fn message(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $message,)*
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// The request does not match the contract's schema; `field` names the input.
+    InvalidInput = "INVALID_INPUT", BAD_REQUEST, "请求内容不正确";
+    /// The request matches the schema, but a value is wrong in a way only the server can
+    /// tell (an ID number's check character, a cursor it never handed out, a rule between
+    /// fields); `field` names the input.
+    InvalidValue = "INVALID_VALUE", UNPROCESSABLE_ENTITY, "填写的内容有误，请核对";
+    Unauthorized = "UNAUTHORIZED", UNAUTHORIZED, "未登录或登录已过期，请重新登录";
+    BadCredentials = "BAD_CREDENTIALS", UNAUTHORIZED, "用户名或密码错误";
+    WechatCodeInvalid = "WECHAT_CODE_INVALID", UNAUTHORIZED, "登录凭证已失效或已使用，请重新登录";
+    Forbidden = "FORBIDDEN", FORBIDDEN, "无权进行此操作";
+    WechatUserBlocked = "WECHAT_USER_BLOCKED", FORBIDDEN, "微信判定该账号存在风险，暂时无法登录";
+    Banned = "BANNED", FORBIDDEN, "该身份证号码近期多次预约未到场，暂时不能预约";
+    NotFound = "NOT_FOUND", NOT_FOUND, "请求的内容不存在";
+    MethodNotAllowed = "METHOD_NOT_ALLOWED", METHOD_NOT_ALLOWED, "不支持该请求方法";
+    SlotFull = "SLOT_FULL", CONFLICT, "该时段已约满，请选择其他时段";
+    AlreadyBooked = "ALREADY_BOOKED", CONFLICT, "该身份证号码已有未办理的预约，如需改约请先取消原预约";
+    TooManyActive = "TOO_MANY_ACTIVE", CONFLICT, "本账号的有效预约已达上限，请办理或取消后再预约";
+    TooLateToCancel = "TOO_LATE_TO_CANCEL", CONFLICT, "已过取消截止时间，不能取消";
+    NotToday = "NOT_TODAY", CONFLICT, "只能在预约当天签到";
+    IllegalTransition = "ILLEGAL_TRANSITION", CONFLICT, "预约当前状态不能进行此操作";
+    ConcurrentChange = "CONCURRENT_CHANGE", CONFLICT, "预约状态刚刚发生变化，请刷新后重试";
+    OrderAlreadyDecided = "ORDER_ALREADY_DECIDED", CONFLICT, "该订单已审核，不能再次审核";
+    OrderNotRejected = "ORDER_NOT_REJECTED", CONFLICT, "只有未通过的订单可以重新提交照片";
+    OrderChanged = "ORDER_CHANGED", CONFLICT, "订单状态已变化，请刷新后重试";
+    ReceiptNotIssued = "RECEIPT_NOT_ISSUED", CONFLICT, "审核通过后才能下载相片回执";
+    ReceiptUsed = "RECEIPT_USED", CONFLICT, "该相片回执已使用，每个回执只能使用一次";
+    ReceiptBusy = "RECEIPT_BUSY", CONFLICT, "该相片回执正在被其他操作使用，请稍后再试";
+    PayloadTooLarge = "PAYLOAD_TOO_LARGE", PAYLOAD_TOO_LARGE, "上传的文件过大";
+    /// The photo's bytes are neither a JPEG nor a PNG.
+    PhotoUnreadable = "PHOTO_UNREADABLE", UNPROCESSABLE_ENTITY, "无法识别照片，请上传 JPEG 或 PNG 图片";
+    PhotoRejected = "PHOTO_REJECTED", UNPROCESSABLE_ENTITY, "照片不符合要求，请按提示重新拍摄";
+    PhotoNotNormalisable = "PHOTO_NOT_NORMALISABLE", UNPROCESSABLE_ENTITY, "照片无法按规格裁剪";
+    RegionNotSupported = "REGION_NOT_SUPPORTED", UNPROCESSABLE_ENTITY, "该地区暂不受理此证件的网上相片回执";
+    SlotUnavailable = "SLOT_UNAVAILABLE", UNPROCESSABLE_ENTITY, "预约时段不存在";
+    NotEligible = "NOT_ELIGIBLE", UNPROCESSABLE_ENTITY, "申请人不符合该业务的办理条件";
+    IdempotencyMismatch = "IDEMPOTENCY_MISMATCH", UNPROCESSABLE_ENTITY, "同一个 Idempotency-Key 已用于另一个预约请求";
+    ReceiptNoMalformed = "RECEIPT_NO_MALFORMED", BAD_REQUEST, "回执号应为12位数字或字母";
+    ReceiptNoCheckFailed = "RECEIPT_NO_CHECK_FAILED", UNPROCESSABLE_ENTITY, "回执号校验位不符，请核对是否输错";
+    ReceiptNotFound = "RECEIPT_NOT_FOUND", UNPROCESSABLE_ENTITY, "未找到该相片回执号";
+    ReceiptNotApproved = "RECEIPT_NOT_APPROVED", UNPROCESSABLE_ENTITY, "该相片回执尚未审核通过";
+    ReceiptExpired = "RECEIPT_EXPIRED", UNPROCESSABLE_ENTITY, "该相片回执已过期，请重新办理";
+    ReceiptOtherPerson = "RECEIPT_OTHER_PERSON", UNPROCESSABLE_ENTITY, "该相片回执不属于此申请人（身份证号不符）";
+    RateLimited = "RATE_LIMITED", TOO_MANY_REQUESTS, "请求过于频繁，请稍后再试";
+    WechatRateLimited = "WECHAT_RATE_LIMITED", TOO_MANY_REQUESTS, "微信登录过于频繁，请一分钟后再试";
+    Internal = "INTERNAL", INTERNAL_SERVER_ERROR, "服务器内部错误";
+    WechatUnavailable = "WECHAT_UNAVAILABLE", BAD_GATEWAY, "微信服务暂时不可用，请稍后再试";
+    StoreUnavailable = "STORE_UNAVAILABLE", SERVICE_UNAVAILABLE, "服务暂时不可用，请稍后再试";
+}
+
+impl ErrorCode {
+    /// This code's refusal with a message that says more than the code's own.
+    pub fn with(self, message: impl Into<String>) -> ApiError {
+        ApiError::Refused {
+            code: self,
+            message: Some(message.into()),
+        }
+    }
+}
+
+impl From<ErrorCode> for ApiError {
+    fn from(code: ErrorCode) -> Self {
+        ApiError::Refused {
+            code,
+            message: None,
+        }
+    }
+}
+
+/// A parse error of one input: `INVALID_INPUT` unless the value had the shape the contract
+/// describes and only the server can tell it is wrong (then it says `INVALID_VALUE`).
+pub trait FieldError: fmt::Display {
+    fn code(&self) -> ErrorCode {
+        ErrorCode::InvalidInput
+    }
+}
+
+impl FieldError for &str {}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Bad input; `field` names what was wrong, the message says it in Chinese.
     #[error("invalid {field}: {message}")]
     Invalid {
-        code: &'static str,
+        code: ErrorCode,
         field: String,
         message: String,
+    },
+    /// A rule says no; `message`, when there is one, replaces the code's own.
+    #[error("refused: {}", code.as_str())]
+    Refused {
+        code: ErrorCode,
+        message: Option<String>,
     },
     #[error("unauthorized")]
     Unauthorized,
@@ -23,29 +145,13 @@ pub enum ApiError {
     Forbidden(&'static str),
     #[error("not found")]
     NotFound,
-    /// A rule of the domain says no; code and message are the rule's own.
-    #[error("conflict {code}")]
-    Conflict {
-        status: StatusCode,
-        code: &'static str,
-        message: String,
-    },
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
     #[error("payload too large")]
     PayloadTooLarge,
-    #[error("unsupported media type")]
-    UnsupportedMediaType,
     /// The photo check failed: 422 with the checker's report, so the phone can say why.
     #[error("photo rejected")]
     PhotoRejected { report: serde_json::Value },
-    /// WeChat answered with an error we pass on (bad login code, risky user, rate limit).
-    #[error("wechat refused: {code}")]
-    WeChat {
-        status: StatusCode,
-        code: &'static str,
-        message: &'static str,
-    },
     #[error("wechat unavailable: {0}")]
     WeChatUnavailable(String),
     #[error("store unavailable: {0}")]
@@ -66,91 +172,71 @@ struct ErrorBody<'a> {
 }
 
 impl ApiError {
+    /// `INVALID_INPUT`: `field` does not match the contract's schema.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         ApiError::Invalid {
-            code: "INVALID_INPUT",
+            code: ErrorCode::InvalidInput,
             field: field.into(),
             message: message.into(),
         }
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::Conflict {
-            status: StatusCode::CONFLICT,
-            code,
+    /// `INVALID_VALUE`: `field` matches the schema but breaks a rule only the server knows.
+    pub fn invalid_value(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Invalid {
+            code: ErrorCode::InvalidValue,
+            field: field.into(),
             message: message.into(),
         }
     }
 
-    /// A request that is well-formed but breaks a rule (422).
-    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::Conflict {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            code,
-            message: message.into(),
+    /// `field` failed to parse: the error's code, its message after `label`.
+    pub fn field(field: &str, label: &str, error: &dyn FieldError) -> Self {
+        ApiError::Invalid {
+            code: error.code(),
+            field: field.into(),
+            message: format!("{label}{error}"),
         }
     }
 
-    pub fn code(&self) -> &str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::Invalid { code, .. } => code,
-            ApiError::Unauthorized => "UNAUTHORIZED",
-            ApiError::Forbidden(_) => "FORBIDDEN",
-            ApiError::NotFound => "NOT_FOUND",
-            ApiError::Conflict { code, .. } => code,
-            ApiError::RateLimited { .. } => "RATE_LIMITED",
-            ApiError::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
-            ApiError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
-            ApiError::PhotoRejected { .. } => "PHOTO_REJECTED",
-            ApiError::WeChat { code, .. } => code,
-            ApiError::WeChatUnavailable(_) => "WECHAT_UNAVAILABLE",
-            ApiError::StoreUnavailable(_) => "STORE_UNAVAILABLE",
-            ApiError::Internal(_) => "INTERNAL",
+            ApiError::Invalid { code, .. } | ApiError::Refused { code, .. } => *code,
+            ApiError::Unauthorized => ErrorCode::Unauthorized,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::NotFound => ErrorCode::NotFound,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            ApiError::PhotoRejected { .. } => ErrorCode::PhotoRejected,
+            ApiError::WeChatUnavailable(_) => ErrorCode::WechatUnavailable,
+            ApiError::StoreUnavailable(_) => ErrorCode::StoreUnavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
 
     fn message(&self) -> String {
         match self {
-            ApiError::Invalid { message, .. } => message.clone(),
-            ApiError::Unauthorized => "未登录或登录已过期，请重新登录".into(),
-            ApiError::Forbidden(why) => format!("无权进行此操作（{why}）"),
-            ApiError::NotFound => "请求的内容不存在".into(),
-            ApiError::Conflict { message, .. } => message.clone(),
-            ApiError::RateLimited { .. } => "请求过于频繁，请稍后再试".into(),
-            ApiError::PayloadTooLarge => "上传的文件过大".into(),
-            ApiError::UnsupportedMediaType => "不支持的文件类型，请上传 JPEG 或 PNG 图片".into(),
-            ApiError::PhotoRejected { .. } => "照片不符合要求，请按提示重新拍摄".into(),
-            ApiError::WeChat { message, .. } => (*message).into(),
-            ApiError::WeChatUnavailable(_) => "微信服务暂时不可用，请稍后再试".into(),
-            ApiError::StoreUnavailable(_) => "服务暂时不可用，请稍后再试".into(),
-            ApiError::Internal(_) => "服务器内部错误".into(),
+            ApiError::Invalid { message, .. }
+            | ApiError::Refused {
+                message: Some(message),
+                ..
+            } => message.clone(),
+            ApiError::Forbidden(why) => format!("{}（{why}）", ErrorCode::Forbidden.message()),
+            other => other.code().message().into(),
         }
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::Conflict { status, .. } => *status,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::PhotoRejected { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::WeChat { status, .. } => *status,
-            ApiError::WeChatUnavailable(_) => StatusCode::BAD_GATEWAY,
-            ApiError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.code().status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
+        let code = self.code();
+        let status = code.status();
         if status.is_server_error() {
-            tracing::error!(error = %self, code = self.code(), "request failed");
+            tracing::error!(error = %self, code = code.as_str(), "request failed");
         }
         let message = self.message();
         let field = match self {
@@ -158,21 +244,21 @@ impl ResponseError for ApiError {
             _ => None,
         };
         let mut response = HttpResponse::build(status);
-        match self {
-            ApiError::RateLimited { retry_after_secs } => {
+        match (self, code) {
+            (ApiError::RateLimited { retry_after_secs }, _) => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
-            ApiError::Unauthorized => {
+            (ApiError::Unauthorized, _) => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
             // WeChat's minute quota: the next minute may pass.
-            ApiError::WeChat { status, .. } if *status == StatusCode::TOO_MANY_REQUESTS => {
+            (_, ErrorCode::WechatRateLimited) => {
                 response.insert_header((header::RETRY_AFTER, "60"));
             }
             _ => {}
         }
         response.json(ErrorBody {
-            code: self.code(),
+            code: code.as_str(),
             message: &message,
             request_id: current_request_id(),
             field,
@@ -192,11 +278,10 @@ pub fn json_error_handler(
     use actix_web::error::JsonPayloadError as E;
     match err {
         E::Overflow { .. } | E::OverflowKnownLength { .. } => ApiError::PayloadTooLarge.into(),
-        E::ContentType => ApiError::Invalid {
-            code: "INVALID_INPUT",
-            field: "body".into(),
-            message: "请求体必须是 JSON（Content-Type: application/json）".into(),
-        }
+        E::ContentType => ApiError::invalid(
+            "body",
+            "请求体必须是 JSON（Content-Type: application/json）",
+        )
         .into(),
         E::Deserialize(e) => ApiError::invalid("body", format!("请求内容格式不正确：{e}")).into(),
         other => ApiError::invalid("body", format!("无法读取请求内容：{other}")).into(),
@@ -215,4 +300,144 @@ pub fn path_error_handler(
     _req: &actix_web::HttpRequest,
 ) -> actix_web::Error {
     ApiError::NotFound.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use serde_norway::Value;
+
+    use super::*;
+
+    fn spec() -> Value {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../miniprogram-api-spec/openapi.yaml"
+        );
+        serde_norway::from_str(&std::fs::read_to_string(path).expect("openapi.yaml"))
+            .expect("openapi.yaml parses")
+    }
+
+    fn strings(value: &Value) -> BTreeSet<String> {
+        value
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The codes a response's JSON schema allows: `code.enum` in it or in one of its `allOf`.
+    fn response_codes(response: &Value) -> BTreeSet<String> {
+        let schema = &response["content"]["application/json"]["schema"];
+        std::iter::once(schema)
+            .chain(schema["allOf"].as_sequence().into_iter().flatten())
+            .flat_map(|s| strings(&s["properties"]["code"]["enum"]))
+            .collect()
+    }
+
+    #[test]
+    fn every_code_is_named_once_and_says_its_name() {
+        let names: BTreeSet<_> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+        for code in ErrorCode::ALL {
+            // `SlotFull` is `SLOT_FULL`: the variant and its wire name cannot drift apart.
+            let mut snake = String::new();
+            for (i, c) in format!("{code:?}").chars().enumerate() {
+                if c.is_uppercase() && i > 0 {
+                    snake.push('_');
+                }
+                snake.push(c.to_ascii_uppercase());
+            }
+            assert_eq!(snake, code.as_str());
+            assert!(code.status().is_client_error() || code.status().is_server_error());
+        }
+    }
+
+    /// The contract declares exactly the codes the server can answer, each under its status:
+    /// the `ErrorCode` schema's enum is `ErrorCode::ALL`, and every error response of every
+    /// operation lists the codes it may carry in its schema's `code` enum.
+    #[test]
+    fn openapi_declares_every_code_the_server_answers_and_no_other() {
+        let spec = spec();
+        let ours: BTreeSet<String> = ErrorCode::ALL.iter().map(|c| c.as_str().into()).collect();
+        let declared = strings(&spec["components"]["schemas"]["ErrorCode"]["enum"]);
+        assert_eq!(
+            ours.difference(&declared).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "answered by the server but missing from the ErrorCode schema"
+        );
+        assert_eq!(
+            declared.difference(&ours).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "in the ErrorCode schema but never answered"
+        );
+
+        let by_name: BTreeMap<&str, ErrorCode> =
+            ErrorCode::ALL.iter().map(|c| (c.as_str(), *c)).collect();
+        let resolve = |response: &Value| -> Value {
+            match response["$ref"].as_str() {
+                Some(reference) => {
+                    let name = reference.trim_start_matches("#/components/responses/");
+                    spec["components"]["responses"][name].clone()
+                }
+                None => response.clone(),
+            }
+        };
+        let mut seen = BTreeSet::new();
+        let mut check = |place: &str, status: &str, response: &Value| {
+            let codes = response_codes(response);
+            let status: u16 = status.parse().expect("a numeric status");
+            if status < 400 {
+                return;
+            }
+            assert!(!codes.is_empty(), "{place} {status}: no `code` enum");
+            for name in codes {
+                let code = by_name
+                    .get(name.as_str())
+                    .unwrap_or_else(|| panic!("{place} {status}: unknown code {name}"));
+                assert_eq!(
+                    code.status().as_u16(),
+                    status,
+                    "{place}: {name} is answered with {}",
+                    code.status()
+                );
+                seen.insert(name);
+            }
+        };
+        for (path, item) in spec["paths"].as_mapping().expect("paths") {
+            for (method, operation) in item.as_mapping().expect("a path item") {
+                let place = format!(
+                    "{} {}",
+                    method.as_str().unwrap_or("?"),
+                    path.as_str().unwrap_or("?")
+                );
+                for (status, response) in operation["responses"].as_mapping().into_iter().flatten()
+                {
+                    check(
+                        &place,
+                        status.as_str().expect("a status"),
+                        &resolve(response),
+                    );
+                }
+            }
+        }
+        // Answers any operation can give without the operation naming them (a method the
+        // path does not take, a crash) are declared once among the shared responses.
+        for (name, response) in spec["components"]["responses"]
+            .as_mapping()
+            .expect("responses")
+        {
+            let status = response["x-status"].as_str();
+            if let Some(status) = status {
+                check(name.as_str().unwrap_or("?"), status, response);
+            }
+        }
+        assert_eq!(
+            ours.difference(&seen).collect::<Vec<_>>(),
+            Vec::<&String>::new(),
+            "no response of openapi.yaml says when these codes are answered"
+        );
+    }
 }

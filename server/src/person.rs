@@ -7,6 +7,7 @@ use std::fmt;
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 
+use crate::error::{ErrorCode, FieldError};
 use crate::telemetry::mask;
 
 /// An 18-character citizen ID number (GB 11643-1999): 6-digit area code, birth date
@@ -29,6 +30,16 @@ pub enum IdNumberError {
     FutureBirthDate,
     #[error("身份证号码校验位不正确，请核对")]
     CheckDigit,
+}
+
+/// The length and the characters are the contract's pattern; the rest only the server knows.
+impl FieldError for IdNumberError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            IdNumberError::Length | IdNumberError::Characters => ErrorCode::InvalidInput,
+            _ => ErrorCode::InvalidValue,
+        }
+    }
 }
 
 /// GB 11643-1999 weights of the first 17 digits, and the check character for each remainder.
@@ -135,6 +146,8 @@ pub enum PersonNameError {
     #[error("姓名只能包含汉字、字母、空格和间隔号·")]
     Characters,
 }
+
+impl FieldError for PersonNameError {}
 
 impl PersonName {
     pub fn parse(input: &str) -> Result<Self, PersonNameError> {

@@ -3,9 +3,9 @@
 
 use actix_web::dev::{AppService, HttpServiceFactory};
 use actix_web::http::{header, Method};
-use actix_web::{web, FromRequest, Handler, HttpResponse, Resource, Responder};
+use actix_web::{web, FromRequest, Handler, Resource, Responder, ResponseError};
 
-use crate::telemetry::current_request_id;
+use crate::error::{ApiError, ErrorCode};
 
 /// One path and the methods it serves: `endpoint("/x").get(list).post(create)`.
 pub struct Endpoint {
@@ -65,17 +65,14 @@ impl HttpServiceFactory for Endpoint {
             .map(Method::as_str)
             .collect::<Vec<_>>()
             .join(", ");
+        let allow = header::HeaderValue::from_str(&allow).expect("method names are header-safe");
         self.resource
             .default_service(web::to(move || {
                 let allow = allow.clone();
                 async move {
-                    HttpResponse::MethodNotAllowed()
-                        .insert_header((header::ALLOW, allow))
-                        .json(serde_json::json!({
-                            "code": "METHOD_NOT_ALLOWED",
-                            "message": "不支持该请求方法",
-                            "request_id": current_request_id(),
-                        }))
+                    let mut response = ApiError::from(ErrorCode::MethodNotAllowed).error_response();
+                    response.headers_mut().insert(header::ALLOW, allow);
+                    response
                 }
             }))
             .register(config)

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::login::client_address;
 use crate::auth::token::Subject;
 use crate::auth::{authenticate, Authenticator};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::routing::endpoint;
 use crate::store::{KvStore, StoreError};
 
@@ -246,11 +246,7 @@ async fn login(
         (Some(admin), true) => admin,
         _ => {
             admins.attempts.kv_incr(&attempts_key, LOGIN_WINDOW).await?;
-            return Err(ApiError::Conflict {
-                status: actix_web::http::StatusCode::UNAUTHORIZED,
-                code: "BAD_CREDENTIALS",
-                message: "用户名或密码错误".into(),
-            });
+            return Err(ErrorCode::BadCredentials.into());
         }
     };
     let issued = authenticator.issue_admin(&admin.id, admin.role.subject())?;

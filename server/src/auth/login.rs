@@ -4,13 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::{Authenticator, User, UserStore};
 use crate::clock::Clock;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::store::KvStore;
 use crate::wechat::{WeChatClient, WeChatError};
 
@@ -148,27 +147,10 @@ async fn limit_rate(req: &HttpRequest, users: &Users) -> Result<(), ApiError> {
 
 /// WeChat's answers as the phone should see them (issue 4's table).
 fn refusal(error: WeChatError) -> ApiError {
-    let refused = |status, code, message| ApiError::WeChat {
-        status,
-        code,
-        message,
-    };
     match error.errcode() {
-        Some(40029 | 40163) => refused(
-            StatusCode::UNAUTHORIZED,
-            "WECHAT_CODE_INVALID",
-            "登录凭证已失效或已使用，请重新登录",
-        ),
-        Some(45011) => refused(
-            StatusCode::TOO_MANY_REQUESTS,
-            "WECHAT_RATE_LIMITED",
-            "微信登录过于频繁，请一分钟后再试",
-        ),
-        Some(40226) => refused(
-            StatusCode::FORBIDDEN,
-            "WECHAT_USER_BLOCKED",
-            "微信判定该账号存在风险，暂时无法登录",
-        ),
+        Some(40029 | 40163) => ErrorCode::WechatCodeInvalid.into(),
+        Some(45011) => ErrorCode::WechatRateLimited.into(),
+        Some(40226) => ErrorCode::WechatUserBlocked.into(),
         _ => ApiError::WeChatUnavailable(error.to_string()),
     }
 }

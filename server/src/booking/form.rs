@@ -15,7 +15,7 @@ use super::catalog::ServiceKind;
 use super::id_hash::IdHasher;
 use super::schedule::{Slot, SlotId};
 use super::store::IdempotencyKey;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode, FieldError};
 use crate::person::{IdNumber, PersonName};
 use crate::receipts::{self, ReceiptNo};
 
@@ -62,21 +62,36 @@ pub struct BookingForm {
     pub photo_receipt_no: Option<ReceiptNo>,
 }
 
-fn field<T, E: std::fmt::Display>(
-    result: Result<T, E>,
-    field: &str,
-    label: &str,
-) -> Result<T, ApiError> {
-    result.map_err(|e| ApiError::invalid(field, format!("{label}：{e}")))
+fn field<T, E: FieldError>(result: Result<T, E>, field: &str, label: &str) -> Result<T, ApiError> {
+    result.map_err(|e| ApiError::field(field, &format!("{label}："), &e))
+}
+
+/// A slot id of the contract's shape (`hall-YYYYMMDD-HHMM`) that names no real day or time
+/// names no slot: 422 like any other slot that does not exist. Another shape is bad input.
+fn slot_id(text: &str) -> Result<SlotId, ApiError> {
+    SlotId::parse(text).ok_or_else(|| {
+        let digits =
+            |part: &str, n: usize| part.len() == n && part.bytes().all(|b| b.is_ascii_digit());
+        let mut parts = text.rsplitn(3, '-');
+        let well_formed = parts.next().is_some_and(|time| digits(time, 4))
+            && parts.next().is_some_and(|date| digits(date, 8))
+            && parts.next().is_some_and(|hall| {
+                !hall.is_empty()
+                    && hall
+                        .bytes()
+                        .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-'))
+            });
+        if well_formed {
+            ErrorCode::SlotUnavailable.into()
+        } else {
+            ApiError::invalid("slot_id", "预约时段：格式不正确")
+        }
+    })
 }
 
 impl BookingForm {
     pub fn parse(request: &BookRequest, today: NaiveDate) -> Result<Self, ApiError> {
-        let slot_id = field(
-            SlotId::parse(request.slot_id.trim()).ok_or("格式不正确"),
-            "slot_id",
-            "预约时段",
-        )?;
+        let slot_id = slot_id(request.slot_id.trim())?;
         let service = field(ServiceKind::parse(&request.service), "service", "业务类型")?;
         let a = &request.applicant;
         let name = field(PersonName::parse(&a.name), "applicant.name", "申请人")?;
@@ -131,21 +146,26 @@ impl BookingForm {
             ));
         }
         match &self.guardian {
-            None if minor => Err(ApiError::invalid(
+            None if minor => Err(ApiError::invalid_value(
                 "guardian",
                 "监护人：申请人未满16周岁，须填写监护人信息并由监护人陪同",
             )),
-            Some(_) if !minor => Err(ApiError::invalid(
+            Some(_) if !minor => Err(ApiError::invalid_value(
                 "guardian",
                 "监护人：申请人已满16周岁，无需填写监护人",
             )),
-            Some((_, guardian_id, _)) if guardian_id == &self.id_number => Err(ApiError::invalid(
-                "guardian.id_number",
-                "监护人身份证号码：监护人不能是申请人本人",
-            )),
-            Some((_, guardian_id, _)) if guardian_id.age_on(slot.id.date) < 18 => Err(
-                ApiError::invalid("guardian.id_number", "监护人身份证号码：监护人须年满18周岁"),
-            ),
+            Some((_, guardian_id, _)) if guardian_id == &self.id_number => {
+                Err(ApiError::invalid_value(
+                    "guardian.id_number",
+                    "监护人身份证号码：监护人不能是申请人本人",
+                ))
+            }
+            Some((_, guardian_id, _)) if guardian_id.age_on(slot.id.date) < 18 => {
+                Err(ApiError::invalid_value(
+                    "guardian.id_number",
+                    "监护人身份证号码：监护人须年满18周岁",
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -197,7 +217,7 @@ impl BookingForm {
 }
 
 fn not_eligible(message: &str) -> ApiError {
-    ApiError::unprocessable("NOT_ELIGIBLE", message)
+    ErrorCode::NotEligible.with(message)
 }
 
 const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
@@ -240,7 +260,8 @@ struct DeliveryRequest {
 #[serde(deny_unknown_fields)]
 pub struct ProgressRequest {
     status: String,
-    fee_yuan: Option<u32>,
+    #[serde(default, deserialize_with = "whole_yuan")]
+    fee_yuan: Option<u64>,
     delivery: Option<DeliveryRequest>,
     ems_no: Option<String>,
 }
@@ -251,33 +272,44 @@ impl ProgressRequest {
         Ok(match self.status.as_str() {
             "accepted" => {
                 let delivery = self.delivery.as_ref().ok_or_else(|| {
-                    ApiError::invalid("delivery", "领证方式：请选择 EMS 邮寄或到大厅自取")
+                    ApiError::invalid_value("delivery", "领证方式：请选择 EMS 邮寄或到大厅自取")
                 })?;
+                // The method is the schema's enum; the address depends on it.
                 let delivery = Delivery::parse(&delivery.method, delivery.address.as_deref())
-                    .map_err(|(field, message)| ApiError::invalid(field, message))?;
-                let fee_yuan = self.fee_yuan.unwrap_or(service.fee_yuan());
-                if fee_yuan > service.fee_yuan() {
-                    return Err(ApiError::invalid(
-                        "fee_yuan",
-                        format!(
-                            "收费：不能高于{}的标准收费{}元",
-                            service.name(),
-                            service.fee_yuan()
-                        ),
-                    ));
-                }
+                    .map_err(|(field, message)| match field {
+                        "delivery.method" => ApiError::invalid(field, message),
+                        _ => ApiError::invalid_value(field, message),
+                    })?;
+                let fee_yuan = match self.fee_yuan {
+                    None => service.fee_yuan(),
+                    Some(fee) => u32::try_from(fee)
+                        .ok()
+                        .filter(|&fee| fee <= service.fee_yuan())
+                        .ok_or_else(|| {
+                            ApiError::invalid_value(
+                                "fee_yuan",
+                                format!(
+                                    "收费：不能高于{}的标准收费{}元",
+                                    service.name(),
+                                    service.fee_yuan()
+                                ),
+                            )
+                        })?,
+                };
                 Step::Accept { fee_yuan, delivery }
             }
             "in_production" => Step::StartProduction,
-            "shipped" => Step::Ship {
-                ems_no: self
+            "shipped" => {
+                let ems_no = self
                     .ems_no
                     .as_deref()
-                    .and_then(EmsNumber::parse)
-                    .ok_or_else(|| {
+                    .ok_or_else(|| ApiError::invalid_value("ems_no", "EMS运单号：寄出时须填写"))?;
+                Step::Ship {
+                    ems_no: EmsNumber::parse(ems_no).ok_or_else(|| {
                         ApiError::invalid("ems_no", "EMS运单号：应为13位（如 EA123456789CN）")
                     })?,
-            },
+                }
+            }
             "ready_for_pickup" => Step::ReadyForPickup,
             "collected" => Step::Collect,
             _ => {
@@ -288,4 +320,22 @@ impl ProgressRequest {
             }
         })
     }
+}
+
+/// A whole number of yuan, however the client's JSON writes it: `20`, or `20.0` from a
+/// language whose numbers are all floats (JSON Schema's `integer` allows both). One past
+/// `u64` saturates: it is above every fee all the same.
+fn whole_yuan<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let whole = number.as_u64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+            .map(|f| f as u64)
+    });
+    whole.map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!("fee_yuan 应为不小于0的整数元（收到 {number}）"))
+    })
 }

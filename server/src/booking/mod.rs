@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -29,7 +28,7 @@ pub use sweep::spawn_no_show_sweeper;
 use sweep::DueWatch;
 
 use crate::clock::{china, Clock};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::receipts::ReceiptStore;
 use appointment::IllegalTransition;
 use catalog::Catalog;
@@ -153,36 +152,23 @@ impl Booking {
 impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> Self {
         match refusal {
-            Refusal::SlotFull => ApiError::conflict("SLOT_FULL", "该时段已约满，请选择其他时段"),
-            Refusal::AlreadyBooked => ApiError::conflict(
-                "ALREADY_BOOKED",
-                "该身份证号码已有未办理的预约，如需改约请先取消原预约",
-            ),
-            Refusal::TooManyActive => ApiError::conflict(
-                "TOO_MANY_ACTIVE",
-                "本账号的有效预约已达上限，请办理或取消后再预约",
-            ),
-            Refusal::Banned { until } => ApiError::Conflict {
-                status: StatusCode::FORBIDDEN,
-                code: "BANNED",
-                message: format!(
-                    "该身份证号码近期多次预约未到场，{}前不能预约",
-                    until.with_timezone(&china()).format("%Y年%m月%d日")
-                ),
-            },
+            Refusal::SlotFull => ErrorCode::SlotFull.into(),
+            Refusal::AlreadyBooked => ErrorCode::AlreadyBooked.into(),
+            Refusal::TooManyActive => ErrorCode::TooManyActive.into(),
+            Refusal::Banned { until } => ErrorCode::Banned.with(format!(
+                "该身份证号码近期多次预约未到场，{}前不能预约",
+                until.with_timezone(&china()).format("%Y年%m月%d日")
+            )),
         }
     }
 }
 
 impl From<IllegalTransition> for ApiError {
     fn from(e: IllegalTransition) -> Self {
-        ApiError::conflict(
-            "ILLEGAL_TRANSITION",
-            format!(
-                "预约当前为“{}”，不能变更为“{}”",
-                e.from.label(),
-                e.to.label()
-            ),
-        )
+        ErrorCode::IllegalTransition.with(format!(
+            "预约当前为“{}”，不能变更为“{}”",
+            e.from.label(),
+            e.to.label()
+        ))
     }
 }

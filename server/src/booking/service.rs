@@ -12,7 +12,7 @@ use super::store::{BookOutcome, IdempotencyKey, NewBooking};
 use super::view::{local, DaySlots, SlotView};
 use super::{notices, Booking};
 use crate::clock::china;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::receipts;
 use crate::telemetry::mask;
 
@@ -26,7 +26,7 @@ pub struct Booked {
 }
 
 fn slot_unavailable(message: &str) -> ApiError {
-    ApiError::unprocessable("SLOT_UNAVAILABLE", message)
+    ErrorCode::SlotUnavailable.with(message)
 }
 
 impl Booking {
@@ -176,10 +176,7 @@ impl Booking {
                     return Err(refusal.into())
                 }
                 BookOutcome::IdempotencyMismatch => {
-                    return Err(ApiError::unprocessable(
-                        "IDEMPOTENCY_MISMATCH",
-                        "同一个 Idempotency-Key 已用于另一个预约请求",
-                    ))
+                    return Err(ErrorCode::IdempotencyMismatch.into())
                 }
                 BookOutcome::CodeTaken => continue,
             }
@@ -236,10 +233,7 @@ impl Booking {
             tracing::info!(appointment = %next.id, from = before.status.as_str(), to = next.status.as_str(), "appointment status changed");
             Ok(next)
         } else {
-            Err(ApiError::conflict(
-                "CONCURRENT_CHANGE",
-                "预约状态刚刚发生变化，请刷新后重试",
-            ))
+            Err(ErrorCode::ConcurrentChange.into())
         }
     }
 
@@ -254,14 +248,11 @@ impl Booking {
         let next = appointment.after(Step::Cancel, "user", now)?;
         let deadline = self.cancellable_until(&appointment);
         if now > deadline {
-            return Err(ApiError::conflict(
-                "TOO_LATE_TO_CANCEL",
-                format!(
-                    "预约开始前{}分钟内不能取消（截止 {}）",
-                    self.settings.cancel_before_minutes,
-                    deadline.with_timezone(&china()).format("%m月%d日 %H:%M")
-                ),
-            ));
+            return Err(ErrorCode::TooLateToCancel.with(format!(
+                "预约开始前{}分钟内不能取消（截止 {}）",
+                self.settings.cancel_before_minutes,
+                deadline.with_timezone(&china()).format("%m月%d日 %H:%M")
+            )));
         }
         let cancelled = self.commit(&appointment, next, now).await?;
         let slot = &cancelled.slot;
@@ -285,13 +276,10 @@ impl Booking {
             .ok_or(ApiError::NotFound)?;
         let next = appointment.after(Step::CheckIn, actor, now)?;
         if appointment.slot.date != self.today() {
-            return Err(ApiError::conflict(
-                "NOT_TODAY",
-                format!(
-                    "只能在预约当天签到（预约日期 {}）",
-                    appointment.slot.date.format("%Y-%m-%d")
-                ),
-            ));
+            return Err(ErrorCode::NotToday.with(format!(
+                "只能在预约当天签到（预约日期 {}）",
+                appointment.slot.date.format("%Y-%m-%d")
+            )));
         }
         // The photo receipt was checked at booking (approved, unexpired, the applicant's); the
         // check-in spends it, and refuses one another appointment already spent.

@@ -58,7 +58,7 @@ async fn accept(
         ));
     }
     if let Some(unknown) = accepted.iter().find(|id| !ours.contains(id.as_str())) {
-        return Err(ApiError::invalid(
+        return Err(ApiError::invalid_value(
             "accepted",
             format!(
                 "未知的模板 id：{}",

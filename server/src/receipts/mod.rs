@@ -30,7 +30,7 @@ pub use review::parse_receipt_no;
 pub use store::{Cursor, OrderPage, ReceiptStore, Saved};
 
 use crate::clock::Clock;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::person::IdNumber;
 use crate::routing::endpoint;
 use crate::store::BlobStore;
@@ -149,29 +149,18 @@ async fn photo_response(
 impl From<TransitionError> for ApiError {
     fn from(e: TransitionError) -> Self {
         match e {
-            TransitionError::NotPending => {
-                ApiError::conflict("ORDER_ALREADY_DECIDED", "该订单已审核，不能再次审核")
+            TransitionError::NotPending => ErrorCode::OrderAlreadyDecided.into(),
+            TransitionError::NotRejected => ErrorCode::OrderNotRejected.into(),
+            TransitionError::NoReason => {
+                ApiError::invalid_value("reasons", "驳回时请至少选择一个原因")
             }
-            TransitionError::NotRejected => {
-                ApiError::conflict("ORDER_NOT_REJECTED", "只有未通过的订单可以重新提交照片")
-            }
-            TransitionError::NoReason => ApiError::invalid("reasons", "驳回时请至少选择一个原因"),
             TransitionError::OtherWithoutNote => {
-                ApiError::invalid("note", "选择“其他”原因时请填写备注")
+                ApiError::invalid_value("note", "选择“其他”原因时请填写备注")
             }
-            TransitionError::NotApproved => {
-                ApiError::unprocessable("RECEIPT_NOT_APPROVED", "该相片回执尚未审核通过")
-            }
-            TransitionError::Expired => {
-                ApiError::unprocessable("RECEIPT_EXPIRED", "该相片回执已过期，请重新办理")
-            }
-            TransitionError::Used => {
-                ApiError::conflict("RECEIPT_USED", "该相片回执已使用，每个回执只能使用一次")
-            }
-            TransitionError::OtherPerson => ApiError::unprocessable(
-                "RECEIPT_OTHER_PERSON",
-                "该相片回执不属于此申请人（身份证号不符）",
-            ),
+            TransitionError::NotApproved => ErrorCode::ReceiptNotApproved.into(),
+            TransitionError::Expired => ErrorCode::ReceiptExpired.into(),
+            TransitionError::Used => ErrorCode::ReceiptUsed.into(),
+            TransitionError::OtherPerson => ErrorCode::ReceiptOtherPerson.into(),
         }
     }
 }
@@ -181,7 +170,7 @@ async fn receipt_order(store: &dyn ReceiptStore, no: &ReceiptNo) -> Result<Recei
     store
         .receipt_order_by_no(no)
         .await?
-        .ok_or_else(|| ApiError::unprocessable("RECEIPT_NOT_FOUND", "未找到该相片回执号"))
+        .ok_or_else(|| ErrorCode::ReceiptNotFound.into())
 }
 
 /// For the booking handler: the receipt named at booking is approved, unexpired, unused and
@@ -222,8 +211,5 @@ pub async fn use_at_check_in(
             Saved::NumberTaken => return Err(ApiError::Internal("receipt number moved".into())),
         }
     }
-    Err(ApiError::conflict(
-        "RECEIPT_BUSY",
-        "该相片回执正在被其他操作使用，请稍后再试",
-    ))
+    Err(ErrorCode::ReceiptBusy.into())
 }

@@ -7,6 +7,8 @@
 use std::fmt;
 
 use rand::Rng;
+
+use crate::error::{ErrorCode, FieldError};
 use serde::{Deserialize, Serialize};
 
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -25,11 +27,11 @@ pub enum ReceiptNoError {
     CheckFailed,
 }
 
-impl ReceiptNoError {
-    pub fn code(self) -> &'static str {
+impl FieldError for ReceiptNoError {
+    fn code(&self) -> ErrorCode {
         match self {
-            ReceiptNoError::Malformed => "RECEIPT_NO_MALFORMED",
-            ReceiptNoError::CheckFailed => "RECEIPT_NO_CHECK_FAILED",
+            ReceiptNoError::Malformed => ErrorCode::ReceiptNoMalformed,
+            ReceiptNoError::CheckFailed => ErrorCode::ReceiptNoCheckFailed,
         }
     }
 }
@@ -80,7 +82,7 @@ impl ReceiptNo {
     pub fn parse(input: &str) -> Result<Self, ReceiptNoError> {
         let values = input
             .chars()
-            .filter(|c| !matches!(c, ' ' | '-'))
+            .filter(|&c| !c.is_whitespace() && c != '-')
             .map(value)
             .collect::<Option<Vec<u32>>>()
             .ok_or(ReceiptNoError::Malformed)?;

@@ -15,7 +15,7 @@ use super::view::{order_view, owned_by, Viewer};
 use super::Saved;
 use super::{blob_key, PhotoKind, Receipts};
 use crate::auth::AuthUser;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::person::{IdNumber, PersonName};
 
 #[derive(Deserialize)]
@@ -46,7 +46,7 @@ pub async fn list(
         .cursor
         .as_deref()
         .filter(|c| !c.is_empty())
-        .map(|c| Cursor::decode(c).ok_or_else(|| ApiError::invalid("cursor", "分页游标无效")))
+        .map(|c| Cursor::decode(c).ok_or_else(|| ApiError::invalid_value("cursor", "分页游标无效")))
         .transpose()?;
     let now = receipts.clock.now();
     let limit = receipts.settings.page_size;
@@ -104,10 +104,7 @@ pub async fn receipt(
 ) -> Result<HttpResponse, ApiError> {
     let order = owned_by(receipts.store.receipt_order(&id).await?, &user.id)?;
     if order.receipt.is_none() {
-        return Err(ApiError::conflict(
-            "RECEIPT_NOT_ISSUED",
-            "审核通过后才能下载相片回执",
-        ));
+        return Err(ErrorCode::ReceiptNotIssued.into());
     }
     let photo = receipts
         .blobs
@@ -177,15 +174,16 @@ fn order_form(upload: &Upload) -> Result<(OrderForm, &'static photo_wasm::Spec),
         )
     })?;
     if !region.accepts(spec.id) {
-        return Err(ApiError::unprocessable(
-            "REGION_NOT_SUPPORTED",
-            format!("{}暂不受理{}的网上相片回执", region.name_zh(), spec.name_zh),
-        ));
+        return Err(ErrorCode::RegionNotSupported.with(format!(
+            "{}暂不受理{}的网上相片回执",
+            region.name_zh(),
+            spec.name_zh
+        )));
     }
-    let name = PersonName::parse(upload.field("name")?)
-        .map_err(|e| ApiError::invalid("name", e.to_string()))?;
+    let name =
+        PersonName::parse(upload.field("name")?).map_err(|e| ApiError::field("name", "", &e))?;
     let id_number = IdNumber::parse(upload.field("id_number")?)
-        .map_err(|e| ApiError::invalid("id_number", e.to_string()))?;
+        .map_err(|e| ApiError::field("id_number", "", &e))?;
     Ok((
         OrderForm {
             spec: spec.id.to_owned(),
@@ -264,10 +262,7 @@ pub async fn resubmit(
         Saved::Saved => Ok(HttpResponse::Ok().json(order_view(&order, now, Viewer::Owner))),
         _ => {
             remove_photos(&receipts, &order).await;
-            Err(ApiError::conflict(
-                "ORDER_CHANGED",
-                "订单状态已变化，请刷新后重试",
-            ))
+            Err(ErrorCode::OrderChanged.into())
         }
     }
 }

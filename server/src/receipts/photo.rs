@@ -8,7 +8,7 @@ use photo_wasm::{Report, Spec};
 use super::upload;
 use super::{Photo, Receipts};
 use crate::auth::AuthUser;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 pub fn spec(id: &str) -> Result<&'static Spec, ApiError> {
     photo_wasm::spec_by_id(id)
@@ -52,7 +52,7 @@ pub async fn accept(
             return Err(rejected(&report));
         }
         let normalised = photo_wasm::normalise_checked(&bytes, spec, &report).map_err(|e| {
-            ApiError::unprocessable("PHOTO_NOT_NORMALISABLE", format!("照片无法按规格裁剪：{e}"))
+            ErrorCode::PhotoNotNormalisable.with(format!("照片无法按规格裁剪：{e}"))
         })?;
         let original = match original_max_pixels {
             Some(max) => photo_wasm::downscale_for_review(&bytes, max)

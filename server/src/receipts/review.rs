@@ -11,7 +11,7 @@ use super::store::Saved;
 use super::view::{order_view, ReasonView, Viewer};
 use super::{PhotoKind, Receipts};
 use crate::admin::{AdminUser, Role};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::notify::{Notification, ReviewOutcome};
 
 /// How many orders one look at the queue shows.
@@ -139,7 +139,7 @@ pub async fn review(
             .ok_or(ApiError::NotFound)?;
         let decision = match body.decision {
             DecisionKind::Approve if !reasons.is_empty() => {
-                return Err(ApiError::invalid("reasons", "通过时不能填写驳回原因"))
+                return Err(ApiError::invalid_value("reasons", "通过时不能填写驳回原因"))
             }
             DecisionKind::Approve => Decision::Approve {
                 no: ReceiptNo::generate(&mut rand::rng()),
@@ -204,17 +204,13 @@ fn review_notice(order: &ReceiptOrder, now: DateTime<Utc>) -> Notification {
 }
 
 fn already_decided() -> ApiError {
-    ApiError::conflict("ORDER_ALREADY_DECIDED", "该订单已被其他审核员处理")
+    ErrorCode::OrderAlreadyDecided.with("该订单已被其他审核员处理")
 }
 
 /// A receipt number typed at the window: malformed or mistyped is 400 with its own code, so
 /// the clerk knows to re-read it rather than to send the person away.
 pub fn parse_receipt_no(field: &str, text: &str) -> Result<ReceiptNo, ApiError> {
-    ReceiptNo::parse(text).map_err(|e: ReceiptNoError| ApiError::Invalid {
-        code: e.code(),
-        field: field.into(),
-        message: e.to_string(),
-    })
+    ReceiptNo::parse(text).map_err(|e: ReceiptNoError| ApiError::field(field, "", &e))
 }
 
 #[derive(Serialize)]

@@ -10,7 +10,7 @@ use actix_web::HttpRequest;
 use futures_util::StreamExt;
 
 use super::image_type;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Longest text part accepted (a name, an ID number, a spec id, a region).
 const TEXT_MAX_BYTES: usize = 256;
@@ -94,11 +94,10 @@ pub async fn read(
             fields.insert(name, text);
         }
     }
-    let photo = photo
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| ApiError::invalid("photo", "请上传照片"))?;
+    // An empty part is a photo that is no JPEG or PNG, not a missing one.
+    let photo = photo.ok_or_else(|| ApiError::invalid("photo", "请上传照片"))?;
     if image_type(&photo).is_none() {
-        return Err(ApiError::UnsupportedMediaType);
+        return Err(ErrorCode::PhotoUnreadable.into());
     }
     Ok(Upload { photo, fields })
 }

@@ -144,7 +144,7 @@ async fn book_see_cancel_and_reschedule(backend: Backend) {
     body["photo_receipt_no"] = json!("m1mj-pkeq-wgtb");
     let typo = assert_error(
         app.book(&token, &body, None).await,
-        400,
+        422,
         "RECEIPT_NO_CHECK_FAILED",
     )
     .await;
@@ -296,28 +296,34 @@ async fn bad_applicant_fields_name_the_field(backend: Backend) {
             json!({"name": "Z3", "id_number": good, "phone": "13812345678"}),
             "applicant.name",
             "姓名",
+            (400, "INVALID_INPUT"),
         ),
         (
             json!({"name": "张三", "id_number": wrong_check, "phone": "13812345678"}),
             "applicant.id_number",
             "校验位",
+            (422, "INVALID_VALUE"),
         ),
         (
             json!({"name": "张三", "id_number": id_number(NaiveDate::from_ymd_opt(2099, 1, 1).unwrap(), 1), "phone": "13812345678"}),
             "applicant.id_number",
             "出生日期",
+            (422, "INVALID_VALUE"),
         ),
         (
             json!({"name": "张三", "id_number": good, "phone": "12345"}),
             "applicant.phone",
             "手机号码",
+            (400, "INVALID_INPUT"),
         ),
     ];
-    for (person, field, words) in cases {
+    // The contract's pattern refuses a malformed value (400); only the server can tell a
+    // wrong check character or a birth date in the future (422).
+    for (person, field, words, (status, code)) in cases {
         let response = app
             .book(&token, &booking(&slot, "expiry_renewal", person), None)
             .await;
-        let body = assert_error(response, 400, "INVALID_INPUT").await;
+        let body = assert_error(response, status, code).await;
         assert_eq!(body["field"], field, "{body}");
         let message = body["message"].as_str().unwrap();
         assert!(
@@ -336,6 +342,15 @@ async fn bad_applicant_fields_name_the_field(backend: Backend) {
         assert_error(response, 400, "INVALID_INPUT").await["field"],
         "slot_id"
     );
+    // The contract's shape, but no such day: a slot that does not exist.
+    let response = app
+        .book(
+            &token,
+            &booking("humen-20261399-0900", "expiry_renewal", applicant(7)),
+            None,
+        )
+        .await;
+    assert_error(response, 422, "SLOT_UNAVAILABLE").await;
     let response = app
         .book(&token, &booking(&slot, "visa", applicant(7)), None)
         .await;
@@ -430,7 +445,7 @@ async fn children_and_the_saturday_family_session(backend: Backend) {
         )
         .await;
     assert_eq!(
-        assert_error(alone, 400, "INVALID_INPUT").await["field"],
+        assert_error(alone, 422, "INVALID_VALUE").await["field"],
         "guardian"
     );
     let mut body = booking(&family_slot, "first_application", kid);
@@ -640,14 +655,14 @@ async fn staff_check_in_and_progress_show_in_the_history(backend: Backend) {
 
     let no_delivery = progress(json!({"status": "accepted"})).await;
     assert_eq!(
-        assert_error(no_delivery, 400, "INVALID_INPUT").await["field"],
+        assert_error(no_delivery, 422, "INVALID_VALUE").await["field"],
         "delivery"
     );
     let too_much =
         progress(json!({"status": "accepted", "fee_yuan": 100, "delivery": {"method": "pickup"}}))
             .await;
     assert_eq!(
-        assert_error(too_much, 400, "INVALID_INPUT").await["field"],
+        assert_error(too_much, 422, "INVALID_VALUE").await["field"],
         "fee_yuan"
     );
     assert_error(
@@ -656,10 +671,19 @@ async fn staff_check_in_and_progress_show_in_the_history(backend: Backend) {
         "ILLEGAL_TRANSITION",
     )
     .await;
-    let accepted = progress(json!({"status": "accepted", "delivery": {"method": "ems", "address": "广东省东莞市厚街镇某路1号"}})).await;
+    let half_yuan =
+        progress(json!({"status": "accepted", "fee_yuan": 39.5, "delivery": {"method": "pickup"}}))
+            .await;
+    assert_eq!(
+        assert_error(half_yuan, 400, "INVALID_INPUT").await["field"],
+        "body"
+    );
+    // A whole number written as a float (`38.0`, as some JSON libraries write every number)
+    // is the integer the contract asks for.
+    let accepted = progress(json!({"status": "accepted", "fee_yuan": 38.0, "delivery": {"method": "ems", "address": "广东省东莞市厚街镇某路1号"}})).await;
     assert_eq!(accepted.status(), 200);
     let accepted = json(accepted).await;
-    assert_eq!(accepted["fee_yuan"], 40);
+    assert_eq!(accepted["fee_yuan"], 38);
     assert_eq!(accepted["delivery"]["method"], "ems");
     assert_eq!(
         progress(json!({"status": "in_production"})).await.status(),

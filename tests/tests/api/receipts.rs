@@ -3,6 +3,7 @@
 
 use serde_json::json;
 use server::admin::Role;
+use server::error::ErrorCode;
 use tests::receipts::{find_embedded, order_fields, photo, qr_codes};
 use tests::{assert_error, json, on_both_backends, Backend, TestApp};
 
@@ -135,7 +136,7 @@ async fn a_mistyped_receipt_number_is_caught(backend: Backend) {
     assert_error(
         app.get_with_token(&format!("/api/v1/admin/receipts/{typo}"), &staff)
             .await,
-        400,
+        422,
         "RECEIPT_NO_CHECK_FAILED",
     )
     .await;
@@ -205,8 +206,8 @@ async fn rejection_shows_reasons_and_other_users_see_nothing(backend: Backend) {
             json!({"decision": "reject", "reasons": []}),
         )
         .await,
-        400,
-        "INVALID_INPUT",
+        422,
+        "INVALID_VALUE",
     )
     .await;
     assert_error(
@@ -351,8 +352,8 @@ async fn the_order_tab_pages_newest_first_and_filters_by_status(backend: Backend
     assert_error(
         app.get_with_token("/api/v1/receipt-orders?cursor=%21%21", &user)
             .await,
-        400,
-        "INVALID_INPUT",
+        422,
+        "INVALID_VALUE",
     )
     .await;
 }
@@ -437,7 +438,7 @@ async fn a_receipt_books_once_and_is_spent_at_check_in(backend: Backend) {
     let body = assert_error(
         app.book(&user, &booking(day, gina.clone(), &typo), None)
             .await,
-        400,
+        422,
         "RECEIPT_NO_CHECK_FAILED",
     )
     .await;
@@ -570,7 +571,7 @@ async fn racing_check_ins_spend_a_receipt_once(backend: Backend) {
     assert!(outcomes
         .iter()
         .filter_map(|o| o.as_ref().err())
-        .all(|c| c == "RECEIPT_USED"));
+        .all(|c| *c == ErrorCode::ReceiptUsed));
 }
 
 /// The seed's whole story: a bad photo is refused with its report and nothing stored; a good
@@ -715,14 +716,14 @@ async fn uploads_are_bounded_sniffed_and_parsed(backend: Backend) {
     assert_error(post(big, fields()).await, 413, "PAYLOAD_TOO_LARGE").await;
     assert_error(
         post(b"GIF89a not a photo".to_vec(), fields()).await,
-        415,
-        "UNSUPPORTED_MEDIA_TYPE",
+        422,
+        "PHOTO_UNREADABLE",
     )
     .await;
     let good = photo("portrait-test0.jpg");
     let mut bad_id = fields();
     bad_id[3].1 = "441900199003070021".into();
-    let body = assert_error(post(good.clone(), bad_id).await, 400, "INVALID_INPUT").await;
+    let body = assert_error(post(good.clone(), bad_id).await, 422, "INVALID_VALUE").await;
     assert_eq!(body["field"], "id_number");
     let body = assert_error(
         post(good.clone(), fields()[..3].to_vec()).await,
