@@ -2,8 +2,11 @@
 # Benchmarks the photo checker (not part of the tests):
 #   native vs WASM-in-Node for a 12 MP phone-size photo and a 1 MP one, their ratio, the same for
 #   the 1 MP photo's pixels through check_rgba in the RGBA-only builds (the mini-program's path),
-#   the .wasm sizes, normalisation time for 12 MP, and OpenCV's Haar detector beside ours on the
-#   shared photos.
+#   the .wasm sizes, normalisation time for 12 MP, OpenCV's Haar detector beside ours on the
+#   shared photos, and the person matte: its IoU per portrait in front of an ordinary background
+#   against the reference cut-outs and against IS-Net (a large matting model run here with
+#   onnxruntime, not shipped), for our matte and the segmentation alone, and the time of
+#   finish (segmentation, refinement, compositing) at a 12 MP photo's analysis size.
 # Times are medians of per-call CPU time (wall time is printed too). The machine is shared and
 # its speed drifts by half within a minute, so the phone-size checks run in ROUNDS interleaved
 # rounds (native, WASM, WASM+SIMD, then again): a drift then reaches all three alike, and each
@@ -15,6 +18,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 PHOTOS="${BANZHENG_PHOTOS_DIR:-$ROOT/../shared/photos}"
+PHOTOS_BG="${BANZHENG_PHOTOS_BG_DIR:-$PHOTOS/../photos-bg}"
 OUT="$TARGET_DIR/bench"
 RUNS="${RUNS:-15}"
 mkdir -p "$OUT"
@@ -99,3 +103,31 @@ echo "  .wasm with decoder: $(size "$PKG/web/photo_wasm_bg.wasm")"
 echo "  .wasm with decoder, SIMD: $(size "$PKG/simd/web/photo_wasm_bg.wasm")"
 echo "  .wasm RGBA only:    $(size "$PKG/rgba/web/photo_wasm_bg.wasm")"
 echo "  .wasm RGBA only, SIMD: $(size "$PKG/rgba-simd/web/photo_wasm_bg.wasm")"
+echo "  segmentation model (shipped once beside the builds): $(size photo-wasm/models/selfie_segmentation.bin)"
+
+echo "== person matte: IS-Net masks (npm @imgly/background-removal-data, onnxruntime in $TARGET_DIR/bench-venv)" >&2
+"$TARGET_DIR/bench-venv/bin/pip" install -q onnxruntime numpy pillow
+if [[ ! -f "$OUT/isnet/package/dist/resources.json" ]]; then
+  mkdir -p "$OUT/isnet"
+  (cd "$OUT/isnet" && npm pack --silent @imgly/background-removal-data@1.4.5 >/dev/null && tar xzf imgly-background-removal-data-1.4.5.tgz)
+fi
+"$TARGET_DIR/bench-venv/bin/python" photo-wasm/benches/isnet_masks.py "$OUT/isnet/package" "$PHOTOS_BG" "$OUT/isnet-masks"
+matte="$("$TARGET_DIR/release/examples/bench" "$PHOTOS_BG" "$OUT" "$RUNS" matte "$OUT/isnet-masks")"
+python3 - "$matte" <<'PY'
+import json, sys
+m = json.loads(sys.argv[1])
+print(f"\nperson matte (IoU at half; 'alone' = the segmentation's 256x256 output upsampled bilinearly)")
+print(f"  {'photo':<36} {'vs IS-Net':>9} {'alone':>7} {'vs ref':>8} {'alone':>7}")
+cols = ("isnet", "isnet_alone", "ref", "ref_alone")
+for name, r in m["photos"].items():
+    cells = "".join(f"{r[c]:>9.4f}" if c in r else f"{'-':>9}" for c in cols)
+    print(f"  {name:<36}{cells}{'' if r['face'] else '   (no face found: refined for a typical portrait)'}")
+for c in cols:
+    v = [r[c] for r in m["photos"].values() if c in r]
+    if v:
+        print(f"  {c}: mean {sum(v) / len(v):.4f}, worst {min(v):.4f} over {len(v)} photos")
+a = m["analysis_size"]
+print(f"  finish at a 12 MP photo's analysis size ({a[0]}x{a[1]}): {m['finish_12mp_analysis_cpu_ms']:.1f} ms"
+      f" ({m['finish_12mp_analysis_wall_ms']:.1f}), of which segmentation {m['segment_12mp_analysis_cpu_ms']:.1f}"
+      f" ({m['segment_12mp_analysis_wall_ms']:.1f})")
+PY

@@ -7,6 +7,7 @@ use crate::detect::Detection;
 use crate::geometry::{self, Crop};
 use crate::matte;
 use crate::raster::Rgb;
+use crate::report::Face;
 use crate::segment::{Mask, Segmenter};
 use crate::specs::Spec;
 use crate::thresholds as t;
@@ -261,6 +262,24 @@ fn render_mask(mask: &Mask, image: &Rgb, crop: &Crop, spec: &Spec) -> Vec<f32> {
         }
     }
     out
+}
+
+/// A report's face as the detection it came from.
+pub(crate) fn detection(face: &Face) -> Detection {
+    let p = |p: [f64; 2]| [p[0] as f32, p[1] as f32];
+    Detection {
+        x: face.x as f32,
+        y: face.y as f32,
+        width: face.width as f32,
+        height: face.height as f32,
+        score: face.score as f32,
+        right_eye: p(face.right_eye),
+        left_eye: p(face.left_eye),
+        nose: p(face.nose),
+        mouth: p(face.mouth),
+        right_ear: p(face.right_ear),
+        left_ear: p(face.left_ear),
+    }
 }
 
 pub(crate) fn parse_hex(hex: &str) -> [u8; 3] {

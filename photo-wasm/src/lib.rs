@@ -59,6 +59,64 @@ pub fn check(bytes: &[u8], spec: &Spec) -> Report {
     }
 }
 
+/// What [`finish_rgba`] gives: the check's report and, when it found exactly one frontal face,
+/// the document photo as the server would make it from the same pixels.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FinishedRgba {
+    pub report: Report,
+    pub photo: Option<PhotoRgba>,
+}
+
+/// A finished document photo as RGBA pixels (opaque), for a canvas.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PhotoRgba {
+    pub width: u32,
+    pub height: u32,
+    /// Serialised as bytes: a `Uint8Array` in JavaScript, not an array of numbers.
+    #[serde(serialize_with = "as_bytes")]
+    pub pixels: Vec<u8>,
+    pub finish: FinishReport,
+}
+
+fn as_bytes<S: serde::Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bytes(v)
+}
+
+/// Checks RGBA pixels like [`check_rgba`] and finishes the document photo around the one frontal
+/// face, whatever else the report says (the phone shows both before the upload).
+pub fn finish_rgba(
+    width: u32,
+    height: u32,
+    rgba: &[u8],
+    spec: &'static Spec,
+) -> Result<FinishedRgba, FinishError> {
+    let report = check_rgba(width, height, rgba, spec);
+    let frontal: Vec<&Face> = report.faces.iter().filter(|f| f.frontal).collect();
+    let photo = match frontal[..] {
+        // The report's faces are in these pixels' coordinates: no scaling.
+        [face] => {
+            let done = finish(
+                &Rgb::from_rgba(width, height, rgba),
+                &finish::detection(face),
+                spec,
+            )?;
+            Some(PhotoRgba {
+                width: done.image.width,
+                height: done.image.height,
+                pixels: done
+                    .image
+                    .data
+                    .chunks_exact(3)
+                    .flat_map(|p| [p[0], p[1], p[2], 255])
+                    .collect(),
+                finish: done.report,
+            })
+        }
+        _ => None,
+    };
+    Ok(FinishedRgba { report, photo })
+}
+
 /// Checks raw RGBA pixels (row-major, 4 bytes per pixel, as from a canvas) against `spec`.
 pub fn check_rgba(width: u32, height: u32, rgba: &[u8], spec: &Spec) -> Report {
     let pixels = width as u64 * height as u64;

@@ -5,7 +5,7 @@
 use crate::check::{people, scale_detection};
 use crate::decode::{decode, DecodeError, Want};
 use crate::detect::Detection;
-use crate::finish::{finish, photo_matte, FinishError, Note};
+use crate::finish::{detection, finish, photo_matte, FinishError, Note};
 use crate::geometry;
 use crate::raster::Rgb;
 use crate::report::{Face, Report};
@@ -109,23 +109,6 @@ pub fn matte_png(
         .and_then(|mut w| w.write_image_data(&alpha))
         .map_err(|e| NormaliseError::Encode(e.to_string()))?;
     Ok(out)
-}
-
-pub(crate) fn detection(face: &Face) -> Detection {
-    let p = |p: [f64; 2]| [p[0] as f32, p[1] as f32];
-    Detection {
-        x: face.x as f32,
-        y: face.y as f32,
-        width: face.width as f32,
-        height: face.height as f32,
-        score: face.score as f32,
-        right_eye: p(face.right_eye),
-        left_eye: p(face.left_eye),
-        nose: p(face.nose),
-        mouth: p(face.mouth),
-        right_ear: p(face.right_ear),
-        left_ear: p(face.left_ear),
-    }
 }
 
 /// The spec's photo around `face` (in pixels of the upright source, `source` wide and high);

@@ -31,6 +31,19 @@ export interface Report {
   checks: Check[];
   faces: Face[];
 }
+export interface Note { code: string; message_zh: string; message_en: string; }
+export interface FinishReport {
+  spec_id: string;
+  width: number;
+  height: number;
+  rotated_deg: number;
+  background: string;
+  background_replaced: boolean;
+  soft_edge_px: number;
+  note: Note | null;
+}
+export interface PhotoRgba { width: number; height: number; pixels: Uint8Array; finish: FinishReport; }
+export interface FinishedRgba { report: Report; photo: PhotoRgba | null; }
 export interface Span { min: number; max: number; }
 export interface HeadGeometry {
   face_width_px: Span | null;
@@ -56,6 +69,8 @@ extern "C" {
     pub type JsReport;
     #[wasm_bindgen(typescript_type = "Spec[]")]
     pub type JsSpecs;
+    #[wasm_bindgen(typescript_type = "FinishedRgba")]
+    pub type JsFinished;
 }
 
 fn to_js<T: Serialize + ?Sized, J: JsCast>(value: &T) -> Result<J, JsError> {
@@ -90,4 +105,31 @@ pub fn check_rgba(
 #[wasm_bindgen]
 pub fn specs() -> Result<JsSpecs, JsError> {
     to_js(crate::specs())
+}
+
+/// Loads a model file shipped beside the `.wasm` (`"selfie_segmentation"`:
+/// `selfie_segmentation.bin`). Throws for an unknown name or a malformed file.
+#[wasm_bindgen]
+pub fn load_model(name: &str, bytes: &[u8]) -> Result<(), JsError> {
+    match name {
+        "selfie_segmentation" => {
+            crate::segment::load(bytes).map_err(|e| JsError::new(&e.to_string()))
+        }
+        _ => Err(JsError::new(&format!("unknown model {name:?}"))),
+    }
+}
+
+/// Checks RGBA pixels and, when they show one frontal face, finishes the document photo (RGBA
+/// pixels and what was done) exactly as the server does. Throws for an unknown spec id or when
+/// the segmentation model was not loaded.
+#[wasm_bindgen]
+pub fn finish_rgba(
+    width: u32,
+    height: u32,
+    pixels: &[u8],
+    spec_id: &str,
+) -> Result<JsFinished, JsError> {
+    let done = crate::finish_rgba(width, height, pixels, spec(spec_id)?)
+        .map_err(|e| JsError::new(&e.to_string()))?;
+    to_js(&done)
 }
