@@ -11,6 +11,8 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 PKG="$TARGET_DIR/wasm-pkg"
 JS="$ROOT/tests/js"
 PHOTOS="${BANZHENG_PHOTOS_DIR:-$ROOT/../shared/photos}"
+# Portraits in front of ordinary backgrounds, for the finished photo.
+PHOTOS_BG="${BANZHENG_PHOTOS_BG_DIR:-$PHOTOS/../photos-bg}"
 WASM_OUT="$TARGET_DIR/wasm32-unknown-unknown/wasm-release/photo_wasm.wasm"
 # Keep the target_features section for wasm-bindgen (the profile strips everything); wasm-opt
 # strips it afterwards.
@@ -58,6 +60,7 @@ sizes() { # label file
 }
 
 # wasm-bindgen for each target, then wasm-opt -Oz. EXTRA_FEATURES adds wasm-opt feature flags.
+# The segmentation model is not compiled in: it goes beside each build, where its loaders look.
 bindgen_opt() { # wasm out_dir target...
   local wasm="$1" dir="$2"; shift 2
   for t in "$@"; do
@@ -65,6 +68,7 @@ bindgen_opt() { # wasm out_dir target...
     wasm-bindgen "$wasm" --out-dir "$dir/$t" --out-name photo_wasm --target "$t"
     "$JS/node_modules/.bin/wasm-opt" -Oz "${WASM_FEATURES[@]}" ${EXTRA_FEATURES:-} --strip-debug --strip-producers \
       --strip-target-features "$dir/$t/photo_wasm_bg.wasm" -o "$dir/$t/photo_wasm_bg.wasm"
+    cp photo-wasm/models/selfie_segmentation.bin "$dir/$t/"
   done
 }
 
@@ -108,6 +112,7 @@ build() {
   sizes "with decoder, SIMD (web)" "$PKG/simd/web/photo_wasm_bg.wasm"
   sizes "RGBA only (web)" "$PKG/rgba/web/photo_wasm_bg.wasm"
   sizes "RGBA only, SIMD (web)" "$PKG/rgba-simd/web/photo_wasm_bg.wasm"
+  sizes "segmentation model (once)" photo-wasm/models/selfie_segmentation.bin
 }
 
 # True when the packaged wasm is older than any input of the build.
@@ -155,9 +160,18 @@ run_tests() {
   node "$JS/wasm-same-report.mjs" "$PKG/nodejs/photo_wasm.js" "$PHOTOS" "$native"
   node "$JS/wasm-same-report.mjs" "$PKG/simd/nodejs/photo_wasm.js" "$PHOTOS" "$native"
 
+  log "Node: finish_rgba gives the native document photo, byte for byte, in every build"
+  local finish="$PKG/finish-fixtures"
+  rm -rf "$finish"
+  cargo run --quiet -p photo-wasm --example finish_fixtures -- "$PHOTOS_BG" "$finish"
+  local pkg_js
+  for pkg_js in nodejs/photo_wasm.js simd/nodejs/photo_wasm.js rgba/web/photo_wasm.js rgba-simd/web/photo_wasm.js; do
+    node "$JS/wasm-same-finish.mjs" "$PKG/$pkg_js" "$finish"
+  done
+
   log "Chromium: the web build gives the same reports"
   if ensure_chromium; then
-    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 node "$JS/wasm-chromium.mjs" "$PKG" "$PHOTOS" "$native"
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 node "$JS/wasm-chromium.mjs" "$PKG" "$PHOTOS" "$native" "$finish"
   else
     echo "SKIPPED: chromium not installed (set CI=true to make this an error)" >&2
   fi

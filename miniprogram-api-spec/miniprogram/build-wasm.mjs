@@ -4,20 +4,21 @@
 // instantiate hooks exported so the loader can use WXWebAssembly (which takes only a path inside
 // the package), and each module brotli-compressed (`.wasm.br`, base library ≥ 2.14.0):
 // `photo_wasm_bg.wasm.br` (baseline) and `photo_wasm_simd_bg.wasm.br` (SIMD), loaded by
-// photo-check.js. The two builds must come with the same glue (wasm-bindgen writes the same one
+// photo-check.js, and the model files given after the out dir, copied once beside both builds
+// (the builds leave them out; the loader reads them). The two builds must come with the same glue (wasm-bindgen writes the same one
 // for both): one `photo_wasm.js` is shipped for them. Fails when the glues differ, when the glue
 // would use eval or new Function (forbidden there) or when the files would not fit the 2 MB main
 // package.
 //
-// usage: node build-wasm.mjs <baseline web output dir> <SIMD web output dir> <out dir>
+// usage: node build-wasm.mjs <baseline web output dir> <SIMD web output dir> <out dir> [model.bin...]
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 
 const PACKAGE_LIMIT = 2 * 1024 * 1024;
-const [baselineDir, simdDir, outDir] = process.argv.slice(2);
+const [baselineDir, simdDir, outDir, ...models] = process.argv.slice(2);
 if (!baselineDir || !simdDir || !outDir) {
-  console.error('usage: node build-wasm.mjs <baseline web output dir> <SIMD web output dir> <out dir>');
+  console.error('usage: node build-wasm.mjs <baseline web output dir> <SIMD web output dir> <out dir> [model.bin...]');
   process.exit(2);
 }
 
@@ -87,6 +88,11 @@ const builds = [
   shipped.push(out);
   return { label, out, raw: wasm.length, br: compressed.length };
 });
+
+for (const model of models) {
+  fs.copyFileSync(model, path.join(outDir, path.basename(model)));
+  shipped.push(path.basename(model));
+}
 
 const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
 const total = shipped.reduce((sum, f) => sum + fs.statSync(path.join(outDir, f)).size, 0);

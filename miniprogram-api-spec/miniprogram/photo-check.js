@@ -6,9 +6,13 @@
  *   const checker = await loadPhotoCheck({
  *     simd: '/photo/photo_wasm_simd_bg.wasm.br',
  *     baseline: '/photo/photo_wasm_bg.wasm.br',
+ *     models: { selfie_segmentation: 'photo/selfie_segmentation.bin' },
  *   });
  *   console.log('photo checker:', checker.build, checker.simdError || '');
  *   const report = checker.check_rgba(width, height, canvasImageData.data, 'id-card');
+ *   // The finished ID photo (cropped, levelled, on the spec's background) before the upload:
+ *   const { report, photo } = checker.finish_rgba(width, height, canvasImageData.data, 'id-card');
+ *   // photo: { width, height, pixels (RGBA Uint8Array), finish } or null without one frontal face
  *
  * The package ships two builds of the checker that give the same reports: one with wasm SIMD
  * (the faster one) and the baseline (MVP wasm) for runtimes without SIMD. WXWebAssembly has no
@@ -23,12 +27,17 @@
  * (whatever paths they pass); after a failure the next call tries again.
  *
  * `check_rgba` takes the pixels a canvas gives (`wx.createOffscreenCanvas` + getImageData),
- * so the package need not ship an image decoder.
+ * so the package need not ship an image decoder. `finish_rgba` also returns the document photo
+ * the server will make from the same pixels; it needs the segmentation model, which ships once
+ * beside both builds (`models`, read with the file system manager: paths without a leading
+ * slash, relative to the package root) and is loaded before the checker resolves.
  */
 /**
  * @typedef {object} Glue wasm-bindgen's glue as build-wasm.mjs writes it
  * @property {PhotoChecker['check_rgba']} check_rgba
+ * @property {PhotoChecker['finish_rgba']} finish_rgba
  * @property {PhotoChecker['specs']} specs
+ * @property {(name: string, bytes: Uint8Array) => void} load_model
  * @property {() => any} __wbg_get_imports
  * @property {(instance: any, module: any) => void} __wbg_finalize_init
  */
@@ -39,6 +48,8 @@ const glue = /** @type {Glue} */ (require('./photo_wasm.js'));
  * @typedef {object} PhotoCheckPaths
  * @property {string} baseline path inside the code package of `photo_wasm_bg.wasm.br` (MVP wasm)
  * @property {string} [simd] path inside the code package of `photo_wasm_simd_bg.wasm.br`, tried first
+ * @property {Record<string, string>} [models] model name → path of its file in the package
+ *   (`selfie_segmentation`: `selfie_segmentation.bin`, needed by `finish_rgba`)
  */
 
 /**
@@ -47,6 +58,9 @@ const glue = /** @type {Glue} */ (require('./photo_wasm.js'));
  * @property {string | undefined} simdError why the SIMD build was not used, when it was tried and failed
  * @property {(width: number, height: number, pixels: Uint8Array | Uint8ClampedArray, specId: string) => any} check_rgba
  *   the report for RGBA pixels; throws for an unknown spec id
+ * @property {(width: number, height: number, pixels: Uint8Array | Uint8ClampedArray, specId: string) => any} finish_rgba
+ *   the report and the finished document photo for RGBA pixels; throws for an unknown spec id or
+ *   when the segmentation model was not given
  * @property {() => any[]} specs the document specs
  */
 
@@ -75,7 +89,18 @@ function instantiate(wxwasm, wasmPath) {
  * @returns {PhotoChecker}
  */
 function checker(build, simdError) {
-  return { build, simdError, check_rgba: glue.check_rgba, specs: glue.specs };
+  return { build, simdError, check_rgba: glue.check_rgba, finish_rgba: glue.finish_rgba, specs: glue.specs };
+}
+
+/**
+ * Reads each model file and hands it to the instantiated build.
+ * @param {Record<string, string> | undefined} models
+ * @param {(path: string) => ArrayBuffer | Uint8Array} readFile
+ */
+function loadModels(models, readFile) {
+  for (const [name, file] of Object.entries(models || {})) {
+    glue.load_model(name, new Uint8Array(readFile(file)));
+  }
 }
 
 /**
@@ -91,9 +116,11 @@ function describe(e) {
  *   `.wasm.br` needs base library 2.14.0
  * @param {{ instantiate(path: string, imports?: any): Promise<any> }} [runtime] the WXWebAssembly
  *   object (the global one in the mini-program)
+ * @param {(path: string) => ArrayBuffer | Uint8Array} [readFile] reads a file of the package (in
+ *   the mini-program `wx.getFileSystemManager().readFileSync`)
  * @returns {Promise<PhotoChecker>}
  */
-function loadPhotoCheck(paths, runtime) {
+function loadPhotoCheck(paths, runtime, readFile) {
   // eslint-disable-next-line no-undef
   const wxwasm = runtime || (typeof WXWebAssembly !== 'undefined' ? WXWebAssembly : undefined);
   if (!wxwasm) return Promise.reject(new Error('WXWebAssembly is not available (base library ≥ 2.13.0)'));
@@ -102,6 +129,10 @@ function loadPhotoCheck(paths, runtime) {
       new TypeError('loadPhotoCheck takes { simd, baseline }: the paths of the two .wasm.br inside the package'),
     );
   }
+  const read =
+    readFile ||
+    // eslint-disable-next-line no-undef
+    ((/** @type {string} */ file) => /** @type {ArrayBuffer} */ (wx.getFileSystemManager().readFileSync(file)));
   if (!loading) {
     const baseline = (/** @type {string | undefined} */ simdError) =>
       instantiate(wxwasm, paths.baseline).then(() => checker('baseline', simdError));
@@ -112,10 +143,15 @@ function loadPhotoCheck(paths, runtime) {
             (e) => baseline(describe(e)),
           )
         : baseline(undefined)
-    ).catch((e) => {
-      loading = null;
-      throw e;
-    });
+    )
+      .then((loaded) => {
+        loadModels(paths.models, read);
+        return loaded;
+      })
+      .catch((e) => {
+        loading = null;
+        throw e;
+      });
   }
   return loading;
 }

@@ -75,7 +75,10 @@ extern "C" {
 
 fn to_js<T: Serialize + ?Sized, J: JsCast>(value: &T) -> Result<J, JsError> {
     // JSON-compatible: `None` becomes `null`, exactly as in the server's JSON.
-    let js = value.serialize(&serde_wasm_bindgen::Serializer::json_compatible())?;
+    // Bytes (a finished photo's pixels) as a Uint8Array, not an array of numbers.
+    let serializer =
+        serde_wasm_bindgen::Serializer::json_compatible().serialize_bytes_as_arrays(false);
+    let js = value.serialize(&serializer)?;
     Ok(js.unchecked_into())
 }
 

@@ -1,7 +1,8 @@
-// node wasm-chromium.mjs PKG_DIR PHOTOS_DIR NATIVE_DIR
-// Serves the web builds, the photos and the native reports on localhost, runs chromium.html in
-// headless Debian Chromium (driven by playwright-core, no browser download) and requires the
-// same reports as native.
+// node wasm-chromium.mjs PKG_DIR PHOTOS_DIR NATIVE_DIR FINISH_DIR
+// Serves the web builds, the photos, the native reports and the finish_rgba fixtures (see
+// wasm-same-finish.mjs) on localhost, runs chromium.html in headless Debian Chromium (driven by
+// playwright-core, no browser download) and requires the same reports and finished photos as
+// native.
 import { createServer } from 'node:http';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,19 +11,20 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { summary } from './compare.mjs';
 
-const [pkgDir, photos, nativeDir] = process.argv.slice(2);
-if (!nativeDir) {
-  console.error('usage: node wasm-chromium.mjs PKG_DIR PHOTOS_DIR NATIVE_DIR');
+const [pkgDir, photos, nativeDir, finishDir] = process.argv.slice(2);
+if (!finishDir) {
+  console.error('usage: node wasm-chromium.mjs PKG_DIR PHOTOS_DIR NATIVE_DIR FINISH_DIR');
   process.exit(2);
 }
 const here = dirname(fileURLToPath(import.meta.url));
 const names = readdirSync(nativeDir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
+const finishNames = readdirSync(finishDir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
 const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.html': 'text/html', '.jpg': 'image/jpeg', '.png': 'image/png' };
 
 // Maps a URL path onto a file under one of the served roots, refusing anything outside them.
 function resolve(url) {
   const path = decodeURIComponent(new URL(url, 'http://x').pathname);
-  const routes = [['/pkg/', pkgDir], ['/photos/', photos], ['/native/', nativeDir], ['/js/', here]];
+  const routes = [['/pkg/', pkgDir], ['/photos/', photos], ['/native/', nativeDir], ['/finish/', finishDir], ['/js/', here]];
   if (path === '/') return join(here, 'chromium.html');
   for (const [prefix, root] of routes) {
     if (path.startsWith(prefix)) {
@@ -37,6 +39,10 @@ const server = createServer((req, res) => {
   if (req.url === '/list') {
     res.writeHead(200, { 'content-type': 'application/json' });
     return res.end(JSON.stringify(names));
+  }
+  if (req.url === '/finish-list') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    return res.end(JSON.stringify(finishNames));
   }
   const file = resolve(req.url);
   if (!file || !existsSync(file)) {
@@ -65,7 +71,8 @@ try {
   await page.goto(url);
   await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 180_000 });
   const results = await page.evaluate(() => window.__result);
-  ok = summary(results) && results.length > 2 * names.length; // each photo in both builds, plus the extras
+  // Each photo in both builds, each finish fixture in both RGBA-only builds, plus the extras.
+  ok = summary(results) && results.length > 2 * names.length + 2 * finishNames.length;
 } finally {
   await context.close();
   server.close();

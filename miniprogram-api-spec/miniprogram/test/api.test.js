@@ -10,7 +10,7 @@ const path = require('node:path');
 const jpeg = require('jpeg-js');
 
 const { createClient, BanzhengError } = require('../api.js');
-const { createWx, createWXWebAssembly, NO_SIMD_NODE_FLAGS, engineHasWasmSimd } = require('./fake-wx.js');
+const { createWx, createWXWebAssembly, createPackageReader, NO_SIMD_NODE_FLAGS, engineHasWasmSimd } = require('./fake-wx.js');
 const { reportsOf } = require('./photo-check-child.js');
 
 const baseUrl = process.env.BZ_TEST_BASE_URL;
@@ -133,6 +133,37 @@ test('the photo checker loads the SIMD build under WXWebAssembly from the .wasm.
     assert.throws(() => checker.check_rgba(2, 2, new Uint8Array(16), 'no-such-spec'));
     assert.ok(checker.specs().some((s) => s.id === 'id-card'));
     simdReports = reportsOf(checker, jpegPhotos);
+  });
+});
+
+test('the finished ID photo is shown before the upload: finish_rgba puts the portrait on white', async () => {
+  const portraits = path.join(photos, '../photos-bg');
+  const street = jpeg.decode(fs.readFileSync(path.join(portraits, 'carvekit-woman-glasses-street.jpg')), { useTArray: true });
+  await withoutTextCodec(async () => {
+    const { loadPhotoCheck } = freshLoader();
+    const bare = await loadPhotoCheck(WASM_PATHS, createWXWebAssembly(wasmPackage));
+    assert.throws(() => bare.finish_rgba(street.width, street.height, street.data, 'id-card'), /selfie_segmentation/);
+  });
+  await withoutTextCodec(async () => {
+    const { loadPhotoCheck } = freshLoader();
+    const checker = await loadPhotoCheck(
+      { ...WASM_PATHS, models: { selfie_segmentation: 'selfie_segmentation.bin' } },
+      createWXWebAssembly(wasmPackage),
+      createPackageReader(wasmPackage),
+    );
+    const { report, photo } = checker.finish_rgba(street.width, street.height, street.data, 'id-card');
+    assert.equal(report.faces.filter((f) => f.frontal).length, 1);
+    assert.deepEqual([photo.width, photo.height], [358, 441]);
+    assert.ok(photo.pixels instanceof Uint8Array && photo.pixels.length === 358 * 441 * 4);
+    assert.equal(photo.finish.background, '#ffffff');
+    assert.ok(photo.finish.background_replaced, JSON.stringify(photo.finish));
+    // The street is gone from the top corners: white there.
+    for (const [x, y] of [[2, 2], [355, 2], [20, 30], [337, 30]]) {
+      const i = (y * 358 + x) * 4;
+      assert.deepEqual([...photo.pixels.slice(i, i + 3)].map((v) => v >= 252), [true, true, true], `(${x}, ${y})`);
+    }
+    const cat = jpeg.decode(fs.readFileSync(path.join(photos, 'cat.jpg')), { useTArray: true });
+    assert.equal(checker.finish_rgba(cat.width, cat.height, cat.data, 'id-card').photo, null, 'no face, no photo');
   });
 });
 

@@ -104,6 +104,18 @@ function createWXWebAssembly(packageRoot) {
 }
 
 /**
+ * `wx.getFileSystemManager().readFileSync` for files of the code package: a path relative to the
+ * package root in, an ArrayBuffer out.
+ */
+function createPackageReader(packageRoot) {
+  return (file) => {
+    if (typeof file !== 'string' || file.startsWith('/')) throw new TypeError(`readFileSync: a path inside the package, not ${file}`);
+    const bytes = fs.readFileSync(path.join(packageRoot, file));
+    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  };
+}
+
+/**
  * V8 compiles wasm SIMD on x64 only with SSE4.1; told not to use SSE4.1, it refuses every module
  * with a SIMD instruction ("CompileError: ... Wasm SIMD unsupported") and runs MVP modules as
  * usual. Node 20 has no flag that turns off wasm SIMD itself.
@@ -126,4 +138,4 @@ function engineHasWasmSimd() {
   }
 }
 
-module.exports = { createWx, createWXWebAssembly, NO_SIMD_NODE_FLAGS, engineHasWasmSimd };
+module.exports = { createWx, createWXWebAssembly, createPackageReader, NO_SIMD_NODE_FLAGS, engineHasWasmSimd };
