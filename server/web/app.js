@@ -146,6 +146,10 @@ async function loadSpecs() {
   try {
     const module = await import('/pkg/photo_wasm.js');
     await module.default();
+    // The segmentation model ships beside the .wasm, not inside it.
+    const model = await fetch('/pkg/selfie_segmentation.bin');
+    if (!model.ok) throw new Error('no segmentation model');
+    module.load_model('selfie_segmentation', new Uint8Array(await model.arrayBuffer()));
     wasm = module;
     $('wasm-status').textContent = 'WebAssembly 照片检测已加载';
   } catch (e) {
@@ -176,6 +180,30 @@ async function checkPhoto() {
   $('report').dataset.verdict = failed ? 'fail' : 'pass';
   checkedPhoto = failed ? null : file;
   $('order-button').disabled = failed;
+  await showFinished(file);
+}
+
+/** The finished ID photo (cropped, levelled, on the spec's background) as the server will make it. */
+async function showFinished(file) {
+  const canvas = $('finished');
+  delete canvas.dataset.replaced;
+  canvas.classList.add('hidden');
+  $('finished-note').textContent = '';
+  const bitmap = await createImageBitmap(file); // upright: EXIF orientation applied
+  const source = new OffscreenCanvas(bitmap.width, bitmap.height);
+  const ctx = source.getContext('2d');
+  ctx.drawImage(bitmap, 0, 0);
+  const px = ctx.getImageData(0, 0, bitmap.width, bitmap.height);
+  const { photo } = wasm.finish_rgba(px.width, px.height, px.data, $('spec').value);
+  if (!photo) return;
+  canvas.width = photo.width;
+  canvas.height = photo.height;
+  canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(photo.pixels), photo.width, photo.height), 0, 0);
+  canvas.dataset.replaced = String(photo.finish.background_replaced);
+  canvas.classList.remove('hidden');
+  $('finished-note').textContent = photo.finish.note
+    ? `成片预览：${photo.finish.note.message_zh}`
+    : '成片预览（背景已替换为证件要求的颜色）';
 }
 
 async function submitOrder() {

@@ -70,6 +70,10 @@ try {
   await user.waitForSelector('#report[data-verdict="pass"]');
   const messages = await user.$$eval('#report tr td:nth-child(3)', (tds) => tds.map((td) => td.textContent));
   expect(messages.length > 5 && messages.every((m) => /[\u4e00-\u9fff]/.test(m)), `each of ${messages.length} checks has a Chinese message`);
+  // The finished ID photo is shown before the upload, on the spec's white background.
+  await user.waitForSelector('#finished[data-replaced="true"]');
+  const corner = await user.$eval('#finished', (c) => [...c.getContext('2d').getImageData(2, 2, 1, 1).data]);
+  expect(corner.slice(0, 3).every((v) => v >= 250), `the finished photo's corner is white (${corner})`);
   await user.screenshot({ path: path.join(shots, '3-precheck-pass.png'), fullPage: true });
 
   // Submit the order; it shows in the 订单 list as pending.
