@@ -23,14 +23,21 @@ ensure_redis() {
   fi
 }
 
-# A Python venv under target/ with the pinned contract-test tools.
+# A Python venv under target/ with the pinned test tools: the contract's (schemathesis) and
+# a WeChat SDK nobody here wrote (wechatpy, with the AES it decrypts user data with).
 PY_VENV="target/venv"
+PY_TOOLS=('schemathesis==4.32.5' 'openapi-spec-validator==0.9.0' 'wechatpy==1.8.18' 'cryptography==50.0.2')
 ensure_python_tools() {
-  if [ ! -x "$PY_VENV/bin/schemathesis" ] || ! "$PY_VENV/bin/pip" freeze 2>/dev/null | grep -qx 'schemathesis==4.32.5'; then
+  local frozen tool missing=""
+  frozen=$("$PY_VENV/bin/pip" freeze 2>/dev/null || true)
+  for tool in "${PY_TOOLS[@]}"; do
+    grep -qix "$tool" <<<"$frozen" || missing=1
+  done
+  if [ -n "$missing" ]; then
     command -v python3 >/dev/null || apt_install python3 python3-venv
     python3 -m venv "$PY_VENV" || die "python3 -m venv failed (apt-get install python3-venv)"
-    "$PY_VENV/bin/pip" install -q --disable-pip-version-check \
-      'schemathesis==4.32.5' 'openapi-spec-validator==0.9.0' || die "pip install of schemathesis failed"
+    "$PY_VENV/bin/pip" install -q --disable-pip-version-check "${PY_TOOLS[@]}" \
+      || die "pip install of ${PY_TOOLS[*]} failed"
   fi
 }
 

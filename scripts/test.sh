@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of Banzheng: formatting and lints, the Rust unit and end-to-end suites
 # (SQLite and a real redis-server), the WASM photo check in Node and in headless Chromium,
-# the OpenAPI contract (validation and schemathesis), the mini-program glue, the browser flow.
+# the OpenAPI contract (validation and schemathesis), the mini-program glue, a third-party
+# WeChat SDK (wechatpy) against the WeChat simulator, the browser flow.
 # It installs what it needs; with CI=true nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,9 @@ scripts/glue-test.sh
 step "API contract: OpenAPI validation and schemathesis against the running server"
 # A fixed seed keeps CI repeatable; run scripts/contract.sh without it to explore further.
 scripts/contract.sh --seed 20261125
+
+step "wechatpy, a WeChat SDK nobody here wrote, against the WeChat simulator"
+scripts/sdk-test.sh
 
 step "the web client's whole flow in headless Chromium"
 scripts/browser-test.sh

@@ -9,6 +9,10 @@
  *   `BanzhengError` whose `message` is the Chinese text to show the user.
  * - `uploadPhoto` goes through `wx.uploadFile`; `subscribe` asks the user with
  *   `wx.requestSubscribeMessage` and reports the accepted templates to the server.
+ * - `bindPhone(e.detail)` hands the code of `<button open-type="getPhoneNumber">` to the
+ *   server, which gets the verified number from WeChat; `applicantDefaults()` then offers it
+ *   for the booking form (a booking without `applicant.phone` takes it). Typing a number
+ *   always stays possible: WeChat offers the button to verified accounts only.
  */
 
 /** An error the API answered (or a network failure, code `NETWORK`). */
@@ -165,11 +169,31 @@ function createClient(options) {
     return { accepted, subscriptions: granted.subscriptions };
   }
 
+  /**
+   * Sends the `e.detail` of `bindgetphonenumber` to the server; resolves to `{ phone }`. A user
+   * who declined has no code: `PHONE_DENIED`, and the phone field stays for typing.
+   * @param {{ code?: string, errMsg?: string }} detail
+   */
+  async function bindPhone(detail) {
+    if (!detail || !detail.code) {
+      throw new BanzhengError(0, { code: 'PHONE_DENIED', message: '未获取到微信手机号，请手动填写' });
+    }
+    return request('POST', '/api/v1/me/phone', { code: detail.code });
+  }
+
+  /** What to pre-fill the applicant's fields with: the verified phone, when there is one. */
+  async function applicantDefaults() {
+    const me = await request('GET', '/api/v1/me');
+    return { phone: (me.user && me.user.phone) || '' };
+  }
+
   return {
     login,
     request,
     uploadPhoto,
     subscribe,
+    bindPhone,
+    applicantDefaults,
     get: (path) => request('GET', path),
     post: (path, data, header) => request('POST', path, data, header),
     /** Books with a fresh Idempotency-Key, so a retried tap cannot book twice. */

@@ -82,6 +82,9 @@ error_codes! {
     SlotUnavailable = "SLOT_UNAVAILABLE", UNPROCESSABLE_ENTITY, "预约时段不存在";
     NotEligible = "NOT_ELIGIBLE", UNPROCESSABLE_ENTITY, "申请人不符合该业务的办理条件";
     IdempotencyMismatch = "IDEMPOTENCY_MISMATCH", UNPROCESSABLE_ENTITY, "同一个 Idempotency-Key 已用于另一个预约请求";
+    /// WeChat does not know the getPhoneNumber code: unknown, expired, used, or another user's.
+    PhoneCodeInvalid = "PHONE_CODE_INVALID", UNPROCESSABLE_ENTITY, "手机号授权已失效或已使用，请重新获取手机号";
+    PhoneNotMainland = "PHONE_NOT_MAINLAND", UNPROCESSABLE_ENTITY, "预约仅支持中国大陆手机号，请手动填写";
     ReceiptNoMalformed = "RECEIPT_NO_MALFORMED", BAD_REQUEST, "回执号应为12位数字或字母";
     ReceiptNoCheckFailed = "RECEIPT_NO_CHECK_FAILED", UNPROCESSABLE_ENTITY, "回执号校验位不符，请核对是否输错";
     ReceiptNotFound = "RECEIPT_NOT_FOUND", UNPROCESSABLE_ENTITY, "未找到该相片回执号";

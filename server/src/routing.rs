@@ -11,6 +11,8 @@ use crate::error::{ApiError, ErrorCode};
 pub struct Endpoint {
     resource: Resource,
     allowed: Vec<Method>,
+    /// The answer to other methods chosen by the endpoint itself (the WeChat simulator's).
+    otherwise: bool,
 }
 
 /// The path pattern of the endpoint that served a request (`/api/v1/appointments/{id}`), for
@@ -21,6 +23,7 @@ pub fn endpoint(path: &str) -> Endpoint {
     Endpoint {
         resource: web::resource(path).app_data(RoutePattern(path.to_owned())),
         allowed: Vec::new(),
+        otherwise: false,
     }
 }
 
@@ -43,6 +46,18 @@ impl Endpoint {
         self.method(Method::POST, handler)
     }
 
+    /// Answers the methods the endpoint does not serve with `handler` instead of 405.
+    pub fn otherwise<F, Args>(mut self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.resource = self.resource.default_service(web::to(handler));
+        self.otherwise = true;
+        self
+    }
+
     fn method<F, Args>(mut self, method: Method, handler: F) -> Self
     where
         F: Handler<Args>,
@@ -59,6 +74,9 @@ impl Endpoint {
 
 impl HttpServiceFactory for Endpoint {
     fn register(self, config: &mut AppService) {
+        if self.otherwise {
+            return self.resource.register(config);
+        }
         let allow = self
             .allowed
             .iter()

@@ -28,6 +28,7 @@ use crate::receipts::{self, ReceiptStore, Receipts};
 use crate::store::{self, Backend, BlobStore, KvStore};
 use crate::web as web_client;
 use crate::wechat::simulator::{self, Simulator};
+use crate::wechat::token::AccessTokens;
 use crate::wechat::{install_tls_provider, WeChatClient};
 use crate::{health, telemetry};
 
@@ -89,13 +90,21 @@ impl Capabilities {
         // The simulator shares the server's clock, so advancing it expires codes and tokens too.
         let simulator = (!settings.is_production()).then(|| Simulator::new(clock.clone()));
         let metrics = Metrics::new();
+        // One access-token cache for every caller of WeChat (notifications, phone numbers).
+        let access_tokens = Arc::new(AccessTokens::new(
+            wechat.clone(),
+            store.clone(),
+            clock.clone(),
+            settings.notify.token_refresh_margin_secs,
+            Duration::from_millis(settings.wechat_timeout_ms),
+        ));
         let notifier = Notifier::new(
             &settings.notify,
             settings.is_production(),
             wechat.clone(),
+            access_tokens.clone(),
             store.clone(),
             clock.clone(),
-            Duration::from_millis(settings.wechat_timeout_ms),
             metrics.registry(),
         )?;
         if let Some(simulator) = &simulator {
@@ -116,6 +125,7 @@ impl Capabilities {
             authenticator: web::Data::new(Authenticator::new(tokens, store.clone(), clock.clone())),
             users: web::Data::new(Users::new(
                 wechat,
+                access_tokens,
                 store.clone(),
                 store.clone(),
                 login.clone(),
@@ -256,6 +266,12 @@ impl Application {
         let capabilities = Capabilities::build(&settings).await?;
         let store = capabilities.store.backend_name();
         if settings.is_production() {
+            let recheck = Duration::from_secs(settings.notify.template_recheck_secs.max(1));
+            notify::template_check::at_startup(
+                &capabilities.notifier.clone().into_inner(),
+                recheck,
+            )
+            .await?;
             tracing::info!(store, port, "Banzheng started (production mode)");
         } else {
             tracing::warn!(

@@ -3,7 +3,7 @@
 //! `SimControl::of(&running)` drives one started on its own port.
 
 use serde_json::{json, Value};
-use server::wechat::simulator::RunningSimulator;
+use server::wechat::simulator::{RunningSimulator, APPID, SECRET};
 
 use crate::TestApp;
 
@@ -101,6 +101,34 @@ impl SimControl {
             .unwrap_or(0)
     }
 
+    /// A `getPhoneNumber` code for `openid` whose number is `phone` (country code 86).
+    pub async fn phone_code(&self, openid: &str, phone: &str) -> String {
+        let body = self
+            .ok("phone-codes", json!({ "openid": openid, "phone": phone }))
+            .await;
+        body["code"].as_str().expect("code").to_owned()
+    }
+
+    /// The pages of the released mini-program (41030 for any other).
+    pub async fn release_pages(&self, pages: &[&str]) {
+        self.ok("pages", json!({ "pages": pages })).await;
+    }
+
+    /// User data encrypted with `openid`'s current session key: `(encryptedData, iv)`.
+    pub async fn encrypted_data(&self, openid: &str) -> (String, String) {
+        let body = self.ok("encrypted-data", json!({ "openid": openid })).await;
+        let field = |name: &str| body[name].as_str().expect(name).to_owned();
+        (field("encryptedData"), field("iv"))
+    }
+
+    /// The simulated WeChat API itself (`/__wechat/…`), as any WeChat client calls it.
+    pub fn api(&self) -> WeChatApi {
+        WeChatApi {
+            base: format!("{}/__wechat", self.address),
+            client: self.client.clone(),
+        }
+    }
+
     pub async fn invalidate_tokens(&self) {
         self.ok("tokens/invalidate", json!({})).await;
     }
@@ -109,6 +137,86 @@ impl SimControl {
     pub async fn advance_clock(&self, seconds: i64) {
         self.ok("clock", json!({ "advance_seconds": seconds }))
             .await;
+    }
+}
+
+/// Raw calls to the simulated WeChat API: the HTTP status and the JSON WeChat answered.
+pub struct WeChatApi {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl WeChatApi {
+    async fn read(response: reqwest::Response) -> (u16, Value) {
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+        (status, body)
+    }
+
+    pub async fn get(&self, path: &str, query: &[(&str, &str)]) -> (u16, Value) {
+        let url = format!("{}/{path}", self.base);
+        Self::read(self.client.get(url).query(query).send().await.unwrap()).await
+    }
+
+    pub async fn post(&self, path: &str, query: &[(&str, &str)], body: &Value) -> (u16, Value) {
+        let url = format!("{}/{path}", self.base);
+        Self::read(
+            self.client
+                .post(url)
+                .query(query)
+                .json(body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// A new `cgi-bin/token` token of the simulator's app.
+    pub async fn classic_token(&self) -> String {
+        let (_, body) = self
+            .get(
+                "cgi-bin/token",
+                &[
+                    ("grant_type", "client_credential"),
+                    ("appid", APPID),
+                    ("secret", SECRET),
+                ],
+            )
+            .await;
+        body["access_token"].as_str().expect("token").to_owned()
+    }
+
+    /// `jscode2session` for a code: the whole answer.
+    pub async fn code_to_session(&self, code: &str) -> Value {
+        self.get(
+            "sns/jscode2session",
+            &[
+                ("appid", APPID),
+                ("secret", SECRET),
+                ("js_code", code),
+                ("grant_type", "authorization_code"),
+            ],
+        )
+        .await
+        .1
+    }
+
+    /// A subscribe message with `token`: WeChat's errcode (0: sent).
+    pub async fn send(&self, token: &str, message: &Value) -> (i64, String) {
+        let (status, body) = self
+            .post(
+                "cgi-bin/message/subscribe/send",
+                &[("access_token", token)],
+                message,
+            )
+            .await;
+        assert_eq!(status, 200, "WeChat answers 200: {body}");
+        (
+            body["errcode"].as_i64().expect("errcode"),
+            body["errmsg"].as_str().unwrap_or_default().to_owned(),
+        )
     }
 }
 
@@ -142,3 +250,45 @@ impl TestApp {
             .to_owned()
     }
 }
+
+/// Values WeChat's rules accept or refuse, per keyword (订阅消息「参数值内容限制」): the one
+/// set of samples that both the simulator's acceptance and `notify::keywords` are held to.
+pub const KEYWORD_SAMPLES: &[(&str, &str, bool)] = &[
+    ("thing1", "东莞市公安局南城分局", true),
+    ("thing1", "ID card, 2 copies!", true),
+    (
+        "thing1",
+        "一二三四五六七八九十一二三四五六七八九十一",
+        false,
+    ),
+    ("number1", "12.50", true),
+    ("number1", "1.2.3", false),
+    ("number1", "12a", false),
+    ("letter1", "abc", true),
+    ("letter1", "ab1", false),
+    ("symbol1", "-", true),
+    ("symbol1", "abc", false),
+    ("character_string1", "BZ-2024-0001", true),
+    ("character_string1", "回执123", false),
+    ("time1", "15:01", true),
+    ("time1", "2025年03月05日 09:30", true),
+    ("time1", "2025年03月05日 09:30 ~ 2025年03月05日 10:00", true),
+    ("time1", "明天3点", false),
+    ("time1", "25:99", false),
+    ("date1", "2019年10月1日", true),
+    ("date1", "2019-10-01 15:01", true),
+    ("date1", "第1天", false),
+    ("amount1", "¥20.00", true),
+    ("amount1", "￥5元", true),
+    ("amount1", "about 5 dollars", false),
+    ("phone_number1", "+86-0769-22888888", true),
+    ("phone_number1", "call-me-now", false),
+    ("car_number1", "粤A8Z888挂", true),
+    ("car_number1", "ABCDEFGH", false),
+    ("car_number1", "粤S8Z8888挂", false),
+    ("name1", "张三", true),
+    ("name1", "用户410774", false),
+    ("phrase1", "配送中", true),
+    ("phrase1", "ok", false),
+    ("phrase1", "已经寄出了啊", false),
+];

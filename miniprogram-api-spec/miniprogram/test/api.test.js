@@ -57,6 +57,21 @@ test('API errors become BanzhengError with the Chinese message and the code', as
   });
 });
 
+test('getPhoneNumber: the verified number pre-fills the booking form; declining leaves typing', async () => {
+  const { wx, client } = newUser('glue-phone');
+  assert.deepEqual(await client.applicantDefaults(), { phone: '' });
+  await assert.rejects(client.bindPhone({ errMsg: 'getPhoneNumber:fail user deny' }), (e) => e.code === 'PHONE_DENIED');
+  const detail = await wx.tapPhoneButton('13812345678');
+  assert.deepEqual(await client.bindPhone(detail), { phone: '13812345678' });
+  assert.deepEqual(await client.applicantDefaults(), { phone: '13812345678' });
+  await assert.rejects(client.bindPhone(detail), (e) => {
+    assert.equal(e.status, 422);
+    assert.equal(e.code, 'PHONE_CODE_INVALID');
+    assert.match(e.message, /[\u4e00-\u9fff]/);
+    return true;
+  });
+});
+
 test('wx.uploadFile sends a photo order; a bad photo is refused with the report', async () => {
   const { client } = newUser('glue-upload');
   const fields = { spec: 'id-card', region: '广东省东莞市', name: '张三', id_number: '11010519491231002X' };

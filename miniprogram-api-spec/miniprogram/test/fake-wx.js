@@ -76,6 +76,14 @@ function createWx({ baseUrl, openid, acceptSubscriptions = true }) {
       for (const id of tmplIds) answer[id] = acceptSubscriptions ? 'accept' : 'reject';
       settle(Promise.resolve(answer), success, fail);
     },
+    /**
+     * The user taps `<button open-type="getPhoneNumber">` and allows WeChat to share `phone`:
+     * the `e.detail` the button's handler receives (WeChat mints the code).
+     */
+    async tapPhoneButton(phone) {
+      const { code } = await sim('/__sim/phone-codes', { openid, phone });
+      return { code, errMsg: 'getPhoneNumber:ok' };
+    },
   };
   return wx;
 }

@@ -10,7 +10,9 @@ use serde::Deserialize;
 use super::{Authenticator, User, UserStore};
 use crate::clock::Clock;
 use crate::error::{ApiError, ErrorCode};
+use crate::person::PhoneNumber;
 use crate::store::KvStore;
+use crate::wechat::token::AccessTokens;
 use crate::wechat::{WeChatClient, WeChatError};
 
 /// `[login]`: the mini-program login endpoint.
@@ -39,6 +41,8 @@ impl Default for LoginSettings {
 /// reading who is logged in.
 pub struct Users {
     wechat: WeChatClient,
+    /// For the phone number (`phone.rs`).
+    access_tokens: Arc<AccessTokens>,
     store: Arc<dyn UserStore>,
     /// Login attempts per client address and window.
     attempts: Arc<dyn KvStore>,
@@ -49,6 +53,7 @@ pub struct Users {
 impl Users {
     pub fn new(
         wechat: WeChatClient,
+        access_tokens: Arc<AccessTokens>,
         store: Arc<dyn UserStore>,
         attempts: Arc<dyn KvStore>,
         settings: LoginSettings,
@@ -56,6 +61,7 @@ impl Users {
     ) -> Self {
         Users {
             wechat,
+            access_tokens,
             store,
             attempts,
             settings,
@@ -66,6 +72,19 @@ impl Users {
     pub async fn user(&self, id: &str) -> Result<Option<User>, ApiError> {
         Ok(self.store.user_by_id(id).await?)
     }
+
+    pub fn wechat(&self) -> &WeChatClient {
+        &self.wechat
+    }
+
+    pub fn access_tokens(&self) -> &AccessTokens {
+        &self.access_tokens
+    }
+
+    /// Records the number WeChat verified for the user.
+    pub async fn set_phone(&self, id: &str, phone: &PhoneNumber) -> Result<(), ApiError> {
+        Ok(self.store.set_user_phone(id, phone.as_str()).await?)
+    }
 }
 
 #[derive(Deserialize)]
@@ -74,20 +93,18 @@ pub struct LoginRequest {
     code: String,
 }
 
-/// A `wx.login()` code as the phone sent it: printable ASCII of a sane length. Anything
-/// else is refused here rather than forwarded to WeChat.
-struct LoginCode(String);
+/// A code WeChat gave the phone (`wx.login()`, `getPhoneNumber`) as the phone sent it:
+/// printable ASCII of a sane length. Anything else is refused here rather than forwarded
+/// to WeChat, with `message` saying how to get a new one.
+pub(super) struct WeChatCode(pub String);
 
-impl LoginCode {
-    fn parse(raw: String) -> Result<Self, ApiError> {
+impl WeChatCode {
+    pub fn parse(raw: String, message: &'static str) -> Result<Self, ApiError> {
         let ok = (1..=128).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic());
         if ok {
-            Ok(LoginCode(raw))
+            Ok(WeChatCode(raw))
         } else {
-            Err(ApiError::invalid(
-                "code",
-                "登录凭证 code 无效，请重新调用 wx.login 获取",
-            ))
+            Err(ApiError::invalid("code", message))
         }
     }
 }
@@ -99,7 +116,10 @@ pub async fn login(
     authenticator: web::Data<Authenticator>,
 ) -> Result<HttpResponse, ApiError> {
     limit_rate(&req, &users).await?;
-    let code = LoginCode::parse(body.into_inner().code)?;
+    let code = WeChatCode::parse(
+        body.into_inner().code,
+        "登录凭证 code 无效，请重新调用 wx.login 获取",
+    )?;
     let session = users
         .wechat
         .code_to_session(&code.0)

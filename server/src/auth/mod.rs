@@ -2,6 +2,7 @@
 //! authenticated user.
 
 pub mod login;
+mod phone;
 mod store;
 pub mod token;
 
@@ -30,6 +31,8 @@ pub struct User {
     pub openid: String,
     #[serde(skip)]
     pub unionid: Option<String>,
+    /// The mobile number WeChat verified (`POST /api/v1/me/phone`), offered for bookings.
+    pub phone: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -50,6 +53,8 @@ pub trait UserStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<User, StoreError>;
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
+    /// Records the number WeChat verified for the user.
+    async fn set_user_phone(&self, id: &str, phone: &str) -> Result<(), StoreError>;
 }
 
 /// The `Authorization: Bearer …` token of a request.
@@ -143,6 +148,7 @@ impl FromRequest for AuthUser {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(endpoint("/api/v1/auth/login").post(login::login))
         .service(endpoint("/api/v1/me").get(me))
+        .service(endpoint("/api/v1/me/phone").post(phone::bind))
         .service(endpoint("/api/v1/auth/logout").post(logout));
 }
 

@@ -36,17 +36,30 @@ impl UserStore for SqliteStore {
         let id = id.to_owned();
         self.read(move |c| select_user(c, &id)).await
     }
+
+    async fn set_user_phone(&self, id: &str, phone: &str) -> Result<(), StoreError> {
+        let (id, phone) = (id.to_owned(), phone.to_owned());
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE users SET phone = ?2 WHERE id = ?1",
+                params![id, phone],
+            )?;
+            Ok(())
+        })
+        .await
+    }
 }
 
 fn select_user(c: &rusqlite::Connection, id: &str) -> Result<Option<User>, StoreError> {
     Ok(c.query_row(
-        "SELECT id, openid, unionid, created_at FROM users WHERE id = ?1",
+        "SELECT id, openid, unionid, created_at, phone FROM users WHERE id = ?1",
         [id],
         |r| {
             Ok(User {
                 id: r.get(0)?,
                 openid: r.get(1)?,
                 unionid: r.get(2)?,
+                phone: r.get(4)?,
                 created_at: parse_time(&r.get::<_, String>(3)?),
             })
         },
@@ -86,15 +99,27 @@ impl UserStore for RedisStore {
 
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
         let key = self.key(&format!("user:{id}"), "h");
-        let (openid, unionid, created_at): (Option<String>, Option<String>, Option<String>) = self
+        let (openid, unionid, created_at, phone): (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        ) = self
             .conn()
-            .hmget(&key, &["openid", "unionid", "created_at"])
+            .hmget(&key, &["openid", "unionid", "created_at", "phone"])
             .await?;
         Ok(openid.map(|openid| User {
             id: id.to_owned(),
             openid,
             unionid,
+            phone,
             created_at: created_at.as_deref().map(parse_time).unwrap_or_default(),
         }))
+    }
+
+    async fn set_user_phone(&self, id: &str, phone: &str) -> Result<(), StoreError> {
+        let key = self.key(&format!("user:{id}"), "h");
+        let _: () = self.conn().hset(&key, "phone", phone).await?;
+        Ok(())
     }
 }

@@ -1,40 +1,9 @@
-//! Who an appointment is for, beyond name and ID number (`crate::person`): the phone number,
-//! and how a guardian is related to an applicant under 16.
+//! Who an appointment is for, beyond name and ID number (`crate::person`, which also holds
+//! the phone number): how a guardian is related to an applicant under 16.
 
 use serde::{Deserialize, Serialize};
 
-/// A mainland mobile number, stored as its 11 digits (`+86`, spaces and dashes dropped).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct PhoneNumber(String);
-
-impl PhoneNumber {
-    pub fn parse(input: &str) -> Result<Self, &'static str> {
-        let compact: String = input
-            .trim()
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '-'))
-            .collect();
-        let digits = compact
-            .strip_prefix("+86")
-            .or_else(|| compact.strip_prefix("0086"))
-            .unwrap_or(&compact);
-        let bytes = digits.as_bytes();
-        let valid = bytes.len() == 11
-            && bytes.iter().all(u8::is_ascii_digit)
-            && bytes[0] == b'1'
-            && (b'3'..=b'9').contains(&bytes[1]);
-        if valid {
-            Ok(PhoneNumber(digits.to_owned()))
-        } else {
-            Err("手机号码应为11位中国大陆手机号")
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
+pub use crate::person::PhoneNumber;
 
 /// How a guardian is related to an applicant under 16.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

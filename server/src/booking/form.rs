@@ -30,7 +30,9 @@ pub struct SlotsQuery {
 struct PersonRequest {
     name: String,
     id_number: String,
-    phone: String,
+    /// Omitted: the number WeChat verified for the user (`POST /api/v1/me/phone`).
+    #[serde(default)]
+    phone: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -49,6 +51,16 @@ pub struct BookRequest {
     applicant: PersonRequest,
     guardian: Option<GuardianRequest>,
     photo_receipt_no: Option<String>,
+}
+
+impl BookRequest {
+    /// The applicant's number is left to the one WeChat verified for the user.
+    pub fn omits_phone(&self) -> bool {
+        self.applicant
+            .phone
+            .as_deref()
+            .is_none_or(|p| p.trim().is_empty())
+    }
 }
 
 /// A booking request parsed into domain types: nothing past this point sees raw input.
@@ -90,7 +102,12 @@ fn slot_id(text: &str) -> Result<SlotId, ApiError> {
 }
 
 impl BookingForm {
-    pub fn parse(request: &BookRequest, today: NaiveDate) -> Result<Self, ApiError> {
+    /// `verified_phone`: the user's number from WeChat, used when the request gives none.
+    pub fn parse(
+        request: &BookRequest,
+        verified_phone: Option<&str>,
+        today: NaiveDate,
+    ) -> Result<Self, ApiError> {
         let slot_id = slot_id(request.slot_id.trim())?;
         let service = field(ServiceKind::parse(&request.service), "service", "业务类型")?;
         let a = &request.applicant;
@@ -100,7 +117,17 @@ impl BookingForm {
             "applicant.id_number",
             "申请人",
         )?;
-        let phone = field(PhoneNumber::parse(&a.phone), "applicant.phone", "申请人")?;
+        let phone = match (request.omits_phone(), a.phone.as_deref()) {
+            (false, Some(typed)) => Some(typed),
+            _ => verified_phone,
+        };
+        // Omitted without a verified one: schema-valid, but nothing to call the applicant on.
+        let phone = phone.ok_or_else(|| ApiError::Invalid {
+            code: ErrorCode::InvalidValue,
+            field: "applicant.phone".into(),
+            message: "申请人：请填写手机号，或先获取微信绑定的手机号".into(),
+        })?;
+        let phone = field(PhoneNumber::parse(phone), "applicant.phone", "申请人")?;
         let guardian = match &request.guardian {
             None => None,
             Some(g) => Some((

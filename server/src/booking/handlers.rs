@@ -10,6 +10,7 @@ use super::form::{idempotency_key, BookRequest, BookingForm, ProgressRequest, Sl
 use super::view::{appointment_view, AppointmentView};
 use super::Booking;
 use crate::admin::{AdminUser, Role};
+use crate::auth::login::Users;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::routing::endpoint;
@@ -91,10 +92,16 @@ async fn book(
     req: HttpRequest,
     body: web::Json<BookRequest>,
     booking: web::Data<Booking>,
+    users: web::Data<Users>,
 ) -> Result<HttpResponse, ApiError> {
     let now = booking.now();
     let idempotency = idempotency_key(&req, &body, booking.settings.idempotency_ttl())?;
-    let form = BookingForm::parse(&body, booking.today())?;
+    // Only a request without a number needs the user's verified one.
+    let verified_phone = match body.omits_phone() {
+        true => users.user(&user.id).await?.and_then(|u| u.phone),
+        false => None,
+    };
+    let form = BookingForm::parse(&body, verified_phone.as_deref(), booking.today())?;
     let booked = booking.book(&user.id, &form, idempotency, now).await?;
     let mut response = HttpResponse::Created();
     if booked.replayed {

@@ -25,8 +25,8 @@
 mod handlers;
 pub mod keywords;
 pub mod store;
+pub mod template_check;
 pub mod templates;
-pub mod token;
 pub mod worker;
 
 use std::collections::BTreeMap;

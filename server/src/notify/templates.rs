@@ -35,6 +35,9 @@ pub struct NotifySettings {
     /// Refresh the access token this long before it expires; under WeChat's 5-minute
     /// overlap, so the refresh gets the new token rather than the old one again.
     pub token_refresh_margin_secs: i64,
+    /// Production: when WeChat could not be asked for the account's templates at start-up,
+    /// ask again this often until it answers.
+    pub template_recheck_secs: u64,
 }
 
 impl Default for NotifySettings {
@@ -52,6 +55,7 @@ impl Default for NotifySettings {
             backoff_max_secs: 3600,
             claim_lease_secs: 60,
             token_refresh_margin_secs: 240,
+            template_recheck_secs: 60,
         }
     }
 }
@@ -204,6 +208,39 @@ impl Templates {
         self.by_event.values().map(|t| t.template_id.as_str())
     }
 
+    /// What is wrong with our templates given the account's (`gettemplate`), one line per
+    /// problem naming the event: a template id that does not exist, a keyword we fill that
+    /// the template lacks, or one it has that we leave empty (WeChat refuses both with 47003).
+    pub fn mismatches(&self, account: &[crate::wechat::AccountTemplate]) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (event, ours) in self.iter() {
+            let name = event.as_str();
+            let id = &ours.template_id;
+            let Some(theirs) = account.iter().find(|t| &t.template_id == id) else {
+                problems.push(format!(
+                    "notify.templates.{name}: template `{id}` does not exist in the WeChat account"
+                ));
+                continue;
+            };
+            for keyword in ours.keywords.keys() {
+                if !theirs.keywords.contains(keyword) {
+                    problems.push(format!(
+                        "notify.templates.{name}: template `{id}` has no keyword `{keyword}` (it has {})",
+                        theirs.keywords.join(", ")
+                    ));
+                }
+            }
+            for keyword in &theirs.keywords {
+                if !ours.keywords.contains_key(keyword) {
+                    problems.push(format!(
+                        "notify.templates.{name}: template `{id}` needs `{keyword}`, which is not configured"
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
     /// The message for `notification` to `openid`, or why it cannot be sent.
     pub fn render(
         &self,
@@ -268,6 +305,31 @@ mod tests {
         assert_eq!(message.data["time3"]["value"], "2025年03月05日 09:30");
         let office = message.data["thing1"]["value"].as_str().unwrap();
         assert_eq!(office.chars().count(), 20);
+    }
+
+    #[test]
+    fn mismatches_name_the_event() {
+        let templates = Templates::from_settings(&NotifySettings::default(), false).unwrap();
+        let account: Vec<_> = templates
+            .iter()
+            .map(|(_, t)| crate::wechat::AccountTemplate {
+                template_id: t.template_id.clone(),
+                keywords: t.keywords.keys().cloned().collect(),
+            })
+            .collect();
+        assert!(templates.mismatches(&account).is_empty());
+        let mut changed = account.clone();
+        changed.retain(|t| t.template_id != "dev-review-result");
+        changed[0].keywords[0] = "thing9".into();
+        let problems = templates.mismatches(&changed).join("\n");
+        assert!(
+            problems.contains(
+                "notify.templates.review_result: template `dev-review-result` does not exist"
+            ),
+            "{problems}"
+        );
+        assert!(problems.contains("notify.templates.booking_confirmed: template `dev-booking-confirmed` has no keyword `character_string4`"), "{problems}");
+        assert!(problems.contains("needs `thing9`"), "{problems}");
     }
 
     #[test]

@@ -15,15 +15,16 @@ use tokio::sync::Notify;
 
 use super::store::{Claimed, NotifyStore, OutboxState, Outcome};
 use super::templates::{NotifySettings, Templates};
-use super::token::{AccessTokens, TokenError};
 use crate::auth::UserStore;
 use crate::clock::Clock;
-use crate::store::{KvStore, StoreError};
-use crate::wechat::{SubscribeMessage, WeChatClient, WeChatError};
+use crate::store::StoreError;
+use crate::wechat::token::{AccessTokens, CallError as SendError, TokenError};
+use crate::wechat::{SubscribeMessage, WeChatClient};
 
 pub struct Notifier {
     pub templates: Templates,
-    pub tokens: AccessTokens,
+    /// Shared with every other caller of WeChat that needs the token.
+    pub tokens: Arc<AccessTokens>,
     wechat: WeChatClient,
     store: Arc<dyn NotifyStore>,
     /// The openid to send to.
@@ -47,14 +48,14 @@ pub struct PassReport {
 }
 
 impl Notifier {
-    /// `store` holds the outbox, the users and the cached access token.
-    pub fn new<S: NotifyStore + UserStore + KvStore + 'static>(
+    /// `store` holds the outbox and the users.
+    pub fn new<S: NotifyStore + UserStore + 'static>(
         settings: &NotifySettings,
         production: bool,
         wechat: WeChatClient,
+        tokens: Arc<AccessTokens>,
         store: Arc<S>,
         clock: Arc<Clock>,
-        request_timeout: Duration,
         registry: &prometheus::Registry,
     ) -> anyhow::Result<Self> {
         let outcomes = IntCounterVec::new(
@@ -68,13 +69,7 @@ impl Notifier {
         Ok(Notifier {
             outcomes,
             templates: Templates::from_settings(settings, production)?,
-            tokens: AccessTokens::new(
-                wechat.clone(),
-                store.clone(),
-                clock.clone(),
-                settings.token_refresh_margin_secs,
-                request_timeout,
-            ),
+            tokens,
             wechat,
             users: store.clone(),
             store,
@@ -99,6 +94,10 @@ impl Notifier {
     /// The openid WeChat knows `user_id` by.
     pub async fn openid_of(&self, user_id: &str) -> Result<Option<String>, StoreError> {
         Ok(self.users.user_by_id(user_id).await?.map(|u| u.openid))
+    }
+
+    pub fn wechat(&self) -> &WeChatClient {
+        &self.wechat
     }
 
     /// Claims what is due and sends it, `concurrency` at a time.
@@ -239,21 +238,8 @@ impl Notifier {
 
     /// One send, and once more with a new token if WeChat rejected the token.
     async fn send(&self, message: &SubscribeMessage) -> Result<(), SendError> {
-        let token = self.tokens.current().await?;
-        match self.wechat.send_subscribe_message(&token, message).await {
-            Err(e) if e.is_bad_token() => {
-                let token = self.tokens.replace(&token).await?;
-                Ok(self.wechat.send_subscribe_message(&token, message).await?)
-            }
-            other => Ok(other?),
-        }
+        self.tokens
+            .call(|token| async move { self.wechat.send_subscribe_message(&token, message).await })
+            .await
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-enum SendError {
-    #[error(transparent)]
-    WeChat(#[from] WeChatError),
-    #[error(transparent)]
-    Token(#[from] TokenError),
 }

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../../migrations/0006_receipt_expiry_in_domain.sql"),
     ),
+    (7, include_str!("../../migrations/0007_user_phone.sql")),
 ];
 
 const READERS: usize = 4;

@@ -209,6 +209,89 @@ impl WeChatClient {
             .json(message);
         call(request).await.map(drop)
     }
+
+    /// `wxa/business/getuserphonenumber`: the number behind a `getPhoneNumber` code, which
+    /// WeChat checks belongs to `openid`.
+    pub async fn phone_number(
+        &self,
+        access_token: &str,
+        code: &str,
+        openid: &str,
+    ) -> Result<PhoneInfo, WeChatError> {
+        let request = self
+            .http()?
+            .post(self.url("wxa/business/getuserphonenumber"))
+            .query(&[("access_token", access_token)])
+            .json(&serde_json::json!({ "code": code, "openid": openid }));
+        let body = call(request).await?;
+        body.get("phone_info")
+            .cloned()
+            .and_then(|info| serde_json::from_value::<PhoneInfo>(info).ok())
+            .ok_or_else(|| {
+                WeChatError::Transport("getuserphonenumber answer lacks phone_info".into())
+            })
+    }
+
+    /// `wxaapi/newtmpl/gettemplate`: the subscribe-message templates the account has.
+    pub async fn account_templates(
+        &self,
+        access_token: &str,
+    ) -> Result<Vec<AccountTemplate>, WeChatError> {
+        let request = self
+            .http()?
+            .get(self.url("wxaapi/newtmpl/gettemplate"))
+            .query(&[("access_token", access_token)]);
+        let body = call(request).await?;
+        let list = body
+            .get("data")
+            .and_then(Value::as_array)
+            .ok_or_else(|| WeChatError::Transport("gettemplate answer lacks data".into()))?;
+        Ok(list
+            .iter()
+            .filter_map(|t| {
+                Some(AccountTemplate {
+                    template_id: t.get("priTmplId")?.as_str()?.to_owned(),
+                    keywords: content_keywords(t.get("content")?.as_str()?),
+                })
+            })
+            .collect())
+    }
+}
+
+/// The user's number as `wxa/business/getuserphonenumber` gives it (`phone_info`).
+#[derive(Clone, Deserialize)]
+pub struct PhoneInfo {
+    /// Without the country code.
+    #[serde(rename = "purePhoneNumber")]
+    pub pure_phone_number: String,
+    #[serde(rename = "countryCode")]
+    pub country_code: String,
+}
+
+impl std::fmt::Debug for PhoneInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhoneInfo")
+            .field("country_code", &self.country_code)
+            .field("pure_phone_number", &"<redacted>")
+            .finish()
+    }
+}
+
+/// One template of the account (`wxaapi/newtmpl/gettemplate`): its id and the keywords its
+/// `content` names (`办理网点:{{thing1.DATA}}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountTemplate {
+    pub template_id: String,
+    pub keywords: Vec<String>,
+}
+
+/// The keyword names of a template's content: what stands between `{{` and `.DATA}}`.
+fn content_keywords(content: &str) -> Vec<String> {
+    content
+        .split("{{")
+        .skip(1)
+        .filter_map(|part| part.split_once(".DATA}}").map(|(k, _)| k.trim().to_owned()))
+        .collect()
 }
 
 /// Sends a request and reads WeChat's JSON: an `errcode` other than 0 is an error whatever
@@ -271,6 +354,14 @@ mod tests {
         assert_eq!(lenient_int(&serde_json::json!(40001.0)), Some(40001));
         assert_eq!(lenient_int(&serde_json::json!("-1")), Some(-1));
         assert_eq!(lenient_int(&serde_json::json!(null)), None);
+    }
+
+    #[test]
+    fn template_content_names_its_keywords() {
+        assert_eq!(
+            content_keywords("办理网点:{{thing1.DATA}}\n预约时间:{{ time3.DATA}}\n备注:{{x"),
+            ["thing1", "time3"]
+        );
     }
 
     #[test]

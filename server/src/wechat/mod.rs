@@ -1,9 +1,12 @@
-//! The WeChat server API: our client for it, and the simulator that stands in for it in
-//! development and tests.
+//! The WeChat server API: our client for it, WeChat's own rules (keyword values, access
+//! tokens), and the simulator that stands in for it in development and tests.
 
 mod client;
+pub mod keywords;
 pub mod simulator;
+pub mod token;
 
 pub use client::{
-    install_tls_provider, AccessToken, SubscribeMessage, WeChatClient, WeChatError, WeChatSession,
+    install_tls_provider, AccessToken, AccountTemplate, PhoneInfo, SubscribeMessage, WeChatClient,
+    WeChatError, WeChatSession,
 };

@@ -1,15 +1,22 @@
 //! A WeChat server that behaves like the real one for what we use: the same paths, JSON and
-//! errcodes for `sns/jscode2session`, `cgi-bin/token`, `cgi-bin/stable_token` and
-//! `cgi-bin/message/subscribe/send`, under `/__wechat/`; and a control API for tests and
-//! local development under `/__sim/`. The server mounts it in development mode (and then
-//! shares its clock with it); tests can also run it alone on a free port with [`spawn`].
+//! errcodes for `sns/jscode2session`, `cgi-bin/token`, `cgi-bin/stable_token`,
+//! `cgi-bin/message/subscribe/send`, `wxa/business/getuserphonenumber` and
+//! `wxaapi/newtmpl/gettemplate`, under `/__wechat/` (any other path or method is answered
+//! as WeChat does: HTTP 200 with an `errcode`); and a control API for tests and local
+//! development under `/__sim/`. The server mounts it in development mode (and then shares
+//! its clock with it); tests can also run it alone on a free port with [`spawn`].
 //!
 //! Control API (JSON in and out): `POST /__sim/codes {openid, unionid?}` → `{code}` ·
-//! `POST /__sim/templates {template_id, keywords}` · `POST /__sim/subscriptions {openid,
+//! `POST /__sim/templates {template_id, keywords, title?}` · `POST /__sim/subscriptions {openid,
 //! template_id}` · `GET /__sim/messages` → `{messages}` · `GET /__sim/calls` → `{calls}`
-//! (requests per endpoint, counted on arrival) · `POST /__sim/faults {endpoint, errcode?,
-//! http_status?, delay_ms?, count?, body?}` · `POST /__sim/tokens/invalidate` ·
-//! `POST /__sim/clock {advance_seconds}`.
+//! (requests per endpoint, counted on arrival) · `POST /__sim/faults {endpoint, openid?,
+//! errcode?, http_status?, delay_ms?, count?, body?}` (with `openid`, only calls about that
+//! user take it) · `POST /__sim/tokens/invalidate` · `POST /__sim/clock {advance_seconds}` ·
+//! `POST /__sim/pages {pages}` (the pages of the released mini-program) ·
+//! `POST /__sim/phone-codes {openid, phone, country_code?}` → `{code}` (what
+//! `getPhoneNumber` hands the phone) · `POST /__sim/encrypted-data {openid, data?}` →
+//! `{encryptedData, iv}` (user data encrypted with the user's current session key, as
+//! `wx.getUserInfo` returns it).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,11 +25,15 @@ use std::time::Duration;
 use actix_web::dev::ServerHandle;
 use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpResponse, HttpServer};
+use aes::cipher::{BlockEncryptMut, KeyIvInit};
+use base64::Engine;
 use chrono::{DateTime, Duration as Span, Utc};
 use rand::distr::{Alphanumeric, SampleString};
+use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::keywords::{check, KeywordKind};
 use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::routing::endpoint;
@@ -33,7 +44,8 @@ pub const SECRET: &str = "development-simulator-secret";
 
 const CODE_TTL: i64 = 300;
 const TOKEN_TTL: i64 = 7200;
-/// A stable token is swapped this long before it expires; old and new overlap meanwhile.
+/// A replaced token (a stable one near its end, or a `cgi-bin/token` one after the next
+/// fetch) stays valid this long beside the new one.
 const TOKEN_OVERLAP: i64 = 300;
 const FORCE_REFRESH_PER_DAY: u32 = 20;
 const FORCE_REFRESH_GAP: i64 = 30;
@@ -44,7 +56,20 @@ pub const ENDPOINTS: &[&str] = &[
     "cgi-bin/token",
     "cgi-bin/stable_token",
     "cgi-bin/message/subscribe/send",
+    "wxa/business/getuserphonenumber",
+    "wxaapi/newtmpl/gettemplate",
 ];
+
+/// The pages of the released mini-program until `POST /__sim/pages` says otherwise: those
+/// our notifications open, and the home page.
+pub const RELEASED_PAGES: &[&str] = &[
+    "pages/index/index",
+    "pages/appointment/detail",
+    "pages/orders/detail",
+];
+
+type Base64 = base64::engine::GeneralPurpose;
+const BASE64: Base64 = base64::engine::general_purpose::STANDARD;
 
 pub struct Simulator {
     clock: Arc<Clock>,
@@ -55,12 +80,19 @@ pub struct Simulator {
 struct SimState {
     /// openid → unionid, for every user a code was minted for (others are 40003 on send).
     users: HashMap<String, Option<String>>,
+    /// openid → the session key of the user's latest login (AES-128, 16 bytes).
+    session_keys: HashMap<String, [u8; 16]>,
     codes: HashMap<String, LoginCode>,
+    phone_codes: HashMap<String, PhoneCode>,
     /// Every access token ever issued and until when it is valid; invalidated ones are gone.
     tokens: HashMap<String, DateTime<Utc>>,
+    /// The latest `cgi-bin/token` token: the next fetch leaves it 5 more minutes.
+    classic: Option<String>,
     stable: Option<(String, DateTime<Utc>)>,
     forced: Vec<DateTime<Utc>>,
-    templates: HashMap<String, Vec<String>>,
+    templates: HashMap<String, SimTemplate>,
+    /// Pages of the released version; `None`: [`RELEASED_PAGES`].
+    released_pages: Option<Vec<String>>,
     /// (openid, template id) → sends the user has granted.
     subscriptions: HashMap<(String, String), u32>,
     messages: Vec<Value>,
@@ -74,10 +106,24 @@ struct LoginCode {
     used: bool,
 }
 
+struct PhoneCode {
+    openid: String,
+    phone: String,
+    country_code: String,
+    issued_at: DateTime<Utc>,
+}
+
+struct SimTemplate {
+    title: String,
+    keywords: Vec<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
     pub endpoint: String,
+    /// Only calls about this user take the fault (40226, 45011 are per user at WeChat).
+    pub openid: Option<String>,
     pub errcode: Option<i64>,
     pub http_status: Option<u16>,
     #[serde(default)]
@@ -90,6 +136,13 @@ pub struct Fault {
 
 fn one() -> u32 {
     1
+}
+
+/// A refusal: WeChat's errcode and the detail its `errmsg` adds.
+type Refusal = (i64, String);
+
+fn refuse<T>(errcode: i64) -> Result<T, Refusal> {
+    Err((errcode, String::new()))
 }
 
 impl Simulator {
@@ -120,10 +173,33 @@ impl Simulator {
         code
     }
 
+    /// Mints a `getPhoneNumber` code: the user tapped the button and WeChat knows the number.
+    pub fn mint_phone_code(&self, openid: &str, phone: &str, country_code: &str) -> String {
+        let code = Alphanumeric.sample_string(&mut rand::rng(), 64);
+        self.state().phone_codes.insert(
+            code.clone(),
+            PhoneCode {
+                openid: openid.to_owned(),
+                phone: phone.to_owned(),
+                country_code: country_code.to_owned(),
+                issued_at: self.clock.now(),
+            },
+        );
+        code
+    }
+
     pub fn register_template(&self, template_id: &str, keywords: Vec<String>) {
-        self.state()
-            .templates
-            .insert(template_id.to_owned(), keywords);
+        self.register_titled_template(template_id, template_id, keywords);
+    }
+
+    fn register_titled_template(&self, template_id: &str, title: &str, keywords: Vec<String>) {
+        self.state().templates.insert(
+            template_id.to_owned(),
+            SimTemplate {
+                title: title.to_owned(),
+                keywords,
+            },
+        );
     }
 
     /// Records that the user tapped "accept" once for a template: one more send.
@@ -139,54 +215,74 @@ impl Simulator {
         self.state().messages.clone()
     }
 
-    /// Takes the next fault queued for `path` and counts the call.
-    fn arrive(&self, path: &str) -> Option<Fault> {
+    /// Counts the call and takes the next fault queued for `path` that applies to it: one
+    /// for any caller, or one for `openid`, the user the call is about.
+    fn arrive(&self, path: &str, openid: Option<&str>) -> Option<Fault> {
         let mut state = self.state();
         *state.calls.entry(path.to_owned()).or_default() += 1;
         let queue = state.faults.get_mut(path)?;
-        let fault = queue.front_mut()?;
+        let at = queue
+            .iter()
+            .position(|f| f.openid.is_none() || f.openid.as_deref() == openid)?;
+        let fault = &mut queue[at];
         fault.count -= 1;
         let taken = fault.clone();
         if fault.count == 0 {
-            queue.pop_front();
+            queue.remove(at);
         }
         Some(taken)
     }
 
-    fn check_app(&self, appid: Option<&str>, secret: Option<&str>) -> Result<(), i64> {
-        match (appid, secret) {
+    fn check_app(&self, appid: Option<&str>, secret: Option<&str>) -> Result<(), Refusal> {
+        fn given(v: Option<&str>) -> Option<&str> {
+            v.filter(|v| !v.is_empty())
+        }
+        match (given(appid), given(secret)) {
+            (None, _) => refuse(41002),
+            (Some(APPID), None) => refuse(41004),
             (Some(APPID), Some(SECRET)) => Ok(()),
-            (Some(APPID), _) => Err(40125),
-            (None, _) => Err(41002),
-            _ => Err(40013),
+            (Some(APPID), Some(_)) => refuse(40125),
+            _ => refuse(40013),
         }
     }
 
-    fn jscode2session(&self, q: &HashMap<String, String>) -> Result<Value, i64> {
+    /// The user a login code belongs to, for per-user faults (the code is not spent).
+    fn code_owner(&self, code: Option<&String>) -> Option<String> {
+        let state = self.state();
+        code.and_then(|c| state.codes.get(c))
+            .map(|c| c.openid.clone())
+    }
+
+    fn jscode2session(&self, q: &HashMap<String, String>) -> Result<Value, Refusal> {
         self.check_app(
             q.get("appid").map(String::as_str),
             q.get("secret").map(String::as_str),
         )?;
+        let js_code = q
+            .get("js_code")
+            .filter(|c| !c.is_empty())
+            .ok_or((41008, String::new()))?;
         if q.get("grant_type").map(String::as_str) != Some("authorization_code") {
-            return Err(40002);
+            return refuse(40002);
         }
         let now = self.clock.now();
         let mut state = self.state();
-        let code = q
-            .get("js_code")
-            .and_then(|c| state.codes.get_mut(c))
-            .ok_or(40029)?;
+        let code = state.codes.get_mut(js_code).ok_or((40029, String::new()))?;
         if code.used {
-            return Err(40163);
+            return refuse(40163);
         }
         if now - code.issued_at > Span::seconds(CODE_TTL) {
-            return Err(40029);
+            return refuse(40029);
         }
         code.used = true;
         let openid = code.openid.clone();
+        // Each login gives the user a new session key; the previous one stops working.
+        let mut key = [0u8; 16];
+        rand::rng().fill_bytes(&mut key);
+        state.session_keys.insert(openid.clone(), key);
         let mut answer = json!({
             "openid": openid,
-            "session_key": Alphanumeric.sample_string(&mut rand::rng(), 24),
+            "session_key": BASE64.encode(key),
         });
         if let Some(Some(unionid)) = state.users.get(&openid) {
             answer["unionid"] = json!(unionid);
@@ -206,29 +302,34 @@ impl Simulator {
     }
 
     /// `cgi-bin/token`: every call issues a new token; the previous one lives 5 more minutes.
-    fn classic_token(&self, q: &HashMap<String, String>) -> Result<Value, i64> {
+    fn classic_token(&self, q: &HashMap<String, String>) -> Result<Value, Refusal> {
         self.check_app(
             q.get("appid").map(String::as_str),
             q.get("secret").map(String::as_str),
         )?;
         if q.get("grant_type").map(String::as_str) != Some("client_credential") {
-            return Err(40002);
+            return refuse(40002);
         }
         let now = self.clock.now();
         let mut state = self.state();
         let (token, expires) = Self::new_token(&mut state, now);
+        if let Some(previous) = state.classic.replace(token.clone()) {
+            if let Some(until) = state.tokens.get_mut(&previous) {
+                *until = (*until).min(now + Span::seconds(TOKEN_OVERLAP));
+            }
+        }
         Ok(Self::token_answer(&token, expires, now))
     }
 
     /// `cgi-bin/stable_token`: the same token to every caller until 5 minutes before it
     /// expires; `force_refresh` (20 a day, 30 s apart, else ignored) invalidates it.
-    fn stable_token(&self, body: &Value) -> Result<Value, i64> {
+    fn stable_token(&self, body: &Value) -> Result<Value, Refusal> {
         self.check_app(
             body.get("appid").and_then(Value::as_str),
             body.get("secret").and_then(Value::as_str),
         )?;
         if body.get("grant_type").and_then(Value::as_str) != Some("client_credential") {
-            return Err(40002);
+            return refuse(40002);
         }
         let force = body
             .get("force_refresh")
@@ -262,41 +363,67 @@ impl Simulator {
         Ok(Self::token_answer(&token, expires, now))
     }
 
-    fn send(&self, q: &HashMap<String, String>, body: &Value) -> Result<Value, (i64, String)> {
+    /// The `access_token` of the query, if WeChat would take it.
+    fn check_token(
+        state: &SimState,
+        q: &HashMap<String, String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refusal> {
+        let token = q
+            .get("access_token")
+            .filter(|t| !t.is_empty())
+            .ok_or((41001, String::new()))?;
+        match state.tokens.get(token) {
+            None => refuse(40001),
+            Some(expires) if *expires <= now => refuse(42001),
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn send(&self, q: &HashMap<String, String>, body: &Value) -> Result<Value, Refusal> {
         let now = self.clock.now();
         let mut state = self.state();
-        let token = q.get("access_token").ok_or((41001, String::new()))?;
-        match state.tokens.get(token) {
-            None => return Err((40001, String::new())),
-            Some(expires) if *expires <= now => return Err((42001, String::new())),
-            Some(_) => {}
-        }
+        Self::check_token(&state, q, now)?;
         let text = |name: &str| body.get(name).and_then(Value::as_str);
         let touser = text("touser").unwrap_or_default();
         if !state.users.contains_key(touser) {
-            return Err((40003, String::new()));
+            return refuse(40003);
         }
         let template_id = text("template_id").unwrap_or_default();
-        let keywords = state
+        let template = state
             .templates
             .get(template_id)
             .ok_or((40037, String::new()))?;
         let data = body
             .get("data")
             .and_then(Value::as_object)
-            .ok_or((47003, "data".into()))?;
-        for (key, value) in data {
-            let value = value
-                .get("value")
+            .ok_or((47003, "data is empty".into()))?;
+        if let Some(unknown) = data.keys().find(|k| !template.keywords.contains(k)) {
+            return Err((47003, format!("data.{unknown}.value invalid")));
+        }
+        // Every keyword of the template needs a value, of the form its type demands.
+        for key in &template.keywords {
+            let value = data
+                .get(key)
+                .and_then(|v| v.get("value"))
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            if !keywords.contains(key) || !acceptable(key, value) {
+            if value.is_empty() {
+                return Err((47003, format!("data.{key}.value is empty")));
+            }
+            if KeywordKind::of(key).is_some_and(|kind| check(kind, value).is_err()) {
                 return Err((47003, format!("data.{key}.value invalid")));
             }
         }
-        if let Some(page) = text("page") {
-            if page.starts_with('/') || page.contains("://") {
-                return Err((41030, String::new()));
+        if let Some(page) = text("page").filter(|p| !p.is_empty()) {
+            let path = page.split('?').next().unwrap_or_default();
+            let path = path.strip_prefix('/').unwrap_or(path);
+            let released = match &state.released_pages {
+                Some(pages) => pages.iter().any(|p| p == path),
+                None => RELEASED_PAGES.contains(&path),
+            };
+            if !released {
+                return refuse(41030);
             }
         }
         if !matches!(
@@ -320,32 +447,92 @@ impl Simulator {
         state.messages.push(body.clone());
         Ok(json!({"errcode": 0, "errmsg": "ok", "msgid": state.messages.len()}))
     }
-}
 
-/// WeChat's own length and character rules per keyword type, checked the way WeChat does:
-/// independently of our sender, so a sender bug shows up as 47003 here.
-fn acceptable(key: &str, value: &str) -> bool {
-    let kind = key.trim_end_matches(|c: char| c.is_ascii_digit());
-    let chars = value.chars().count();
-    let chinese = |c: char| ('\u{4e00}'..='\u{9fff}').contains(&c);
-    chars > 0
-        && match kind {
-            "thing" => chars <= 20,
-            "number" => chars <= 32 && value.chars().all(|c| c.is_ascii_digit() || c == '.'),
-            "letter" => chars <= 32 && value.chars().all(|c| c.is_ascii_alphabetic()),
-            "symbol" => chars <= 5,
-            "character_string" => chars <= 32 && value.is_ascii(),
-            "phone_number" => chars <= 17 && value.is_ascii(),
-            "car_number" => chars <= 8,
-            "name" => {
-                let limit = if value.chars().any(chinese) { 10 } else { 20 };
-                chars <= limit && !value.chars().any(|c| c.is_ascii_digit())
-            }
-            "phrase" => chars <= 5 && value.chars().all(chinese),
-            "time" | "date" => value.chars().any(|c| c.is_ascii_digit()),
-            "amount" => value.chars().any(|c| c.is_ascii_digit()),
-            _ => true,
+    /// The user a phone code belongs to, for per-user faults.
+    fn phone_code_owner(&self, body: &Value) -> Option<String> {
+        let state = self.state();
+        let code = body.get("code").and_then(Value::as_str)?;
+        state.phone_codes.get(code).map(|c| c.openid.clone())
+    }
+
+    /// `wxa/business/getuserphonenumber`: a phone code works once, for 5 minutes, and only
+    /// for its own user when the caller names one.
+    fn phone_number(&self, q: &HashMap<String, String>, body: &Value) -> Result<Value, Refusal> {
+        let now = self.clock.now();
+        let mut state = self.state();
+        Self::check_token(&state, q, now)?;
+        let code = body
+            .get("code")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .ok_or((47001, "code is missing".into()))?;
+        let owner = state.phone_codes.get(code).map(|c| c.openid.clone());
+        let claimed = body.get("openid").and_then(Value::as_str);
+        if owner.is_none() || claimed.is_some_and(|o| Some(o) != owner.as_deref()) {
+            return refuse(40029);
         }
+        let phone = state.phone_codes.remove(code).expect("looked up above");
+        if now - phone.issued_at > Span::seconds(CODE_TTL) {
+            return refuse(40029);
+        }
+        let full = if phone.country_code == "86" {
+            phone.phone.clone()
+        } else {
+            format!("+{}{}", phone.country_code, phone.phone)
+        };
+        Ok(json!({
+            "errcode": 0,
+            "errmsg": "ok",
+            "phone_info": {
+                "phoneNumber": full,
+                "purePhoneNumber": phone.phone,
+                "countryCode": phone.country_code,
+                "watermark": {"timestamp": now.timestamp(), "appid": APPID},
+            },
+        }))
+    }
+
+    /// `wxaapi/newtmpl/gettemplate`: the account's templates, keywords in `content`.
+    fn templates(&self, q: &HashMap<String, String>) -> Result<Value, Refusal> {
+        let state = self.state();
+        Self::check_token(&state, q, self.clock.now())?;
+        let mut data: Vec<Value> = state
+            .templates
+            .iter()
+            .map(|(id, t)| {
+                let content: String = t
+                    .keywords
+                    .iter()
+                    .map(|k| format!("{k}:{{{{{k}.DATA}}}}\n"))
+                    .collect();
+                json!({"priTmplId": id, "title": t.title, "content": content, "example": "", "type": 2})
+            })
+            .collect();
+        data.sort_by(|a, b| a["priTmplId"].as_str().cmp(&b["priTmplId"].as_str()));
+        Ok(json!({"errcode": 0, "errmsg": "ok", "data": data}))
+    }
+
+    /// `data` and a watermark, AES-128-CBC under the user's current session key with a
+    /// random IV, both base64: what `wx.getUserInfo` hands the phone as `encryptedData`.
+    fn encrypted_data(&self, openid: &str, data: Value) -> Option<Value> {
+        let key = *self.state().session_keys.get(openid)?;
+        let mut plain = match data {
+            Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        plain.entry("openId").or_insert(json!(openid));
+        plain.insert(
+            "watermark".into(),
+            json!({"appid": APPID, "timestamp": self.clock.now().timestamp()}),
+        );
+        let mut iv = [0u8; 16];
+        rand::rng().fill_bytes(&mut iv);
+        let encrypted = cbc::Encryptor::<aes::Aes128>::new(&key.into(), &iv.into())
+            .encrypt_padded_vec_mut::<aes::cipher::block_padding::Pkcs7>(
+            Value::Object(plain).to_string().as_bytes(),
+        );
+        Some(json!({"encryptedData": BASE64.encode(encrypted), "iv": BASE64.encode(iv)}))
+    }
 }
 
 fn errmsg(errcode: i64) -> &'static str {
@@ -358,16 +545,23 @@ fn errmsg(errcode: i64) -> &'static str {
         40014 => "invalid access_token",
         40029 => "invalid code",
         40037 => "invalid template_id",
+        40066 => "invalid url",
         40125 => "invalid appsecret",
         40163 => "code been used",
+        40164 => "invalid ip, not in whitelist",
         40226 => "code blocked",
         41001 => "access_token missing",
         41002 => "appid missing",
+        41004 => "appsecret missing",
+        41008 => "missing code",
         41030 => "invalid page",
         42001 => "access_token expired",
+        43001 => "require GET method",
+        43002 => "require POST method",
         43101 => "user refuse to accept the msg",
         45009 => "reach max api daily quota limit",
         45011 => "api minute-quota reach limit mustslower retry next minute",
+        47001 => "data format error",
         47003 => "argument invalid!",
         _ => "error",
     }
@@ -389,9 +583,16 @@ fn wechat_error_with(status: StatusCode, errcode: i64, detail: &str) -> HttpResp
         .json(json!({"errcode": errcode, "errmsg": format!("{text} rid: {rid}")}))
 }
 
+fn answer(result: Result<Value, Refusal>) -> HttpResponse {
+    match result {
+        Ok(body) => HttpResponse::Ok().json(body),
+        Err((errcode, detail)) => wechat_error(errcode, &detail),
+    }
+}
+
 /// Applies the fault queued for this call, if any: `Some` is the answer to give instead.
-async fn faulted(sim: &Simulator, path: &str) -> Option<HttpResponse> {
-    let fault = sim.arrive(path)?;
+async fn faulted(sim: &Simulator, path: &str, openid: Option<&str>) -> Option<HttpResponse> {
+    let fault = sim.arrive(path, openid)?;
     if fault.delay_ms > 0 {
         tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
     }
@@ -412,50 +613,74 @@ async fn faulted(sim: &Simulator, path: &str) -> Option<HttpResponse> {
 type Sim = web::Data<Simulator>;
 type Query = web::Query<HashMap<String, String>>;
 
+/// A POST body as WeChat reads it: JSON, else 47001.
+fn json_body(body: &[u8]) -> Result<Value, Refusal> {
+    serde_json::from_slice::<Value>(body).map_err(|_| (47001, String::new()))
+}
+
 async fn jscode2session(sim: Sim, q: Query) -> HttpResponse {
-    if let Some(answer) = faulted(&sim, "sns/jscode2session").await {
+    let openid = sim.code_owner(q.get("js_code"));
+    if let Some(answer) = faulted(&sim, "sns/jscode2session", openid.as_deref()).await {
         return answer;
     }
-    match sim.jscode2session(&q) {
-        Ok(body) => HttpResponse::Ok().json(body),
-        Err(errcode) => wechat_error(errcode, ""),
-    }
+    answer(sim.jscode2session(&q))
 }
 
 async fn classic_token(sim: Sim, q: Query) -> HttpResponse {
-    if let Some(answer) = faulted(&sim, "cgi-bin/token").await {
+    if let Some(answer) = faulted(&sim, "cgi-bin/token", None).await {
         return answer;
     }
-    match sim.classic_token(&q) {
-        Ok(body) => HttpResponse::Ok().json(body),
-        Err(errcode) => wechat_error(errcode, ""),
-    }
+    answer(sim.classic_token(&q))
 }
 
 async fn stable_token(sim: Sim, body: web::Bytes) -> HttpResponse {
-    if let Some(answer) = faulted(&sim, "cgi-bin/stable_token").await {
+    if let Some(answer) = faulted(&sim, "cgi-bin/stable_token", None).await {
         return answer;
     }
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return wechat_error(47001, "data format error");
-    };
-    match sim.stable_token(&body) {
-        Ok(body) => HttpResponse::Ok().json(body),
-        Err(errcode) => wechat_error(errcode, ""),
-    }
+    answer(json_body(&body).and_then(|body| sim.stable_token(&body)))
 }
 
 async fn subscribe_send(sim: Sim, q: Query, body: web::Bytes) -> HttpResponse {
-    if let Some(answer) = faulted(&sim, "cgi-bin/message/subscribe/send").await {
+    let body = json_body(&body);
+    let touser = body
+        .as_ref()
+        .ok()
+        .and_then(|b| b.get("touser"))
+        .and_then(Value::as_str);
+    if let Some(answer) = faulted(&sim, "cgi-bin/message/subscribe/send", touser).await {
         return answer;
     }
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return wechat_error(47001, "data format error");
-    };
-    match sim.send(&q, &body) {
-        Ok(answer) => HttpResponse::Ok().json(answer),
-        Err((errcode, detail)) => wechat_error(errcode, &detail),
+    answer(body.and_then(|body| sim.send(&q, &body)))
+}
+
+async fn phone_number(sim: Sim, q: Query, body: web::Bytes) -> HttpResponse {
+    let body = json_body(&body);
+    let openid = body.as_ref().ok().and_then(|b| sim.phone_code_owner(b));
+    let path = "wxa/business/getuserphonenumber";
+    if let Some(answer) = faulted(&sim, path, openid.as_deref()).await {
+        return answer;
     }
+    answer(body.and_then(|body| sim.phone_number(&q, &body)))
+}
+
+async fn get_templates(sim: Sim, q: Query) -> HttpResponse {
+    if let Some(answer) = faulted(&sim, "wxaapi/newtmpl/gettemplate", None).await {
+        return answer;
+    }
+    answer(sim.templates(&q))
+}
+
+async fn require_get() -> HttpResponse {
+    wechat_error(43001, "")
+}
+
+async fn require_post() -> HttpResponse {
+    wechat_error(43002, "")
+}
+
+/// A path WeChat does not have: WeChat answers 200 with 40066, not 404.
+async fn unknown_api() -> HttpResponse {
+    wechat_error(40066, "")
 }
 
 #[derive(Deserialize)]
@@ -476,14 +701,75 @@ async fn mint_code(sim: Sim, body: web::Json<MintCode>) -> Result<HttpResponse, 
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct MintPhoneCode {
+    openid: String,
+    phone: String,
+    #[serde(default = "china")]
+    country_code: String,
+}
+
+fn china() -> String {
+    "86".into()
+}
+
+async fn mint_phone_code(
+    sim: Sim,
+    body: web::Json<MintPhoneCode>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    if body.openid.is_empty() {
+        return Err(ApiError::invalid("openid", "openid 不能为空"));
+    }
+    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(&body.phone) {
+        return Err(ApiError::invalid("phone", "phone 须为不带区号的数字"));
+    }
+    if !digits(&body.country_code) {
+        return Err(ApiError::invalid("country_code", "country_code 须为数字"));
+    }
+    let code = sim.mint_phone_code(&body.openid, &body.phone, &body.country_code);
+    Ok(HttpResponse::Ok().json(json!({ "code": code })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EncryptFor {
+    openid: String,
+    #[serde(default)]
+    data: Value,
+}
+
+async fn encrypted_data(sim: Sim, body: web::Json<EncryptFor>) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let encrypted = sim
+        .encrypted_data(&body.openid, body.data)
+        .ok_or_else(|| ApiError::invalid("openid", "该用户尚未登录，没有 session_key"))?;
+    Ok(HttpResponse::Ok().json(encrypted))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Template {
     template_id: String,
     keywords: Vec<String>,
+    title: Option<String>,
 }
 
 async fn register_template(sim: Sim, body: web::Json<Template>) -> HttpResponse {
     let body = body.into_inner();
-    sim.register_template(&body.template_id, body.keywords);
+    let title = body.title.as_deref().unwrap_or(&body.template_id);
+    sim.register_titled_template(&body.template_id, title, body.keywords);
+    HttpResponse::NoContent().finish()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Pages {
+    pages: Vec<String>,
+}
+
+async fn release_pages(sim: Sim, body: web::Json<Pages>) -> HttpResponse {
+    sim.state().released_pages = Some(body.into_inner().pages);
     HttpResponse::NoContent().finish()
 }
 
@@ -533,6 +819,7 @@ async fn invalidate_tokens(sim: Sim) -> HttpResponse {
     let mut state = sim.state();
     state.tokens.clear();
     state.stable = None;
+    state.classic = None;
     HttpResponse::NoContent().finish()
 }
 
@@ -557,12 +844,45 @@ async fn advance_clock(sim: Sim, body: web::Json<Advance>) -> Result<HttpRespons
 /// Mounts the simulated WeChat API under `/__wechat/` and its control API under `/__sim/`.
 pub fn routes(cfg: &mut web::ServiceConfig, sim: web::Data<Simulator>) {
     cfg.app_data(sim)
-        .service(endpoint("/__wechat/sns/jscode2session").get(jscode2session))
-        .service(endpoint("/__wechat/cgi-bin/token").get(classic_token))
-        .service(endpoint("/__wechat/cgi-bin/stable_token").post(stable_token))
-        .service(endpoint("/__wechat/cgi-bin/message/subscribe/send").post(subscribe_send))
+        .service(
+            web::scope("/__wechat")
+                .service(
+                    endpoint("/sns/jscode2session")
+                        .get(jscode2session)
+                        .otherwise(require_get),
+                )
+                .service(
+                    endpoint("/cgi-bin/token")
+                        .get(classic_token)
+                        .otherwise(require_get),
+                )
+                .service(
+                    endpoint("/cgi-bin/stable_token")
+                        .post(stable_token)
+                        .otherwise(require_post),
+                )
+                .service(
+                    endpoint("/cgi-bin/message/subscribe/send")
+                        .post(subscribe_send)
+                        .otherwise(require_post),
+                )
+                .service(
+                    endpoint("/wxa/business/getuserphonenumber")
+                        .post(phone_number)
+                        .otherwise(require_post),
+                )
+                .service(
+                    endpoint("/wxaapi/newtmpl/gettemplate")
+                        .get(get_templates)
+                        .otherwise(require_get),
+                )
+                .default_service(web::to(unknown_api)),
+        )
         .service(endpoint("/__sim/codes").post(mint_code))
+        .service(endpoint("/__sim/phone-codes").post(mint_phone_code))
+        .service(endpoint("/__sim/encrypted-data").post(encrypted_data))
         .service(endpoint("/__sim/templates").post(register_template))
+        .service(endpoint("/__sim/pages").post(release_pages))
         .service(endpoint("/__sim/subscriptions").post(subscribe))
         .service(endpoint("/__sim/messages").get(messages))
         .service(endpoint("/__sim/calls").get(calls))
@@ -611,20 +931,4 @@ pub fn spawn() -> std::io::Result<RunningSimulator> {
         address: format!("http://127.0.0.1:{port}"),
         handle,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::acceptable;
-
-    #[test]
-    fn wechat_rules() {
-        assert!(acceptable("thing1", "东莞市公安局南城分局"));
-        assert!(!acceptable("thing1", &"一".repeat(21)));
-        assert!(!acceptable("thing1", ""));
-        assert!(!acceptable("name1", "用户410774"));
-        assert!(acceptable("phrase2", "配送中"));
-        assert!(!acceptable("phrase2", "ok"));
-        assert!(acceptable("character_string3", "BZ-2024-0001"));
-    }
 }

@@ -10,9 +10,9 @@ use std::time::Duration;
 use chrono::{DateTime, Duration as Span, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::{WeChatClient, WeChatError};
 use crate::clock::Clock;
 use crate::store::{KvStore, Lock, StoreError};
-use crate::wechat::{WeChatClient, WeChatError};
 
 const CACHE_KEY: &str = "wechat:access-token";
 const LOCK_NAME: &str = "wechat:access-token-refresh";
@@ -30,6 +30,15 @@ pub enum TokenError {
     Store(#[from] StoreError),
     #[error("no fresh access token: {0}")]
     Unavailable(&'static str),
+}
+
+/// A call to WeChat that needs the access token failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    WeChat(#[from] WeChatError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -98,6 +107,23 @@ impl AccessTokens {
             }
         }
         self.obtain(Some(failed)).await
+    }
+
+    /// Runs `call` with the current token, and once more with a new one if WeChat rejected
+    /// the token (40001/40014/42001).
+    pub async fn call<T, F, Fut>(&self, call: F) -> Result<T, CallError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, WeChatError>>,
+    {
+        let token = self.current().await?;
+        match call(token.clone()).await {
+            Err(e) if e.is_bad_token() => {
+                let token = self.replace(&token).await?;
+                Ok(call(token).await?)
+            }
+            other => Ok(other?),
+        }
     }
 
     async fn obtain(&self, failed: Option<&str>) -> Result<String, TokenError> {
