@@ -1,7 +1,12 @@
 //! Booking helpers: valid, distinct ID numbers and applicants, and the booking endpoints.
 
-use chrono::{Datelike, Duration, NaiveDate, Weekday};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc, Weekday};
 use serde_json::{json, Value};
+use server::booking::applicant::PhoneNumber;
+use server::booking::appointment::{Applicant, Appointment, AppointmentCode, HistoryEntry, Status};
+use server::booking::catalog::ServiceKind;
+use server::booking::schedule::SlotId;
+use server::person::PersonName;
 
 use crate::TestApp;
 
@@ -121,4 +126,45 @@ pub fn child(n: u32) -> (Value, Value) {
         json!({"name": "张小明", "id_number": id_number(birth, n), "phone": "13912345678"}),
         json!({"name": "张三", "id_number": adult_id(900_000 + n), "relationship": "father"}),
     )
+}
+
+/// A booked appointment as the server would store it, for the store-level tests: `person`
+/// names the applicant's ID hash (`hash-{person}`), `masked_id` their ID number as shown.
+pub fn booked_appointment(
+    user_id: &str,
+    person: &str,
+    slot: SlotId,
+    starts_at: DateTime<Utc>,
+    masked_id: String,
+    booked_at: DateTime<Utc>,
+) -> Appointment {
+    Appointment {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        code: AppointmentCode::generate(),
+        user_id: user_id.into(),
+        slot,
+        service: ServiceKind::ExpiryRenewal,
+        starts_at,
+        ends_at: starts_at + Duration::minutes(30),
+        family_only: false,
+        applicant: Applicant {
+            name: PersonName::parse("张三").unwrap(),
+            id_number: masked_id,
+            phone: PhoneNumber::parse("13812345678").unwrap(),
+        },
+        guardian: None,
+        id_hash: format!("hash-{person}"),
+        photo_receipt_no: None,
+        status: Status::Booked,
+        fee_yuan: None,
+        delivery: None,
+        ems_no: None,
+        created_at: booked_at,
+        history: vec![HistoryEntry {
+            status: Status::Booked,
+            at: booked_at,
+            actor: "user".into(),
+            detail: None,
+        }],
+    }
 }

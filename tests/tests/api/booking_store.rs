@@ -4,18 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use server::booking::applicant::PhoneNumber;
-use server::booking::appointment::{
-    Applicant, Appointment, AppointmentCode, HistoryEntry, Status, Step,
-};
-use server::booking::catalog::ServiceKind;
+use server::booking::appointment::{Appointment, Status, Step};
 use server::booking::schedule::SlotId;
 use server::booking::store::{
     BookOutcome, DueNoShows, IdempotencyKey, NewBooking, NoShowPolicy, Refusal,
 };
 use server::notify::store::{Notices, OutboxState};
 use server::notify::{Event, Notification};
-use server::person::PersonName;
+use tests::booking::booked_appointment;
 use tests::{on_both_backends, AllStores, Backend, SharedStore};
 
 async fn store(backend: Backend) -> Arc<dyn AllStores> {
@@ -27,36 +23,14 @@ fn start() -> DateTime<Utc> {
 }
 
 fn appointment(user: &str, person: &str, slot: &str) -> Appointment {
-    let slot = SlotId::parse(slot).unwrap();
-    Appointment {
-        id: uuid::Uuid::new_v4().simple().to_string(),
-        code: AppointmentCode::generate(),
-        user_id: user.into(),
-        slot,
-        service: ServiceKind::ExpiryRenewal,
-        starts_at: start(),
-        ends_at: start() + chrono::Duration::minutes(30),
-        family_only: false,
-        applicant: Applicant {
-            name: PersonName::parse("张三").unwrap(),
-            id_number: "4419**********0011".into(),
-            phone: PhoneNumber::parse("13812345678").unwrap(),
-        },
-        guardian: None,
-        id_hash: format!("hash-{person}"),
-        photo_receipt_no: None,
-        status: Status::Booked,
-        fee_yuan: None,
-        delivery: None,
-        ems_no: None,
-        created_at: start() - chrono::Duration::days(1),
-        history: vec![HistoryEntry {
-            status: Status::Booked,
-            at: start(),
-            actor: "user".into(),
-            detail: None,
-        }],
-    }
+    booked_appointment(
+        user,
+        person,
+        SlotId::parse(slot).unwrap(),
+        start(),
+        "4419**********0011".into(),
+        start() - chrono::Duration::days(1),
+    )
 }
 
 const SLOT: &str = "dongcheng-20261201-0900";

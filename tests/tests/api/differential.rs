@@ -14,11 +14,9 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use server::booking::applicant::PhoneNumber;
 use server::booking::appointment::{
-    Applicant, Appointment, AppointmentCode, Delivery, EmsNumber, HistoryEntry, Status, Step,
+    Appointment, AppointmentCode, Delivery, EmsNumber, Status, Step,
 };
-use server::booking::catalog::ServiceKind;
 use server::booking::schedule::SlotId;
 use server::booking::store::{IdempotencyKey, NewBooking, NoShowPolicy};
 use server::notify::store::Notices;
@@ -28,6 +26,7 @@ use server::receipts::{
     Cursor, Decision, OrderForm, OrderPage, Photo, ReceiptNo, ReceiptOrder, Region, RejectReason,
     Status as OrderStatus,
 };
+use tests::booking::booked_appointment;
 use tests::{AllStores, Backend, SharedStore};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -184,31 +183,14 @@ fn appointment(
     Appointment {
         id: world.next("a"),
         code,
-        user_id: format!("u{user}"),
-        slot: slot.clone(),
-        service: ServiceKind::ExpiryRenewal,
-        starts_at,
-        ends_at: starts_at + chrono::Duration::minutes(30),
-        family_only: false,
-        applicant: Applicant {
-            name: PersonName::parse("张三").unwrap(),
-            id_number: id_number(person).masked(),
-            phone: PhoneNumber::parse("13812345678").unwrap(),
-        },
-        guardian: None,
-        id_hash: format!("hash-{person}"),
-        photo_receipt_no: None,
-        status: Status::Booked,
-        fee_yuan: None,
-        delivery: None,
-        ems_no: None,
-        created_at: world.now,
-        history: vec![HistoryEntry {
-            status: Status::Booked,
-            at: world.now,
-            actor: "user".into(),
-            detail: None,
-        }],
+        ..booked_appointment(
+            &format!("u{user}"),
+            &person.to_string(),
+            slot.clone(),
+            starts_at,
+            id_number(person).masked(),
+            world.now,
+        )
     }
 }
 

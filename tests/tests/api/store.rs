@@ -9,6 +9,11 @@ use server::auth::WeChatSession;
 use server::store::{Lock, RedisStore};
 use tests::{on_both_backends, AllStores, Backend, RedisServer, SharedStore};
 
+/// A short expiry, and a wait past it: long enough that the steps between a write and the
+/// read that expects it fit inside on a loaded 2-core CI machine.
+const BRIEF: Duration = Duration::from_secs(1);
+const PAST_BRIEF: Duration = Duration::from_millis(1500);
+
 async fn store(backend: Backend) -> Arc<dyn AllStores> {
     SharedStore::fresh(backend).await.open().await
 }
@@ -18,11 +23,9 @@ async fn kv_roundtrip_and_expiry(backend: Backend) {
     assert_eq!(s.kv_get("a").await.unwrap(), None);
     s.kv_set("a", "1", Duration::from_secs(60)).await.unwrap();
     assert_eq!(s.kv_get("a").await.unwrap().as_deref(), Some("1"));
-    s.kv_set("a", "2", Duration::from_millis(150))
-        .await
-        .unwrap();
+    s.kv_set("a", "2", BRIEF).await.unwrap();
     assert_eq!(s.kv_get("a").await.unwrap().as_deref(), Some("2"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(PAST_BRIEF).await;
     assert_eq!(s.kv_get("a").await.unwrap(), None, "expired value is gone");
     assert!(
         !s.kv_delete("a").await.unwrap(),
@@ -32,16 +35,13 @@ async fn kv_roundtrip_and_expiry(backend: Backend) {
 
 async fn set_if_absent_respects_expiry(backend: Backend) {
     let s = store(backend).await;
-    assert!(s
-        .kv_set_if_absent("k", "first", Duration::from_millis(150))
-        .await
-        .unwrap());
+    assert!(s.kv_set_if_absent("k", "first", BRIEF).await.unwrap());
     assert!(!s
         .kv_set_if_absent("k", "second", Duration::from_secs(60))
         .await
         .unwrap());
     assert_eq!(s.kv_get("k").await.unwrap().as_deref(), Some("first"));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(PAST_BRIEF).await;
     assert!(s
         .kv_set_if_absent("k", "third", Duration::from_secs(60))
         .await
@@ -66,9 +66,7 @@ async fn counters_count_concurrent_increments_and_expire(backend: Backend) {
     let tasks: Vec<_> = (0..40)
         .map(|_| {
             let s = s.clone();
-            tokio::spawn(
-                async move { s.kv_incr("hits", Duration::from_millis(800)).await.unwrap() },
-            )
+            tokio::spawn(async move { s.kv_incr("hits", Duration::from_secs(60)).await.unwrap() })
         })
         .collect();
     let mut seen: Vec<i64> = futures_util::future::join_all(tasks)
@@ -82,9 +80,11 @@ async fn counters_count_concurrent_increments_and_expire(backend: Backend) {
         (1..=40).collect::<Vec<_>>(),
         "every increment counted once"
     );
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(s.kv_incr("brief", BRIEF).await.unwrap(), 1);
+    assert_eq!(s.kv_incr("brief", BRIEF).await.unwrap(), 2);
+    tokio::time::sleep(PAST_BRIEF).await;
     assert_eq!(
-        s.kv_incr("hits", Duration::from_secs(1)).await.unwrap(),
+        s.kv_incr("brief", BRIEF).await.unwrap(),
         1,
         "window restarted"
     );
@@ -122,11 +122,11 @@ async fn lock_release_and_expiry(backend: Backend) {
         .unwrap()
         .is_none());
     assert!(lock.release().await.unwrap());
-    let short = Lock::try_acquire(s.as_ref(), "l", Duration::from_millis(150))
+    let short = Lock::try_acquire(s.as_ref(), "l", BRIEF)
         .await
         .unwrap()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(PAST_BRIEF).await;
     let next = Lock::try_acquire(s.as_ref(), "l", Duration::from_secs(30))
         .await
         .unwrap();

@@ -127,6 +127,18 @@ pub struct NoShowPolicy {
     pub ban: Duration,
 }
 
+impl NoShowPolicy {
+    /// No-shows missed after this instant (Unix ms) count at `now`.
+    pub fn counted_after(&self, now: DateTime<Utc>) -> i64 {
+        now.timestamp_millis() - self.window.as_millis() as i64
+    }
+
+    /// A ban earned at `now` lasts until this instant (Unix ms).
+    pub fn ban_until(&self, now: DateTime<Utc>) -> i64 {
+        now.timestamp_millis() + self.ban.as_millis() as i64
+    }
+}
+
 #[async_trait]
 pub trait BookingStore: Send + Sync {
     /// Seats taken per slot start (`0930`) at a hall on a day.

@@ -159,19 +159,16 @@ fn redis_plan(store: &RedisStore, plan: &Plan) -> Result<RedisPlan, StoreError> 
                 now,
                 policy,
             } => {
-                let now = now.timestamp_millis();
                 let counted = keys.person(id_hash, "no_shows");
-                let oldest = now - ms(policy.window) as i64;
-                let missed = missed_at.timestamp_millis();
                 p.window_add(
                     counted.clone(),
-                    missed,
+                    missed_at.timestamp_millis(),
                     appointment_id,
-                    oldest,
+                    policy.counted_after(*now),
                     ms(policy.window),
                 );
-                let until = now + ms(policy.ban) as i64;
                 let ban = keys.person(id_hash, "ban");
+                let until = policy.ban_until(*now);
                 p.raise_if_card(counted, policy.limit, ban, until, ms(policy.ban));
             }
             Effect::Notify(notices) => notices.plan(&mut p, store, TAG),

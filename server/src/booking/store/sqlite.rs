@@ -127,21 +127,20 @@ fn carry_out(tx: &Transaction, effect: &Effect) -> Result<(), StoreError> {
             now,
             policy,
         } => {
-            let now = now.timestamp_millis();
             tx.execute(
                 "INSERT OR IGNORE INTO person_no_shows (appointment_id, id_hash, at) VALUES (?1, ?2, ?3)",
                 params![appointment_id, id_hash, missed_at.timestamp_millis()],
             )?;
             let recent: u32 = tx.query_row(
                 "SELECT COUNT(*) FROM person_no_shows WHERE id_hash = ?1 AND at > ?2",
-                params![id_hash, now - ms(policy.window)],
+                params![id_hash, policy.counted_after(*now)],
                 |r| r.get(0),
             )?;
             if recent >= policy.limit {
                 tx.execute(
                     "INSERT INTO person_bans (id_hash, until) VALUES (?1, ?2)
                      ON CONFLICT (id_hash) DO UPDATE SET until = MAX(until, excluded.until)",
-                    params![id_hash, now + ms(policy.ban)],
+                    params![id_hash, policy.ban_until(*now)],
                 )?;
             }
         }
