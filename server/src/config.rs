@@ -17,6 +17,8 @@ use crate::telemetry::LogFormat;
 const NOT_SETTINGS: &[&str] = &["BANZHENG_CONFIG", "BANZHENG_PHOTOS_DIR"];
 
 /// The real WeChat API; development mode replaces it with the simulator.
+use crate::store::durability::Durability;
+
 pub const WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
 
 #[derive(Debug, Clone, Deserialize)]
@@ -31,6 +33,9 @@ pub struct Settings {
     /// Prefix of every Redis key, so several deployments (or tests) can share one server.
     #[serde(default = "default_redis_prefix")]
     pub redis_key_prefix: String,
+    /// What production asks of Redis so that an acknowledged write survives a crash.
+    #[serde(default)]
+    pub redis_durability: Durability,
     pub jwt_secret: Option<SecretString>,
     pub wechat_appid: Option<String>,
     pub wechat_secret: Option<SecretString>,
@@ -148,6 +153,12 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// What the store must promise about acknowledged writes: production holds Redis to
+    /// `redis_durability`; development takes what it finds.
+    pub fn store_durability(&self) -> Option<Durability> {
+        self.is_production().then_some(self.redis_durability)
     }
 
     /// Production mode is chosen by configuring a WeChat app id; without one the server

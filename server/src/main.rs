@@ -104,6 +104,7 @@ async fn admin_add(settings: Settings, args: &[&str]) -> ExitCode {
         settings.redis_url.as_deref(),
         &settings.redis_key_prefix,
         &settings.data_dir,
+        settings.store_durability(),
     )
     .await;
     let store: Arc<dyn AdminStore> = match opened {

@@ -25,6 +25,7 @@ use crate::error::{json_error_handler, path_error_handler, query_error_handler, 
 use crate::metrics::{metrics_middleware, Metrics};
 use crate::notify::{self, Notifier, NotifyStore};
 use crate::receipts::{self, ReceiptStore, Receipts};
+use crate::store::durability::{refuse_writes_unless_durable, DurabilityState};
 use crate::store::{self, Backend, BlobStore, KvStore};
 use crate::web as web_client;
 use crate::wechat::simulator::{self, Simulator};
@@ -41,6 +42,8 @@ pub struct Capabilities {
     metrics: web::Data<Metrics>,
     /// Readiness asks the store to answer.
     store: web::Data<dyn KvStore>,
+    /// Whether the store keeps what it acknowledges (always, on SQLite).
+    durability: web::Data<DurabilityState>,
     authenticator: web::Data<Authenticator>,
     users: web::Data<Users>,
     admins: web::Data<Admins>,
@@ -57,16 +60,24 @@ impl Capabilities {
             settings.redis_url.as_deref(),
             &settings.redis_key_prefix,
             &settings.data_dir,
+            settings.store_durability(),
         )
         .await?;
         match backend {
-            Backend::Sqlite(store) => Self::over(settings, store),
-            Backend::Redis(store) => Self::over(settings, store),
+            Backend::Sqlite(store) => Self::over(settings, store, DurabilityState::durable()),
+            Backend::Redis(store) => {
+                let durability = store.durability();
+                Self::over(settings, store, durability)
+            }
         }
     }
 
     /// Hands each capability the store traits it asks for, all served by `store`.
-    fn over<S>(settings: &Settings, store: Arc<S>) -> anyhow::Result<Self>
+    fn over<S>(
+        settings: &Settings,
+        store: Arc<S>,
+        durability: DurabilityState,
+    ) -> anyhow::Result<Self>
     where
         S: KvStore
             + BlobStore
@@ -122,6 +133,7 @@ impl Capabilities {
             web_pkg_dir: settings.web_pkg_dir.clone(),
             metrics: web::Data::new(metrics),
             store: web::Data::from(store.clone() as Arc<dyn KvStore>),
+            durability: web::Data::new(durability),
             authenticator: web::Data::new(Authenticator::new(tokens, store.clone(), clock.clone())),
             users: web::Data::new(Users::new(
                 wechat,
@@ -195,6 +207,7 @@ pub fn build_app(
         web_pkg_dir,
         metrics,
         store,
+        durability,
         authenticator,
         users,
         admins,
@@ -206,6 +219,7 @@ pub fn build_app(
     App::new()
         .app_data(metrics)
         .app_data(store)
+        .app_data(durability)
         .app_data(authenticator)
         .app_data(users)
         .app_data(admins)
@@ -235,6 +249,7 @@ pub fn build_app(
             }
         })
         .default_service(web::to(|| async { Err::<&str, _>(ApiError::NotFound) }))
+        .wrap(from_fn(refuse_writes_unless_durable))
         .wrap(from_fn(metrics_middleware))
         .wrap(from_fn(telemetry::request_id_middleware))
         .wrap(TracingLogger::<telemetry::RequestSpan>::new())

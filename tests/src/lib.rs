@@ -115,6 +115,7 @@ impl SharedStore {
             settings.redis_url.as_deref(),
             &settings.redis_key_prefix,
             &settings.data_dir,
+            None,
         )
         .await
         .unwrap();

@@ -12,6 +12,8 @@ pub struct RedisServer {
     port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// Started with the append-only file (`appendfsync everysec`), as production asks.
+    durable: bool,
 }
 
 static SHARED: OnceCell<RedisServer> = OnceCell::const_new();
@@ -26,6 +28,7 @@ impl RedisServer {
                         port: 6379,
                         child: None,
                         dir: tempfile::tempdir().unwrap(),
+                        durable: false,
                     }
                 } else {
                     RedisServer::start().await
@@ -34,8 +37,18 @@ impl RedisServer {
             .await
     }
 
-    /// A private redis-server on a free port; it stops when dropped.
+    /// A private redis-server on a free port that keeps nothing on disk (as Debian's and the
+    /// official image's defaults keep too little); it stops when dropped.
     pub async fn start() -> RedisServer {
+        Self::start_with(false).await
+    }
+
+    /// A private redis-server with the append-only file, as production asks.
+    pub async fn start_durable() -> RedisServer {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(durable: bool) -> RedisServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -45,9 +58,18 @@ impl RedisServer {
             port,
             child: None,
             dir: tempfile::tempdir().unwrap(),
+            durable,
         };
         server.restart().await;
         server
+    }
+
+    /// The process id of a server this started (not of a shared one found running).
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .and_then(|c| c.id())
+            .expect("a redis-server this started")
     }
 
     pub fn url(&self) -> String {
@@ -72,7 +94,8 @@ impl RedisServer {
     pub async fn restart(&mut self) {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(["--save", "", "--appendfsync", "everysec"])
+            .args(["--appendonly", if self.durable { "yes" } else { "no" }])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -87,6 +110,21 @@ impl RedisServer {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("redis-server did not start on port {}", self.port);
+    }
+}
+
+impl RedisServer {
+    /// `CONFIG SET name value`, as an operator changing a running Redis would.
+    pub async fn config_set(&self, name: &str, value: &str) {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(value)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
     }
 }
 

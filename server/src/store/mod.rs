@@ -11,11 +11,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub mod blob;
+pub mod durability;
 pub mod plan;
 mod redis;
 mod sqlite;
 
 pub use self::blob::BlobStore;
+use self::durability::Durability;
 pub use self::redis::RedisStore;
 pub use self::sqlite::SqliteStore;
 
@@ -96,14 +98,20 @@ pub enum Backend {
 }
 
 /// Opens Redis when a URL is given (its keys under `redis_key_prefix`), else SQLite in
-/// `data_dir`.
+/// `data_dir`. With `durability`, a Redis that does not keep acknowledged writes as it asks
+/// is refused, and checked again while the server runs.
 pub async fn open(
     redis_url: Option<&str>,
     redis_key_prefix: &str,
     data_dir: &Path,
+    durability: Option<Durability>,
 ) -> anyhow::Result<Backend> {
     Ok(match redis_url {
-        Some(url) => Backend::Redis(Arc::new(RedisStore::connect(url, redis_key_prefix).await?)),
+        Some(url) => {
+            let store = RedisStore::connect(url, redis_key_prefix).await?;
+            store.require(durability).await?;
+            Backend::Redis(Arc::new(store))
+        }
         None => {
             std::fs::create_dir_all(data_dir)?;
             Backend::Sqlite(Arc::new(SqliteStore::open(&data_dir.join("banzheng.db"))?))

@@ -12,12 +12,14 @@ use redis::{AsyncCommands, Script};
 use thread_local::ThreadLocal;
 use tokio::runtime::{Handle, RuntimeFlavor};
 
+use super::durability::{self, Durability, DurabilityState, NotDurable};
 use super::{KvStore, StoreError};
 
 #[derive(Clone)]
 pub struct RedisStore {
     connections: Arc<Connections>,
     prefix: String,
+    durability: DurabilityState,
 }
 
 /// One multiplexed connection per thread that runs a single-threaded runtime (each actix
@@ -73,7 +75,33 @@ impl RedisStore {
                 own: ThreadLocal::new(),
             }),
             prefix: prefix.to_owned(),
+            durability: DurabilityState::durable(),
         })
+    }
+
+    /// Refuses a Redis that does not keep acknowledged writes as `durability` asks, and keeps
+    /// checking while the server runs. Without a requirement (development) it only warns.
+    pub async fn require(&self, durability: Option<Durability>) -> Result<(), NotDurable> {
+        let mut conn = self.connections.shared.clone();
+        let Some(requirement) = durability else {
+            let verdict = durability::read(&mut conn)
+                .await
+                .and_then(|found| Durability::Everysec.judge(&found));
+            if let Err(reason) = verdict {
+                tracing::warn!(%reason, "development mode runs on a Redis that production would refuse");
+            }
+            return Ok(());
+        };
+        if requirement != Durability::Unchecked {
+            requirement.judge(&durability::read(&mut conn).await?)?;
+        }
+        durability::keep_checking(conn, requirement, self.durability.clone());
+        Ok(())
+    }
+
+    /// Whether the last check found Redis durable (the web layer refuses writes otherwise).
+    pub fn durability(&self) -> DurabilityState {
+        self.durability.clone()
     }
 
     /// This thread's connection handle (cheap to clone); the shared one until it is up.
@@ -190,6 +218,11 @@ impl KvStore for RedisStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         let _: String = redis::cmd("PING").query_async(&mut self.conn()).await?;
+        if !self.durability.is_durable() {
+            return Err(StoreError::Unavailable(
+                "Redis does not keep acknowledged writes".into(),
+            ));
+        }
         Ok(())
     }
 

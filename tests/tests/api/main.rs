@@ -6,6 +6,7 @@ mod admin;
 mod booking;
 mod booking_store;
 mod differential;
+mod durability;
 mod health;
 mod layering;
 mod notify;

@@ -1,0 +1,388 @@
+//! What an acknowledged write survives: `kill -9` of the server binary (SQLite) or of
+//! redis-server (append-only file) in the middle of a burst of bookings; and the contract
+//! production holds Redis to (append-only file, no eviction), at start and while running.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tests::booking::{applicant, bookable_weekday};
+use tests::process::ServerProcess;
+use tests::wechat::SimControl;
+use tests::{assert_error, client, json, RedisServer, SharedStore, TestApp};
+
+/// One user's booking: what was sent, with which key, and what the server acknowledged.
+#[derive(Clone)]
+struct Acknowledged {
+    token: String,
+    key: String,
+    body: Value,
+    id: String,
+}
+
+/// Users logged in to the development server at `address`, each with a booking to make.
+struct Burst {
+    address: String,
+    bookings: Vec<(String, Value)>,
+}
+
+impl Burst {
+    /// `users` users, each with one booking in a different seat of `hall`'s open slots.
+    async fn prepare(address: &str, users: usize) -> Burst {
+        let http = client();
+        let date = bookable_weekday();
+        let list = json(
+            http.get(format!(
+                "{address}/api/v1/offices/nancheng/slots?service=expiry_renewal&date={date}"
+            ))
+            .send()
+            .await
+            .unwrap(),
+        )
+        .await;
+        let mut seats = Vec::new();
+        for slot in list["slots"].as_array().expect("slots") {
+            let remaining = slot["remaining"].as_u64().unwrap_or(0);
+            for _ in 0..remaining {
+                seats.push(slot["id"].as_str().unwrap().to_owned());
+            }
+        }
+        assert!(
+            seats.len() >= users,
+            "{} seats for {users} users",
+            seats.len()
+        );
+        let sim = SimControl::at(address);
+        let mut bookings = Vec::new();
+        for (n, slot) in seats.into_iter().take(users).enumerate() {
+            let code = sim.mint_code(&format!("o-crash-{n}")).await;
+            let login = http
+                .post(format!("{address}/api/v1/auth/login"))
+                .json(&json!({ "code": code }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(login.status(), 200);
+            let token = json(login).await["token"].as_str().unwrap().to_owned();
+            let body = json!({
+                "slot_id": slot,
+                "service": "expiry_renewal",
+                "applicant": applicant(9000 + n as u32),
+            });
+            bookings.push((token, body));
+        }
+        Burst {
+            address: address.to_owned(),
+            bookings,
+        }
+    }
+
+    /// Sends every booking at once and calls `crash` once `enough` are acknowledged; returns
+    /// what was acknowledged (201) before the crash cut the rest off.
+    async fn run_until(self, enough: usize, crash: impl FnOnce()) -> Vec<Acknowledged> {
+        let acknowledged = Arc::new(Mutex::new(Vec::new()));
+        let tasks: Vec<_> = self
+            .bookings
+            .into_iter()
+            .enumerate()
+            .map(|(n, (token, body))| {
+                let address = self.address.clone();
+                let acknowledged = acknowledged.clone();
+                tokio::spawn(async move {
+                    // Spread over time, so the crash lands in the middle of the burst.
+                    tokio::time::sleep(Duration::from_millis(15 * n as u64)).await;
+                    let key = format!("crash-{n}");
+                    let answer = client()
+                        .post(format!("{address}/api/v1/appointments"))
+                        .bearer_auth(&token)
+                        .header("Idempotency-Key", &key)
+                        .json(&body)
+                        .send()
+                        .await;
+                    let Ok(answer) = answer else { return };
+                    if answer.status() != 201 {
+                        return;
+                    }
+                    let Ok(appointment) = answer.json::<Value>().await else {
+                        return;
+                    };
+                    let id = appointment["id"].as_str().unwrap().to_owned();
+                    acknowledged.lock().unwrap().push(Acknowledged {
+                        token,
+                        key,
+                        body,
+                        id,
+                    });
+                })
+            })
+            .collect();
+        while acknowledged.lock().unwrap().len() < enough {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        crash();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let acknowledged = acknowledged.lock().unwrap().clone();
+        acknowledged
+    }
+}
+
+/// Every acknowledged booking is there after the crash, once: its user sees it and only it,
+/// its retry with the same Idempotency-Key answers the same appointment, and the seats taken
+/// are exactly the appointments that exist.
+async fn all_there_once(address: &str, acknowledged: &[Acknowledged], users: usize) {
+    let http = client();
+    for booked in acknowledged {
+        let mine = json(
+            http.get(format!("{address}/api/v1/appointments"))
+                .bearer_auth(&booked.token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        let ids: Vec<&str> = mine["appointments"]
+            .as_array()
+            .unwrap_or_else(|| panic!("a list: {mine}"))
+            .iter()
+            .map(|a| a["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [booked.id.as_str()], "acknowledged booking kept, once");
+        let retry = http
+            .post(format!("{address}/api/v1/appointments"))
+            .bearer_auth(&booked.token)
+            .header("Idempotency-Key", &booked.key)
+            .json(&booked.body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(retry.status(), 201, "the retry replays the answer");
+        assert_eq!(json(retry).await["id"], booked.id.as_str());
+    }
+    let date = bookable_weekday();
+    let list = json(
+        http.get(format!(
+            "{address}/api/v1/offices/nancheng/slots?service=expiry_renewal&date={date}"
+        ))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    let remaining: u64 = list["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["remaining"].as_u64().unwrap())
+        .sum();
+    let capacity: u64 = list["slots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["capacity"].as_u64().unwrap())
+        .sum();
+    assert!(
+        capacity - remaining >= acknowledged.len() as u64 && capacity - remaining <= users as u64,
+        "seats taken {} for {} acknowledged of {users} attempts",
+        capacity - remaining,
+        acknowledged.len()
+    );
+}
+
+const USERS: usize = 60;
+const BEFORE_CRASH: usize = 15;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_server_keeps_every_acknowledged_booking_on_sqlite() {
+    let store = SharedStore::fresh(tests::Backend::Sqlite).await;
+    let vars = store.vars();
+    let server = ServerProcess::start(&vars).await;
+    let burst = Burst::prepare(&server.address, USERS).await;
+    let acknowledged = burst
+        .run_until(BEFORE_CRASH, || server.signal("KILL"))
+        .await;
+    assert!(acknowledged.len() < USERS, "the kill cut the burst short");
+    assert_eq!(server.wait().await, None, "killed");
+    let server = ServerProcess::start(&vars).await;
+    all_there_once(&server.address, &acknowledged, USERS).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_redis_with_an_append_only_file_keeps_every_acknowledged_booking() {
+    let mut redis = RedisServer::start_durable().await;
+    let store = SharedStore::Redis {
+        url: redis.url(),
+        prefix: "crash".into(),
+    };
+    let server = ServerProcess::start(&store.vars()).await;
+    let burst = Burst::prepare(&server.address, USERS).await;
+    let pid = redis.pid();
+    let acknowledged = burst
+        .run_until(BEFORE_CRASH, || {
+            let killed = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+        })
+        .await;
+    assert!(acknowledged.len() < USERS, "the kill cut the burst short");
+    redis.stop().await;
+    redis.restart().await;
+    // The server reconnects by itself; wait until it answers from the store again.
+    let mut ready = false;
+    for _ in 0..100 {
+        let answer = client()
+            .get(format!("{}/readyz", server.address))
+            .send()
+            .await;
+        if answer.is_ok_and(|a| a.status() == 200) {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "back after redis-server restarted");
+    all_there_once(&server.address, &acknowledged, USERS).await;
+}
+
+/// Production configuration over `redis`, logging in through the simulator at `wechat`.
+fn production(redis: &RedisServer, wechat: &str) -> Vec<(String, String)> {
+    [
+        ("BANZHENG_REDIS_URL", redis.url()),
+        ("BANZHENG_REDIS_KEY_PREFIX", "production".into()),
+        (
+            "BANZHENG_WECHAT_APPID",
+            server::wechat::simulator::APPID.into(),
+        ),
+        (
+            "BANZHENG_WECHAT_SECRET",
+            server::wechat::simulator::SECRET.into(),
+        ),
+        ("BANZHENG_WECHAT_API_BASE", wechat.into()),
+        (
+            "BANZHENG_JWT_SECRET",
+            "a-production-secret-of-enough-length-for-jwt".into(),
+        ),
+        (
+            "BANZHENG_BOOKING__ID_HASH_KEY",
+            "a-production-id-hash-key-of-enough-length".into(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// Names and values: of Redis settings, or of our own.
+type Settings<'a> = &'a [(&'a str, &'a str)];
+
+/// A production start on a Redis that would lose or evict acknowledged writes is refused,
+/// naming the Redis setting to change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_refuses_a_redis_that_loses_or_evicts_writes() {
+    let wechat = server::wechat::simulator::spawn().unwrap();
+    let cases: &[(Settings, Settings, &str)] = &[
+        (&[], &[], "appendonly yes"),
+        (
+            &[("appendonly", "yes"), ("appendfsync", "no")],
+            &[],
+            "appendfsync everysec",
+        ),
+        (
+            &[("appendonly", "yes"), ("maxmemory-policy", "allkeys-lru")],
+            &[],
+            "maxmemory-policy noeviction",
+        ),
+        (
+            &[("appendonly", "yes")],
+            &[("BANZHENG_REDIS_DURABILITY", "always")],
+            "appendfsync always",
+        ),
+    ];
+    for (redis_settings, extra, named) in cases {
+        let redis = RedisServer::start().await;
+        for (name, value) in *redis_settings {
+            redis.config_set(name, value).await;
+        }
+        let mut vars = production(&redis, &wechat.api_base());
+        vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let (code, output) = ServerProcess::start_capturing(&vars)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("started on a Redis with {redis_settings:?}"));
+        assert_ne!(code, Some(0));
+        assert!(output.contains(named), "names `{named}`: {output}");
+    }
+    // The override for a managed Redis that hides its configuration.
+    let redis = RedisServer::start().await;
+    let mut vars = production(&redis, &wechat.api_base());
+    vars.push(("BANZHENG_REDIS_DURABILITY".into(), "unchecked".into()));
+    let server = ServerProcess::start_capturing(&vars).await;
+    assert!(server.is_ok(), "unchecked starts: {:?}", server.err());
+    wechat.stop().await;
+}
+
+/// A running production server notices when Redis stops keeping acknowledged writes (here an
+/// operator turns the append-only file off): writes get 503 and readiness fails, reads go on,
+/// and all is back once the file is on again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_refuses_writes_while_redis_is_not_durable() {
+    let wechat = server::wechat::simulator::spawn().unwrap();
+    let sim = SimControl::of(&wechat);
+    let redis = RedisServer::start_durable().await;
+    let vars = production(&redis, &wechat.api_base());
+    let extra: Vec<(&str, &str)> = vars
+        .iter()
+        .filter(|(k, _)| !k.starts_with("BANZHENG_REDIS"))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let store = SharedStore::Redis {
+        url: redis.url(),
+        prefix: "production".into(),
+    };
+    let app = TestApp::spawn_on(store, &extra).await;
+    let code = sim.mint_code("o-durable").await;
+    assert_eq!(app.login_with_code(&code).await.status(), 200);
+
+    redis.config_set("appendonly", "no").await;
+    let refused = eventually(|| async {
+        let code = sim.mint_code("o-durable").await;
+        app.login_with_code(&code).await.status() == 503
+    })
+    .await;
+    assert!(refused, "writes refused once Redis is not durable");
+    let code = sim.mint_code("o-durable").await;
+    assert_error(app.login_with_code(&code).await, 503, "STORE_UNAVAILABLE").await;
+    assert_error(app.get("/readyz").await, 503, "STORE_UNAVAILABLE").await;
+    assert_eq!(
+        app.get("/api/v1/offices").await.status(),
+        200,
+        "reads go on"
+    );
+
+    redis.config_set("appendonly", "yes").await;
+    let accepted = eventually(|| async {
+        let code = sim.mint_code("o-durable").await;
+        app.login_with_code(&code).await.status() == 200
+    })
+    .await;
+    assert!(accepted, "writes accepted again");
+    wechat.stop().await;
+}
+
+/// Polls `condition` for up to 20 s (the server checks Redis every 5 s).
+async fn eventually<F, Fut>(condition: F) -> bool
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if condition().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
