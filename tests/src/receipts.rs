@@ -102,6 +102,7 @@ impl TestApp {
             },
             Photo {
                 attempt: 1,
+                upload: None,
                 report: json!({"checks": []}),
                 background_whitened: true,
                 note: None,

@@ -217,8 +217,13 @@ pub struct Event {
 /// normalisation did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Photo {
-    /// 1 for the first upload, +1 per resubmission; names the blobs.
+    /// 1 for the first upload, +1 per resubmission.
     pub attempt: u32,
+    /// Names this upload's blobs: unique per upload, so two uploads racing for one order (a
+    /// double-tapped resubmit) never overwrite, nor remove, each other's photos. Orders
+    /// stored before it existed name their blobs by `attempt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<String>,
     pub report: serde_json::Value,
     pub background_whitened: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -476,6 +481,7 @@ mod tests {
             },
             Photo {
                 attempt: 1,
+                upload: None,
                 report: serde_json::json!({}),
                 background_whitened: true,
                 note: None,
@@ -558,6 +564,7 @@ mod tests {
         );
         let photo = Photo {
             attempt: 2,
+            upload: None,
             ..o.photo.clone()
         };
         o.resubmit(photo, now).unwrap();

@@ -115,7 +115,11 @@ pub fn blob_key(order: &ReceiptOrder, kind: PhotoKind) -> String {
         PhotoKind::Original => "original",
         PhotoKind::Normalised => "normalised",
     };
-    format!("receipt-orders/{}/{}/{kind}", order.id, order.photo.attempt)
+    let photo = &order.photo;
+    match &photo.upload {
+        Some(upload) => format!("receipt-orders/{}/{upload}/{kind}", order.id),
+        None => format!("receipt-orders/{}/{}/{kind}", order.id, photo.attempt),
+    }
 }
 
 /// JPEG or PNG, told by the first bytes.

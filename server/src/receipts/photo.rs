@@ -64,6 +64,7 @@ pub async fn accept(
             normalised: normalised.jpeg,
             photo: Photo {
                 attempt,
+                upload: Some(uuid::Uuid::new_v4().simple().to_string()),
                 report: serde_json::to_value(&report)
                     .map_err(|e| ApiError::Internal(e.to_string()))?,
                 background_whitened: normalised.background_whitened,

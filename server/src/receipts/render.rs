@@ -234,6 +234,7 @@ mod tests {
             },
             Photo {
                 attempt: 1,
+                upload: None,
                 report: serde_json::json!({}),
                 background_whitened: true,
                 note: None,

@@ -319,6 +319,7 @@ fn random_step(world: &mut World) -> Step {
 fn photo(attempt: u32) -> Photo {
     Photo {
         attempt,
+        upload: None,
         report: serde_json::json!({}),
         background_whitened: true,
         note: None,

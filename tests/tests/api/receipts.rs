@@ -780,7 +780,57 @@ async fn uploads_are_bounded_sniffed_and_parsed(backend: Backend) {
         .any(|c| c["status"] == "fail"));
 }
 
+/// A double-tapped resubmit: both uploads pass the check while the order is rejected, one is
+/// saved and the other refused, and the photos the saved one stands on are all there (the
+/// refused upload removes only its own).
+async fn a_double_tapped_resubmit_keeps_the_winners_photos(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let user = app.login("openid-tap").await;
+    let reviewer = app.admin_token(Role::Reviewer).await;
+    let order = app.order_receipt(&user, "portrait-test0.jpg").await;
+    let order_id = order["id"].as_str().unwrap().to_owned();
+    let resubmit_path = format!("/api/v1/receipt-orders/{order_id}/resubmit");
+    for round in 0..3 {
+        let rejected = app
+            .review(
+                &reviewer,
+                &order_id,
+                json!({"decision": "reject", "reasons": ["mirrored_selfie"]}),
+            )
+            .await;
+        assert_eq!(rejected.status(), 200, "round {round}");
+        let tap = || app.post_multipart(&resubmit_path, &user, photo("portrait-test2.jpg"), &[]);
+        let (first, second) = futures_util::join!(tap(), tap());
+        let mut statuses = [first.status().as_u16(), second.status().as_u16()];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [200, 409],
+            "round {round}: one saved, one refused"
+        );
+        let normalised = app
+            .bytes(
+                &format!("/api/v1/receipt-orders/{order_id}/photo"),
+                &user,
+                "image/jpeg",
+            )
+            .await;
+        assert!(
+            image::load_from_memory(&normalised).is_ok(),
+            "round {round}"
+        );
+        let original = app
+            .get_with_token(
+                &format!("/api/v1/admin/receipt-orders/{order_id}/original"),
+                &reviewer,
+            )
+            .await;
+        assert_eq!(original.status(), 200, "round {round}: the original kept");
+    }
+}
+
 on_both_backends!(
+    a_double_tapped_resubmit_keeps_the_winners_photos,
     photos_are_checked_normalised_reviewed_and_resubmitted,
     uploads_are_bounded_sniffed_and_parsed,
     a_receipt_books_once_and_is_spent_at_check_in,

@@ -198,6 +198,7 @@ async fn receipt_orders_save_over_their_version_with_unique_numbers(backend: Bac
             },
             Photo {
                 attempt: 1,
+                upload: None,
                 report: serde_json::json!({}),
                 background_whitened: false,
                 note: Some("背景不够均匀，未自动换成白色".into()),
