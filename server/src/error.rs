@@ -56,6 +56,8 @@ error_codes! {
     BadCredentials = "BAD_CREDENTIALS", UNAUTHORIZED, "用户名或密码错误";
     WechatCodeInvalid = "WECHAT_CODE_INVALID", UNAUTHORIZED, "登录凭证已失效或已使用，请重新登录";
     Forbidden = "FORBIDDEN", FORBIDDEN, "无权进行此操作";
+    /// Development mode answers only requests made on its own machine, never through a proxy.
+    ProxiedInDevelopment = "PROXIED_IN_DEVELOPMENT", FORBIDDEN, "开发模式的服务只接受本机直接发来的请求，不接受经代理转发的请求";
     WechatUserBlocked = "WECHAT_USER_BLOCKED", FORBIDDEN, "微信判定该账号存在风险，暂时无法登录";
     Banned = "BANNED", FORBIDDEN, "该身份证号码近期多次预约未到场，暂时不能预约";
     NotFound = "NOT_FOUND", NOT_FOUND, "请求的内容不存在";

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpServer};
 use secrecy::SecretString;
 use tracing_actix_web::TracingLogger;
 
 use crate::admin::{self, AdminStore, Admins};
+use crate::auth::address::refuse_forwarded;
 use crate::auth::login::Users;
 use crate::auth::token::Tokens;
 use crate::auth::{self, Authenticator, UserStore};
@@ -235,6 +236,8 @@ pub fn build_app(
             }
         })
         .default_service(web::to(|| async { Err::<&str, _>(ApiError::NotFound) }))
+        // Development mode is for this machine only: nothing that came through a proxy.
+        .wrap(Condition::new(!production, from_fn(refuse_forwarded)))
         .wrap(from_fn(metrics_middleware))
         .wrap(from_fn(telemetry::request_id_middleware))
         .wrap(TracingLogger::<telemetry::RequestSpan>::new())

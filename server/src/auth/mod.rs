@@ -1,6 +1,7 @@
 //! Users (by WeChat openid), our own tokens, and the extractor that gives handlers the
 //! authenticated user.
 
+pub mod address;
 pub mod login;
 mod phone;
 mod store;
