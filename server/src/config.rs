@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::auth::address::{ClientAddresses, ForwardedHeader, TrustedProxies};
 use crate::auth::login::LoginSettings;
 use crate::booking::BookingSettings;
 use crate::notify::NotifySettings;
@@ -42,6 +43,12 @@ pub struct Settings {
     pub wechat_timeout_ms: u64,
     #[serde(default)]
     pub login: LoginSettings,
+    /// Proxies whose forwarding header names the client (rate limits count per client).
+    #[serde(default)]
+    pub trusted_proxies: TrustedProxies,
+    /// The header those proxies append the client to.
+    #[serde(default)]
+    pub forwarded_header: ForwardedHeader,
     #[serde(default)]
     pub notify: NotifySettings,
     #[serde(default)]
@@ -144,6 +151,13 @@ impl Settings {
                     .into(),
             ));
         }
+        if self.login.trust_forwarded_for.is_some() {
+            return Err(ConfigError::Invalid(
+                "BANZHENG_LOGIN__TRUST_FORWARDED_FOR is replaced by BANZHENG_TRUSTED_PROXIES: \
+                 the addresses (CIDR) of the proxies whose X-Forwarded-For names the client"
+                    .into(),
+            ));
+        }
         match self.mode() {
             Mode::Production => self.validate_production(),
             Mode::Development => self.validate_development(bind.ip()),
@@ -209,6 +223,11 @@ impl Settings {
             Some(_) => Mode::Production,
             None => Mode::Development,
         })
+    }
+
+    /// How requests' clients are found, for rate limits.
+    pub fn client_addresses(&self) -> ClientAddresses {
+        ClientAddresses::new(self.trusted_proxies.clone(), self.forwarded_header)
     }
 
     pub fn is_production(&self) -> bool {

@@ -117,7 +117,7 @@ impl Capabilities {
                 );
             }
         }
-        let login = &settings.login;
+        let admins = Admins::new(store.clone(), store.clone(), settings.client_addresses());
         Ok(Capabilities {
             production: settings.is_production(),
             web_pkg_dir: settings.web_pkg_dir.clone(),
@@ -129,14 +129,11 @@ impl Capabilities {
                 access_tokens,
                 store.clone(),
                 store.clone(),
-                login.clone(),
+                settings.login.clone(),
+                settings.client_addresses(),
                 clock.clone(),
             )),
-            admins: web::Data::new(Admins::new(
-                store.clone(),
-                store.clone(),
-                login.trust_forwarded_for,
-            )),
+            admins: web::Data::new(admins),
             booking: web::Data::new(booking),
             receipts: web::Data::new(Receipts::new(
                 settings.receipts.clone(),

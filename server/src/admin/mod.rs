@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::login::client_address;
+use crate::auth::address::ClientAddresses;
 use crate::auth::token::Subject;
 use crate::auth::{authenticate, Authenticator};
 use crate::error::{ApiError, ErrorCode};
@@ -175,21 +175,19 @@ pub struct Admins {
     store: Arc<dyn AdminStore>,
     /// Failed logins per username and client address.
     attempts: Arc<dyn KvStore>,
-    trust_forwarded_for: bool,
+    clients: ClientAddresses,
 }
 
 impl Admins {
-    /// `trust_forwarded_for`: take the client address from `X-Forwarded-For`, as the users'
-    /// login does (`[login]` settings).
     pub fn new(
         store: Arc<dyn AdminStore>,
         attempts: Arc<dyn KvStore>,
-        trust_forwarded_for: bool,
+        clients: ClientAddresses,
     ) -> Self {
         Admins {
             store,
             attempts,
-            trust_forwarded_for,
+            clients,
         }
     }
 }
@@ -215,7 +213,7 @@ async fn login(
     admins: web::Data<Admins>,
     authenticator: web::Data<Authenticator>,
 ) -> Result<HttpResponse, ApiError> {
-    let client = client_address(&req, admins.trust_forwarded_for);
+    let client = admins.clients.bucket(&req);
     let attempts_key = format!("admin-login:{}:{client}", body.username);
     if admins
         .attempts

@@ -1,14 +1,21 @@
 //! The attacks of issue 15, made over HTTP against the real server the way a stranger would,
-//! and what each achieves: development mode does not start on a public address nor answer
-//! through a proxy, production does not start with weak secrets and mounts neither the
-//! simulator nor the development pages.
+//! and what each achieves: forged forwarding headers do not move a rate-limit bucket,
+//! development mode does not start on a public address nor answer through a proxy,
+//! production does not start with weak secrets and mounts neither the simulator nor the
+//! development pages.
 
 use std::process::Command;
 
 use serde_json::json;
+use server::admin::{create_admin, Role};
 use server::wechat::simulator::{self, RunningSimulator};
+use tests::attack::{guess_admin_password, Tally};
 use tests::process::ServerProcess;
-use tests::{assert_error, Backend, SharedStore, TestApp};
+use tests::{assert_error, on_both_backends, Backend, SharedStore, TestApp};
+
+const PASSWORD: &str = "the-owners-real-password";
+/// Failed staff logins allowed per username and client address.
+const LIMIT_PER_ACCOUNT: usize = 10;
 
 /// Everything production needs, against `wechat` standing in for api.weixin.qq.com.
 fn production_vars(wechat: &RunningSimulator) -> Vec<(String, String)> {
@@ -40,6 +47,72 @@ async fn production_app(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, R
     let app = TestApp::spawn_on(SharedStore::fresh(backend).await, &vars).await;
     (app, wechat)
 }
+
+async fn with_admin(app: &TestApp, username: &str) {
+    let store = app.shared.open().await;
+    create_admin(store.as_ref(), username, Role::Reviewer, PASSWORD)
+        .await
+        .unwrap();
+}
+
+/// Forwarding headers a client writes itself: ignored from an untrusted peer, and behind a
+/// trusted proxy only the hop the proxy appended counts. Neither admin nor user login lets a
+/// fresh forged address per request escape the limit.
+async fn forged_forwarding_headers_do_not_move_the_bucket(backend: Backend) {
+    for proxies in ["", "127.0.0.1"] {
+        let (app, wechat) = production_app(
+            backend,
+            &[
+                ("BANZHENG_TRUSTED_PROXIES", proxies),
+                ("BANZHENG_LOGIN__RATE_LIMIT", "3"),
+            ],
+        )
+        .await;
+        with_admin(&app, "reviewer-9").await;
+        // Behind the proxy the real client is the hop it appended; the rest is forged.
+        let forged = |i: usize| {
+            vec![
+                (
+                    "x-forwarded-for",
+                    format!("10.{}.{}.1, 203.0.113.9", i / 250, i % 250),
+                ),
+                ("forwarded", format!("for=192.0.2.{}", i % 250)),
+            ]
+        };
+        let tally = guess_admin_password(&app, "reviewer-9", 30, 1, forged).await;
+        assert_eq!(
+            tally.of(401),
+            LIMIT_PER_ACCOUNT,
+            "proxies {proxies:?}: {tally:?}"
+        );
+        assert_eq!(
+            tally.of(429),
+            30 - LIMIT_PER_ACCOUNT,
+            "proxies {proxies:?}: {tally:?}"
+        );
+
+        let mut statuses = Vec::new();
+        for i in 0..6 {
+            let mut request = app
+                .client
+                .post(app.url("/api/v1/auth/login"))
+                .json(&json!({"code": format!("forged-code-{i}")}));
+            for (name, value) in forged(i) {
+                request = request.header(name, value);
+            }
+            statuses.push(request.send().await.unwrap().status().as_u16());
+        }
+        let user_logins = Tally::of_statuses(statuses);
+        assert_eq!(
+            user_logins.of(429),
+            3,
+            "proxies {proxies:?}: {user_logins:?}"
+        );
+        wechat.stop().await;
+    }
+}
+
+on_both_backends!(forged_forwarding_headers_do_not_move_the_bucket);
 
 /// The `server` binary with only `vars` (and a fresh data directory): its exit code and what
 /// it wrote, when it stops by itself at start-up.
