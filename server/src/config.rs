@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::admin::AdminLoginSettings;
 use crate::auth::address::{ClientAddresses, ForwardedHeader, TrustedProxies};
 use crate::auth::login::LoginSettings;
 use crate::booking::BookingSettings;
@@ -43,6 +44,8 @@ pub struct Settings {
     pub wechat_timeout_ms: u64,
     #[serde(default)]
     pub login: LoginSettings,
+    #[serde(default)]
+    pub admin_login: AdminLoginSettings,
     /// Proxies whose forwarding header names the client (rate limits count per client).
     #[serde(default)]
     pub trusted_proxies: TrustedProxies,
@@ -149,6 +152,11 @@ impl Settings {
             return Err(ConfigError::Invalid(
                 "BANZHENG_RECEIPTS__PAGE_SIZE and BANZHENG_RECEIPTS__VALIDITY_DAYS must be at least 1"
                     .into(),
+            ));
+        }
+        if self.admin_login.max_concurrent_hashes == 0 {
+            return Err(ConfigError::Invalid(
+                "BANZHENG_ADMIN_LOGIN__MAX_CONCURRENT_HASHES must be at least 1".into(),
             ));
         }
         if self.login.trust_forwarded_for.is_some() {

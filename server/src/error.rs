@@ -98,6 +98,8 @@ error_codes! {
     Internal = "INTERNAL", INTERNAL_SERVER_ERROR, "服务器内部错误";
     WechatUnavailable = "WECHAT_UNAVAILABLE", BAD_GATEWAY, "微信服务暂时不可用，请稍后再试";
     StoreUnavailable = "STORE_UNAVAILABLE", SERVICE_UNAVAILABLE, "服务暂时不可用，请稍后再试";
+    /// Too much work of one kind at once (password checks); `Retry-After` says when to retry.
+    ServerBusy = "SERVER_BUSY", SERVICE_UNAVAILABLE, "服务繁忙，请稍后再试";
 }
 
 impl ErrorCode {
@@ -259,6 +261,9 @@ impl ResponseError for ApiError {
             // WeChat's minute quota: the next minute may pass.
             (_, ErrorCode::WechatRateLimited) => {
                 response.insert_header((header::RETRY_AFTER, "60"));
+            }
+            (_, ErrorCode::ServerBusy) => {
+                response.insert_header((header::RETRY_AFTER, "2"));
             }
             _ => {}
         }

@@ -117,7 +117,13 @@ impl Capabilities {
                 );
             }
         }
-        let admins = Admins::new(store.clone(), store.clone(), settings.client_addresses());
+        let admins = Admins::new(
+            store.clone(),
+            store.clone(),
+            settings.admin_login.clone(),
+            settings.client_addresses(),
+            metrics.registry(),
+        );
         Ok(Capabilities {
             production: settings.is_production(),
             web_pkg_dir: settings.web_pkg_dir.clone(),

@@ -1,21 +1,24 @@
 //! The attacks of issue 15, made over HTTP against the real server the way a stranger would,
-//! and what each achieves: forged forwarding headers do not move a rate-limit bucket,
-//! development mode does not start on a public address nor answer through a proxy,
-//! production does not start with weak secrets and mounts neither the simulator nor the
-//! development pages.
+//! and what each achieves: parallel password guessing verifies at most the limit (counted by
+//! the server's own `banzheng_password_verifications_total`), forged forwarding headers do
+//! not move a rate-limit bucket, nobody can lock an account's owner out, development mode
+//! does not start on a public address nor answer through a proxy, production does not start
+//! with weak secrets and mounts neither the simulator nor the development pages.
 
 use std::process::Command;
 
 use serde_json::json;
 use server::admin::{create_admin, Role};
 use server::wechat::simulator::{self, RunningSimulator};
-use tests::attack::{guess_admin_password, Tally};
+use tests::attack::{counter, guess_admin_password, Tally};
 use tests::process::ServerProcess;
 use tests::{assert_error, on_both_backends, Backend, SharedStore, TestApp};
 
+const VERIFICATIONS: &str = "banzheng_password_verifications_total";
 const PASSWORD: &str = "the-owners-real-password";
-/// Failed staff logins allowed per username and client address.
+/// The default `BANZHENG_ADMIN_LOGIN__LIMIT_PER_ACCOUNT` and `__LIMIT_PER_ADDRESS`.
 const LIMIT_PER_ACCOUNT: usize = 10;
+const LIMIT_PER_ADDRESS: usize = 50;
 
 /// Everything production needs, against `wechat` standing in for api.weixin.qq.com.
 fn production_vars(wechat: &RunningSimulator) -> Vec<(String, String)> {
@@ -53,6 +56,98 @@ async fn with_admin(app: &TestApp, username: &str) {
     create_admin(store.as_ref(), username, Role::Reviewer, PASSWORD)
         .await
         .unwrap();
+}
+
+async fn verifications(app: &TestApp) -> usize {
+    counter(app, VERIFICATIONS)
+        .await
+        .expect("the metric is exported") as usize
+}
+
+/// 300 wrong passwords for one account from one address, 64 at a time: each attempt is
+/// counted before its password is hashed, so at most the limit are checked, and every other
+/// one is a 429 (never a 401 that looks like a checked password). Before the fix: 68 checked.
+async fn parallel_guessing_verifies_at_most_the_limit(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    with_admin(&app, "reviewer-7").await;
+    let tally = guess_admin_password(&app, "reviewer-7", 300, 64, |_| vec![]).await;
+    let verified = verifications(&app).await;
+    println!("{backend:?}: 300 guesses, 64 at a time: {tally:?}, {verified} verified");
+    assert_eq!(tally.of(401), verified, "{tally:?}");
+    assert!(
+        verified <= LIMIT_PER_ACCOUNT,
+        "{verified} verified: {tally:?}"
+    );
+    assert_eq!(tally.of(429), 300 - verified, "{tally:?}");
+    // Even the right password is refused unchecked until the window ends.
+    let refused = app.admin_login("reviewer-7", PASSWORD).await;
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_error(refused, 429, "RATE_LIMITED").await;
+    assert_eq!(verifications(&app).await, verified);
+}
+
+/// 300 guesses at 300 usernames from one address, all at once: the address's own limit
+/// holds (a guess beyond the hashes running at once may be a 503, unchecked too).
+async fn spraying_usernames_verifies_at_most_the_address_limit(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let statuses = futures_util::future::join_all((0..300).map(|i| {
+        let app = &app;
+        async move {
+            app.admin_login(&format!("staff-{i:03}"), "wrong-guess")
+                .await
+                .status()
+                .as_u16()
+        }
+    }))
+    .await;
+    let tally = Tally::of_statuses(statuses);
+    let verified = verifications(&app).await;
+    println!("{backend:?}: 300 usernames from one address: {tally:?}, {verified} verified");
+    assert!(verified <= LIMIT_PER_ADDRESS, "{verified} verified");
+    assert_eq!(tally.of(401), verified, "{tally:?}");
+    assert_eq!(tally.of(429), 300 - LIMIT_PER_ADDRESS, "{tally:?}");
+    assert_eq!(
+        tally.of(401) + tally.of(429) + tally.of(503),
+        300,
+        "{tally:?}"
+    );
+}
+
+/// Production behind a proxy at 127.0.0.1: strangers at other addresses guess the owner's
+/// password until they are refused and the username is slowed down; the owner, at their own
+/// address, still logs in.
+async fn strangers_cannot_lock_the_owner_out(backend: Backend) {
+    let (app, wechat) = production_app(
+        backend,
+        &[
+            ("BANZHENG_TRUSTED_PROXIES", "127.0.0.1/32, ::1"),
+            ("BANZHENG_ADMIN_LOGIN__SLOWDOWN_AFTER", "5"),
+            ("BANZHENG_ADMIN_LOGIN__SLOWDOWN_MS", "50"),
+        ],
+    )
+    .await;
+    with_admin(&app, "reviewer-8").await;
+    for stranger in ["198.51.100.1", "198.51.100.2"] {
+        let tally = guess_admin_password(&app, "reviewer-8", 40, 8, |_| {
+            vec![("x-forwarded-for", stranger.to_owned())]
+        })
+        .await;
+        assert_eq!(
+            tally.of(429),
+            40 - LIMIT_PER_ACCOUNT,
+            "{stranger}: {tally:?}"
+        );
+    }
+    let owner = app
+        .client
+        .post(app.url("/api/v1/admin/login"))
+        .header("x-forwarded-for", "203.0.113.5")
+        .json(&json!({"username": "reviewer-8", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(owner.status(), 200, "the owner logs in");
+    wechat.stop().await;
 }
 
 /// Forwarding headers a client writes itself: ignored from an untrusted peer, and behind a
@@ -112,7 +207,52 @@ async fn forged_forwarding_headers_do_not_move_the_bucket(backend: Backend) {
     }
 }
 
-on_both_backends!(forged_forwarding_headers_do_not_move_the_bucket);
+/// Usernames are capped before anything is counted or hashed; with one hash at a time and no
+/// wait, parallel logins beyond it get 503 with `Retry-After` instead of queueing.
+async fn usernames_and_hashes_are_bounded(backend: Backend) {
+    let app = TestApp::spawn_on(
+        SharedStore::fresh(backend).await,
+        &[
+            ("BANZHENG_ADMIN_LOGIN__MAX_CONCURRENT_HASHES", "1"),
+            ("BANZHENG_ADMIN_LOGIN__HASH_WAIT_MS", "0"),
+            ("BANZHENG_ADMIN_LOGIN__LIMIT_PER_ADDRESS", "1000"),
+        ],
+    )
+    .await;
+    let long = "x".repeat(65);
+    let body = assert_error(app.admin_login(&long, "guess").await, 400, "INVALID_INPUT").await;
+    assert_eq!(body["field"], "username");
+    assert_eq!(verifications(&app).await, 0, "refused before hashing");
+
+    let responses = futures_util::future::join_all((0..64).map(|i| {
+        let app = &app;
+        async move {
+            app.admin_login(&format!("staff-{i:02}"), "wrong-guess")
+                .await
+        }
+    }))
+    .await;
+    let mut statuses = Vec::new();
+    for response in responses {
+        statuses.push(response.status().as_u16());
+        if response.status() == 503 {
+            assert_eq!(response.headers()["retry-after"], "2");
+            assert_error(response, 503, "SERVER_BUSY").await;
+        }
+    }
+    let tally = Tally::of_statuses(statuses);
+    assert_eq!(tally.of(401), verifications(&app).await, "{tally:?}");
+    assert_eq!(tally.of(401) + tally.of(503), 64, "{tally:?}");
+    assert!(tally.of(503) > 0, "one hash at a time: {tally:?}");
+}
+
+on_both_backends!(
+    parallel_guessing_verifies_at_most_the_limit,
+    spraying_usernames_verifies_at_most_the_address_limit,
+    strangers_cannot_lock_the_owner_out,
+    forged_forwarding_headers_do_not_move_the_bucket,
+    usernames_and_hashes_are_bounded,
+);
 
 /// The `server` binary with only `vars` (and a fresh data directory): its exit code and what
 /// it wrote, when it stops by itself at start-up.
