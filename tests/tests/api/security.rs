@@ -357,3 +357,40 @@ async fn production_mounts_no_simulator_nor_development_pages() {
     assert_eq!(proxied.status(), 200);
     wechat.stop().await;
 }
+
+/// Malformed input is refused naming the field where serde knows it, and neither the answer
+/// nor the server's log repeats the values it carried (serde's messages quote them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_input_is_neither_echoed_nor_logged() {
+    const ID: &str = "441900199003071234";
+    let store = SharedStore::fresh(Backend::Sqlite).await;
+    let server = ServerProcess::start_capturing(&store.vars())
+        .await
+        .unwrap_or_else(|(code, text)| panic!("the server did not start ({code:?}): {text}"));
+    let client = tests::client();
+    let url = |path: &str| format!("{}{path}", server.address);
+    let login_body = format!(r#"{{"code": {ID}}}"#);
+    let admin_body = format!(r#"{{"username": "staff", "password": "x", "role": {ID}}}"#);
+    let answers = [
+        client
+            .post(url("/api/v1/auth/login"))
+            .header("content-type", "application/json")
+            .body(login_body),
+        client
+            .post(url("/api/v1/admin/login"))
+            .header("content-type", "application/json")
+            .body(admin_body),
+        client.get(url(&format!(
+            "/api/v1/offices/humen/slots?service=expiry_renewal&service={ID}"
+        ))),
+    ];
+    let mut fields = Vec::new();
+    for request in answers {
+        let body = assert_error(request.send().await.unwrap(), 400, "INVALID_INPUT").await;
+        assert!(!body.to_string().contains(ID), "{body}");
+        fields.push(body["field"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(fields, ["body", "role", "service"]);
+    let log = server.output();
+    assert!(!log.contains(ID), "{log}");
+}
