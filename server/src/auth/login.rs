@@ -1,5 +1,6 @@
 //! `POST /api/v1/auth/login {code}`: the code from `wx.login()` is exchanged with WeChat, the
-//! user upserted by openid, and our own token returned. The session key stays on the server.
+//! user upserted by openid, and our own token returned. WeChat's session key is neither
+//! returned nor kept.
 
 use std::sync::Arc;
 use std::time::Duration;

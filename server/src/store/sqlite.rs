@@ -23,6 +23,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/0006_receipt_expiry_in_domain.sql"),
     ),
     (7, include_str!("../../migrations/0007_user_phone.sql")),
+    (
+        1501,
+        include_str!("../../migrations/1501_forget_session_keys.sql"),
+    ),
 ];
 
 const READERS: usize = 4;

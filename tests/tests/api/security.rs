@@ -246,12 +246,43 @@ async fn usernames_and_hashes_are_bounded(backend: Backend) {
     assert!(tally.of(503) > 0, "one hash at a time: {tally:?}");
 }
 
+/// WeChat's session key (it decrypts the user's data) is not in the store after a login: no
+/// such column in SQLite, no such field of the user in Redis.
+async fn the_session_key_is_not_stored(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let token = app.login("o-keyless").await;
+    let me = tests::json(app.get_with_token("/api/v1/me", &token).await).await;
+    let id = me["user"]["id"].as_str().expect("user id").to_owned();
+    let fields: Vec<String> = match &app.shared {
+        SharedStore::Sqlite(dir) => {
+            let db = rusqlite::Connection::open(dir.path().join("banzheng.db")).unwrap();
+            let mut columns = db
+                .prepare("SELECT name FROM pragma_table_info('users')")
+                .unwrap();
+            let names = columns.query_map([], |row| row.get(0)).unwrap();
+            names.collect::<Result<_, _>>().unwrap()
+        }
+        SharedStore::Redis { url, prefix } => {
+            let client = ::redis::Client::open(url.as_str()).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            ::redis::cmd("HKEYS")
+                .arg(format!("{prefix}:{{user:{id}}}:h"))
+                .query_async(&mut conn)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(fields.iter().any(|f| f == "openid"), "{fields:?}");
+    assert!(!fields.iter().any(|f| f == "session_key"), "{fields:?}");
+}
+
 on_both_backends!(
     parallel_guessing_verifies_at_most_the_limit,
     spraying_usernames_verifies_at_most_the_address_limit,
     strangers_cannot_lock_the_owner_out,
     forged_forwarding_headers_do_not_move_the_bucket,
     usernames_and_hashes_are_bounded,
+    the_session_key_is_not_stored,
 );
 
 /// The `server` binary with only `vars` (and a fresh data directory): its exit code and what
