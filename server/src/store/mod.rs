@@ -166,7 +166,6 @@ mod tests {
             .blob_put("receipt-orders/o1/1/original.jpg", b"photo")
             .await
             .unwrap();
-        crate::auth::token::development_secret(&data, "jwt-secret").unwrap();
         let mut files = assert_private(&data);
         files.sort();
         assert_eq!(
@@ -175,7 +174,6 @@ mod tests {
                 "banzheng.db",
                 "banzheng.db-shm",
                 "banzheng.db-wal",
-                "jwt-secret",
                 "original.jpg"
             ]
         );
