@@ -4,9 +4,11 @@
 
 use std::path::PathBuf;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::admin::AdminLoginSettings;
+use crate::auth::address::{ClientAddresses, ForwardedHeader, TrustedProxies};
 use crate::auth::login::LoginSettings;
 use crate::booking::BookingSettings;
 use crate::notify::NotifySettings;
@@ -24,6 +26,8 @@ pub const WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// Unset: production when a WeChat app id is configured, else development.
+    pub mode: Option<Mode>,
     #[serde(default = "default_bind")]
     pub bind: String,
     #[serde(default = "default_data_dir")]
@@ -46,6 +50,14 @@ pub struct Settings {
     #[serde(default)]
     pub login: LoginSettings,
     #[serde(default)]
+    pub admin_login: AdminLoginSettings,
+    /// Proxies whose forwarding header names the client (rate limits count per client).
+    #[serde(default)]
+    pub trusted_proxies: TrustedProxies,
+    /// The header those proxies append the client to.
+    #[serde(default)]
+    pub forwarded_header: ForwardedHeader,
+    #[serde(default)]
     pub notify: NotifySettings,
     #[serde(default)]
     pub log_format: LogFormat,
@@ -60,6 +72,19 @@ pub struct Settings {
     #[serde(default)]
     pub receipts: ReceiptSettings,
 }
+
+/// `BANZHENG_MODE`: development runs against the built-in WeChat simulator on loopback only;
+/// production needs real WeChat credentials and strong secrets, and mounts nothing of the
+/// simulator or the development pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Development,
+    Production,
+}
+
+/// Our own secrets are at least this many characters in production.
+const MIN_SECRET_CHARS: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -122,35 +147,47 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.bind.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ConfigError::Invalid(format!(
+        let bind: std::net::SocketAddr = self.bind.parse().map_err(|_| {
+            ConfigError::Invalid(format!(
                 "BANZHENG_BIND (bind): `{}` is not an address like 127.0.0.1:8080",
                 self.bind
-            )));
-        }
+            ))
+        })?;
         if self.receipts.page_size == 0 || self.receipts.validity_days == 0 {
             return Err(ConfigError::Invalid(
                 "BANZHENG_RECEIPTS__PAGE_SIZE and BANZHENG_RECEIPTS__VALIDITY_DAYS must be at least 1"
                     .into(),
             ));
         }
-        if self.is_production() {
-            if self.jwt_secret.is_none() {
-                return Err(ConfigError::Invalid(
-                    "BANZHENG_JWT_SECRET (jwt_secret) is required in production mode (an app id is configured)".into(),
-                ));
-            }
-            if self.booking.id_hash_key.is_none() {
-                return Err(ConfigError::Invalid(
-                    "BANZHENG_BOOKING__ID_HASH_KEY (booking.id_hash_key) is required in production mode: it keys the hash under which ID numbers are stored".into(),
-                ));
-            }
-            if self.wechat_secret.is_none() {
-                return Err(ConfigError::Invalid(
-                    "BANZHENG_WECHAT_SECRET (wechat_secret) is required with BANZHENG_WECHAT_APPID"
-                        .into(),
-                ));
-            }
+        if self.admin_login.max_concurrent_hashes == 0 {
+            return Err(ConfigError::Invalid(
+                "BANZHENG_ADMIN_LOGIN__MAX_CONCURRENT_HASHES must be at least 1".into(),
+            ));
+        }
+        if self.login.trust_forwarded_for.is_some() {
+            return Err(ConfigError::Invalid(
+                "BANZHENG_LOGIN__TRUST_FORWARDED_FOR is replaced by BANZHENG_TRUSTED_PROXIES: \
+                 the addresses (CIDR) of the proxies whose X-Forwarded-For names the client"
+                    .into(),
+            ));
+        }
+        match self.mode() {
+            Mode::Production => self.validate_production(),
+            Mode::Development => self.validate_development(bind.ip()),
+        }
+    }
+
+    /// Development serves a login for any openid and a clock anyone can move: never beyond
+    /// this machine.
+    fn validate_development(&self, bind: std::net::IpAddr) -> Result<(), ConfigError> {
+        if !bind.is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "BANZHENG_BIND (bind) is {}, but development mode listens on loopback only \
+                 (127.0.0.1 or ::1): its WeChat simulator logs anyone in. Set \
+                 BANZHENG_MODE=production (with the WeChat app id and secret, \
+                 BANZHENG_JWT_SECRET and BANZHENG_BOOKING__ID_HASH_KEY) to serve other machines",
+                self.bind
+            )));
         }
         Ok(())
     }
@@ -161,11 +198,84 @@ impl Settings {
         self.is_production().then_some(self.redis_durability)
     }
 
-    /// Production mode is chosen by configuring a WeChat app id; without one the server
-    /// runs against its own simulator.
-    pub fn is_production(&self) -> bool {
-        self.wechat_appid.is_some()
+    fn validate_production(&self) -> Result<(), ConfigError> {
+        let appid = self.wechat_appid.as_deref().ok_or_else(|| {
+            ConfigError::Invalid(
+                "BANZHENG_WECHAT_APPID (wechat_appid) is required in production mode".into(),
+            )
+        })?;
+        if !(appid.len() == 18 && appid.starts_with("wx") && is_hex(&appid[2..])) {
+            return Err(ConfigError::Invalid(format!(
+                "BANZHENG_WECHAT_APPID (wechat_appid): `{appid}` is not a mini-program AppID \
+                 (`wx` and 16 hexadecimal digits, as the WeChat admin console shows it)"
+            )));
+        }
+        let secret = self.wechat_secret.as_ref().ok_or_else(|| {
+            ConfigError::Invalid(
+                "BANZHENG_WECHAT_SECRET (wechat_secret) is required with BANZHENG_WECHAT_APPID"
+                    .into(),
+            )
+        })?;
+        let secret = secret.expose_secret();
+        if !(secret.len() == 32 && is_hex(secret)) {
+            return Err(ConfigError::Invalid(
+                "BANZHENG_WECHAT_SECRET (wechat_secret) is not a WeChat AppSecret \
+                 (32 hexadecimal digits)"
+                    .into(),
+            ));
+        }
+        strong_secret(
+            "BANZHENG_JWT_SECRET (jwt_secret)",
+            "it signs every user and staff token",
+            self.jwt_secret.as_ref(),
+        )?;
+        strong_secret(
+            "BANZHENG_BOOKING__ID_HASH_KEY (booking.id_hash_key)",
+            "it keys the hash under which ID numbers are stored",
+            self.booking.id_hash_key.as_ref(),
+        )
     }
+
+    /// `BANZHENG_MODE`, or when unset: production when a WeChat app id is configured.
+    pub fn mode(&self) -> Mode {
+        self.mode.unwrap_or(match self.wechat_appid {
+            Some(_) => Mode::Production,
+            None => Mode::Development,
+        })
+    }
+
+    /// How requests' clients are found, for rate limits.
+    pub fn client_addresses(&self) -> ClientAddresses {
+        ClientAddresses::new(self.trusted_proxies.clone(), self.forwarded_header)
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.mode() == Mode::Production
+    }
+}
+
+fn is_hex(text: &str) -> bool {
+    text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A secret of ours in production: set, at least [`MIN_SECRET_CHARS`] long, and not one
+/// character repeated. `name` names the setting, `why` says what it protects.
+fn strong_secret(name: &str, why: &str, secret: Option<&SecretString>) -> Result<(), ConfigError> {
+    let Some(secret) = secret else {
+        return Err(ConfigError::Invalid(format!(
+            "{name} is required in production mode: {why}"
+        )));
+    };
+    let secret = secret.expose_secret();
+    let mut chars = secret.chars();
+    let first = chars.next();
+    if secret.chars().count() < MIN_SECRET_CHARS || chars.all(|c| Some(c) == first) {
+        return Err(ConfigError::Invalid(format!(
+            "{name} must be at least {MIN_SECRET_CHARS} characters and not one character \
+             repeated in production mode: {why} (e.g. `openssl rand -hex 32`)"
+        )));
+    }
+    Ok(())
 }
 
 /// Names the offending key both ways, as a person would type it.
@@ -231,25 +341,117 @@ mod tests {
         assert!(err.to_string().contains("seats"), "{err}");
     }
 
-    #[test]
-    fn production_needs_the_id_hash_key() {
-        let err = Settings::from_vars(vars(&[
-            ("BANZHENG_WECHAT_APPID", "wx123"),
-            ("BANZHENG_WECHAT_SECRET", "s"),
-            ("BANZHENG_JWT_SECRET", "j"),
-        ]))
-        .unwrap_err();
-        assert!(err.to_string().contains("ID_HASH_KEY"), "{err}");
+    /// Everything production needs, and nothing more.
+    const PRODUCTION: &[(&str, &str)] = &[
+        ("BANZHENG_MODE", "production"),
+        ("BANZHENG_WECHAT_APPID", "wx0123456789abcdef"),
+        ("BANZHENG_WECHAT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("BANZHENG_JWT_SECRET", "a-jwt-secret-of-thirty-two-chars"),
+        (
+            "BANZHENG_BOOKING__ID_HASH_KEY",
+            "an-id-hash-key-of-thirty-two-chs",
+        ),
+    ];
+
+    /// The production settings with `key` replaced by `value` (`None`: removed).
+    fn production_with(key: &str, value: Option<&str>) -> Result<Settings, ConfigError> {
+        let mut pairs: Vec<(&str, &str)> = PRODUCTION
+            .iter()
+            .filter(|(k, _)| *k != key)
+            .copied()
+            .collect();
+        pairs.extend(value.map(|v| (key, v)));
+        Settings::from_vars(vars(&pairs))
     }
 
     #[test]
-    fn production_needs_secrets() {
-        let err = Settings::from_vars(vars(&[
-            ("BANZHENG_WECHAT_APPID", "wx123"),
-            ("BANZHENG_WECHAT_SECRET", "s"),
+    fn production_starts_with_only_what_it_needs() {
+        let s = Settings::from_vars(vars(PRODUCTION)).unwrap();
+        assert_eq!(s.mode(), Mode::Production);
+        let s = production_with("BANZHENG_MODE", None).unwrap();
+        assert_eq!(s.mode(), Mode::Production, "an app id means production");
+        let s = production_with("BANZHENG_BIND", Some("0.0.0.0:8080")).unwrap();
+        assert_eq!(s.bind, "0.0.0.0:8080");
+    }
+
+    #[test]
+    fn production_needs_each_setting_and_names_it() {
+        for (key, _) in &PRODUCTION[1..] {
+            let err = production_with(key, None).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn production_refuses_weak_secrets_naming_them() {
+        for key in ["BANZHENG_JWT_SECRET", "BANZHENG_BOOKING__ID_HASH_KEY"] {
+            let repeated = "x".repeat(64);
+            for weak in [
+                "",
+                "short-secret",
+                "0123456789012345678901234567890",
+                &repeated,
+            ] {
+                let err = production_with(key, Some(weak)).unwrap_err().to_string();
+                assert!(err.contains(key), "{key}={weak:?}: {err}");
+                assert!(
+                    weak.is_empty() || !err.contains(weak),
+                    "never echoed: {err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn production_checks_wechat_formats() {
+        for appid in [
+            "wx123",
+            "wxdevelopmentsim",
+            "ab0123456789abcdef",
+            "wx0123456789abcdeg",
+        ] {
+            let err = production_with("BANZHENG_WECHAT_APPID", Some(appid)).unwrap_err();
+            assert!(err.to_string().contains("BANZHENG_WECHAT_APPID"), "{err}");
+        }
+        for secret in [
+            "s3cr3t!",
+            "development-simulator-secret",
+            "0123456789abcdef0123456789abcdeX",
+        ] {
+            let err = production_with("BANZHENG_WECHAT_SECRET", Some(secret)).unwrap_err();
+            assert!(err.to_string().contains("BANZHENG_WECHAT_SECRET"), "{err}");
+            assert!(!err.to_string().contains(secret), "never echoed: {err}");
+        }
+    }
+
+    #[test]
+    fn development_listens_on_loopback_only() {
+        for bind in ["0.0.0.0:8080", "[::]:8080", "192.168.1.5:8080"] {
+            let err = Settings::from_vars(vars(&[("BANZHENG_BIND", bind)])).unwrap_err();
+            let err = err.to_string();
+            assert!(
+                err.contains("BANZHENG_BIND") && err.contains("BANZHENG_MODE"),
+                "{err}"
+            );
+        }
+        for bind in ["127.0.0.1:0", "[::1]:8080"] {
+            let s = Settings::from_vars(vars(&[("BANZHENG_BIND", bind)])).unwrap();
+            assert_eq!(s.mode(), Mode::Development);
+        }
+    }
+
+    #[test]
+    fn an_explicit_mode_wins_over_the_app_id() {
+        let s = Settings::from_vars(vars(&[
+            ("BANZHENG_MODE", "development"),
+            ("BANZHENG_WECHAT_APPID", "wx0123456789abcdef"),
         ]))
-        .unwrap_err();
-        assert!(err.to_string().contains("JWT_SECRET"), "{err}");
+        .unwrap();
+        assert!(!s.is_production());
+        let err = production_with("BANZHENG_WECHAT_APPID", None).unwrap_err();
+        assert!(err.to_string().contains("BANZHENG_WECHAT_APPID"), "{err}");
+        let err = Settings::from_vars(vars(&[("BANZHENG_MODE", "staging")])).unwrap_err();
+        assert!(err.to_string().contains("BANZHENG_MODE"), "{err}");
     }
 
     #[test]
@@ -269,6 +471,7 @@ mod tests {
     #[test]
     fn numeric_looking_strings_stay_strings() {
         let s = Settings::from_vars(vars(&[
+            ("BANZHENG_MODE", "development"),
             ("BANZHENG_WECHAT_APPID", "12345"),
             ("BANZHENG_WECHAT_SECRET", "67890"),
             ("BANZHENG_JWT_SECRET", "abc"),

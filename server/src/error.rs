@@ -56,6 +56,8 @@ error_codes! {
     BadCredentials = "BAD_CREDENTIALS", UNAUTHORIZED, "用户名或密码错误";
     WechatCodeInvalid = "WECHAT_CODE_INVALID", UNAUTHORIZED, "登录凭证已失效或已使用，请重新登录";
     Forbidden = "FORBIDDEN", FORBIDDEN, "无权进行此操作";
+    /// Development mode answers only requests made on its own machine, never through a proxy.
+    ProxiedInDevelopment = "PROXIED_IN_DEVELOPMENT", FORBIDDEN, "开发模式的服务只接受本机直接发来的请求，不接受经代理转发的请求";
     WechatUserBlocked = "WECHAT_USER_BLOCKED", FORBIDDEN, "微信判定该账号存在风险，暂时无法登录";
     Banned = "BANNED", FORBIDDEN, "该身份证号码近期多次预约未到场，暂时不能预约";
     NotFound = "NOT_FOUND", NOT_FOUND, "请求的内容不存在";
@@ -96,6 +98,8 @@ error_codes! {
     Internal = "INTERNAL", INTERNAL_SERVER_ERROR, "服务器内部错误";
     WechatUnavailable = "WECHAT_UNAVAILABLE", BAD_GATEWAY, "微信服务暂时不可用，请稍后再试";
     StoreUnavailable = "STORE_UNAVAILABLE", SERVICE_UNAVAILABLE, "服务暂时不可用，请稍后再试";
+    /// Too much work of one kind at once (password checks); `Retry-After` says when to retry.
+    ServerBusy = "SERVER_BUSY", SERVICE_UNAVAILABLE, "服务繁忙，请稍后再试";
 }
 
 impl ErrorCode {
@@ -258,6 +262,9 @@ impl ResponseError for ApiError {
             (_, ErrorCode::WechatRateLimited) => {
                 response.insert_header((header::RETRY_AFTER, "60"));
             }
+            (_, ErrorCode::ServerBusy) => {
+                response.insert_header((header::RETRY_AFTER, "2"));
+            }
             _ => {}
         }
         response.json(ErrorBody {
@@ -286,7 +293,18 @@ pub fn json_error_handler(
             "请求体必须是 JSON（Content-Type: application/json）",
         )
         .into(),
-        E::Deserialize(e) => ApiError::invalid("body", format!("请求内容格式不正确：{e}")).into(),
+        E::Deserialize(e) => {
+            let position = format!("（第 {} 行第 {} 列）", e.line(), e.column());
+            let text = e.to_string();
+            let message = match e.classify() {
+                serde_json::error::Category::Data => text
+                    .rsplit_once(" at line ")
+                    .map_or(text.as_str(), |(message, _)| message),
+                // A syntax error's text says where, never what.
+                _ => "",
+            };
+            unreadable("body", "请求内容格式不正确", message, &position).into()
+        }
         other => ApiError::invalid("body", format!("无法读取请求内容：{other}")).into(),
     }
 }
@@ -295,7 +313,66 @@ pub fn query_error_handler(
     err: actix_web::error::QueryPayloadError,
     _req: &actix_web::HttpRequest,
 ) -> actix_web::Error {
-    ApiError::invalid("query", format!("查询参数不正确：{err}")).into()
+    use actix_web::error::QueryPayloadError as E;
+    let text = match &err {
+        E::Deserialize(e) => e.to_string(),
+        _ => String::new(),
+    };
+    unreadable("query", "查询参数不正确", &text, "").into()
+}
+
+/// The refusal of input serde could not read, from serde's message (`invalid type: string
+/// "…", expected u32`) without the input's values, which it quotes: personal data must not
+/// come back in the answer nor go into the log. Names the field when serde does (`missing
+/// field `code``); otherwise `default_field`. Messages of other shapes say nothing more than
+/// `prefix` and `position`.
+fn unreadable(default_field: &str, prefix: &str, serde_message: &str, position: &str) -> ApiError {
+    let expected = || {
+        serde_message
+            .rsplit_once(", expected ")
+            .map(|(_, expected)| expected.to_owned())
+    };
+    // A field of ours, or an unknown one named like ours (the input's own names are not
+    // repeated otherwise).
+    fn named(rest: &str) -> Option<&str> {
+        rest.strip_prefix('`')
+            .and_then(|r| r.split_once('`'))
+            .map(|(name, _)| name)
+            .filter(|name| {
+                (1..=64).contains(&name.len())
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            })
+    }
+    let (field, what) = if let Some(rest) = serde_message.strip_prefix("missing field ") {
+        (named(rest), "缺少必填字段".to_owned())
+    } else if let Some(rest) = serde_message.strip_prefix("unknown field ") {
+        (named(rest), "含有未定义的字段".to_owned())
+    } else if let Some(rest) = serde_message.strip_prefix("duplicate field ") {
+        (named(rest), "字段重复".to_owned())
+    } else if serde_message.starts_with("invalid type: ") {
+        (
+            None,
+            expected().map_or("类型不符".into(), |e| format!("类型不符，应为 {e}")),
+        )
+    } else if serde_message.starts_with("invalid value: ")
+        || serde_message.starts_with("invalid length ")
+        || serde_message.starts_with("unknown variant ")
+    {
+        (
+            None,
+            expected().map_or("取值不符".into(), |e| format!("取值不符，应为 {e}")),
+        )
+    } else {
+        (None, String::new())
+    };
+    let field = field.unwrap_or(default_field);
+    let message = match what.as_str() {
+        "" => format!("{prefix}{position}"),
+        what => format!("{prefix}：{what}{position}"),
+    };
+    ApiError::invalid(field, message)
 }
 
 pub fn path_error_handler(
@@ -338,6 +415,62 @@ mod tests {
             .chain(schema["allOf"].as_sequence().into_iter().flatten())
             .flat_map(|s| strings(&s["properties"]["code"]["enum"]))
             .collect()
+    }
+
+    /// serde's messages quote the input; the refusal names the field and keeps what was
+    /// expected, never the value.
+    #[test]
+    fn unreadable_input_is_described_without_its_values() {
+        let id = "44190019900307123X";
+        for (message, field, says) in [
+            (
+                format!("invalid type: string \"{id}, expected x\", expected u32"),
+                "body",
+                "类型不符，应为 u32",
+            ),
+            (
+                format!("unknown variant `{id}`, expected one of `ems`, `pickup`"),
+                "body",
+                "应为 one of `ems`, `pickup`",
+            ),
+            (
+                format!("invalid value: integer `{id}`, expected a phone"),
+                "body",
+                "取值不符",
+            ),
+            ("missing field `code`".into(), "code", "缺少必填字段"),
+            (
+                "unknown field `extra`, expected `code`".into(),
+                "extra",
+                "未定义",
+            ),
+            (
+                format!("unknown field `{id}`, expected `code`"),
+                "body",
+                "未定义",
+            ),
+            (
+                format!("`{id}` is not a slot id"),
+                "body",
+                "请求内容格式不正确",
+            ),
+        ] {
+            let error = unreadable("body", "请求内容格式不正确", &message, "（第 1 行第 9 列）");
+            let ApiError::Invalid {
+                field: named,
+                message: said,
+                ..
+            } = &error
+            else {
+                panic!("{error:?}")
+            };
+            assert_eq!(named, field, "{message}");
+            assert!(said.contains(says) && said.ends_with("第 9 列）"), "{said}");
+            assert!(
+                !said.contains(id) && !error.to_string().contains(id),
+                "{said}"
+            );
+        }
     }
 
     #[test]

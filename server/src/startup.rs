@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpServer};
 use secrecy::SecretString;
 use tracing_actix_web::TracingLogger;
 
 use crate::admin::{self, AdminStore, Admins};
+use crate::auth::address::refuse_forwarded;
 use crate::auth::login::Users;
 use crate::auth::token::Tokens;
 use crate::auth::{self, Authenticator, UserStore};
@@ -127,7 +128,13 @@ impl Capabilities {
                 );
             }
         }
-        let login = &settings.login;
+        let admins = Admins::new(
+            store.clone(),
+            store.clone(),
+            settings.admin_login.clone(),
+            settings.client_addresses(),
+            metrics.registry(),
+        );
         Ok(Capabilities {
             production: settings.is_production(),
             web_pkg_dir: settings.web_pkg_dir.clone(),
@@ -140,14 +147,11 @@ impl Capabilities {
                 access_tokens,
                 store.clone(),
                 store.clone(),
-                login.clone(),
+                settings.login.clone(),
+                settings.client_addresses(),
                 clock.clone(),
             )),
-            admins: web::Data::new(Admins::new(
-                store.clone(),
-                store.clone(),
-                login.trust_forwarded_for,
-            )),
+            admins: web::Data::new(admins),
             booking: web::Data::new(booking),
             receipts: web::Data::new(Receipts::new(
                 settings.receipts.clone(),
@@ -250,6 +254,8 @@ pub fn build_app(
         })
         .default_service(web::to(|| async { Err::<&str, _>(ApiError::NotFound) }))
         .wrap(from_fn(refuse_writes_unless_durable))
+        // Development mode is for this machine only: nothing that came through a proxy.
+        .wrap(Condition::new(!production, from_fn(refuse_forwarded)))
         .wrap(from_fn(metrics_middleware))
         .wrap(from_fn(telemetry::request_id_middleware))
         .wrap(TracingLogger::<telemetry::RequestSpan>::new())

@@ -21,8 +21,8 @@ from wechatpy.exceptions import WeChatClientException
 BASE_URL = os.environ["BZ_TEST_BASE_URL"].rstrip("/")
 WECHAT = "https://api.weixin.qq.com/"
 # The simulated mini-program (server::wechat::simulator::APPID / SECRET).
-APPID = "wxdevelopmentsim"
-SECRET = "development-simulator-secret"
+APPID = "wx0123456789abcdef"
+SECRET = "5e0c0de5e0c0de5e0c0de5e0c0de5e0c"
 
 
 class SimulatedWeChat(requests.Session):

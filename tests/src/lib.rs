@@ -2,6 +2,7 @@
 //! find a real redis-server, and talk to the app over HTTP the way the mini-program does.
 
 pub mod admin;
+pub mod attack;
 pub mod booking;
 pub mod notify;
 pub mod process;

@@ -13,9 +13,11 @@ use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
+use prometheus::{IntCounter, Registry};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
 
-use crate::auth::login::client_address;
+use crate::auth::address::ClientAddresses;
 use crate::auth::token::Subject;
 use crate::auth::{authenticate, Authenticator};
 use crate::error::{ApiError, ErrorCode};
@@ -170,28 +172,144 @@ impl FromRequest for AdminUser {
     }
 }
 
-/// The admin accounts and their login, rate-limited per username and client address.
+/// `[admin_login]`: the limits of the staff login. Every attempt is counted, atomically in
+/// the store, before its password is hashed, so parallel guesses cannot pass a limit together.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminLoginSettings {
+    /// Attempts per username and client address in one window; then 429 until it ends.
+    pub limit_per_account: i64,
+    /// Attempts per client address, all usernames together, in one window; then 429.
+    pub limit_per_address: i64,
+    pub window_secs: u64,
+    /// Attempts at one username from every address in one window after which each further
+    /// attempt waits `slowdown_ms` before its password is checked: a slowdown, never a refusal,
+    /// so a stranger cannot lock the account's owner out.
+    pub slowdown_after: i64,
+    pub slowdown_ms: u64,
+    /// Password hashes (Argon2id: 19 MiB and a core for tens of milliseconds each) at once.
+    pub max_concurrent_hashes: usize,
+    /// How long a login waits for a free hash before `503 SERVER_BUSY`.
+    pub hash_wait_ms: u64,
+}
+
+impl Default for AdminLoginSettings {
+    fn default() -> Self {
+        AdminLoginSettings {
+            limit_per_account: 10,
+            limit_per_address: 50,
+            window_secs: 300,
+            slowdown_after: 20,
+            slowdown_ms: 2000,
+            max_concurrent_hashes: 4,
+            hash_wait_ms: 2000,
+        }
+    }
+}
+
+/// Longer usernames are refused before anything is counted or hashed (accounts have 3–32).
+const MAX_USERNAME_BYTES: usize = 64;
+/// Longer passwords are refused before they are hashed.
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// The admin accounts and their login.
 pub struct Admins {
     store: Arc<dyn AdminStore>,
-    /// Failed logins per username and client address.
+    /// Login attempts per client address, per username and address, and per username.
     attempts: Arc<dyn KvStore>,
-    trust_forwarded_for: bool,
+    settings: AdminLoginSettings,
+    clients: ClientAddresses,
+    /// Bounds the password hashes running at once.
+    hashes: Arc<Semaphore>,
+    /// Passwords checked against a hash: what a guesser gets out of the server.
+    verifications: IntCounter,
 }
 
 impl Admins {
-    /// `trust_forwarded_for`: take the client address from `X-Forwarded-For`, as the users'
-    /// login does (`[login]` settings).
     pub fn new(
         store: Arc<dyn AdminStore>,
         attempts: Arc<dyn KvStore>,
-        trust_forwarded_for: bool,
+        settings: AdminLoginSettings,
+        clients: ClientAddresses,
+        registry: &Registry,
     ) -> Self {
+        let verifications = IntCounter::new(
+            "banzheng_password_verifications_total",
+            "Admin passwords checked against a hash (Argon2id), the unknown usernames' included",
+        )
+        .expect("static metric definition");
+        registry
+            .register(Box::new(verifications.clone()))
+            .expect("registered once");
         Admins {
             store,
             attempts,
-            trust_forwarded_for,
+            hashes: Arc::new(Semaphore::new(settings.max_concurrent_hashes)),
+            settings,
+            clients,
+            verifications,
         }
     }
+
+    /// Counts the attempt in each of its buckets before anything else; refuses (429) past a
+    /// limit, and says whether the username is being guessed at (then the attempt is slowed).
+    async fn count_attempt(&self, username: &str, client: &str) -> Result<bool, ApiError> {
+        let limits = &self.settings;
+        let window = Duration::from_secs(limits.window_secs.max(1));
+        let refused = || ApiError::RateLimited {
+            retry_after_secs: window.as_secs(),
+        };
+        // An address spraying many usernames stops here without touching their buckets.
+        let from_address = self
+            .attempts
+            .kv_incr(&format!("admin-login:address:{client}"), window)
+            .await?;
+        if from_address > limits.limit_per_address {
+            return Err(refused());
+        }
+        if self
+            .attempts
+            .kv_incr(&account_key(username, client), window)
+            .await?
+            > limits.limit_per_account
+        {
+            return Err(refused());
+        }
+        let at_username = self
+            .attempts
+            .kv_incr(&format!("admin-login:username:{username}"), window)
+            .await?;
+        Ok(at_username > limits.slowdown_after)
+    }
+
+    /// Checks `password` against the account's hash (a dummy one for an unknown username, so
+    /// timing does not tell which names exist), at most `max_concurrent_hashes` at once.
+    async fn verify(&self, admin: Option<&Admin>, password: String) -> Result<bool, ApiError> {
+        let wait = Duration::from_millis(self.settings.hash_wait_ms);
+        let permit = tokio::time::timeout(wait, self.hashes.clone().acquire_owned())
+            .await
+            .map_err(|_| ApiError::from(ErrorCode::ServerBusy))?
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let stored_hash = admin.map(|a| a.password_hash.clone());
+        let verifications = self.verifications.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            verifications.inc();
+            let hash = stored_hash.unwrap_or_else(|| DUMMY_HASH.clone());
+            PasswordHash::new(&hash).is_ok_and(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+}
+
+/// The bucket of one username tried from one address (the address first: it has no `|`).
+fn account_key(username: &str, client: &str) -> String {
+    format!("admin-login:account:{client}|{username}")
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -205,50 +323,39 @@ struct LoginRequest {
     password: String,
 }
 
-/// Failed attempts allowed per username and client address in one window.
-const LOGIN_ATTEMPTS: i64 = 10;
-const LOGIN_WINDOW: Duration = Duration::from_secs(300);
-
 async fn login(
     req: HttpRequest,
     body: web::Json<LoginRequest>,
     admins: web::Data<Admins>,
     authenticator: web::Data<Authenticator>,
 ) -> Result<HttpResponse, ApiError> {
-    let client = client_address(&req, admins.trust_forwarded_for);
-    let attempts_key = format!("admin-login:{}:{client}", body.username);
-    if admins
-        .attempts
-        .kv_get(&attempts_key)
-        .await?
-        .and_then(|n| n.parse::<i64>().ok())
-        >= Some(LOGIN_ATTEMPTS)
-    {
-        return Err(ApiError::RateLimited {
-            retry_after_secs: LOGIN_WINDOW.as_secs(),
-        });
+    let LoginRequest { username, password } = body.into_inner();
+    if username.len() > MAX_USERNAME_BYTES {
+        return Err(ApiError::invalid(
+            "username",
+            format!("用户名过长（最多 {MAX_USERNAME_BYTES} 字节）"),
+        ));
     }
-    let admin = admins.store.admin_by_username(&body.username).await?;
-    let password = body.password.clone();
-    let stored_hash = admin.as_ref().map(|a| a.password_hash.clone());
-    // Verify even for an unknown username, so timing does not tell which names exist.
-    let verified = tokio::task::spawn_blocking(move || {
-        let hash = stored_hash.unwrap_or_else(|| DUMMY_HASH.clone());
-        PasswordHash::new(&hash).is_ok_and(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let admin = match (admin, verified) {
-        (Some(admin), true) => admin,
-        _ => {
-            admins.attempts.kv_incr(&attempts_key, LOGIN_WINDOW).await?;
-            return Err(ErrorCode::BadCredentials.into());
-        }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::invalid(
+            "password",
+            format!("密码过长（最多 {MAX_PASSWORD_BYTES} 字节）"),
+        ));
+    }
+    let client = admins.clients.bucket(&req);
+    if admins.count_attempt(&username, &client).await? {
+        tokio::time::sleep(Duration::from_millis(admins.settings.slowdown_ms)).await;
+    }
+    let admin = admins.store.admin_by_username(&username).await?;
+    let admin = match (admins.verify(admin.as_ref(), password).await?, admin) {
+        (true, Some(admin)) => admin,
+        _ => return Err(ErrorCode::BadCredentials.into()),
     };
+    // The owner is in: their own address's failures no longer count against them.
+    admins
+        .attempts
+        .kv_delete(&account_key(&username, &client))
+        .await?;
     let issued = authenticator.issue_admin(&admin.id, admin.role.subject())?;
     tracing::info!(admin = %admin.username, role = admin.role.as_str(), "admin logged in");
     Ok(HttpResponse::Ok().json(serde_json::json!({

@@ -1,5 +1,6 @@
 //! `POST /api/v1/auth/login {code}`: the code from `wx.login()` is exchanged with WeChat, the
-//! user upserted by openid, and our own token returned. The session key stays on the server.
+//! user upserted by openid, and our own token returned. WeChat's session key is neither
+//! returned nor kept.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
+use super::address::ClientAddresses;
 use super::{Authenticator, User, UserStore};
 use crate::clock::Clock;
 use crate::error::{ApiError, ErrorCode};
@@ -22,9 +24,8 @@ pub struct LoginSettings {
     /// Login attempts allowed per client address in one window.
     pub rate_limit: i64,
     pub rate_window_secs: u64,
-    /// Take the client address from `X-Forwarded-For`: only behind a proxy that sets it,
-    /// otherwise any client could pick a fresh address per request and escape the limit.
-    pub trust_forwarded_for: bool,
+    /// Replaced by `BANZHENG_TRUSTED_PROXIES`; start-up refuses it, naming the replacement.
+    pub trust_forwarded_for: Option<bool>,
 }
 
 impl Default for LoginSettings {
@@ -32,7 +33,7 @@ impl Default for LoginSettings {
         LoginSettings {
             rate_limit: 60,
             rate_window_secs: 60,
-            trust_forwarded_for: false,
+            trust_forwarded_for: None,
         }
     }
 }
@@ -47,6 +48,7 @@ pub struct Users {
     /// Login attempts per client address and window.
     attempts: Arc<dyn KvStore>,
     settings: LoginSettings,
+    clients: ClientAddresses,
     clock: Arc<Clock>,
 }
 
@@ -57,6 +59,7 @@ impl Users {
         store: Arc<dyn UserStore>,
         attempts: Arc<dyn KvStore>,
         settings: LoginSettings,
+        clients: ClientAddresses,
         clock: Arc<Clock>,
     ) -> Self {
         Users {
@@ -65,6 +68,7 @@ impl Users {
             store,
             attempts,
             settings,
+            clients,
             clock,
         }
     }
@@ -135,23 +139,11 @@ pub async fn login(
     })))
 }
 
-/// The client's address for rate limits: the peer, or `X-Forwarded-For` only when the
-/// deployment says a trusted proxy sets it (otherwise anyone could pick a fresh address).
-pub fn client_address(req: &HttpRequest, trust_forwarded_for: bool) -> String {
-    let info = req.connection_info();
-    if trust_forwarded_for {
-        info.realip_remote_addr()
-    } else {
-        info.peer_addr()
-    }
-    .unwrap_or("unknown")
-    .to_owned()
-}
-
-/// Counts every attempt per client address; over the limit is 429 until the window ends.
+/// Counts every attempt per client address, before WeChat is asked; over the limit is 429
+/// until the window ends.
 async fn limit_rate(req: &HttpRequest, users: &Users) -> Result<(), ApiError> {
     let limits = &users.settings;
-    let client = client_address(req, limits.trust_forwarded_for);
+    let client = users.clients.bucket(req);
     let window = Duration::from_secs(limits.rate_window_secs.max(1));
     let attempts = users
         .attempts

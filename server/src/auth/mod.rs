@@ -1,6 +1,7 @@
 //! Users (by WeChat openid), our own tokens, and the extractor that gives handlers the
 //! authenticated user.
 
+pub mod address;
 pub mod login;
 mod phone;
 mod store;
@@ -46,7 +47,8 @@ pub fn user_id_for(openid: &str) -> String {
 
 #[async_trait]
 pub trait UserStore: Send + Sync {
-    /// Creates the user on first login, else refreshes the session key (and unionid when given).
+    /// Creates the user on first login, else refreshes the unionid when given. WeChat's
+    /// session key is not stored: nothing here uses it, and it decrypts the user's data.
     async fn upsert_user(
         &self,
         session: &WeChatSession,

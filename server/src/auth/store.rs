@@ -16,16 +16,14 @@ impl UserStore for SqliteStore {
         let id = user_id_for(&session.openid);
         let openid = session.openid.clone();
         let unionid = session.unionid.clone();
-        let session_key = session.session_key.clone();
         self.write(move |tx| {
             tx.execute(
-                "INSERT INTO users (id, openid, unionid, session_key, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                "INSERT INTO users (id, openid, unionid, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4)
                  ON CONFLICT (id) DO UPDATE SET
                    unionid = COALESCE(excluded.unionid, users.unionid),
-                   session_key = excluded.session_key,
                    updated_at = excluded.updated_at",
-                params![id, openid, unionid, session_key, now.to_rfc3339()],
+                params![id, openid, unionid, now.to_rfc3339()],
             )?;
             Ok(select_user(tx, &id)?.expect("row written in this transaction"))
         })
@@ -87,7 +85,8 @@ impl UserStore for RedisStore {
         pipe.atomic()
             .hset_nx(&key, "created_at", now.to_rfc3339())
             .hset(&key, "openid", &session.openid)
-            .hset(&key, "session_key", &session.session_key);
+            // WeChat's session key is not kept; one kept before is forgotten at the next login.
+            .hdel(&key, "session_key");
         if let Some(unionid) = &session.unionid {
             pipe.hset(&key, "unionid", unionid);
         }

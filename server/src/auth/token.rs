@@ -154,7 +154,7 @@ pub(crate) fn development_secret(data_dir: &Path, name: &str) -> anyhow::Result<
             return Ok(SecretString::from(existing.trim().to_owned()));
         }
     }
-    std::fs::create_dir_all(data_dir)?;
+    crate::store::private_dir(data_dir)?;
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let secret = hex::encode(bytes);

@@ -362,7 +362,7 @@ fn whole_yuan<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Optio
             .filter(|f| f.fract() == 0.0 && *f >= 0.0)
             .map(|f| f as u64)
     });
-    whole.map(Some).ok_or_else(|| {
-        serde::de::Error::custom(format!("fee_yuan 应为不小于0的整数元（收到 {number}）"))
-    })
+    whole
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom("fee_yuan 应为不小于0的整数元"))
 }

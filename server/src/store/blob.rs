@@ -54,8 +54,9 @@ impl BlobStore for SqliteStore {
         let bytes = bytes.to_vec();
         tokio::task::spawn_blocking(move || {
             let dir = path.parent().expect("a blob path has a parent");
-            std::fs::create_dir_all(dir)?;
-            // Written aside and renamed into place, so a reader never sees half a photo.
+            super::private_dir(dir)?;
+            // Written aside (0600, as every temporary file) and renamed into place, so a
+            // reader never sees half a photo.
             let mut file = tempfile::NamedTempFile::new_in(dir)?;
             std::io::Write::write_all(&mut file, &bytes)?;
             file.as_file().sync_all()?;

@@ -90,6 +90,19 @@ impl<'a> Lock<'a> {
     }
 }
 
+/// Creates `dir` (and missing parents) for the server's user only (0700), and makes an
+/// existing one so: personal data lives under it, whatever the umask.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    #[cfg(unix)]
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    Ok(())
+}
+
 /// The configured backend, as its own type: start-up hands each capability the store traits
 /// that capability asks for.
 pub enum Backend {
@@ -113,8 +126,64 @@ pub async fn open(
             Backend::Redis(Arc::new(store))
         }
         None => {
-            std::fs::create_dir_all(data_dir)?;
+            private_dir(data_dir)?;
             Backend::Sqlite(Arc::new(SqliteStore::open(&data_dir.join("banzheng.db"))?))
         }
     })
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// Every directory under `dir` (and itself) 0700, every file 0600; returns the files.
+    fn assert_private(dir: &Path) -> Vec<String> {
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(dir), 0o700, "{}", dir.display());
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files.extend(assert_private(&path));
+            } else {
+                assert_eq!(mode(&path), 0o600, "{}", path.display());
+                files.push(path.file_name().unwrap().to_string_lossy().into_owned());
+            }
+        }
+        files
+    }
+
+    #[tokio::test]
+    async fn the_data_directory_and_its_files_are_private() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        // An existing database the umask made readable is made private too.
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("banzheng.db"), b"").unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let Backend::Sqlite(store) = open(None, "bz", &data, None).await.unwrap() else {
+            unreachable!("no Redis URL")
+        };
+        store
+            .kv_set("k", "v", Duration::from_secs(60))
+            .await
+            .unwrap();
+        store
+            .blob_put("receipt-orders/o1/1/original.jpg", b"photo")
+            .await
+            .unwrap();
+        let mut files = assert_private(&data);
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                "banzheng.db",
+                "banzheng.db-shm",
+                "banzheng.db-wal",
+                "original.jpg"
+            ]
+        );
+    }
 }

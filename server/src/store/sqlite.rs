@@ -23,6 +23,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/0006_receipt_expiry_in_domain.sql"),
     ),
     (7, include_str!("../../migrations/0007_user_phone.sql")),
+    (
+        1501,
+        include_str!("../../migrations/1501_forget_session_keys.sql"),
+    ),
 ];
 
 const READERS: usize = 4;
@@ -66,12 +70,39 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// The database for the server's user only (0600): created so before SQLite opens it, which
+/// then gives its WAL and shared-memory files the same mode; existing files are made so.
+fn private_files(database: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(database)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = database.as_os_str().to_owned();
+            file.push(suffix);
+            match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                other => other?,
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        private_files(path).map_err(|e| {
+            StoreError::Unavailable(format!("cannot make {} private: {e}", path.display()))
+        })?;
         let mut writer = connect(path)?;
         migrate(&mut writer)?;
         let readers = (0..READERS)

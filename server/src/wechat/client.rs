@@ -10,22 +10,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// What `jscode2session` told us about the user who just logged in.
+/// What `jscode2session` told us about the user who just logged in. Its `session_key`
+/// (which decrypts the user's data) is not kept: nothing here uses it.
+#[derive(Debug)]
 pub struct WeChatSession {
     pub openid: String,
     pub unionid: Option<String>,
-    /// Kept server-side only: it decrypts the user's data and never leaves the server.
-    pub session_key: String,
-}
-
-impl std::fmt::Debug for WeChatSession {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WeChatSession")
-            .field("openid", &self.openid)
-            .field("unionid", &self.unionid)
-            .field("session_key", &"<redacted>")
-            .finish()
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -158,10 +148,9 @@ impl WeChatClient {
             let body = call(request).await?;
             let field = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_owned);
             match (field("openid"), field("session_key")) {
-                (Some(openid), Some(session_key)) if !openid.is_empty() => Ok(WeChatSession {
+                (Some(openid), Some(_)) if !openid.is_empty() => Ok(WeChatSession {
                     openid,
                     unionid: field("unionid").filter(|u| !u.is_empty()),
-                    session_key,
                 }),
                 _ => Err(WeChatError::Transport(
                     "jscode2session answer lacks openid or session_key".into(),

@@ -38,9 +38,10 @@ use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::routing::endpoint;
 
-/// The app id and secret of the simulated mini-program (development mode uses them).
-pub const APPID: &str = "wxdevelopmentsim";
-pub const SECRET: &str = "development-simulator-secret";
+/// The app id and secret of the simulated mini-program (development mode uses them), in
+/// WeChat's formats (`wx` and 16 hex digits; 32 hex digits), which production start-up checks.
+pub const APPID: &str = "wx0123456789abcdef";
+pub const SECRET: &str = "5e0c0de5e0c0de5e0c0de5e0c0de5e0c";
 
 const CODE_TTL: i64 = 300;
 const TOKEN_TTL: i64 = 7200;

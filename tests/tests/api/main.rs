@@ -12,6 +12,7 @@ mod layering;
 mod notify;
 mod phone;
 mod receipts;
+mod security;
 mod store;
 mod template_check;
 mod wechat;

@@ -140,20 +140,20 @@ async fn lock_release_and_expiry(backend: Backend) {
 async fn users_upsert_by_openid(backend: Backend) {
     let s = store(backend).await;
     let first = s
-        .upsert_user(&session("o-1", None, "k1"), Utc::now())
+        .upsert_user(&session("o-1", None), Utc::now())
         .await
         .unwrap();
     assert_eq!(first.openid, "o-1");
     assert_eq!(first.unionid, None);
     let again = s
-        .upsert_user(&session("o-1", Some("u-1"), "k2"), Utc::now())
+        .upsert_user(&session("o-1", Some("u-1")), Utc::now())
         .await
         .unwrap();
     assert_eq!(again.id, first.id, "same openid, same user");
     assert_eq!(again.created_at, first.created_at, "created once");
     assert_eq!(again.unionid.as_deref(), Some("u-1"));
     let kept = s
-        .upsert_user(&session("o-1", None, "k3"), Utc::now())
+        .upsert_user(&session("o-1", None), Utc::now())
         .await
         .unwrap();
     assert_eq!(
@@ -162,7 +162,7 @@ async fn users_upsert_by_openid(backend: Backend) {
         "a later login without unionid keeps it"
     );
     let other = s
-        .upsert_user(&session("o-2", None, "k"), Utc::now())
+        .upsert_user(&session("o-2", None), Utc::now())
         .await
         .unwrap();
     assert_ne!(other.id, first.id);
@@ -170,11 +170,10 @@ async fn users_upsert_by_openid(backend: Backend) {
     assert_eq!(s.user_by_id("missing").await.unwrap(), None);
 }
 
-fn session(openid: &str, unionid: Option<&str>, key: &str) -> WeChatSession {
+fn session(openid: &str, unionid: Option<&str>) -> WeChatSession {
     WeChatSession {
         openid: openid.into(),
         unionid: unionid.map(Into::into),
-        session_key: key.into(),
     }
 }
 

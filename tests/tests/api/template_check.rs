@@ -42,7 +42,7 @@ fn production(dir: &tempfile::TempDir, api_base: &str) -> Vec<(String, String)> 
         ),
         (
             "BANZHENG_BOOKING__ID_HASH_KEY",
-            "a-production-id-hash-key".into(),
+            "a-production-id-hash-key-of-enough-length".into(),
         ),
         ("BANZHENG_NOTIFY__TEMPLATE_RECHECK_SECS", "1".into()),
         ("BANZHENG_WECHAT_TIMEOUT_MS", "1000".into()),

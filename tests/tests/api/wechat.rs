@@ -229,7 +229,10 @@ async fn production_mode_has_no_simulator(backend: Backend) {
                 "a-production-secret-of-enough-length",
             ),
             ("BANZHENG_WECHAT_API_BASE", &base),
-            ("BANZHENG_BOOKING__ID_HASH_KEY", "a-production-id-hash-key"),
+            (
+                "BANZHENG_BOOKING__ID_HASH_KEY",
+                "a-production-id-hash-key-of-enough-length",
+            ),
             // The shared test Redis keeps nothing on disk; durability has tests of its own.
             ("BANZHENG_REDIS_DURABILITY", "unchecked"),
         ],
