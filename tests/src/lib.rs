@@ -93,6 +93,9 @@ impl SharedStore {
             }
             SharedStore::Redis { url, prefix } => {
                 vars.push(("BANZHENG_REDIS_URL".into(), url.clone()));
+                // The shared test Redis keeps nothing on disk, which production would refuse;
+                // `durability::` tests what production asks of Redis on servers of its own.
+                vars.push(("BANZHENG_REDIS_DURABILITY".into(), "unchecked".into()));
                 vars.push(("BANZHENG_REDIS_KEY_PREFIX".into(), prefix.clone()));
                 // Instances sharing a Redis share the token key too (SQLite ones share the file).
                 vars.push((

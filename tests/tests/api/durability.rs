@@ -333,11 +333,12 @@ async fn production_refuses_writes_while_redis_is_not_durable() {
     let sim = SimControl::of(&wechat);
     let redis = RedisServer::start_durable().await;
     let vars = production(&redis, &wechat.api_base());
-    let extra: Vec<(&str, &str)> = vars
+    let mut extra: Vec<(&str, &str)> = vars
         .iter()
         .filter(|(k, _)| !k.starts_with("BANZHENG_REDIS"))
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
+    extra.push(("BANZHENG_REDIS_DURABILITY", "everysec"));
     let store = SharedStore::Redis {
         url: redis.url(),
         prefix: "production".into(),

@@ -233,8 +233,6 @@ async fn production_mode_has_no_simulator(backend: Backend) {
                 "BANZHENG_BOOKING__ID_HASH_KEY",
                 "a-production-id-hash-key-of-enough-length",
             ),
-            // The shared test Redis keeps nothing on disk; durability has tests of its own.
-            ("BANZHENG_REDIS_DURABILITY", "unchecked"),
         ],
     )
     .await;
