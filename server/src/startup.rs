@@ -140,6 +140,7 @@ impl Capabilities {
             receipts: web::Data::new(Receipts::new(
                 settings.receipts.clone(),
                 store.clone(),
+                store.clone(),
                 store,
                 clock,
             )),

@@ -165,6 +165,9 @@ async fn remove_photos(receipts: &Receipts, order: &ReceiptOrder) {
 
 const ORDER_FIELDS: &[&str] = &["spec", "region", "name", "id_number"];
 
+/// When a user with too many orders waiting may try again: reviews take minutes to hours.
+const OPEN_ORDERS_RETRY_SECS: u64 = 3600;
+
 fn order_form(upload: &Upload) -> Result<(OrderForm, &'static photo_wasm::Spec), ApiError> {
     let spec = photo::spec(upload.field("spec")?)?;
     let region = Region::parse(upload.field("region")?).ok_or_else(|| {
@@ -204,11 +207,11 @@ pub async fn create(
     payload: Multipart,
     receipts: web::Data<Receipts>,
 ) -> Result<HttpResponse, ApiError> {
+    receipts.count_upload(&user.id).await?;
     let limit = receipts.settings.max_upload_bytes;
     let upload = upload::read(&req, payload, limit, ORDER_FIELDS).await?;
     let (form, spec) = order_form(&upload)?;
-    let accepted =
-        photo::accept(upload.photo, spec, 1, receipts.blobs.original_max_pixels()).await?;
+    let accepted = photo::accept(&receipts, upload.photo, spec, 1).await?;
     let now = receipts.clock.now();
     let order = ReceiptOrder::new(
         uuid::Uuid::new_v4().simple().to_string(),
@@ -218,9 +221,22 @@ pub async fn create(
         now,
     );
     put_photos(&receipts, &order, &accepted).await?;
-    if let Err(e) = receipts.store.insert_receipt_order(&order).await {
-        remove_photos(&receipts, &order).await;
-        return Err(e.into());
+    let inserted = receipts
+        .store
+        .insert_receipt_order_capped(&order, receipts.settings.max_open_orders)
+        .await;
+    match inserted {
+        Ok(Saved::Saved) => {}
+        refused => {
+            remove_photos(&receipts, &order).await;
+            return Err(match refused {
+                Ok(_) => ApiError::RetryLater {
+                    code: ErrorCode::TooManyOpenOrders,
+                    retry_after_secs: OPEN_ORDERS_RETRY_SECS,
+                },
+                Err(e) => e.into(),
+            });
+        }
     }
     tracing::info!(
         order = %order.id,
@@ -240,21 +256,17 @@ pub async fn resubmit(
     payload: Multipart,
     receipts: web::Data<Receipts>,
 ) -> Result<HttpResponse, ApiError> {
+    receipts.count_upload(&user.id).await?;
     let mut order = owned_by(receipts.store.receipt_order(&id).await?, &user.id)?;
     if order.status != Status::Rejected {
         return Err(TransitionError::NotRejected.into());
     }
+    receipts.count_resubmit(&order.id).await?;
     let limit = receipts.settings.max_upload_bytes;
     let upload = upload::read(&req, payload, limit, &[]).await?;
     let spec = photo::spec(&order.spec)?;
     let attempt = order.photo.attempt + 1;
-    let accepted = photo::accept(
-        upload.photo,
-        spec,
-        attempt,
-        receipts.blobs.original_max_pixels(),
-    )
-    .await?;
+    let accepted = photo::accept(&receipts, upload.photo, spec, attempt).await?;
     let now = receipts.clock.now();
     order.resubmit(accepted.photo.clone(), now)?;
     put_photos(&receipts, &order, &accepted).await?;
