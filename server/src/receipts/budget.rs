@@ -3,8 +3,9 @@
 //! Photo work (decode, check, normalise, review copy) runs on the blocking pool under one
 //! budget of memory counted in MiB: each step first reads the image's header and takes as many
 //! permits as the step's decoded bytes (`photo_wasm::check_bytes` and its siblings), so however
-//! many uploads arrive at once, the photo work holds at most the budget. Past it a step waits
-//! briefly for permits, then the request is `503 PHOTO_BUSY` with `Retry-After`. The budget
+//! many uploads arrive at once, the photo work holds at most the budget. An upload's own bytes
+//! are held in the same budget from before they are read until the answer is sent. Past the
+//! budget a request waits briefly, then is `503 PHOTO_BUSY` with `Retry-After`. The budget
 //! protects this process's memory, so it is counted in the process, not in the store.
 //!
 //! Per-user quotas (photo uploads per minute, resubmissions per order and day) bound the work a
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use actix_web::web;
 use chrono::{DateTime, Utc};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::store::KvStore;
@@ -41,14 +42,9 @@ impl PhotoBudget {
         }
     }
 
-    /// Runs `work` on the blocking pool once `bytes` of the budget are free (a step larger
-    /// than the whole budget waits for all of it); `PHOTO_BUSY` when that takes longer than
-    /// the configured wait. The permits go back when `work` ends, even if the request has gone.
-    pub async fn run<T: Send + 'static>(
-        &self,
-        bytes: u64,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
+    /// Takes `bytes` of the budget (all of it for more), waiting at most the configured time
+    /// for them, else `PHOTO_BUSY`; they go back when the answer is dropped.
+    pub async fn hold(&self, bytes: u64) -> Result<Held, ApiError> {
         let mib = bytes.div_ceil(MIB).clamp(1, u64::from(self.mib)) as u32;
         let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_many_owned(mib))
             .await
@@ -60,13 +56,29 @@ impl PhotoBudget {
                 }
             })?
             .map_err(|e| ApiError::Internal(format!("photo budget: {e}")))?;
+        Ok(Held { _permit: permit })
+    }
+
+    /// Runs `work` on the blocking pool holding `bytes` of the budget (see [`Self::hold`]).
+    /// The budget goes back when `work` ends, even if the request has gone.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        bytes: u64,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let held = self.hold(bytes).await?;
         web::block(move || {
-            let _permit = permit;
+            let _held = held;
             work()
         })
         .await
         .map_err(|e| ApiError::Internal(format!("photo work failed: {e}")))
     }
+}
+
+/// Part of the photo budget, given back when dropped.
+pub struct Held {
+    _permit: OwnedSemaphorePermit,
 }
 
 /// A per-user limit counted in the store in fixed windows of `window_secs`, which start at

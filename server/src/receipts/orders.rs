@@ -209,7 +209,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     receipts.count_upload(&user.id).await?;
     let limit = receipts.settings.max_upload_bytes;
-    let upload = upload::read(&req, payload, limit, ORDER_FIELDS).await?;
+    let upload = upload::read(&req, payload, limit, ORDER_FIELDS, &receipts.budget).await?;
     let (form, spec) = order_form(&upload)?;
     let accepted = photo::accept(&receipts, upload.photo, spec, 1).await?;
     let now = receipts.clock.now();
@@ -263,7 +263,7 @@ pub async fn resubmit(
     }
     receipts.count_resubmit(&order.id).await?;
     let limit = receipts.settings.max_upload_bytes;
-    let upload = upload::read(&req, payload, limit, &[]).await?;
+    let upload = upload::read(&req, payload, limit, &[], &receipts.budget).await?;
     let spec = photo::spec(&order.spec)?;
     let attempt = order.photo.attempt + 1;
     let accepted = photo::accept(&receipts, upload.photo, spec, attempt).await?;

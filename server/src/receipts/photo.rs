@@ -110,7 +110,8 @@ pub async fn check(
     receipts: web::Data<Receipts>,
 ) -> Result<HttpResponse, ApiError> {
     receipts.count_upload(&user.id).await?;
-    let upload = upload::read(&req, payload, receipts.settings.max_upload_bytes, &["spec"]).await?;
+    let limit = receipts.settings.max_upload_bytes;
+    let upload = upload::read(&req, payload, limit, &["spec"], &receipts.budget).await?;
     let spec = spec(upload.field("spec")?)?;
     let report = checked(&receipts, &Arc::new(upload.photo), spec).await?;
     Ok(HttpResponse::Ok().json(report))

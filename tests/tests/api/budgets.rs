@@ -170,9 +170,11 @@ fn phone_photo_53mp() -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_48_megapixel_phone_jpeg_is_accepted() {
-    let (_server, app) = binary(Backend::Sqlite, &[]).await;
+    let (server, app) = binary(Backend::Sqlite, &[]).await;
     let token = app.login("openid-phone").await;
     let big = phone_photo_53mp();
+    let at_rest = peak_rss_mib(server.pid());
+    let len = big.len();
     let answer = app
         .post_multipart(
             "/api/v1/photos/check",
@@ -194,6 +196,11 @@ async fn a_48_megapixel_phone_jpeg_is_accepted() {
         )
         .await;
     assert_eq!(order.status(), 201, "{}", order.text().await.unwrap());
+    println!(
+        "53 MP JPEG ({} B) checked and ordered: server VmHWM {at_rest} MiB at rest, {} MiB after",
+        len,
+        peak_rss_mib(server.pid())
+    );
 }
 
 /// Asserts a quota's refusal: 429, `code`, and a `Retry-After` of at most `max_secs`.
