@@ -114,3 +114,22 @@ impl Quota {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn past_the_budget_is_busy_until_it_is_given_back() {
+        let budget = PhotoBudget::new(4, Duration::ZERO);
+        let held = budget.hold(3 * MIB).await.expect("within the budget");
+        let busy = budget.hold(2 * MIB).await.err().expect("over the budget");
+        assert_eq!(busy.code(), ErrorCode::PhotoBusy);
+        drop(held);
+        // More than the whole budget waits for all of it, and runs alone.
+        let all = budget.hold(100 * MIB).await.expect("the whole budget");
+        assert!(budget.hold(1).await.is_err());
+        drop(all);
+        assert_eq!(budget.run(MIB, || 7).await.unwrap(), 7);
+    }
+}
