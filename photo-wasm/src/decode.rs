@@ -148,14 +148,8 @@ pub fn plan(bytes: &[u8], want: Want) -> Result<Plan, DecodeError> {
         Format::Jpeg => {
             let (dec, source) = jpeg_decoder(bytes, want)?;
             let info = dec.info().ok_or(DecodeError::Empty)?;
-            let (w, h) = (info.width as u64, info.height as u64);
-            let channels = jpeg_channels(info.pixel_format);
-            // The component planes (padded to whole 16-pixel units) and the interleaved output
-            // live together; then the RGB copy (greyscale, CMYK) and the rotated copy (EXIF
-            // orientation), 3 bytes a pixel each.
-            let planes = channels * (w + 16) * (h + 16);
             Ok(Plan {
-                bytes: source.full_size_bytes + planes + w * h * (channels + 6),
+                bytes: source.full_size_bytes + jpeg_scaled_bytes(&info),
                 width: info.width as u32,
                 height: info.height as u32,
             })
@@ -242,10 +236,20 @@ fn jpeg_decoder(bytes: &[u8], want: Want) -> Result<(JpegDecoder<'_>, JpegSource
             height: h,
         });
     }
-    let f = want.factor(w, h);
-    if f < 1.0 {
-        let req = |v: u32| ((v as f32 * f).ceil() as u32).clamp(1, u16::MAX as u32) as u16;
-        dec.scale(req(w), req(h)).map_err(corrupt)?;
+    // The smallest DCT scale that covers `want`, halved while the decode would hold more than
+    // the cap (only a photo of tens of megapixels wanted in full): fewer pixels, never more memory.
+    let mut f = want.factor(w, h);
+    loop {
+        if f < 1.0 {
+            let req = |v: u32| ((v as f32 * f).ceil() as u32).clamp(1, u16::MAX as u32) as u16;
+            dec.scale(req(w), req(h)).map_err(corrupt)?;
+        }
+        let out = dec.info().ok_or(DecodeError::Empty)?;
+        let scale = out.width as f32 / w as f32;
+        if full_size_bytes + jpeg_scaled_bytes(&out) <= t::MAX_DECODE_PEAK_BYTES || scale <= 0.125 {
+            break;
+        }
+        f = scale / 2.0;
     }
     dec.set_max_decoding_buffer_size(t::MAX_DECODE_BYTES);
     let source = JpegSource {
@@ -254,6 +258,18 @@ fn jpeg_decoder(bytes: &[u8], want: Want) -> Result<(JpegDecoder<'_>, JpegSource
         full_size_bytes,
     };
     Ok((dec, source))
+}
+
+/// What decoding a JPEG holds at its output size `info`: the component planes (padded to whole
+/// 16-pixel units) with the interleaved output, then the output with its RGB copy (greyscale,
+/// CMYK), then the RGB image with its upright copy (EXIF orientation); the most of the three.
+fn jpeg_scaled_bytes(info: &jpeg_decoder::ImageInfo) -> u64 {
+    let (w, h) = (info.width as u64, info.height as u64);
+    let channels = jpeg_channels(info.pixel_format);
+    let planes = channels * (w + 16) * (h + 16);
+    let output = channels * w * h;
+    let rgb = 3 * w * h;
+    (planes + output).max(output + rgb).max(2 * rgb)
 }
 
 fn jpeg_channels(format: jpeg_decoder::PixelFormat) -> u64 {

@@ -45,6 +45,10 @@ pub const MAX_INFLATE_RATIO: u64 = 200;
 pub const INFLATE_CHECK_FROM_BYTES: u64 = 16 * 1024 * 1024;
 /// Cap on any decoded buffer (bytes): 64 MP × 3 fits; wasm memory stays well under 1 GB.
 pub const MAX_DECODE_BYTES: usize = 200 * 1024 * 1024;
+/// Cap on all a decode holds at once (bytes, see `decode::plan`): a JPEG wanted at a scale that
+/// would hold more is decoded at the next smaller DCT scale (only when tens of megapixels are
+/// wanted in full), so one decode never takes more than this, natively or in wasm.
+pub const MAX_DECODE_PEAK_BYTES: u64 = 384 * 1024 * 1024;
 /// Uploads above this are refused: larger than any phone JPEG, and the server's upload limit.
 pub const MAX_UPLOAD_KB: f32 = 15.0 * 1024.0;
 

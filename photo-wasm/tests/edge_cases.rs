@@ -140,6 +140,27 @@ fn budgets_are_read_from_the_header() {
 }
 
 #[test]
+fn a_200_megapixel_jpeg_wanted_in_full_is_decoded_within_the_cap() {
+    use photo_wasm::decode::{plan, Want};
+    let small = jpeg(8, 8, &[128; 8 * 8 * 3], jpeg_encoder::ColorType::Rgb);
+    let mut big = with_jpeg_size(small, 16320, 12240);
+    // Comment segments after SOI give it a phone photo's weight (8 MB) without pixels.
+    let comment: Vec<u8> = [0xFF, 0xFE, 0xFF, 0xFF]
+        .into_iter()
+        .chain(std::iter::repeat_n(b' ', 0xFFFD))
+        .collect();
+    for _ in 0..128 {
+        big.splice(2..2, comment.iter().copied());
+    }
+    let full = plan(&big, Want::Full).expect("admitted");
+    assert!(full.bytes <= photo_wasm::thresholds::MAX_DECODE_PEAK_BYTES);
+    assert!(full.width < 16320, "decoded at a reduced scale: {full:?}");
+    // What the check wants is far smaller still: 1/8 scale.
+    let check = plan(&big, Want::LongSide(800)).expect("admitted");
+    assert_eq!((check.width, check.height), (2040, 1530));
+}
+
+#[test]
 fn truncated_files_give_a_report() {
     let full = photo("portrait-test0.jpg");
     for cut in [2, 100, full.len() / 3, full.len() - 10] {
