@@ -165,8 +165,13 @@ async fn remove_photos(receipts: &Receipts, order: &ReceiptOrder) {
 
 const ORDER_FIELDS: &[&str] = &["spec", "region", "name", "id_number"];
 
-/// When a user with too many orders waiting may try again: reviews take minutes to hours.
-const OPEN_ORDERS_RETRY_SECS: u64 = 3600;
+/// `TOO_MANY_OPEN_ORDERS`, to try again in an hour: reviews take minutes to hours.
+fn too_many_open() -> ApiError {
+    ApiError::RetryLater {
+        code: ErrorCode::TooManyOpenOrders,
+        retry_after_secs: 3600,
+    }
+}
 
 fn order_form(upload: &Upload) -> Result<(OrderForm, &'static photo_wasm::Spec), ApiError> {
     let spec = photo::spec(upload.field("spec")?)?;
@@ -208,6 +213,24 @@ pub async fn create(
     receipts: web::Data<Receipts>,
 ) -> Result<HttpResponse, ApiError> {
     receipts.count_upload(&user.id).await?;
+    // Refused before any photo work when the user is at the limit already; the insert below
+    // decides atomically.
+    let max_open = receipts.settings.max_open_orders;
+    let open = receipts
+        .store
+        .user_receipt_orders(
+            &user.id,
+            &OrderPage {
+                status: Some(Status::Pending),
+                now: receipts.clock.now(),
+                after: None,
+                limit: max_open as usize,
+            },
+        )
+        .await?;
+    if open.len() >= max_open as usize {
+        return Err(too_many_open());
+    }
     let limit = receipts.settings.max_upload_bytes;
     let upload = upload::read(&req, payload, limit, ORDER_FIELDS, &receipts.budget).await?;
     let (form, spec) = order_form(&upload)?;
@@ -223,17 +246,14 @@ pub async fn create(
     put_photos(&receipts, &order, &accepted).await?;
     let inserted = receipts
         .store
-        .insert_receipt_order_capped(&order, receipts.settings.max_open_orders)
+        .insert_receipt_order_capped(&order, max_open)
         .await;
     match inserted {
         Ok(Saved::Saved) => {}
         refused => {
             remove_photos(&receipts, &order).await;
             return Err(match refused {
-                Ok(_) => ApiError::RetryLater {
-                    code: ErrorCode::TooManyOpenOrders,
-                    retry_after_secs: OPEN_ORDERS_RETRY_SECS,
-                },
+                Ok(_) => too_many_open(),
                 Err(e) => e.into(),
             });
         }

@@ -10,6 +10,7 @@ use image::ImageEncoder;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use server::admin::Role;
+use server::receipts::Saved;
 use tests::process::ServerProcess;
 use tests::receipts::photo;
 use tests::{assert_error, on_both_backends, Backend, SharedStore, TestApp};
@@ -253,6 +254,38 @@ async fn open_orders_are_limited(backend: Backend) {
     assert_quota(answer, "TOO_MANY_OPEN_ORDERS", 3600).await;
     let orders = app.receipt_orders(&token, "").await;
     assert_eq!(orders["orders"].as_array().unwrap().len(), 1, "{orders}");
+
+    // Two orders at once from a user with none: the store's insert lets exactly one in.
+    let token = app.login("openid-racer").await;
+    let fields = tests::receipts::order_fields("id-card", "广东省东莞市");
+    let post = || {
+        app.post_multipart(
+            "/api/v1/receipt-orders",
+            &token,
+            photo("portrait-test0.jpg"),
+            &fields,
+        )
+    };
+    let (a, b) = futures_util::join!(post(), post());
+    let (created, refused) = if a.status() == 201 { (a, b) } else { (b, a) };
+    assert_eq!(created.status(), 201);
+    assert_quota(refused, "TOO_MANY_OPEN_ORDERS", 3600).await;
+    let orders = app.receipt_orders(&token, "").await;
+    assert_eq!(orders["orders"].as_array().unwrap().len(), 1, "{orders}");
+}
+
+/// The cap is a guard of the insert itself, so concurrent orders cannot pass it together.
+async fn the_open_order_cap_is_checked_by_the_insert(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let id = app.seed_order("openid-hoarder", "portrait-test0.jpg").await;
+    let store = app.shared.open().await;
+    let mut second = store.receipt_order(&id).await.unwrap().expect("seeded");
+    second.id = format!("{id}-2");
+    let capped = |limit| store.insert_receipt_order_capped(&second, limit);
+    assert_eq!(capped(1).await.unwrap(), Saved::TooManyOpen);
+    assert_eq!(capped(2).await.unwrap(), Saved::Saved);
+    // An id is inserted once.
+    assert!(capped(3).await.is_err());
 }
 
 async fn resubmits_per_order_and_day_are_limited(backend: Backend) {
@@ -284,5 +317,6 @@ async fn resubmits_per_order_and_day_are_limited(backend: Backend) {
 on_both_backends!(
     photo_uploads_per_minute_are_limited,
     open_orders_are_limited,
+    the_open_order_cap_is_checked_by_the_insert,
     resubmits_per_order_and_day_are_limited,
 );
