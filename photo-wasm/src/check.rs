@@ -19,14 +19,19 @@ pub(crate) struct Source {
 }
 
 /// A report for input that could not be turned into pixels.
-pub(crate) fn undecodable(spec: &Spec, file_size: Option<usize>, why: &str) -> Report {
+pub(crate) fn undecodable(
+    spec: &Spec,
+    file_size: Option<usize>,
+    why_zh: &str,
+    why_en: &str,
+) -> Report {
     let mut checks = vec![Check {
         id: CheckId::Decode,
         status: Status::Fail,
         value: None,
         range: None,
-        message_zh: format!("无法读取照片（请上传 JPEG 或 PNG 照片）：{why}"),
-        message_en: format!("The photo cannot be read (upload a JPEG or PNG photo): {why}"),
+        message_zh: format!("无法读取照片（请上传 JPEG 或 PNG 照片）：{why_zh}"),
+        message_en: format!("The photo cannot be read (upload a JPEG or PNG photo): {why_en}"),
     }];
     if let Some(size) = file_size {
         checks.push(file_size_check(size, spec));

@@ -1,6 +1,8 @@
 //! Bounded JPEG/PNG decoding with EXIF orientation. The header is read first, so a decompression
 //! bomb is refused before any pixel buffer is allocated; JPEGs are decoded in the DCT domain at
-//! the smallest scale (1/8, 1/4, 1/2, 1) that still covers the requested size.
+//! the smallest scale (1/8, 1/4, 1/2, 1) that still covers the requested size. [`plan`]
+//! reads the same header and says how much memory a decode will hold at most, so a caller can
+//! budget for it before decoding.
 
 use crate::raster::Rgb;
 use crate::thresholds as t;
@@ -18,10 +20,61 @@ pub enum DecodeError {
         height: u32,
         max_megapixels: u32,
     },
+    /// PNG has no reduced decode: every pixel is held in memory, so it is capped lower.
+    #[error(
+        "PNG of {width}×{height} pixels is larger than the {max_megapixels} megapixels accepted for PNG (a PNG is decoded in full; save the photo as JPEG)"
+    )]
+    PngTooLarge {
+        width: u32,
+        height: u32,
+        max_megapixels: u32,
+    },
+    #[error("a {file_bytes}-byte file declaring {width}×{height} pixels is not a photo (it would inflate {ratio}-fold)")]
+    Inflates {
+        width: u32,
+        height: u32,
+        file_bytes: usize,
+        ratio: u64,
+    },
+    /// A progressive or lossless JPEG holds the full image while decoding, at any scale.
+    #[error("progressive or lossless JPEG of {width}×{height} pixels is too large to decode (save it as a baseline JPEG)")]
+    FullSizeTooLarge { width: u32, height: u32 },
     #[error("image has no pixels")]
     Empty,
     #[error("cannot decode the image: {0}")]
     Corrupt(String),
+}
+
+impl DecodeError {
+    /// The same in Chinese, for the report's `decode` check.
+    pub fn message_zh(&self) -> String {
+        match self {
+            DecodeError::UnknownFormat => "不是 JPEG 或 PNG 文件".into(),
+            DecodeError::TooLarge {
+                width,
+                height,
+                max_megapixels,
+            } => format!("图片为 {width}×{height} 像素，超过可接受的 {max_megapixels} 百万像素"),
+            DecodeError::PngTooLarge {
+                width,
+                height,
+                max_megapixels,
+            } => format!(
+                "PNG 图片为 {width}×{height} 像素，超过 PNG 可接受的 {max_megapixels} 百万像素（PNG 须完整解码，请保存为 JPEG 后上传）"
+            ),
+            DecodeError::Inflates {
+                width,
+                height,
+                file_bytes,
+                ..
+            } => format!("{file_bytes} 字节的文件声明了 {width}×{height} 像素，不是正常照片"),
+            DecodeError::FullSizeTooLarge { width, height } => format!(
+                "渐进式或无损 JPEG 图片为 {width}×{height} 像素，过大无法解码（请保存为普通 JPEG）"
+            ),
+            DecodeError::Empty => "图片没有像素".into(),
+            DecodeError::Corrupt(why) => format!("图片已损坏（{why}）"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,15 +131,79 @@ pub fn decode(bytes: &[u8], want: Want) -> Result<Decoded, DecodeError> {
     }
 }
 
-fn check_size(width: u32, height: u32, max_pixels: u64) -> Result<(), DecodeError> {
+/// What [`decode`] of some bytes for some [`Want`] will take, from the header alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// The most memory (bytes) the decode holds at once: the decoder's buffers and the image.
+    pub bytes: u64,
+    /// The decoded image's size (before EXIF orientation, which may swap the two).
+    pub width: u32,
+    pub height: u32,
+}
+
+/// What [`decode`] of `bytes` for `want` will take, read from the header alone. An error is
+/// the one [`decode`] gives at the same header, before it allocates anything.
+pub fn plan(bytes: &[u8], want: Want) -> Result<Plan, DecodeError> {
+    match sniff(bytes).ok_or(DecodeError::UnknownFormat)? {
+        Format::Jpeg => {
+            let (dec, source) = jpeg_decoder(bytes, want)?;
+            let info = dec.info().ok_or(DecodeError::Empty)?;
+            Ok(Plan {
+                bytes: source.full_size_bytes + jpeg_scaled_bytes(&info),
+                width: info.width as u32,
+                height: info.height as u32,
+            })
+        }
+        Format::Png => {
+            let reader = png_reader(bytes)?;
+            let (w, h) = (reader.info().width, reader.info().height);
+            let size = reader
+                .output_buffer_size()
+                .ok_or_else(|| corrupt("image too large"))? as u64;
+            // The decoded frame and the RGB image made from it.
+            Ok(Plan {
+                bytes: size + w as u64 * h as u64 * 3,
+                width: w,
+                height: h,
+            })
+        }
+    }
+}
+
+/// The limits every source passes before a pixel buffer is allocated: some pixels, no more than
+/// the format allows, and no more decoded bytes per file byte than a photo or screenshot has.
+fn admit(format: Format, width: u32, height: u32, file_bytes: usize) -> Result<(), DecodeError> {
     if width == 0 || height == 0 {
         return Err(DecodeError::Empty);
     }
-    if width as u64 * height as u64 > max_pixels {
-        return Err(DecodeError::TooLarge {
+    let pixels = width as u64 * height as u64;
+    let max_pixels = match format {
+        Format::Jpeg => t::MAX_JPEG_PIXELS,
+        Format::Png => t::MAX_PNG_PIXELS,
+    };
+    if pixels > max_pixels {
+        let max_megapixels = (max_pixels / 1_000_000) as u32;
+        return Err(match format {
+            Format::Jpeg => DecodeError::TooLarge {
+                width,
+                height,
+                max_megapixels,
+            },
+            Format::Png => DecodeError::PngTooLarge {
+                width,
+                height,
+                max_megapixels,
+            },
+        });
+    }
+    let decoded = pixels * 3;
+    let ratio = decoded / file_bytes.max(1) as u64;
+    if decoded > t::INFLATE_CHECK_FROM_BYTES && ratio > t::MAX_INFLATE_RATIO {
+        return Err(DecodeError::Inflates {
             width,
             height,
-            max_megapixels: (max_pixels / 1_000_000) as u32,
+            file_bytes,
+            ratio,
         });
     }
     Ok(())
@@ -96,18 +213,94 @@ fn corrupt(e: impl std::fmt::Display) -> DecodeError {
     DecodeError::Corrupt(e.to_string())
 }
 
-fn decode_jpeg(bytes: &[u8], want: Want) -> Result<Decoded, DecodeError> {
+type JpegDecoder<'a> = jpeg_decoder::Decoder<Cursor<&'a [u8]>>;
+
+/// What a JPEG's header says before it is scaled.
+struct JpegSource {
+    width: u32,
+    height: u32,
+    full_size_bytes: u64,
+}
+
+/// A JPEG decoder past its header, admitted and scaled for `want`, and the source.
+fn jpeg_decoder(bytes: &[u8], want: Want) -> Result<(JpegDecoder<'_>, JpegSource), DecodeError> {
     let mut dec = jpeg_decoder::Decoder::new(Cursor::new(bytes));
     dec.read_info().map_err(corrupt)?;
     let info = dec.info().ok_or(DecodeError::Empty)?;
     let (w, h) = (info.width as u32, info.height as u32);
-    check_size(w, h, t::MAX_SOURCE_PIXELS)?;
-    let f = want.factor(w, h);
-    if f < 1.0 {
-        let req = |v: u32| ((v as f32 * f).ceil() as u32).clamp(1, u16::MAX as u32) as u16;
-        dec.scale(req(w), req(h)).map_err(corrupt)?;
+    admit(Format::Jpeg, w, h, bytes.len())?;
+    let full_size_bytes = jpeg_full_size_bytes(&info);
+    if full_size_bytes > t::MAX_DECODE_BYTES as u64 {
+        return Err(DecodeError::FullSizeTooLarge {
+            width: w,
+            height: h,
+        });
+    }
+    // The smallest DCT scale that covers `want`, halved while the decode would hold more than
+    // the cap (only a photo of tens of megapixels wanted in full): fewer pixels, never more memory.
+    let mut f = want.factor(w, h);
+    loop {
+        if f < 1.0 {
+            let req = |v: u32| ((v as f32 * f).ceil() as u32).clamp(1, u16::MAX as u32) as u16;
+            dec.scale(req(w), req(h)).map_err(corrupt)?;
+        }
+        let out = dec.info().ok_or(DecodeError::Empty)?;
+        let scale = out.width as f32 / w as f32;
+        if full_size_bytes + jpeg_scaled_bytes(&out) <= t::MAX_DECODE_PEAK_BYTES || scale <= 0.125 {
+            break;
+        }
+        f = scale / 2.0;
     }
     dec.set_max_decoding_buffer_size(t::MAX_DECODE_BYTES);
+    let source = JpegSource {
+        width: w,
+        height: h,
+        full_size_bytes,
+    };
+    Ok((dec, source))
+}
+
+/// What decoding a JPEG holds at its output size `info`: the component planes (padded to whole
+/// 16-pixel units) with the interleaved output, then the output with its RGB copy (greyscale,
+/// CMYK), then the RGB image with its upright copy (EXIF orientation); the most of the three.
+fn jpeg_scaled_bytes(info: &jpeg_decoder::ImageInfo) -> u64 {
+    let (w, h) = (info.width as u64, info.height as u64);
+    let channels = jpeg_channels(info.pixel_format);
+    let planes = channels * (w + 16) * (h + 16);
+    let output = channels * w * h;
+    let rgb = 3 * w * h;
+    (planes + output).max(output + rgb).max(2 * rgb)
+}
+
+fn jpeg_channels(format: jpeg_decoder::PixelFormat) -> u64 {
+    use jpeg_decoder::PixelFormat as P;
+    match format {
+        P::L8 => 1,
+        P::L16 => 2,
+        P::RGB24 => 3,
+        P::CMYK32 => 4,
+    }
+}
+
+/// What a JPEG keeps at full resolution whatever the output scale: a progressive one its DCT
+/// coefficients (2 bytes each, 64 per 8×8 block, every channel counted at full resolution as if
+/// nothing were subsampled), a lossless one its 16-bit planes and output; a baseline one nothing.
+/// `info` is the header's, before any scaling.
+fn jpeg_full_size_bytes(info: &jpeg_decoder::ImageInfo) -> u64 {
+    use jpeg_decoder::CodingProcess as C;
+    // Whole 16-pixel units, as the largest MCUs pad them.
+    let padded = (info.width as u64).div_ceil(16) * 16 * (info.height as u64).div_ceil(16) * 16;
+    let channels = jpeg_channels(info.pixel_format);
+    match info.coding_process {
+        C::DctSequential => 0,
+        C::DctProgressive => padded * 2 * channels,
+        C::Lossless => padded * 4 * channels,
+    }
+}
+
+fn decode_jpeg(bytes: &[u8], want: Want) -> Result<Decoded, DecodeError> {
+    let (mut dec, source) = jpeg_decoder(bytes, want)?;
+    let (w, h) = (source.width, source.height);
     let pixels = dec.decode().map_err(corrupt)?;
     let info = dec.info().ok_or(DecodeError::Empty)?;
     let (dw, dh) = (info.width as u32, info.height as u32);
@@ -147,7 +340,10 @@ fn decode_jpeg(bytes: &[u8], want: Want) -> Result<Decoded, DecodeError> {
     })
 }
 
-fn decode_png(bytes: &[u8]) -> Result<Decoded, DecodeError> {
+type PngReader<'a> = png::Reader<Cursor<&'a [u8]>>;
+
+/// A PNG reader past its header, admitted, giving 8-bit samples.
+fn png_reader(bytes: &[u8]) -> Result<PngReader<'_>, DecodeError> {
     let mut dec = png::Decoder::new_with_limits(
         Cursor::new(bytes),
         png::Limits {
@@ -155,9 +351,15 @@ fn decode_png(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         },
     );
     dec.set_transformations(png::Transformations::normalize_to_color8());
-    let mut reader = dec.read_info().map_err(corrupt)?;
+    let reader = dec.read_info().map_err(corrupt)?;
     let (w, h) = (reader.info().width, reader.info().height);
-    check_size(w, h, t::MAX_PNG_PIXELS)?;
+    admit(Format::Png, w, h, bytes.len())?;
+    Ok(reader)
+}
+
+fn decode_png(bytes: &[u8]) -> Result<Decoded, DecodeError> {
+    let mut reader = png_reader(bytes)?;
+    let (w, h) = (reader.info().width, reader.info().height);
     let size = reader
         .output_buffer_size()
         .ok_or_else(|| corrupt("image too large"))?;
@@ -165,24 +367,34 @@ fn decode_png(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     let frame = reader.next_frame(&mut buf).map_err(corrupt)?;
     let buf = &buf[..frame.buffer_size()];
     use png::ColorType as C;
-    let rgba: Vec<u8> = match frame.color_type {
-        C::Rgba => buf.to_vec(),
-        C::Rgb => buf
-            .chunks_exact(3)
-            .flat_map(|p| [p[0], p[1], p[2], 255])
-            .collect(),
-        C::GrayscaleAlpha => buf
-            .chunks_exact(2)
-            .flat_map(|p| [p[0], p[0], p[0], p[1]])
-            .collect(),
-        C::Grayscale => buf.iter().flat_map(|&v| [v, v, v, 255]).collect(),
+    let channels = match frame.color_type {
+        C::Rgba => 4,
+        C::Rgb => 3,
+        C::GrayscaleAlpha => 2,
+        C::Grayscale => 1,
         C::Indexed => return Err(corrupt("palette was not expanded")),
     };
-    if rgba.len() != w as usize * h as usize * 4 {
+    if buf.len() != w as usize * h as usize * channels {
         return Err(corrupt("pixel buffer size does not match the header"));
     }
+    // Straight to RGB, a pixel at a time (no RGBA copy of the whole image in between).
+    let mut image = Rgb::new(w, h);
+    for (out, p) in image
+        .data
+        .chunks_exact_mut(3)
+        .zip(buf.chunks_exact(channels))
+    {
+        let rgba = match *p {
+            [r, g, b, a] => [r, g, b, a],
+            [r, g, b] => [r, g, b, 255],
+            [v, a] => [v, v, v, a],
+            [v] => [v, v, v, 255],
+            _ => unreachable!("chunks of 1 to 4 samples"),
+        };
+        out.copy_from_slice(&Rgb::over_white(rgba));
+    }
     Ok(Decoded {
-        image: Rgb::from_rgba(w, h, &rgba),
+        image,
         source_width: w,
         source_height: h,
         format: Format::Png,

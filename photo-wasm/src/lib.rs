@@ -26,7 +26,7 @@ pub use nn::ModelError;
 #[cfg(all(feature = "decode", not(target_arch = "wasm32")))]
 pub use normalise::{
     downscale_for_review, matte_png, normalise, normalise_around, normalise_checked,
-    NormaliseError, Normalised,
+    normalise_checked_bytes, review_bytes, NormaliseError, Normalised,
 };
 pub use report::{Check, CheckId, Face, Range, Report, Status};
 pub use specs::{spec_by_id, specs, HeadGeometry, Span, Spec};
@@ -34,14 +34,15 @@ pub use specs::{spec_by_id, specs, HeadGeometry, Span, Spec};
 use check::Source;
 use raster::Rgb;
 
+/// What [`check`] decodes: enough pixels for the analysis, no more.
+#[cfg(feature = "decode")]
+const CHECK_DECODE: decode::Want = decode::Want::LongSide(thresholds::ANALYSIS_MIN_LONG_SIDE);
+
 /// Checks an encoded photo (JPEG or PNG, EXIF orientation applied) against `spec`.
 /// Never panics: undecodable, truncated or oversized input gives a report whose `decode` check fails.
 #[cfg(feature = "decode")]
 pub fn check(bytes: &[u8], spec: &Spec) -> Report {
-    match decode::decode(
-        bytes,
-        decode::Want::LongSide(thresholds::ANALYSIS_MIN_LONG_SIDE),
-    ) {
+    match decode::decode(bytes, CHECK_DECODE) {
         Ok(d) => check::analyse(
             Source {
                 image: d.image,
@@ -55,8 +56,38 @@ pub fn check(bytes: &[u8], spec: &Spec) -> Report {
             },
             spec,
         ),
-        Err(e) => check::undecodable(spec, Some(bytes.len()), &e.to_string()),
+        Err(e) => check::undecodable(spec, Some(bytes.len()), &e.message_zh(), &e.to_string()),
     }
+}
+
+/// The most memory (bytes) [`check`] of `bytes` takes, from the header alone.
+#[cfg(feature = "decode")]
+pub fn check_bytes(bytes: &[u8]) -> u64 {
+    work_bytes(bytes, CHECK_DECODE, |w, h| {
+        raster::shrunk_size(w, h, thresholds::ANALYSIS_MAX_LONG_SIDE)
+    })
+}
+
+/// A step that decodes `bytes` for `want` and resizes the decoded `w`×`h` image to
+/// `resized(w, h)` (if anything): the decode's peak, the resize's buffers and the step's
+/// working memory. Input the decoder refuses at its header costs only the last (the step stops
+/// there too).
+#[cfg(feature = "decode")]
+fn work_bytes(
+    bytes: &[u8],
+    want: decode::Want,
+    resized: impl Fn(u32, u32) -> Option<(u32, u32)>,
+) -> u64 {
+    let Ok(plan) = decode::plan(bytes, want) else {
+        return thresholds::WORK_OVERHEAD_BYTES;
+    };
+    // Either way up: EXIF orientation may swap the sides.
+    let resize = [(plan.width, plan.height), (plan.height, plan.width)]
+        .into_iter()
+        .filter_map(|(w, h)| resized(w, h).map(|(rw, rh)| raster::resize_bytes(w, h, rw, rh)))
+        .max()
+        .unwrap_or(0);
+    plan.bytes + resize + thresholds::WORK_OVERHEAD_BYTES
 }
 
 /// What [`finish_rgba`] gives: the check's report and, when it found exactly one frontal face,
@@ -134,7 +165,7 @@ pub fn check_rgba(width: u32, height: u32, rgba: &[u8], spec: &Spec) -> Report {
         None
     };
     if let Some(why) = why {
-        return check::undecodable(spec, None, &why);
+        return check::undecodable(spec, None, &why, &why);
     }
     check::analyse(
         Source {

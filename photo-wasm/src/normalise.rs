@@ -9,6 +9,7 @@ use crate::finish::{detection, finish, photo_matte, FinishError, Note};
 use crate::geometry;
 use crate::raster::Rgb;
 use crate::report::{Face, Report};
+use crate::segment::SIDE;
 use crate::specs::Spec;
 use crate::thresholds as t;
 use serde::Serialize;
@@ -78,6 +79,30 @@ pub fn normalise_checked(
     render_around(bytes, spec, &detection(face), source, None)
 }
 
+/// The most memory (bytes) [`normalise_checked`] of `bytes` with `report` takes, from the
+/// header alone.
+pub fn normalise_checked_bytes(bytes: &[u8], spec: &'static Spec, report: &Report) -> u64 {
+    let frontal: Vec<&Face> = report.faces.iter().filter(|f| f.frontal).collect();
+    let want = match frontal[..] {
+        [face] => Want::LongSide(render_long_side(
+            spec,
+            &detection(face),
+            (report.width, report.height),
+        )),
+        // It stops before decoding.
+        _ => Want::LongSide(0),
+    };
+    // The person is segmented on a copy resized to the model's input.
+    crate::work_bytes(bytes, want, |_, _| Some((SIDE, SIDE)))
+}
+
+/// The long side the document photo around `face` needs decoded of a `source`-sized photo.
+fn render_long_side(spec: &Spec, face: &Detection, source: (u32, u32)) -> u32 {
+    let crop = geometry::crop(face, spec, None);
+    let long = source.0.max(source.1) as f32;
+    (long * crop.scale * t::NORMALISE_OVERSAMPLE).ceil() as u32
+}
+
 /// Normalises around `face` (one of `report.faces`), whatever the report's verdict: for the
 /// command line, so anyone can judge the result of any photo with a face.
 pub fn normalise_around(
@@ -120,11 +145,10 @@ fn render_around(
     source: (u32, u32),
     decoded: Option<Rgb>,
 ) -> Result<Normalised, NormaliseError> {
-    let crop = geometry::crop(face, spec, None);
-    let long = source.0.max(source.1) as f32;
-    let need = (long * crop.scale * t::NORMALISE_OVERSAMPLE).ceil() as u32;
+    let need = render_long_side(spec, face, source);
+    let long = source.0.max(source.1);
     let image = match decoded {
-        Some(image) if image.width.max(image.height) >= need.min(long as u32) => image,
+        Some(image) if image.width.max(image.height) >= need.min(long) => image,
         _ => decode(bytes, Want::LongSide(need))?.image,
     };
     let face = scale_detection(face, image.width as f32 / source.0 as f32);
@@ -146,14 +170,25 @@ fn render_around(
 /// A smaller JPEG copy of the upright original (at most `max_pixels`), for the reviewers.
 pub fn downscale_for_review(bytes: &[u8], max_pixels: u32) -> Result<Vec<u8>, NormaliseError> {
     let img = decode(bytes, Want::Pixels(max_pixels as u64))?.image;
-    let (w, h) = (img.width as f32, img.height as f32);
-    let f = (max_pixels as f32 / (w * h)).sqrt().min(1.0);
-    let img = if f < 1.0 {
-        img.resize(((w * f) as u32).max(1), ((h * f) as u32).max(1))
-    } else {
-        img
+    let img = match review_size(img.width, img.height, max_pixels) {
+        Some((w, h)) => img.resize(w, h),
+        None => img,
     };
     encode(&img, t::REVIEW_QUALITY, None)
+}
+
+/// The size of the review copy of a `width`×`height` decode; `None` when it is small enough.
+fn review_size(width: u32, height: u32, max_pixels: u32) -> Option<(u32, u32)> {
+    let (w, h) = (width as f32, height as f32);
+    let f = (max_pixels as f32 / (w * h)).sqrt().min(1.0);
+    (f < 1.0).then(|| (((w * f) as u32).max(1), ((h * f) as u32).max(1)))
+}
+
+/// The most memory (bytes) [`downscale_for_review`] of `bytes` takes, from the header alone.
+pub fn review_bytes(bytes: &[u8], max_pixels: u32) -> u64 {
+    crate::work_bytes(bytes, Want::Pixels(max_pixels as u64), |w, h| {
+        review_size(w, h, max_pixels)
+    })
 }
 
 fn encode(img: &Rgb, quality: u8, dpi: Option<u32>) -> Result<Vec<u8>, NormaliseError> {

@@ -21,21 +21,26 @@ impl Rgb {
     pub fn from_rgba(width: u32, height: u32, rgba: &[u8]) -> Rgb {
         let mut data = vec![0; rgba.len() / 4 * 3];
         for (out, p) in data.chunks_exact_mut(3).zip(rgba.chunks_exact(4)) {
-            let rgb = [p[0], p[1], p[2]];
-            // A canvas photo is opaque: no division per channel then (slow in WASM).
-            out.copy_from_slice(&match p[3] {
-                255 => rgb,
-                0 => [255; 3],
-                a => rgb.map(|c| {
-                    let a = a as u32;
-                    ((c as u32 * a + 255 * (255 - a) + 127) / 255) as u8
-                }),
-            });
+            out.copy_from_slice(&Rgb::over_white([p[0], p[1], p[2], p[3]]));
         }
         Rgb {
             width,
             height,
             data,
+        }
+    }
+
+    /// One RGBA pixel composited over white.
+    pub fn over_white([r, g, b, a]: [u8; 4]) -> [u8; 3] {
+        let rgb = [r, g, b];
+        // A canvas photo is opaque: no division per channel then (slow in WASM).
+        match a {
+            255 => rgb,
+            0 => [255; 3],
+            a => rgb.map(|c| {
+                let a = a as u32;
+                ((c as u32 * a + 255 * (255 - a) + 127) / 255) as u8
+            }),
         }
     }
 
@@ -143,13 +148,9 @@ impl Rgb {
     /// Shrinks so the long side is at most `max_long_side`; returns the image and the factor
     /// (source pixels per returned pixel, ≥ 1).
     pub fn shrink_to(self, max_long_side: u32) -> (Rgb, f32) {
-        let long = self.width.max(self.height);
-        if long <= max_long_side {
+        let Some((w, h)) = shrunk_size(self.width, self.height, max_long_side) else {
             return (self, 1.0);
-        }
-        let f = long as f32 / max_long_side as f32;
-        let w = ((self.width as f32 / f).round() as u32).max(1);
-        let h = ((self.height as f32 / f).round() as u32).max(1);
+        };
         let out = self.resize(w, h);
         (out, self.width as f32 / w as f32)
     }
@@ -182,6 +183,31 @@ impl Rgb {
         }
         out
     }
+}
+
+/// The size [`Rgb::shrink_to`] gives a `width`×`height` image; `None` when it is small enough.
+pub fn shrunk_size(width: u32, height: u32, max_long_side: u32) -> Option<(u32, u32)> {
+    let long = width.max(height);
+    if long <= max_long_side {
+        return None;
+    }
+    let f = long as f32 / max_long_side as f32;
+    let w = ((width as f32 / f).round() as u32).max(1);
+    let h = ((height as f32 / f).round() as u32).max(1);
+    Some((w, h))
+}
+
+/// The bytes [`Rgb::resize`] from `width`×`height` to `w`×`h` allocates (its block average,
+/// its `f32` buffers and the result), so a caller can budget for it.
+pub fn resize_bytes(width: u32, height: u32, w: u32, h: u32) -> u64 {
+    let (w, h) = (w.max(1), h.max(1));
+    let k = (width / w).min(height / h) / 2;
+    if k >= 2 {
+        let (bw, bh) = (width / k, height / k);
+        return bw as u64 * bh as u64 * 3 + bw as u64 * 12 + resize_bytes(bw, bh, w, h);
+    }
+    let (width, height, w, h) = (width as u64, height as u64, w as u64, h as u64);
+    height * w * 12 + width * 12 + w * 12 + w * h * 3
 }
 
 /// BT.601 luma in integers, identical on every target.

@@ -27,13 +27,28 @@ pub const COMPANION_MIN_WIDTH: f32 = 0.4;
 
 // --- Decoding limits -------------------------------------------------------------------------
 
-/// Largest source accepted, from the header, before any pixel is decoded: 64 MP covers every
-/// phone camera (50 MP sensors exist); a 20000×20000 "bomb" header is refused.
+/// Largest canvas accepted by `check_rgba` (the phone hands over pixels it already holds).
 pub const MAX_SOURCE_PIXELS: u64 = 64_000_000;
-/// PNG has no scaled decode, so it is held to what a phone screenshot or export can be (8K×4K).
-pub const MAX_PNG_PIXELS: u64 = 33_177_600;
+/// Largest JPEG accepted, from the header, before any pixel is decoded: phones shoot 48–200 MP
+/// (200 MP sensors save 16320×12240), and a JPEG decodes at 1/8 scale in the DCT domain, so even
+/// those cost a few megapixels to check; a 20000×20000 "bomb" header is refused.
+pub const MAX_JPEG_PIXELS: u64 = 204_000_000;
+/// PNG has no reduced decode: every pixel is held at full size. Phones save PNG for screenshots
+/// (at most about 6 MP) and edited photos (12 MP); 4096×4096 covers both, and a larger PNG photo
+/// would not fit the upload limit anyway.
+pub const MAX_PNG_PIXELS: u64 = 4096 * 4096;
+/// Decoded RGB bytes per file byte above which a source is no photo: camera JPEGs inflate 5–30
+/// fold, photographic PNGs 2–5 fold, screenshots of flat UI up to about 100; a one-colour
+/// "pixel bomb" inflates thousands of times. Only checked from this decoded size up, so small
+/// flat images (icons, tests' swatches) stay readable.
+pub const MAX_INFLATE_RATIO: u64 = 200;
+pub const INFLATE_CHECK_FROM_BYTES: u64 = 16 * 1024 * 1024;
 /// Cap on any decoded buffer (bytes): 64 MP × 3 fits; wasm memory stays well under 1 GB.
 pub const MAX_DECODE_BYTES: usize = 200 * 1024 * 1024;
+/// Cap on all a decode holds at once (bytes, see `decode::plan`): a JPEG wanted at a scale that
+/// would hold more is decoded at the next smaller DCT scale (only when tens of megapixels are
+/// wanted in full), so one decode never takes more than this, natively or in wasm.
+pub const MAX_DECODE_PEAK_BYTES: u64 = 384 * 1024 * 1024;
 /// Uploads above this are refused: larger than any phone JPEG, and the server's upload limit.
 pub const MAX_UPLOAD_KB: f32 = 15.0 * 1024.0;
 
@@ -165,3 +180,10 @@ pub const MATTE_SOFT_EDGE_PX: f32 = 3.0;
 pub const JPEG_QUALITY_RANGE: (u8, u8) = (30, 95);
 /// Quality of the review copy kept of the original upload.
 pub const REVIEW_QUALITY: u8 = 85;
+
+// --- Memory ----------------------------------------------------------------------------------
+
+/// Working memory of one check or normalisation beside its decoded image (analysis copies at
+/// most [`ANALYSIS_MAX_LONG_SIDE`] long, network activations, the document photo and its
+/// matte), so a caller can budget the whole step from [`crate::decode::peak_bytes`].
+pub const WORK_OVERHEAD_BYTES: u64 = 48 * 1024 * 1024;

@@ -70,17 +70,94 @@ fn decompression_bombs_are_refused_from_the_header() {
         .message_en
         .contains("20000×20000"));
 
-    let mut p = png(8, 8, &[128; 8 * 8 * 3], png::ColorType::Rgb);
-    // IHDR data starts at byte 16: width and height, then its CRC after 13 bytes.
-    p[16..20].copy_from_slice(&20000u32.to_be_bytes());
-    p[20..24].copy_from_slice(&20000u32.to_be_bytes());
-    let crc = crc32(&p[12..29]);
-    p[29..33].copy_from_slice(&crc.to_be_bytes());
-    let r = photo_wasm::check(&p, id_card());
+    let r = photo_wasm::check(&png_declaring(20000, 20000), id_card());
     assert_eq!(status(&r, CheckId::Decode), Some(Status::Fail));
 
     let r = photo_wasm::check_rgba(20000, 20000, &[0; 16], id_card());
     assert_eq!(status(&r, CheckId::Decode), Some(Status::Fail));
+}
+
+/// An 8×8 PNG whose header declares `w`×`h` pixels (IHDR data starts at byte 16: width and
+/// height, then its CRC after 13 bytes).
+fn png_declaring(w: u32, h: u32) -> Vec<u8> {
+    let mut p = png(8, 8, &[128; 8 * 8 * 3], png::ColorType::Rgb);
+    p[16..20].copy_from_slice(&w.to_be_bytes());
+    p[20..24].copy_from_slice(&h.to_be_bytes());
+    let crc = crc32(&p[12..29]);
+    p[29..33].copy_from_slice(&crc.to_be_bytes());
+    p
+}
+
+fn decode_message(r: &Report) -> (String, String) {
+    let c = r.check(CheckId::Decode).expect("decode check");
+    assert_eq!(c.status, Status::Fail);
+    (c.message_zh.clone(), c.message_en.clone())
+}
+
+#[test]
+fn png_is_capped_near_what_phones_save_and_says_so() {
+    // The pixel bomb: 5760×5760 (33 MP) is over the PNG cap, not over the JPEG one.
+    let r = photo_wasm::check(&png_declaring(5760, 5760), id_card());
+    let (zh, en) = decode_message(&r);
+    assert!(zh.contains("PNG") && zh.contains("5760×5760"), "{zh}");
+    assert!(en.contains("decoded in full"), "{en}");
+}
+
+#[test]
+fn absurd_inflation_is_refused_from_the_header() {
+    // 4000×4000 is within the PNG cap, but 48 MB from a few hundred bytes is no photo.
+    let r = photo_wasm::check(&png_declaring(4000, 4000), id_card());
+    let (_, en) = decode_message(&r);
+    assert!(en.contains("inflate"), "{en}");
+    let small = jpeg(8, 8, &[128; 8 * 8 * 3], jpeg_encoder::ColorType::Rgb);
+    // A 200 MP phone's size is accepted as such; these few bytes are not.
+    let r = photo_wasm::check(&with_jpeg_size(small, 16320, 12240), id_card());
+    let (_, en) = decode_message(&r);
+    assert!(en.contains("inflate"), "{en}");
+}
+
+#[test]
+fn budgets_are_read_from_the_header() {
+    let overhead = photo_wasm::thresholds::WORK_OVERHEAD_BYTES;
+    // Refused at the header: only the step's own working memory.
+    assert_eq!(
+        photo_wasm::check_bytes(&png_declaring(5760, 5760)),
+        overhead
+    );
+    // A PNG decodes in full: its frame and its RGB copy at least.
+    let img = pixels("portrait-test0.jpg");
+    let p = png(img.width, img.height, &img.data, png::ColorType::Rgb);
+    let full = img.width as u64 * img.height as u64 * 6;
+    assert!(photo_wasm::check_bytes(&p) >= overhead + full);
+    // A larger JPEG (1280×1920) is checked at half scale: less than its full size.
+    let j = photo("maxemo-grimace-sepia.jpg");
+    let check = photo_wasm::check_bytes(&j);
+    assert!(
+        check > overhead && check < overhead + 1280 * 1920 * 6,
+        "{check}"
+    );
+    assert!(photo_wasm::review_bytes(&j, 2_000_000) > overhead);
+}
+
+#[test]
+fn a_200_megapixel_jpeg_wanted_in_full_is_decoded_within_the_cap() {
+    use photo_wasm::decode::{plan, Want};
+    let small = jpeg(8, 8, &[128; 8 * 8 * 3], jpeg_encoder::ColorType::Rgb);
+    let mut big = with_jpeg_size(small, 16320, 12240);
+    // Comment segments after SOI give it a phone photo's weight (8 MB) without pixels.
+    let comment: Vec<u8> = [0xFF, 0xFE, 0xFF, 0xFF]
+        .into_iter()
+        .chain(std::iter::repeat_n(b' ', 0xFFFD))
+        .collect();
+    for _ in 0..128 {
+        big.splice(2..2, comment.iter().copied());
+    }
+    let full = plan(&big, Want::Full).expect("admitted");
+    assert!(full.bytes <= photo_wasm::thresholds::MAX_DECODE_PEAK_BYTES);
+    assert!(full.width < 16320, "decoded at a reduced scale: {full:?}");
+    // What the check wants is far smaller still: 1/8 scale.
+    let check = plan(&big, Want::LongSide(800)).expect("admitted");
+    assert_eq!((check.width, check.height), (2040, 1530));
 }
 
 #[test]

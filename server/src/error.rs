@@ -95,11 +95,19 @@ error_codes! {
     ReceiptOtherPerson = "RECEIPT_OTHER_PERSON", UNPROCESSABLE_ENTITY, "该相片回执不属于此申请人（身份证号不符）";
     RateLimited = "RATE_LIMITED", TOO_MANY_REQUESTS, "请求过于频繁，请稍后再试";
     WechatRateLimited = "WECHAT_RATE_LIMITED", TOO_MANY_REQUESTS, "微信登录过于频繁，请一分钟后再试";
+    /// One user's photo uploads (checks, orders, resubmissions) per minute.
+    PhotoQuotaExceeded = "PHOTO_QUOTA_EXCEEDED", TOO_MANY_REQUESTS, "上传照片过于频繁，请稍后再试";
+    /// One user's orders waiting for review.
+    TooManyOpenOrders = "TOO_MANY_OPEN_ORDERS", TOO_MANY_REQUESTS, "待审核的订单已达上限，请等待审核结果后再提交";
+    /// Resubmissions of one order per day.
+    ResubmitQuotaExceeded = "RESUBMIT_QUOTA_EXCEEDED", TOO_MANY_REQUESTS, "该订单今天重新提交的次数已达上限，请明天再试";
     Internal = "INTERNAL", INTERNAL_SERVER_ERROR, "服务器内部错误";
     WechatUnavailable = "WECHAT_UNAVAILABLE", BAD_GATEWAY, "微信服务暂时不可用，请稍后再试";
     StoreUnavailable = "STORE_UNAVAILABLE", SERVICE_UNAVAILABLE, "服务暂时不可用，请稍后再试";
     /// Too much work of one kind at once (password checks); `Retry-After` says when to retry.
     ServerBusy = "SERVER_BUSY", SERVICE_UNAVAILABLE, "服务繁忙，请稍后再试";
+    /// The server's photo work is at its memory budget.
+    PhotoBusy = "PHOTO_BUSY", SERVICE_UNAVAILABLE, "照片处理繁忙，请稍后再试";
 }
 
 impl ErrorCode {
@@ -154,6 +162,12 @@ pub enum ApiError {
     NotFound,
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
+    /// A quota or budget says not now: `code`'s answer with `Retry-After`.
+    #[error("retry later: {}", code.as_str())]
+    RetryLater {
+        code: ErrorCode,
+        retry_after_secs: u64,
+    },
     #[error("payload too large")]
     PayloadTooLarge,
     /// The photo check failed: 422 with the checker's report, so the phone can say why.
@@ -208,7 +222,9 @@ impl ApiError {
 
     pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::Invalid { code, .. } | ApiError::Refused { code, .. } => *code,
+            ApiError::Invalid { code, .. }
+            | ApiError::Refused { code, .. }
+            | ApiError::RetryLater { code, .. } => *code,
             ApiError::Unauthorized => ErrorCode::Unauthorized,
             ApiError::Forbidden(_) => ErrorCode::Forbidden,
             ApiError::NotFound => ErrorCode::NotFound,
@@ -252,7 +268,13 @@ impl ResponseError for ApiError {
         };
         let mut response = HttpResponse::build(status);
         match (self, code) {
-            (ApiError::RateLimited { retry_after_secs }, _) => {
+            (ApiError::RateLimited { retry_after_secs }, _)
+            | (
+                ApiError::RetryLater {
+                    retry_after_secs, ..
+                },
+                _,
+            ) => {
                 response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
             }
             (ApiError::Unauthorized, _) => {

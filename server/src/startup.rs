@@ -156,6 +156,7 @@ impl Capabilities {
             receipts: web::Data::new(Receipts::new(
                 settings.receipts.clone(),
                 store.clone(),
+                store.clone(),
                 store,
                 clock,
             )),

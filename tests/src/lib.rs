@@ -143,6 +143,17 @@ impl TestApp {
         vars.push(("BANZHENG_NOTIFY__WORKER".into(), "false".into()));
         vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let settings = Settings::from_vars(vars).expect("test configuration");
+        let app = server::Application::build(settings)
+            .await
+            .expect("app starts");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        Self::served_at(address, store)
+    }
+
+    /// The app served at `address` over `store`, by this process or another
+    /// (`process::ServerProcess`): the same helpers drive either.
+    pub fn served_at(address: String, store: SharedStore) -> TestApp {
         let backend = match store {
             SharedStore::Sqlite(_) => Backend::Sqlite,
             SharedStore::Redis { .. } => Backend::Redis,
@@ -151,11 +162,6 @@ impl TestApp {
             SharedStore::Sqlite(dir) => dir.clone(),
             SharedStore::Redis { .. } => Arc::new(tempfile::tempdir().unwrap()),
         };
-        let app = server::Application::build(settings)
-            .await
-            .expect("app starts");
-        let address = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run_until_stopped());
         TestApp {
             address,
             client: client(),

@@ -4,6 +4,7 @@
 //! single use: booking checks it (`check_for_booking`) and check-in spends it
 //! (`use_at_check_in`).
 
+mod budget;
 mod domain;
 mod number;
 mod orders;
@@ -15,6 +16,7 @@ mod upload;
 mod view;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
@@ -33,7 +35,8 @@ use crate::clock::Clock;
 use crate::error::{ApiError, ErrorCode};
 use crate::person::IdNumber;
 use crate::routing::endpoint;
-use crate::store::BlobStore;
+use crate::store::{BlobStore, KvStore};
+use budget::{PhotoBudget, Quota};
 
 /// Photo-receipt orders (`BANZHENG_RECEIPTS__…`).
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +48,16 @@ pub struct ReceiptSettings {
     pub validity_days: u32,
     /// Orders per page of the 订单 tab.
     pub page_size: usize,
+    /// Memory (MiB) all photo work of this process may hold at once, counted in decoded bytes.
+    pub photo_budget_mb: u32,
+    /// How long a photo step waits for the budget before the request is `503 PHOTO_BUSY`.
+    pub photo_budget_wait_ms: u64,
+    /// Photo uploads (checks, orders, resubmissions) one user may make per minute.
+    pub photos_per_minute: u32,
+    /// Orders one user may have waiting for review at once.
+    pub max_open_orders: u32,
+    /// New photos one order may take per day (China time).
+    pub resubmits_per_day: u32,
 }
 
 impl Default for ReceiptSettings {
@@ -53,6 +66,11 @@ impl Default for ReceiptSettings {
             max_upload_bytes: 10 * 1024 * 1024,
             validity_days: 180,
             page_size: 20,
+            photo_budget_mb: 512,
+            photo_budget_wait_ms: 2000,
+            photos_per_minute: 20,
+            max_open_orders: 10,
+            resubmits_per_day: 10,
         }
     }
 }
@@ -62,6 +80,9 @@ pub struct Receipts {
     settings: ReceiptSettings,
     store: Arc<dyn ReceiptStore>,
     blobs: Arc<dyn BlobStore>,
+    /// Where the per-user quotas are counted.
+    quotas: Arc<dyn KvStore>,
+    budget: PhotoBudget,
     clock: Arc<Clock>,
 }
 
@@ -70,14 +91,46 @@ impl Receipts {
         settings: ReceiptSettings,
         store: Arc<dyn ReceiptStore>,
         blobs: Arc<dyn BlobStore>,
+        quotas: Arc<dyn KvStore>,
         clock: Arc<Clock>,
     ) -> Self {
+        let budget = PhotoBudget::new(
+            settings.photo_budget_mb,
+            Duration::from_millis(settings.photo_budget_wait_ms),
+        );
         Receipts {
             settings,
             store,
             blobs,
+            quotas,
+            budget,
             clock,
         }
+    }
+
+    /// Counts one photo upload of `user` (`PHOTO_QUOTA_EXCEEDED` past the minute's limit).
+    async fn count_upload(&self, user: &str) -> Result<(), ApiError> {
+        Quota {
+            code: ErrorCode::PhotoQuotaExceeded,
+            limit: self.settings.photos_per_minute,
+            window_secs: 60,
+            offset_secs: 0,
+        }
+        .take(self.quotas.as_ref(), user, self.clock.now())
+        .await
+    }
+
+    /// Counts one resubmission of `order` (`RESUBMIT_QUOTA_EXCEEDED` past the day's limit).
+    async fn count_resubmit(&self, order: &str) -> Result<(), ApiError> {
+        Quota {
+            code: ErrorCode::ResubmitQuotaExceeded,
+            limit: self.settings.resubmits_per_day,
+            window_secs: 86_400,
+            // Days start at midnight in China (UTC+8).
+            offset_secs: 8 * 3600,
+        }
+        .take(self.quotas.as_ref(), order, self.clock.now())
+        .await
     }
 }
 
@@ -212,7 +265,9 @@ pub async fn use_at_check_in(
                 return Ok(());
             }
             Saved::Stale => continue,
-            Saved::NumberTaken => return Err(ApiError::Internal("receipt number moved".into())),
+            Saved::NumberTaken | Saved::TooManyOpen => {
+                return Err(ApiError::Internal("receipt number moved".into()))
+            }
         }
     }
     Err(ErrorCode::ReceiptBusy.into())

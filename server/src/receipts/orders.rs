@@ -165,6 +165,14 @@ async fn remove_photos(receipts: &Receipts, order: &ReceiptOrder) {
 
 const ORDER_FIELDS: &[&str] = &["spec", "region", "name", "id_number"];
 
+/// `TOO_MANY_OPEN_ORDERS`, to try again in an hour: reviews take minutes to hours.
+fn too_many_open() -> ApiError {
+    ApiError::RetryLater {
+        code: ErrorCode::TooManyOpenOrders,
+        retry_after_secs: 3600,
+    }
+}
+
 fn order_form(upload: &Upload) -> Result<(OrderForm, &'static photo_wasm::Spec), ApiError> {
     let spec = photo::spec(upload.field("spec")?)?;
     let region = Region::parse(upload.field("region")?).ok_or_else(|| {
@@ -204,11 +212,29 @@ pub async fn create(
     payload: Multipart,
     receipts: web::Data<Receipts>,
 ) -> Result<HttpResponse, ApiError> {
+    receipts.count_upload(&user.id).await?;
+    // Refused before any photo work when the user is at the limit already; the insert below
+    // decides atomically.
+    let max_open = receipts.settings.max_open_orders;
+    let open = receipts
+        .store
+        .user_receipt_orders(
+            &user.id,
+            &OrderPage {
+                status: Some(Status::Pending),
+                now: receipts.clock.now(),
+                after: None,
+                limit: max_open as usize,
+            },
+        )
+        .await?;
+    if open.len() >= max_open as usize {
+        return Err(too_many_open());
+    }
     let limit = receipts.settings.max_upload_bytes;
-    let upload = upload::read(&req, payload, limit, ORDER_FIELDS).await?;
+    let upload = upload::read(&req, payload, limit, ORDER_FIELDS, &receipts.budget).await?;
     let (form, spec) = order_form(&upload)?;
-    let accepted =
-        photo::accept(upload.photo, spec, 1, receipts.blobs.original_max_pixels()).await?;
+    let accepted = photo::accept(&receipts, upload.photo, spec, 1).await?;
     let now = receipts.clock.now();
     let order = ReceiptOrder::new(
         uuid::Uuid::new_v4().simple().to_string(),
@@ -218,9 +244,19 @@ pub async fn create(
         now,
     );
     put_photos(&receipts, &order, &accepted).await?;
-    if let Err(e) = receipts.store.insert_receipt_order(&order).await {
-        remove_photos(&receipts, &order).await;
-        return Err(e.into());
+    let inserted = receipts
+        .store
+        .insert_receipt_order_capped(&order, max_open)
+        .await;
+    match inserted {
+        Ok(Saved::Saved) => {}
+        refused => {
+            remove_photos(&receipts, &order).await;
+            return Err(match refused {
+                Ok(_) => too_many_open(),
+                Err(e) => e.into(),
+            });
+        }
     }
     tracing::info!(
         order = %order.id,
@@ -240,21 +276,17 @@ pub async fn resubmit(
     payload: Multipart,
     receipts: web::Data<Receipts>,
 ) -> Result<HttpResponse, ApiError> {
+    receipts.count_upload(&user.id).await?;
     let mut order = owned_by(receipts.store.receipt_order(&id).await?, &user.id)?;
     if order.status != Status::Rejected {
         return Err(TransitionError::NotRejected.into());
     }
+    receipts.count_resubmit(&order.id).await?;
     let limit = receipts.settings.max_upload_bytes;
-    let upload = upload::read(&req, payload, limit, &[]).await?;
+    let upload = upload::read(&req, payload, limit, &[], &receipts.budget).await?;
     let spec = photo::spec(&order.spec)?;
     let attempt = order.photo.attempt + 1;
-    let accepted = photo::accept(
-        upload.photo,
-        spec,
-        attempt,
-        receipts.blobs.original_max_pixels(),
-    )
-    .await?;
+    let accepted = photo::accept(&receipts, upload.photo, spec, attempt).await?;
     let now = receipts.clock.now();
     order.resubmit(accepted.photo.clone(), now)?;
     put_photos(&receipts, &order, &accepted).await?;

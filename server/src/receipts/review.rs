@@ -169,7 +169,9 @@ pub async fn review(
             // Another reviewer got there first.
             Saved::Stale => return Err(already_decided()),
             Saved::NumberTaken if draws < NUMBER_DRAWS => draws += 1,
-            Saved::NumberTaken => return Err(ApiError::Internal("no free receipt number".into())),
+            Saved::NumberTaken | Saved::TooManyOpen => {
+                return Err(ApiError::Internal("no free receipt number".into()))
+            }
         }
     }
 }

@@ -22,6 +22,8 @@ pub enum Saved {
     Stale,
     /// The receipt number is another order's (vanishingly rare: draw another).
     NumberTaken,
+    /// The user already has as many orders waiting for review as allowed.
+    TooManyOpen,
 }
 
 /// Where a page of the 订单 tab starts: after the order created at `created_ms` with `id`.
@@ -97,6 +99,8 @@ pub enum Guard {
     /// No other order has the receipt number (else `NumberTaken`). Always the last guard:
     /// Redis claims the number as it checks.
     NumberFree { no: ReceiptNo, id: String },
+    /// The user has fewer than `limit` orders waiting for review (else `TooManyOpen`).
+    OpenBelow { user_id: String, limit: u32 },
 }
 
 /// What a plan does once every guard held.
@@ -106,9 +110,11 @@ pub enum Effect {
     Insert(Box<ReceiptOrder>),
     /// Replaces the stored order.
     Replace(Box<ReceiptOrder>),
-    /// The order waits in the review queue from `since`, or (`None`) does not.
+    /// The order waits in the review queue (and among its user's open orders) from `since`,
+    /// or (`None`) does not.
     Queue {
         id: String,
+        user_id: String,
         since: Option<DateTime<Utc>>,
     },
     Notify(Box<Notification>),
@@ -125,16 +131,23 @@ pub struct Plan {
 fn queue(order: &ReceiptOrder) -> Effect {
     Effect::Queue {
         id: order.id.clone(),
+        user_id: order.user_id.clone(),
         since: (order.status == Status::Pending).then_some(order.submitted_at),
     }
 }
 
-/// A new order: stored and queued for review.
-pub fn insert_plan(order: &ReceiptOrder) -> Plan {
+/// A new order: stored and queued for review, if its user has fewer than `max_open` orders
+/// waiting (any number when `None`).
+pub fn insert_plan(order: &ReceiptOrder, max_open: Option<u32>) -> Plan {
+    let mut guards = vec![Guard::New {
+        id: order.id.clone(),
+    }];
+    guards.extend(max_open.map(|limit| Guard::OpenBelow {
+        user_id: order.user_id.clone(),
+        limit,
+    }));
     Plan {
-        guards: vec![Guard::New {
-            id: order.id.clone(),
-        }],
+        guards,
         effects: vec![Effect::Insert(Box::new(order.clone())), queue(order)],
     }
 }
@@ -163,6 +176,7 @@ fn stop(guard: &Guard) -> Result<Saved, StoreError> {
         Guard::New { id } => Err(StoreError::Backend(format!("order {id} exists"))),
         Guard::VersionIs { .. } => Ok(Saved::Stale),
         Guard::NumberFree { .. } => Ok(Saved::NumberTaken),
+        Guard::OpenBelow { .. } => Ok(Saved::TooManyOpen),
     }
 }
 
@@ -174,12 +188,23 @@ pub trait ReceiptStore: Send + Sync {
 
     /// Stores a new order (version 1).
     async fn insert_receipt_order(&self, order: &ReceiptOrder) -> Result<(), StoreError> {
-        match self.apply_order_plan(insert_plan(order)).await? {
+        match self.apply_order_plan(insert_plan(order, None)).await? {
             Saved::Saved => Ok(()),
             other => Err(StoreError::Backend(format!(
                 "inserting an order: {other:?}"
             ))),
         }
+    }
+
+    /// Stores a new order unless its user already has `max_open` orders waiting for review
+    /// (`TooManyOpen`): counted and inserted in one atomic step.
+    async fn insert_receipt_order_capped(
+        &self,
+        order: &ReceiptOrder,
+        max_open: u32,
+    ) -> Result<Saved, StoreError> {
+        self.apply_order_plan(insert_plan(order, Some(max_open)))
+            .await
     }
 
     async fn receipt_order(&self, id: &str) -> Result<Option<ReceiptOrder>, StoreError>;
@@ -235,6 +260,13 @@ fn holds(tx: &rusqlite::Transaction, guard: &Guard) -> Result<bool, StoreError> 
             params![no.as_str(), id],
             |r| r.get::<_, bool>(0),
         )?,
+        Guard::OpenBelow { user_id, limit } => {
+            tx.query_row(
+                "SELECT COUNT(*) FROM receipt_orders WHERE user_id = ?1 AND status = 'pending'",
+                [user_id],
+                |r| r.get::<_, i64>(0),
+            )? < i64::from(*limit)
+        }
     })
 }
 
@@ -381,6 +413,10 @@ impl RedisStore {
     fn number_key(&self, no: &str) -> String {
         self.key(TAG, &format!("no:{no}"))
     }
+    /// The user's orders waiting for review.
+    fn user_open_key(&self, user_id: &str) -> String {
+        self.key(TAG, &format!("open:{user_id}"))
+    }
 
     async fn order_docs(&self, ids: &[String]) -> Result<Vec<ReceiptOrder>, StoreError> {
         if ids.is_empty() {
@@ -401,6 +437,7 @@ fn refusal(guard: &Guard) -> &'static str {
         Guard::New { .. } => "EXISTS",
         Guard::VersionIs { .. } => "STALE",
         Guard::NumberFree { .. } => "TAKEN",
+        Guard::OpenBelow { .. } => "OPEN",
     }
 }
 
@@ -419,6 +456,9 @@ impl RedisStore {
                     p.field_is(self.order_key(id), "version", &version.to_string(), refuse)
                 }
                 Guard::NumberFree { no, id } => p.claim(self.number_key(no.as_str()), id, refuse),
+                Guard::OpenBelow { user_id, limit } => {
+                    p.card_below(self.user_open_key(user_id), *limit, refuse)
+                }
             }
         }
         for effect in &plan.effects {
@@ -436,9 +476,20 @@ impl RedisStore {
                 }
                 Effect::Queue {
                     id,
+                    user_id,
                     since: Some(at),
-                } => p.zadd(self.queue_key(), at.timestamp_millis(), id),
-                Effect::Queue { id, since: None } => p.zrem(self.queue_key(), id),
+                } => {
+                    p.zadd(self.queue_key(), at.timestamp_millis(), id);
+                    p.sadd(self.user_open_key(user_id), id);
+                }
+                Effect::Queue {
+                    id,
+                    user_id,
+                    since: None,
+                } => {
+                    p.zrem(self.queue_key(), id);
+                    p.srem(self.user_open_key(user_id), id);
+                }
                 Effect::Notify(notice) => Notices {
                     send: vec![(**notice).clone()],
                     withdraw: Vec::new(),

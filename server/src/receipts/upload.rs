@@ -1,6 +1,7 @@
 //! Reading a multipart photo upload: one `photo` part within the size limit (413 past it, read
 //! no further), a few short text parts, nothing else. The photo's type comes from its bytes,
-//! never from the file name or the part's declared type.
+//! never from the file name or the part's declared type. The request's bytes are held in the
+//! photo budget from before they are read until the answer.
 
 use std::collections::HashMap;
 
@@ -9,6 +10,7 @@ use actix_web::http::header;
 use actix_web::HttpRequest;
 use futures_util::StreamExt;
 
+use super::budget::{Held, PhotoBudget};
 use super::image_type;
 use crate::error::{ApiError, ErrorCode};
 
@@ -21,6 +23,8 @@ pub struct Upload {
     /// The photo's bytes, sniffed as JPEG or PNG.
     pub photo: Vec<u8>,
     fields: HashMap<String, String>,
+    /// The budget the upload's bytes take, until the upload is dropped.
+    _held: Held,
 }
 
 impl Upload {
@@ -47,6 +51,7 @@ pub async fn read(
     mut payload: Multipart,
     max_photo_bytes: usize,
     text_fields: &[&str],
+    budget: &PhotoBudget,
 ) -> Result<Upload, ApiError> {
     // A declared length past the limit is refused before a byte of it is read.
     let declared = req
@@ -57,6 +62,9 @@ pub async fn read(
     if declared.is_some_and(|n| n > max_photo_bytes + FRAMING_BYTES) {
         return Err(ApiError::PayloadTooLarge);
     }
+    let held = budget
+        .hold(declared.unwrap_or(max_photo_bytes + FRAMING_BYTES) as u64)
+        .await?;
     let mut photo = None;
     let mut fields = HashMap::new();
     while let Some(field) = payload.next().await {
@@ -99,5 +107,9 @@ pub async fn read(
     if image_type(&photo).is_none() {
         return Err(ErrorCode::PhotoUnreadable.into());
     }
-    Ok(Upload { photo, fields })
+    Ok(Upload {
+        photo,
+        fields,
+        _held: held,
+    })
 }

@@ -5,6 +5,7 @@
 mod admin;
 mod booking;
 mod booking_store;
+mod budgets;
 mod differential;
 mod durability;
 mod health;
