@@ -146,6 +146,8 @@ pub(crate) fn analyse(src: Source, spec: &Spec) -> Report {
     if let Some(s) = subject {
         let d = &s.det;
         if let Some(mesh) = &s.mesh {
+            checks.push(eyes_open_check(mesh.min_eye_opening()));
+            checks.push(expression_check(mesh.mouth_opening(), mesh.mouth_width()));
             let outline = mesh.outline();
             let p = |p: [f32; 2]| [p[0] * to_src, p[1] * to_src];
             let outline = Outline {
@@ -441,6 +443,55 @@ fn framing_check(o: &Outline, width: f32, height: f32) -> Check {
                 format!("Cut off by the photo's edge: {en}. Step back so the whole head and both shoulders are in the photo"),
             ),
         ],
+    )
+}
+
+fn eyes_open_check(opening: f32) -> Check {
+    let v = grade(
+        opening,
+        (Some(t::EYES_OPEN_PASS), None),
+        (Some(t::EYES_OPEN_FAIL), None),
+    );
+    check(
+        CheckId::EyesOpen,
+        opening,
+        v,
+        [
+            m("双眼自然睁开", "Both eyes are open"),
+            m(
+                "眼睛似乎半闭，请自然睁大双眼",
+                "The eyes look half closed: open them naturally",
+            ),
+            m(
+                "眼睛闭合，请睁开双眼、平视镜头",
+                "The eyes are closed: open them and look at the camera",
+            ),
+        ],
+    )
+}
+
+/// Mouth opening and width (see `Mesh`) against their natural limits, as one value: the larger
+/// share of its limit (above 1 the expression is not neutral). Warn only: the reviewer decides.
+fn expression_check(opening: f32, width: f32) -> Check {
+    let value = (opening / t::MOUTH_OPEN_MAX).max(width / t::MOUTH_WIDTH_MAX);
+    let v = grade(value, (None, Some(1.0)), (None, None));
+    let open = opening / t::MOUTH_OPEN_MAX >= width / t::MOUTH_WIDTH_MAX;
+    let warn = if open {
+        m(
+            "嘴巴张开，证件照需闭嘴、表情自然",
+            "The mouth is open: an ID photo needs a closed mouth and a neutral expression",
+        )
+    } else {
+        m(
+            "笑容较大，证件照需表情自然、不露齿",
+            "A broad smile: an ID photo needs a neutral expression without showing teeth",
+        )
+    };
+    check(
+        CheckId::Expression,
+        value,
+        v,
+        [m("表情自然", "Neutral expression"), warn.clone(), warn],
     )
 }
 

@@ -322,32 +322,8 @@ impl Mesh {
         }
     }
 
-    /// Eye opening: lid gap over eye width, the mean of both eyes and both looks (open eyes
-    /// measure about 0.25–0.35, closed ones under 0.1).
-    pub fn eye_opening(&self) -> f32 {
-        use idx::*;
-        let one = |p: &[[f32; 3]], up, low, outer, inner| {
-            dist2(p[up], p[low]) / dist2(p[outer], p[inner]).max(1e-3)
-        };
-        let both = |p: &[[f32; 3]]| {
-            (one(
-                p,
-                RIGHT_EYE_UPPER,
-                RIGHT_EYE_LOWER,
-                RIGHT_EYE_OUTER,
-                RIGHT_EYE_INNER,
-            ) + one(
-                p,
-                LEFT_EYE_UPPER,
-                LEFT_EYE_LOWER,
-                LEFT_EYE_OUTER,
-                LEFT_EYE_INNER,
-            )) / 2.0
-        };
-        (both(&self.points) + both(&self.mirrored)) / 2.0
-    }
-
-    /// The lower of the two eyes' openings (one eye shut is still a shut eye), both looks averaged.
+    /// Eye opening, lid gap over eye width (open eyes measure about 0.2–0.4, closed ones under
+    /// 0.1): the lower of the two eyes' (one eye shut is still a shut eye), both looks averaged.
     pub fn min_eye_opening(&self) -> f32 {
         use idx::*;
         let one = |p: &[[f32; 3]], up, low, outer, inner| {

@@ -42,6 +42,10 @@ pub enum CheckId {
     Colour,
     /// Plain, light background (warn only: the server whitens it).
     Background,
+    /// Both eyes open (the landmark mesh's lid gap).
+    EyesOpen,
+    /// A natural expression: mouth closed, no wide smile (warn only: the reviewer decides).
+    Expression,
 }
 
 /// The allowed range of a check's value (either end may be open).

@@ -102,6 +102,17 @@ pub const YAW_FAIL_DEG: f32 = 20.0;
 pub const PITCH_PASS_DEG: (f32, f32) = (-15.0, 15.0);
 pub const PITCH_FAIL_DEG: (f32, f32) = (-20.0, 20.0);
 
+/// Eye opening (lid gap over eye width, the lower eye; see `landmarks.rs`). Open eyes measured
+/// 0.16–0.42 on the shared portraits (narrow eyes and a grimace at the low end); a closed lid
+/// leaves the mesh's lid points a few percent of the eye width apart. Half-closed warns.
+pub const EYES_OPEN_PASS: f32 = 0.12;
+pub const EYES_OPEN_FAIL: f32 = 0.08;
+/// Expression (warn only): the lip gap over the mouth width, and the mouth's width over the
+/// outer eye corners' distance. Closed relaxed mouths measured under 0.06 and 0.57–0.66; smiles
+/// showing teeth 0.14–0.23 and 0.72–0.84.
+pub const MOUTH_OPEN_MAX: f32 = 0.1;
+pub const MOUTH_WIDTH_MAX: f32 = 0.72;
+
 /// Mean face luma (0–255). Well-exposed skin of any tone sits around 90–200.
 pub const FACE_LUMA_PASS: (f32, f32) = (80.0, 210.0);
 pub const FACE_LUMA_FAIL: (f32, f32) = (55.0, 230.0);

@@ -8,7 +8,8 @@ const TS_TYPES: &str = r#"
 export type Status = "pass" | "warn" | "fail";
 export type CheckId =
   | "decode" | "file_size" | "resolution" | "face_count" | "framing" | "tilt" | "turn" | "nod"
-  | "exposure" | "shadow" | "reflection" | "sharpness" | "colour" | "background";
+  | "exposure" | "shadow" | "reflection" | "sharpness" | "colour" | "background" | "eyes_open"
+  | "expression";
 export interface Range { min: number | null; max: number | null; }
 export interface Check {
   id: CheckId;
