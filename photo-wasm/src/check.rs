@@ -1,6 +1,6 @@
 //! The checks: from an upright image (already decoded) to the report.
 
-use crate::detect::{refine, BlazeFace, Detection, FaceDetector};
+use crate::detect::{detect_tiled, refine, BlazeFace, Detection, FaceDetector};
 use crate::geometry;
 use crate::landmarks::{self, FaceMesh, Mesh, Outline, Pose};
 use crate::raster::{luma, Rgb};
@@ -72,8 +72,18 @@ impl Subject {
 /// of the largest face's width.
 pub(crate) fn people(img: &Rgb) -> Vec<Subject> {
     let detector = BlazeFace::shared();
-    let mut found: Vec<Detection> = detector
-        .detect(img)
+    let mut found = detector.detect(img);
+    // No face the whole frame could see well: a group or a distant photo. Look again on tiles so
+    // every visible face is counted.
+    let short = img.width.min(img.height) as f32;
+    if !found
+        .iter()
+        .any(|d| d.score >= t::FACE_MIN_SCORE && d.width >= short * t::TILES_BELOW_FACE)
+    {
+        let side = (short * t::TILE_SIDE).max(t::TILE_MIN_PX as f32) as u32;
+        found = detect_tiled(detector, img, side);
+    }
+    let mut found: Vec<Detection> = found
         .into_iter()
         .filter(|d| d.score >= t::FACE_MIN_SCORE)
         // Eyes and box from a second, closer look.
@@ -319,17 +329,21 @@ fn face_count_check(frontal: usize, all: usize, companions: usize) -> Check {
             "未检测到人脸，请正对镜头拍摄",
             "No face found: face the camera",
         ),
-        (0, _) => m(
+        (0, 1) => m(
             "未检测到正面人脸，请正对镜头、两眼平视前方",
             "No frontal face found: face the camera and look straight ahead",
         ),
+        (0, n) => m(
+            format!("照片中有 {n} 人，但没有正对镜头的人脸；照片中只能有申请人一人，正对镜头"),
+            format!("{n} people in the photo, none facing the camera: only the applicant may be in it, facing the camera"),
+        ),
         (1, _) => m(
-            "照片中还有其他人，照片中只能有申请人一人",
-            "Someone else is in the photo: only the applicant may be in it",
+            format!("照片中共有 {} 人，照片中只能有申请人一人", all.max(people)),
+            format!("{} people in the photo: only the applicant may be in it", all.max(people)),
         ),
         _ => m(
-            format!("检测到 {frontal} 张人脸，照片中只能有申请人一人"),
-            format!("{frontal} faces found: only the applicant may be in the photo"),
+            format!("照片中共有 {} 人，照片中只能有申请人一人", all.max(people)),
+            format!("{} people in the photo: only the applicant may be in it", all.max(people)),
         ),
     };
     check(
