@@ -103,6 +103,7 @@ echo "  .wasm with decoder: $(size "$PKG/web/photo_wasm_bg.wasm")"
 echo "  .wasm with decoder, SIMD: $(size "$PKG/simd/web/photo_wasm_bg.wasm")"
 echo "  .wasm RGBA only:    $(size "$PKG/rgba/web/photo_wasm_bg.wasm")"
 echo "  .wasm RGBA only, SIMD: $(size "$PKG/rgba-simd/web/photo_wasm_bg.wasm")"
+echo "  face landmark model (shipped once beside the builds): $(size photo-wasm/models/face_landmark.bin)"
 echo "  segmentation model (shipped once beside the builds): $(size photo-wasm/models/selfie_segmentation.bin)"
 
 echo "== person matte: IS-Net masks (npm @imgly/background-removal-data, onnxruntime in $TARGET_DIR/bench-venv)" >&2

@@ -15,7 +15,7 @@ export_photos_dir
 [ -f target/wasm-pkg/rgba/web/photo_wasm_bg.wasm ] && [ -f target/wasm-pkg/rgba-simd/web/photo_wasm_bg.wasm ] ||
   scripts/wasm.sh build
 node miniprogram-api-spec/miniprogram/build-wasm.mjs target/wasm-pkg/rgba/web target/wasm-pkg/rgba-simd/web \
-  target/miniprogram-photo photo-wasm/models/selfie_segmentation.bin
+  target/miniprogram-photo photo-wasm/models/face_landmark.bin photo-wasm/models/selfie_segmentation.bin
 
 start_dev_server
 BZ_TEST_BASE_URL="$BASE_URL" BZ_TEST_MINIPROGRAM_WASM="$PWD/target/miniprogram-photo" \

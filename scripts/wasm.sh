@@ -60,7 +60,7 @@ sizes() { # label file
 }
 
 # wasm-bindgen for each target, then wasm-opt -Oz. EXTRA_FEATURES adds wasm-opt feature flags.
-# The segmentation model is not compiled in: it goes beside each build, where its loaders look.
+# The models the builds take at run time (load_model) go beside each build, where loaders look.
 bindgen_opt() { # wasm out_dir target...
   local wasm="$1" dir="$2"; shift 2
   for t in "$@"; do
@@ -68,7 +68,7 @@ bindgen_opt() { # wasm out_dir target...
     wasm-bindgen "$wasm" --out-dir "$dir/$t" --out-name photo_wasm --target "$t"
     "$JS/node_modules/.bin/wasm-opt" -Oz "${WASM_FEATURES[@]}" ${EXTRA_FEATURES:-} --strip-debug --strip-producers \
       --strip-target-features "$dir/$t/photo_wasm_bg.wasm" -o "$dir/$t/photo_wasm_bg.wasm"
-    cp photo-wasm/models/selfie_segmentation.bin "$dir/$t/"
+    cp photo-wasm/models/face_landmark.bin photo-wasm/models/selfie_segmentation.bin "$dir/$t/"
   done
 }
 
@@ -112,6 +112,7 @@ build() {
   sizes "with decoder, SIMD (web)" "$PKG/simd/web/photo_wasm_bg.wasm"
   sizes "RGBA only (web)" "$PKG/rgba/web/photo_wasm_bg.wasm"
   sizes "RGBA only, SIMD (web)" "$PKG/rgba-simd/web/photo_wasm_bg.wasm"
+  sizes "face landmark model (once)" photo-wasm/models/face_landmark.bin
   sizes "segmentation model (once)" photo-wasm/models/selfie_segmentation.bin
 }
 

@@ -6,7 +6,7 @@
  *   const checker = await loadPhotoCheck({
  *     simd: '/photo/photo_wasm_simd_bg.wasm.br',
  *     baseline: '/photo/photo_wasm_bg.wasm.br',
- *     models: { selfie_segmentation: 'photo/selfie_segmentation.bin' },
+ *     models: { face_landmark: 'photo/face_landmark.bin', selfie_segmentation: 'photo/selfie_segmentation.bin' },
  *   });
  *   console.log('photo checker:', checker.build, checker.simdError || '');
  *   const report = checker.check_rgba(width, height, canvasImageData.data, 'id-card');
@@ -27,10 +27,12 @@
  * (whatever paths they pass); after a failure the next call tries again.
  *
  * `check_rgba` takes the pixels a canvas gives (`wx.createOffscreenCanvas` + getImageData),
- * so the package need not ship an image decoder. `finish_rgba` also returns the document photo
- * the server will make from the same pixels; it needs the segmentation model, which ships once
- * beside both builds (`models`, read with the file system manager: paths without a leading
- * slash, relative to the package root) and is loaded before the checker resolves.
+ * so the package need not ship an image decoder. Every check needs the face landmark model
+ * (head pose, the face's outline; without it `check_rgba` throws) and `finish_rgba`, which also
+ * returns the document photo the server will make from the same pixels, the segmentation model
+ * too. Each ships once beside both builds (`models`, read with the file system manager: paths
+ * without a leading slash, relative to the package root) and is loaded before the checker
+ * resolves.
  */
 /**
  * @typedef {object} Glue wasm-bindgen's glue as build-wasm.mjs writes it
@@ -49,7 +51,8 @@ const glue = /** @type {Glue} */ (require('./photo_wasm.js'));
  * @property {string} baseline path inside the code package of `photo_wasm_bg.wasm.br` (MVP wasm)
  * @property {string} [simd] path inside the code package of `photo_wasm_simd_bg.wasm.br`, tried first
  * @property {Record<string, string>} [models] model name → path of its file in the package
- *   (`selfie_segmentation`: `selfie_segmentation.bin`, needed by `finish_rgba`)
+ *   (`face_landmark`: `face_landmark.bin`, needed by every check; `selfie_segmentation`:
+ *   `selfie_segmentation.bin`, needed by `finish_rgba`)
  */
 
 /**
@@ -57,10 +60,11 @@ const glue = /** @type {Glue} */ (require('./photo_wasm.js'));
  * @property {'simd' | 'baseline'} build the build that was instantiated
  * @property {string | undefined} simdError why the SIMD build was not used, when it was tried and failed
  * @property {(width: number, height: number, pixels: Uint8Array | Uint8ClampedArray, specId: string) => any} check_rgba
- *   the report for RGBA pixels; throws for an unknown spec id
+ *   the report for RGBA pixels; throws for an unknown spec id or when the face landmark model was
+ *   not given
  * @property {(width: number, height: number, pixels: Uint8Array | Uint8ClampedArray, specId: string) => any} finish_rgba
  *   the report and the finished document photo for RGBA pixels; throws for an unknown spec id or
- *   when the segmentation model was not given
+ *   when the face landmark or the segmentation model was not given
  * @property {() => any[]} specs the document specs
  */
 

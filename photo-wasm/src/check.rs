@@ -1,7 +1,8 @@
 //! The checks: from an upright image (already decoded) to the report.
 
-use crate::detect::{refine, BlazeFace, Detection, FaceDetector};
+use crate::detect::{detect_tiled, refine, BlazeFace, Detection, FaceDetector};
 use crate::geometry;
+use crate::landmarks::{self, FaceMesh, Mesh, Outline, Pose};
 use crate::raster::{luma, Rgb};
 use crate::report::{round, Check, CheckId, Face, Range, Report, Status};
 use crate::specs::Spec;
@@ -48,44 +49,65 @@ pub(crate) fn undecodable(
 /// A detection together with its pose, in pixels of the image it was found in.
 pub(crate) struct Subject {
     pub det: Detection,
-    pub roll: f32,
-    pub yaw: f32,
-    pub pitch: f32,
+    /// The landmark mesh, for the faces that could be the applicant (see [`people`]); `None` for
+    /// smaller faces and without the landmark model.
+    pub mesh: Option<Mesh>,
+    /// Head pose from the mesh.
+    pub pose: Option<Pose>,
 }
 
 impl Subject {
-    /// How far the head is from facing the camera (turn and nod together).
-    fn off_axis(&self) -> f32 {
-        libm::hypotf(self.yaw, self.pitch)
+    /// Counted as a face looking at the camera: neither clearly turned nor raised or lowered.
+    pub fn frontal(&self) -> bool {
+        self.pose.is_some_and(|p| {
+            p.yaw.abs() <= t::YAW_FAIL_DEG
+                && (t::PITCH_FAIL_DEG.0..=t::PITCH_FAIL_DEG.1).contains(&p.pitch)
+        })
     }
 
-    /// Counted as a face looking at the camera.
-    pub fn frontal(&self) -> bool {
-        self.off_axis() <= t::POSE_FRONTAL_MAX
+    /// Eye-line angle in degrees: the mesh's when measured, else the detector's eyes.
+    fn roll(&self) -> f32 {
+        self.pose
+            .map_or_else(|| geometry::roll_deg(&self.det), |p| p.roll)
     }
 }
 
-/// Faces the detector is sure of, largest first.
+/// Faces the detector is sure of, largest first. The landmark mesh (the costly part) runs on the
+/// faces that could be the applicant or someone beside them: at least [`t::COMPANION_MIN_WIDTH`]
+/// of the largest face's width.
 pub(crate) fn people(img: &Rgb) -> Vec<Subject> {
     let detector = BlazeFace::shared();
-    let mut people: Vec<Subject> = detector
-        .detect(img)
+    let mut found = detector.detect(img);
+    // No face the whole frame could see well: a group or a distant photo. Look again on tiles so
+    // every visible face is counted.
+    let short = img.width.min(img.height) as f32;
+    if !found
+        .iter()
+        .any(|d| d.score >= t::FACE_MIN_SCORE && d.width >= short * t::TILES_BELOW_FACE)
+    {
+        let side = (short * t::TILE_SIDE).max(t::TILE_MIN_PX as f32) as u32;
+        found = detect_tiled(detector, img, side);
+    }
+    let mut found: Vec<Detection> = found
         .into_iter()
         .filter(|d| d.score >= t::FACE_MIN_SCORE)
-        .map(|d| {
-            // Eyes and box from a second, closer look; turn and nod from the whole-frame look,
-            // which the pose thresholds were measured on.
-            let det = refine(detector, img, &d);
-            Subject {
-                roll: geometry::roll_deg(&det),
-                yaw: geometry::yaw(&d),
-                pitch: geometry::pitch(&d),
-                det,
-            }
-        })
+        // Eyes and box from a second, closer look.
+        .map(|d| refine(detector, img, &d))
         .collect();
-    people.sort_by(|a, b| b.det.width.total_cmp(&a.det.width));
-    people
+    found.sort_by(|a, b| b.width.total_cmp(&a.width));
+    let largest = found.first().map_or(0.0, |d| d.width);
+    let model = FaceMesh::shared();
+    found
+        .into_iter()
+        .map(|det| {
+            let mesh = model
+                .as_ref()
+                .filter(|_| det.width >= largest * t::COMPANION_MIN_WIDTH)
+                .map(|m| landmarks::mesh(m, img, &det));
+            let pose = mesh.as_ref().map(Mesh::pose);
+            Subject { det, mesh, pose }
+        })
+        .collect()
 }
 
 pub(crate) fn analyse(src: Source, spec: &Spec) -> Report {
@@ -138,12 +160,25 @@ pub(crate) fn analyse(src: Source, spec: &Spec) -> Report {
     });
     if let Some(s) = subject {
         let d = &s.det;
-        let in_src = scale_detection(d, to_src);
-        let crop = geometry::crop(&in_src, spec, None);
-        let inside = crop.inside_fraction(src.source_width as f32, src.source_height as f32, spec);
-        checks.push(framing_check(inside));
-        checks.push(tilt_check(s.roll));
-        checks.push(turn_check(s.off_axis()));
+        if let Some(mesh) = &s.mesh {
+            checks.push(eyes_open_check(mesh.min_eye_opening()));
+            checks.push(expression_check(mesh.mouth_opening(), mesh.mouth_width()));
+            let outline = mesh.outline();
+            let p = |p: [f32; 2]| [p[0] * to_src, p[1] * to_src];
+            let outline = Outline {
+                crown: p(outline.crown),
+                chin: p(outline.chin),
+                right: p(outline.right),
+                left: p(outline.left),
+            };
+            checks.push(framing_check(
+                &outline,
+                src.source_width as f32,
+                src.source_height as f32,
+            ));
+        }
+        checks.push(tilt_check(s.roll()));
+        checks.extend(pose_checks(s.pose));
         let region = face_region(d, &img);
         checks.push(exposure_check(&img, &region));
         checks.push(shadow_check(&img, &region, d));
@@ -197,9 +232,9 @@ fn face_json(d: &Detection, s: &Subject) -> Face {
         mouth: p(d.mouth),
         right_ear: p(d.right_ear),
         left_ear: p(d.left_ear),
-        roll_deg: round(s.roll),
-        yaw: round(s.yaw),
-        pitch: round(s.pitch),
+        roll_deg: round(s.roll()),
+        yaw: s.pose.map(|p| round(p.yaw)),
+        pitch: s.pose.map(|p| round(p.pitch)),
         frontal: s.frontal(),
     }
 }
@@ -299,17 +334,21 @@ fn face_count_check(frontal: usize, all: usize, companions: usize) -> Check {
             "未检测到人脸，请正对镜头拍摄",
             "No face found: face the camera",
         ),
-        (0, _) => m(
+        (0, 1) => m(
             "未检测到正面人脸，请正对镜头、两眼平视前方",
             "No frontal face found: face the camera and look straight ahead",
         ),
+        (0, n) => m(
+            format!("照片中有 {n} 人，但没有正对镜头的人脸；照片中只能有申请人一人，正对镜头"),
+            format!("{n} people in the photo, none facing the camera: only the applicant may be in it, facing the camera"),
+        ),
         (1, _) => m(
-            "照片中还有其他人，照片中只能有申请人一人",
-            "Someone else is in the photo: only the applicant may be in it",
+            format!("照片中共有 {} 人，照片中只能有申请人一人", all.max(people)),
+            format!("{} people in the photo: only the applicant may be in it", all.max(people)),
         ),
         _ => m(
-            format!("检测到 {frontal} 张人脸，照片中只能有申请人一人"),
-            format!("{frontal} faces found: only the applicant may be in the photo"),
+            format!("照片中共有 {} 人，照片中只能有申请人一人", all.max(people)),
+            format!("{} people in the photo: only the applicant may be in it", all.max(people)),
         ),
     };
     check(
@@ -353,27 +392,125 @@ fn resolution_check(scale: f32, from_face: bool) -> Check {
     )
 }
 
-fn framing_check(inside: f32) -> Check {
+/// Whether the photo holds what the document needs of the person: the top of the head, the chin,
+/// both sides of the head and the tops of the shoulders. Missing background is not counted: the
+/// finished photo fills it with the spec's colour (and continues the shoulders below and beside).
+/// The value is the smallest margin of those parts inside the photo, in face widths (negative:
+/// cut off by that much).
+fn framing_check(o: &Outline, width: f32, height: f32) -> Check {
+    let fw = libm::hypotf(o.left[0] - o.right[0], o.left[1] - o.right[1]).max(1.0);
+    // The face's own axes: across (towards its left) and down (crown to chin), per face width.
+    let across = [(o.left[0] - o.right[0]) / fw, (o.left[1] - o.right[1]) / fw];
+    let down = [-across[1], across[0]];
+    let shoulder = |side: f32| {
+        let (b, a) = (
+            t::SHOULDER_TOP_BELOW_CHIN_PER_FACE * fw,
+            side * t::SHOULDER_TOP_SPAN_PER_FACE * fw,
+        );
+        [
+            o.chin[0] + down[0] * b + across[0] * a,
+            o.chin[1] + down[1] * b + across[1] * a,
+        ]
+    };
+    let needed = [
+        ("头顶", "the top of the head", o.crown),
+        ("下巴", "the chin", o.chin),
+        ("头部两侧", "a side of the head", o.right),
+        ("头部两侧", "a side of the head", o.left),
+        ("肩膀", "the shoulders", shoulder(-1.0)),
+        ("肩膀", "the shoulders", shoulder(1.0)),
+    ];
+    let margins = needed.map(|(zh, en, [x, y])| {
+        let inside = x.min(width - x).min(y).min(height - y) / fw;
+        (inside, zh, en)
+    });
+    let margin = margins.iter().map(|m| m.0).fold(f32::INFINITY, f32::min);
     let v = grade(
-        inside,
-        (Some(t::FRAMING_PASS), None),
-        (Some(t::FRAMING_FAIL), None),
+        margin,
+        (Some(0.0), None),
+        (Some(-t::FRAMING_CUT_TOLERANCE), None),
     );
+    // Name every part past the limit of the verdict (the chin is seldom cut alone).
+    let limit = if v.status == Status::Fail {
+        -t::FRAMING_CUT_TOLERANCE
+    } else {
+        0.0
+    };
+    let (mut zh, mut en): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    for &(inside, z, e) in &margins {
+        if inside < limit && !zh.contains(&z) {
+            zh.push(z);
+            en.push(e);
+        }
+    }
+    let (zh, en) = (zh.join("、"), en.join(", "));
     check(
         CheckId::Framing,
-        inside,
+        margin,
         v,
         [
-            m("构图合适，头顶和肩膀都在画面内", "Framing is fine: room above the head, shoulders visible"),
             m(
-                "头部离画面边缘较近，建议头顶上方留出空间并露出双肩",
-                "The head is close to the edge: leave room above the head and show both shoulders",
+                "头部和肩膀都在画面内",
+                "The head and the shoulders are in the photo",
             ),
             m(
-                "人像超出可裁剪范围：请后退一些，头部居中，头顶上方留出空间并露出双肩",
-                "The photo cannot be cropped to the document: step back, centre your head, leave room above it and show both shoulders",
+                format!("{zh}靠近画面边缘，建议后退一些，露出完整头部和双肩"),
+                format!("At the photo's edge: {en}. Step back a little so the whole head and both shoulders show"),
+            ),
+            m(
+                format!("{zh}超出画面，请后退一些，拍摄完整的头部和双肩"),
+                format!("Cut off by the photo's edge: {en}. Step back so the whole head and both shoulders are in the photo"),
             ),
         ],
+    )
+}
+
+fn eyes_open_check(opening: f32) -> Check {
+    let v = grade(
+        opening,
+        (Some(t::EYES_OPEN_PASS), None),
+        (Some(t::EYES_OPEN_FAIL), None),
+    );
+    check(
+        CheckId::EyesOpen,
+        opening,
+        v,
+        [
+            m("双眼自然睁开", "Both eyes are open"),
+            m(
+                "眼睛似乎半闭，请自然睁大双眼",
+                "The eyes look half closed: open them naturally",
+            ),
+            m(
+                "眼睛闭合，请睁开双眼、平视镜头",
+                "The eyes are closed: open them and look at the camera",
+            ),
+        ],
+    )
+}
+
+/// Mouth opening and width (see `Mesh`) against their natural limits, as one value: the larger
+/// share of its limit (above 1 the expression is not neutral). Warn only: the reviewer decides.
+fn expression_check(opening: f32, width: f32) -> Check {
+    let value = (opening / t::MOUTH_OPEN_MAX).max(width / t::MOUTH_WIDTH_MAX);
+    let v = grade(value, (None, Some(1.0)), (None, None));
+    let open = opening / t::MOUTH_OPEN_MAX >= width / t::MOUTH_WIDTH_MAX;
+    let warn = if open {
+        m(
+            "嘴巴张开，证件照需闭嘴、表情自然",
+            "The mouth is open: an ID photo needs a closed mouth and a neutral expression",
+        )
+    } else {
+        m(
+            "笑容较大，证件照需表情自然、不露齿",
+            "A broad smile: an ID photo needs a neutral expression without showing teeth",
+        )
+    };
+    check(
+        CheckId::Expression,
+        value,
+        v,
+        [m("表情自然", "Neutral expression"), warn.clone(), warn],
     )
 }
 
@@ -402,29 +539,72 @@ fn tilt_check(roll: f32) -> Check {
     )
 }
 
-fn turn_check(off_axis: f32) -> Check {
-    let a = off_axis;
-    let v = grade(
-        a,
-        (None, Some(t::POSE_PASS)),
-        (None, Some(t::POSE_FRONTAL_MAX)),
-    );
-    check(
+/// `turn` (yaw) and `nod` (pitch), in degrees from the landmark mesh.
+fn pose_checks(pose: Option<Pose>) -> [Check; 2] {
+    let Some(p) = pose else {
+        // Only reachable without the landmark model (a WebAssembly build that was not given it;
+        // its exports refuse to check then): say so rather than guess.
+        let missing = |id| Check {
+            id,
+            status: Status::Fail,
+            value: None,
+            range: None,
+            message_zh: "无法判断头部姿态：人脸关键点模型未加载".to_string(),
+            message_en: "The head pose cannot be measured: the face landmark model is not loaded"
+                .to_string(),
+        };
+        return [missing(CheckId::Turn), missing(CheckId::Nod)];
+    };
+    let yaw = p.yaw.abs();
+    let turn = check(
         CheckId::Turn,
-        a,
-        v,
+        yaw,
+        grade(
+            yaw,
+            (None, Some(t::YAW_PASS_DEG)),
+            (None, Some(t::YAW_FAIL_DEG)),
+        ),
         [
             m("正面朝向镜头", "Facing the camera"),
             m(
-                "头部略有侧转或低头，请正对镜头",
-                "Head slightly turned or lowered: face the camera squarely",
+                format!("头部略有侧转（{yaw:.0}°），请正对镜头"),
+                format!("Head slightly turned ({yaw:.0}°): face the camera squarely"),
             ),
             m(
-                "头部侧转或低头，请正对镜头、两眼平视前方",
-                "Head turned or lowered: face the camera and look straight ahead",
+                format!("头部侧转 {yaw:.0}°，请正对镜头、两眼平视前方"),
+                format!("Head turned by {yaw:.0}°: face the camera and look straight ahead"),
             ),
         ],
-    )
+    );
+    let (zh, en) = if p.pitch > 0.0 {
+        ("低头", "lowered")
+    } else {
+        ("抬头", "raised")
+    };
+    let a = p.pitch.abs();
+    let nod = check(
+        CheckId::Nod,
+        p.pitch,
+        grade(
+            p.pitch,
+            (Some(t::PITCH_PASS_DEG.0), Some(t::PITCH_PASS_DEG.1)),
+            (Some(t::PITCH_FAIL_DEG.0), Some(t::PITCH_FAIL_DEG.1)),
+        ),
+        [
+            m("头部平正，两眼平视", "Head level, looking straight ahead"),
+            m(
+                format!("头部略有{zh}（{a:.0}°），请平视镜头"),
+                format!("Head slightly {en} ({a:.0}°): look straight at the camera"),
+            ),
+            m(
+                format!("{zh} {a:.0}°，请保持头部平正、两眼平视镜头"),
+                format!(
+                    "Head {en} by {a:.0}°: keep your head level and look straight at the camera"
+                ),
+            ),
+        ],
+    );
+    [turn, nod]
 }
 
 /// The inner face (cheeks, nose, mouth, under the brows), clipped to the image: where skin

@@ -84,6 +84,43 @@ pub fn refine(detector: &dyn FaceDetector, image: &Rgb, face: &Detection) -> Det
     }
 }
 
+/// Faces down to about a tenth of a tile's side: `detector` on the whole `image` and on
+/// overlapping square tiles `side` pixels wide (half a tile apart, the grid symmetric about the
+/// image's centre so a mirrored photo is tiled alike), pooled by the suppression. For group and
+/// distant photos, whose faces are a few pixels wide at the whole frame's 128 px.
+pub fn detect_tiled(detector: &dyn FaceDetector, image: &Rgb, side: u32) -> Vec<Detection> {
+    let mut all = detector.detect(image);
+    let starts = |len: u32| -> Vec<i64> {
+        if len <= side {
+            return vec![0];
+        }
+        let span = (len - side) as f32;
+        let n = (span / (side as f32 / 2.0)).ceil() as usize + 1;
+        (0..n)
+            .map(|i| (span * i as f32 / (n - 1) as f32).round() as i64)
+            .collect()
+    };
+    for y0 in starts(image.height) {
+        for x0 in starts(image.width) {
+            let tile = image.crop(x0, y0, side.min(image.width), side.min(image.height));
+            let (dx, dy) = (x0 as f32, y0 as f32);
+            let shift = |p: Point| [p[0] + dx, p[1] + dy];
+            all.extend(detector.detect(&tile).into_iter().map(|d| Detection {
+                x: d.x + dx,
+                y: d.y + dy,
+                right_eye: shift(d.right_eye),
+                left_eye: shift(d.left_eye),
+                nose: shift(d.nose),
+                mouth: shift(d.mouth),
+                right_ear: shift(d.right_ear),
+                left_ear: shift(d.left_ear),
+                ..d
+            }));
+        }
+    }
+    weighted_nms(all)
+}
+
 pub struct BlazeFace {
     graph: Graph,
     anchors: Vec<Point>,
@@ -154,7 +191,13 @@ impl FaceDetector for BlazeFace {
                 }
             }
         }
-        let (cls, reg) = self.raw(input);
+        // Two looks, the input as given and mirrored, pooled by the suppression: the detector
+        // leans a little one way, and a mirrored photo must find the same faces.
+        // The picture is flipped within its letterbox, so a mirrored photo's first look is exactly
+        // this photo's second.
+        let mirrored = mirror_input(&input, ox as usize, w as usize);
+        let mut cands = self.candidates(input, None);
+        cands.extend(self.candidates(mirrored, Some((2 * ox + w) as f32 / INPUT as f32)));
         // Map from the normalised 128 frame back to image pixels.
         let to_img = |p: Point| -> Point {
             [
@@ -162,6 +205,38 @@ impl FaceDetector for BlazeFace {
                 (p[1] * INPUT as f32 - oy as f32) / scale,
             ]
         };
+        let cands = cands
+            .into_iter()
+            .map(|c| {
+                let tl = to_img([c.x, c.y]);
+                Detection {
+                    x: tl[0],
+                    y: tl[1],
+                    width: c.width * INPUT as f32 / scale,
+                    height: c.height * INPUT as f32 / scale,
+                    score: c.score,
+                    right_eye: to_img(c.right_eye),
+                    left_eye: to_img(c.left_eye),
+                    nose: to_img(c.nose),
+                    mouth: to_img(c.mouth),
+                    right_ear: to_img(c.right_ear),
+                    left_ear: to_img(c.left_ear),
+                }
+            })
+            .collect();
+        weighted_nms(cands)
+    }
+}
+
+impl BlazeFace {
+    /// The candidates above [`t::DETECT_MIN_SCORE`] for one 128×128 input, in the input's
+    /// normalised frame (0–1). `mirrored`: the input was flipped left-right, x becoming
+    /// `mirrored − x`; boxes and keypoints are flipped back (the subject's right eye is then the
+    /// model's left).
+    fn candidates(&self, input: Vec<f32>, mirrored: Option<f32>) -> Vec<Detection> {
+        let (cls, reg) = self.raw(input);
+        let n = INPUT as f32;
+        let fx = |x: f32| mirrored.map_or(x, |m| m - x);
         let mut cands = Vec::new();
         for (i, (anchor, logit)) in self.anchors.iter().zip(&cls).enumerate() {
             let score = sigmoid(logit.clamp(-100.0, 100.0));
@@ -171,28 +246,54 @@ impl FaceDetector for BlazeFace {
             let Some(r) = reg.get(i * 16..i * 16 + 16) else {
                 continue;
             };
-            let n = INPUT as f32;
-            let center = [r[0] / n + anchor[0], r[1] / n + anchor[1]];
+            let center = [fx(r[0] / n + anchor[0]), r[1] / n + anchor[1]];
             let (bw, bh) = (r[2] / n, r[3] / n);
-            let kp =
-                |k: usize| to_img([r[4 + 2 * k] / n + anchor[0], r[5 + 2 * k] / n + anchor[1]]);
-            let tl = to_img([center[0] - bw / 2.0, center[1] - bh / 2.0]);
+            let kp = |k: usize| {
+                [
+                    fx(r[4 + 2 * k] / n + anchor[0]),
+                    r[5 + 2 * k] / n + anchor[1],
+                ]
+            };
+            let (right_eye, left_eye, right_ear, left_ear) = if mirrored.is_some() {
+                (kp(1), kp(0), kp(5), kp(4))
+            } else {
+                (kp(0), kp(1), kp(4), kp(5))
+            };
             cands.push(Detection {
-                x: tl[0],
-                y: tl[1],
-                width: bw * n / scale,
-                height: bh * n / scale,
+                x: center[0] - bw / 2.0,
+                y: center[1] - bh / 2.0,
+                width: bw,
+                height: bh,
                 score,
-                right_eye: kp(0),
-                left_eye: kp(1),
+                right_eye,
+                left_eye,
                 nose: kp(2),
                 mouth: kp(3),
-                right_ear: kp(4),
-                left_ear: kp(5),
+                right_ear,
+                left_ear,
             });
         }
-        weighted_nms(cands)
+        cands
     }
+}
+
+/// The 128×128×3 input with its picture (columns `x0..x0 + width`) flipped left-right.
+fn mirror_input(input: &[f32], x0: usize, width: usize) -> Vec<f32> {
+    let side = INPUT as usize;
+    let mut out = input.to_vec();
+    for (src, dst) in input
+        .chunks_exact(side * 3)
+        .zip(out.chunks_exact_mut(side * 3))
+    {
+        let picture = &src[x0 * 3..(x0 + width) * 3];
+        for (d, s) in dst[x0 * 3..(x0 + width) * 3]
+            .chunks_exact_mut(3)
+            .zip(picture.chunks_exact(3).rev())
+        {
+            d.copy_from_slice(s);
+        }
+    }
+    out
 }
 
 fn sigmoid(x: f32) -> f32 {

@@ -13,41 +13,6 @@ pub fn roll_deg(d: &Detection) -> f32 {
     libm::atan2f(dy, dx).to_degrees()
 }
 
-/// Left-right turn from 0 (facing the camera) towards ±1 (profile): the nose tip's offset from the
-/// eyes' midpoint along the eye line, over half the eye distance, averaged with the balance of the
-/// nose-to-ear distances. Both move together when the head turns and barely with roll.
-pub fn yaw(d: &Detection) -> f32 {
-    let dist = |a: Point, b: Point| libm::hypotf(a[0] - b[0], a[1] - b[1]);
-    let eye_dist = dist(d.left_eye, d.right_eye).max(1e-3);
-    let mid = midpoint(d.left_eye, d.right_eye);
-    let axis = [
-        (d.left_eye[0] - d.right_eye[0]) / eye_dist,
-        (d.left_eye[1] - d.right_eye[1]) / eye_dist,
-    ];
-    let nose = ((d.nose[0] - mid[0]) * axis[0] + (d.nose[1] - mid[1]) * axis[1]) / (eye_dist / 2.0);
-    let (r, l) = (dist(d.nose, d.right_ear), dist(d.nose, d.left_ear));
-    let ears = (r - l) / (r + l).max(1e-3);
-    ((nose + ears) / 2.0).clamp(-1.0, 1.0)
-}
-
-/// Nod: how far the nose tip sits below the eye line, per eye distance, against an average face
-/// looking straight ahead, scaled so it weighs like [`yaw`]. Looking down lowers the nose in the
-/// picture; turning also raises it (the eyes draw closer).
-pub fn pitch(d: &Detection) -> f32 {
-    let eye_dist = libm::hypotf(
-        d.left_eye[0] - d.right_eye[0],
-        d.left_eye[1] - d.right_eye[1],
-    )
-    .max(1e-3);
-    let mid = midpoint(d.left_eye, d.right_eye);
-    let (ax, ay) = (
-        (d.left_eye[0] - d.right_eye[0]) / eye_dist,
-        (d.left_eye[1] - d.right_eye[1]) / eye_dist,
-    );
-    let drop = ((d.nose[1] - mid[1]) * ax - (d.nose[0] - mid[0]) * ay) / eye_dist;
-    (drop - t::NOSE_DROP_NEUTRAL) * t::PITCH_WEIGHT
-}
-
 pub fn midpoint(a: Point, b: Point) -> Point {
     [(a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0]
 }
@@ -118,23 +83,6 @@ impl Crop {
             v * self.scale + spec.height_px as f32 / 2.0,
         ]
     }
-
-    /// Share of the frame that lies inside a `width`×`height` image (sampled on a grid).
-    pub fn inside_fraction(&self, width: f32, height: f32, spec: &Spec) -> f32 {
-        const N: usize = 24;
-        let mut inside = 0;
-        for i in 0..N {
-            for j in 0..N {
-                let x = (i as f32 + 0.5) / N as f32 * spec.width_px as f32;
-                let y = (j as f32 + 0.5) / N as f32 * spec.height_px as f32;
-                let p = self.to_source(x, y, spec);
-                if (0.0..width).contains(&p[0]) && (0.0..height).contains(&p[1]) {
-                    inside += 1;
-                }
-            }
-        }
-        inside as f32 / (N * N) as f32
-    }
 }
 
 /// Where the spec's frame falls on the source, for a face `d` in source pixels. `crown_above_eyes`
@@ -193,17 +141,9 @@ mod tests {
     }
 
     #[test]
-    fn upright_frontal_face_has_no_roll_or_yaw() {
+    fn upright_face_has_no_roll() {
         let f = face(100.0, 100.0, 200.0);
         assert!(roll_deg(&f).abs() < 1e-4);
-        assert!(yaw(&f).abs() < 1e-4);
-        let mut turned = f.clone();
-        turned.nose[0] += 30.0;
-        turned.left_ear[0] += 40.0;
-        assert!(yaw(&turned) > 0.2);
-        let mut down = f.clone();
-        down.nose[1] += 40.0;
-        assert!(pitch(&down) > pitch(&f) + 0.2);
     }
 
     #[test]

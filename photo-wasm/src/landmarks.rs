@@ -2,30 +2,35 @@
 //! on a square around each face the detector found, rotated so the eyes are level as MediaPipe does.
 //! Head pose, eye and mouth opening come from these points: unlike BlazeFace's six keypoints they
 //! do not depend on the ears (hidden by hair) and follow the face's own surface.
+//! Natively the model is compiled in; the WebAssembly builds leave it out (it ships once beside
+//! both `.wasm` builds, `face_landmark.bin`) and take it through [`load`].
 
 use crate::detect::{Detection, Point};
-use crate::nn::Graph;
+use crate::nn::{Graph, ModelError, Shipped};
 use crate::raster::Rgb;
 use crate::thresholds as t;
-use std::sync::OnceLock;
 
 /// The model's input side.
 const INPUT: usize = 192;
 
-static MODEL: &[u8] = include_bytes!("../models/face-landmark.bin");
+#[cfg(not(target_arch = "wasm32"))]
+static MODEL: Shipped = Shipped::new(Some(include_bytes!("../models/face_landmark.bin")));
+#[cfg(target_arch = "wasm32")]
+static MODEL: Shipped = Shipped::new(None);
+
+/// Loads the model file (`face_landmark.bin`); the first valid one stays.
+pub fn load(bytes: &[u8]) -> Result<(), ModelError> {
+    MODEL.load(bytes)
+}
 
 pub struct FaceMesh {
-    graph: Graph,
+    graph: &'static Graph,
 }
 
 impl FaceMesh {
-    /// The compiled-in model, parsed once per process.
-    pub fn shared() -> &'static FaceMesh {
-        static CELL: OnceLock<FaceMesh> = OnceLock::new();
-        CELL.get_or_init(|| FaceMesh {
-            // Part of the binary and checked by the tests: a parse error is a build bug.
-            graph: Graph::parse(MODEL).expect("compiled-in face landmark model is valid"),
-        })
+    /// The model, when it is at hand: always natively, in WebAssembly once [`load`]ed.
+    pub fn shared() -> Option<FaceMesh> {
+        MODEL.get().map(|graph| FaceMesh { graph })
     }
 
     /// The raw outputs for a 192×192×3 input in [0, 1]: 468 × (x, y, z) in input pixels, and the
@@ -41,15 +46,20 @@ impl FaceMesh {
     }
 }
 
-/// The landmarks of one face, in pixels of the image given (z in the same units, towards the
-/// camera negative), looked at once as photographed and once mirrored.
+/// The landmarks of one face, looked at once as photographed and once mirrored, each in pixels of
+/// its own look's window (x along the eye line, y down the face, z in the same units, towards the
+/// camera negative): every measure is taken on both looks and pooled, so a mirrored photo measures
+/// the same (and yaw and roll the same with the opposite sign).
 pub struct Mesh {
     pub points: Vec<[f32; 3]>,
-    /// The same face mirrored (points in mirrored-window pixels): each measure is taken on both and
-    /// averaged, so a mirrored photo measures the same.
+    /// The mirrored look: the model's own left and right, so its "left eye" is the subject's right.
     pub mirrored: Vec<[f32; 3]>,
     /// The model's face-presence score (0–1), the lower of the two looks.
     pub presence: f32,
+    /// The presence score of each look (as photographed, mirrored).
+    presence_of: (f32, f32),
+    /// Where the window lies in the image.
+    window: Window,
 }
 
 /// Landmark indices of MediaPipe's canonical face mesh. "Right" is the subject's right (image left).
@@ -71,6 +81,17 @@ pub mod idx {
     pub const MOUTH_LEFT: usize = 291;
     pub const LIP_UPPER_INNER: usize = 13;
     pub const LIP_LOWER_INNER: usize = 14;
+}
+
+/// Where the document's needed parts of a head are, in pixels of the image the mesh was run on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Outline {
+    /// The top of the skull, estimated above the mesh's top (which ends on the upper forehead).
+    pub crown: Point,
+    pub chin: Point,
+    /// The face's contour at the ears, on the subject's right (image left) and left.
+    pub right: Point,
+    pub left: Point,
 }
 
 /// The square window MediaPipe feeds the landmark model: centred on the detection box, 1.5 box
@@ -171,20 +192,14 @@ fn bilinear(img: &Rgb, x: f32, y: f32) -> [f32; 3] {
 }
 
 /// Runs the model on the face `d` of `img`, as photographed and mirrored.
-pub fn mesh(img: &Rgb, d: &Detection) -> Mesh {
-    let model = FaceMesh::shared();
+pub fn mesh(model: &FaceMesh, img: &Rgb, d: &Detection) -> Mesh {
     let w = Window::around(d);
     let look = |mirror: bool| {
         let (raw, flag) = model.raw(sample(img, &w, mirror));
         let scale = w.side / INPUT as f32;
         let points = raw
             .chunks_exact(3)
-            .map(|p| {
-                let (u, v) = (p[0] / INPUT as f32, p[1] / INPUT as f32);
-                let u = if mirror { 1.0 - u } else { u };
-                let [x, y] = w.to_image(u, v);
-                [x, y, p[2] * scale]
-            })
+            .map(|p| [p[0] * scale, p[1] * scale, p[2] * scale])
             .collect::<Vec<_>>();
         (points, sigmoid(flag))
     };
@@ -194,6 +209,8 @@ pub fn mesh(img: &Rgb, d: &Detection) -> Mesh {
         points,
         mirrored,
         presence: a.min(b),
+        presence_of: (a, b),
+        window: w,
     }
 }
 
@@ -255,43 +272,58 @@ fn pose_of(p: &[[f32; 3]]) -> Pose {
 }
 
 impl Mesh {
-    /// The pose, the photographed and the mirrored look averaged (yaw and roll change sign in a
-    /// mirror).
+    /// The pose, the photographed and the mirrored look pooled (yaw and roll change sign in a
+    /// mirror), each weighted by the model's face presence in it (a look where the model hardly
+    /// sees a face, e.g. on a blurred photo, says little); roll is the window's angle plus the
+    /// face's within it.
     pub fn pose(&self) -> Pose {
         let (a, b) = (pose_of(&self.points), pose_of(&self.mirrored));
+        let (wa, wb) = (self.presence_of.0, self.presence_of.1);
+        let total = (wa + wb).max(1e-6);
+        let pool = |x: f32, y: f32| (x * wa + y * wb) / total;
         Pose {
-            yaw: (a.yaw - b.yaw) / 2.0,
-            pitch: (a.pitch + b.pitch) / 2.0,
-            roll: (a.roll - b.roll) / 2.0,
+            yaw: pool(a.yaw, -b.yaw),
+            pitch: pool(a.pitch, b.pitch),
+            roll: libm::atan2f(self.window.sin, self.window.cos).to_degrees()
+                + pool(a.roll, -b.roll),
         }
     }
 
-    /// Eye opening: lid gap over eye width, the mean of both eyes and both looks (open eyes
-    /// measure about 0.25–0.35, closed ones under 0.1).
-    pub fn eye_opening(&self) -> f32 {
-        use idx::*;
-        let one = |p: &[[f32; 3]], up, low, outer, inner| {
-            dist2(p[up], p[low]) / dist2(p[outer], p[inner]).max(1e-3)
-        };
-        let both = |p: &[[f32; 3]]| {
-            (one(
-                p,
-                RIGHT_EYE_UPPER,
-                RIGHT_EYE_LOWER,
-                RIGHT_EYE_OUTER,
-                RIGHT_EYE_INNER,
-            ) + one(
-                p,
-                LEFT_EYE_UPPER,
-                LEFT_EYE_LOWER,
-                LEFT_EYE_OUTER,
-                LEFT_EYE_INNER,
-            )) / 2.0
-        };
-        (both(&self.points) + both(&self.mirrored)) / 2.0
+    /// A landmark in image pixels, both looks pooled; `twin` is its mirror image's index
+    /// (itself on the midline), which the mirrored look calls it.
+    fn image_point(&self, i: usize, twin: usize) -> Point {
+        let side = self.window.side;
+        let (a, b) = (self.points[i], self.mirrored[twin]);
+        // The mirrored look's x runs the other way across the window.
+        let (u, v) = (
+            (a[0] + side - b[0]) / 2.0 / side,
+            (a[1] + b[1]) / 2.0 / side,
+        );
+        self.window.to_image(u, v)
     }
 
-    /// The lower of the two eyes' openings (one eye shut is still a shut eye), both looks averaged.
+    /// The head's outline: chin and cheek contour from the mesh, the crown
+    /// [`t::CROWN_ABOVE_MESH_TOP`] of the mesh's height above its top.
+    pub fn outline(&self) -> Outline {
+        use idx::*;
+        let (top, chin) = (
+            self.image_point(FOREHEAD, FOREHEAD),
+            self.image_point(CHIN, CHIN),
+        );
+        let k = t::CROWN_ABOVE_MESH_TOP;
+        Outline {
+            crown: [
+                top[0] + (top[0] - chin[0]) * k,
+                top[1] + (top[1] - chin[1]) * k,
+            ],
+            chin,
+            right: self.image_point(RIGHT_CHEEK, LEFT_CHEEK),
+            left: self.image_point(LEFT_CHEEK, RIGHT_CHEEK),
+        }
+    }
+
+    /// Eye opening, lid gap over eye width (open eyes measure about 0.2–0.4, closed ones under
+    /// 0.1): the lower of the two eyes' (one eye shut is still a shut eye), both looks averaged.
     pub fn min_eye_opening(&self) -> f32 {
         use idx::*;
         let one = |p: &[[f32; 3]], up, low, outer, inner| {
@@ -355,7 +387,7 @@ mod tests {
     #[test]
     fn runtime_matches_the_reference_interpreter() {
         let want = golden::outputs(include_bytes!("../models/face-landmark-golden.bin"));
-        let (points, flag) = FaceMesh::shared().raw(golden::input(INPUT));
+        let (points, flag) = FaceMesh::shared().unwrap().raw(golden::input(INPUT));
         assert_eq!(points.len() + 1, want.len());
         golden::assert_close("landmarks", &points, &want[..points.len()]);
         golden::assert_close("face flag", &[flag], &want[points.len()..]);

@@ -162,6 +162,42 @@ pub struct Graph {
     frees: Vec<Vec<usize>>,
 }
 
+/// A model compiled into native builds and shipped beside the WebAssembly builds, which take it
+/// at run time ([`Shipped::load`]): the mini-program then carries each model once for both builds.
+pub struct Shipped {
+    graph: std::sync::OnceLock<Graph>,
+    /// The model's bytes in the binary (native builds only).
+    builtin: Option<&'static [u8]>,
+}
+
+impl Shipped {
+    /// `builtin`: the model's bytes compiled in (native builds), `None` where it is loaded at run
+    /// time.
+    pub const fn new(builtin: Option<&'static [u8]>) -> Shipped {
+        Shipped {
+            graph: std::sync::OnceLock::new(),
+            builtin,
+        }
+    }
+
+    /// Parses a model file; the first valid one stays.
+    pub fn load(&self, bytes: &[u8]) -> Result<(), ModelError> {
+        if self.graph.get().is_none() {
+            let _ = self.graph.set(Graph::parse(bytes)?);
+        }
+        Ok(())
+    }
+
+    /// The graph, when it is at hand: always natively, in WebAssembly once loaded.
+    pub fn get(&self) -> Option<&Graph> {
+        if let (None, Some(bytes)) = (self.graph.get(), self.builtin) {
+            // Part of the binary and checked by the tests: a parse error is a build bug.
+            self.load(bytes).expect("compiled-in model is valid");
+        }
+        self.graph.get()
+    }
+}
+
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,

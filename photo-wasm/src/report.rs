@@ -26,8 +26,10 @@ pub enum CheckId {
     Framing,
     /// Eye line angle.
     Tilt,
-    /// Head turned left or right.
+    /// Head turned left or right (yaw, degrees).
     Turn,
+    /// Head raised or lowered (pitch, degrees).
+    Nod,
     /// Face brightness and clipping.
     Exposure,
     /// One side of the face darker than the other.
@@ -40,6 +42,10 @@ pub enum CheckId {
     Colour,
     /// Plain, light background (warn only: the server whitens it).
     Background,
+    /// Both eyes open (the landmark mesh's lid gap).
+    EyesOpen,
+    /// A natural expression: mouth closed, no wide smile (warn only: the reviewer decides).
+    Expression,
 }
 
 /// The allowed range of a check's value (either end may be open).
@@ -76,12 +82,14 @@ pub struct Face {
     pub mouth: [f64; 2],
     pub right_ear: [f64; 2],
     pub left_ear: [f64; 2],
-    /// Eye-line angle in degrees (positive: the subject's left eye is lower).
+    /// Eye-line angle in degrees (positive: the subject's left eye is lower), from the landmark
+    /// mesh when it was measured, else from the detector's eyes.
     pub roll_deg: f64,
-    /// Left-right turn: 0 facing the camera, ±1 in profile.
-    pub yaw: f64,
-    /// Nod: positive looking down, negative looking up (0 for an average face looking ahead).
-    pub pitch: f64,
+    /// Left-right turn in degrees from the landmark mesh (positive: towards the image's right);
+    /// `null` for a face too small beside the largest one to be the applicant (not measured).
+    pub yaw: Option<f64>,
+    /// Nod in degrees (positive looking down, negative looking up); `null` like `yaw`.
+    pub pitch: Option<f64>,
     /// Counted as a face looking at the camera.
     pub frontal: bool,
 }

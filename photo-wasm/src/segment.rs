@@ -2,15 +2,14 @@
 //! `models/README.md`) run by `nn.rs`. Natively the model is compiled in; the WebAssembly builds
 //! leave it out (it ships once beside both `.wasm` builds) and take it through [`load`].
 
-use crate::nn::{Graph, ModelError};
+use crate::nn::{ModelError, Shipped};
 use crate::raster::Rgb;
-use std::sync::OnceLock;
 
 /// The model's input and output side.
 pub const SIDE: u32 = 256;
 
 pub struct Segmenter {
-    graph: Graph,
+    graph: &'static crate::nn::Graph,
 }
 
 /// A person probability map, `width`×`height` values in [0, 1], row-major.
@@ -21,34 +20,20 @@ pub struct Mask {
     pub data: Vec<f32>,
 }
 
-static LOADED: OnceLock<Segmenter> = OnceLock::new();
-
 #[cfg(not(target_arch = "wasm32"))]
-static MODEL: &[u8] = include_bytes!("../models/selfie_segmentation.bin");
+static MODEL: Shipped = Shipped::new(Some(include_bytes!("../models/selfie_segmentation.bin")));
+#[cfg(target_arch = "wasm32")]
+static MODEL: Shipped = Shipped::new(None);
 
 /// Loads the model file (`selfie_segmentation.bin`); the first valid one stays.
 pub fn load(bytes: &[u8]) -> Result<(), ModelError> {
-    if LOADED.get().is_none() {
-        let _ = LOADED.set(Segmenter::parse(bytes)?);
-    }
-    Ok(())
+    MODEL.load(bytes)
 }
 
 impl Segmenter {
-    pub fn parse(bytes: &[u8]) -> Result<Segmenter, ModelError> {
-        Ok(Segmenter {
-            graph: Graph::parse(bytes)?,
-        })
-    }
-
     /// The model, when it is at hand: always natively, in WebAssembly once [`load`]ed.
-    pub fn shared() -> Option<&'static Segmenter> {
-        #[cfg(not(target_arch = "wasm32"))]
-        if LOADED.get().is_none() {
-            // Part of the binary and checked by the tests: a parse error is a build bug.
-            load(MODEL).expect("compiled-in selfie segmentation model is valid");
-        }
-        LOADED.get()
+    pub fn shared() -> Option<Segmenter> {
+        MODEL.get().map(|graph| Segmenter { graph })
     }
 
     /// The raw output (person probability, 256×256) for a 256×256×3 input in [0, 1].

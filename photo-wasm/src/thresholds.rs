@@ -16,7 +16,9 @@ pub const REFINE_WINDOW_PX: u32 = 256;
 /// The landmark model's window: this many detection-box sides, as MediaPipe's face mesh crops.
 pub const MESH_WINDOW: f32 = 1.5;
 /// The forehead-to-chin line of the landmark model leans back by this much on a face looking
-/// straight at the camera (measured on the frontal test portraits); pitch is reported from it.
+/// straight at the camera; pitch is reported from it. 0: on the frontal test portraits the
+/// pitch spreads evenly about zero's neighbourhood (mean +5°, from camera height as much as from
+/// the face), too little to correct for.
 pub const PITCH_NEUTRAL_DEG: f32 = 0.0;
 /// A face counts when the detector is at least this sure (see [`DETECT_MIN_SCORE`]).
 pub const FACE_MIN_SCORE: f32 = 0.8;
@@ -24,6 +26,14 @@ pub const FACE_MIN_SCORE: f32 = 0.8;
 /// photo whichever way they look (someone beside or just behind the applicant); a passer-by far in
 /// the background is smaller and is left to the reviewer.
 pub const COMPANION_MIN_WIDTH: f32 = 0.4;
+
+/// When no sure face is at least this share of the image's short side wide (a group or distant
+/// photo: at the whole frame's 128 px its faces are a few pixels wide), the detector looks again
+/// on tiles this share of the short side wide (at least the detector's own 128 px): a face of
+/// about 20 px in a 600 px group photo is then 16 px of the detector's input, which it finds.
+pub const TILES_BELOW_FACE: f32 = 0.15;
+pub const TILE_SIDE: f32 = 0.3;
+pub const TILE_MIN_PX: u32 = 128;
 
 // --- Decoding limits -------------------------------------------------------------------------
 
@@ -80,26 +90,51 @@ pub const CHIN_BELOW_EYES_PER_BOX: f32 = 0.75;
 pub const RESOLUTION_PASS: f32 = 0.8;
 pub const RESOLUTION_FAIL: f32 = 0.3;
 
-/// Share of the spec's frame inside the photo. A sliver outside (a few percent, at a corner) is
-/// filled from the background by normalisation; missing crown or shoulders is not fixable.
-pub const FRAMING_PASS: f32 = 0.98;
-pub const FRAMING_FAIL: f32 = 0.85;
+/// The landmark mesh ends on the upper forehead; the top of the skull (with flat-lying hair) lies
+/// about this share of the mesh's forehead-to-chin height above it (head height is about 1.25
+/// times the mesh's on an adult; standing hair is cut in the document anyway).
+pub const CROWN_ABOVE_MESH_TOP: f32 = 0.25;
+/// Framing: the tops of the shoulders (where the neck meets them) lie this far below the chin
+/// and this far either side of the face's centre line, per face width (cheek contour to cheek
+/// contour; a neck is about half a face wide and, to where the shoulders slope, half a face long). With the crown, the chin
+/// and the head's sides they must be in the photo; the background around them need not be (the
+/// finished photo fills it).
+pub const SHOULDER_TOP_BELOW_CHIN_PER_FACE: f32 = 0.5;
+pub const SHOULDER_TOP_SPAN_PER_FACE: f32 = 0.6;
+/// How far (face widths) a needed part may seem to lie beyond the edge before the photo is
+/// refused: the crown and shoulders are estimated from the face's size, and hair volume and
+/// build vary by about this much; within it the check warns.
+pub const FRAMING_CUT_TOLERANCE: f32 = 0.1;
 
-/// Eye-line angle (degrees). Up to 5° is natural posture; normalisation levels the eyes, and up
-/// to 12° that costs nothing visible; more means the head (or camera) is clearly tilted.
+/// Eye-line angle (degrees; the landmark mesh's roll, else the detector's eyes). Up to 5° is
+/// natural posture; normalisation levels the eyes, and up to 12° that costs nothing visible; more
+/// means the head (or camera) is clearly tilted.
 pub const TILT_PASS_DEG: f32 = 5.0;
 pub const TILT_FAIL_DEG: f32 = 12.0;
 
-/// Nose tip below the eye line, per eye distance, for an average face looking ahead (BlazeFace
-/// keypoints measured 0.38–0.65 on frontal faces, median 0.55; looking down gives 0.7–0.8).
-pub const NOSE_DROP_NEUTRAL: f32 = 0.52;
-/// Weight of the nod against the turn in the off-axis measure.
-pub const PITCH_WEIGHT: f32 = 2.0;
-/// Off-axis pose, `hypot(yaw, pitch)` (see `geometry`). The keypoints are coarse: frontal faces
-/// measure up to about 0.3 (a slight turn), a three-quarter view or a lowered head 0.45 and more.
-/// Beyond the maximum a face is not counted as frontal at all.
-pub const POSE_PASS: f32 = 0.25;
-pub const POSE_FRONTAL_MAX: f32 = 0.44;
+/// Head pose from the landmark mesh (degrees; see `landmarks.rs`), pooled over the photo and its
+/// mirror. On the frontal shared portraits (photos and photos-bg, and their mirrors) yaw measures
+/// 0–11° (a blurred copy 13.5°), pitch −13° to +14° (the camera a little below or above the eyes
+/// gives a few degrees either way), while heads turned by a quarter (about 25–35°) measure 28–31°
+/// and a turned and lowered one pitch 21°. Up to the pass limits a pose is natural; past the fail
+/// limits the head is clearly turned, raised or lowered: no longer counted as a frontal face (the
+/// ICAO portrait guidance asks for a head square to the camera; a 20° turn already hides the far
+/// ear and cheek contour and a 20° nod shortens the face by 6 % in the document).
+pub const YAW_PASS_DEG: f32 = 12.0;
+pub const YAW_FAIL_DEG: f32 = 20.0;
+pub const PITCH_PASS_DEG: (f32, f32) = (-15.0, 15.0);
+pub const PITCH_FAIL_DEG: (f32, f32) = (-20.0, 20.0);
+
+/// Eye opening (lid gap over eye width, the lower eye; see `landmarks.rs`). Open eyes measured
+/// 0.16–0.42 on the shared portraits (narrow eyes and a grimace at the low end); a closed lid
+/// leaves the mesh's lid points a few percent of the eye width apart. Half-closed warns.
+pub const EYES_OPEN_PASS: f32 = 0.12;
+pub const EYES_OPEN_FAIL: f32 = 0.08;
+/// Expression (warn only): the lip gap over the mouth width, and the mouth's width over the
+/// outer eye corners' distance. Closed relaxed mouths measured under 0.06 and 0.57–0.66; smiles
+/// showing teeth 0.14–0.23 and 0.72–0.84.
+pub const MOUTH_OPEN_MAX: f32 = 0.1;
+pub const MOUTH_WIDTH_MAX: f32 = 0.72;
 
 /// Mean face luma (0–255). Well-exposed skin of any tone sits around 90–200.
 pub const FACE_LUMA_PASS: (f32, f32) = (80.0, 210.0);

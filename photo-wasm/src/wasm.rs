@@ -7,8 +7,9 @@ use wasm_bindgen::prelude::*;
 const TS_TYPES: &str = r#"
 export type Status = "pass" | "warn" | "fail";
 export type CheckId =
-  | "decode" | "file_size" | "resolution" | "face_count" | "framing" | "tilt" | "turn"
-  | "exposure" | "shadow" | "reflection" | "sharpness" | "colour" | "background";
+  | "decode" | "file_size" | "resolution" | "face_count" | "framing" | "tilt" | "turn" | "nod"
+  | "exposure" | "shadow" | "reflection" | "sharpness" | "colour" | "background" | "eyes_open"
+  | "expression";
 export interface Range { min: number | null; max: number | null; }
 export interface Check {
   id: CheckId;
@@ -22,7 +23,7 @@ export type Point = [number, number];
 export interface Face {
   x: number; y: number; width: number; height: number; score: number;
   right_eye: Point; left_eye: Point; nose: Point; mouth: Point; right_ear: Point; left_ear: Point;
-  roll_deg: number; yaw: number; pitch: number; frontal: boolean;
+  roll_deg: number; yaw: number | null; pitch: number | null; frontal: boolean;
 }
 export interface Report {
   spec_id: string;
@@ -82,18 +83,27 @@ fn to_js<T: Serialize + ?Sized, J: JsCast>(value: &T) -> Result<J, JsError> {
     Ok(js.unchecked_into())
 }
 
+/// The spec for `id`, once the models every check needs are loaded: a check without the face
+/// landmark model would judge poses it cannot measure, so it is refused outright.
 fn spec(id: &str) -> Result<&'static crate::Spec, JsError> {
+    if crate::landmarks::FaceMesh::shared().is_none() {
+        return Err(JsError::new(
+            "the face landmark model is not loaded: call load_model(\"face_landmark\", bytes of face_landmark.bin)",
+        ));
+    }
     crate::spec_by_id(id).ok_or_else(|| JsError::new(&format!("unknown spec id {id:?}")))
 }
 
-/// Checks an encoded JPEG or PNG photo. Throws only for an unknown spec id.
+/// Checks an encoded JPEG or PNG photo. Throws for an unknown spec id or before the face
+/// landmark model is loaded.
 #[cfg(feature = "decode")]
 #[wasm_bindgen]
 pub fn check_encoded(bytes: &[u8], spec_id: &str) -> Result<JsReport, JsError> {
     to_js(&crate::check(bytes, spec(spec_id)?))
 }
 
-/// Checks RGBA pixels (e.g. `ImageData.data` from a canvas). Throws only for an unknown spec id.
+/// Checks RGBA pixels (e.g. `ImageData.data` from a canvas). Throws for an unknown spec id or
+/// before the face landmark model is loaded.
 #[wasm_bindgen]
 pub fn check_rgba(
     width: u32,
@@ -110,21 +120,22 @@ pub fn specs() -> Result<JsSpecs, JsError> {
     to_js(crate::specs())
 }
 
-/// Loads a model file shipped beside the `.wasm` (`"selfie_segmentation"`:
-/// `selfie_segmentation.bin`). Throws for an unknown name or a malformed file.
+/// Loads a model file shipped beside the `.wasm`: `"face_landmark"` (`face_landmark.bin`, needed
+/// by every check) and `"selfie_segmentation"` (`selfie_segmentation.bin`, needed by
+/// `finish_rgba`). Throws for an unknown name or a malformed file.
 #[wasm_bindgen]
 pub fn load_model(name: &str, bytes: &[u8]) -> Result<(), JsError> {
-    match name {
-        "selfie_segmentation" => {
-            crate::segment::load(bytes).map_err(|e| JsError::new(&e.to_string()))
-        }
-        _ => Err(JsError::new(&format!("unknown model {name:?}"))),
-    }
+    let loaded = match name {
+        "face_landmark" => crate::landmarks::load(bytes),
+        "selfie_segmentation" => crate::segment::load(bytes),
+        _ => return Err(JsError::new(&format!("unknown model {name:?}"))),
+    };
+    loaded.map_err(|e| JsError::new(&e.to_string()))
 }
 
 /// Checks RGBA pixels and, when they show one frontal face, finishes the document photo (RGBA
 /// pixels and what was done) exactly as the server does. Throws for an unknown spec id or when
-/// the segmentation model was not loaded.
+/// the face landmark or the segmentation model was not loaded.
 #[wasm_bindgen]
 pub fn finish_rgba(
     width: u32,

@@ -37,11 +37,13 @@ fn every_label_agrees_with_the_report() {
         let report = photo_wasm::check(&photo(name), id_card());
         let frontal_faces = report.faces.iter().filter(|f| f.frontal).count();
         let faces = label["faces"].as_u64().unwrap() as usize;
-        // The face verdict of face-detectors.md.
+        // The face verdict of face-detectors.md: a frontal photo's faces are all counted frontal;
+        // a turned face or a group must not pass as the one applicant (a group may hold one
+        // frontal face among the others, every one of them counted).
         let verdict = if label["frontal"].as_bool().unwrap() {
             frontal_faces == faces
         } else {
-            frontal_faces != 1
+            frontal_faces != 1 || report.faces.len() > 1
         };
         verdicts += usize::from(verdict);
         if !verdict {
@@ -141,5 +143,49 @@ fn a_turned_companion_beside_the_applicant_fails_the_face_count() {
     let count = report.check(CheckId::FaceCount).unwrap();
     assert_eq!(count.status, Status::Fail, "{count:?}");
     assert_eq!(count.value, Some(2.0));
-    assert!(count.message_zh.contains("其他人"), "{}", count.message_zh);
+    assert!(
+        count.message_zh.contains("共有 2 人"),
+        "{}",
+        count.message_zh
+    );
+}
+
+#[test]
+fn framing_refuses_only_a_cut_head_or_shoulders_and_says_which() {
+    let d =
+        photo_wasm::decode::decode(&photo("portrait-test0.jpg"), photo_wasm::decode::Want::Full)
+            .unwrap()
+            .image;
+    let whole = photo_wasm::check_rgba(d.width, d.height, &rgba(&d), id_card());
+    let face = &whole.faces[0];
+    let (eyes_y, w) = ((face.right_eye[1] + face.left_eye[1]) / 2.0, face.width);
+    let cx = face.x + w / 2.0;
+    // (x0, y0, x1, y1) as multiples of the face width around the eyes' midpoint.
+    let framed = |x0: f64, y0: f64, x1: f64, y1: f64| {
+        let px = |v: f64, max: u32| (v.round().max(0.0) as u32).min(max);
+        let (x0, x1) = (px(cx + x0 * w, d.width), px(cx + x1 * w, d.width));
+        let (y0, y1) = (px(eyes_y + y0 * w, d.height), px(eyes_y + y1 * w, d.height));
+        let part = d.crop(x0 as i64, y0 as i64, x1 - x0, y1 - y0);
+        let r = photo_wasm::check_rgba(part.width, part.height, &rgba(&part), id_card());
+        r.check(CheckId::Framing).cloned().expect("a framing check")
+    };
+    // A tight head-and-shoulders crop with hardly any background: the finished photo fills it.
+    let tight = framed(-1.0, -1.2, 1.0, 2.0);
+    assert_ne!(tight.status, Status::Fail, "{tight:?}");
+    let crown = framed(-1.5, -0.5, 1.5, 2.5);
+    assert_eq!(crown.status, Status::Fail, "{crown:?}");
+    assert!(crown.message_en.contains("top of the head"), "{crown:?}");
+    let chin = framed(-1.5, -1.5, 1.5, 0.45);
+    assert_eq!(chin.status, Status::Fail, "{chin:?}");
+    assert!(chin.message_en.contains("chin"), "{chin:?}");
+    let shoulders = framed(-1.5, -1.5, 1.5, 1.0);
+    assert_eq!(shoulders.status, Status::Fail, "{shoulders:?}");
+    assert!(shoulders.message_en.contains("shoulders"), "{shoulders:?}");
+}
+
+fn rgba(img: &photo_wasm::raster::Rgb) -> Vec<u8> {
+    img.data
+        .chunks_exact(3)
+        .flat_map(|p| [p[0], p[1], p[2], 255])
+        .collect()
 }

@@ -146,10 +146,13 @@ async function loadSpecs() {
   try {
     const module = await import('/pkg/photo_wasm.js');
     await module.default();
-    // The segmentation model ships beside the .wasm, not inside it.
-    const model = await fetch('/pkg/selfie_segmentation.bin');
-    if (!model.ok) throw new Error('no segmentation model');
-    module.load_model('selfie_segmentation', new Uint8Array(await model.arrayBuffer()));
+    // The models ship beside the .wasm, not inside it: the face landmarks (every check) and the
+    // segmentation (the finished photo).
+    for (const name of ['face_landmark', 'selfie_segmentation']) {
+      const model = await fetch(`/pkg/${name}.bin`);
+      if (!model.ok) throw new Error(`no model ${name}`);
+      module.load_model(name, new Uint8Array(await model.arrayBuffer()));
+    }
     wasm = module;
     $('wasm-status').textContent = 'WebAssembly 照片检测已加载';
   } catch (e) {

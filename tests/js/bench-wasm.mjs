@@ -12,6 +12,7 @@ const runs = Number(runsArg ?? 15);
 const webTarget = pkgJs.includes('/web/');
 const wasm = webTarget ? await import(pkgJs) : createRequire(import.meta.url)(pkgJs);
 if (webTarget) wasm.initSync({ module: readFileSync(join(dirname(pkgJs), 'photo_wasm_bg.wasm')) });
+wasm.load_model('face_landmark', readFileSync(join(dirname(pkgJs), 'face_landmark.bin')));
 const rgbaOnly = typeof wasm.check_encoded !== 'function';
 
 function median(v) {

@@ -1,8 +1,8 @@
 // node wasm-same-finish.mjs PKG_JS FIXTURES_DIR
 // The finished document photo from finish_rgba in a WebAssembly build (nodejs or web target) must
 // equal the native one for the same RGBA pixels (fixtures from the finish_fixtures example):
-// the same report, the same finish report, byte-identical pixels. The segmentation model is
-// loaded from the file beside the build, as the mini-program and the web client do.
+// the same report, the same finish report, byte-identical pixels. The models are loaded from the
+// files beside the build, as the mini-program and the web client do.
 import { createRequire } from 'node:module';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -18,6 +18,7 @@ const webTarget = pkgJs.includes('/web/');
 const wasm = webTarget ? await import(pkgJs) : createRequire(import.meta.url)(pkgJs);
 if (webTarget) wasm.initSync({ module: readFileSync(join(dirname(pkgJs), 'photo_wasm_bg.wasm')) });
 const results = [];
+wasm.load_model('face_landmark', readFileSync(join(dirname(pkgJs), 'face_landmark.bin')));
 const names = readdirSync(fixtures).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
 // A photo with a face, before the model is loaded: finishing it must throw.
 const withPhoto = names.map((n) => JSON.parse(readFileSync(join(fixtures, `${n}.json`), 'utf8'))).findIndex((n) => n.photo);

@@ -3,7 +3,7 @@
 // requires identical reports; also exercises specs(), check_rgba() and the unknown-spec error.
 import { createRequire } from 'node:module';
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, dirname } from 'node:path';
 import { firstDiff, summary } from './compare.mjs';
 
 const [pkgJs, photos, nativeDir] = process.argv.slice(2);
@@ -13,6 +13,17 @@ if (!nativeDir) {
 }
 const wasm = createRequire(import.meta.url)(pkgJs);
 const results = [];
+
+// Every check needs the face landmark model, shipped beside the build: before it is loaded the
+// checks throw rather than judge a pose they cannot measure.
+let threw = null;
+try {
+  wasm.check_rgba(2, 2, new Uint8Array(16).fill(200), 'id-card');
+} catch (e) {
+  threw = String(e.message ?? e);
+}
+results.push({ name: 'check_rgba before the landmark model is loaded throws', ok: threw !== null && threw.includes('face_landmark'), diff: threw });
+wasm.load_model('face_landmark', readFileSync(join(dirname(pkgJs), 'face_landmark.bin')));
 
 const names = readdirSync(nativeDir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
 for (const name of names) {
@@ -31,7 +42,7 @@ results.push({
   ok: ['id-card', 'social-security-card', 'driving-licence', 'passport', 'hk-macau-permit'].every((id) => specs.some((s) => s.id === id)),
   diff: JSON.stringify(specs.map((s) => s.id)),
 });
-let threw = null;
+threw = null;
 try {
   wasm.check_encoded(new Uint8Array(4), 'no-such-spec');
 } catch (e) {

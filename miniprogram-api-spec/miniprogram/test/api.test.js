@@ -102,6 +102,8 @@ test('requestSubscribeMessage acceptances are reported to the server', async () 
 });
 
 const WASM_PATHS = { simd: '/photo_wasm_simd_bg.wasm.br', baseline: '/photo_wasm_bg.wasm.br' };
+/** Every check needs the face landmark model, shipped once beside both builds. */
+const LANDMARKS = { face_landmark: 'face_landmark.bin' };
 const jpegPhotos = fs
   .readdirSync(photos)
   .filter((f) => f.endsWith('.jpg'))
@@ -133,8 +135,14 @@ let simdReports;
 test('the photo checker loads the SIMD build under WXWebAssembly from the .wasm.br and checks pixels', async () => {
   assert.ok(engineHasWasmSimd(), 'this Node has wasm SIMD');
   await withoutTextCodec(async () => {
+    const bare = await freshLoader().loadPhotoCheck(WASM_PATHS, createWXWebAssembly(wasmPackage));
+    assert.throws(() => bare.check_rgba(2, 2, new Uint8Array(16), 'id-card'), /face_landmark/, 'no check without the landmark model');
     const { loadPhotoCheck } = freshLoader();
-    const checker = await loadPhotoCheck(WASM_PATHS, createWXWebAssembly(wasmPackage));
+    const checker = await loadPhotoCheck(
+      { ...WASM_PATHS, models: LANDMARKS },
+      createWXWebAssembly(wasmPackage),
+      createPackageReader(wasmPackage),
+    );
     assert.equal(checker.build, 'simd');
     assert.equal(checker.simdError, undefined);
     const good = jpeg.decode(fs.readFileSync(path.join(photos, 'portrait-test0.jpg')), { useTArray: true });
@@ -156,13 +164,17 @@ test('the finished ID photo is shown before the upload: finish_rgba puts the por
   const street = jpeg.decode(fs.readFileSync(path.join(portraits, 'carvekit-woman-glasses-street.jpg')), { useTArray: true });
   await withoutTextCodec(async () => {
     const { loadPhotoCheck } = freshLoader();
-    const bare = await loadPhotoCheck(WASM_PATHS, createWXWebAssembly(wasmPackage));
+    const bare = await loadPhotoCheck(
+      { ...WASM_PATHS, models: LANDMARKS },
+      createWXWebAssembly(wasmPackage),
+      createPackageReader(wasmPackage),
+    );
     assert.throws(() => bare.finish_rgba(street.width, street.height, street.data, 'id-card'), /selfie_segmentation/);
   });
   await withoutTextCodec(async () => {
     const { loadPhotoCheck } = freshLoader();
     const checker = await loadPhotoCheck(
-      { ...WASM_PATHS, models: { selfie_segmentation: 'selfie_segmentation.bin' } },
+      { ...WASM_PATHS, models: { ...LANDMARKS, selfie_segmentation: 'selfie_segmentation.bin' } },
       createWXWebAssembly(wasmPackage),
       createPackageReader(wasmPackage),
     );
@@ -186,7 +198,11 @@ test('the baseline build gives the same reports as the SIMD build', async () => 
   assert.ok(simdReports, 'the SIMD test ran first');
   await withoutTextCodec(async () => {
     const { loadPhotoCheck } = freshLoader();
-    const checker = await loadPhotoCheck({ baseline: WASM_PATHS.baseline }, createWXWebAssembly(wasmPackage));
+    const checker = await loadPhotoCheck(
+      { baseline: WASM_PATHS.baseline, models: LANDMARKS },
+      createWXWebAssembly(wasmPackage),
+      createPackageReader(wasmPackage),
+    );
     assert.equal(checker.build, 'baseline');
     assert.equal(checker.simdError, undefined, 'SIMD was not tried');
     assert.deepEqual(reportsOf(checker, jpegPhotos), simdReports);

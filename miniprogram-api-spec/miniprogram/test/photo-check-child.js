@@ -8,7 +8,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const jpeg = require('jpeg-js');
-const { createWXWebAssembly, engineHasWasmSimd } = require('./fake-wx.js');
+const { createWXWebAssembly, createPackageReader, engineHasWasmSimd } = require('./fake-wx.js');
 
 /** The report of each JPEG (by file name) from the checker's `check_rgba`, as JSON carries it. */
 function reportsOf(checker, photos) {
@@ -27,8 +27,13 @@ async function main() {
   delete globalThis.TextDecoder;
   const { loadPhotoCheck } = require(path.join(wasmPackage, 'photo-check.js'));
   const checker = await loadPhotoCheck(
-    { simd: '/photo_wasm_simd_bg.wasm.br', baseline: '/photo_wasm_bg.wasm.br' },
+    {
+      simd: '/photo_wasm_simd_bg.wasm.br',
+      baseline: '/photo_wasm_bg.wasm.br',
+      models: { face_landmark: 'face_landmark.bin' },
+    },
     createWXWebAssembly(wasmPackage),
+    createPackageReader(wasmPackage),
   );
   const reports = reportsOf(checker, photos);
   const out = { engineHasWasmSimd: engineHasWasmSimd(), build: checker.build, simdError: checker.simdError, reports };
