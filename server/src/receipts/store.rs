@@ -617,16 +617,19 @@ impl ReceiptStore for RedisStore {
 
     async fn hide_id_numbers(&self, hasher: &IdHasher) -> Result<usize, StoreError> {
         let mut hidden = 0;
-        for key in self.scan(TAG, "order:*").await? {
-            let doc: Option<String> = redis::cmd("HGET")
-                .arg(&key)
-                .arg("doc")
-                .query_async(&mut self.conn())
-                .await?;
-            let Some(doc) = doc else { continue };
-            // Another instance may change it meanwhile: then it is theirs to have done.
-            if let Some(new) = hidden_doc(&doc, hasher)? {
-                hidden += usize::from(self.hset_if_eq(&key, "doc", &doc, &new).await?);
+        // Read in batches: every start reads every order once.
+        for keys in self.scan(TAG, "order:*").await?.chunks(500) {
+            let mut pipe = redis::pipe();
+            for key in keys {
+                pipe.hget(key, "doc");
+            }
+            let docs: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
+            for (key, doc) in keys.iter().zip(docs) {
+                let Some(doc) = doc else { continue };
+                // Another instance may change it meanwhile: then it is theirs to have done.
+                if let Some(new) = hidden_doc(&doc, hasher)? {
+                    hidden += usize::from(self.hset_if_eq(key, "doc", &doc, &new).await?);
+                }
             }
         }
         Ok(hidden)
