@@ -277,3 +277,34 @@ on_both_backends!(
     no_full_id_number_in_a_dump,
     old_orders_are_migrated_and_scrubbed
 );
+
+/// A database from before issue 15 with nothing left to replace, only the bytes of deleted
+/// orders in its free pages: its first start scrubs it all the same (migration 1502).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_from_before_is_scrubbed_on_its_first_start() {
+    let shared = SharedStore::fresh(Backend::Sqlite).await;
+    drop(TestApp::spawn_on(shared.clone(), &[]).await);
+    let SharedStore::Sqlite(dir) = &shared else {
+        unreachable!()
+    };
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("banzheng.db")).unwrap();
+        conn.pragma_update(None, "secure_delete", "OFF").unwrap();
+        conn.execute("DELETE FROM schema_migrations WHERE version = 1502", [])
+            .unwrap();
+        conn.execute(
+            "INSERT INTO receipt_orders (id, user_id, status, created_at, submitted_at, version, doc)
+             VALUES ('gone', 'u', 'rejected', 0, 0, 1, ?1)",
+            [format!(r#"{{"id_number":"{ID_NUMBER}"}}"#)],
+        )
+        .unwrap();
+        conn.execute("DELETE FROM receipt_orders WHERE id = 'gone'", [])
+            .unwrap();
+    }
+    let before = occurrences(&dump(&shared).await, ID_NUMBER);
+    assert!(before > 0, "the deleted order's bytes are in the files");
+    let _app = TestApp::spawn_on(shared.clone(), &[]).await;
+    let after = occurrences(&dump(&shared).await, ID_NUMBER);
+    println!("deleted order's ID number: {before} times in the files before the first start, {after} after");
+    assert_eq!(after, 0);
+}
