@@ -65,16 +65,16 @@ impl Capabilities {
         )
         .await?;
         match backend {
-            Backend::Sqlite(store) => Self::over(settings, store, DurabilityState::durable()),
+            Backend::Sqlite(store) => Self::over(settings, store, DurabilityState::durable()).await,
             Backend::Redis(store) => {
                 let durability = store.durability();
-                Self::over(settings, store, durability)
+                Self::over(settings, store, durability).await
             }
         }
     }
 
     /// Hands each capability the store traits it asks for, all served by `store`.
-    fn over<S>(
+    async fn over<S>(
         settings: &Settings,
         store: Arc<S>,
         durability: DurabilityState,
@@ -98,6 +98,19 @@ impl Capabilities {
             store.clone(),
             clock.clone(),
         )?;
+        let hasher = booking.hasher.clone();
+        // No readable ID number at rest: what was stored before is hashed or dropped, then the
+        // bytes it left in the files are scrubbed.
+        let hidden = store.hide_id_numbers(&hasher).await?;
+        let forgotten = store.forget_unkeyed_digests().await?;
+        if hidden + forgotten > 0 {
+            tracing::info!(
+                hidden,
+                forgotten,
+                "plain ID numbers and unkeyed digests removed"
+            );
+        }
+        store.scrub(hidden + forgotten > 0).await?;
         let wechat = wechat_client(settings)?;
         // The simulator shares the server's clock, so advancing it expires codes and tokens too.
         let simulator = (!settings.is_production()).then(|| Simulator::new(clock.clone()));
@@ -158,6 +171,7 @@ impl Capabilities {
                 store.clone(),
                 store.clone(),
                 store,
+                hasher,
                 clock,
             )),
             notifier: web::Data::new(notifier),

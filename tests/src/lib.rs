@@ -15,6 +15,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use server::admin::AdminStore;
 use server::auth::UserStore;
+use server::booking::id_hash::IdHasher;
 use server::booking::BookingStore;
 use server::config::Settings;
 use server::notify::NotifyStore;
@@ -110,6 +111,12 @@ impl SharedStore {
             }
         }
         vars
+    }
+
+    /// The ID-number hash of apps over this store (what the server keys records by).
+    pub fn id_hasher(&self) -> IdHasher {
+        let settings = Settings::from_vars(self.vars()).unwrap();
+        IdHasher::configured(settings.booking.id_hash_key.as_ref(), &settings.data_dir).unwrap()
     }
 
     /// Opens the store directly (the conformance suite and state assertions).

@@ -100,6 +100,7 @@ impl TestApp {
                 name: PersonName::parse("张三").unwrap(),
                 id_number: IdNumber::parse(ID_NUMBER).unwrap(),
             },
+            &self.shared.id_hasher(),
             Photo {
                 attempt: 1,
                 upload: None,

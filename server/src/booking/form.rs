@@ -4,7 +4,6 @@
 use actix_web::HttpRequest;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::applicant::{PhoneNumber, Relationship};
 use super::appointment::{
@@ -249,10 +248,11 @@ fn not_eligible(message: &str) -> ApiError {
 
 const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
 
-/// The request's `Idempotency-Key`, if it has one, kept `ttl` with a digest of `body`.
+/// The request's `Idempotency-Key`, if it has one, kept `ttl` with a keyed digest of `body`.
 pub fn idempotency_key(
     req: &HttpRequest,
     body: &BookRequest,
+    hasher: &IdHasher,
     ttl: std::time::Duration,
 ) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(value) = req.headers().get(IDEMPOTENCY_HEADER) else {
@@ -271,7 +271,7 @@ pub fn idempotency_key(
     let canonical = serde_json::to_vec(body).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Some(IdempotencyKey {
         key: key.to_owned(),
-        body_hash: hex::encode(Sha256::digest(&canonical)),
+        body_hash: hasher.body_digest(&canonical),
         ttl,
     }))
 }

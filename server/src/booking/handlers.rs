@@ -95,7 +95,12 @@ async fn book(
     users: web::Data<Users>,
 ) -> Result<HttpResponse, ApiError> {
     let now = booking.now();
-    let idempotency = idempotency_key(&req, &body, booking.settings.idempotency_ttl())?;
+    let idempotency = idempotency_key(
+        &req,
+        &body,
+        &booking.hasher,
+        booking.settings.idempotency_ttl(),
+    )?;
     // Only a request without a number needs the user's verified one.
     let verified_phone = match body.omits_phone() {
         true => users.user(&user.id).await?.and_then(|u| u.phone),

@@ -132,16 +132,13 @@ impl Booking {
             booking.holidays_file.as_deref(),
             booking.slot_capacity,
         )?;
-        let key = match &booking.id_hash_key {
-            Some(key) => key.clone(),
-            None => crate::auth::token::development_secret(data_dir, "id-hash-key")?,
-        };
+        let hasher = IdHasher::configured(booking.id_hash_key.as_ref(), data_dir)?;
         Ok(Booking {
             day_lists: DayLists::new(Duration::from_millis(booking.slot_list_cache_ms)),
             due_watch: DueWatch::default(),
             settings: booking,
             catalog,
-            hasher: IdHasher::new(key),
+            hasher,
             store,
             receipts,
             clock,

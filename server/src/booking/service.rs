@@ -132,7 +132,8 @@ impl Booking {
         let slot = self.bookable_slot(form)?;
         form.check_eligibility(&slot)?;
         if let Some(no) = &form.photo_receipt_no {
-            receipts::check_for_booking(self.receipts.as_ref(), no, &form.id_number, now).await?;
+            let id_hash = self.hasher.hash(&form.id_number);
+            receipts::check_for_booking(self.receipts.as_ref(), no, &id_hash, now).await?;
         }
         self.settle_no_shows(now).await?;
         let settings = &self.settings;

@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::number::ReceiptNo;
+use crate::booking::id_hash::IdHasher;
 use crate::person::{IdNumber, PersonName};
 
 /// Where the receipt will be used. A receipt is issued by a province's photo centre and is
@@ -250,7 +251,11 @@ pub struct ReceiptOrder {
     pub document_zh: String,
     pub region: Region,
     pub name: PersonName,
-    pub id_number: IdNumber,
+    /// The ID number's keyed hash (`IdHasher`): whose receipt it is. The number itself is
+    /// never stored.
+    pub id_hash: String,
+    /// The ID number masked, for display.
+    pub id_number_masked: String,
     /// Stored status: never `Expired` (see `status_at`).
     pub status: Status,
     pub photo: Photo,
@@ -313,6 +318,7 @@ impl ReceiptOrder {
         id: String,
         user_id: String,
         form: OrderForm,
+        hasher: &IdHasher,
         photo: Photo,
         now: DateTime<Utc>,
     ) -> Self {
@@ -323,7 +329,8 @@ impl ReceiptOrder {
             document_zh: form.document_zh,
             region: form.region,
             name: form.name,
-            id_number: form.id_number,
+            id_hash: hasher.hash(&form.id_number),
+            id_number_masked: form.id_number.masked(),
             status: Status::Pending,
             photo,
             receipt: None,
@@ -411,21 +418,17 @@ impl ReceiptOrder {
         Ok(())
     }
 
-    /// Whether a booking for `id_number` may name this receipt: approved, unexpired, unused
-    /// and the applicant's own. (Booking allows one active appointment per ID number, so two
-    /// live bookings cannot name the same receipt.)
-    pub fn usable_by(
-        &self,
-        id_number: &IdNumber,
-        now: DateTime<Utc>,
-    ) -> Result<(), TransitionError> {
+    /// Whether a booking for the ID number hashed `id_hash` may name this receipt: approved,
+    /// unexpired, unused and the applicant's own. (Booking allows one active appointment per
+    /// ID number, so two live bookings cannot name the same receipt.)
+    pub fn usable_by(&self, id_hash: &str, now: DateTime<Utc>) -> Result<(), TransitionError> {
         match self.status_at(now) {
             Status::Approved => {}
             Status::Expired => return Err(TransitionError::Expired),
             Status::Used => return Err(TransitionError::Used),
             Status::Pending | Status::Rejected => return Err(TransitionError::NotApproved),
         }
-        if &self.id_number != id_number {
+        if self.id_hash != id_hash {
             return Err(TransitionError::OtherPerson);
         }
         Ok(())
@@ -468,6 +471,10 @@ fn event(kind: EventKind, at: DateTime<Utc>) -> Event {
 mod tests {
     use super::*;
 
+    fn hasher() -> IdHasher {
+        IdHasher::new(secrecy::SecretString::from("test-key"))
+    }
+
     fn order(now: DateTime<Utc>) -> ReceiptOrder {
         ReceiptOrder::new(
             "o1".into(),
@@ -479,6 +486,7 @@ mod tests {
                 name: PersonName::parse("张三").unwrap(),
                 id_number: IdNumber::parse("441900199003070024").unwrap(),
             },
+            &hasher(),
             Photo {
                 attempt: 1,
                 upload: None,
@@ -589,11 +597,11 @@ mod tests {
     fn a_receipt_is_the_applicants_and_used_once() {
         let now = Utc::now();
         let mut o = order(now);
-        let id = o.id_number.clone();
+        let id = o.id_hash.clone();
         assert_eq!(o.usable_by(&id, now), Err(TransitionError::NotApproved));
         assert_eq!(o.mark_used("a1", now), Err(TransitionError::NotApproved));
         approve(&mut o, now);
-        let other = IdNumber::parse("441900201008151237").unwrap();
+        let other = hasher().hash(&IdNumber::parse("441900201008151237").unwrap());
         assert_eq!(o.usable_by(&other, now), Err(TransitionError::OtherPerson));
         assert_eq!(o.usable_by(&id, now), Ok(()));
         o.mark_used("a1", now).unwrap();
@@ -614,7 +622,7 @@ mod tests {
         let now = Utc::now();
         let mut o = order(now);
         approve(&mut o, now);
-        let id = o.id_number.clone();
+        let id = o.id_hash.clone();
         assert_eq!(
             o.usable_by(&id, now + Duration::days(181)),
             Err(TransitionError::Expired)

@@ -31,9 +31,9 @@ pub use number::{ReceiptNo, ReceiptNoError};
 pub use review::parse_receipt_no;
 pub use store::{Cursor, OrderPage, ReceiptStore, Saved};
 
+use crate::booking::id_hash::IdHasher;
 use crate::clock::Clock;
 use crate::error::{ApiError, ErrorCode};
-use crate::person::IdNumber;
 use crate::routing::endpoint;
 use crate::store::{BlobStore, KvStore};
 use budget::{PhotoBudget, Quota};
@@ -83,6 +83,9 @@ pub struct Receipts {
     /// Where the per-user quotas are counted.
     quotas: Arc<dyn KvStore>,
     budget: PhotoBudget,
+    /// Under which an order keeps its ID number: the bookings' key, so a booking recognises
+    /// the receipt's owner.
+    hasher: IdHasher,
     clock: Arc<Clock>,
 }
 
@@ -92,6 +95,7 @@ impl Receipts {
         store: Arc<dyn ReceiptStore>,
         blobs: Arc<dyn BlobStore>,
         quotas: Arc<dyn KvStore>,
+        hasher: IdHasher,
         clock: Arc<Clock>,
     ) -> Self {
         let budget = PhotoBudget::new(
@@ -104,6 +108,7 @@ impl Receipts {
             blobs,
             quotas,
             budget,
+            hasher,
             clock,
         }
     }
@@ -231,14 +236,14 @@ async fn receipt_order(store: &dyn ReceiptStore, no: &ReceiptNo) -> Result<Recei
 }
 
 /// For the booking handler: the receipt named at booking is approved, unexpired, unused and
-/// the applicant's own.
+/// the applicant's own (whose ID number hashes to `id_hash`).
 pub async fn check_for_booking(
     store: &dyn ReceiptStore,
     no: &ReceiptNo,
-    id_number: &IdNumber,
+    id_hash: &str,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    Ok(receipt_order(store, no).await?.usable_by(id_number, now)?)
+    Ok(receipt_order(store, no).await?.usable_by(id_hash, now)?)
 }
 
 /// Retries of a check-in that lost a race with another change of the same order.

@@ -240,6 +240,7 @@ pub async fn create(
         uuid::Uuid::new_v4().simple().to_string(),
         user.id.clone(),
         form,
+        &receipts.hasher,
         accepted.photo.clone(),
         now,
     );
@@ -262,7 +263,7 @@ pub async fn create(
         order = %order.id,
         spec = %order.spec,
         name = %order.name.masked(),
-        id_number = %order.id_number.masked(),
+        id_number = %order.id_number_masked,
         "receipt order submitted"
     );
     Ok(HttpResponse::Created().json(order_view(&order, now, Viewer::Owner)))

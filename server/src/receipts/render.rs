@@ -109,7 +109,7 @@ pub fn render(card: &ReceiptCard) -> Result<Vec<u8>, RenderError> {
     };
     line(&mut canvas, "证件类型", &order.document_zh, 26.0);
     line(&mut canvas, "姓名", &order.name.masked(), 26.0);
-    line(&mut canvas, "身份证号", &order.id_number.masked(), 26.0);
+    line(&mut canvas, "身份证号", &order.id_number_masked, 26.0);
     line(&mut canvas, "回执号", &receipt.no.grouped(), 34.0);
     line(
         &mut canvas,
@@ -232,6 +232,7 @@ mod tests {
                 name: PersonName::parse("欧阳明").unwrap(),
                 id_number: IdNumber::parse("441900199003070024").unwrap(),
             },
+            &crate::booking::id_hash::IdHasher::new(secrecy::SecretString::from("test-key")),
             Photo {
                 attempt: 1,
                 upload: None,

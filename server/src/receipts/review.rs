@@ -248,7 +248,7 @@ pub async fn lookup(
         "spec": order.spec,
         "region": order.region,
         "name_masked": order.name.masked(),
-        "id_number_masked": order.id_number.masked(),
+        "id_number_masked": order.id_number_masked,
         "issued_at": receipt.issued_at,
         "expires_at": receipt.expires_at,
         "used_at": receipt.used_at,

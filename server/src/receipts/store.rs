@@ -9,8 +9,10 @@ use rusqlite::{params, OptionalExtension};
 
 use super::domain::{ReceiptOrder, Status};
 use super::number::ReceiptNo;
+use crate::booking::id_hash::IdHasher;
 use crate::notify::store::{enqueue_in_tx, Notices, PLAN};
 use crate::notify::Notification;
+use crate::person::IdNumber;
 use crate::store::plan::{Ran, RedisPlan, Refuse};
 use crate::store::{RedisStore, SqliteStore, StoreError};
 
@@ -228,7 +230,37 @@ pub trait ReceiptStore: Send + Sync {
     ) -> Result<Vec<ReceiptOrder>, StoreError>;
     /// Orders waiting for review, the longest waiting first.
     async fn review_queue(&self, limit: usize) -> Result<Vec<ReceiptOrder>, StoreError>;
+
+    /// Orders stored with the plain ID number (before issue 15) keep its hash and masked
+    /// form instead; how many were changed. Safe to run again, and by several instances.
+    async fn hide_id_numbers(&self, hasher: &IdHasher) -> Result<usize, StoreError>;
 }
+
+/// What an order stored with the plain ID number (`"id_number":"…"`) holds now; `None` if
+/// `doc` holds no plain number.
+fn hidden_doc(doc: &str, hasher: &IdHasher) -> Result<Option<String>, StoreError> {
+    if !doc.contains(PLAIN_FIELD) {
+        return Ok(None);
+    }
+    let unreadable = || StoreError::Backend("stored order: unreadable ID number".into());
+    let mut value: serde_json::Value = serde_json::from_str(doc).map_err(|_| unreadable())?;
+    let fields = value.as_object_mut().ok_or_else(unreadable)?;
+    let Some(plain) = fields.remove("id_number") else {
+        return Ok(None);
+    };
+    let id = plain
+        .as_str()
+        .and_then(|s| IdNumber::parse(s).ok())
+        .ok_or_else(unreadable)?;
+    fields.insert("id_hash".into(), hasher.hash(&id).into());
+    fields.insert("id_number_masked".into(), id.masked().into());
+    let order: ReceiptOrder = serde_json::from_value(value)
+        .map_err(|e| StoreError::Backend(format!("stored order: {e}")))?;
+    to_json(&order).map(Some)
+}
+
+/// How the plain number's field starts in a stored order (`"id_number_masked"` does not).
+const PLAIN_FIELD: &str = "\"id_number\":";
 
 fn to_json(order: &ReceiptOrder) -> Result<String, StoreError> {
     serde_json::to_string(order).map_err(|e| StoreError::Backend(e.to_string()))
@@ -378,6 +410,30 @@ impl ReceiptStore for SqliteStore {
             })
             .await?;
         Ok(page.of(orders))
+    }
+
+    async fn hide_id_numbers(&self, hasher: &IdHasher) -> Result<usize, StoreError> {
+        let hasher = hasher.clone();
+        self.write(move |tx| {
+            let docs = tx
+                .prepare("SELECT id, doc FROM receipt_orders WHERE instr(doc, ?1) > 0")?
+                .query_map([PLAIN_FIELD], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut hidden = 0;
+            for (id, doc) in docs {
+                if let Some(doc) = hidden_doc(&doc, &hasher)? {
+                    tx.execute(
+                        "UPDATE receipt_orders SET doc = ?2 WHERE id = ?1",
+                        params![id, doc],
+                    )?;
+                    hidden += 1;
+                }
+            }
+            Ok(hidden)
+        })
+        .await
     }
 
     async fn review_queue(&self, limit: usize) -> Result<Vec<ReceiptOrder>, StoreError> {
@@ -557,5 +613,25 @@ impl ReceiptStore for RedisStore {
             .query_async(&mut self.conn())
             .await?;
         self.order_docs(&ids).await
+    }
+
+    async fn hide_id_numbers(&self, hasher: &IdHasher) -> Result<usize, StoreError> {
+        let mut hidden = 0;
+        // Read in batches: every start reads every order once.
+        for keys in self.scan(TAG, "order:*").await?.chunks(500) {
+            let mut pipe = redis::pipe();
+            for key in keys {
+                pipe.hget(key, "doc");
+            }
+            let docs: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
+            for (key, doc) in keys.iter().zip(docs) {
+                let Some(doc) = doc else { continue };
+                // Another instance may change it meanwhile: then it is theirs to have done.
+                if let Some(new) = hidden_doc(&doc, hasher)? {
+                    hidden += usize::from(self.hset_if_eq(key, "doc", &doc, &new).await?);
+                }
+            }
+        }
+        Ok(hidden)
     }
 }

@@ -84,7 +84,7 @@ pub fn order_view(order: &ReceiptOrder, now: DateTime<Utc>, viewer: Viewer) -> O
         status,
         status_zh: status.label_zh(),
         name_masked: order.name.masked(),
-        id_number_masked: order.id_number.masked(),
+        id_number_masked: order.id_number_masked.clone(),
         receipt_no: order.receipt.as_ref().map(|r| r.no.as_str()),
         issued_at: order.receipt.as_ref().map(|r| r.issued_at),
         expires_at: order.receipt.as_ref().map(|r| r.expires_at),

@@ -60,6 +60,9 @@ pub trait KvStore: Send + Sync {
     /// Round-trips to the backend: readiness.
     async fn ping(&self) -> Result<(), StoreError>;
     fn backend_name(&self) -> &'static str;
+    /// Leaves no bytes of deleted or overwritten values in the store's files, if `changed` (or
+    /// never done): SQLite's free pages and WAL. Redis keeps no old values to scrub.
+    async fn scrub(&self, changed: bool) -> Result<(), StoreError>;
 }
 
 /// A lock with expiry, so a crashed holder cannot keep it forever.

@@ -142,6 +142,89 @@ impl RedisStore {
         format!("{}:{{{tag}}}:{rest}", self.prefix)
     }
 
+    /// Every key under `tag` whose rest matches the glob `pattern` (by SCAN: a key written
+    /// meanwhile may be missed, so callers make what they look for unwritable first).
+    pub async fn scan(&self, tag: &str, pattern: &str) -> Result<Vec<String>, StoreError> {
+        let glob = |text: &str| {
+            text.chars().fold(String::new(), |mut out, c| {
+                if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                    out.push('\\');
+                }
+                out.push(c);
+                out
+            })
+        };
+        let pattern = format!("{}:{{{}}}:{pattern}", glob(&self.prefix), glob(tag));
+        let mut conn = self.conn();
+        let (mut cursor, mut keys) = (0u64, Vec::new());
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    /// Sets the hash field `field` of `key` to `new` if it still holds `old`: of several
+    /// instances racing, one changes it and the others find it changed.
+    pub async fn hset_if_eq(
+        &self,
+        key: &str,
+        field: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        static SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+            Script::new(
+                "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then \
+                   redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) return 1 end return 0",
+            )
+        });
+        let changed: i64 = SCRIPT
+            .key(key)
+            .arg(field)
+            .arg(old)
+            .arg(new)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(changed == 1)
+    }
+
+    /// Deletes `key` unless its hash field `field` starts with `kept`.
+    pub async fn del_unless_prefixed(
+        &self,
+        key: &str,
+        field: &str,
+        kept: &str,
+    ) -> Result<bool, StoreError> {
+        static SCRIPT: LazyLock<Script> = LazyLock::new(|| {
+            Script::new(
+                "local v = redis.call('HGET', KEYS[1], ARGV[1]) \
+                 if v and string.sub(v, 1, #ARGV[2]) ~= ARGV[2] then \
+                   return redis.call('DEL', KEYS[1]) end return 0",
+            )
+        });
+        let deleted: i64 = SCRIPT
+            .key(key)
+            .arg(field)
+            .arg(kept)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(deleted == 1)
+    }
+
     fn kv_key(&self, key: &str) -> String {
         self.key(&format!("kv:{key}"), "v")
     }
@@ -228,5 +311,9 @@ impl KvStore for RedisStore {
 
     fn backend_name(&self) -> &'static str {
         "redis"
+    }
+
+    async fn scrub(&self, _changed: bool) -> Result<(), StoreError> {
+        Ok(())
     }
 }

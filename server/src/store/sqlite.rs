@@ -29,6 +29,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
 ];
 
+/// Recorded among the migrations once the file was first scrubbed (`scrub`): the free pages and
+/// WAL of a database from before issue 15 may hold plain ID numbers of changed or deleted rows.
+const FIRST_SCRUB: i64 = 1502;
+
 const READERS: usize = 4;
 
 #[derive(Clone)]
@@ -66,6 +70,8 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // What is deleted or overwritten is zeroed, not left in free pages (personal data).
+    conn.pragma_update(None, "secure_delete", "ON")?;
     conn.busy_timeout(Duration::from_secs(5))?;
     Ok(conn)
 }
@@ -291,5 +297,31 @@ impl KvStore for SqliteStore {
 
     fn backend_name(&self) -> &'static str {
         "sqlite"
+    }
+
+    async fn scrub(&self, changed: bool) -> Result<(), StoreError> {
+        let writer = self.writer.clone();
+        blocking(move || {
+            let conn = writer.lock().unwrap_or_else(|p| p.into_inner());
+            let done = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
+                [FIRST_SCRUB],
+                |r| r.get::<_, bool>(0),
+            )?;
+            if done && !changed {
+                return Ok(());
+            }
+            conn.execute(
+                "INSERT OR IGNORE INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                params![FIRST_SCRUB, chrono::Utc::now().to_rfc3339()],
+            )?;
+            // VACUUM rewrites the file without free pages; the checkpoint moves it out of the
+            // WAL and truncates the WAL, so no page of the old file remains.
+            conn.execute_batch("VACUUM")?;
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            tracing::info!("SQLite file scrubbed of deleted and overwritten data");
+            Ok(())
+        })
+        .await
     }
 }

@@ -17,6 +17,7 @@ use rand::{Rng, SeedableRng};
 use server::booking::appointment::{
     Appointment, AppointmentCode, Delivery, EmsNumber, Status, Step,
 };
+use server::booking::id_hash::IdHasher;
 use server::booking::schedule::SlotId;
 use server::booking::store::{IdempotencyKey, NewBooking, NoShowPolicy};
 use server::notify::store::Notices;
@@ -339,6 +340,7 @@ async fn order(pair: &mut Pair, world: &mut World) {
             name: PersonName::parse("张三").unwrap(),
             id_number: id_number(person),
         },
+        &IdHasher::new("differential-key".into()),
         photo(1),
         world.now,
     );

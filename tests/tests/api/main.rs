@@ -3,6 +3,7 @@
 //! `cargo test -p tests --test api booking::` runs one capability's tests.
 
 mod admin;
+mod at_rest;
 mod booking;
 mod booking_store;
 mod budgets;

@@ -203,6 +203,10 @@ pub trait BookingStore: Send + Sync {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<DueNoShows, StoreError>;
+    /// Drops the `Idempotency-Key` records whose body digest is not keyed (kept before issue
+    /// 15: an offline search of the few unknown digits of the body's ID number); how many.
+    /// Their requests, if retried, book afresh under the rules (one active booking a person).
+    async fn forget_unkeyed_digests(&self) -> Result<usize, StoreError>;
 }
 
 /// Booked appointments whose no-show time has come, earliest first.

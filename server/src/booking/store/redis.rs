@@ -10,6 +10,7 @@ use redis::AsyncCommands;
 
 use super::{decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows};
 use crate::booking::appointment::{Appointment, AppointmentCode};
+use crate::booking::id_hash::DIGEST_TAG;
 use crate::booking::rules::{Effect, Guard, Plan, Stop};
 use crate::booking::schedule::{day_key, SlotId};
 use crate::notify::store::PLAN;
@@ -238,5 +239,12 @@ impl BookingStore for RedisStore {
             .map(|(id, at)| (id, at as i64))
             .collect();
         Ok(DueNoShows::split(earliest, now, limit))
+    }
+    async fn forget_unkeyed_digests(&self) -> Result<usize, StoreError> {
+        let mut forgotten = 0;
+        for key in self.scan(TAG, "idem:*").await? {
+            forgotten += usize::from(self.del_unless_prefixed(&key, "hash", DIGEST_TAG).await?);
+        }
+        Ok(forgotten)
     }
 }

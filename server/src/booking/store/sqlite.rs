@@ -6,6 +6,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::{decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows};
 use crate::booking::appointment::{Appointment, AppointmentCode};
+use crate::booking::id_hash::DIGEST_TAG;
 use crate::booking::rules::{Effect, Guard, Plan, Stop};
 use crate::booking::schedule::day_key;
 use crate::store::{SqliteStore, StoreError};
@@ -282,6 +283,15 @@ impl BookingStore for SqliteStore {
                 .query_map([limit as i64 + 1], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<_, _>>()?;
             Ok(DueNoShows::split(earliest, now, limit))
+        })
+        .await
+    }
+    async fn forget_unkeyed_digests(&self) -> Result<usize, StoreError> {
+        self.write(|tx| {
+            Ok(tx.execute(
+                "DELETE FROM booking_idempotency WHERE substr(body_hash, 1, ?2) != ?1",
+                params![DIGEST_TAG, DIGEST_TAG.len() as i64],
+            )?)
         })
         .await
     }
