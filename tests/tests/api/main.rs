@@ -9,6 +9,7 @@ mod budgets;
 mod differential;
 mod durability;
 mod health;
+mod kf;
 mod layering;
 mod notify;
 mod phone;
