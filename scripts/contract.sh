@@ -19,6 +19,9 @@ fi
 ensure_python_tools
 "$PY_VENV/bin/openapi-spec-validator" miniprogram-api-spec/openapi.yaml
 
+# The 客服 push endpoint exists only when configured: configure it (安全模式), so it is tested.
+export BANZHENG_WECHAT__PUSH_TOKEN=contractPushToken
+export BANZHENG_WECHAT__PUSH_AES_KEY=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG
 start_dev_server
 export BZ_TEST_USER_TOKEN BZ_TEST_REVIEWER_TOKEN BZ_TEST_STAFF_TOKEN BZ_TEST_LOGOUT_TOKEN
 BZ_TEST_USER_TOKEN=$(dev_user_token contract-user)

@@ -11,6 +11,7 @@ use crate::admin::AdminLoginSettings;
 use crate::auth::address::{ClientAddresses, ForwardedHeader, TrustedProxies};
 use crate::auth::login::LoginSettings;
 use crate::booking::BookingSettings;
+use crate::kf::PushSettings;
 use crate::notify::NotifySettings;
 use crate::receipts::ReceiptSettings;
 use crate::telemetry::LogFormat;
@@ -44,6 +45,9 @@ pub struct Settings {
     pub wechat_appid: Option<String>,
     pub wechat_secret: Option<SecretString>,
     pub wechat_api_base: Option<String>,
+    /// The 客服 message push (`wechat.push_token`, `wechat.push_aes_key`).
+    #[serde(default)]
+    pub wechat: PushSettings,
     /// Timeout of one call to WeChat (connect and answer); a login makes at most two.
     #[serde(default = "default_wechat_timeout_ms")]
     pub wechat_timeout_ms: u64,

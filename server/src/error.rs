@@ -59,6 +59,8 @@ error_codes! {
     /// Development mode answers only requests made on its own machine, never through a proxy.
     ProxiedInDevelopment = "PROXIED_IN_DEVELOPMENT", FORBIDDEN, "开发模式的服务只接受本机直接发来的请求，不接受经代理转发的请求";
     WechatUserBlocked = "WECHAT_USER_BLOCKED", FORBIDDEN, "微信判定该账号存在风险，暂时无法登录";
+    /// A push that does not carry our push token's signature (or, in 安全模式, our key and app id).
+    PushSignatureInvalid = "PUSH_SIGNATURE_INVALID", FORBIDDEN, "推送签名不正确";
     Banned = "BANNED", FORBIDDEN, "该身份证号码近期多次预约未到场，暂时不能预约";
     NotFound = "NOT_FOUND", NOT_FOUND, "请求的内容不存在";
     MethodNotAllowed = "METHOD_NOT_ALLOWED", METHOD_NOT_ALLOWED, "不支持该请求方法";

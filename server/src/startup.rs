@@ -23,6 +23,7 @@ use crate::booking::{self, Booking, BookingStore};
 use crate::clock::Clock;
 use crate::config::{Settings, WECHAT_API_BASE};
 use crate::error::{json_error_handler, path_error_handler, query_error_handler, ApiError};
+use crate::kf::{self, Kf};
 use crate::metrics::{metrics_middleware, Metrics};
 use crate::notify::{self, Notifier, NotifyStore};
 use crate::receipts::{self, ReceiptStore, Receipts};
@@ -51,6 +52,8 @@ pub struct Capabilities {
     booking: web::Data<Booking>,
     receipts: web::Data<Receipts>,
     notifier: web::Data<Notifier>,
+    /// The 客服 message push, when a push token is configured.
+    kf: Option<web::Data<Kf>>,
     /// Development mode only: the WeChat simulator the server mounts and talks to.
     simulator: Option<web::Data<Simulator>>,
 }
@@ -141,6 +144,8 @@ impl Capabilities {
                 );
             }
         }
+        let appid = settings.wechat_appid.as_deref().unwrap_or(simulator::APPID);
+        let kf = Kf::from_settings(&settings.wechat, appid, store.clone(), clock.clone())?;
         let admins = Admins::new(
             store.clone(),
             store.clone(),
@@ -175,6 +180,7 @@ impl Capabilities {
                 clock,
             )),
             notifier: web::Data::new(notifier),
+            kf: kf.map(web::Data::new),
             simulator: simulator.map(web::Data::from),
         })
     }
@@ -233,6 +239,7 @@ pub fn build_app(
         booking,
         receipts,
         notifier,
+        kf,
         simulator,
     } = capabilities;
     App::new()
@@ -261,6 +268,7 @@ pub fn build_app(
             }
         })
         .configure(notify::routes)
+        .configure(|cfg| kf::routes(cfg, kf))
         .configure(|cfg| {
             if let Some(simulator) = simulator {
                 notify::dev_routes(cfg);
@@ -300,6 +308,15 @@ impl Application {
         }
         let workers = settings.workers;
         let capabilities = Capabilities::build(&settings).await?;
+        if let (Some(simulator), Some(kf)) = (&capabilities.simulator, &capabilities.kf) {
+            // The simulated WeChat pushes 客服 messages to us, as the admin console configures.
+            let mut own = listener.local_addr()?;
+            if own.ip().is_unspecified() {
+                own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            let (token, key) = kf.push_secrets();
+            simulator.set_push_target(format!("http://{own}/api/v1/wechat/push"), token, key);
+        }
         let store = capabilities.store.backend_name();
         if settings.is_production() {
             let recheck = Duration::from_secs(settings.notify.template_recheck_secs.max(1));

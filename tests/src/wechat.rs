@@ -121,6 +121,27 @@ impl SimControl {
         (field("encryptedData"), field("iv"))
     }
 
+    /// `openid` writes `text` to 客服: WeChat pushes it to the app `deliveries` times (as when it
+    /// got no answer); what the app answered to each, as `(status, body)`.
+    pub async fn kf_message(
+        &self,
+        openid: &str,
+        text: &str,
+        deliveries: u32,
+    ) -> Vec<(u16, String)> {
+        let body = json!({"openid": openid, "text": text, "deliveries": deliveries});
+        let answer = self.ok("kf/messages", body).await;
+        answer["deliveries"]
+            .as_array()
+            .expect("deliveries")
+            .iter()
+            .map(|d| {
+                let status = d["status"].as_u64().expect("status") as u16;
+                (status, d["body"].as_str().unwrap_or_default().to_owned())
+            })
+            .collect()
+    }
+
     /// The simulated WeChat API itself (`/__wechat/…`), as any WeChat client calls it.
     pub fn api(&self) -> WeChatApi {
         WeChatApi {

@@ -50,6 +50,10 @@ pub enum Event {
     AppointmentCancelled,
     ProgressChanged,
     ReviewResult,
+    /// A 客服 text message (`cgi-bin/message/custom/send`): no template and no subscription,
+    /// WeChat takes it within 48 hours of the user's last message. Not in [`Event::ALL`],
+    /// which lists the events that have templates.
+    CustomerService,
 }
 
 impl Event {
@@ -68,6 +72,7 @@ impl Event {
             Event::AppointmentCancelled => "appointment_cancelled",
             Event::ProgressChanged => "progress_changed",
             Event::ReviewResult => "review_result",
+            Event::CustomerService => "customer_service",
         }
     }
 }
@@ -240,6 +245,18 @@ impl Notification {
         ];
         let key = format!("review:{order_id}:{decision_id}");
         Self::new(key, user_id, Event::ReviewResult, &fields, now)
+    }
+
+    /// A 客服 text message to `openid` (in `fields`, with `text`: the sender may have no
+    /// account with us), sent once per `key`.
+    pub fn customer_service(
+        key: String,
+        openid: &str,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> Notification {
+        let fields = [("openid", openid), ("text", text)];
+        Self::new(key, "", Event::CustomerService, &fields, now)
     }
 
     /// The four values the outbox's Lua takes per notification: id, key, document, due time (ms).

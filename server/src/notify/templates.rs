@@ -165,6 +165,9 @@ impl Templates {
             settings.templates.clone()
         };
         for (event, template) in &by_event {
+            if *event == Event::CustomerService {
+                anyhow::bail!("notify.templates.customer_service: 客服 messages have no template");
+            }
             if template.template_id.trim().is_empty() {
                 anyhow::bail!("notify.templates.{}: template_id is empty", event.as_str());
             }

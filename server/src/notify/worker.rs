@@ -15,11 +15,12 @@ use tokio::sync::Notify;
 
 use super::store::{Claimed, NotifyStore, OutboxState, Outcome};
 use super::templates::{NotifySettings, Templates};
+use super::Event;
 use crate::auth::UserStore;
 use crate::clock::Clock;
 use crate::store::StoreError;
 use crate::wechat::token::{AccessTokens, CallError as SendError, TokenError};
-use crate::wechat::{SubscribeMessage, WeChatClient};
+use crate::wechat::{CustomMessage, SubscribeMessage, WeChatClient};
 
 pub struct Notifier {
     pub templates: Templates,
@@ -182,8 +183,30 @@ impl Notifier {
         }
     }
 
+    /// A send's outcome: sent; retried later when WeChat was busy or the token failed; final
+    /// when WeChat refused (its quotas, 45009 a day and 45011 a minute, are not retried
+    /// automatically either).
+    fn settle(&self, entry: &Claimed, result: &Result<(), SendError>) -> Outcome {
+        match result {
+            Ok(()) => Outcome::Sent,
+            Err(SendError::WeChat(e)) if e.is_transient() || e.is_bad_token() => {
+                self.retry(entry, e.to_string())
+            }
+            Err(SendError::WeChat(e)) => Self::fail(OutboxState::Failed, e.to_string()),
+            Err(SendError::Token(TokenError::WeChat(e)))
+                if matches!(e.errcode(), Some(45009 | 45011)) =>
+            {
+                Self::fail(OutboxState::Failed, e.to_string())
+            }
+            Err(SendError::Token(e)) => self.retry(entry, e.to_string()),
+        }
+    }
+
     async fn deliver(&self, entry: &Claimed) -> Result<Outcome, StoreError> {
         let notification = &entry.notification;
+        if notification.event == Event::CustomerService {
+            return Ok(self.deliver_custom(entry).await);
+        }
         let Some(user) = self.users.user_by_id(&notification.user_id).await? else {
             return Ok(Self::fail(OutboxState::Failed, "unknown user"));
         };
@@ -200,24 +223,13 @@ impl Notifier {
         }
         let result = self.send(&message).await;
         let outcome = match &result {
-            Ok(()) => Outcome::Sent,
             Err(SendError::WeChat(e)) if e.errcode() == Some(43101) => {
                 self.store
                     .clear_subscription(&user.id, &message.template_id)
                     .await?;
                 Self::fail(OutboxState::Failed, e.to_string())
             }
-            Err(SendError::WeChat(e)) if e.is_transient() || e.is_bad_token() => {
-                self.retry(entry, e.to_string())
-            }
-            Err(SendError::WeChat(e)) => Self::fail(OutboxState::Failed, e.to_string()),
-            // WeChat's quotas (45009 a day, 45011 a minute) are not retried automatically.
-            Err(SendError::Token(TokenError::WeChat(e)))
-                if matches!(e.errcode(), Some(45009 | 45011)) =>
-            {
-                Self::fail(OutboxState::Failed, e.to_string())
-            }
-            Err(SendError::Token(e)) => self.retry(entry, e.to_string()),
+            _ => self.settle(entry, &result),
         };
         // WeChat counts a grant only for a message it took (43101: there was none to count).
         let spent = matches!(outcome, Outcome::Sent)
@@ -234,6 +246,27 @@ impl Notifier {
             }
         }
         Ok(outcome)
+    }
+
+    /// A 客服 message: no template, no grant; 45015 (the user last wrote more than 48 hours
+    /// ago) and WeChat's other refusals are final.
+    async fn deliver_custom(&self, entry: &Claimed) -> Outcome {
+        let notification = &entry.notification;
+        let field = |name: &str| notification.fields.get(name).map(String::as_str);
+        let (Some(openid), Some(text)) = (field("openid"), field("text")) else {
+            return Self::fail(OutboxState::Failed, "a 客服 message needs openid and text");
+        };
+        let message = CustomMessage::text(openid, text);
+        let message = &message;
+        let result = self
+            .tokens
+            .call(|token| async move { self.wechat.send_custom_message(&token, message).await })
+            .await;
+        let outcome = self.settle(entry, &result);
+        if let Outcome::Retry { error, .. } | Outcome::Final { error, .. } = &outcome {
+            tracing::warn!(id = %notification.id, %error, "客服 message not sent");
+        }
+        outcome
     }
 
     /// One send, and once more with a new token if WeChat rejected the token.

@@ -76,6 +76,31 @@ pub struct SubscribeMessage {
     pub lang: String,
 }
 
+/// The body of `cgi-bin/message/custom/send` for a text message (客服消息).
+#[derive(Debug, Clone, Serialize)]
+pub struct CustomMessage {
+    pub touser: String,
+    pub msgtype: &'static str,
+    pub text: CustomText,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CustomText {
+    pub content: String,
+}
+
+impl CustomMessage {
+    pub fn text(touser: &str, content: &str) -> CustomMessage {
+        CustomMessage {
+            touser: touser.to_owned(),
+            msgtype: "text",
+            text: CustomText {
+                content: content.to_owned(),
+            },
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct WeChatClient {
     /// One connection pool per thread. A pooled connection is driven by a task on the
@@ -194,6 +219,20 @@ impl WeChatClient {
         let request = self
             .http()?
             .post(self.url("cgi-bin/message/subscribe/send"))
+            .query(&[("access_token", access_token)])
+            .json(message);
+        call(request).await.map(drop)
+    }
+
+    /// `cgi-bin/message/custom/send`, once; the outbox decides about retries.
+    pub async fn send_custom_message(
+        &self,
+        access_token: &str,
+        message: &CustomMessage,
+    ) -> Result<(), WeChatError> {
+        let request = self
+            .http()?
+            .post(self.url("cgi-bin/message/custom/send"))
             .query(&[("access_token", access_token)])
             .json(message);
         call(request).await.map(drop)

@@ -3,10 +3,11 @@
 
 mod client;
 pub mod keywords;
+pub mod push;
 pub mod simulator;
 pub mod token;
 
 pub use client::{
-    install_tls_provider, AccessToken, AccountTemplate, PhoneInfo, SubscribeMessage, WeChatClient,
-    WeChatError, WeChatSession,
+    install_tls_provider, AccessToken, AccountTemplate, CustomMessage, PhoneInfo, SubscribeMessage,
+    WeChatClient, WeChatError, WeChatSession,
 };

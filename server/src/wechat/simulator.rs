@@ -1,6 +1,7 @@
 //! A WeChat server that behaves like the real one for what we use: the same paths, JSON and
 //! errcodes for `sns/jscode2session`, `cgi-bin/token`, `cgi-bin/stable_token`,
-//! `cgi-bin/message/subscribe/send`, `wxa/business/getuserphonenumber` and
+//! `cgi-bin/message/subscribe/send`, `cgi-bin/message/custom/send`,
+//! `wxa/business/getuserphonenumber` and
 //! `wxaapi/newtmpl/gettemplate`, under `/__wechat/` (any other path or method is answered
 //! as WeChat does: HTTP 200 with an `errcode`); and a control API for tests and local
 //! development under `/__sim/`. The server mounts it in development mode (and then shares
@@ -16,7 +17,11 @@
 //! `POST /__sim/phone-codes {openid, phone, country_code?}` → `{code}` (what
 //! `getPhoneNumber` hands the phone) · `POST /__sim/encrypted-data {openid, data?}` →
 //! `{encryptedData, iv}` (user data encrypted with the user's current session key, as
-//! `wx.getUserInfo` returns it).
+//! `wx.getUserInfo` returns it) · `POST /__sim/kf/messages {openid, text, deliveries?}` (the
+//! user writes to 客服: WeChat pushes it to our push endpoint, signed and in 安全模式
+//! encrypted, `deliveries` times as when it got no answer) → `{deliveries: [{status, body}]}`.
+//! `cgi-bin/message/custom/send` takes text and image messages to a user who wrote within
+//! 48 hours (45015 after).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,6 +39,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::keywords::{check, KeywordKind};
+use super::push::{self, PushKey};
 use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::routing::endpoint;
@@ -59,7 +65,15 @@ pub const ENDPOINTS: &[&str] = &[
     "cgi-bin/message/subscribe/send",
     "wxa/business/getuserphonenumber",
     "wxaapi/newtmpl/gettemplate",
+    "cgi-bin/message/custom/send",
 ];
+
+/// WeChat takes 客服 messages to a user this long after the user last wrote.
+const CUSTOMER_SERVICE_WINDOW: i64 = 48 * 3600;
+/// WeChat pushes a message it got no answer to this many times in all.
+const PUSH_DELIVERIES: u32 = 3;
+/// The simulated mini-program's original id, as pushes name it in `ToUserName`.
+const ORIGINAL_ID: &str = "gh_0123456789ab";
 
 /// The pages of the released mini-program until `POST /__sim/pages` says otherwise: those
 /// our notifications open, and the home page.
@@ -97,8 +111,24 @@ struct SimState {
     /// (openid, template id) → sends the user has granted.
     subscriptions: HashMap<(String, String), u32>,
     messages: Vec<Value>,
+    /// Where the 客服 message push goes, once the server configured one.
+    push: Option<PushTarget>,
+    /// openid → when the user last wrote to 客服 (the 48-hour window).
+    last_wrote: HashMap<String, DateTime<Utc>>,
+    pushed: i64,
     faults: HashMap<String, VecDeque<Fault>>,
     calls: HashMap<String, u64>,
+}
+
+/// A push as WeChat sends it: where, the query, the body.
+type PushRequest = (PushTarget, Vec<(&'static str, String)>, Value);
+
+/// Our server's push endpoint and the secrets WeChat signs and encrypts with.
+#[derive(Clone)]
+struct PushTarget {
+    url: String,
+    token: String,
+    key: Option<PushKey>,
 }
 
 struct LoginCode {
@@ -210,6 +240,87 @@ impl Simulator {
             .subscriptions
             .entry((openid.to_owned(), template_id.to_owned()))
             .or_default() += 1;
+    }
+
+    /// Where to push 客服 messages, as the mini-program's admin console configures it.
+    pub fn set_push_target(&self, url: String, token: String, key: Option<PushKey>) {
+        self.state().push = Some(PushTarget { url, token, key });
+    }
+
+    /// The push of one user message, as WeChat sends it: the query and the body.
+    fn push_request(&self, openid: &str, text: &str) -> Option<PushRequest> {
+        let now = self.clock.now();
+        let mut state = self.state();
+        let target = state.push.clone()?;
+        state.users.entry(openid.to_owned()).or_default();
+        state.last_wrote.insert(openid.to_owned(), now);
+        state.pushed += 1;
+        let msg_id = now.timestamp_millis() * 1000 + state.pushed;
+        drop(state);
+        let message = json!({
+            "ToUserName": ORIGINAL_ID,
+            "FromUserName": openid,
+            "CreateTime": now.timestamp(),
+            "MsgType": "text",
+            "Content": text,
+            "MsgId": msg_id,
+        });
+        let timestamp = now.timestamp().to_string();
+        let nonce = rand::rng().next_u32().to_string();
+        let mut query = vec![
+            (
+                "signature",
+                push::signature(&[&target.token, &timestamp, &nonce]),
+            ),
+            ("timestamp", timestamp.clone()),
+            ("nonce", nonce.clone()),
+            ("openid", openid.to_owned()),
+        ];
+        let body = match &target.key {
+            None => message,
+            Some(key) => {
+                let encrypted = key.encrypt(&message.to_string(), APPID);
+                let signed = push::signature(&[&target.token, &timestamp, &nonce, &encrypted]);
+                query.push(("encrypt_type", "aes".into()));
+                query.push(("msg_signature", signed));
+                json!({"ToUserName": ORIGINAL_ID, "Encrypt": encrypted})
+            }
+        };
+        Some((target, query, body))
+    }
+
+    /// `cgi-bin/message/custom/send`: text and image messages, to a user who wrote to 客服
+    /// within 48 hours (45015 after).
+    fn custom_send(&self, q: &HashMap<String, String>, body: &Value) -> Result<Value, Refusal> {
+        let now = self.clock.now();
+        let mut state = self.state();
+        Self::check_token(&state, q, now)?;
+        let text = |v: &Value, name: &str| v.get(name).and_then(Value::as_str).map(str::to_owned);
+        let touser = text(body, "touser").unwrap_or_default();
+        if !state.users.contains_key(&touser) {
+            return refuse(40003);
+        }
+        let filled = |part: &str, field: &str| {
+            body.get(part)
+                .and_then(|p| text(p, field))
+                .is_some_and(|v| !v.is_empty())
+        };
+        match text(body, "msgtype").as_deref() {
+            Some("text") if filled("text", "content") => {}
+            Some("image") if filled("image", "media_id") => {}
+            Some("text" | "image") => return refuse(44002),
+            _ => return refuse(40008),
+        }
+        let window = Span::seconds(CUSTOMER_SERVICE_WINDOW);
+        if state
+            .last_wrote
+            .get(&touser)
+            .is_none_or(|at| now - *at > window)
+        {
+            return refuse(45015);
+        }
+        state.messages.push(body.clone());
+        Ok(json!({"errcode": 0, "errmsg": "ok"}))
     }
 
     pub fn messages(&self) -> Vec<Value> {
@@ -542,6 +653,7 @@ fn errmsg(errcode: i64) -> &'static str {
         40001 => "invalid credential, access_token is invalid or not latest, could get access_token by getStableAccessToken, more details at https://mmbizurl.cn/s/JtxxFh33r",
         40002 => "invalid grant_type",
         40003 => "invalid openid",
+        40008 => "invalid message type",
         40013 => "invalid appid",
         40014 => "invalid access_token",
         40029 => "invalid code",
@@ -560,6 +672,8 @@ fn errmsg(errcode: i64) -> &'static str {
         43001 => "require GET method",
         43002 => "require POST method",
         43101 => "user refuse to accept the msg",
+        44002 => "empty post data",
+        45015 => "response out of time limit or subscription is canceled",
         45009 => "reach max api daily quota limit",
         45011 => "api minute-quota reach limit mustslower retry next minute",
         47001 => "data format error",
@@ -652,6 +766,19 @@ async fn subscribe_send(sim: Sim, q: Query, body: web::Bytes) -> HttpResponse {
         return answer;
     }
     answer(body.and_then(|body| sim.send(&q, &body)))
+}
+
+async fn custom_send(sim: Sim, q: Query, body: web::Bytes) -> HttpResponse {
+    let body = json_body(&body);
+    let touser = body
+        .as_ref()
+        .ok()
+        .and_then(|b| b.get("touser"))
+        .and_then(Value::as_str);
+    if let Some(answer) = faulted(&sim, "cgi-bin/message/custom/send", touser).await {
+        return answer;
+    }
+    answer(body.and_then(|body| sim.custom_send(&q, &body)))
 }
 
 async fn phone_number(sim: Sim, q: Query, body: web::Bytes) -> HttpResponse {
@@ -789,6 +916,52 @@ async fn subscribe(sim: Sim, body: web::Json<Subscription>) -> Result<HttpRespon
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserMessage {
+    openid: String,
+    text: String,
+    /// How many times WeChat pushes it (it pushes again when it got no answer in 5 s): 1–3.
+    #[serde(default = "one")]
+    deliveries: u32,
+}
+
+/// A user writes to 客服: WeChat pushes the message to our endpoint (signed, and encrypted in
+/// 安全模式); answers what our endpoint said to each delivery.
+async fn user_message(sim: Sim, body: web::Json<UserMessage>) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    if body.openid.is_empty() {
+        return Err(ApiError::invalid("openid", "openid 不能为空"));
+    }
+    if !(1..=PUSH_DELIVERIES).contains(&body.deliveries) {
+        return Err(ApiError::invalid("deliveries", "deliveries 为 1 到 3"));
+    }
+    let (target, query, pushed) = sim.push_request(&body.openid, &body.text).ok_or_else(|| {
+        ApiError::invalid(
+            "openid",
+            "服务端未配置消息推送（BANZHENG_WECHAT__PUSH_TOKEN）",
+        )
+    })?;
+    let client = reqwest::Client::new();
+    let mut answers = Vec::new();
+    for _ in 0..body.deliveries {
+        let answer = client
+            .post(&target.url)
+            .query(&query)
+            .json(&pushed)
+            .send()
+            .await;
+        answers.push(match answer {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                json!({"status": status, "body": r.text().await.unwrap_or_default()})
+            }
+            Err(e) => json!({"status": 0, "body": e.to_string()}),
+        });
+    }
+    Ok(HttpResponse::Ok().json(json!({ "deliveries": answers })))
+}
+
 async fn messages(sim: Sim) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "messages": sim.messages() }))
 }
@@ -868,6 +1041,11 @@ pub fn routes(cfg: &mut web::ServiceConfig, sim: web::Data<Simulator>) {
                         .otherwise(require_post),
                 )
                 .service(
+                    endpoint("/cgi-bin/message/custom/send")
+                        .post(custom_send)
+                        .otherwise(require_post),
+                )
+                .service(
                     endpoint("/wxa/business/getuserphonenumber")
                         .post(phone_number)
                         .otherwise(require_post),
@@ -886,6 +1064,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, sim: web::Data<Simulator>) {
         .service(endpoint("/__sim/pages").post(release_pages))
         .service(endpoint("/__sim/subscriptions").post(subscribe))
         .service(endpoint("/__sim/messages").get(messages))
+        .service(endpoint("/__sim/kf/messages").post(user_message))
         .service(endpoint("/__sim/calls").get(calls))
         .service(endpoint("/__sim/faults").post(add_fault))
         .service(endpoint("/__sim/tokens/invalidate").post(invalidate_tokens))

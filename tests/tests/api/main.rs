@@ -10,6 +10,7 @@ mod budgets;
 mod differential;
 mod durability;
 mod health;
+mod kf;
 mod layering;
 mod notify;
 mod phone;
