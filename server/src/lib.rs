@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 mod health;
+pub mod id_hash;
 pub mod kf;
 pub mod metrics;
 pub mod notify;

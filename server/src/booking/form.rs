@@ -11,10 +11,10 @@ use super::appointment::{
     Step,
 };
 use super::catalog::ServiceKind;
-use super::id_hash::IdHasher;
 use super::schedule::{Slot, SlotId};
 use super::store::IdempotencyKey;
 use crate::error::{ApiError, ErrorCode, FieldError};
+use crate::id_hash::IdHasher;
 use crate::person::{IdNumber, PersonName};
 use crate::receipts::{self, ReceiptNo};
 

@@ -6,7 +6,6 @@ pub mod catalog;
 mod day_lists;
 mod form;
 mod handlers;
-pub mod id_hash;
 mod notices;
 pub mod rules;
 pub mod schedule;
@@ -29,11 +28,11 @@ use sweep::DueWatch;
 
 use crate::clock::{china, Clock};
 use crate::error::{ApiError, ErrorCode};
+use crate::id_hash::IdHasher;
 use crate::receipts::ReceiptStore;
 use appointment::IllegalTransition;
 use catalog::Catalog;
 use day_lists::DayLists;
-use id_hash::IdHasher;
 use store::{NoShowPolicy, Refusal};
 
 /// `[booking]` in the configuration file, `BANZHENG_BOOKING__*` in the environment.

@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::number::ReceiptNo;
-use crate::booking::id_hash::IdHasher;
+use crate::id_hash::IdHasher;
 use crate::person::{IdNumber, PersonName};
 
 /// Where the receipt will be used. A receipt is issued by a province's photo centre and is

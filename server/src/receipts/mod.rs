@@ -31,9 +31,9 @@ pub use number::{ReceiptNo, ReceiptNoError};
 pub use review::parse_receipt_no;
 pub use store::{Cursor, OrderPage, ReceiptStore, Saved};
 
-use crate::booking::id_hash::IdHasher;
 use crate::clock::Clock;
 use crate::error::{ApiError, ErrorCode};
+use crate::id_hash::IdHasher;
 use crate::routing::endpoint;
 use crate::store::{BlobStore, KvStore};
 use budget::{PhotoBudget, Quota};

@@ -232,7 +232,7 @@ mod tests {
                 name: PersonName::parse("欧阳明").unwrap(),
                 id_number: IdNumber::parse("441900199003070024").unwrap(),
             },
-            &crate::booking::id_hash::IdHasher::new(secrecy::SecretString::from("test-key")),
+            &crate::id_hash::IdHasher::new(secrecy::SecretString::from("test-key")),
             Photo {
                 attempt: 1,
                 upload: None,

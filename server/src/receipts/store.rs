@@ -9,7 +9,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::domain::{ReceiptOrder, Status};
 use super::number::ReceiptNo;
-use crate::booking::id_hash::IdHasher;
+use crate::id_hash::IdHasher;
 use crate::notify::store::{enqueue_in_tx, Notices, PLAN};
 use crate::notify::Notification;
 use crate::person::IdNumber;

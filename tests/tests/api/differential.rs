@@ -17,9 +17,9 @@ use rand::{Rng, SeedableRng};
 use server::booking::appointment::{
     Appointment, AppointmentCode, Delivery, EmsNumber, Status, Step,
 };
-use server::booking::id_hash::IdHasher;
 use server::booking::schedule::SlotId;
 use server::booking::store::{IdempotencyKey, NewBooking, NoShowPolicy};
+use server::id_hash::IdHasher;
 use server::notify::store::Notices;
 use server::notify::{Event, Notification};
 use server::person::{IdNumber, PersonName};

@@ -179,7 +179,7 @@ fn session(openid: &str, unionid: Option<&str>) -> WeChatSession {
 
 /// A save over a stale copy is refused, and a receipt number belongs to one order.
 async fn receipt_orders_save_over_their_version_with_unique_numbers(backend: Backend) {
-    use server::booking::id_hash::IdHasher;
+    use server::id_hash::IdHasher;
     use server::person::{IdNumber, PersonName};
     use server::receipts::{Decision, OrderForm, Photo, ReceiptNo, ReceiptOrder, Region, Saved};
 

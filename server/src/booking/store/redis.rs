@@ -10,9 +10,9 @@ use redis::AsyncCommands;
 
 use super::{decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows};
 use crate::booking::appointment::{Appointment, AppointmentCode};
-use crate::booking::id_hash::DIGEST_TAG;
 use crate::booking::rules::{Effect, Guard, Plan, Stop};
 use crate::booking::schedule::{day_key, SlotId};
+use crate::id_hash::DIGEST_TAG;
 use crate::notify::store::PLAN;
 use crate::store::plan::{Ran, RedisPlan, Refuse};
 use crate::store::{RedisStore, StoreError};

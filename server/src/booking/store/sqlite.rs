@@ -6,9 +6,9 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::{decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows};
 use crate::booking::appointment::{Appointment, AppointmentCode};
-use crate::booking::id_hash::DIGEST_TAG;
 use crate::booking::rules::{Effect, Guard, Plan, Stop};
 use crate::booking::schedule::day_key;
+use crate::id_hash::DIGEST_TAG;
 use crate::store::{SqliteStore, StoreError};
 
 fn ms(duration: std::time::Duration) -> i64 {
