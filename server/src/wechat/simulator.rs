@@ -755,14 +755,17 @@ async fn stable_token(sim: Sim, body: web::Bytes) -> HttpResponse {
     answer(json_body(&body).and_then(|body| sim.stable_token(&body)))
 }
 
-async fn subscribe_send(sim: Sim, q: Query, body: web::Bytes) -> HttpResponse {
-    let body = json_body(&body);
-    let touser = body
-        .as_ref()
+/// The message's addressee, so a fault for one user hits only messages to them.
+fn addressee(body: &Result<Value, Refusal>) -> Option<&str> {
+    body.as_ref()
         .ok()
         .and_then(|b| b.get("touser"))
-        .and_then(Value::as_str);
-    if let Some(answer) = faulted(&sim, "cgi-bin/message/subscribe/send", touser).await {
+        .and_then(Value::as_str)
+}
+
+async fn subscribe_send(sim: Sim, q: Query, body: web::Bytes) -> HttpResponse {
+    let body = json_body(&body);
+    if let Some(answer) = faulted(&sim, "cgi-bin/message/subscribe/send", addressee(&body)).await {
         return answer;
     }
     answer(body.and_then(|body| sim.send(&q, &body)))
@@ -770,12 +773,7 @@ async fn subscribe_send(sim: Sim, q: Query, body: web::Bytes) -> HttpResponse {
 
 async fn custom_send(sim: Sim, q: Query, body: web::Bytes) -> HttpResponse {
     let body = json_body(&body);
-    let touser = body
-        .as_ref()
-        .ok()
-        .and_then(|b| b.get("touser"))
-        .and_then(Value::as_str);
-    if let Some(answer) = faulted(&sim, "cgi-bin/message/custom/send", touser).await {
+    if let Some(answer) = faulted(&sim, "cgi-bin/message/custom/send", addressee(&body)).await {
         return answer;
     }
     answer(body.and_then(|body| sim.custom_send(&q, &body)))

@@ -20,6 +20,13 @@ struct Acknowledged {
     id: String,
 }
 
+/// The slots the burst books into: one hall's open day for renewals.
+async fn slot_list(address: &str) -> Value {
+    let date = bookable_weekday();
+    let url = format!("{address}/api/v1/offices/nancheng/slots?service=expiry_renewal&date={date}");
+    json(client().get(url).send().await.unwrap()).await
+}
+
 /// Users logged in to the development server at `address`, each with a booking to make.
 struct Burst {
     address: String,
@@ -30,16 +37,7 @@ impl Burst {
     /// `users` users, each with one booking in a different seat of `hall`'s open slots.
     async fn prepare(address: &str, users: usize) -> Burst {
         let http = client();
-        let date = bookable_weekday();
-        let list = json(
-            http.get(format!(
-                "{address}/api/v1/offices/nancheng/slots?service=expiry_renewal&date={date}"
-            ))
-            .send()
-            .await
-            .unwrap(),
-        )
-        .await;
+        let list = slot_list(address).await;
         let mut seats = Vec::new();
         for slot in list["slots"].as_array().expect("slots") {
             let remaining = slot["remaining"].as_u64().unwrap_or(0);
@@ -160,16 +158,7 @@ async fn all_there_once(address: &str, acknowledged: &[Acknowledged], users: usi
         assert_eq!(retry.status(), 201, "the retry replays the answer");
         assert_eq!(json(retry).await["id"], booked.id.as_str());
     }
-    let date = bookable_weekday();
-    let list = json(
-        http.get(format!(
-            "{address}/api/v1/offices/nancheng/slots?service=expiry_renewal&date={date}"
-        ))
-        .send()
-        .await
-        .unwrap(),
-    )
-    .await;
+    let list = slot_list(address).await;
     let remaining: u64 = list["slots"]
         .as_array()
         .unwrap()
