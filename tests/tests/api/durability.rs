@@ -337,11 +337,7 @@ async fn production_refuses_writes_while_redis_is_not_durable() {
     assert_eq!(app.login_with_code(&code).await.status(), 200);
 
     redis.config_set("appendonly", "no").await;
-    let refused = eventually(|| async {
-        let code = sim.mint_code("o-durable").await;
-        app.login_with_code(&code).await.status() == 503
-    })
-    .await;
+    let refused = login_answers(&app, &sim, 503).await;
     assert!(refused, "writes refused once Redis is not durable");
     let code = sim.mint_code("o-durable").await;
     assert_error(app.login_with_code(&code).await, 503, "STORE_UNAVAILABLE").await;
@@ -353,13 +349,18 @@ async fn production_refuses_writes_while_redis_is_not_durable() {
     );
 
     redis.config_set("appendonly", "yes").await;
-    let accepted = eventually(|| async {
-        let code = sim.mint_code("o-durable").await;
-        app.login_with_code(&code).await.status() == 200
-    })
-    .await;
+    let accepted = login_answers(&app, &sim, 200).await;
     assert!(accepted, "writes accepted again");
     wechat.stop().await;
+}
+
+/// Whether a fresh login (a write) comes to answer `status` within `eventually`'s time.
+async fn login_answers(app: &TestApp, sim: &SimControl, status: u16) -> bool {
+    eventually(|| async {
+        let code = sim.mint_code("o-durable").await;
+        app.login_with_code(&code).await.status() == status
+    })
+    .await
 }
 
 /// Polls `condition` for up to 20 s (the server checks Redis every 5 s).
