@@ -61,11 +61,13 @@ error_codes! {
     WechatUserBlocked = "WECHAT_USER_BLOCKED", FORBIDDEN, "微信判定该账号存在风险，暂时无法登录";
     /// A push that does not carry our push token's signature (or, in 安全模式, our key and app id).
     PushSignatureInvalid = "PUSH_SIGNATURE_INVALID", FORBIDDEN, "推送签名不正确";
-    Banned = "BANNED", FORBIDDEN, "该身份证号码近期多次预约未到场，暂时不能预约";
+    /// The account missed too many appointments recently, for this applicant or in all.
+    Banned = "BANNED", FORBIDDEN, "本账号近期多次预约未到场，暂时不能预约";
     NotFound = "NOT_FOUND", NOT_FOUND, "请求的内容不存在";
     MethodNotAllowed = "METHOD_NOT_ALLOWED", METHOD_NOT_ALLOWED, "不支持该请求方法";
     SlotFull = "SLOT_FULL", CONFLICT, "该时段已约满，请选择其他时段";
-    AlreadyBooked = "ALREADY_BOOKED", CONFLICT, "该身份证号码已有未办理的预约，如需改约请先取消原预约";
+    /// The account already holds an active appointment for this ID number.
+    AlreadyBooked = "ALREADY_BOOKED", CONFLICT, "您已为该申请人预约，尚未办理，如需改约请先取消原预约";
     TooManyActive = "TOO_MANY_ACTIVE", CONFLICT, "本账号的有效预约已达上限，请办理或取消后再预约";
     TooLateToCancel = "TOO_LATE_TO_CANCEL", CONFLICT, "已过取消截止时间，不能取消";
     NotToday = "NOT_TODAY", CONFLICT, "只能在预约当天签到";
@@ -101,6 +103,8 @@ error_codes! {
     PhotoQuotaExceeded = "PHOTO_QUOTA_EXCEEDED", TOO_MANY_REQUESTS, "上传照片过于频繁，请稍后再试";
     /// One user's orders waiting for review.
     TooManyOpenOrders = "TOO_MANY_OPEN_ORDERS", TOO_MANY_REQUESTS, "待审核的订单已达上限，请等待审核结果后再提交";
+    /// Booking attempts of one account, or of one account for one ID number, in a window.
+    TooManyBookingAttempts = "TOO_MANY_BOOKING_ATTEMPTS", TOO_MANY_REQUESTS, "预约操作过于频繁，请稍后再试";
     /// Resubmissions of one order per day.
     ResubmitQuotaExceeded = "RESUBMIT_QUOTA_EXCEEDED", TOO_MANY_REQUESTS, "该订单今天重新提交的次数已达上限，请明天再试";
     Internal = "INTERNAL", INTERNAL_SERVER_ERROR, "服务器内部错误";

@@ -118,6 +118,7 @@ impl Capabilities {
         // The simulator shares the server's clock, so advancing it expires codes and tokens too.
         let simulator = (!settings.is_production()).then(|| Simulator::new(clock.clone()));
         let metrics = Metrics::new();
+        booking.day_lists.register(metrics.registry())?;
         // One access-token cache for every caller of WeChat (notifications, phone numbers).
         let access_tokens = Arc::new(AccessTokens::new(
             wechat.clone(),

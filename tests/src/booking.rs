@@ -166,5 +166,6 @@ pub fn booked_appointment(
             actor: "user".into(),
             detail: None,
         }],
+        ban_lift: None,
     }
 }

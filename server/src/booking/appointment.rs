@@ -168,6 +168,15 @@ pub struct HistoryEntry {
     pub detail: Option<String>,
 }
 
+/// Staff lifted the ban this missed appointment helped earn: who, when and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanLift {
+    pub at: DateTime<Utc>,
+    /// `staff:<admin id>`.
+    pub actor: String,
+    pub reason: String,
+}
+
 /// What the store keeps of an appointment (as one JSON document on both backends).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Appointment {
@@ -195,6 +204,18 @@ pub struct Appointment {
     pub ems_no: Option<EmsNumber>,
     pub created_at: DateTime<Utc>,
     pub history: Vec<HistoryEntry>,
+    /// A no-show staff forgave: it no longer counts towards a ban.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ban_lift: Option<BanLift>,
+}
+
+/// Why a ban cannot be lifted through this appointment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LiftError {
+    #[error("only a no-show counts towards a ban")]
+    NotNoShow,
+    #[error("this no-show was forgiven already")]
+    Lifted,
 }
 
 /// A change of state someone asks for.
@@ -236,6 +257,35 @@ impl Appointment {
     /// Booked: counts against the per-person and per-user limits and holds its seat.
     pub fn is_active(&self) -> bool {
         self.status == Status::Booked
+    }
+
+    /// The no-show with `actor`'s ban lift recorded (its status stays `NoShow`; the history
+    /// says so too).
+    pub fn lifted(
+        &self,
+        actor: &str,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Appointment, LiftError> {
+        if self.status != Status::NoShow {
+            return Err(LiftError::NotNoShow);
+        }
+        if self.ban_lift.is_some() {
+            return Err(LiftError::Lifted);
+        }
+        let mut next = self.clone();
+        next.ban_lift = Some(BanLift {
+            at,
+            actor: actor.to_owned(),
+            reason: reason.to_owned(),
+        });
+        next.history.push(HistoryEntry {
+            status: Status::NoShow,
+            at,
+            actor: actor.to_owned(),
+            detail: Some(format!("已解除爽约限制：{reason}")),
+        });
+        Ok(next)
     }
 
     /// The appointment after `step`, or why it cannot be taken from the current state.
@@ -325,6 +375,7 @@ pub(crate) mod tests {
                 actor: "user".into(),
                 detail: None,
             }],
+            ban_lift: None,
         }
     }
 

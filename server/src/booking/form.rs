@@ -238,6 +238,7 @@ impl BookingForm {
                 actor: "user".into(),
                 detail: None,
             }],
+            ban_lift: None,
         }
     }
 }
@@ -365,4 +366,26 @@ fn whole_yuan<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Optio
     whole
         .map(Some)
         .ok_or_else(|| serde::de::Error::custom("fee_yuan 应为不小于0的整数元"))
+}
+
+/// Staff's reason for lifting a ban.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiftRequest {
+    reason: String,
+}
+
+impl LiftRequest {
+    /// 2 to 200 characters, no control characters (as the contract's schema says).
+    pub fn reason(&self) -> Result<String, ApiError> {
+        let reason = self.reason.as_str();
+        let length = reason.chars().count();
+        if !(2..=200).contains(&length) || reason.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                "reason",
+                "解除原因：应为2至200个字符，不含控制字符",
+            ));
+        }
+        Ok(reason.to_owned())
+    }
 }

@@ -5,9 +5,12 @@ use actix_web::http::header::ContentType;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 
+use super::appointment::AppointmentCode;
 use super::catalog::ServiceKind;
-use super::form::{idempotency_key, BookRequest, BookingForm, ProgressRequest, SlotsQuery};
-use super::view::{appointment_view, AppointmentView};
+use super::form::{
+    idempotency_key, BookRequest, BookingForm, LiftRequest, ProgressRequest, SlotsQuery,
+};
+use super::view::{appointment_view, ban_lift_view, AppointmentView};
 use super::Booking;
 use crate::admin::{AdminUser, Role};
 use crate::auth::login::Users;
@@ -27,7 +30,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(endpoint("/api/v1/appointments/{id}").get(my_appointment))
         .service(endpoint("/api/v1/appointments/{id}/cancel").post(cancel))
         .service(endpoint("/api/v1/admin/appointments/{code}/check-in").post(check_in))
-        .service(endpoint("/api/v1/admin/appointments/{id}/progress").post(progress));
+        .service(endpoint("/api/v1/admin/appointments/{id}/progress").post(progress))
+        .service(
+            endpoint("/api/v1/admin/appointments/{code}/ban-lift")
+                .get(ban_lift)
+                .post(lift_ban),
+        );
 }
 
 async fn offices(booking: web::Data<Booking>) -> HttpResponse {
@@ -171,4 +179,32 @@ async fn progress(
     let actor = format!("staff:{}", admin.id);
     let updated = booking.progress(&actor, &path, &body, now).await?;
     Ok(HttpResponse::Ok().json(appointment_view(&booking, &updated, now)))
+}
+
+/// Staff lift the ban a no-show helped earn, with a reason; recorded on the appointment.
+async fn lift_ban(
+    admin: AdminUser,
+    path: web::Path<String>,
+    body: web::Json<LiftRequest>,
+    booking: web::Data<Booking>,
+) -> Result<HttpResponse, ApiError> {
+    admin.require(Role::Staff)?;
+    let reason = body.reason()?;
+    let now = booking.now();
+    let actor = format!("staff:{}", admin.id);
+    let lifted = booking.lift_ban(&actor, &path, &reason, now).await?;
+    Ok(HttpResponse::Ok().json(ban_lift_view(&booking, &lifted, now)))
+}
+
+/// The appointment with `code` and the ban lift recorded on it, if any.
+async fn ban_lift(
+    admin: AdminUser,
+    path: web::Path<String>,
+    booking: web::Data<Booking>,
+) -> Result<HttpResponse, ApiError> {
+    admin.require(Role::Staff)?;
+    let now = booking.now();
+    let code = AppointmentCode::parse(&path).ok_or(ApiError::NotFound)?;
+    let appointment = booking.by_code(&code).await?;
+    Ok(HttpResponse::Ok().json(ban_lift_view(&booking, &appointment, now)))
 }

@@ -31,9 +31,9 @@ use crate::error::{ApiError, ErrorCode};
 use crate::id_hash::IdHasher;
 use crate::receipts::ReceiptStore;
 use appointment::IllegalTransition;
-use catalog::Catalog;
+use catalog::{Catalog, ServiceKind};
 use day_lists::DayLists;
-use store::{NoShowPolicy, Refusal};
+use store::{AttemptLimits, BanScope, NoShowPolicy, Refusal};
 
 /// `[booking]` in the configuration file, `BANZHENG_BOOKING__*` in the environment.
 #[derive(Debug, Clone, Deserialize)]
@@ -52,12 +52,21 @@ pub struct BookingSettings {
     pub cancel_before_minutes: u32,
     /// Not checked in this long after the slot's end: a no-show.
     pub no_show_grace_minutes: u32,
-    /// This many no-shows within the window bar the person for `ban_days`.
+    /// This many no-shows of one account for one ID number within the window bar the account
+    /// from booking for that number for `ban_days`.
     pub no_show_limit: u32,
+    /// This many no-shows of one account within the window, whoever they were for, bar the
+    /// account from booking for `ban_days`.
+    pub account_no_show_limit: u32,
     pub no_show_window_days: u32,
     pub ban_days: u32,
     pub idempotency_hours: u32,
     pub sweep_interval_secs: u64,
+    /// Booking attempts one account may make per window (idempotent replays do not count).
+    pub attempts_per_account: u32,
+    /// Booking attempts one account may make for one ID number per window.
+    pub attempts_per_applicant: u32,
+    pub attempt_window_secs: u64,
     /// How long a hall's rendered slot list may be served again (0: read the store each time).
     pub slot_list_cache_ms: u64,
     /// Key of the HMAC under which ID numbers are stored; development: a file in the data dir.
@@ -75,10 +84,14 @@ impl Default for BookingSettings {
             cancel_before_minutes: 120,
             no_show_grace_minutes: 30,
             no_show_limit: 2,
+            account_no_show_limit: 4,
             no_show_window_days: 30,
             ban_days: 90,
             idempotency_hours: 24,
             sweep_interval_secs: 60,
+            attempts_per_account: 300,
+            attempts_per_applicant: 30,
+            attempt_window_secs: 600,
             slot_list_cache_ms: 1000,
             id_hash_key: None,
         }
@@ -92,7 +105,16 @@ impl BookingSettings {
         NoShowPolicy {
             window: Duration::from_secs(u64::from(self.no_show_window_days) * DAY),
             limit: self.no_show_limit.max(1),
+            account_limit: self.account_no_show_limit.max(1),
             ban: Duration::from_secs(u64::from(self.ban_days) * DAY),
+        }
+    }
+
+    pub fn attempt_limits(&self) -> AttemptLimits {
+        AttemptLimits {
+            per_account: self.attempts_per_account,
+            per_applicant: self.attempts_per_applicant,
+            window: Duration::from_secs(self.attempt_window_secs.max(1)),
         }
     }
 
@@ -132,8 +154,12 @@ impl Booking {
             booking.slot_capacity,
         )?;
         let hasher = IdHasher::configured(booking.id_hash_key.as_ref(), data_dir)?;
+        // Every list the handler keeps: the catalog's halls and services, the window's days
+        // (tomorrow to `days_ahead`, and today), twice for the turn of the day.
+        let lists =
+            catalog.halls().len() * (booking.days_ahead as usize + 1) * ServiceKind::ALL.len() * 2;
         Ok(Booking {
-            day_lists: DayLists::new(Duration::from_millis(booking.slot_list_cache_ms)),
+            day_lists: DayLists::new(Duration::from_millis(booking.slot_list_cache_ms), lists),
             due_watch: DueWatch::default(),
             settings: booking,
             catalog,
@@ -151,10 +177,17 @@ impl From<Refusal> for ApiError {
             Refusal::SlotFull => ErrorCode::SlotFull.into(),
             Refusal::AlreadyBooked => ErrorCode::AlreadyBooked.into(),
             Refusal::TooManyActive => ErrorCode::TooManyActive.into(),
-            Refusal::Banned { until } => ErrorCode::Banned.with(format!(
-                "该身份证号码近期多次预约未到场，{}前不能预约",
-                until.with_timezone(&china()).format("%Y年%m月%d日")
-            )),
+            Refusal::Banned { until, scope } => {
+                let until = until.with_timezone(&china()).format("%Y年%m月%d日");
+                ErrorCode::Banned.with(match scope {
+                    BanScope::Applicant => {
+                        format!("本账号为该申请人预约的业务近期多次未到场，{until}前不能为其预约")
+                    }
+                    BanScope::Account => {
+                        format!("本账号近期多次预约未到场，{until}前不能预约")
+                    }
+                })
+            }
         }
     }
 }

@@ -7,16 +7,57 @@ use chrono::{DateTime, Utc};
 
 use super::appointment::{Appointment, AppointmentCode, Status};
 use super::schedule::SlotId;
-use super::store::{IdempotencyKey, NewBooking, NoShowPolicy, Refusal};
+use super::store::{BanScope, IdempotencyKey, NewBooking, NoShowPolicy, Refusal};
 use crate::notify::store::Notices;
+
+/// What the per-ID-number rules are kept per: one account's bookings for one ID number. The
+/// number is never checked against its holder (there is no real-name verification), so a rule
+/// kept per number alone would let anyone who knows a number read and move its holder's
+/// state; kept per account, another account's bookings, no-shows and bans for the same number
+/// neither show nor count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplicantOf {
+    pub user_id: String,
+    pub id_hash: String,
+}
+
+impl ApplicantOf {
+    pub fn of(appointment: &Appointment) -> Self {
+        ApplicantOf {
+            user_id: appointment.user_id.clone(),
+            id_hash: appointment.id_hash.clone(),
+        }
+    }
+}
+
+/// Whose booking attempts a counter counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempts {
+    Account { user_id: String },
+    Applicant(ApplicantOf),
+}
 
 /// A condition on what is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Guard {
-    /// The person is not barred from booking at `now` (else `Banned` until when they are).
-    NotBanned { id_hash: String, now: DateTime<Utc> },
-    /// The person holds no booked appointment (else `AlreadyBooked`).
-    PersonFree { id_hash: String },
+    /// Counts one attempt in the window ending at `window_ends` (Unix ms), and holds while
+    /// the window has at most `limit` (else `Throttled` until the window ends). It writes:
+    /// an attempt counts whatever the answer.
+    AttemptCounted {
+        who: Attempts,
+        limit: u32,
+        window_ends: i64,
+        window_ms: u64,
+    },
+    /// The account is not barred from booking at `now` (else `Banned` until when it is).
+    AccountNotBanned { user_id: String, now: DateTime<Utc> },
+    /// The account is not barred from booking for this ID number at `now`.
+    ApplicantNotBanned {
+        applicant: ApplicantOf,
+        now: DateTime<Utc>,
+    },
+    /// The account holds no booked appointment for the ID number (else `AlreadyBooked`).
+    ApplicantFree { applicant: ApplicantOf },
     /// The user holds fewer than `max` booked appointments (else `TooManyActive`).
     UserBelow { user_id: String, max: u32 },
     /// Fewer than `capacity` seats of the slot are taken (else `SlotFull`).
@@ -32,12 +73,14 @@ pub enum Guard {
         appointment_id: String,
         status: Status,
     },
+    /// No ban lift is recorded on the appointment (else `NotLifted`: one was, first).
+    NotLifted { appointment_id: String },
 }
 
 /// What a plan does once every guard held.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    /// Stores a new appointment, booked: it holds its person's and its user's active place
+    /// Stores a new appointment, booked: it holds its applicant's and its user's active place
     /// and becomes a no-show at `no_show_at` unless it leaves `Booked` first.
     Insert {
         appointment: Box<Appointment>,
@@ -53,18 +96,27 @@ pub enum Effect {
     FreeSeat {
         slot: SlotId,
     },
-    /// The appointment left `Booked`: its person's and user's active place and its no-show
-    /// watch end.
+    /// The appointment left `Booked`: its applicant's and user's active place and its
+    /// no-show watch end.
     Release {
         appointment_id: String,
-        id_hash: String,
-        user_id: String,
+        applicant: ApplicantOf,
     },
-    /// A missed appointment counts towards a ban under `policy`.
+    /// A missed appointment counts towards the applicant's and the account's bans under
+    /// `policy`.
     CountNoShow {
         appointment_id: String,
-        id_hash: String,
+        applicant: ApplicantOf,
         missed_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        policy: NoShowPolicy,
+    },
+    /// Staff lifted the ban a missed appointment helped earn: it stops counting, and each ban
+    /// (the applicant's, the account's) whose remaining no-shows in the window are below its
+    /// limit ends.
+    ForgiveNoShow {
+        appointment_id: String,
+        applicant: ApplicantOf,
         now: DateTime<Utc>,
         policy: NoShowPolicy,
     },
@@ -77,15 +129,32 @@ pub enum Stop {
     Refused(Refusal),
     CodeTaken,
     Changed,
+    NotLifted,
+    /// Past an attempt limit until the window ends.
+    Throttled {
+        until: DateTime<Utc>,
+    },
 }
 
 impl Stop {
-    /// The text a store keeps or answers for a stop (a ban adds `:<until ms>`).
+    /// The text a store answers for a stop; the stop's own details follow `:` (a ban's or a
+    /// window's end in Unix ms), as [`Stop::text`] writes them.
     pub fn code(self) -> &'static str {
         match self {
             Stop::Refused(refusal) => refusal.code(),
             Stop::CodeTaken => "CODE_TAKEN",
             Stop::Changed => "CHANGED",
+            Stop::NotLifted => "NOT_LIFTED",
+            Stop::Throttled { .. } => "THROTTLED",
+        }
+    }
+
+    /// The whole text of the stop, details included.
+    pub fn text(self) -> String {
+        match self {
+            Stop::Refused(refusal) => refusal.encode(),
+            Stop::Throttled { until } => format!("THROTTLED:{}", until.timestamp_millis()),
+            other => other.code().into(),
         }
     }
 
@@ -93,7 +162,13 @@ impl Stop {
         match text {
             "CODE_TAKEN" => Some(Stop::CodeTaken),
             "CHANGED" => Some(Stop::Changed),
-            other => Refusal::decode(other).map(Stop::Refused),
+            "NOT_LIFTED" => Some(Stop::NotLifted),
+            other => match other.strip_prefix("THROTTLED:") {
+                Some(until) => Some(Stop::Throttled {
+                    until: DateTime::from_timestamp_millis(until.parse().ok()?)?,
+                }),
+                None => Refusal::decode(other).map(Stop::Refused),
+            },
         }
     }
 }
@@ -103,14 +178,23 @@ impl Guard {
     /// (the end of a ban).
     pub fn stop(&self, found: Option<DateTime<Utc>>) -> Stop {
         match self {
-            Guard::NotBanned { now, .. } => Stop::Refused(Refusal::Banned {
+            Guard::AttemptCounted { window_ends, .. } => Stop::Throttled {
+                until: DateTime::from_timestamp_millis(*window_ends).unwrap_or_default(),
+            },
+            Guard::AccountNotBanned { now, .. } => Stop::Refused(Refusal::Banned {
                 until: found.unwrap_or(*now),
+                scope: BanScope::Account,
             }),
-            Guard::PersonFree { .. } => Stop::Refused(Refusal::AlreadyBooked),
+            Guard::ApplicantNotBanned { now, .. } => Stop::Refused(Refusal::Banned {
+                until: found.unwrap_or(*now),
+                scope: BanScope::Applicant,
+            }),
+            Guard::ApplicantFree { .. } => Stop::Refused(Refusal::AlreadyBooked),
             Guard::UserBelow { .. } => Stop::Refused(Refusal::TooManyActive),
             Guard::SeatFree { .. } => Stop::Refused(Refusal::SlotFull),
             Guard::CodeFree { .. } => Stop::CodeTaken,
             Guard::StatusIs { .. } => Stop::Changed,
+            Guard::NotLifted { .. } => Stop::NotLifted,
         }
     }
 }
@@ -131,7 +215,9 @@ impl Remember {
         match stop {
             None => Some(self.done.clone()),
             Some(Stop::Refused(refusal)) => Some(refusal.encode()),
-            Some(Stop::CodeTaken | Stop::Changed) => None,
+            Some(Stop::CodeTaken | Stop::Changed | Stop::NotLifted | Stop::Throttled { .. }) => {
+                None
+            }
         }
     }
 }
@@ -148,11 +234,17 @@ pub fn booked_outcome(id: &str) -> String {
     format!("OK:{id}")
 }
 
-/// A booking: the person is not banned, holds nothing booked, the user holds fewer than the
-/// maximum, a seat is free, and the code is unique; then the seat is taken, the appointment
-/// stored and its notices written.
+/// A booking: the attempt is counted for the account and for the account's applicant, and
+/// both are within their limits; neither the account nor the applicant (under this account)
+/// is banned, the account holds nothing booked for the applicant and fewer than the maximum in
+/// all, a seat is free, and the code is unique; then the seat is taken, the appointment stored
+/// and its notices written.
 pub fn book(booking: &NewBooking) -> Plan {
     let a = &booking.appointment;
+    let applicant = ApplicantOf::of(a);
+    let limits = &booking.attempts;
+    let window_ends = limits.window_ends(booking.now);
+    let window_ms = limits.window.as_millis() as u64;
     Plan {
         remember: booking.idempotency.as_ref().map(|key| Remember {
             user_id: a.user_id.clone(),
@@ -161,13 +253,29 @@ pub fn book(booking: &NewBooking) -> Plan {
             done: booked_outcome(&a.id),
         }),
         guards: vec![
-            Guard::NotBanned {
-                id_hash: a.id_hash.clone(),
+            Guard::AttemptCounted {
+                who: Attempts::Account {
+                    user_id: a.user_id.clone(),
+                },
+                limit: limits.per_account,
+                window_ends,
+                window_ms,
+            },
+            Guard::AttemptCounted {
+                who: Attempts::Applicant(applicant.clone()),
+                limit: limits.per_applicant,
+                window_ends,
+                window_ms,
+            },
+            Guard::AccountNotBanned {
+                user_id: a.user_id.clone(),
                 now: booking.now,
             },
-            Guard::PersonFree {
-                id_hash: a.id_hash.clone(),
+            Guard::ApplicantNotBanned {
+                applicant: applicant.clone(),
+                now: booking.now,
             },
+            Guard::ApplicantFree { applicant },
             Guard::UserBelow {
                 user_id: a.user_id.clone(),
                 max: booking.max_active,
@@ -209,8 +317,7 @@ pub fn transition(
     if from == Status::Booked {
         effects.push(Effect::Release {
             appointment_id: next.id.clone(),
-            id_hash: next.id_hash.clone(),
-            user_id: next.user_id.clone(),
+            applicant: ApplicantOf::of(next),
         });
     }
     match next.status {
@@ -219,7 +326,7 @@ pub fn transition(
         }),
         Status::NoShow => effects.push(Effect::CountNoShow {
             appointment_id: next.id.clone(),
-            id_hash: next.id_hash.clone(),
+            applicant: ApplicantOf::of(next),
             missed_at: next.starts_at,
             now,
             policy,
@@ -237,6 +344,34 @@ pub fn transition(
     }
 }
 
+/// Staff lift the ban `lifted` (a no-show, now carrying its `ban_lift`) helped earn: if it is
+/// still a no-show with no lift recorded, the record is stored and its no-show forgiven.
+pub fn lift_ban(lifted: &Appointment, policy: NoShowPolicy, now: DateTime<Utc>) -> Plan {
+    Plan {
+        remember: None,
+        guards: vec![
+            Guard::StatusIs {
+                appointment_id: lifted.id.clone(),
+                status: Status::NoShow,
+            },
+            Guard::NotLifted {
+                appointment_id: lifted.id.clone(),
+            },
+        ],
+        effects: vec![
+            Effect::Update {
+                appointment: Box::new(lifted.clone()),
+            },
+            Effect::ForgiveNoShow {
+                appointment_id: lifted.id.clone(),
+                applicant: ApplicantOf::of(lifted),
+                now,
+                policy,
+            },
+        ],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +383,7 @@ mod tests {
         NoShowPolicy {
             window: Duration::from_secs(86400),
             limit: 2,
+            account_limit: 4,
             ban: Duration::from_secs(86400),
         }
     }
@@ -262,6 +398,7 @@ mod tests {
                 Effect::FreeSeat { .. } => "free seat",
                 Effect::Release { .. } => "release",
                 Effect::CountNoShow { .. } => "count no-show",
+                Effect::ForgiveNoShow { .. } => "forgive no-show",
                 Effect::Notify(_) => "notify",
             })
             .collect()
@@ -274,17 +411,33 @@ mod tests {
             appointment: a.clone(),
             capacity: 6,
             max_active: 3,
+            attempts: crate::booking::store::AttemptLimits {
+                per_account: 300,
+                per_applicant: 30,
+                window: Duration::from_secs(600),
+            },
             no_show_at: a.ends_at,
             now: a.created_at,
             idempotency: None,
             notices: Notices::default(),
         });
         let stops: Vec<Stop> = plan.guards.iter().map(|g| g.stop(None)).collect();
+        let window_ends = DateTime::from_timestamp_millis(
+            (a.created_at.timestamp_millis() / 600_000 + 1) * 600_000,
+        )
+        .unwrap();
         assert_eq!(
             stops,
             [
+                Stop::Throttled { until: window_ends },
+                Stop::Throttled { until: window_ends },
                 Stop::Refused(Refusal::Banned {
-                    until: a.created_at
+                    until: a.created_at,
+                    scope: BanScope::Account,
+                }),
+                Stop::Refused(Refusal::Banned {
+                    until: a.created_at,
+                    scope: BanScope::Applicant,
                 }),
                 Stop::Refused(Refusal::AlreadyBooked),
                 Stop::Refused(Refusal::TooManyActive),
@@ -332,5 +485,37 @@ mod tests {
         );
         assert_eq!(kinds(&later), ["update", "notify"]);
         assert_eq!(later.guards[0].stop(None), Stop::Changed);
+    }
+
+    #[test]
+    fn every_stop_reads_back_from_its_text() {
+        let at = booked().created_at;
+        for stop in [
+            Stop::CodeTaken,
+            Stop::Changed,
+            Stop::NotLifted,
+            Stop::Throttled { until: at },
+            Stop::Refused(Refusal::SlotFull),
+            Stop::Refused(Refusal::Banned {
+                until: at,
+                scope: BanScope::Account,
+            }),
+            Stop::Refused(Refusal::Banned {
+                until: at,
+                scope: BanScope::Applicant,
+            }),
+        ] {
+            assert_eq!(Stop::decode(&stop.text()), Some(stop));
+        }
+    }
+
+    #[test]
+    fn a_lift_forgives_a_no_show_not_yet_lifted() {
+        let a = booked();
+        let missed = a.after(Step::NoShow, "system", a.created_at).unwrap();
+        let plan = lift_ban(&missed, policy(), a.created_at);
+        assert_eq!(kinds(&plan), ["update", "forgive no-show"]);
+        let stops: Vec<Stop> = plan.guards.iter().map(|g| g.stop(None)).collect();
+        assert_eq!(stops, [Stop::Changed, Stop::NotLifted]);
     }
 }

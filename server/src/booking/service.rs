@@ -4,7 +4,7 @@
 use actix_web::web::Bytes;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-use super::appointment::{Appointment, AppointmentCode, Step};
+use super::appointment::{Appointment, AppointmentCode, LiftError, Step};
 use super::catalog::{Hall, ServiceKind};
 use super::form::{BookingForm, ProgressRequest};
 use super::schedule::{find_slot, slots_on, ClosedReason, Slot, Window};
@@ -100,7 +100,11 @@ impl Booking {
         })
         .map_err(|e| ApiError::Internal(format!("slot list: {e}")))?;
         let body = Bytes::from(body);
-        lists.put(&hall.id, date, service, today, body.clone());
+        // Only the window's days are kept: the others are rendered without the store, and
+        // keeping them would let a client grow the cache with every date there is.
+        if window.contains(date) {
+            lists.put(&hall.id, date, service, today, body.clone());
+        }
         Ok(body)
     }
 
@@ -133,7 +137,7 @@ impl Booking {
         form.check_eligibility(&slot)?;
         if let Some(no) = &form.photo_receipt_no {
             let id_hash = self.hasher.hash(&form.id_number);
-            receipts::check_for_booking(self.receipts.as_ref(), no, &id_hash, now).await?;
+            receipts::check_for_booking(self.receipts.as_ref(), no, user_id, &id_hash, now).await?;
         }
         self.settle_no_shows(now).await?;
         let settings = &self.settings;
@@ -144,6 +148,7 @@ impl Booking {
                 appointment,
                 capacity: slot.capacity,
                 max_active: settings.max_active_per_user,
+                attempts: settings.attempt_limits(),
                 no_show_at: slot.ends_at()
                     + Duration::minutes(i64::from(settings.no_show_grace_minutes)),
                 now,
@@ -180,6 +185,13 @@ impl Booking {
                     return Err(ErrorCode::IdempotencyMismatch.into())
                 }
                 BookOutcome::CodeTaken => continue,
+                BookOutcome::Throttled { until } => {
+                    let wait_ms = (until - now).num_milliseconds().max(0) as u64;
+                    return Err(ApiError::RetryLater {
+                        code: ErrorCode::TooManyBookingAttempts,
+                        retry_after_secs: wait_ms.div_ceil(1000).max(1),
+                    });
+                }
             }
         }
         Err(ApiError::Internal(format!(
@@ -270,11 +282,7 @@ impl Booking {
     ) -> Result<Appointment, ApiError> {
         let code = AppointmentCode::parse(code).ok_or(ApiError::NotFound)?;
         self.settle_no_shows(now).await?;
-        let appointment = self
-            .store
-            .appointment_by_code(&code)
-            .await?
-            .ok_or(ApiError::NotFound)?;
+        let appointment = self.by_code(&code).await?;
         let next = appointment.after(Step::CheckIn, actor, now)?;
         if appointment.slot.date != self.today() {
             return Err(ErrorCode::NotToday.with(format!(
@@ -289,6 +297,44 @@ impl Booking {
             receipts::use_at_check_in(self.receipts.as_ref(), &no, &appointment.id, now).await?;
         }
         self.commit(&appointment, next, now).await
+    }
+
+    /// Staff lift the ban the no-show with `code` helped earn (the account's for its
+    /// applicant, and the account's own): it stops counting, recorded with `actor` and
+    /// `reason`.
+    pub async fn lift_ban(
+        &self,
+        actor: &str,
+        code: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Appointment, ApiError> {
+        let code = AppointmentCode::parse(code).ok_or(ApiError::NotFound)?;
+        self.settle_no_shows(now).await?;
+        let missed = self.by_code(&code).await?;
+        let lifted = missed.lifted(actor, reason, now).map_err(|e| match e {
+            LiftError::NotNoShow => ErrorCode::IllegalTransition.with(format!(
+                "预约当前为“{}”，只有逾期未到的预约才计入爽约限制",
+                missed.status.label()
+            )),
+            LiftError::Lifted => {
+                ErrorCode::IllegalTransition.with("该预约的爽约限制已解除，不能重复解除")
+            }
+        })?;
+        let policy = self.settings.no_show_policy();
+        if !self.store.lift_ban(&lifted, policy, now).await? {
+            return Err(ErrorCode::ConcurrentChange.into());
+        }
+        tracing::info!(appointment = %lifted.id, actor, "no-show forgiven, bans it earned lifted");
+        Ok(lifted)
+    }
+
+    /// The appointment with `code`, for staff.
+    pub async fn by_code(&self, code: &AppointmentCode) -> Result<Appointment, ApiError> {
+        self.store
+            .appointment_by_code(code)
+            .await?
+            .ok_or(ApiError::NotFound)
     }
 
     /// Staff record the card's next step.

@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-use super::appointment::{Applicant, Appointment, Delivery, EmsNumber, Guardian, Status};
+use super::appointment::{Applicant, Appointment, BanLift, Delivery, EmsNumber, Guardian, Status};
 use super::schedule::ClosedReason;
 use super::Booking;
 use crate::clock::china;
@@ -144,5 +144,36 @@ pub fn appointment_view<'a>(
                 detail: h.detail.as_deref(),
             })
             .collect(),
+    }
+}
+
+/// A missed appointment as staff see it when lifting the ban it helped earn: the appointment
+/// and the lift recorded on it (who, when, why), `null` while there is none.
+#[derive(Serialize)]
+pub struct BanLiftView<'a> {
+    appointment: AppointmentView<'a>,
+    ban_lift: Option<LiftView<'a>>,
+}
+
+#[derive(Serialize)]
+struct LiftView<'a> {
+    at: String,
+    /// `staff:<admin id>`.
+    actor: &'a str,
+    reason: &'a str,
+}
+
+pub fn ban_lift_view<'a>(
+    booking: &'a Booking,
+    a: &'a Appointment,
+    now: DateTime<Utc>,
+) -> BanLiftView<'a> {
+    BanLiftView {
+        appointment: appointment_view(booking, a, now),
+        ban_lift: a.ban_lift.as_ref().map(|l: &BanLift| LiftView {
+            at: local(l.at),
+            actor: &l.actor,
+            reason: &l.reason,
+        }),
     }
 }

@@ -235,15 +235,22 @@ async fn receipt_order(store: &dyn ReceiptStore, no: &ReceiptNo) -> Result<Recei
         .ok_or_else(|| ErrorCode::ReceiptNotFound.into())
 }
 
-/// For the booking handler: the receipt named at booking is approved, unexpired, unused and
-/// the applicant's own (whose ID number hashes to `id_hash`).
+/// For the booking handler: the receipt named at booking is one `user_id` ordered, approved,
+/// unexpired, unused and the applicant's own (whose ID number hashes to `id_hash`). A receipt
+/// another account ordered is answered as one that does not exist: nothing about it (its
+/// state, whose ID number it holds) reaches a stranger.
 pub async fn check_for_booking(
     store: &dyn ReceiptStore,
     no: &ReceiptNo,
+    user_id: &str,
     id_hash: &str,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    Ok(receipt_order(store, no).await?.usable_by(id_hash, now)?)
+    let order = receipt_order(store, no).await?;
+    if order.user_id != user_id {
+        return Err(ErrorCode::ReceiptNotFound.into());
+    }
+    Ok(order.usable_by(id_hash, now)?)
 }
 
 /// Retries of a check-in that lost a race with another change of the same order.

@@ -40,6 +40,21 @@ function op.field_is()
   local k, f, v = key(), arg(), arg()
   if redis.call('HGET', k, f) ~= v then return '' end
 end
+function op.field_absent()
+  local k, f = key(), arg()
+  if redis.call('HEXISTS', k, f) == 1 then return '' end
+end
+-- Counts an attempt in the window ending at `ends` (ms, the server's clock) and holds while
+-- the window has at most `n`; it writes whatever the answer. PEXPIRE only collects garbage.
+function op.counted_within()
+  local k, ends, n, ttl = key(), arg(), tonumber(arg()), arg()
+  local was = redis.call('HMGET', k, 'ends', 'n')
+  local count = 1
+  if was[1] == ends then count = tonumber(was[2]) + 1 end
+  redis.call('HSET', k, 'ends', ends, 'n', count)
+  redis.call('PEXPIRE', k, ttl)
+  if count > n then return '' end
+end
 function op.claim()
   local k, v = key(), arg()
   if not redis.call('SET', k, v, 'NX') and redis.call('GET', k) ~= v then return '' end
@@ -62,6 +77,10 @@ function op.window_add()
   redis.call('ZADD', k, score, member)
   redis.call('ZREMRANGEBYSCORE', k, '-inf', oldest)
   redis.call('PEXPIRE', k, ttl)
+end
+function op.del_if_count_below()
+  local counted, after, limit, k = key(), arg(), tonumber(arg()), key()
+  if redis.call('ZCOUNT', counted, '(' .. after, '+inf') < limit then redis.call('DEL', k) end
 end
 function op.raise_if_card()
   local counted, limit, k, v, ttl = key(), tonumber(arg()), key(), tonumber(arg()), arg()
@@ -227,6 +246,36 @@ impl RedisPlan {
         self.guard(refuse, "at_most", vec![k, n.to_string()]);
     }
 
+    /// Holds while the hash at `key` has no `field`.
+    pub fn field_absent(&mut self, key: String, field: &str, refuse: Refuse) {
+        let k = self.key(key);
+        self.guard(refuse, "field_absent", vec![k, field.to_owned()]);
+    }
+
+    /// Counts one more in the window ending at `window_ends` (Unix ms of the server's clock;
+    /// a count kept for another window starts again) at `key`, and holds while the window has
+    /// at most `limit`. It writes whatever the answer, and runs where it stands among the
+    /// guards: the guards before it decide whether it counts.
+    /// The key expires `window_ms` after its last count (it only collects garbage: the count
+    /// is read by `window_ends`).
+    pub fn counted_within(
+        &mut self,
+        key: String,
+        window_ends: i64,
+        window_ms: u64,
+        limit: u32,
+        refuse: Refuse,
+    ) {
+        let k = self.key(key);
+        let args = vec![
+            k,
+            window_ends.to_string(),
+            limit.to_string(),
+            window_ms.max(1).to_string(),
+        ];
+        self.guard(refuse, "counted_within", args);
+    }
+
     /// Holds while `field` of the hash at `key` is `value`.
     pub fn field_is(&mut self, key: String, field: &str, value: &str, refuse: Refuse) {
         let k = self.key(key);
@@ -306,6 +355,18 @@ impl RedisPlan {
             ttl_ms.to_string(),
         ];
         self.effect("window_add", args);
+    }
+
+    /// When the sorted set at `counted` has fewer than `limit` members scored above `after`,
+    /// deletes `key`.
+    pub fn del_if_count_below(&mut self, counted: String, after: i64, limit: u32, key: String) {
+        let args = vec![
+            self.key(counted),
+            after.to_string(),
+            limit.to_string(),
+            self.key(key),
+        ];
+        self.effect("del_if_count_below", args);
     }
 
     /// When the sorted set at `counted` has `limit` members or more, raises the number at

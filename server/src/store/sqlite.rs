@@ -27,6 +27,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         1501,
         include_str!("../../migrations/1501_forget_session_keys.sql"),
     ),
+    (
+        1511,
+        include_str!("../../migrations/1511_booking_rules_per_account.sql"),
+    ),
 ];
 
 /// Recorded among the migrations once the file was first scrubbed (`scrub`): the free pages and

@@ -7,7 +7,8 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use server::booking::appointment::{Appointment, Status, Step};
 use server::booking::schedule::SlotId;
 use server::booking::store::{
-    BookOutcome, DueNoShows, IdempotencyKey, NewBooking, NoShowPolicy, Refusal,
+    AttemptLimits, BanScope, BookOutcome, DueNoShows, IdempotencyKey, NewBooking, NoShowPolicy,
+    Refusal,
 };
 use server::notify::store::{Notices, OutboxState};
 use server::notify::{Event, Notification};
@@ -42,6 +43,11 @@ fn booking(appointment: Appointment, capacity: u32) -> NewBooking {
         appointment,
         capacity,
         max_active: 3,
+        attempts: AttemptLimits {
+            per_account: 1000,
+            per_applicant: 1000,
+            window: Duration::from_secs(600),
+        },
         now,
         idempotency: None,
         notices: Notices::default(),
@@ -52,6 +58,7 @@ fn policy() -> NoShowPolicy {
     NoShowPolicy {
         window: Duration::from_secs(30 * 86400),
         limit: 2,
+        account_limit: 3,
         ban: Duration::from_secs(90 * 86400),
     }
 }
@@ -102,13 +109,13 @@ async fn every_rule_refuses_without_writing(backend: Backend) {
     assert_eq!(s.seats_taken("dongcheng", day()).await.unwrap()["0900"], 1);
     assert_eq!(
         s.book(booking(
-            appointment("u3", "p1", "dongcheng-20261201-0930"),
+            appointment("u1", "p1", "dongcheng-20261201-0930"),
             5
         ))
         .await
         .unwrap(),
         BookOutcome::Refused(Refusal::AlreadyBooked),
-        "the same person in another slot"
+        "the same account's applicant in another slot"
     );
     for n in 2..=3 {
         let other = appointment("u1", &format!("q{n}"), "dongcheng-20261201-0930");
@@ -280,7 +287,11 @@ async fn two_no_shows_in_the_window_ban_the_person(backend: Backend) {
             assert!(moved(&s, Status::Booked, &cancelled, now).await);
         } else {
             let until = now - chrono::Duration::minutes(1) + chrono::Duration::days(90);
-            assert_eq!(outcome, BookOutcome::Refused(Refusal::Banned { until }));
+            let scope = BanScope::Applicant;
+            assert_eq!(
+                outcome,
+                BookOutcome::Refused(Refusal::Banned { until, scope })
+            );
         }
     }
     let other = appointment("u1", "p2", "dongcheng-20261201-1000");
@@ -290,6 +301,123 @@ async fn two_no_shows_in_the_window_ban_the_person(backend: Backend) {
             BookOutcome::Booked(_)
         ),
         "only that person"
+    );
+    let elsewhere = appointment("u2", "p1", "dongcheng-20261201-1000");
+    assert!(
+        matches!(
+            s.book(booking(elsewhere, 5)).await.unwrap(),
+            BookOutcome::Booked(_)
+        ),
+        "and only for that account"
+    );
+}
+
+/// Books `person` for `user` in `slot` at `now` and lets it become a no-show.
+async fn miss(s: &Arc<dyn AllStores>, user: &str, person: &str, slot: &str) -> Appointment {
+    let a = appointment(user, person, slot);
+    assert!(matches!(
+        s.book(booking(a.clone(), 50)).await.unwrap(),
+        BookOutcome::Booked(_)
+    ));
+    let now = start() + chrono::Duration::hours(2);
+    let missed = a.after(Step::NoShow, "system", now).unwrap();
+    assert!(moved(s, Status::Booked, &missed, now).await);
+    missed
+}
+
+async fn book_at(
+    s: &Arc<dyn AllStores>,
+    user: &str,
+    person: &str,
+    now: DateTime<Utc>,
+) -> BookOutcome {
+    let mut attempt = booking(appointment(user, person, "dongcheng-20261201-1100"), 50);
+    attempt.now = now;
+    s.book(attempt).await.unwrap()
+}
+
+async fn holds_and_bans_are_per_account_and_a_lift_forgives_a_no_show(backend: Backend) {
+    let s = store(backend).await;
+    let now = start() + chrono::Duration::hours(3);
+    let until = start() + chrono::Duration::hours(2) + chrono::Duration::days(90);
+    // A stranger (u9) books p1 and misses twice: banned for p1, only u9.
+    miss(&s, "u9", "p1", "dongcheng-20261201-0900").await;
+    let second = miss(&s, "u9", "p1", "dongcheng-20261201-0930").await;
+    let scope = BanScope::Applicant;
+    assert_eq!(
+        book_at(&s, "u9", "p1", now).await,
+        BookOutcome::Refused(Refusal::Banned { until, scope })
+    );
+    assert!(matches!(
+        book_at(&s, "u1", "p1", now).await,
+        BookOutcome::Booked(_)
+    ));
+    // A third no-show of u9 (another applicant) bars the account: 3 is its limit here.
+    miss(&s, "u9", "p2", "dongcheng-20261201-1000").await;
+    let scope = BanScope::Account;
+    assert_eq!(
+        book_at(&s, "u9", "p3", now).await,
+        BookOutcome::Refused(Refusal::Banned { until, scope })
+    );
+    // Staff forgive the second no-show of p1: both bans fall below their limits.
+    let lifted = Appointment {
+        ban_lift: Some(server::booking::appointment::BanLift {
+            at: now,
+            actor: "staff:s1".into(),
+            reason: "到场未签到".into(),
+        }),
+        ..second.clone()
+    };
+    assert!(s.lift_ban(&lifted, policy(), now).await.unwrap());
+    assert!(
+        !s.lift_ban(&lifted, policy(), now).await.unwrap(),
+        "once per appointment"
+    );
+    assert_eq!(s.appointment(&second.id).await.unwrap(), Some(lifted));
+    assert!(matches!(
+        book_at(&s, "u9", "p1", now).await,
+        BookOutcome::Booked(_)
+    ));
+}
+
+async fn attempts_are_counted_per_account_and_applicant_in_fixed_windows(backend: Backend) {
+    let s = store(backend).await;
+    let limits = AttemptLimits {
+        per_account: 4,
+        per_applicant: 2,
+        window: Duration::from_secs(600),
+    };
+    let now = start();
+    let window_ends = start() + chrono::Duration::minutes(10);
+    let attempt = |user: &str, person: &str, at: DateTime<Utc>| {
+        let mut new = booking(appointment(user, person, SLOT), 0);
+        new.attempts = limits;
+        new.now = at;
+        new
+    };
+    // Refused attempts count as well (the slot has no seat).
+    for _ in 0..2 {
+        assert_eq!(
+            s.book(attempt("u1", "p1", now)).await.unwrap(),
+            BookOutcome::Refused(Refusal::SlotFull)
+        );
+    }
+    let throttled = BookOutcome::Throttled { until: window_ends };
+    assert_eq!(s.book(attempt("u1", "p1", now)).await.unwrap(), throttled);
+    assert_eq!(
+        s.book(attempt("u1", "p2", now)).await.unwrap(),
+        BookOutcome::Refused(Refusal::SlotFull)
+    );
+    assert_eq!(s.book(attempt("u1", "p3", now)).await.unwrap(), throttled);
+    assert_eq!(
+        s.book(attempt("u2", "p1", now)).await.unwrap(),
+        BookOutcome::Refused(Refusal::SlotFull),
+        "another account counts apart"
+    );
+    assert_eq!(
+        s.book(attempt("u1", "p1", window_ends)).await.unwrap(),
+        BookOutcome::Refused(Refusal::SlotFull),
+        "the next window starts afresh"
     );
 }
 
@@ -436,5 +564,7 @@ on_both_backends!(
     cancel_frees_the_seat_and_the_person_and_is_compare_and_set,
     check_in_keeps_the_seat_but_ends_the_active_hold,
     two_no_shows_in_the_window_ban_the_person,
+    holds_and_bans_are_per_account_and_a_lift_forgives_a_no_show,
+    attempts_are_counted_per_account_and_applicant_in_fixed_windows,
     due_no_shows_come_in_batches_earliest_first,
 );

@@ -18,7 +18,7 @@ use server::booking::appointment::{
     Appointment, AppointmentCode, Delivery, EmsNumber, Status, Step,
 };
 use server::booking::schedule::SlotId;
-use server::booking::store::{IdempotencyKey, NewBooking, NoShowPolicy};
+use server::booking::store::{AttemptLimits, IdempotencyKey, NewBooking, NoShowPolicy};
 use server::id_hash::IdHasher;
 use server::notify::store::Notices;
 use server::notify::{Event, Notification};
@@ -68,7 +68,17 @@ fn policy() -> NoShowPolicy {
     NoShowPolicy {
         window: Duration::from_secs(30 * 86400),
         limit: 2,
+        account_limit: 3,
         ban: Duration::from_secs(90 * 86400),
+    }
+}
+
+/// Low enough that sequences reach them.
+fn attempts() -> AttemptLimits {
+    AttemptLimits {
+        per_account: 6,
+        per_applicant: 3,
+        window: Duration::from_secs(3600),
     }
 }
 
@@ -226,6 +236,7 @@ async fn book(pair: &mut Pair, world: &mut World) {
         no_show_at: a.ends_at + chrono::Duration::minutes(30),
         capacity: 2,
         max_active: 2,
+        attempts: attempts(),
         now: world.now,
         idempotency,
         notices,
@@ -275,6 +286,22 @@ async fn transition(pair: &mut Pair, world: &mut World, step: Step) {
         policy(),
         now
     ));
+}
+
+/// Staff lift the ban a no-show helped earn (or find it is not a no-show, or lifted already).
+async fn lift(pair: &mut Pair, world: &mut World) {
+    let Some((id, _)) = pick(&mut world.rng, &world.appointments) else {
+        return;
+    };
+    let Some(current) = same!(pair, format!("read {id}"), |s| s.appointment(&id)) else {
+        return;
+    };
+    let Ok(lifted) = current.lifted("staff:s1", "到场未签到", world.now) else {
+        return;
+    };
+    pair.log.push(format!("lift ban of {id} at {}", world.now));
+    let now = world.now;
+    same!(pair, "lift", |s| s.lift_ban(&lifted, policy(), now));
 }
 
 async fn sweep(pair: &mut Pair, world: &mut World) {
@@ -497,22 +524,33 @@ async fn compare_state(pair: &mut Pair, world: &mut World) {
         same!(pair, format!("outbox {tag} {id}"), |s| s
             .outbox_entry(tag, &id));
     }
-    // Bans and holds show only through booking: everyone tries a booking nobody else can take.
-    for person in 0..PEOPLE {
-        let code = world.code();
-        let slot = SlotId::parse("probe-20261202-0900").unwrap();
-        let a = appointment(world, USERS + person, person, &slot, code);
-        let probe = NewBooking {
-            no_show_at: a.ends_at,
-            capacity: 1,
-            max_active: 1,
-            now,
-            idempotency: None,
-            notices: Notices::default(),
-            appointment: a,
-        };
-        same!(pair, format!("probe booking of p{person}"), |s| s
-            .book(probe.clone()));
+    // Bans and holds show only through booking: every account tries a booking for everyone,
+    // each in a slot of its own, beyond every limit but the rules'.
+    for user in 0..USERS {
+        for person in 0..PEOPLE {
+            let code = world.code();
+            let slot = SlotId::parse(&format!("probe{user}{person}-20261202-0900")).unwrap();
+            let a = appointment(world, user, person, &slot, code);
+            let probe = NewBooking {
+                no_show_at: a.ends_at,
+                capacity: 1,
+                max_active: 1000,
+                attempts: AttemptLimits {
+                    per_account: 1000,
+                    per_applicant: 1000,
+                    window: Duration::from_secs(1),
+                },
+                now,
+                idempotency: None,
+                notices: Notices::default(),
+                appointment: a,
+            };
+            same!(
+                pair,
+                format!("probe booking of p{person} by u{user}"),
+                |s| s.book(probe.clone())
+            );
+        }
     }
 }
 
@@ -540,10 +578,11 @@ async fn run(seed: u64, ops: u64) {
             0..30 => book(&mut pair, &mut world).await,
             30..38 => transition(&mut pair, &mut world, Step::Cancel).await,
             38..46 => transition(&mut pair, &mut world, Step::CheckIn).await,
-            46..54 => {
+            46..51 => {
                 let step = random_step(&mut world);
                 transition(&mut pair, &mut world, step).await
             }
+            51..54 => lift(&mut pair, &mut world).await,
             54..62 => sweep(&mut pair, &mut world).await,
             62..70 => {
                 let hours = world.rng.random_range(1..14);

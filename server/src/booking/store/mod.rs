@@ -24,6 +24,8 @@ pub struct NewBooking {
     pub capacity: u32,
     /// Active appointments one user may hold.
     pub max_active: u32,
+    /// Booking attempts one account, and one account for one ID number, may make.
+    pub attempts: AttemptLimits,
     /// When an appointment not checked in by then becomes a no-show.
     pub no_show_at: DateTime<Utc>,
     pub now: DateTime<Utc>,
@@ -40,17 +42,46 @@ pub struct IdempotencyKey {
     pub ttl: Duration,
 }
 
+/// How many booking attempts (every call of the booking plan that is not an idempotent
+/// replay, whatever its answer) one account, and one account for one ID number, may make per
+/// fixed window of the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptLimits {
+    pub per_account: u32,
+    pub per_applicant: u32,
+    pub window: Duration,
+}
+
+impl AttemptLimits {
+    /// The end (Unix ms) of the window `now` falls in: windows are aligned to the epoch, so
+    /// every instance and both backends count in the same ones.
+    pub fn window_ends(&self, now: DateTime<Utc>) -> i64 {
+        let window = (self.window.as_millis() as i64).max(1);
+        (now.timestamp_millis().div_euclid(window) + 1) * window
+    }
+}
+
+/// Whose no-shows a ban counts: the account's for one ID number, or the account's for all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BanScope {
+    /// This account may not book for this ID number.
+    Applicant,
+    /// This account may not book at all.
+    Account,
+}
+
 /// A rule that said no.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     SlotFull,
-    /// The applicant already has an active appointment.
+    /// The account already has an active appointment for the applicant.
     AlreadyBooked,
     /// The user already holds the maximum of active appointments.
     TooManyActive,
-    /// The applicant missed too many appointments recently.
+    /// The account missed too many appointments recently, for this applicant or in all.
     Banned {
         until: DateTime<Utc>,
+        scope: BanScope,
     },
 }
 
@@ -60,14 +91,23 @@ impl Refusal {
             Refusal::SlotFull => "SLOT_FULL",
             Refusal::AlreadyBooked => "ALREADY_BOOKED",
             Refusal::TooManyActive => "TOO_MANY_ACTIVE",
-            Refusal::Banned { .. } => "BANNED",
+            Refusal::Banned {
+                scope: BanScope::Applicant,
+                ..
+            } => "BANNED",
+            Refusal::Banned {
+                scope: BanScope::Account,
+                ..
+            } => "ACCOUNT_BANNED",
         }
     }
 
     /// How a refusal is remembered under an idempotency key.
     pub fn encode(self) -> String {
         match self {
-            Refusal::Banned { until } => format!("BANNED:{}", until.timestamp_millis()),
+            Refusal::Banned { until, .. } => {
+                format!("{}:{}", self.code(), until.timestamp_millis())
+            }
             other => other.code().into(),
         }
     }
@@ -77,11 +117,18 @@ impl Refusal {
             "SLOT_FULL" => Refusal::SlotFull,
             "ALREADY_BOOKED" => Refusal::AlreadyBooked,
             "TOO_MANY_ACTIVE" => Refusal::TooManyActive,
-            other => Refusal::Banned {
-                until: DateTime::from_timestamp_millis(
-                    other.strip_prefix("BANNED:")?.parse().ok()?,
-                )?,
-            },
+            other => {
+                let (code, until) = other.split_once(':')?;
+                let scope = match code {
+                    "BANNED" => BanScope::Applicant,
+                    "ACCOUNT_BANNED" => BanScope::Account,
+                    _ => return None,
+                };
+                Refusal::Banned {
+                    until: DateTime::from_timestamp_millis(until.parse().ok()?)?,
+                    scope,
+                }
+            }
         })
     }
 }
@@ -117,13 +164,21 @@ pub enum BookOutcome {
     IdempotencyMismatch,
     /// The generated code exists already; generate another and retry.
     CodeTaken,
+    /// Past an attempt limit until this instant (not remembered under an idempotency key).
+    Throttled {
+        until: DateTime<Utc>,
+    },
 }
 
-/// 2 no-shows in 30 days bar the person for 90 days (configurable).
+/// 2 no-shows in 30 days bar the account from booking for that ID number for 90 days, and 4
+/// of the account's no-shows, whoever for, bar the account (configurable).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NoShowPolicy {
     pub window: Duration,
+    /// No-shows of one account for one ID number that bar it from booking for that number.
     pub limit: u32,
+    /// No-shows of one account, for any ID numbers, that bar it from booking.
+    pub account_limit: u32,
     pub ban: Duration,
 }
 
@@ -158,7 +213,8 @@ pub trait BookingStore: Send + Sync {
             Applied::Done => BookOutcome::Booked(Box::new(booking.appointment)),
             Applied::Stopped(Stop::Refused(refusal)) => BookOutcome::Refused(refusal),
             Applied::Stopped(Stop::CodeTaken) => BookOutcome::CodeTaken,
-            Applied::Stopped(Stop::Changed) => {
+            Applied::Stopped(Stop::Throttled { until }) => BookOutcome::Throttled { until },
+            Applied::Stopped(Stop::Changed | Stop::NotLifted) => {
                 return Err(StoreError::Backend(
                     "a booking found a status changed".into(),
                 ))
@@ -194,6 +250,24 @@ pub trait BookingStore: Send + Sync {
             Applied::Stopped(Stop::Changed) => false,
             other => return Err(StoreError::Backend(format!("a transition got {other:?}"))),
         })
+    }
+
+    /// Records `lifted` (a no-show whose `ban_lift` is now set) if it is still a no-show
+    /// without one: its no-show stops counting and the bans it helped earn are lifted where
+    /// the rest no longer reach their limits ([`rules::lift_ban`]). False when it changed.
+    async fn lift_ban(
+        &self,
+        lifted: &Appointment,
+        policy: NoShowPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(
+            match self.apply(rules::lift_ban(lifted, policy, now)).await? {
+                Applied::Done => true,
+                Applied::Stopped(Stop::Changed | Stop::NotLifted) => false,
+                other => return Err(StoreError::Backend(format!("a ban lift got {other:?}"))),
+            },
+        )
     }
 
     /// Up to `limit` booked appointments whose no-show time has come, and when the next one

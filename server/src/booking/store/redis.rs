@@ -1,6 +1,7 @@
-//! Booking on Redis. Every key carries the tag `{booking}`: the rules span people, users and
-//! slots of every hall, so the scripts that enforce them must see all of those keys at once
-//! (on a cluster, booking lives in one slot).
+//! Booking on Redis. Every key carries the tag `{booking}`: the rules span applicants, users
+//! and slots of every hall, so the scripts that enforce them must see all of those keys at once
+//! (on a cluster, booking lives in one slot). What is kept per ID number is kept per account and
+//! ID number (`applicant:<user>:<id hash>:…`, see `rules::ApplicantOf`).
 
 use std::collections::HashMap;
 
@@ -10,7 +11,7 @@ use redis::AsyncCommands;
 
 use super::{decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows};
 use crate::booking::appointment::{Appointment, AppointmentCode};
-use crate::booking::rules::{Effect, Guard, Plan, Stop};
+use crate::booking::rules::{ApplicantOf, Attempts, Effect, Guard, Plan, Stop};
 use crate::booking::schedule::{day_key, SlotId};
 use crate::id_hash::DIGEST_TAG;
 use crate::notify::store::PLAN;
@@ -38,8 +39,15 @@ impl Keys<'_> {
     fn slot(&self, slot: &SlotId) -> String {
         self.seats(&slot.hall, &slot.date_key())
     }
-    fn person(&self, id_hash: &str, what: &str) -> String {
-        self.key(format!("person:{id_hash}:{what}"))
+    fn applicant(&self, applicant: &ApplicantOf, what: &str) -> String {
+        let ApplicantOf { user_id, id_hash } = applicant;
+        self.key(format!("applicant:{user_id}:{id_hash}:{what}"))
+    }
+    fn attempts(&self, who: &Attempts) -> String {
+        match who {
+            Attempts::Account { user_id } => self.user(user_id, "attempts"),
+            Attempts::Applicant(applicant) => self.applicant(applicant, "attempts"),
+        }
     }
     fn user(&self, user_id: &str, what: &str) -> String {
         self.key(format!("user:{user_id}:{what}"))
@@ -82,18 +90,36 @@ fn redis_plan(store: &RedisStore, plan: &Plan) -> Result<RedisPlan, StoreError> 
     }
     for guard in &plan.guards {
         let stop = guard.stop(None);
+        // A ban's end is what the store finds; a window's end is known here.
+        let text = match guard {
+            Guard::AttemptCounted { .. } => stop.text(),
+            _ => stop.code().to_owned(),
+        };
         let refuse = Refuse {
-            refusal: stop.code(),
+            refusal: &text,
             remembered: plan
                 .remember
                 .as_ref()
                 .is_some_and(|r| r.outcome(Some(stop)).is_some()),
         };
         match guard {
-            Guard::NotBanned { id_hash, now } => {
-                p.at_most(keys.person(id_hash, "ban"), now.timestamp_millis(), refuse)
+            Guard::AttemptCounted {
+                who,
+                limit,
+                window_ends,
+                window_ms,
+            } => p.counted_within(keys.attempts(who), *window_ends, *window_ms, *limit, refuse),
+            Guard::AccountNotBanned { user_id, now } => {
+                p.at_most(keys.user(user_id, "ban"), now.timestamp_millis(), refuse)
             }
-            Guard::PersonFree { id_hash } => p.absent(keys.person(id_hash, "active"), refuse),
+            Guard::ApplicantNotBanned { applicant, now } => p.at_most(
+                keys.applicant(applicant, "ban"),
+                now.timestamp_millis(),
+                refuse,
+            ),
+            Guard::ApplicantFree { applicant } => {
+                p.absent(keys.applicant(applicant, "active"), refuse)
+            }
             Guard::UserBelow { user_id, max } => {
                 p.card_below(keys.user(user_id, "active"), *max, refuse)
             }
@@ -113,6 +139,9 @@ fn redis_plan(store: &RedisStore, plan: &Plan) -> Result<RedisPlan, StoreError> 
                 status.as_str(),
                 refuse,
             ),
+            Guard::NotLifted { appointment_id } => {
+                p.field_absent(keys.appointment(appointment_id), "lifted", refuse)
+            }
         }
     }
     for effect in &plan.effects {
@@ -131,46 +160,67 @@ fn redis_plan(store: &RedisStore, plan: &Plan) -> Result<RedisPlan, StoreError> 
                     a.created_at.timestamp_millis(),
                     &a.id,
                 );
-                p.set(keys.person(&a.id_hash, "active"), &a.id);
+                p.set(keys.applicant(&ApplicantOf::of(a), "active"), &a.id);
                 p.sadd(keys.user(&a.user_id, "active"), &a.id);
                 p.zadd(keys.due(), no_show_at.timestamp_millis(), &a.id);
             }
             Effect::Update { appointment: a } => {
                 let doc = to_json(a)?;
-                p.hset(
-                    keys.appointment(&a.id),
-                    &[("status", a.status.as_str()), ("doc", &doc)],
-                );
+                let mut fields = vec![("status", a.status.as_str()), ("doc", &doc)];
+                if a.ban_lift.is_some() {
+                    fields.push(("lifted", "1"));
+                }
+                p.hset(keys.appointment(&a.id), &fields);
             }
             Effect::TakeSeat { slot } => p.hincrby(keys.slot(slot), &slot.time_key(), 1),
             Effect::FreeSeat { slot } => p.hincrby(keys.slot(slot), &slot.time_key(), -1),
             Effect::Release {
                 appointment_id,
-                id_hash,
-                user_id,
+                applicant,
             } => {
-                p.del_if(keys.person(id_hash, "active"), appointment_id);
-                p.srem(keys.user(user_id, "active"), appointment_id);
+                p.del_if(keys.applicant(applicant, "active"), appointment_id);
+                p.srem(keys.user(&applicant.user_id, "active"), appointment_id);
                 p.zrem(keys.due(), appointment_id);
             }
             Effect::CountNoShow {
                 appointment_id,
-                id_hash,
+                applicant,
                 missed_at,
                 now,
                 policy,
             } => {
-                let counted = keys.person(id_hash, "no_shows");
-                p.window_add(
-                    counted.clone(),
-                    missed_at.timestamp_millis(),
-                    appointment_id,
-                    policy.counted_after(*now),
-                    ms(policy.window),
-                );
-                let ban = keys.person(id_hash, "ban");
                 let until = policy.ban_until(*now);
-                p.raise_if_card(counted, policy.limit, ban, until, ms(policy.ban));
+                for (prefix, limit) in [
+                    (keys.applicant(applicant, ""), policy.limit),
+                    (keys.user(&applicant.user_id, ""), policy.account_limit),
+                ] {
+                    let counted = format!("{prefix}no_shows");
+                    p.window_add(
+                        counted.clone(),
+                        missed_at.timestamp_millis(),
+                        appointment_id,
+                        policy.counted_after(*now),
+                        ms(policy.window),
+                    );
+                    let ban = format!("{prefix}ban");
+                    p.raise_if_card(counted, limit, ban, until, ms(policy.ban));
+                }
+            }
+            Effect::ForgiveNoShow {
+                appointment_id,
+                applicant,
+                now,
+                policy,
+            } => {
+                for (prefix, limit) in [
+                    (keys.applicant(applicant, ""), policy.limit),
+                    (keys.user(&applicant.user_id, ""), policy.account_limit),
+                ] {
+                    let counted = format!("{prefix}no_shows");
+                    p.zrem(counted.clone(), appointment_id);
+                    let after = policy.counted_after(*now);
+                    p.del_if_count_below(counted, after, limit, format!("{prefix}ban"));
+                }
             }
             Effect::Notify(notices) => notices.plan(&mut p, store, TAG),
         }

@@ -6,7 +6,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::{decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows};
 use crate::booking::appointment::{Appointment, AppointmentCode};
-use crate::booking::rules::{Effect, Guard, Plan, Stop};
+use crate::booking::rules::{ApplicantOf, Attempts, Effect, Guard, Plan, Stop};
 use crate::booking::schedule::day_key;
 use crate::id_hash::DIGEST_TAG;
 use crate::store::{SqliteStore, StoreError};
@@ -15,25 +15,91 @@ fn ms(duration: std::time::Duration) -> i64 {
     duration.as_millis() as i64
 }
 
+/// The account's own ban and no-shows are kept under this ID hash (no HMAC is empty).
+const WHOLE_ACCOUNT: &str = "";
+
+/// The row of `booking_attempts` that counts `who`'s attempts.
+fn attempts_key(who: &Attempts) -> String {
+    match who {
+        Attempts::Account { user_id } => format!("account:{user_id}"),
+        Attempts::Applicant(ApplicantOf { user_id, id_hash }) => {
+            format!("applicant:{user_id}:{id_hash}")
+        }
+    }
+}
+
+/// The end (Unix ms) of the ban of `user_id` for `id_hash` (or the whole account), if one
+/// runs at `now`.
+fn ban_until(
+    tx: &Transaction,
+    user_id: &str,
+    id_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT until FROM booking_bans WHERE user_id = ?1 AND id_hash = ?2 AND until > ?3",
+            params![user_id, id_hash, now.timestamp_millis()],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// No-shows of `user_id` for `id_hash` (or, with [`WHOLE_ACCOUNT`], for anyone) missed after
+/// `after` (Unix ms).
+fn no_shows_after(
+    tx: &Transaction,
+    user_id: &str,
+    id_hash: &str,
+    after: i64,
+) -> Result<u32, StoreError> {
+    let sql = if id_hash == WHOLE_ACCOUNT {
+        "SELECT COUNT(*) FROM no_shows WHERE user_id = ?1 AND ?2 = '' AND at > ?3"
+    } else {
+        "SELECT COUNT(*) FROM no_shows WHERE user_id = ?1 AND id_hash = ?2 AND at > ?3"
+    };
+    Ok(tx.query_row(sql, params![user_id, id_hash, after], |r| r.get(0))?)
+}
+
 /// Whether `guard` holds; the stop when it does not.
 fn check(tx: &Transaction, guard: &Guard) -> Result<Option<Stop>, StoreError> {
+    let banned = |user_id: &str, id_hash: &str, now| -> Result<Option<Stop>, StoreError> {
+        let until = ban_until(tx, user_id, id_hash, now)?;
+        Ok(until.map(|until| guard.stop(DateTime::from_timestamp_millis(until))))
+    };
     let holds = match guard {
-        Guard::NotBanned { id_hash, now } => {
-            let until: Option<i64> = tx
-                .query_row(
-                    "SELECT until FROM person_bans WHERE id_hash = ?1 AND until > ?2",
-                    params![id_hash, now.timestamp_millis()],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(until) = until {
-                return Ok(Some(guard.stop(DateTime::from_timestamp_millis(until))));
-            }
-            true
+        Guard::AttemptCounted {
+            who,
+            limit,
+            window_ends,
+            ..
+        } => {
+            tx.execute(
+                "DELETE FROM booking_attempts WHERE rowid IN
+                   (SELECT rowid FROM booking_attempts WHERE window_ends < ?1 LIMIT 16)",
+                [window_ends],
+            )?;
+            let count: u32 = tx.query_row(
+                "INSERT INTO booking_attempts (key, window_ends, n) VALUES (?1, ?2, 1)
+                 ON CONFLICT (key) DO UPDATE SET
+                   n = CASE WHEN window_ends = excluded.window_ends THEN n + 1 ELSE 1 END,
+                   window_ends = excluded.window_ends
+                 RETURNING n",
+                params![attempts_key(who), window_ends],
+                |r| r.get(0),
+            )?;
+            count <= *limit
         }
-        Guard::PersonFree { id_hash } => !tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM appointments WHERE id_hash = ?1 AND status = 'booked')",
-            [id_hash],
+        Guard::AccountNotBanned { user_id, now } => {
+            return banned(user_id, WHOLE_ACCOUNT, *now);
+        }
+        Guard::ApplicantNotBanned { applicant, now } => {
+            return banned(&applicant.user_id, &applicant.id_hash, *now);
+        }
+        Guard::ApplicantFree { applicant } => !tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM appointments
+               WHERE user_id = ?1 AND id_hash = ?2 AND status = 'booked')",
+            params![applicant.user_id, applicant.id_hash],
             |r| r.get::<_, bool>(0),
         )?,
         Guard::UserBelow { user_id, max } => {
@@ -74,6 +140,12 @@ fn check(tx: &Transaction, guard: &Guard) -> Result<Option<Stop>, StoreError> {
             .as_deref()
                 == Some(status.as_str())
         }
+        Guard::NotLifted { appointment_id } => !tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM appointments
+               WHERE id = ?1 AND json_extract(doc, '$.ban_lift') IS NOT NULL)",
+            [appointment_id],
+            |r| r.get::<_, bool>(0),
+        )?,
     };
     Ok((!holds).then(|| guard.stop(None)))
 }
@@ -123,26 +195,58 @@ fn carry_out(tx: &Transaction, effect: &Effect) -> Result<(), StoreError> {
         Effect::Release { .. } => {}
         Effect::CountNoShow {
             appointment_id,
-            id_hash,
+            applicant,
             missed_at,
             now,
             policy,
         } => {
+            let ApplicantOf { user_id, id_hash } = applicant;
             tx.execute(
-                "INSERT OR IGNORE INTO person_no_shows (appointment_id, id_hash, at) VALUES (?1, ?2, ?3)",
-                params![appointment_id, id_hash, missed_at.timestamp_millis()],
+                "INSERT OR IGNORE INTO no_shows (appointment_id, user_id, id_hash, at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    appointment_id,
+                    user_id,
+                    id_hash,
+                    missed_at.timestamp_millis()
+                ],
             )?;
-            let recent: u32 = tx.query_row(
-                "SELECT COUNT(*) FROM person_no_shows WHERE id_hash = ?1 AND at > ?2",
-                params![id_hash, policy.counted_after(*now)],
-                |r| r.get(0),
+            let after = policy.counted_after(*now);
+            for (scope, limit) in [
+                (id_hash.as_str(), policy.limit),
+                (WHOLE_ACCOUNT, policy.account_limit),
+            ] {
+                if no_shows_after(tx, user_id, scope, after)? >= limit {
+                    tx.execute(
+                        "INSERT INTO booking_bans (user_id, id_hash, until) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (user_id, id_hash) DO UPDATE SET until = MAX(until, excluded.until)",
+                        params![user_id, scope, policy.ban_until(*now)],
+                    )?;
+                }
+            }
+        }
+        Effect::ForgiveNoShow {
+            appointment_id,
+            applicant,
+            now,
+            policy,
+        } => {
+            let ApplicantOf { user_id, id_hash } = applicant;
+            tx.execute(
+                "DELETE FROM no_shows WHERE appointment_id = ?1",
+                [appointment_id],
             )?;
-            if recent >= policy.limit {
-                tx.execute(
-                    "INSERT INTO person_bans (id_hash, until) VALUES (?1, ?2)
-                     ON CONFLICT (id_hash) DO UPDATE SET until = MAX(until, excluded.until)",
-                    params![id_hash, policy.ban_until(*now)],
-                )?;
+            let after = policy.counted_after(*now);
+            for (scope, limit) in [
+                (id_hash.as_str(), policy.limit),
+                (WHOLE_ACCOUNT, policy.account_limit),
+            ] {
+                if no_shows_after(tx, user_id, scope, after)? < limit {
+                    tx.execute(
+                        "DELETE FROM booking_bans WHERE user_id = ?1 AND id_hash = ?2",
+                        params![user_id, scope],
+                    )?;
+                }
             }
         }
         Effect::Notify(notices) => notices.write_in_tx(tx)?,
