@@ -90,8 +90,22 @@ async fn a_stranger_learns_nothing_of_anothers_bookings_or_bans(backend: Backend
     let day2 = open_weekday_after(day1);
     let day3 = open_weekday_after(day2);
     // The victim misses two appointments for `banned`, then books `held`.
-    miss(&app, &mut clock, "victim", &[banned.clone()], day1).await;
-    miss(&app, &mut clock, "victim", &[banned.clone()], day2).await;
+    miss(
+        &app,
+        &mut clock,
+        "victim",
+        std::slice::from_ref(&banned),
+        day1,
+    )
+    .await;
+    miss(
+        &app,
+        &mut clock,
+        "victim",
+        std::slice::from_ref(&banned),
+        day2,
+    )
+    .await;
     let victim = app.login("victim").await;
     let slot = slot_id("nancheng", day3, "0900");
     assert_eq!(
@@ -176,7 +190,14 @@ async fn a_stranger_can_neither_block_nor_ban_another(backend: Backend) {
         day1,
     )
     .await;
-    miss(&app, &mut clock, "stranger", &[victim_id.clone()], day2).await;
+    miss(
+        &app,
+        &mut clock,
+        "stranger",
+        std::slice::from_ref(&victim_id),
+        day2,
+    )
+    .await;
     let stranger = app.login("stranger").await;
     let slot = slot_id("nancheng", day3, "0900");
     // Three no-shows: the stranger's account is barred, whoever it books for.
@@ -353,8 +374,23 @@ async fn staff_lift_a_ban_on_the_record(backend: Backend) {
     let day1 = bookable_weekday();
     let day2 = open_weekday_after(day1);
     let day3 = open_weekday_after(day2);
-    miss(&app, &mut clock, "forgetful", &[person.clone()], day1).await;
-    let code = miss(&app, &mut clock, "forgetful", &[person.clone()], day2).await[0].clone();
+    miss(
+        &app,
+        &mut clock,
+        "forgetful",
+        std::slice::from_ref(&person),
+        day1,
+    )
+    .await;
+    let code = miss(
+        &app,
+        &mut clock,
+        "forgetful",
+        std::slice::from_ref(&person),
+        day2,
+    )
+    .await[0]
+        .clone();
     let user = app.login("forgetful").await;
     let slot = slot_id("qingxi", day3, "0900");
     assert_error(
