@@ -39,13 +39,23 @@ impl Clock {
     }
 }
 
+/// Three open weekdays in a row from the first bookable one, and a clock to move through them.
+fn three_days() -> (Clock, [NaiveDate; 3]) {
+    let day1 = bookable_weekday();
+    let day2 = open_weekday_after(day1);
+    (
+        Clock { advanced: 0 },
+        [day1, day2, open_weekday_after(day2)],
+    )
+}
+
 /// `openid` books each of `people` at 09:00 on `day` (an open weekday) and misses them all:
 /// the clock moves past the grace. Returns the appointments' codes.
 async fn miss(
     app: &TestApp,
     clock: &mut Clock,
     openid: &str,
-    people: &[Value],
+    people: &[&Value],
     day: NaiveDate,
 ) -> Vec<String> {
     let token = app.login(openid).await;
@@ -55,7 +65,7 @@ async fn miss(
         let response = app
             .book(
                 &token,
-                &booking(&slot_id(hall, day, "0900"), person.clone()),
+                &booking(&slot_id(hall, day, "0900"), (*person).clone()),
                 None,
             )
             .await;
@@ -84,28 +94,11 @@ async fn a_stranger_learns_nothing_of_anothers_bookings_or_bans(backend: Backend
         &[("BANZHENG_BOOKING__SLOT_CAPACITY", "100")],
     )
     .await;
-    let mut clock = Clock { advanced: 0 };
     let (held, banned, untouched) = (applicant(1), applicant(2), applicant(3));
-    let day1 = bookable_weekday();
-    let day2 = open_weekday_after(day1);
-    let day3 = open_weekday_after(day2);
+    let (mut clock, [day1, day2, day3]) = three_days();
     // The victim misses two appointments for `banned`, then books `held`.
-    miss(
-        &app,
-        &mut clock,
-        "victim",
-        std::slice::from_ref(&banned),
-        day1,
-    )
-    .await;
-    miss(
-        &app,
-        &mut clock,
-        "victim",
-        std::slice::from_ref(&banned),
-        day2,
-    )
-    .await;
+    miss(&app, &mut clock, "victim", &[&banned], day1).await;
+    miss(&app, &mut clock, "victim", &[&banned], day2).await;
     let victim = app.login("victim").await;
     let slot = slot_id("nancheng", day3, "0900");
     assert_eq!(
@@ -176,28 +169,18 @@ async fn a_stranger_can_neither_block_nor_ban_another(backend: Backend) {
         &[("BANZHENG_BOOKING__ACCOUNT_NO_SHOW_LIMIT", "3")],
     )
     .await;
-    let mut clock = Clock { advanced: 0 };
     let victim_id = applicant(1);
-    let day1 = bookable_weekday();
-    let day2 = open_weekday_after(day1);
-    let day3 = open_weekday_after(day2);
+    let (mut clock, [day1, day2, day3]) = three_days();
     // The stranger books the victim's number (and another) and misses, twice.
     miss(
         &app,
         &mut clock,
         "stranger",
-        &[victim_id.clone(), applicant(2)],
+        &[&victim_id, &applicant(2)],
         day1,
     )
     .await;
-    miss(
-        &app,
-        &mut clock,
-        "stranger",
-        std::slice::from_ref(&victim_id),
-        day2,
-    )
-    .await;
+    miss(&app, &mut clock, "stranger", &[&victim_id], day2).await;
     let stranger = app.login("stranger").await;
     let slot = slot_id("nancheng", day3, "0900");
     // Three no-shows: the stranger's account is barred, whoever it books for.
@@ -369,28 +352,10 @@ async fn booking_attempts_past_the_limits_are_refused(backend: Backend) {
 /// readable by staff, once; the applicant books again.
 async fn staff_lift_a_ban_on_the_record(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let mut clock = Clock { advanced: 0 };
     let person = applicant(1);
-    let day1 = bookable_weekday();
-    let day2 = open_weekday_after(day1);
-    let day3 = open_weekday_after(day2);
-    miss(
-        &app,
-        &mut clock,
-        "forgetful",
-        std::slice::from_ref(&person),
-        day1,
-    )
-    .await;
-    let code = miss(
-        &app,
-        &mut clock,
-        "forgetful",
-        std::slice::from_ref(&person),
-        day2,
-    )
-    .await[0]
-        .clone();
+    let (mut clock, [day1, day2, day3]) = three_days();
+    miss(&app, &mut clock, "forgetful", &[&person], day1).await;
+    let code = miss(&app, &mut clock, "forgetful", &[&person], day2).await[0].clone();
     let user = app.login("forgetful").await;
     let slot = slot_id("qingxi", day3, "0900");
     assert_error(
