@@ -106,6 +106,12 @@ impl Capabilities {
         // bytes it left in the files are scrubbed.
         let hidden = store.hide_id_numbers(&hasher).await?;
         let forgotten = store.forget_unkeyed_digests().await?;
+        // Holds, no-shows and bans kept per ID number alone go to the accounts they came from.
+        let policy = settings.booking.no_show_policy();
+        let carried = store.carry_person_rules_to_accounts(policy).await?;
+        if carried > 0 {
+            tracing::info!(carried, "per-number booking rules moved to their accounts");
+        }
         if hidden + forgotten > 0 {
             tracing::info!(
                 hidden,

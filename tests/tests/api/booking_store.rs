@@ -568,3 +568,76 @@ on_both_backends!(
     attempts_are_counted_per_account_and_applicant_in_fixed_windows,
     due_no_shows_come_in_batches_earliest_first,
 );
+
+/// Before issue 15 Redis kept the hold, the no-shows and the ban per ID number alone
+/// (`person:<hash>:…`); at start-up they move to the accounts whose appointments they came
+/// from, and the old keys go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_number_rules_on_redis_move_to_their_accounts() {
+    let shared = SharedStore::fresh(Backend::Redis).await;
+    let SharedStore::Redis { url, prefix } = &shared else {
+        unreachable!()
+    };
+    let s = shared.open().await;
+    let key = |rest: &str| format!("{prefix}:{{booking}}:{rest}");
+    let client = ::redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let rename = |from: String, to: String| {
+        let mut conn = conn.clone();
+        async move {
+            let () = ::redis::cmd("RENAME")
+                .arg(from)
+                .arg(to)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    };
+    // What the old layout held: u1's booking of p1, u2's two no-shows and ban for p2.
+    s.book(booking(appointment("u1", "p1", SLOT), 5))
+        .await
+        .unwrap();
+    rename(
+        key("applicant:u1:hash-p1:active"),
+        key("person:hash-p1:active"),
+    )
+    .await;
+    miss(&s, "u2", "p2", "dongcheng-20261201-0900").await;
+    miss(&s, "u2", "p2", "dongcheng-20261201-0930").await;
+    for what in ["no_shows", "ban"] {
+        rename(
+            key(&format!("applicant:u2:hash-p2:{what}")),
+            key(&format!("person:hash-p2:{what}")),
+        )
+        .await;
+    }
+    let () = ::redis::cmd("DEL")
+        .arg(key("user:u2:no_shows"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    assert_eq!(s.carry_person_rules_to_accounts(policy()).await.unwrap(), 2);
+    let now = start() + chrono::Duration::hours(3);
+    assert_eq!(
+        book_at(&s, "u1", "p1", now).await,
+        BookOutcome::Refused(Refusal::AlreadyBooked)
+    );
+    let until = start() + chrono::Duration::hours(2) + chrono::Duration::days(90);
+    let scope = BanScope::Applicant;
+    assert_eq!(
+        book_at(&s, "u2", "p2", now).await,
+        BookOutcome::Refused(Refusal::Banned { until, scope })
+    );
+    assert!(matches!(
+        book_at(&s, "u3", "p2", now).await,
+        BookOutcome::Booked(_)
+    ));
+    let left: Vec<String> = ::redis::cmd("KEYS")
+        .arg(key("person:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(s.carry_person_rules_to_accounts(policy()).await.unwrap(), 0);
+}

@@ -281,6 +281,17 @@ pub trait BookingStore: Send + Sync {
     /// 15: an offline search of the few unknown digits of the body's ID number); how many.
     /// Their requests, if retried, book afresh under the rules (one active booking a person).
     async fn forget_unkeyed_digests(&self) -> Result<usize, StoreError>;
+
+    /// Moves what was kept per ID number alone before issue 15 (a hold, no-shows, a ban) to
+    /// the accounts whose appointments it came from; how many ID numbers had some. SQLite did
+    /// it in migration 1511; on Redis it runs at every start (idempotent, fast when nothing is
+    /// left).
+    async fn carry_person_rules_to_accounts(
+        &self,
+        _policy: NoShowPolicy,
+    ) -> Result<usize, StoreError> {
+        Ok(0)
+    }
 }
 
 /// Booked appointments whose no-show time has come, earliest first.

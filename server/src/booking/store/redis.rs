@@ -3,14 +3,14 @@
 //! (on a cluster, booking lives in one slot). What is kept per ID number is kept per account and
 //! ID number (`applicant:<user>:<id hash>:…`, see `rules::ApplicantOf`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use redis::AsyncCommands;
 
-use super::{decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows};
-use crate::booking::appointment::{Appointment, AppointmentCode};
+use super::{decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows, NoShowPolicy};
+use crate::booking::appointment::{Appointment, AppointmentCode, Status};
 use crate::booking::rules::{ApplicantOf, Attempts, Effect, Guard, Plan, Stop};
 use crate::booking::schedule::{day_key, SlotId};
 use crate::id_hash::DIGEST_TAG;
@@ -290,6 +290,59 @@ impl BookingStore for RedisStore {
             .collect();
         Ok(DueNoShows::split(earliest, now, limit))
     }
+    async fn carry_person_rules_to_accounts(
+        &self,
+        policy: NoShowPolicy,
+    ) -> Result<usize, StoreError> {
+        let keys = Keys(self);
+        let before = keys.key("person:".into());
+        let hashes: BTreeSet<String> = self
+            .scan(TAG, "person:*")
+            .await?
+            .iter()
+            .filter_map(|k| k.strip_prefix(&before)?.rsplit_once(':'))
+            .map(|(hash, _)| hash.to_owned())
+            .collect();
+        let mut conn = self.conn();
+        for hash in &hashes {
+            let old = |what: &str| keys.key(format!("person:{hash}:{what}"));
+            let active: Option<String> = conn.get(old("active")).await?;
+            for a in self.docs(&Vec::from_iter(active)).await? {
+                if a.status == Status::Booked {
+                    let _: bool = conn
+                        .set_nx(keys.applicant(&ApplicantOf::of(&a), "active"), &a.id)
+                        .await?;
+                }
+            }
+            let missed: Vec<(String, f64)> = conn.zrange_withscores(old("no_shows"), 0, -1).await?;
+            let ban: Option<i64> = conn.get(old("ban")).await?;
+            let ban_ms: i64 = conn.pttl(old("ban")).await?;
+            let ids: Vec<String> = missed.iter().map(|(id, _)| id.clone()).collect();
+            let at: HashMap<String, f64> = missed.into_iter().collect();
+            for a in self.docs(&ids).await? {
+                let applicant = ApplicantOf::of(&a);
+                let score = at.get(&a.id).copied().unwrap_or_default();
+                let mut pipe = redis::pipe();
+                for counted in [
+                    keys.applicant(&applicant, "no_shows"),
+                    keys.user(&a.user_id, "no_shows"),
+                ] {
+                    pipe.zadd(&counted, &a.id, score)
+                        .pexpire(&counted, ms(policy.window) as i64);
+                }
+                // The ban goes to each account whose no-shows earned it, for that number.
+                if let Some(until) = ban.filter(|_| ban_ms > 0) {
+                    pipe.pset_ex(keys.applicant(&applicant, "ban"), until, ban_ms as u64);
+                }
+                let () = pipe.query_async(&mut conn).await?;
+            }
+            let () = conn
+                .del(&[old("active"), old("no_shows"), old("ban")])
+                .await?;
+        }
+        Ok(hashes.len())
+    }
+
     async fn forget_unkeyed_digests(&self) -> Result<usize, StoreError> {
         let mut forgotten = 0;
         for key in self.scan(TAG, "idem:*").await? {
