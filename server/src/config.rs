@@ -11,7 +11,7 @@ use crate::admin::AdminLoginSettings;
 use crate::auth::address::{ClientAddresses, ForwardedHeader, TrustedProxies};
 use crate::auth::login::LoginSettings;
 use crate::booking::BookingSettings;
-use crate::kf::PushSettings;
+use crate::kf::{KfSettings, PushSettings};
 use crate::notify::NotifySettings;
 use crate::receipts::ReceiptSettings;
 use crate::telemetry::LogFormat;
@@ -75,6 +75,9 @@ pub struct Settings {
     pub web_pkg_dir: PathBuf,
     #[serde(default)]
     pub receipts: ReceiptSettings,
+    /// 客服 conversations (`kf.retention_days`, …).
+    #[serde(default)]
+    pub kf: KfSettings,
 }
 
 /// `BANZHENG_MODE`: development runs against the built-in WeChat simulator on loopback only;

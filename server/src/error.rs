@@ -77,6 +77,8 @@ error_codes! {
     ReceiptNotIssued = "RECEIPT_NOT_ISSUED", CONFLICT, "审核通过后才能下载相片回执";
     ReceiptUsed = "RECEIPT_USED", CONFLICT, "该相片回执已使用，每个回执只能使用一次";
     ReceiptBusy = "RECEIPT_BUSY", CONFLICT, "该相片回执正在被其他操作使用，请稍后再试";
+    /// A 客服 reply to a user who last wrote more than 48 hours ago: WeChat would refuse it (45015).
+    KfWindowClosed = "KF_WINDOW_CLOSED", CONFLICT, "用户最后一次留言已超过48小时，微信不再允许客服回复，请等待用户再次留言";
     PayloadTooLarge = "PAYLOAD_TOO_LARGE", PAYLOAD_TOO_LARGE, "上传的文件过大";
     /// The photo's bytes are neither a JPEG nor a PNG.
     PhotoUnreadable = "PHOTO_UNREADABLE", UNPROCESSABLE_ENTITY, "无法识别照片，请上传 JPEG 或 PNG 图片";

@@ -17,7 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str = "usage:
   server                      run the API (configuration from BANZHENG_* variables)
-  server admin add --username NAME --role reviewer|staff --password-stdin
+  server admin add --username NAME --role reviewer|staff|support --password-stdin
                               create an admin account; the password is read from stdin";
 
 #[actix_web::main]

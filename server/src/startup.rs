@@ -23,7 +23,7 @@ use crate::booking::{self, Booking, BookingStore};
 use crate::clock::Clock;
 use crate::config::{Settings, WECHAT_API_BASE};
 use crate::error::{json_error_handler, path_error_handler, query_error_handler, ApiError};
-use crate::kf::{self, Kf};
+use crate::kf::{self, ConversationStore, Conversations, Kf};
 use crate::metrics::{metrics_middleware, Metrics};
 use crate::notify::{self, Notifier, NotifyStore};
 use crate::receipts::{self, ReceiptStore, Receipts};
@@ -52,6 +52,8 @@ pub struct Capabilities {
     booking: web::Data<Booking>,
     receipts: web::Data<Receipts>,
     notifier: web::Data<Notifier>,
+    /// 客服 conversations and the staff inbox.
+    conversations: web::Data<Conversations>,
     /// The 客服 message push, when a push token is configured.
     kf: Option<web::Data<Kf>>,
     /// Development mode only: the WeChat simulator the server mounts and talks to.
@@ -90,6 +92,7 @@ impl Capabilities {
             + BookingStore
             + ReceiptStore
             + NotifyStore
+            + ConversationStore
             + 'static,
     {
         let tokens = Tokens::configured(settings.jwt_secret.as_ref(), &settings.data_dir)?;
@@ -145,7 +148,18 @@ impl Capabilities {
             }
         }
         let appid = settings.wechat_appid.as_deref().unwrap_or(simulator::APPID);
-        let kf = Kf::from_settings(&settings.wechat, appid, store.clone(), clock.clone())?;
+        let conversations = Arc::new(Conversations::new(
+            settings.kf.clone(),
+            store.clone(),
+            clock.clone(),
+        ));
+        let kf = Kf::from_settings(
+            &settings.wechat,
+            appid,
+            store.clone(),
+            conversations.clone(),
+            clock.clone(),
+        )?;
         let admins = Admins::new(
             store.clone(),
             store.clone(),
@@ -180,6 +194,7 @@ impl Capabilities {
                 clock,
             )),
             notifier: web::Data::new(notifier),
+            conversations: web::Data::from(conversations),
             kf: kf.map(web::Data::new),
             simulator: simulator.map(web::Data::from),
         })
@@ -239,6 +254,7 @@ pub fn build_app(
         booking,
         receipts,
         notifier,
+        conversations,
         kf,
         simulator,
     } = capabilities;
@@ -268,10 +284,11 @@ pub fn build_app(
             }
         })
         .configure(notify::routes)
-        .configure(|cfg| kf::routes(cfg, kf))
+        .configure(|cfg| kf::routes(cfg, conversations, kf))
         .configure(|cfg| {
             if let Some(simulator) = simulator {
                 notify::dev_routes(cfg);
+                kf::dev_routes(cfg);
                 simulator::routes(cfg, simulator)
             }
         })
@@ -334,6 +351,7 @@ impl Application {
             );
         }
         booking::spawn_no_show_sweeper(capabilities.booking.clone());
+        kf::spawn_retention_sweeper(capabilities.conversations.clone());
         let sender = settings.notify.worker.then(|| {
             let notifier = capabilities.notifier.clone().into_inner();
             (notifier.clone(), tokio::spawn(notifier.run()))

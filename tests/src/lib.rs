@@ -18,6 +18,7 @@ use server::auth::UserStore;
 use server::booking::BookingStore;
 use server::config::Settings;
 use server::id_hash::IdHasher;
+use server::kf::ConversationStore;
 use server::notify::NotifyStore;
 use server::receipts::ReceiptStore;
 use server::store::{Backend as Opened, BlobStore, KvStore};
@@ -27,11 +28,25 @@ pub use redis_server::RedisServer;
 /// Every store trait at once: the tests arrange and inspect stored state directly, where the
 /// server hands each capability only the traits it asks for.
 pub trait AllStores:
-    KvStore + BlobStore + UserStore + AdminStore + BookingStore + ReceiptStore + NotifyStore
+    KvStore
+    + BlobStore
+    + UserStore
+    + AdminStore
+    + BookingStore
+    + ReceiptStore
+    + NotifyStore
+    + ConversationStore
 {
 }
 impl<T> AllStores for T where
-    T: KvStore + BlobStore + UserStore + AdminStore + BookingStore + ReceiptStore + NotifyStore
+    T: KvStore
+        + BlobStore
+        + UserStore
+        + AdminStore
+        + BookingStore
+        + ReceiptStore
+        + NotifyStore
+        + ConversationStore
 {
 }
 

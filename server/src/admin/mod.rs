@@ -31,6 +31,8 @@ pub enum Role {
     Reviewer,
     /// Hall staff: check-in, 受理, progress, receipt lookup.
     Staff,
+    /// 客服: reads and answers what residents write from the 客服 button.
+    Support,
 }
 
 impl Role {
@@ -38,6 +40,7 @@ impl Role {
         match self {
             Role::Reviewer => "reviewer",
             Role::Staff => "staff",
+            Role::Support => "support",
         }
     }
 
@@ -45,6 +48,7 @@ impl Role {
         match self {
             Role::Reviewer => Subject::Reviewer,
             Role::Staff => Subject::Staff,
+            Role::Support => Subject::Support,
         }
     }
 }
@@ -55,7 +59,10 @@ impl std::str::FromStr for Role {
         match s {
             "reviewer" => Ok(Role::Reviewer),
             "staff" => Ok(Role::Staff),
-            other => Err(format!("role must be reviewer or staff, not `{other}`")),
+            "support" => Ok(Role::Support),
+            other => Err(format!(
+                "role must be reviewer, staff or support, not `{other}`"
+            )),
         }
     }
 }
@@ -146,6 +153,7 @@ impl AdminUser {
             Err(ApiError::Forbidden(match role {
                 Role::Reviewer => "需要审核员账号",
                 Role::Staff => "需要窗口工作人员账号",
+                Role::Support => "需要客服账号",
             }))
         }
     }
@@ -162,6 +170,7 @@ impl FromRequest for AdminUser {
             let role = match claims.kind {
                 Subject::Reviewer => Role::Reviewer,
                 Subject::Staff => Role::Staff,
+                Subject::Support => Role::Support,
                 Subject::User => return Err(ApiError::Unauthorized),
             };
             Ok(AdminUser {

@@ -23,6 +23,7 @@ pub enum Subject {
     User,
     Reviewer,
     Staff,
+    Support,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
