@@ -80,10 +80,7 @@ async fn list(
     }
     let now = conversations.clock.now();
     let found = conversations.store.conversations(limit as usize).await?;
-    let views: Vec<_> = found
-        .iter()
-        .map(|c| view(c, &conversations, now))
-        .collect();
+    let views: Vec<_> = found.iter().map(|c| view(c, &conversations, now)).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "conversations": views })))
 }
 

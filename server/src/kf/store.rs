@@ -42,7 +42,9 @@ impl Author {
             "user" => Ok(Author::User),
             "auto" => Ok(Author::Auto),
             "staff" => Ok(Author::Staff),
-            other => Err(StoreError::Backend(format!("unknown 客服 author `{other}`"))),
+            other => Err(StoreError::Backend(format!(
+                "unknown 客服 author `{other}`"
+            ))),
         }
     }
 }
@@ -126,8 +128,7 @@ pub trait ConversationStore: Send + Sync {
         id: &str,
     ) -> Result<Option<(Conversation, Vec<KfMessage>)>, StoreError>;
     /// Deletes the conversations whose last message is older than `cutoff`; how many.
-    async fn delete_conversations_before(&self, cutoff: DateTime<Utc>)
-        -> Result<u64, StoreError>;
+    async fn delete_conversations_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -273,10 +274,7 @@ impl ConversationStore for SqliteStore {
         .await
     }
 
-    async fn delete_conversations_before(
-        &self,
-        cutoff: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
+    async fn delete_conversations_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         self.write(move |tx| {
             // Messages go with their conversation (ON DELETE CASCADE); `secure_delete` zeroes them.
             Ok(tx.execute(
@@ -372,7 +370,12 @@ impl ConversationStore for RedisStore {
         plan.hset(self.kf_conversation_key(id), &fields);
         plan.zadd(self.kf_index_key(), ms(last), id);
         for (i, m) in exchange.messages.iter().enumerate() {
-            let doc = serde_json::to_string(m)
+            // Kept to the millisecond, as SQLite keeps it.
+            let m = KfMessage {
+                at: from_ms(ms(m.at)),
+                ..m.clone()
+            };
+            let doc = serde_json::to_string(&m)
                 .map_err(|e| StoreError::Backend(format!("客服 message: {e}")))?;
             // Members of one time sort by their position in the exchange.
             plan.zadd(self.kf_messages_key(id), ms(m.at), &format!("{i}|{doc}"));
@@ -414,10 +417,7 @@ impl ConversationStore for RedisStore {
         let Some(summary) = self.kf_summary(id).await? else {
             return Ok(None);
         };
-        let members: Vec<String> = self
-            .conn()
-            .zrange(self.kf_messages_key(id), 0, -1)
-            .await?;
+        let members: Vec<String> = self.conn().zrange(self.kf_messages_key(id), 0, -1).await?;
         let messages = members
             .iter()
             .map(|member| {
@@ -429,10 +429,7 @@ impl ConversationStore for RedisStore {
         Ok(Some((summary, messages)))
     }
 
-    async fn delete_conversations_before(
-        &self,
-        cutoff: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
+    async fn delete_conversations_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
         let index = self.kf_index_key();
         let old: Vec<String> = self
             .conn()
