@@ -123,7 +123,9 @@ async fn reply(
 ) -> Result<HttpResponse, ApiError> {
     admin.require(Role::Support)?;
     let text = body.into_inner().text;
-    if text.trim().is_empty() || text.chars().count() > MAX_REPLY_CHARS {
+    // White space as the contract's `\S` reads it (Python's, which counts U+001C–U+001F).
+    let blank = |c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c);
+    if text.chars().all(blank) || text.chars().count() > MAX_REPLY_CHARS {
         return Err(ApiError::invalid(
             "text",
             format!("回复内容为 1 到 {MAX_REPLY_CHARS} 个字，且不能全是空白"),
