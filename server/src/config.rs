@@ -75,6 +75,9 @@ pub struct Settings {
     pub web_pkg_dir: PathBuf,
     #[serde(default)]
     pub receipts: ReceiptSettings,
+    /// Production: the bearer token Prometheus presents at `/metrics`; unset, production
+    /// serves no metrics (development serves them to anyone on loopback).
+    pub metrics_token: Option<SecretString>,
 }
 
 /// `BANZHENG_MODE`: development runs against the built-in WeChat simulator on loopback only;
@@ -237,7 +240,15 @@ impl Settings {
             "BANZHENG_BOOKING__ID_HASH_KEY (booking.id_hash_key)",
             "it keys the hash under which ID numbers are stored",
             self.booking.id_hash_key.as_ref(),
-        )
+        )?;
+        if self.metrics_token.is_some() {
+            strong_secret(
+                "BANZHENG_METRICS_TOKEN (metrics_token)",
+                "it lets a scraper read the server's metrics",
+                self.metrics_token.as_ref(),
+            )?;
+        }
+        Ok(())
     }
 
     /// `BANZHENG_MODE`, or when unset: production when a WeChat app id is configured.

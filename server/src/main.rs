@@ -5,7 +5,8 @@ use std::io::Read;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use server::admin::{create_admin, AdminStore, Role};
+use server::admin::{create_admin_at, AdminStore, Role};
+use server::booking::catalog::Catalog;
 use server::config::Settings;
 use server::store::Backend;
 use server::{telemetry, Application};
@@ -17,8 +18,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str = "usage:
   server                      run the API (configuration from BANZHENG_* variables)
-  server admin add --username NAME --role reviewer|staff --password-stdin
-                              create an admin account; the password is read from stdin";
+  server admin add --username NAME --role reviewer|staff|admin [--hall ID]... --password-stdin
+                              create an admin account; the password is read from stdin;
+                              staff work at the halls given (`--hall all`: every hall)";
 
 #[actix_web::main]
 async fn main() -> ExitCode {
@@ -71,11 +73,19 @@ async fn serve(settings: Settings) -> ExitCode {
 
 async fn admin_add(settings: Settings, args: &[&str]) -> ExitCode {
     let (mut username, mut role, mut password_stdin) = (None, None, false);
+    let mut halls = Vec::new();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match *arg {
             "--username" => username = args.next().copied(),
             "--role" => role = args.next().copied(),
+            "--hall" => match args.next() {
+                Some(hall) => halls.push(*hall),
+                None => {
+                    eprintln!("--hall needs a hall id\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
             "--password-stdin" => password_stdin = true,
             _ => {
                 eprintln!("unknown argument `{arg}`\n{USAGE}");
@@ -94,6 +104,10 @@ async fn admin_add(settings: Settings, args: &[&str]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = check_halls(&settings, role, &halls) {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
     let mut password = String::new();
     if let Err(e) = std::io::stdin().read_to_string(&mut password) {
         eprintln!("cannot read the password from stdin: {e}");
@@ -115,7 +129,7 @@ async fn admin_add(settings: Settings, args: &[&str]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match create_admin(store.as_ref(), username, role, password).await {
+    match create_admin_at(store.as_ref(), username, role, &halls, password).await {
         Ok(admin) => {
             println!(
                 "created {} account `{}`",
@@ -128,5 +142,41 @@ async fn admin_add(settings: Settings, args: &[&str]) -> ExitCode {
             eprintln!("{e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Staff work at one hall at least, each a hall of the configured catalog (or `all`); other
+/// roles at none.
+fn check_halls(settings: &Settings, role: Role, halls: &[&str]) -> Result<(), String> {
+    match (role, halls.is_empty()) {
+        (Role::Staff, true) => {
+            return Err(
+                "staff accounts work at halls: give --hall ID (repeat it for several, \
+                 or --hall all)"
+                    .into(),
+            )
+        }
+        (Role::Staff, false) => {}
+        (_, true) => return Ok(()),
+        (_, false) => {
+            return Err(format!(
+                "only staff accounts work at halls, not {}",
+                role.as_str()
+            ))
+        }
+    }
+    let booking = &settings.booking;
+    let catalog = Catalog::load(
+        booking.halls_file.as_deref(),
+        booking.holidays_file.as_deref(),
+        booking.slot_capacity,
+    )
+    .map_err(|e| e.to_string())?;
+    match halls
+        .iter()
+        .find(|hall| **hall != "all" && catalog.hall(hall).is_none())
+    {
+        Some(unknown) => Err(format!("no hall `{unknown}` in the halls file")),
+        None => Ok(()),
     }
 }

@@ -15,6 +15,7 @@ use secrecy::SecretString;
 use tracing_actix_web::TracingLogger;
 
 use crate::admin::{self, AdminStore, Admins};
+use crate::audit::{audit_middleware, AuditLog, AuditStore};
 use crate::auth::address::refuse_forwarded;
 use crate::auth::login::Users;
 use crate::auth::token::Tokens;
@@ -24,7 +25,7 @@ use crate::clock::Clock;
 use crate::config::{Settings, WECHAT_API_BASE};
 use crate::error::{json_error_handler, path_error_handler, query_error_handler, ApiError};
 use crate::kf::{self, Kf};
-use crate::metrics::{metrics_middleware, Metrics};
+use crate::metrics::{metrics_middleware, Metrics, MetricsAccess};
 use crate::notify::{self, Notifier, NotifyStore};
 use crate::receipts::{self, ReceiptStore, Receipts};
 use crate::store::durability::{refuse_writes_unless_durable, DurabilityState};
@@ -49,6 +50,8 @@ pub struct Capabilities {
     authenticator: web::Data<Authenticator>,
     users: web::Data<Users>,
     admins: web::Data<Admins>,
+    /// Every admin request, recorded by the audit middleware.
+    audit: web::Data<AuditLog>,
     booking: web::Data<Booking>,
     receipts: web::Data<Receipts>,
     notifier: web::Data<Notifier>,
@@ -87,6 +90,7 @@ impl Capabilities {
             + BlobStore
             + UserStore
             + AdminStore
+            + AuditStore
             + BookingStore
             + ReceiptStore
             + NotifyStore
@@ -117,7 +121,10 @@ impl Capabilities {
         let wechat = wechat_client(settings)?;
         // The simulator shares the server's clock, so advancing it expires codes and tokens too.
         let simulator = (!settings.is_production()).then(|| Simulator::new(clock.clone()));
-        let metrics = Metrics::new();
+        let metrics = Metrics::new(MetricsAccess::new(
+            settings.is_production(),
+            settings.metrics_token.as_ref(),
+        ));
         // One access-token cache for every caller of WeChat (notifications, phone numbers).
         let access_tokens = Arc::new(AccessTokens::new(
             wechat.clone(),
@@ -170,6 +177,7 @@ impl Capabilities {
                 clock.clone(),
             )),
             admins: web::Data::new(admins),
+            audit: web::Data::new(AuditLog::new(store.clone(), clock.clone())),
             booking: web::Data::new(booking),
             receipts: web::Data::new(Receipts::new(
                 settings.receipts.clone(),
@@ -236,6 +244,7 @@ pub fn build_app(
         authenticator,
         users,
         admins,
+        audit,
         booking,
         receipts,
         notifier,
@@ -249,6 +258,7 @@ pub fn build_app(
         .app_data(authenticator)
         .app_data(users)
         .app_data(admins)
+        .app_data(audit)
         .app_data(booking)
         .app_data(receipts)
         .app_data(notifier)
@@ -276,6 +286,8 @@ pub fn build_app(
             }
         })
         .default_service(web::to(|| async { Err::<&str, _>(ApiError::NotFound) }))
+        // Innermost: it sees the account the admin extractor found and the handler's answer.
+        .wrap(from_fn(audit_middleware))
         .wrap(from_fn(refuse_writes_unless_durable))
         // Development mode is for this machine only: nothing that came through a proxy.
         .wrap(Condition::new(!production, from_fn(refuse_forwarded)))

@@ -6,6 +6,7 @@ pub mod attack;
 pub mod booking;
 pub mod notify;
 pub mod process;
+pub mod production;
 pub mod receipts;
 pub mod redis_server;
 pub mod wechat;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use server::admin::AdminStore;
+use server::audit::AuditStore;
 use server::auth::UserStore;
 use server::booking::BookingStore;
 use server::config::Settings;
@@ -27,11 +29,25 @@ pub use redis_server::RedisServer;
 /// Every store trait at once: the tests arrange and inspect stored state directly, where the
 /// server hands each capability only the traits it asks for.
 pub trait AllStores:
-    KvStore + BlobStore + UserStore + AdminStore + BookingStore + ReceiptStore + NotifyStore
+    KvStore
+    + BlobStore
+    + UserStore
+    + AdminStore
+    + AuditStore
+    + BookingStore
+    + ReceiptStore
+    + NotifyStore
 {
 }
 impl<T> AllStores for T where
-    T: KvStore + BlobStore + UserStore + AdminStore + BookingStore + ReceiptStore + NotifyStore
+    T: KvStore
+        + BlobStore
+        + UserStore
+        + AdminStore
+        + AuditStore
+        + BookingStore
+        + ReceiptStore
+        + NotifyStore
 {
 }
 

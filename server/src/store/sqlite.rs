@@ -27,6 +27,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         1501,
         include_str!("../../migrations/1501_forget_session_keys.sql"),
     ),
+    (
+        1503,
+        include_str!("../../migrations/1503_admin_accounts_and_audit.sql"),
+    ),
 ];
 
 /// Recorded among the migrations once the file was first scrubbed (`scrub`): the free pages and
