@@ -390,6 +390,14 @@ mod tests {
     }
 
     #[test]
+    fn the_metrics_token_is_optional_but_strong() {
+        assert!(production_with("BANZHENG_METRICS_TOKEN", None).is_ok());
+        let strong = "a-metrics-token-for-prometheus-only";
+        let s = production_with("BANZHENG_METRICS_TOKEN", Some(strong)).unwrap();
+        assert!(s.metrics_token.is_some());
+    }
+
+    #[test]
     fn production_needs_each_setting_and_names_it() {
         for (key, _) in &PRODUCTION[1..] {
             let err = production_with(key, None).unwrap_err().to_string();
@@ -399,7 +407,11 @@ mod tests {
 
     #[test]
     fn production_refuses_weak_secrets_naming_them() {
-        for key in ["BANZHENG_JWT_SECRET", "BANZHENG_BOOKING__ID_HASH_KEY"] {
+        for key in [
+            "BANZHENG_JWT_SECRET",
+            "BANZHENG_BOOKING__ID_HASH_KEY",
+            "BANZHENG_METRICS_TOKEN",
+        ] {
             let repeated = "x".repeat(64);
             for weak in [
                 "",

@@ -143,3 +143,32 @@ pub async fn metrics_middleware(
     }
     Ok(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_outside_the_standard_ones_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::TRACE), "TRACE");
+        for invented in ["XGET", "get", "PROPFIND", "A-VERY-LONG-INVENTED-METHOD"] {
+            let method = Method::from_bytes(invented.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "other", "{invented}");
+        }
+    }
+
+    #[test]
+    fn only_the_exact_token_matches() {
+        let token = SecretString::from("a-metrics-token-for-prometheus-only");
+        assert!(token_matches(&token, "a-metrics-token-for-prometheus-only"));
+        for wrong in [
+            "",
+            "a-metrics-token",
+            "a-metrics-token-for-prometheus-only ",
+            "A-metrics-token-for-prometheus-only",
+        ] {
+            assert!(!token_matches(&token, wrong), "{wrong:?}");
+        }
+    }
+}

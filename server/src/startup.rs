@@ -36,6 +36,31 @@ use crate::wechat::token::AccessTokens;
 use crate::wechat::{install_tls_provider, WeChatClient};
 use crate::{health, telemetry};
 
+/// Every store trait at once: what each backend serves. Start-up hands each capability only
+/// the traits it asks for; the tests arrange and inspect stored state through all of them.
+pub trait AllStores:
+    KvStore
+    + BlobStore
+    + UserStore
+    + AdminStore
+    + AuditStore
+    + BookingStore
+    + ReceiptStore
+    + NotifyStore
+{
+}
+impl<T> AllStores for T where
+    T: KvStore
+        + BlobStore
+        + UserStore
+        + AdminStore
+        + AuditStore
+        + BookingStore
+        + ReceiptStore
+        + NotifyStore
+{
+}
+
 /// Each capability, built once per process. `build_app` registers each as app data of its
 /// own, and a handler asks only for those it uses.
 #[derive(Clone)]
@@ -86,15 +111,7 @@ impl Capabilities {
         durability: DurabilityState,
     ) -> anyhow::Result<Self>
     where
-        S: KvStore
-            + BlobStore
-            + UserStore
-            + AdminStore
-            + AuditStore
-            + BookingStore
-            + ReceiptStore
-            + NotifyStore
-            + 'static,
+        S: AllStores + 'static,
     {
         let tokens = Tokens::configured(settings.jwt_secret.as_ref(), &settings.data_dir)?;
         let clock = Arc::new(Clock::default());

@@ -21,10 +21,21 @@ pub enum AccountChange {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(endpoint("/api/v1/admin/accounts/{username}/disable").post(disable))
-        .service(endpoint("/api/v1/admin/accounts/{username}/enable").post(enable))
-        .service(endpoint("/api/v1/admin/accounts/{username}/revoke-tokens").post(revoke_tokens))
-        .service(endpoint("/api/v1/admin/audit").get(audit_log));
+    // One route per change, so the audit log's action names it.
+    for (action, change) in [
+        ("disable", AccountChange::Disable),
+        ("enable", AccountChange::Enable),
+        ("revoke-tokens", AccountChange::RevokeTokens),
+    ] {
+        cfg.service(
+            endpoint(&format!("/api/v1/admin/accounts/{{username}}/{action}")).post(
+                move |admin: AdminUser, username: web::Path<String>, admins: web::Data<Admins>| {
+                    change_account(admin, username, change, admins)
+                },
+            ),
+        );
+    }
+    cfg.service(endpoint("/api/v1/admin/audit").get(audit_log));
 }
 
 /// Entries per page unless `limit` says fewer or more.
@@ -68,47 +79,23 @@ async fn audit_log(
     })))
 }
 
-async fn disable(
+async fn change_account(
     admin: AdminUser,
     username: web::Path<String>,
-    admins: web::Data<Admins>,
-) -> Result<HttpResponse, ApiError> {
-    change(admin, &username, AccountChange::Disable, &admins).await
-}
-
-async fn enable(
-    admin: AdminUser,
-    username: web::Path<String>,
-    admins: web::Data<Admins>,
-) -> Result<HttpResponse, ApiError> {
-    change(admin, &username, AccountChange::Enable, &admins).await
-}
-
-async fn revoke_tokens(
-    admin: AdminUser,
-    username: web::Path<String>,
-    admins: web::Data<Admins>,
-) -> Result<HttpResponse, ApiError> {
-    change(admin, &username, AccountChange::RevokeTokens, &admins).await
-}
-
-async fn change(
-    admin: AdminUser,
-    username: &str,
     change: AccountChange,
-    admins: &Admins,
+    admins: web::Data<Admins>,
 ) -> Result<HttpResponse, ApiError> {
     admin.require(Role::Admin)?;
     if change == AccountChange::Disable {
         // The last administrator must not lock everyone out of the accounts by mistake.
-        let target = admins.store.admin_by_username(username).await?;
+        let target = admins.store.admin_by_username(&username).await?;
         if target.is_some_and(|t| t.id == admin.id) {
             return Err(ApiError::invalid_value("username", "不能停用自己的账号"));
         }
     }
     let account = admins
         .store
-        .change_admin(username, change)
+        .change_admin(&username, change)
         .await?
         .ok_or(ApiError::NotFound)?;
     tracing::info!(admin = %admin.id, account = %account.id, ?change, "admin account changed");
