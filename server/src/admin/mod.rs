@@ -107,6 +107,13 @@ pub trait AdminStore: Send + Sync {
         username: &str,
         change: AccountChange,
     ) -> Result<Option<Admin>, StoreError>;
+    /// Replaces the halls a staff account works at (`server admin halls`); the account as it
+    /// is now, or `None` when there is no staff account by that name.
+    async fn set_admin_halls(
+        &self,
+        username: &str,
+        halls: &[String],
+    ) -> Result<Option<Admin>, StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +126,8 @@ pub enum CreateAdminError {
     BadHall(String),
     #[error("only staff accounts work at halls")]
     HallsForNonStaff,
+    #[error("no staff account `{0}`")]
+    NoStaff(String),
     #[error("username `{0}` is taken")]
     Taken(String),
     #[error(transparent)]
@@ -150,20 +159,7 @@ pub async fn create_admin_at(
     if !halls.is_empty() && role != Role::Staff {
         return Err(CreateAdminError::HallsForNonStaff);
     }
-    let halls = halls
-        .iter()
-        .map(|hall| match *hall {
-            "all" | ALL_HALLS => Ok(ALL_HALLS.to_owned()),
-            id if (1..=32).contains(&id.len())
-                && id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c)) =>
-            {
-                Ok(id.to_owned())
-            }
-            other => Err(CreateAdminError::BadHall(other.to_owned())),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let halls = hall_ids(halls)?;
     let valid_name = (3..=32).contains(&username.len())
         && username
             .chars()
@@ -198,6 +194,38 @@ pub async fn create_admin_at(
         .await?
         .ok_or_else(|| CreateAdminError::Taken(username.to_owned()))?;
     Ok(admin)
+}
+
+/// Hall ids as stored: `all` (or `*`) is [`ALL_HALLS`]; each id 1–32 letters, digits, `_`, `-`.
+fn hall_ids(halls: &[&str]) -> Result<Vec<String>, CreateAdminError> {
+    halls
+        .iter()
+        .map(|hall| match *hall {
+            "all" | ALL_HALLS => Ok(ALL_HALLS.to_owned()),
+            id if (1..=32).contains(&id.len())
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c)) =>
+            {
+                Ok(id.to_owned())
+            }
+            other => Err(CreateAdminError::BadHall(other.to_owned())),
+        })
+        .collect()
+}
+
+/// Moves a staff account to `halls` (the `server admin halls` command): the account's tokens
+/// see the new halls on their next request.
+pub async fn set_halls(
+    store: &dyn AdminStore,
+    username: &str,
+    halls: &[&str],
+) -> Result<Admin, CreateAdminError> {
+    let halls = hall_ids(halls)?;
+    store
+        .set_admin_halls(username, &halls)
+        .await?
+        .ok_or(CreateAdminError::NoStaff(username.to_owned()))
 }
 
 /// A logged-in admin of a live account; user tokens, tokens of a disabled account and tokens

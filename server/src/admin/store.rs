@@ -122,6 +122,22 @@ impl AdminStore for SqliteStore {
         })
         .await
     }
+
+    async fn set_admin_halls(
+        &self,
+        username: &str,
+        halls: &[String],
+    ) -> Result<Option<Admin>, StoreError> {
+        let (username, halls) = (username.to_owned(), halls.join(","));
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE admins SET halls = ?2 WHERE username = ?1 AND role = 'staff'",
+                [&username, &halls],
+            )?;
+            Ok(admin_where(tx, "username", &username)?.filter(|a| a.role == Role::Staff))
+        })
+        .await
+    }
 }
 
 static INSERT_ADMIN: LazyLock<Script> = LazyLock::new(|| {
@@ -129,6 +145,15 @@ static INSERT_ADMIN: LazyLock<Script> = LazyLock::new(|| {
         r"if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
           redis.call('HSET', KEYS[1], 'id', ARGV[1], 'role', ARGV[2], 'password_hash', ARGV[3],
             'created_at', ARGV[4], 'halls', ARGV[5], 'disabled', '0', 'token_epoch', '0')
+          return 1",
+    )
+});
+
+/// A staff account's halls, only if it is one.
+static SET_HALLS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('HGET', KEYS[1], 'role') ~= 'staff' then return 0 end
+          redis.call('HSET', KEYS[1], 'halls', ARGV[1])
           return 1",
     )
 });
@@ -221,6 +246,22 @@ impl AdminStore for RedisStore {
             .invoke_async(&mut self.conn())
             .await?;
         match changed {
+            1 => self.admin_hash(username).await,
+            _ => Ok(None),
+        }
+    }
+
+    async fn set_admin_halls(
+        &self,
+        username: &str,
+        halls: &[String],
+    ) -> Result<Option<Admin>, StoreError> {
+        let set: i64 = SET_HALLS
+            .key(self.admin_key(username))
+            .arg(halls.join(","))
+            .invoke_async(&mut self.conn())
+            .await?;
+        match set {
             1 => self.admin_hash(username).await,
             _ => Ok(None),
         }

@@ -130,11 +130,10 @@ async fn the_admin_add_command_creates_a_working_account() {
     use std::process::{Command, Stdio};
 
     let store = tests::SharedStore::fresh(Backend::Sqlite).await;
-    let run = |username: &str, role: &str, halls: &[&str]| {
+    let command = |args: &[&str], halls: &[&str]| {
         let mut child = Command::new(tests::server_binary())
-            .args(["admin", "add", "--username", username, "--role", role])
+            .args(args)
             .args(halls.iter().flat_map(|hall| ["--hall", hall]))
-            .arg("--password-stdin")
             .env_clear()
             .envs(store.vars())
             .stdin(Stdio::piped())
@@ -145,6 +144,10 @@ async fn the_admin_add_command_creates_a_working_account() {
         // A refused argument exits before reading stdin: the write may find the pipe closed.
         let _ = writeln!(child.stdin.take().unwrap(), "{ADMIN_PASSWORD}");
         child.wait_with_output().unwrap()
+    };
+    let run = |username: &str, role: &str, halls: &[&str]| {
+        let add = ["admin", "add", "--username", username, "--role", role];
+        command(&[&add[..], &["--password-stdin"]].concat(), halls)
     };
     let created = run("window-7", "staff", &["dongcheng", "nancheng"]);
     assert!(
@@ -166,14 +169,21 @@ async fn the_admin_add_command_creates_a_working_account() {
         assert_eq!(refused.status.code(), Some(2), "{role} at {halls:?}");
     }
     assert!(run("admin-1", "admin", &[]).status.success());
+    // `server admin halls` moves staff, and only staff, to halls of the catalog.
+    let halls = |username: &str, halls: &[&str]| {
+        command(&["admin", "halls", "--username", username], halls)
+    };
+    assert!(halls("window-7", &["houjie", "all"]).status.success());
+    assert!(halls("window-7", &["houjie"]).status.success());
+    assert_eq!(halls("window-7", &["no-such-hall"]).status.code(), Some(2));
+    assert_eq!(halls("window-7", &[]).status.code(), Some(2));
+    assert!(!halls("admin-1", &["houjie"]).status.success());
+    assert!(!halls("nobody", &["houjie"]).status.success());
 
     let app = TestApp::spawn_on(store, &[]).await;
     let body = json(app.admin_login("window-7", ADMIN_PASSWORD).await).await;
     assert_eq!(body["admin"]["role"], "staff");
-    assert_eq!(
-        body["admin"]["halls"],
-        serde_json::json!(["dongcheng", "nancheng"])
-    );
+    assert_eq!(body["admin"]["halls"], serde_json::json!(["houjie"]));
     assert_error(
         app.admin_login("window-9", ADMIN_PASSWORD).await,
         401,
