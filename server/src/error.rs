@@ -58,6 +58,8 @@ error_codes! {
     Forbidden = "FORBIDDEN", FORBIDDEN, "无权进行此操作";
     /// Development mode answers only requests made on its own machine, never through a proxy.
     ProxiedInDevelopment = "PROXIED_IN_DEVELOPMENT", FORBIDDEN, "开发模式的服务只接受本机直接发来的请求，不接受经代理转发的请求";
+    /// A staff account an administrator disabled (said only after the right password).
+    AccountDisabled = "ACCOUNT_DISABLED", FORBIDDEN, "该账号已被停用，请联系管理员";
     WechatUserBlocked = "WECHAT_USER_BLOCKED", FORBIDDEN, "微信判定该账号存在风险，暂时无法登录";
     /// A push that does not carry our push token's signature (or, in 安全模式, our key and app id).
     PushSignatureInvalid = "PUSH_SIGNATURE_INVALID", FORBIDDEN, "推送签名不正确";

@@ -10,6 +10,7 @@ use super::form::{idempotency_key, BookRequest, BookingForm, ProgressRequest, Sl
 use super::view::{appointment_view, AppointmentView};
 use super::Booking;
 use crate::admin::{AdminUser, Role};
+use crate::audit::audited;
 use crate::auth::login::Users;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
@@ -156,8 +157,12 @@ async fn check_in(
     admin.require(Role::Staff)?;
     let now = booking.now();
     let actor = format!("staff:{}", admin.id);
-    let checked_in = booking.check_in(&actor, &path, now).await?;
-    Ok(HttpResponse::Ok().json(appointment_view(&booking, &checked_in, now)))
+    let checked_in = booking
+        .check_in(&actor, |hall| admin.works_at(hall), &path, now)
+        .await?;
+    let mut response = HttpResponse::Ok().json(appointment_view(&booking, &checked_in, now));
+    audited(&mut response, [checked_in.id]);
+    Ok(response)
 }
 
 async fn progress(
@@ -169,6 +174,8 @@ async fn progress(
     admin.require(Role::Staff)?;
     let now = booking.now();
     let actor = format!("staff:{}", admin.id);
-    let updated = booking.progress(&actor, &path, &body, now).await?;
+    let updated = booking
+        .progress(&actor, |hall| admin.works_at(hall), &path, &body, now)
+        .await?;
     Ok(HttpResponse::Ok().json(appointment_view(&booking, &updated, now)))
 }

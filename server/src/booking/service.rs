@@ -262,9 +262,12 @@ impl Booking {
     }
 
     /// Staff check the appointment with `code` in, on its day, spending its photo receipt.
+    /// Staff check an appointment in by its code; `works_at` says whether they work at a
+    /// hall, and another hall's appointment is not found.
     pub async fn check_in(
         &self,
         actor: &str,
+        works_at: impl Fn(&str) -> bool,
         code: &str,
         now: DateTime<Utc>,
     ) -> Result<Appointment, ApiError> {
@@ -274,6 +277,7 @@ impl Booking {
             .store
             .appointment_by_code(&code)
             .await?
+            .filter(|a| works_at(&a.slot.hall))
             .ok_or(ApiError::NotFound)?;
         let next = appointment.after(Step::CheckIn, actor, now)?;
         if appointment.slot.date != self.today() {
@@ -295,6 +299,7 @@ impl Booking {
     pub async fn progress(
         &self,
         actor: &str,
+        works_at: impl Fn(&str) -> bool,
         id: &str,
         request: &ProgressRequest,
         now: DateTime<Utc>,
@@ -303,6 +308,7 @@ impl Booking {
             .store
             .appointment(id)
             .await?
+            .filter(|a| works_at(&a.slot.hall))
             .ok_or(ApiError::NotFound)?;
         let step = request.step(appointment.service)?;
         let next = appointment.after(step, actor, now)?;

@@ -28,6 +28,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/1501_forget_session_keys.sql"),
     ),
     (
+        1503,
+        include_str!("../../migrations/1503_admin_accounts_and_audit.sql"),
+    ),
+    (
         2101,
         include_str!("../../migrations/2101_kf_conversations.sql"),
     ),

@@ -1,10 +1,12 @@
 //! One conformance suite for what every backend stores (key-value with expiry, locks, users,
-//! receipt orders), run unchanged against SQLite and Redis.
+//! receipt orders, admin accounts, the audit log), run unchanged against SQLite and Redis.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use server::admin::{create_admin_at, AccountChange, Role};
+use server::audit::AuditEntry;
 use server::auth::WeChatSession;
 use server::store::{Lock, RedisStore};
 use tests::{on_both_backends, AllStores, Backend, RedisServer, SharedStore};
@@ -377,9 +379,117 @@ async fn admin_accounts_of_every_role(backend: Backend) {
     }
 }
 
+/// Accounts are found by username and by id, with their halls; disabling bumps the token
+/// epoch, enabling does not, revoking does; an unknown account changes nothing.
+async fn admin_accounts_change_atomically(backend: Backend) {
+    let store = store(backend).await;
+    let staff = create_admin_at(
+        store.as_ref(),
+        "window-1",
+        Role::Staff,
+        &["dongcheng", "nancheng"],
+        "a-long-password",
+    )
+    .await
+    .unwrap();
+    let by_id = store.admin_by_id(&staff.id).await.unwrap().unwrap();
+    assert_eq!(by_id, staff);
+    assert_eq!(by_id.halls, ["dongcheng", "nancheng"]);
+    assert_eq!((by_id.disabled, by_id.token_epoch), (false, 0));
+    assert!(store.admin_by_id("no-such-id").await.unwrap().is_none());
+    let steps = [
+        (AccountChange::Disable, true, 1),
+        (AccountChange::Enable, false, 1),
+        (AccountChange::RevokeTokens, false, 2),
+        (AccountChange::Disable, true, 3),
+    ];
+    for (change, disabled, epoch) in steps {
+        let changed = store
+            .change_admin("window-1", change)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (changed.disabled, changed.token_epoch),
+            (disabled, epoch),
+            "{change:?}"
+        );
+        assert_eq!(
+            store.admin_by_id(&staff.id).await.unwrap().unwrap(),
+            changed
+        );
+    }
+    assert!(store
+        .change_admin("nobody", AccountChange::Disable)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.admin_by_username("nobody").await.unwrap().is_none());
+}
+
+fn audit_entry(actor: &str, record: &str) -> AuditEntry {
+    AuditEntry {
+        seq: 0,
+        at: Utc::now(),
+        actor: actor.into(),
+        role: "staff".into(),
+        action: "POST /api/v1/admin/appointments/{code}/check-in".into(),
+        records: vec![record.into()],
+        status: 200,
+    }
+}
+
+/// Entries get increasing numbers and come back newest first, a page below a number at a
+/// time, all of them or one actor's, as they were written.
+async fn the_audit_log_pages_newest_first(backend: Backend) {
+    let store = store(backend).await;
+    let mut seqs = Vec::new();
+    for i in 0..5 {
+        let actor = if i % 2 == 0 { "a" } else { "b" };
+        let entry = audit_entry(actor, &format!("r{i}"));
+        seqs.push(store.append_audit(&entry).await.unwrap());
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let records = |entries: &[AuditEntry]| -> Vec<String> {
+        entries.iter().map(|e| e.records[0].clone()).collect()
+    };
+    let all = store.audit_entries(None, None, 10).await.unwrap();
+    assert_eq!(records(&all), ["r4", "r3", "r2", "r1", "r0"]);
+    assert_eq!(all[0].seq, seqs[4]);
+    let expected = AuditEntry {
+        seq: seqs[4],
+        ..audit_entry("a", "r4")
+    };
+    assert_eq!(
+        (&all[0].actor, &all[0].role, &all[0].action, all[0].status),
+        (
+            &expected.actor,
+            &expected.role,
+            &expected.action,
+            expected.status
+        )
+    );
+    let page = store.audit_entries(Some(seqs[3]), None, 2).await.unwrap();
+    assert_eq!(records(&page), ["r2", "r1"]);
+    let of_a = store.audit_entries(None, Some("a"), 10).await.unwrap();
+    assert_eq!(records(&of_a), ["r4", "r2", "r0"]);
+    let of_a = store
+        .audit_entries(Some(seqs[4]), Some("a"), 1)
+        .await
+        .unwrap();
+    assert_eq!(records(&of_a), ["r2"]);
+    assert!(store
+        .audit_entries(None, Some("c"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 on_both_backends!(
     kf_conversations_keep_their_messages_and_expire,
     admin_accounts_of_every_role,
+    admin_accounts_change_atomically,
+    the_audit_log_pages_newest_first,
     receipt_orders_save_over_their_version_with_unique_numbers,
     kv_roundtrip_and_expiry,
     set_if_absent_respects_expiry,
