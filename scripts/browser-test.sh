@@ -10,10 +10,19 @@ export_photos_dir
 (cd tests/js && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 [ -f target/wasm-pkg/web/photo_wasm_bg.wasm ] || scripts/wasm.sh build
 
+# The 客服 push is configured (安全模式), so the simulated user can write to 客服.
+export BANZHENG_WECHAT__PUSH_TOKEN=browserPushToken
+export BANZHENG_WECHAT__PUSH_AES_KEY=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG
 start_dev_server
 password="browser-test-password"
+add_account() {
+  printf '%s\n' "$password" | BANZHENG_DATA_DIR="$SERVER_DATA" "${SERVER_BIN:-target/debug/server}" \
+    admin add --username "$1" --role "$2" --password-stdin >/dev/null
+}
 username="reviewer-$RANDOM$RANDOM"
-printf '%s\n' "$password" | BANZHENG_DATA_DIR="$SERVER_DATA" "${SERVER_BIN:-target/debug/server}" \
-  admin add --username "$username" --role reviewer --password-stdin >/dev/null
+add_account "$username" reviewer
+support="support-$RANDOM$RANDOM"
+add_account "$support" support
 BZ_TEST_BASE_URL="$BASE_URL" BZ_TEST_REVIEWER="$username" BZ_TEST_REVIEWER_PASSWORD="$password" \
+  BZ_TEST_SUPPORT="$support" BZ_TEST_SUPPORT_PASSWORD="$password" \
   node tests/js/browser-flow.mjs

@@ -23,10 +23,12 @@ ensure_python_tools
 export BANZHENG_WECHAT__PUSH_TOKEN=contractPushToken
 export BANZHENG_WECHAT__PUSH_AES_KEY=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG
 start_dev_server
-export BZ_TEST_USER_TOKEN BZ_TEST_REVIEWER_TOKEN BZ_TEST_STAFF_TOKEN BZ_TEST_LOGOUT_TOKEN
+export BZ_TEST_USER_TOKEN BZ_TEST_REVIEWER_TOKEN BZ_TEST_STAFF_TOKEN BZ_TEST_SUPPORT_TOKEN BZ_TEST_ADMIN_TOKEN BZ_TEST_LOGOUT_TOKEN
 BZ_TEST_USER_TOKEN=$(dev_user_token contract-user)
 BZ_TEST_REVIEWER_TOKEN=$(dev_admin_token reviewer)
 BZ_TEST_STAFF_TOKEN=$(dev_admin_token staff)
+BZ_TEST_SUPPORT_TOKEN=$(dev_admin_token support)
+BZ_TEST_ADMIN_TOKEN=$(dev_admin_token admin)
 BZ_TEST_LOGOUT_TOKEN=$(dev_user_token contract-logout)
 
 out=tests/output/schemathesis

@@ -69,9 +69,11 @@ start_dev_server() {
 
 # An admin account of ROLE on the dev server; prints its token.
 dev_admin_token() {
-  local role=$1 name="$1-$RANDOM$RANDOM" password="contract-test-password"
+  local role=$1 name="$1-$RANDOM$RANDOM" password="contract-test-password" halls=()
+  # Staff work at halls: every hall here.
+  [ "$role" = staff ] && halls=(--hall all)
   printf '%s\n' "$password" | BANZHENG_DATA_DIR="$SERVER_DATA" "${SERVER_BIN:-target/debug/server}" \
-    admin add --username "$name" --role "$role" --password-stdin >/dev/null
+    admin add --username "$name" --role "$role" "${halls[@]}" --password-stdin >/dev/null
   curl -fsS -X POST "$BASE_URL/api/v1/admin/login" -H 'content-type: application/json' \
     -d "{\"username\":\"$name\",\"password\":\"$password\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
 }

@@ -11,7 +11,7 @@ use crate::admin::AdminLoginSettings;
 use crate::auth::address::{ClientAddresses, ForwardedHeader, TrustedProxies};
 use crate::auth::login::LoginSettings;
 use crate::booking::BookingSettings;
-use crate::kf::PushSettings;
+use crate::kf::{KfSettings, PushSettings};
 use crate::notify::NotifySettings;
 use crate::receipts::ReceiptSettings;
 use crate::telemetry::LogFormat;
@@ -75,6 +75,12 @@ pub struct Settings {
     pub web_pkg_dir: PathBuf,
     #[serde(default)]
     pub receipts: ReceiptSettings,
+    /// 客服 conversations (`kf.retention_days`, …).
+    #[serde(default)]
+    pub kf: KfSettings,
+    /// Production: the bearer token Prometheus presents at `/metrics`; unset, production
+    /// serves no metrics (development serves them to anyone on loopback).
+    pub metrics_token: Option<SecretString>,
 }
 
 /// `BANZHENG_MODE`: development runs against the built-in WeChat simulator on loopback only;
@@ -237,7 +243,15 @@ impl Settings {
             "BANZHENG_BOOKING__ID_HASH_KEY (booking.id_hash_key)",
             "it keys the hash under which ID numbers are stored",
             self.booking.id_hash_key.as_ref(),
-        )
+        )?;
+        if self.metrics_token.is_some() {
+            strong_secret(
+                "BANZHENG_METRICS_TOKEN (metrics_token)",
+                "it lets a scraper read the server's metrics",
+                self.metrics_token.as_ref(),
+            )?;
+        }
+        Ok(())
     }
 
     /// `BANZHENG_MODE`, or when unset: production when a WeChat app id is configured.
@@ -379,6 +393,14 @@ mod tests {
     }
 
     #[test]
+    fn the_metrics_token_is_optional_but_strong() {
+        assert!(production_with("BANZHENG_METRICS_TOKEN", None).is_ok());
+        let strong = "a-metrics-token-for-prometheus-only";
+        let s = production_with("BANZHENG_METRICS_TOKEN", Some(strong)).unwrap();
+        assert!(s.metrics_token.is_some());
+    }
+
+    #[test]
     fn production_needs_each_setting_and_names_it() {
         for (key, _) in &PRODUCTION[1..] {
             let err = production_with(key, None).unwrap_err().to_string();
@@ -388,7 +410,11 @@ mod tests {
 
     #[test]
     fn production_refuses_weak_secrets_naming_them() {
-        for key in ["BANZHENG_JWT_SECRET", "BANZHENG_BOOKING__ID_HASH_KEY"] {
+        for key in [
+            "BANZHENG_JWT_SECRET",
+            "BANZHENG_BOOKING__ID_HASH_KEY",
+            "BANZHENG_METRICS_TOKEN",
+        ] {
             let repeated = "x".repeat(64);
             for weak in [
                 "",

@@ -58,6 +58,8 @@ error_codes! {
     Forbidden = "FORBIDDEN", FORBIDDEN, "无权进行此操作";
     /// Development mode answers only requests made on its own machine, never through a proxy.
     ProxiedInDevelopment = "PROXIED_IN_DEVELOPMENT", FORBIDDEN, "开发模式的服务只接受本机直接发来的请求，不接受经代理转发的请求";
+    /// A staff account an administrator disabled (said only after the right password).
+    AccountDisabled = "ACCOUNT_DISABLED", FORBIDDEN, "该账号已被停用，请联系管理员";
     WechatUserBlocked = "WECHAT_USER_BLOCKED", FORBIDDEN, "微信判定该账号存在风险，暂时无法登录";
     /// A push that does not carry our push token's signature (or, in 安全模式, our key and app id).
     PushSignatureInvalid = "PUSH_SIGNATURE_INVALID", FORBIDDEN, "推送签名不正确";
@@ -79,6 +81,8 @@ error_codes! {
     ReceiptNotIssued = "RECEIPT_NOT_ISSUED", CONFLICT, "审核通过后才能下载相片回执";
     ReceiptUsed = "RECEIPT_USED", CONFLICT, "该相片回执已使用，每个回执只能使用一次";
     ReceiptBusy = "RECEIPT_BUSY", CONFLICT, "该相片回执正在被其他操作使用，请稍后再试";
+    /// A 客服 reply to a user who last wrote more than 48 hours ago: WeChat would refuse it (45015).
+    KfWindowClosed = "KF_WINDOW_CLOSED", CONFLICT, "用户最后一次留言已超过48小时，微信不再允许客服回复，请等待用户再次留言";
     PayloadTooLarge = "PAYLOAD_TOO_LARGE", PAYLOAD_TOO_LARGE, "上传的文件过大";
     /// The photo's bytes are neither a JPEG nor a PNG.
     PhotoUnreadable = "PHOTO_UNREADABLE", UNPROCESSABLE_ENTITY, "无法识别照片，请上传 JPEG 或 PNG 图片";

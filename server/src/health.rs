@@ -1,10 +1,11 @@
 //! Liveness, readiness and metrics for the load balancer and Prometheus.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
+use crate::auth::bearer_token;
 use crate::error::ApiError;
-use crate::metrics::Metrics;
+use crate::metrics::{token_matches, Metrics, MetricsAccess};
 use crate::routing::endpoint;
 use crate::store::KvStore;
 
@@ -23,8 +24,20 @@ async fn readyz(store: web::Data<dyn KvStore>) -> Result<HttpResponse, ApiError>
     Ok(HttpResponse::Ok().json(json!({"status": "ready", "store": store.backend_name()})))
 }
 
-async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
-    HttpResponse::Ok()
+/// Open in development; in production only with the configured token (without one, the
+/// endpoint answers like any unknown path).
+async fn metrics(req: HttpRequest, metrics: web::Data<Metrics>) -> Result<HttpResponse, ApiError> {
+    match &metrics.access {
+        MetricsAccess::Open => {}
+        MetricsAccess::Hidden => return Err(ApiError::NotFound),
+        MetricsAccess::Token(expected) => {
+            let presented = bearer_token(&req).ok_or(ApiError::Unauthorized)?;
+            if !token_matches(expected, &presented) {
+                return Err(ApiError::Unauthorized);
+            }
+        }
+    }
+    Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(metrics.render())
+        .body(metrics.render()))
 }

@@ -1,6 +1,7 @@
 //! Banzheng (办证): the API behind a WeChat mini-program for ID-card errands in Dongguan.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod booking;
 pub mod clock;

@@ -5,7 +5,8 @@ use std::io::Read;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use server::admin::{create_admin, AdminStore, Role};
+use server::admin::{create_admin_at, set_halls, AdminStore, Role};
+use server::booking::catalog::Catalog;
 use server::config::Settings;
 use server::store::Backend;
 use server::{telemetry, Application};
@@ -17,8 +18,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const USAGE: &str = "usage:
   server                      run the API (configuration from BANZHENG_* variables)
-  server admin add --username NAME --role reviewer|staff --password-stdin
-                              create an admin account; the password is read from stdin";
+  server admin add --username NAME --role reviewer|staff|support|admin [--hall ID]... --password-stdin
+                              create an admin account; the password is read from stdin;
+                              staff work at the halls given (`--hall all`: every hall)
+  server admin halls --username NAME --hall ID [--hall ID]...
+                              move a staff account to these halls";
 
 #[actix_web::main]
 async fn main() -> ExitCode {
@@ -38,6 +42,7 @@ async fn main() -> ExitCode {
     {
         [] => serve(settings).await,
         ["admin", "add", rest @ ..] => admin_add(settings, rest).await,
+        ["admin", "halls", rest @ ..] => admin_halls(settings, rest).await,
         ["-h" | "--help" | "help"] => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -69,21 +74,63 @@ async fn serve(settings: Settings) -> ExitCode {
     }
 }
 
-async fn admin_add(settings: Settings, args: &[&str]) -> ExitCode {
-    let (mut username, mut role, mut password_stdin) = (None, None, false);
+/// The arguments of `server admin …`.
+#[derive(Default)]
+struct AccountArgs<'a> {
+    username: Option<&'a str>,
+    role: Option<&'a str>,
+    halls: Vec<&'a str>,
+    password_stdin: bool,
+}
+
+fn account_args<'a>(args: &[&'a str]) -> Result<AccountArgs<'a>, ExitCode> {
+    let mut parsed = AccountArgs::default();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match *arg {
-            "--username" => username = args.next().copied(),
-            "--role" => role = args.next().copied(),
-            "--password-stdin" => password_stdin = true,
+            "--username" => parsed.username = args.next().copied(),
+            "--role" => parsed.role = args.next().copied(),
+            "--hall" => match args.next() {
+                Some(hall) => parsed.halls.push(*hall),
+                None => {
+                    eprintln!("--hall needs a hall id\n{USAGE}");
+                    return Err(ExitCode::from(2));
+                }
+            },
+            "--password-stdin" => parsed.password_stdin = true,
             _ => {
                 eprintln!("unknown argument `{arg}`\n{USAGE}");
-                return ExitCode::from(2);
+                return Err(ExitCode::from(2));
             }
         }
     }
-    let (Some(username), Some(role), true) = (username, role, password_stdin) else {
+    Ok(parsed)
+}
+
+async fn admin_store(settings: &Settings) -> Result<Arc<dyn AdminStore>, ExitCode> {
+    let opened = server::store::open(
+        settings.redis_url.as_deref(),
+        &settings.redis_key_prefix,
+        &settings.data_dir,
+        settings.store_durability(),
+    )
+    .await;
+    match opened {
+        Ok(Backend::Sqlite(store)) => Ok(store),
+        Ok(Backend::Redis(store)) => Ok(store),
+        Err(e) => {
+            eprintln!("cannot open the store: {e:#}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn admin_add(settings: Settings, args: &[&str]) -> ExitCode {
+    let args = match account_args(args) {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    let (Some(username), Some(role), true) = (args.username, args.role, args.password_stdin) else {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
@@ -94,28 +141,21 @@ async fn admin_add(settings: Settings, args: &[&str]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = check_halls(&settings, role, &args.halls) {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
     let mut password = String::new();
     if let Err(e) = std::io::stdin().read_to_string(&mut password) {
         eprintln!("cannot read the password from stdin: {e}");
         return ExitCode::FAILURE;
     }
     let password = password.trim_end_matches(['\n', '\r']);
-    let opened = server::store::open(
-        settings.redis_url.as_deref(),
-        &settings.redis_key_prefix,
-        &settings.data_dir,
-        settings.store_durability(),
-    )
-    .await;
-    let store: Arc<dyn AdminStore> = match opened {
-        Ok(Backend::Sqlite(store)) => store,
-        Ok(Backend::Redis(store)) => store,
-        Err(e) => {
-            eprintln!("cannot open the store: {e:#}");
-            return ExitCode::FAILURE;
-        }
+    let store = match admin_store(&settings).await {
+        Ok(store) => store,
+        Err(code) => return code,
     };
-    match create_admin(store.as_ref(), username, role, password).await {
+    match create_admin_at(store.as_ref(), username, role, &args.halls, password).await {
         Ok(admin) => {
             println!(
                 "created {} account `{}`",
@@ -128,5 +168,71 @@ async fn admin_add(settings: Settings, args: &[&str]) -> ExitCode {
             eprintln!("{e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `server admin halls`: a staff account's halls, replaced (its tokens follow at once).
+async fn admin_halls(settings: Settings, args: &[&str]) -> ExitCode {
+    let args = match account_args(args) {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    let (Some(username), None, false) = (args.username, args.role, args.password_stdin) else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    if let Err(e) = check_halls(&settings, Role::Staff, &args.halls) {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
+    let store = match admin_store(&settings).await {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    match set_halls(store.as_ref(), username, &args.halls).await {
+        Ok(admin) => {
+            println!("`{}` works at {}", admin.username, admin.halls.join(", "));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Staff work at one hall at least, each a hall of the configured catalog (or `all`); other
+/// roles at none.
+fn check_halls(settings: &Settings, role: Role, halls: &[&str]) -> Result<(), String> {
+    match (role, halls.is_empty()) {
+        (Role::Staff, true) => {
+            return Err(
+                "staff accounts work at halls: give --hall ID (repeat it for several, \
+                 or --hall all)"
+                    .into(),
+            )
+        }
+        (Role::Staff, false) => {}
+        (_, true) => return Ok(()),
+        (_, false) => {
+            return Err(format!(
+                "only staff accounts work at halls, not {}",
+                role.as_str()
+            ))
+        }
+    }
+    let booking = &settings.booking;
+    let catalog = Catalog::load(
+        booking.halls_file.as_deref(),
+        booking.holidays_file.as_deref(),
+        booking.slot_capacity,
+    )
+    .map_err(|e| e.to_string())?;
+    match halls
+        .iter()
+        .find(|hall| **hall != "all" && catalog.hall(hall).is_none())
+    {
+        Some(unknown) => Err(format!("no hall `{unknown}` in the halls file")),
+        None => Ok(()),
     }
 }

@@ -15,6 +15,7 @@ use secrecy::SecretString;
 use tracing_actix_web::TracingLogger;
 
 use crate::admin::{self, AdminStore, Admins};
+use crate::audit::{audit_middleware, AuditLog, AuditStore};
 use crate::auth::address::refuse_forwarded;
 use crate::auth::login::Users;
 use crate::auth::token::Tokens;
@@ -23,8 +24,8 @@ use crate::booking::{self, Booking, BookingStore};
 use crate::clock::Clock;
 use crate::config::{Settings, WECHAT_API_BASE};
 use crate::error::{json_error_handler, path_error_handler, query_error_handler, ApiError};
-use crate::kf::{self, Kf};
-use crate::metrics::{metrics_middleware, Metrics};
+use crate::kf::{self, ConversationStore, Conversations, Kf};
+use crate::metrics::{metrics_middleware, Metrics, MetricsAccess};
 use crate::notify::{self, Notifier, NotifyStore};
 use crate::receipts::{self, ReceiptStore, Receipts};
 use crate::store::durability::{refuse_writes_unless_durable, DurabilityState};
@@ -34,6 +35,33 @@ use crate::wechat::simulator::{self, Simulator};
 use crate::wechat::token::AccessTokens;
 use crate::wechat::{install_tls_provider, WeChatClient};
 use crate::{health, telemetry};
+
+/// Every store trait at once: what each backend serves. Start-up hands each capability only
+/// the traits it asks for; the tests arrange and inspect stored state through all of them.
+pub trait AllStores:
+    KvStore
+    + BlobStore
+    + UserStore
+    + AdminStore
+    + AuditStore
+    + BookingStore
+    + ReceiptStore
+    + NotifyStore
+    + ConversationStore
+{
+}
+impl<T> AllStores for T where
+    T: KvStore
+        + BlobStore
+        + UserStore
+        + AdminStore
+        + AuditStore
+        + BookingStore
+        + ReceiptStore
+        + NotifyStore
+        + ConversationStore
+{
+}
 
 /// Each capability, built once per process. `build_app` registers each as app data of its
 /// own, and a handler asks only for those it uses.
@@ -49,9 +77,13 @@ pub struct Capabilities {
     authenticator: web::Data<Authenticator>,
     users: web::Data<Users>,
     admins: web::Data<Admins>,
+    /// Every admin request, recorded by the audit middleware.
+    audit: web::Data<AuditLog>,
     booking: web::Data<Booking>,
     receipts: web::Data<Receipts>,
     notifier: web::Data<Notifier>,
+    /// 客服 conversations and the staff inbox.
+    conversations: web::Data<Conversations>,
     /// The 客服 message push, when a push token is configured.
     kf: Option<web::Data<Kf>>,
     /// Development mode only: the WeChat simulator the server mounts and talks to.
@@ -83,14 +115,7 @@ impl Capabilities {
         durability: DurabilityState,
     ) -> anyhow::Result<Self>
     where
-        S: KvStore
-            + BlobStore
-            + UserStore
-            + AdminStore
-            + BookingStore
-            + ReceiptStore
-            + NotifyStore
-            + 'static,
+        S: AllStores + 'static,
     {
         let tokens = Tokens::configured(settings.jwt_secret.as_ref(), &settings.data_dir)?;
         let clock = Arc::new(Clock::default());
@@ -123,7 +148,10 @@ impl Capabilities {
         let wechat = wechat_client(settings)?;
         // The simulator shares the server's clock, so advancing it expires codes and tokens too.
         let simulator = (!settings.is_production()).then(|| Simulator::new(clock.clone()));
-        let metrics = Metrics::new();
+        let metrics = Metrics::new(MetricsAccess::new(
+            settings.is_production(),
+            settings.metrics_token.as_ref(),
+        ));
         booking.day_lists.register(metrics.registry())?;
         // One access-token cache for every caller of WeChat (notifications, phone numbers).
         let access_tokens = Arc::new(AccessTokens::new(
@@ -152,7 +180,18 @@ impl Capabilities {
             }
         }
         let appid = settings.wechat_appid.as_deref().unwrap_or(simulator::APPID);
-        let kf = Kf::from_settings(&settings.wechat, appid, store.clone(), clock.clone())?;
+        let conversations = Arc::new(Conversations::new(
+            settings.kf.clone(),
+            store.clone(),
+            clock.clone(),
+        ));
+        let kf = Kf::from_settings(
+            &settings.wechat,
+            appid,
+            store.clone(),
+            conversations.clone(),
+            clock.clone(),
+        )?;
         let admins = Admins::new(
             store.clone(),
             store.clone(),
@@ -177,6 +216,7 @@ impl Capabilities {
                 clock.clone(),
             )),
             admins: web::Data::new(admins),
+            audit: web::Data::new(AuditLog::new(store.clone(), clock.clone())),
             booking: web::Data::new(booking),
             receipts: web::Data::new(Receipts::new(
                 settings.receipts.clone(),
@@ -187,6 +227,7 @@ impl Capabilities {
                 clock,
             )),
             notifier: web::Data::new(notifier),
+            conversations: web::Data::from(conversations),
             kf: kf.map(web::Data::new),
             simulator: simulator.map(web::Data::from),
         })
@@ -243,9 +284,11 @@ pub fn build_app(
         authenticator,
         users,
         admins,
+        audit,
         booking,
         receipts,
         notifier,
+        conversations,
         kf,
         simulator,
     } = capabilities;
@@ -256,6 +299,7 @@ pub fn build_app(
         .app_data(authenticator)
         .app_data(users)
         .app_data(admins)
+        .app_data(audit)
         .app_data(booking)
         .app_data(receipts)
         .app_data(notifier)
@@ -275,14 +319,17 @@ pub fn build_app(
             }
         })
         .configure(notify::routes)
-        .configure(|cfg| kf::routes(cfg, kf))
+        .configure(|cfg| kf::routes(cfg, conversations, kf))
         .configure(|cfg| {
             if let Some(simulator) = simulator {
                 notify::dev_routes(cfg);
+                kf::dev_routes(cfg);
                 simulator::routes(cfg, simulator)
             }
         })
         .default_service(web::to(|| async { Err::<&str, _>(ApiError::NotFound) }))
+        // Innermost: it sees the account the admin extractor found and the handler's answer.
+        .wrap(from_fn(audit_middleware))
         .wrap(from_fn(refuse_writes_unless_durable))
         // Development mode is for this machine only: nothing that came through a proxy.
         .wrap(Condition::new(!production, from_fn(refuse_forwarded)))
@@ -341,6 +388,7 @@ impl Application {
             );
         }
         booking::spawn_no_show_sweeper(capabilities.booking.clone());
+        kf::spawn_retention_sweeper(capabilities.conversations.clone());
         let sender = settings.notify.worker.then(|| {
             let notifier = capabilities.notifier.clone().into_inner();
             (notifier.clone(), tokio::spawn(notifier.run()))

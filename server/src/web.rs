@@ -1,6 +1,7 @@
 //! The developer web client, served in development mode only: the user's side at `/`, the
-//! detection centre's review queue at `/admin/`, and the photo checker's WebAssembly build
-//! (wasm-bindgen's `--target web` output, `scripts/wasm.sh build`) under `/pkg/`.
+//! detection centre's review queue at `/admin/`, the 客服 inbox at `/admin/kf/`, and the
+//! photo checker's WebAssembly build (wasm-bindgen's `--target web` output,
+//! `scripts/wasm.sh build`) under `/pkg/`.
 
 use std::path::PathBuf;
 
@@ -14,6 +15,8 @@ const INDEX_HTML: &str = include_str!("../web/index.html");
 const APP_JS: &str = include_str!("../web/app.js");
 const ADMIN_HTML: &str = include_str!("../web/admin/index.html");
 const ADMIN_JS: &str = include_str!("../web/admin.js");
+const KF_HTML: &str = include_str!("../web/admin/kf/index.html");
+const KF_JS: &str = include_str!("../web/admin-kf.js");
 const STYLE_CSS: &str = include_str!("../web/style.css");
 
 pub fn routes(cfg: &mut web::ServiceConfig, pkg_dir: PathBuf) {
@@ -31,6 +34,8 @@ pub fn routes(cfg: &mut web::ServiceConfig, pkg_dir: PathBuf) {
         .service(endpoint("/style.css").get(page(STYLE_CSS, "text/css; charset=utf-8")))
         .service(endpoint("/admin/").get(page(ADMIN_HTML, "text/html; charset=utf-8")))
         .service(endpoint("/admin.js").get(page(ADMIN_JS, "text/javascript; charset=utf-8")))
+        .service(endpoint("/admin/kf/").get(page(KF_HTML, "text/html; charset=utf-8")))
+        .service(endpoint("/admin-kf.js").get(page(KF_JS, "text/javascript; charset=utf-8")))
         .service(endpoint("/pkg/{file}").get(package_file));
 }
 

@@ -1,7 +1,9 @@
 // The whole product in a real browser: Debian's Chromium, driven by playwright-core, runs the
 // developer web client against a development server (BZ_TEST_BASE_URL): log in through the
 // WeChat simulator, book an appointment, pre-check real photos with the WebAssembly checker,
-// order a receipt, approve it as a reviewer at /admin/, and see the receipt on the user's side.
+// order a receipt, approve it as a reviewer at /admin/, and see the receipt on the user's side;
+// then a resident writes to 客服 (through the simulator's push) and a support account reads
+// and answers it at /admin/kf/, and WeChat receives the answer.
 // Screenshots go to tests/output/browser/.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,10 +11,11 @@ import { chromium } from 'playwright-core';
 
 const baseUrl = process.env.BZ_TEST_BASE_URL;
 const reviewer = { username: process.env.BZ_TEST_REVIEWER, password: process.env.BZ_TEST_REVIEWER_PASSWORD };
+const support = { username: process.env.BZ_TEST_SUPPORT, password: process.env.BZ_TEST_SUPPORT_PASSWORD };
 const photos = process.env.BANZHENG_PHOTOS_DIR;
 const shots = path.resolve('tests/output/browser');
-if (!baseUrl || !reviewer.username || !photos) {
-  throw new Error('BZ_TEST_BASE_URL, BZ_TEST_REVIEWER(_PASSWORD) and BANZHENG_PHOTOS_DIR are required');
+if (!baseUrl || !reviewer.username || !support.username || !photos) {
+  throw new Error('BZ_TEST_BASE_URL, BZ_TEST_REVIEWER(_PASSWORD), BZ_TEST_SUPPORT(_PASSWORD) and BANZHENG_PHOTOS_DIR are required');
 }
 fs.mkdirSync(shots, { recursive: true });
 
@@ -105,6 +108,47 @@ try {
   const receiptAlt = await user.getAttribute('#receipt-view img', 'alt');
   expect(/相片回执 \S+/.test(receiptAlt), `the receipt image shows (${receiptAlt})`);
   await user.screenshot({ path: path.join(shots, '5-receipt.png'), fullPage: true });
+
+  // 客服: a resident writes what no automatic answer covers (the simulator pushes it, in
+  // 安全模式, as WeChat would); a support account reads and answers it at /admin/kf/.
+  const openid = `browser-kf-${Date.now()}`;
+  const question = '我的快递一直没收到，麻烦帮忙查一下';
+  const pushed = await fetch(baseUrl + '/__sim/kf/messages', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ openid, text: question }),
+  }).then((r) => r.json());
+  expect(pushed.deliveries?.[0]?.body === 'success', `the pushed 客服 message is taken (${JSON.stringify(pushed)})`);
+  const kf = await (await browser.newContext()).newPage();
+  kf.on('pageerror', (e) => pageErrors.push(e.message));
+  await kf.goto(baseUrl + '/admin/kf/');
+  await kf.fill('#username', support.username);
+  await kf.fill('#password', support.password);
+  await kf.click('#kf-login-button');
+  const row = '#kf-list tr[data-awaiting="true"]';
+  await kf.waitForSelector(row);
+  expect(true, 'the conversation is listed as awaiting a person');
+  await kf.click(`${row} button`);
+  await kf.waitForSelector('#kf-messages p[data-author="auto"]');
+  const asked = await kf.textContent('#kf-messages p[data-author="user"]');
+  expect(asked.includes(question), 'the support account reads what the resident wrote');
+  await kf.screenshot({ path: path.join(shots, '6-kf-conversation.png'), fullPage: true });
+  const answer = `您好，已为您查询快递（${Date.now() % 10000}）`;
+  await kf.fill('#kf-reply-text', answer);
+  await kf.click('#kf-reply-button');
+  await kf.waitForSelector('#kf-messages p[data-author="staff"]');
+  expect((await kf.textContent('#kf-messages p[data-author="staff"]')).includes(answer), 'the answer shows in the conversation');
+  await kf.waitForSelector('#kf-conversation[data-awaiting="false"]');
+  expect(await kf.$(row) === null, 'the conversation no longer awaits a person');
+  await kf.screenshot({ path: path.join(shots, '7-kf-answered.png'), fullPage: true });
+  // The outbox sends it (the server's own sender, within seconds); WeChat received it.
+  let delivered = false;
+  for (let i = 0; i < 100 && !delivered; i += 1) {
+    const { messages } = await fetch(baseUrl + '/__sim/messages').then((r) => r.json());
+    delivered = messages.some((m) => m.touser === openid && m.msgtype === 'text' && m.text?.content === answer);
+    if (!delivered) await new Promise((done) => setTimeout(done, 200));
+  }
+  expect(delivered, 'WeChat received the answer (GET /__sim/messages)');
 
   expect(pageErrors.length === 0, `no script errors in the page (${pageErrors.join('; ')})`);
 } finally {

@@ -1,30 +1,41 @@
 //! Admin accounts and tokens for the tests.
 
 use serde_json::json;
-use server::admin::{create_admin, Role};
+use server::admin::{create_admin_at, Role};
 
 use crate::TestApp;
 
 pub const ADMIN_PASSWORD: &str = "a-long-test-password";
 
 impl TestApp {
-    /// Creates an account with `role` (the same call `server admin add` makes) and logs it in.
+    /// Creates an account with `role` (the same call `server admin add` makes) and logs it in;
+    /// staff work at every hall.
     pub async fn admin_token(&self, role: Role) -> String {
+        let halls: &[&str] = match role {
+            Role::Staff => &["all"],
+            _ => &[],
+        };
+        self.admin_account(role, halls).await.1
+    }
+
+    /// Creates an account with `role` working at `halls` and logs it in: its username and token.
+    pub async fn admin_account(&self, role: Role, halls: &[&str]) -> (String, String) {
         let username = format!(
             "{}-{}",
             role.as_str(),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
         let store = self.shared.open().await;
-        create_admin(store.as_ref(), &username, role, ADMIN_PASSWORD)
+        create_admin_at(store.as_ref(), &username, role, halls, ADMIN_PASSWORD)
             .await
             .expect("admin created");
         let response = self.admin_login(&username, ADMIN_PASSWORD).await;
         assert_eq!(response.status(), 200, "admin login");
-        crate::json(response).await["token"]
+        let token = crate::json(response).await["token"]
             .as_str()
             .expect("token")
-            .to_owned()
+            .to_owned();
+        (username, token)
     }
 
     pub async fn admin_login(&self, username: &str, password: &str) -> reqwest::Response {

@@ -6,6 +6,7 @@ pub mod attack;
 pub mod booking;
 pub mod notify;
 pub mod process;
+pub mod production;
 pub mod receipts;
 pub mod redis_server;
 pub mod wechat;
@@ -13,27 +14,14 @@ pub mod wechat;
 use std::sync::Arc;
 
 use serde_json::Value;
-use server::admin::AdminStore;
-use server::auth::UserStore;
-use server::booking::BookingStore;
 use server::config::Settings;
 use server::id_hash::IdHasher;
-use server::notify::NotifyStore;
-use server::receipts::ReceiptStore;
-use server::store::{Backend as Opened, BlobStore, KvStore};
+use server::store::Backend as Opened;
 
 pub use redis_server::RedisServer;
 
-/// Every store trait at once: the tests arrange and inspect stored state directly, where the
-/// server hands each capability only the traits it asks for.
-pub trait AllStores:
-    KvStore + BlobStore + UserStore + AdminStore + BookingStore + ReceiptStore + NotifyStore
-{
-}
-impl<T> AllStores for T where
-    T: KvStore + BlobStore + UserStore + AdminStore + BookingStore + ReceiptStore + NotifyStore
-{
-}
+/// Every store trait at once: the tests arrange and inspect stored state directly.
+pub use server::startup::AllStores;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -48,7 +48,13 @@ impl ServerProcess {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(vars.iter().filter(|(k, _)| k != "BANZHENG_BIND").cloned())
             .env("BANZHENG_BIND", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                // `warn`, unless the test asks for more.
+                vars.iter()
+                    .find(|(k, _)| k == "RUST_LOG")
+                    .map_or("warn", |(_, v)| v.as_str()),
+            )
             .stdout(if capture {
                 Stdio::piped()
             } else {

@@ -1,13 +1,17 @@
-//! Admin accounts — reviewers of the detection centre and staff at the halls — their login,
-//! and the extractor that lets only the right role in.
+//! Admin accounts — reviewers of the detection centre, staff at the halls and the
+//! administrators of the accounts — their login, and the extractor that lets only the right
+//! role in, only with a token of a live account, and tells handlers which halls staff work at.
 
+mod accounts;
 mod store;
+
+pub use accounts::AccountChange;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use async_trait::async_trait;
@@ -17,6 +21,7 @@ use prometheus::{IntCounter, Registry};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
+use crate::audit::Actor;
 use crate::auth::address::ClientAddresses;
 use crate::auth::token::Subject;
 use crate::auth::{authenticate, Authenticator};
@@ -29,8 +34,12 @@ use crate::store::{KvStore, StoreError};
 pub enum Role {
     /// Detection centre: works the photo review queue.
     Reviewer,
-    /// Hall staff: check-in, 受理, progress, receipt lookup.
+    /// Hall staff: check-in, 受理, progress, receipt lookup; only at their own halls.
     Staff,
+    /// 客服: reads and answers what residents write from the 客服 button.
+    Support,
+    /// Administers the accounts (disables them, revokes their tokens) and reads the audit log.
+    Admin,
 }
 
 impl Role {
@@ -38,6 +47,8 @@ impl Role {
         match self {
             Role::Reviewer => "reviewer",
             Role::Staff => "staff",
+            Role::Support => "support",
+            Role::Admin => "admin",
         }
     }
 
@@ -45,6 +56,8 @@ impl Role {
         match self {
             Role::Reviewer => Subject::Reviewer,
             Role::Staff => Subject::Staff,
+            Role::Support => Subject::Support,
+            Role::Admin => Subject::Admin,
         }
     }
 }
@@ -55,7 +68,11 @@ impl std::str::FromStr for Role {
         match s {
             "reviewer" => Ok(Role::Reviewer),
             "staff" => Ok(Role::Staff),
-            other => Err(format!("role must be reviewer or staff, not `{other}`")),
+            "support" => Ok(Role::Support),
+            "admin" => Ok(Role::Admin),
+            other => Err(format!(
+                "role must be reviewer, staff, support or admin, not `{other}`"
+            )),
         }
     }
 }
@@ -65,16 +82,43 @@ pub struct Admin {
     pub id: String,
     pub username: String,
     pub role: Role,
+    /// Staff: the ids of the halls whose appointments they see and act on ([`ALL_HALLS`]:
+    /// every hall). Other roles: none.
+    pub halls: Vec<String>,
+    /// A disabled account cannot log in, and its tokens no longer pass.
+    pub disabled: bool,
+    /// Tokens carry the epoch they were issued in; revoking them all moves it on.
+    #[serde(skip)]
+    pub token_epoch: u64,
     #[serde(skip)]
     pub password_hash: String,
     pub created_at: DateTime<Utc>,
 }
+
+/// The hall list of staff who work at every hall (`server admin add --hall all`).
+pub const ALL_HALLS: &str = "*";
 
 #[async_trait]
 pub trait AdminStore: Send + Sync {
     /// Stores a new account; `None` when the username is taken.
     async fn insert_admin(&self, admin: &Admin) -> Result<Option<()>, StoreError>;
     async fn admin_by_username(&self, username: &str) -> Result<Option<Admin>, StoreError>;
+    /// The account a token speaks for (checked on every admin request).
+    async fn admin_by_id(&self, id: &str) -> Result<Option<Admin>, StoreError>;
+    /// Disables, enables or revokes the tokens of an account, atomically; the account as it
+    /// is now, or `None` when there is none by that name.
+    async fn change_admin(
+        &self,
+        username: &str,
+        change: AccountChange,
+    ) -> Result<Option<Admin>, StoreError>;
+    /// Replaces the halls a staff account works at (`server admin halls`); the account as it
+    /// is now, or `None` when there is no staff account by that name.
+    async fn set_admin_halls(
+        &self,
+        username: &str,
+        halls: &[String],
+    ) -> Result<Option<Admin>, StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +127,12 @@ pub enum CreateAdminError {
     BadUsername,
     #[error("password must be at least 10 characters")]
     WeakPassword,
+    #[error("a hall id is 1-32 letters, digits, `_` or `-` (or `all`), not `{0}`")]
+    BadHall(String),
+    #[error("only staff accounts work at halls")]
+    HallsForNonStaff,
+    #[error("no staff account `{0}`")]
+    NoStaff(String),
     #[error("username `{0}` is taken")]
     Taken(String),
     #[error(transparent)]
@@ -91,13 +141,30 @@ pub enum CreateAdminError {
     Hash(String),
 }
 
-/// Creates an account (the `server admin add` command, and tests).
+/// Creates an account working at no hall (a reviewer's or an administrator's; staff without a
+/// hall see no appointment).
 pub async fn create_admin(
     store: &dyn AdminStore,
     username: &str,
     role: Role,
     password: &str,
 ) -> Result<Admin, CreateAdminError> {
+    create_admin_at(store, username, role, &[], password).await
+}
+
+/// Creates an account (the `server admin add` command, and tests); staff work at `halls`
+/// (hall ids, or [`ALL_HALLS`]).
+pub async fn create_admin_at(
+    store: &dyn AdminStore,
+    username: &str,
+    role: Role,
+    halls: &[&str],
+    password: &str,
+) -> Result<Admin, CreateAdminError> {
+    if !halls.is_empty() && role != Role::Staff {
+        return Err(CreateAdminError::HallsForNonStaff);
+    }
+    let halls = hall_ids(halls)?;
     let valid_name = (3..=32).contains(&username.len())
         && username
             .chars()
@@ -121,6 +188,9 @@ pub async fn create_admin(
         id: uuid::Uuid::new_v4().simple().to_string(),
         username: username.to_owned(),
         role,
+        halls,
+        disabled: false,
+        token_epoch: 0,
         password_hash,
         created_at: Utc::now(),
     };
@@ -131,11 +201,48 @@ pub async fn create_admin(
     Ok(admin)
 }
 
-/// A logged-in admin; user tokens do not pass. Handlers then require the role they need.
+/// Hall ids as stored: `all` (or `*`) is [`ALL_HALLS`]; each id 1–32 letters, digits, `_`, `-`.
+fn hall_ids(halls: &[&str]) -> Result<Vec<String>, CreateAdminError> {
+    halls
+        .iter()
+        .map(|hall| match *hall {
+            "all" | ALL_HALLS => Ok(ALL_HALLS.to_owned()),
+            id if (1..=32).contains(&id.len())
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c)) =>
+            {
+                Ok(id.to_owned())
+            }
+            other => Err(CreateAdminError::BadHall(other.to_owned())),
+        })
+        .collect()
+}
+
+/// Moves a staff account to `halls` (the `server admin halls` command): the account's tokens
+/// see the new halls on their next request.
+pub async fn set_halls(
+    store: &dyn AdminStore,
+    username: &str,
+    halls: &[&str],
+) -> Result<Admin, CreateAdminError> {
+    let halls = hall_ids(halls)?;
+    store
+        .set_admin_halls(username, &halls)
+        .await?
+        .ok_or(CreateAdminError::NoStaff(username.to_owned()))
+}
+
+/// A logged-in admin of a live account; user tokens, tokens of a disabled account and tokens
+/// revoked by moving the account's epoch on do not pass. Handlers then require the role they
+/// need. The extractor leaves the [`Actor`] in the request's extensions: the audit log
+/// records who acted from there.
 #[derive(Debug, Clone)]
 pub struct AdminUser {
     pub id: String,
     pub role: Role,
+    /// The account's halls as stored now (a change applies to tokens already issued).
+    pub halls: Vec<String>,
 }
 
 impl AdminUser {
@@ -146,8 +253,15 @@ impl AdminUser {
             Err(ApiError::Forbidden(match role {
                 Role::Reviewer => "需要审核员账号",
                 Role::Staff => "需要窗口工作人员账号",
+                Role::Support => "需要客服账号",
+                Role::Admin => "需要管理员账号",
             }))
         }
+    }
+
+    /// Whether the account works at `hall`: staff see and act only on their halls' records.
+    pub fn works_at(&self, hall: &str) -> bool {
+        self.halls.iter().any(|h| h == hall || h == ALL_HALLS)
     }
 }
 
@@ -157,17 +271,35 @@ impl FromRequest for AdminUser {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let claims = authenticate(req);
+        let admins = req.app_data::<web::Data<Admins>>().cloned();
+        let req = req.clone();
         Box::pin(async move {
             let claims = claims.await?;
             let role = match claims.kind {
                 Subject::Reviewer => Role::Reviewer,
                 Subject::Staff => Role::Staff,
+                Subject::Support => Role::Support,
+                Subject::Admin => Role::Admin,
                 Subject::User => return Err(ApiError::Unauthorized),
             };
-            Ok(AdminUser {
-                id: claims.sub,
+            let admins =
+                admins.ok_or_else(|| ApiError::Internal("admins are not registered".into()))?;
+            let account = admins
+                .store
+                .admin_by_id(&claims.sub)
+                .await?
+                .filter(|a| !a.disabled && a.token_epoch == claims.epoch && a.role == role)
+                .ok_or(ApiError::Unauthorized)?;
+            let admin = AdminUser {
+                id: account.id,
                 role,
-            })
+                halls: account.halls,
+            };
+            req.extensions_mut().insert(Actor {
+                id: admin.id.clone(),
+                role: role.as_str(),
+            });
+            Ok(admin)
         })
     }
 }
@@ -314,6 +446,7 @@ fn account_key(username: &str, client: &str) -> String {
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(endpoint("/api/v1/admin/login").post(login));
+    accounts::routes(cfg);
 }
 
 #[derive(Deserialize)]
@@ -351,12 +484,16 @@ async fn login(
         (true, Some(admin)) => admin,
         _ => return Err(ErrorCode::BadCredentials.into()),
     };
+    // Said only to whoever knows the password: a guesser learns nothing more from it.
+    if admin.disabled {
+        return Err(ErrorCode::AccountDisabled.into());
+    }
     // The owner is in: their own address's failures no longer count against them.
     admins
         .attempts
         .kv_delete(&account_key(&username, &client))
         .await?;
-    let issued = authenticator.issue_admin(&admin.id, admin.role.subject())?;
+    let issued = authenticator.issue_admin(&admin.id, admin.role.subject(), admin.token_epoch)?;
     tracing::info!(admin = %admin.username, role = admin.role.as_str(), "admin logged in");
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "token": issued.token,

@@ -104,8 +104,14 @@ impl Authenticator {
         self.tokens.issue_user(user_id, self.clock.now())
     }
 
-    pub fn issue_admin(&self, admin_id: &str, kind: Subject) -> Result<IssuedToken, ApiError> {
-        self.tokens.issue_admin(admin_id, kind, self.clock.now())
+    pub fn issue_admin(
+        &self,
+        admin_id: &str,
+        kind: Subject,
+        epoch: u64,
+    ) -> Result<IssuedToken, ApiError> {
+        self.tokens
+            .issue_admin(admin_id, kind, epoch, self.clock.now())
     }
 }
 

@@ -23,6 +23,9 @@ pub enum Subject {
     User,
     Reviewer,
     Staff,
+    Support,
+    /// Account administration: disables accounts, revokes their tokens, reads the audit log.
+    Admin,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,6 +35,14 @@ pub struct Claims {
     pub exp: i64,
     pub jti: String,
     pub kind: Subject,
+    /// Admin tokens: the account's token epoch when issued; revoking all of an account's
+    /// tokens moves the epoch on, and a token of an older epoch no longer passes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Serialize)]
@@ -68,22 +79,25 @@ impl Tokens {
     }
 
     pub fn issue_user(&self, user_id: &str, now: DateTime<Utc>) -> Result<IssuedToken, ApiError> {
-        self.issue(user_id, Subject::User, USER_TOKEN_TTL, now)
+        self.issue(user_id, Subject::User, 0, USER_TOKEN_TTL, now)
     }
 
+    /// An admin token of the account's current token `epoch`.
     pub fn issue_admin(
         &self,
         admin_id: &str,
         kind: Subject,
+        epoch: u64,
         now: DateTime<Utc>,
     ) -> Result<IssuedToken, ApiError> {
-        self.issue(admin_id, kind, ADMIN_TOKEN_TTL, now)
+        self.issue(admin_id, kind, epoch, ADMIN_TOKEN_TTL, now)
     }
 
     fn issue(
         &self,
         sub: &str,
         kind: Subject,
+        epoch: u64,
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<IssuedToken, ApiError> {
@@ -93,6 +107,7 @@ impl Tokens {
             exp: now.timestamp() + ttl.as_secs() as i64,
             jti: uuid::Uuid::new_v4().simple().to_string(),
             kind,
+            epoch,
         };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| ApiError::Internal(format!("cannot sign token: {e}")))?;

@@ -13,6 +13,7 @@ use super::form::{
 use super::view::{appointment_view, ban_lift_view, AppointmentView};
 use super::Booking;
 use crate::admin::{AdminUser, Role};
+use crate::audit::audited;
 use crate::auth::login::Users;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
@@ -164,8 +165,12 @@ async fn check_in(
     admin.require(Role::Staff)?;
     let now = booking.now();
     let actor = format!("staff:{}", admin.id);
-    let checked_in = booking.check_in(&actor, &path, now).await?;
-    Ok(HttpResponse::Ok().json(appointment_view(&booking, &checked_in, now)))
+    let checked_in = booking
+        .check_in(&actor, |hall| admin.works_at(hall), &path, now)
+        .await?;
+    let mut response = HttpResponse::Ok().json(appointment_view(&booking, &checked_in, now));
+    audited(&mut response, [checked_in.id]);
+    Ok(response)
 }
 
 async fn progress(
@@ -177,7 +182,9 @@ async fn progress(
     admin.require(Role::Staff)?;
     let now = booking.now();
     let actor = format!("staff:{}", admin.id);
-    let updated = booking.progress(&actor, &path, &body, now).await?;
+    let updated = booking
+        .progress(&actor, |hall| admin.works_at(hall), &path, &body, now)
+        .await?;
     Ok(HttpResponse::Ok().json(appointment_view(&booking, &updated, now)))
 }
 
@@ -192,7 +199,9 @@ async fn lift_ban(
     let reason = body.reason()?;
     let now = booking.now();
     let actor = format!("staff:{}", admin.id);
-    let lifted = booking.lift_ban(&actor, &path, &reason, now).await?;
+    let lifted = booking
+        .lift_ban(&actor, |hall| admin.works_at(hall), &path, &reason, now)
+        .await?;
     Ok(HttpResponse::Ok().json(ban_lift_view(&booking, &lifted, now)))
 }
 
@@ -205,6 +214,6 @@ async fn ban_lift(
     admin.require(Role::Staff)?;
     let now = booking.now();
     let code = AppointmentCode::parse(&path).ok_or(ApiError::NotFound)?;
-    let appointment = booking.by_code(&code).await?;
+    let appointment = booking.by_code(&code, |hall| admin.works_at(hall)).await?;
     Ok(HttpResponse::Ok().json(ban_lift_view(&booking, &appointment, now)))
 }

@@ -274,15 +274,18 @@ impl Booking {
     }
 
     /// Staff check the appointment with `code` in, on its day, spending its photo receipt.
+    /// Staff check an appointment in by its code; `works_at` says whether they work at a
+    /// hall, and another hall's appointment is not found.
     pub async fn check_in(
         &self,
         actor: &str,
+        works_at: impl Fn(&str) -> bool,
         code: &str,
         now: DateTime<Utc>,
     ) -> Result<Appointment, ApiError> {
         let code = AppointmentCode::parse(code).ok_or(ApiError::NotFound)?;
         self.settle_no_shows(now).await?;
-        let appointment = self.by_code(&code).await?;
+        let appointment = self.by_code(&code, works_at).await?;
         let next = appointment.after(Step::CheckIn, actor, now)?;
         if appointment.slot.date != self.today() {
             return Err(ErrorCode::NotToday.with(format!(
@@ -305,13 +308,14 @@ impl Booking {
     pub async fn lift_ban(
         &self,
         actor: &str,
+        works_at: impl Fn(&str) -> bool,
         code: &str,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<Appointment, ApiError> {
         let code = AppointmentCode::parse(code).ok_or(ApiError::NotFound)?;
         self.settle_no_shows(now).await?;
-        let missed = self.by_code(&code).await?;
+        let missed = self.by_code(&code, works_at).await?;
         let lifted = missed.lifted(actor, reason, now).map_err(|e| match e {
             LiftError::NotNoShow => ErrorCode::IllegalTransition.with(format!(
                 "预约当前为“{}”，只有逾期未到的预约才计入爽约限制",
@@ -329,11 +333,17 @@ impl Booking {
         Ok(lifted)
     }
 
-    /// The appointment with `code`, for staff.
-    pub async fn by_code(&self, code: &AppointmentCode) -> Result<Appointment, ApiError> {
+    /// The appointment with `code`, for staff who work at its hall (`works_at`); another
+    /// hall's answers as a missing one.
+    pub async fn by_code(
+        &self,
+        code: &AppointmentCode,
+        works_at: impl Fn(&str) -> bool,
+    ) -> Result<Appointment, ApiError> {
         self.store
             .appointment_by_code(code)
             .await?
+            .filter(|a| works_at(&a.slot.hall))
             .ok_or(ApiError::NotFound)
     }
 
@@ -341,6 +351,7 @@ impl Booking {
     pub async fn progress(
         &self,
         actor: &str,
+        works_at: impl Fn(&str) -> bool,
         id: &str,
         request: &ProgressRequest,
         now: DateTime<Utc>,
@@ -349,6 +360,7 @@ impl Booking {
             .store
             .appointment(id)
             .await?
+            .filter(|a| works_at(&a.slot.hall))
             .ok_or(ApiError::NotFound)?;
         let step = request.step(appointment.service)?;
         let next = appointment.after(step, actor, now)?;

@@ -41,7 +41,10 @@ const ANSWERS: &[Answer] = &[
 /// Working hours of the people who answer (Dongguan time), as the fallback says them.
 pub const STAFF_HOURS: &str = "工作日 9:00-18:00";
 
-/// The answer to `question` and its topic; the fallback (`"person"`) when nothing matches.
+/// The fallback's topic: a person answers.
+pub const PERSON: &str = "person";
+
+/// The answer to `question` and its topic; the fallback ([`PERSON`]) when nothing matches.
 pub fn answer(question: &str) -> (&'static str, String) {
     ANSWERS
         .iter()
@@ -49,7 +52,7 @@ pub fn answer(question: &str) -> (&'static str, String) {
         .map(|a| (a.topic, a.text.to_owned()))
         .unwrap_or_else(|| {
             (
-                "person",
+                PERSON,
                 format!(
                     "您好，您的留言已收到，客服人员会在{STAFF_HOURS}内尽快回复您（一般不超过一个工作日）。\
 您也可以发送「回执」「订单」「预约」「费用」查看常见问题的解答。"

@@ -2,26 +2,35 @@
 //! us through WeChat's message push (`GET`/`POST /api/v1/wechat/push`, mounted only when
 //! `wechat.push_token` is set), and is answered through `cgi-bin/message/custom/send` via
 //! the notification outbox (retries, exactly once): an automatic answer to the common
-//! questions, else one saying that a person will reply and when.
+//! questions, else one saying that a person will reply and when. Conversations are kept
+//! (`store`) for the staff inbox (role `support`, `inbox`) for `kf.retention_days`.
 
 mod answers;
+mod inbox;
 mod push;
+pub mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
+use chrono::{DateTime, TimeDelta, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::clock::Clock;
-use crate::notify::{Notification, NotifyStore};
+use crate::notify::Notification;
 use crate::store::{KvStore, StoreError};
 use crate::wechat::push::PushKey;
+pub use store::ConversationStore;
+use store::{Author, Exchange, KfMessage};
 
 /// A message WeChat pushed is remembered this long, so its retries are answered without
 /// handling it again (WeChat retries for seconds, not days).
 const HANDLED_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// WeChat takes 客服 messages to a user only this long after the user last wrote.
+pub const REPLY_WINDOW: TimeDelta = TimeDelta::hours(48);
 
 /// `[wechat]` settings of the message push (`BANZHENG_WECHAT__PUSH_TOKEN`, …), as entered in
 /// the mini-program's admin console (开发管理 → 消息推送).
@@ -34,6 +43,83 @@ pub struct PushSettings {
     pub push_aes_key: Option<SecretString>,
 }
 
+/// `[kf]`: how long conversations are kept (`BANZHENG_KF__RETENTION_DAYS`, …).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KfSettings {
+    /// Conversations whose last message is older than this many days are deleted.
+    pub retention_days: u32,
+    /// How often the retention sweep runs.
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for KfSettings {
+    fn default() -> Self {
+        KfSettings {
+            retention_days: 180,
+            sweep_interval_secs: 3600,
+        }
+    }
+}
+
+/// The conversations: what users wrote and every reply, for the staff inbox.
+pub struct Conversations {
+    store: Arc<dyn ConversationStore>,
+    settings: KfSettings,
+    clock: Arc<Clock>,
+}
+
+impl Conversations {
+    pub fn new(settings: KfSettings, store: Arc<dyn ConversationStore>, clock: Arc<Clock>) -> Self {
+        Conversations {
+            store,
+            settings,
+            clock,
+        }
+    }
+
+    /// Deletes the conversations past retention; how many.
+    pub async fn sweep(&self) -> Result<u64, StoreError> {
+        let keep = TimeDelta::days(i64::from(self.settings.retention_days));
+        let deleted = self
+            .store
+            .delete_conversations_before(self.clock.now() - keep)
+            .await?;
+        if deleted > 0 {
+            tracing::info!(deleted, "客服 conversations past retention deleted");
+        }
+        Ok(deleted)
+    }
+
+    /// Whether WeChat still takes replies to a user who last wrote at `last_user_at`.
+    fn window_open(&self, last_user_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        now - last_user_at <= REPLY_WINDOW
+    }
+}
+
+/// Runs the retention sweep every `kf.sweep_interval_secs` for the life of the server.
+pub fn spawn_retention_sweeper(conversations: web::Data<Conversations>) {
+    let every = Duration::from_secs(conversations.settings.sweep_interval_secs.max(1));
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(e) = conversations.sweep().await {
+                tracing::warn!(error = %e, "客服 retention sweep failed; retrying next round");
+            }
+        }
+    });
+}
+
+/// The conversation of the user `openid`: one per user, its id derived from the openid (so
+/// every instance finds the same one without asking the store first).
+fn conversation_id(openid: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("kf-conversation:{openid}").as_bytes());
+    hex::encode(&digest[..16])
+}
+
 /// The push endpoint's configuration and what it writes to.
 pub struct Kf {
     token: SecretString,
@@ -41,16 +127,17 @@ pub struct Kf {
     /// Our app id: a 安全模式 message must name it.
     appid: String,
     kv: Arc<dyn KvStore>,
-    outbox: Arc<dyn NotifyStore>,
+    conversations: Arc<Conversations>,
     clock: Arc<Clock>,
 }
 
 impl Kf {
     /// `None` when no push token is configured (the endpoint is then not mounted).
-    pub fn from_settings<S: KvStore + NotifyStore + 'static>(
+    pub fn from_settings(
         settings: &PushSettings,
         appid: &str,
-        store: Arc<S>,
+        kv: Arc<dyn KvStore>,
+        conversations: Arc<Conversations>,
         clock: Arc<Clock>,
     ) -> anyhow::Result<Option<Kf>> {
         let Some(token) = settings.push_token.clone() else {
@@ -75,8 +162,8 @@ impl Kf {
             token,
             key,
             appid: appid.to_owned(),
-            kv: store.clone(),
-            outbox: store,
+            kv,
+            conversations,
             clock,
         }))
     }
@@ -91,29 +178,40 @@ impl Kf {
     }
 
     /// Handles a message once: false when it was handled before (`dedupe` seen in the last
-    /// day). The answer is written to the outbox under a key of its own, so even a retry
-    /// that raced past the first check cannot answer twice.
+    /// day). The message, the answer and the answer's outbox entry (under a key of its own,
+    /// so even a retry that raced past the first check cannot answer twice) are written at
+    /// once. `question` is what the user wrote, `shown` how the inbox shows it.
     async fn handle_once(
         &self,
         dedupe: &str,
         openid: &str,
-        question: Option<&str>,
+        question: Option<(&str, &str)>,
     ) -> Result<bool, StoreError> {
         let seen = format!("kf:push:{dedupe}");
         if !self.kv.kv_set_if_absent(&seen, "1", HANDLED_TTL).await? {
             return Ok(false);
         }
-        let Some(question) = question else {
+        let Some((question, shown)) = question else {
             return Ok(true);
         };
         let (topic, text) = answers::answer(question);
-        let reply = Notification::customer_service(
-            format!("kf:auto:{dedupe}"),
-            openid,
-            &text,
-            self.clock.now(),
-        );
-        if let Err(e) = self.outbox.enqueue(&reply).await {
+        let now = self.clock.now();
+        let reply = Notification::customer_service(format!("kf:auto:{dedupe}"), openid, &text, now);
+        let message = |author, text: &str| KfMessage {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            at: now,
+            author,
+            staff_id: None,
+            text: text.to_owned(),
+        };
+        let exchange = Exchange {
+            conversation_id: conversation_id(openid),
+            openid: openid.to_owned(),
+            messages: vec![message(Author::User, shown), message(Author::Auto, &text)],
+            needs_person: topic == answers::PERSON,
+            reply: Some(reply),
+        };
+        if let Err(e) = self.conversations.store.record_exchange(&exchange).await {
             // Not handled after all: WeChat's retry (or the next one) tries again.
             let _ = self.kv.kv_delete(&seen).await;
             return Err(e);
@@ -129,9 +227,19 @@ fn mask(openid: &str) -> String {
     format!("{head}***")
 }
 
-/// The push endpoint, when configured.
-pub fn routes(cfg: &mut web::ServiceConfig, kf: Option<web::Data<Kf>>) {
+/// The staff inbox, and the push endpoint when configured.
+pub fn routes(
+    cfg: &mut web::ServiceConfig,
+    conversations: web::Data<Conversations>,
+    kf: Option<web::Data<Kf>>,
+) {
+    inbox::routes(cfg, conversations);
     if let Some(kf) = kf {
         push::routes(cfg, kf);
     }
+}
+
+/// Development only: `POST /__sim/kf/retention/run` runs one retention sweep at once.
+pub fn dev_routes(cfg: &mut web::ServiceConfig) {
+    inbox::dev_routes(cfg);
 }

@@ -27,12 +27,26 @@ fn refused() -> ApiError {
     ErrorCode::PushSignatureInvalid.into()
 }
 
+/// How far a push's `timestamp` may be from our clock: a signed push recorded and sent again
+/// later (a replay) is refused like a forged one.
+const MAX_SKEW_SECS: i64 = 300;
+
+/// Refuses a `timestamp` that is not a time within [`MAX_SKEW_SECS`] of now.
+fn fresh(kf: &Kf, timestamp: &str) -> Result<(), ApiError> {
+    let now = kf.clock.now().timestamp();
+    match timestamp.parse::<i64>() {
+        Ok(t) if (now - t).abs() <= MAX_SKEW_SECS => Ok(()),
+        _ => Err(ErrorCode::PushSignatureInvalid.with("推送时间与服务器时间相差过大")),
+    }
+}
+
 /// The admin console checks the URL: echo `echostr` when the signature is ours.
 async fn verify(kf: web::Data<Kf>, q: web::Query<Verification>) -> Result<HttpResponse, ApiError> {
     let token = kf.token_text();
     if !signature_matches(&q.signature, &[token, &q.timestamp, &q.nonce]) {
         return Err(refused());
     }
+    fresh(&kf, &q.timestamp)?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body(q.echostr.clone()))
@@ -102,6 +116,7 @@ async fn receive(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let message = open(&kf, &q, &body)?;
+    fresh(&kf, &q.timestamp)?;
     let pushed: Pushed = serde_json::from_slice(&message).map_err(|_| bad_body("不是消息"))?;
     // WeChat's advice: a message by its MsgId, an event by sender and time.
     let dedupe = match &pushed.msg_id {
@@ -112,11 +127,15 @@ async fn receive(
             pushed.create_time.to_string().trim_matches('"')
         ),
     };
+    let other = format!("[{}]", pushed.msg_type);
     let question = match pushed.msg_type.as_str() {
         "event" => None,
-        "text" => Some(pushed.content.as_deref().unwrap_or_default()),
+        "text" => {
+            let text = pushed.content.as_deref().unwrap_or_default();
+            Some((text, text))
+        }
         // Pictures, mini-program cards…: a person looks at them.
-        _ => Some(""),
+        _ => Some(("", other.as_str())),
     };
     kf.handle_once(&dedupe, &pushed.from_user_name, question)
         .await?;

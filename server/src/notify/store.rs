@@ -16,7 +16,7 @@ use crate::store::{RedisStore, SqliteStore, StoreError};
 
 /// Redis hash tags that hold outbox entries: every capability that enqueues inside its own
 /// script adds its tag here. `notify` holds entries written outside another script.
-pub const OUTBOX_TAGS: &[&str] = &["notify", "booking", "receipts"];
+pub const OUTBOX_TAGS: &[&str] = &["notify", "booking", "receipts", "kf"];
 const OWN_TAG: &str = "notify";
 
 /// Where an entry is in its life.

@@ -11,6 +11,7 @@ use super::store::Saved;
 use super::view::{order_view, ReasonView, Viewer};
 use super::{PhotoKind, Receipts};
 use crate::admin::{AdminUser, Role};
+use crate::audit::audited;
 use crate::error::{ApiError, ErrorCode};
 use crate::notify::{Notification, ReviewOutcome};
 
@@ -35,7 +36,9 @@ pub async fn queue(
         .iter()
         .map(|o| order_view(o, now, Viewer::Reviewer))
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "orders": views })))
+    let mut response = HttpResponse::Ok().json(serde_json::json!({ "orders": views }));
+    audited(&mut response, orders.iter().map(|o| o.id.clone()));
+    Ok(response)
 }
 
 pub async fn order(
@@ -242,7 +245,7 @@ pub async fn lookup(
         Status::Expired => ReceiptState::Expired,
         _ => ReceiptState::Valid,
     };
-    Ok(HttpResponse::Ok().json(serde_json::json!({
+    let mut response = HttpResponse::Ok().json(serde_json::json!({
         "receipt_no": receipt.no,
         "state": receipt_state,
         "spec": order.spec,
@@ -253,5 +256,7 @@ pub async fn lookup(
         "expires_at": receipt.expires_at,
         "used_at": receipt.used_at,
         "order_id": order.id,
-    })))
+    }));
+    audited(&mut response, [order.id.clone()]);
+    Ok(response)
 }

@@ -28,8 +28,16 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/1501_forget_session_keys.sql"),
     ),
     (
+        1503,
+        include_str!("../../migrations/1503_admin_accounts_and_audit.sql"),
+    ),
+    (
         1511,
         include_str!("../../migrations/1511_booking_rules_per_account.sql"),
+    ),
+    (
+        2101,
+        include_str!("../../migrations/2101_kf_conversations.sql"),
     ),
 ];
 
@@ -113,8 +121,10 @@ impl SqliteStore {
         private_files(path).map_err(|e| {
             StoreError::Unavailable(format!("cannot make {} private: {e}", path.display()))
         })?;
-        let mut writer = connect(path)?;
-        migrate(&mut writer)?;
+        // Migrated on a connection of its own: one that edits the schema in place (2101)
+        // leaves that connection's cached schema behind, never the writer's.
+        migrate(&mut connect(path)?)?;
+        let writer = connect(path)?;
         let readers = (0..READERS)
             .map(|_| connect(path).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;

@@ -122,24 +122,18 @@ on_both_backends!(
     duplicate_and_weak_accounts_are_refused,
 );
 
-/// `server admin add` creates an account the running server accepts.
+/// `server admin add` creates an account the running server accepts; staff work at halls of
+/// the catalog, given with `--hall`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_add_command_creates_a_working_account() {
     use std::io::Write;
     use std::process::{Command, Stdio};
 
     let store = tests::SharedStore::fresh(Backend::Sqlite).await;
-    let run = |username: &str, role: &str| {
+    let command = |args: &[&str], halls: &[&str]| {
         let mut child = Command::new(tests::server_binary())
-            .args([
-                "admin",
-                "add",
-                "--username",
-                username,
-                "--role",
-                role,
-                "--password-stdin",
-            ])
+            .args(args)
+            .args(halls.iter().flat_map(|hall| ["--hall", hall]))
             .env_clear()
             .envs(store.vars())
             .stdin(Stdio::piped())
@@ -151,19 +145,49 @@ async fn the_admin_add_command_creates_a_working_account() {
         let _ = writeln!(child.stdin.take().unwrap(), "{ADMIN_PASSWORD}");
         child.wait_with_output().unwrap()
     };
-    let created = run("window-7", "staff");
+    let run = |username: &str, role: &str, halls: &[&str]| {
+        let add = ["admin", "add", "--username", username, "--role", role];
+        command(&[&add[..], &["--password-stdin"]].concat(), halls)
+    };
+    let created = run("window-7", "staff", &["dongcheng", "nancheng"]);
     assert!(
         created.status.success(),
         "{}",
         String::from_utf8_lossy(&created.stderr)
     );
     assert!(String::from_utf8_lossy(&created.stdout).contains("window-7"));
-    let again = run("window-7", "staff");
+    let again = run("window-7", "staff", &["dongcheng"]);
     assert!(!again.status.success(), "a taken username is refused");
-    let bad_role = run("window-8", "boss");
+    let bad_role = run("window-8", "boss", &[]);
     assert_eq!(bad_role.status.code(), Some(2));
+    for (role, halls) in [
+        ("staff", &[][..]),
+        ("staff", &["no-such-hall"][..]),
+        ("reviewer", &["dongcheng"][..]),
+    ] {
+        let refused = run("window-9", role, halls);
+        assert_eq!(refused.status.code(), Some(2), "{role} at {halls:?}");
+    }
+    assert!(run("admin-1", "admin", &[]).status.success());
+    // `server admin halls` moves staff, and only staff, to halls of the catalog.
+    let halls = |username: &str, halls: &[&str]| {
+        command(&["admin", "halls", "--username", username], halls)
+    };
+    assert!(halls("window-7", &["houjie", "all"]).status.success());
+    assert!(halls("window-7", &["houjie"]).status.success());
+    assert_eq!(halls("window-7", &["no-such-hall"]).status.code(), Some(2));
+    assert_eq!(halls("window-7", &[]).status.code(), Some(2));
+    assert!(!halls("admin-1", &["houjie"]).status.success());
+    assert!(!halls("nobody", &["houjie"]).status.success());
 
     let app = TestApp::spawn_on(store, &[]).await;
     let body = json(app.admin_login("window-7", ADMIN_PASSWORD).await).await;
     assert_eq!(body["admin"]["role"], "staff");
+    assert_eq!(body["admin"]["halls"], serde_json::json!(["houjie"]));
+    assert_error(
+        app.admin_login("window-9", ADMIN_PASSWORD).await,
+        401,
+        "BAD_CREDENTIALS",
+    )
+    .await;
 }

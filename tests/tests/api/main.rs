@@ -13,6 +13,7 @@ mod health;
 mod kf;
 mod layering;
 mod notify;
+mod operations;
 mod oracles;
 mod phone;
 mod receipts;

@@ -9,9 +9,10 @@ use std::process::Command;
 
 use serde_json::json;
 use server::admin::{create_admin, Role};
-use server::wechat::simulator::{self, RunningSimulator};
+use server::wechat::simulator;
 use tests::attack::{counter, guess_admin_password, Tally};
 use tests::process::ServerProcess;
+use tests::production::{production_app, production_vars};
 use tests::{assert_error, on_both_backends, Backend, SharedStore, TestApp};
 
 const VERIFICATIONS: &str = "banzheng_password_verifications_total";
@@ -19,37 +20,6 @@ const PASSWORD: &str = "the-owners-real-password";
 /// The default `BANZHENG_ADMIN_LOGIN__LIMIT_PER_ACCOUNT` and `__LIMIT_PER_ADDRESS`.
 const LIMIT_PER_ACCOUNT: usize = 10;
 const LIMIT_PER_ADDRESS: usize = 50;
-
-/// Everything production needs, against `wechat` standing in for api.weixin.qq.com.
-fn production_vars(wechat: &RunningSimulator) -> Vec<(String, String)> {
-    [
-        ("BANZHENG_MODE", "production".to_owned()),
-        ("BANZHENG_WECHAT_APPID", simulator::APPID.to_owned()),
-        ("BANZHENG_WECHAT_SECRET", simulator::SECRET.to_owned()),
-        ("BANZHENG_WECHAT_API_BASE", wechat.api_base()),
-        (
-            "BANZHENG_JWT_SECRET",
-            "a-production-jwt-secret-of-enough-length".to_owned(),
-        ),
-        (
-            "BANZHENG_BOOKING__ID_HASH_KEY",
-            "a-production-id-hash-key-of-enough-length".to_owned(),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
-}
-
-/// A production app on `backend`, with `extra` settings, and the WeChat it talks to.
-async fn production_app(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, RunningSimulator) {
-    let wechat = simulator::spawn().unwrap();
-    let mut vars = production_vars(&wechat);
-    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let app = TestApp::spawn_on(SharedStore::fresh(backend).await, &vars).await;
-    (app, wechat)
-}
 
 async fn with_admin(app: &TestApp, username: &str) {
     let store = app.shared.open().await;

@@ -1,10 +1,12 @@
 //! One conformance suite for what every backend stores (key-value with expiry, locks, users,
-//! receipt orders), run unchanged against SQLite and Redis.
+//! receipt orders, admin accounts, the audit log), run unchanged against SQLite and Redis.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use server::admin::{create_admin_at, AccountChange, Role};
+use server::audit::AuditEntry;
 use server::auth::WeChatSession;
 use server::store::{Lock, RedisStore};
 use tests::{on_both_backends, AllStores, Backend, RedisServer, SharedStore};
@@ -254,7 +256,240 @@ async fn receipt_orders_save_over_their_version_with_unique_numbers(backend: Bac
     );
 }
 
+/// 客服 conversations: messages in order with who wrote them, the newest conversation first,
+/// a person's answer clears "awaiting", the reply is queued with its messages, and the
+/// retention cut deletes only conversations whose last message is older.
+async fn kf_conversations_keep_their_messages_and_expire(backend: Backend) {
+    use server::kf::store::{Author, Exchange, KfMessage};
+    use server::notify::store::OutboxState;
+    use server::notify::Notification;
+
+    let s = store(backend).await;
+    // The stores keep times to the millisecond.
+    let t0 = chrono::DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap()
+        - chrono::Duration::days(10);
+    let at = |minutes: i64| t0 + chrono::Duration::minutes(minutes);
+    let message = |id: &str, minutes: i64, author: Author, text: &str| KfMessage {
+        id: id.into(),
+        at: at(minutes),
+        author,
+        staff_id: (author == Author::Staff).then(|| "admin-7".to_owned()),
+        text: text.into(),
+    };
+    let reply = |key: &str, text: &str, minutes: i64| {
+        Notification::customer_service(key.into(), "o-a", text, at(minutes))
+    };
+    let asked = reply("kf:auto:1", "客服人员会回复您", 0);
+    s.record_exchange(&Exchange {
+        conversation_id: "c-a".into(),
+        openid: "o-a".into(),
+        // The user's message and its automatic answer at the same instant keep their order.
+        messages: vec![
+            message("m1", 0, Author::User, "在吗"),
+            message("m2", 0, Author::Auto, "客服人员会回复您"),
+        ],
+        needs_person: true,
+        reply: Some(asked.clone()),
+    })
+    .await
+    .unwrap();
+    s.record_exchange(&Exchange {
+        conversation_id: "c-b".into(),
+        openid: "o-b".into(),
+        messages: vec![
+            message("m3", 5, Author::User, "回执"),
+            message("m4", 5, Author::Auto, "回执办理"),
+        ],
+        needs_person: false,
+        reply: None,
+    })
+    .await
+    .unwrap();
+    let listed = s.conversations(10).await.unwrap();
+    let ids: Vec<_> = listed.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["c-b", "c-a"], "newest first");
+    assert_eq!(
+        listed.iter().map(|c| c.awaiting()).collect::<Vec<_>>(),
+        [false, true]
+    );
+    assert_eq!(s.conversations(1).await.unwrap().len(), 1);
+    assert_eq!(
+        s.outbox_entry("kf", &asked.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        OutboxState::Pending,
+        "the reply is queued with the messages"
+    );
+
+    let answered = reply("kf:staff:m5", "您好", 20);
+    s.record_exchange(&Exchange {
+        conversation_id: "c-a".into(),
+        openid: "o-a".into(),
+        messages: vec![message("m5", 20, Author::Staff, "您好")],
+        needs_person: false,
+        reply: Some(answered.clone()),
+    })
+    .await
+    .unwrap();
+    assert!(s.outbox_entry("kf", &answered.id).await.unwrap().is_some());
+    let (summary, messages) = s.conversation("c-a").await.unwrap().unwrap();
+    assert!(!summary.awaiting(), "a person answered");
+    assert_eq!(summary.openid, "o-a");
+    assert_eq!(summary.last_at, at(20));
+    assert_eq!(summary.last_user_at, at(0));
+    assert_eq!(summary.last_text, "您好");
+    assert_eq!(
+        messages
+            .iter()
+            .map(|m| (m.id.as_str(), m.author, m.staff_id.as_deref()))
+            .collect::<Vec<_>>(),
+        [
+            ("m1", Author::User, None),
+            ("m2", Author::Auto, None),
+            ("m5", Author::Staff, Some("admin-7")),
+        ]
+    );
+    assert_eq!(messages[0].at, at(0));
+    assert!(s.conversation("c-none").await.unwrap().is_none());
+
+    // c-b's last message is at 5, c-a's at 20.
+    assert_eq!(s.delete_conversations_before(at(5)).await.unwrap(), 0);
+    assert_eq!(s.delete_conversations_before(at(6)).await.unwrap(), 1);
+    assert!(s.conversation("c-b").await.unwrap().is_none());
+    assert_eq!(s.conversations(10).await.unwrap().len(), 1);
+    assert_eq!(s.delete_conversations_before(at(21)).await.unwrap(), 1);
+    assert!(s.conversations(10).await.unwrap().is_empty());
+    assert!(s.conversation("c-a").await.unwrap().is_none());
+}
+
+/// Accounts of every role are stored and read back (SQLite's CHECK takes `support`).
+async fn admin_accounts_of_every_role(backend: Backend) {
+    use server::admin::{create_admin, Role};
+
+    let s = store(backend).await;
+    for role in [Role::Reviewer, Role::Staff, Role::Support] {
+        let name = format!("{}-1", role.as_str());
+        create_admin(s.as_ref(), &name, role, "a-long-password")
+            .await
+            .unwrap();
+        let stored = s.admin_by_username(&name).await.unwrap().unwrap();
+        assert_eq!(stored.role, role);
+    }
+}
+
+/// Accounts are found by username and by id, with their halls; disabling bumps the token
+/// epoch, enabling does not, revoking does; an unknown account changes nothing.
+async fn admin_accounts_change_atomically(backend: Backend) {
+    let store = store(backend).await;
+    let staff = create_admin_at(
+        store.as_ref(),
+        "window-1",
+        Role::Staff,
+        &["dongcheng", "nancheng"],
+        "a-long-password",
+    )
+    .await
+    .unwrap();
+    let by_id = store.admin_by_id(&staff.id).await.unwrap().unwrap();
+    assert_eq!(by_id, staff);
+    assert_eq!(by_id.halls, ["dongcheng", "nancheng"]);
+    assert_eq!((by_id.disabled, by_id.token_epoch), (false, 0));
+    assert!(store.admin_by_id("no-such-id").await.unwrap().is_none());
+    let steps = [
+        (AccountChange::Disable, true, 1),
+        (AccountChange::Enable, false, 1),
+        (AccountChange::RevokeTokens, false, 2),
+        (AccountChange::Disable, true, 3),
+    ];
+    for (change, disabled, epoch) in steps {
+        let changed = store
+            .change_admin("window-1", change)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (changed.disabled, changed.token_epoch),
+            (disabled, epoch),
+            "{change:?}"
+        );
+        assert_eq!(
+            store.admin_by_id(&staff.id).await.unwrap().unwrap(),
+            changed
+        );
+    }
+    assert!(store
+        .change_admin("nobody", AccountChange::Disable)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.admin_by_username("nobody").await.unwrap().is_none());
+}
+
+fn audit_entry(actor: &str, record: &str) -> AuditEntry {
+    AuditEntry {
+        seq: 0,
+        at: Utc::now(),
+        actor: actor.into(),
+        role: "staff".into(),
+        action: "POST /api/v1/admin/appointments/{code}/check-in".into(),
+        records: vec![record.into()],
+        status: 200,
+    }
+}
+
+/// Entries get increasing numbers and come back newest first, a page below a number at a
+/// time, all of them or one actor's, as they were written.
+async fn the_audit_log_pages_newest_first(backend: Backend) {
+    let store = store(backend).await;
+    let mut seqs = Vec::new();
+    for i in 0..5 {
+        let actor = if i % 2 == 0 { "a" } else { "b" };
+        let entry = audit_entry(actor, &format!("r{i}"));
+        seqs.push(store.append_audit(&entry).await.unwrap());
+    }
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let records = |entries: &[AuditEntry]| -> Vec<String> {
+        entries.iter().map(|e| e.records[0].clone()).collect()
+    };
+    let all = store.audit_entries(None, None, 10).await.unwrap();
+    assert_eq!(records(&all), ["r4", "r3", "r2", "r1", "r0"]);
+    assert_eq!(all[0].seq, seqs[4]);
+    let expected = AuditEntry {
+        seq: seqs[4],
+        ..audit_entry("a", "r4")
+    };
+    assert_eq!(
+        (&all[0].actor, &all[0].role, &all[0].action, all[0].status),
+        (
+            &expected.actor,
+            &expected.role,
+            &expected.action,
+            expected.status
+        )
+    );
+    let page = store.audit_entries(Some(seqs[3]), None, 2).await.unwrap();
+    assert_eq!(records(&page), ["r2", "r1"]);
+    let of_a = store.audit_entries(None, Some("a"), 10).await.unwrap();
+    assert_eq!(records(&of_a), ["r4", "r2", "r0"]);
+    let of_a = store
+        .audit_entries(Some(seqs[4]), Some("a"), 1)
+        .await
+        .unwrap();
+    assert_eq!(records(&of_a), ["r2"]);
+    assert!(store
+        .audit_entries(None, Some("c"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 on_both_backends!(
+    kf_conversations_keep_their_messages_and_expire,
+    admin_accounts_of_every_role,
+    admin_accounts_change_atomically,
+    the_audit_log_pages_newest_first,
     receipt_orders_save_over_their_version_with_unique_numbers,
     kv_roundtrip_and_expiry,
     set_if_absent_respects_expiry,
