@@ -117,7 +117,7 @@ fn matte_quality(photos: &std::path::Path, isnet: Option<&std::path::Path>, runs
             None => photo_wasm::photo_matte(&image, None, spec).expect("matte"),
         };
         let alone: Vec<u8> = segmenter
-            .segment(&image)
+            .segment_once(&image)
             .resize(image.width, image.height)
             .data
             .iter()

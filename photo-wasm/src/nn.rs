@@ -876,25 +876,17 @@ fn multiply_accumulate(acc: &mut [f32], px: &[f32], w: &[f32]) {
     }
 }
 
-/// `acc[c] = Σ input[p + c]·weights[w + c]` over the taps `(p, w)`, four channels at a time
-/// so the sums stay in registers across the taps (the order of the additions is the taps').
+/// `acc[c] = Σ input[p + c]·weights[w + c]` over the taps `(p, w)`, a tap at a time over all
+/// channels (one bounds check per tap, the channel loop vectorised; the accumulators stay in the
+/// first-level cache). The order of the additions is the taps', for every channel.
 fn depthwise_accumulate(acc: &mut [f32], input: &[f32], weights: &[f32], taps: &[(usize, usize)]) {
     let c = acc.len();
-    let quads = c / 4 * 4;
-    for (q, out) in acc[..quads].chunks_exact_mut(4).enumerate() {
-        let mut sum = [0f32; 4];
-        for &(p, w) in taps {
-            let (px, wt) = (&input[p + 4 * q..][..4], &weights[w + 4 * q..][..4]);
-            for k in 0..4 {
-                sum[k] += px[k] * wt[k];
-            }
+    acc.fill(0.0);
+    for &(p, w) in taps {
+        let (px, wt) = (&input[p..p + c], &weights[w..w + c]);
+        for ((a, x), y) in acc.iter_mut().zip(px).zip(wt) {
+            *a += x * y;
         }
-        out.copy_from_slice(&sum);
-    }
-    for ch in quads..c {
-        acc[ch] = taps
-            .iter()
-            .fold(0.0, |sum, &(p, w)| sum + input[p + ch] * weights[w + ch]);
     }
 }
 
