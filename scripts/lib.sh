@@ -109,20 +109,21 @@ export_photos_dir() {
 # ended it prints every log in turn with its time and fails if any failed. A suite spends much of
 # its time waiting (on a server, a browser, a sleep): side by side they keep both cores busy.
 side_by_side() {
-  local dir="target/side-by-side" i failed=0
-  local -a names=() pids=() starts=()
+  local dir="target/side-by-side" i failed=0 started
+  local -a names=() pids=()
   rm -rf "$dir" && mkdir -p "$dir"
+  started=$(date +%s)
   while [ $# -gt 0 ]; do
     names+=("$1")
-    starts+=("$SECONDS")
-    (eval "$2") >"$dir/${#names[@]}.log" 2>&1 &
+    # Each suite notes when it ended: they are waited for in order, not as they end.
+    (set +e; eval "$2"; code=$?; date +%s >"$dir/${#names[@]}.end"; exit $code) >"$dir/${#names[@]}.log" 2>&1 &
     pids+=($!)
     shift 2
   done
   for i in "${!pids[@]}"; do
     local verdict="passed"
     wait "${pids[$i]}" || { verdict="FAILED"; failed=1; }
-    printf '\n==> %s: %s (%d s after it started)\n' "${names[$i]}" "$verdict" "$((SECONDS - starts[i]))"
+    printf '\n==> %s: %s in %d s\n' "${names[$i]}" "$verdict" "$(($(cat "$dir/$((i + 1)).end") - started))"
     cat "$dir/$((i + 1)).log"
   done
   [ "$failed" -eq 0 ] || die "a suite failed (its log is above)"
