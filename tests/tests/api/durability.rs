@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tests::booking::{applicant, bookable_weekday};
-use tests::receipts::{order_fields, photo};
 use tests::process::ServerProcess;
+use tests::receipts::{order_fields, photo};
 use tests::wechat::SimControl;
 use tests::{assert_error, client, json, RedisServer, SharedStore, TestApp};
 
