@@ -1,6 +1,7 @@
 # Shared helpers for the scripts: logging and installing what the tests need.
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says how far into the run it starts, so a slow CI shows where its time went.
+step() { printf '\n==> %s (at %d s)\n' "$*" "$SECONDS"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # apt-get install, as root or through sudo; says exactly what is missing when it cannot.
@@ -104,4 +105,28 @@ export_photos_dir() {
     fi
   done
   die "missing: the test photographs (set BANZHENG_PHOTOS_DIR to a folder with labels.json)"
+}
+
+# Runs suites at once, each given as a name and a command, each into its own log; when all have
+# ended it prints every log in turn with its time and fails if any failed. A suite spends much of
+# its time waiting (on a server, a browser, a sleep): side by side they keep both cores busy.
+side_by_side() {
+  local dir="target/side-by-side" i failed=0 started
+  local -a names=() pids=()
+  rm -rf "$dir" && mkdir -p "$dir"
+  started=$(date +%s)
+  while [ $# -gt 0 ]; do
+    names+=("$1")
+    # Each suite notes when it ended: they are waited for in order, not as they end.
+    (set +e; eval "$2"; code=$?; date +%s >"$dir/${#names[@]}.end"; exit $code) >"$dir/${#names[@]}.log" 2>&1 &
+    pids+=($!)
+    shift 2
+  done
+  for i in "${!pids[@]}"; do
+    local verdict="passed"
+    wait "${pids[$i]}" || { verdict="FAILED"; failed=1; }
+    printf '\n==> %s: %s in %d s\n' "${names[$i]}" "$verdict" "$(($(cat "$dir/$((i + 1)).end") - started))"
+    cat "$dir/$((i + 1)).log"
+  done
+  [ "$failed" -eq 0 ] || die "a suite failed (its log is above)"
 }

@@ -11,32 +11,31 @@ source scripts/lib.sh
 step "tools"
 ensure_redis
 export_photos_dir
+ensure_python_tools
+scripts/wasm.sh tools
 
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-step "Rust tests (unit, store conformance, end to end on SQLite and Redis)"
+step "builds: the server, every test, the photo checker's command line"
 cargo build --quiet -p server --bin server
 # The README's run command (`cargo run -p server`) must pick the server among the package's binaries.
 cargo run --quiet -p server -- --help >/dev/null
-cargo test --workspace --quiet
+cargo test --workspace --quiet --no-run
+# Built with the workspace's features, as the tests were: nothing is compiled twice. The suites
+# below run these binaries, as cargo holds its build directory while `cargo test` runs.
+cargo build --workspace --quiet --bin photo-check --example finish_fixtures
+export PHOTO_CHECK_BIN=target/debug/photo-check FINISH_FIXTURES_BIN=target/debug/examples/finish_fixtures
 
-step "photo checker: the same report natively, in Node and in headless Chromium"
-scripts/wasm.sh test
-
-step "mini-program glue: typings, WXWebAssembly packaging, Node tests with a fake wx"
-scripts/glue-test.sh
-
-step "API contract: OpenAPI validation and schemathesis against the running server"
-# A fixed seed keeps CI repeatable; run scripts/contract.sh without it to explore further.
-scripts/contract.sh --seed 20261125
-
-step "wechatpy, a WeChat SDK nobody here wrote, against the WeChat simulator"
-scripts/sdk-test.sh
-
-step "the web client's whole flow in headless Chromium"
-scripts/browser-test.sh
+step "suites, side by side"
+side_by_side \
+  "Rust tests (unit, store conformance, end to end on SQLite and Redis)" \
+  "cargo test --workspace --quiet" \
+  "photo checker: the same report natively, in Node and in headless Chromium; then the mini-program glue (typings, WXWebAssembly packaging, Node tests with a fake wx) and the web client's whole flow in headless Chromium, which use its WebAssembly" \
+  "scripts/wasm.sh test && scripts/glue-test.sh && scripts/browser-test.sh" \
+  "API contract: OpenAPI validation and schemathesis against the running server (a fixed seed keeps CI repeatable; run scripts/contract.sh without it to explore further); then wechatpy, a WeChat SDK nobody here wrote, against the WeChat simulator" \
+  "scripts/contract.sh --seed 20261125 && scripts/sdk-test.sh"
 
 step "done"
 echo "all tests passed"

@@ -3,6 +3,8 @@
 #   scripts/wasm.sh build   release .wasm for Node and the web (+ SIMD and RGBA-only builds, each
 #                           baseline and SIMD), sizes
 #   scripts/wasm.sh test    build if stale, then the same reports natively, in Node and in Chromium
+#                           (PHOTO_CHECK_BIN and FINISH_FIXTURES_BIN name native builds to use)
+#   scripts/wasm.sh tools   install what the two above need
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -146,7 +148,12 @@ run_tests() {
   [[ -d "$PHOTOS" ]] || { echo "no photos at $PHOTOS (set BANZHENG_PHOTOS_DIR)" >&2; exit 1; }
 
   log "native reports (photo-check --json)"
-  cargo build -p photo-wasm --bin photo-check
+  # --workspace: the features the tests were built with, so nothing is compiled twice.
+  local photo_check="${PHOTO_CHECK_BIN:-}" finish_fixtures="${FINISH_FIXTURES_BIN:-}"
+  if [[ -z "$photo_check" || -z "$finish_fixtures" ]]; then
+    cargo build --workspace --bin photo-check --example finish_fixtures
+    photo_check="$TARGET_DIR/debug/photo-check" finish_fixtures="$TARGET_DIR/debug/examples/finish_fixtures"
+  fi
   local native="$PKG/native"
   rm -rf "$native" && mkdir -p "$native"
   local f name
@@ -154,7 +161,7 @@ run_tests() {
     [[ -f "$f" ]] || continue
     name="$(basename "$f")"
     # Exit 1 only means the photo fails a check; 2 is a real error.
-    "$TARGET_DIR/debug/photo-check" "$f" --json >"$native/$name.json" || [[ $? == 1 ]]
+    "$photo_check" "$f" --json >"$native/$name.json" || [[ $? == 1 ]]
   done
 
   log "Node: the nodejs builds give the same reports"
@@ -164,7 +171,7 @@ run_tests() {
   log "Node: finish_rgba gives the native document photo, byte for byte, in every build"
   local finish="$PKG/finish-fixtures"
   rm -rf "$finish"
-  cargo run --quiet -p photo-wasm --example finish_fixtures -- "$PHOTOS_BG" "$finish"
+  "$finish_fixtures" "$PHOTOS_BG" "$finish"
   local pkg_js
   for pkg_js in nodejs/photo_wasm.js simd/nodejs/photo_wasm.js rgba/web/photo_wasm.js rgba-simd/web/photo_wasm.js; do
     node "$JS/wasm-same-finish.mjs" "$PKG/$pkg_js" "$finish"
@@ -179,7 +186,8 @@ run_tests() {
 }
 
 case "${1:-}" in
+  tools) ensure_target && ensure_bindgen && ensure_node_modules && { ensure_chromium || true; } ;;
   build) build ;;
   test) run_tests ;;
-  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+  *) echo "usage: $0 build|test|tools" >&2; exit 2 ;;
 esac
