@@ -259,6 +259,13 @@ impl AdminUser {
         }
     }
 
+    /// Requires `role` and names the account as the actor recorded on what it changes
+    /// (`staff:<id>`).
+    pub fn actor_as(&self, role: Role) -> Result<String, ApiError> {
+        self.require(role)?;
+        Ok(format!("{}:{}", role.as_str(), self.id))
+    }
+
     /// Whether the account works at `hall`: staff see and act only on their halls' records.
     pub fn works_at(&self, hall: &str) -> bool {
         self.halls.iter().any(|h| h == hall || h == ALL_HALLS)

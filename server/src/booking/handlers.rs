@@ -162,9 +162,8 @@ async fn check_in(
     path: web::Path<String>,
     booking: web::Data<Booking>,
 ) -> Result<HttpResponse, ApiError> {
-    admin.require(Role::Staff)?;
+    let actor = admin.actor_as(Role::Staff)?;
     let now = booking.now();
-    let actor = format!("staff:{}", admin.id);
     let checked_in = booking
         .check_in(&actor, |hall| admin.works_at(hall), &path, now)
         .await?;
@@ -179,9 +178,8 @@ async fn progress(
     body: web::Json<ProgressRequest>,
     booking: web::Data<Booking>,
 ) -> Result<HttpResponse, ApiError> {
-    admin.require(Role::Staff)?;
+    let actor = admin.actor_as(Role::Staff)?;
     let now = booking.now();
-    let actor = format!("staff:{}", admin.id);
     let updated = booking
         .progress(&actor, |hall| admin.works_at(hall), &path, &body, now)
         .await?;
@@ -195,10 +193,9 @@ async fn lift_ban(
     body: web::Json<LiftRequest>,
     booking: web::Data<Booking>,
 ) -> Result<HttpResponse, ApiError> {
-    admin.require(Role::Staff)?;
+    let actor = admin.actor_as(Role::Staff)?;
     let reason = body.reason()?;
     let now = booking.now();
-    let actor = format!("staff:{}", admin.id);
     let lifted = booking
         .lift_ban(&actor, |hall| admin.works_at(hall), &path, &reason, now)
         .await?;
