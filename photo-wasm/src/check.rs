@@ -5,6 +5,8 @@ use crate::geometry;
 use crate::landmarks::{self, FaceMesh, Mesh, Outline, Pose};
 use crate::raster::{luma, Rgb};
 use crate::report::{round, Check, CheckId, Face, Range, Report, Status};
+use crate::rules;
+use crate::segment::Segmenter;
 use crate::specs::Spec;
 use crate::thresholds as t;
 
@@ -176,6 +178,10 @@ pub(crate) fn analyse(src: Source, spec: &Spec) -> Report {
                 src.source_width as f32,
                 src.source_height as f32,
             ));
+            // One look of the segmentation: the shoulders' and the crown's regions are large
+            // beside what a mirrored look would move.
+            let mask = Segmenter::shared().map(|s| s.segment_once(&img));
+            checks.extend(rules::checks(&img, &mesh.frame(), mask.as_ref()));
         }
         checks.push(tilt_check(s.roll()));
         checks.extend(pose_checks(s.pose));
@@ -240,12 +246,16 @@ fn face_json(d: &Detection, s: &Subject) -> Face {
 }
 
 /// A check's verdict from its value: `fail` outside `fail_range`, `warn` outside `pass_range`.
-struct Verdict {
-    status: Status,
+pub(crate) struct Verdict {
+    pub status: Status,
     range: Range,
 }
 
-fn grade(v: f32, pass: (Option<f32>, Option<f32>), fail: (Option<f32>, Option<f32>)) -> Verdict {
+pub(crate) fn grade(
+    v: f32,
+    pass: (Option<f32>, Option<f32>),
+    fail: (Option<f32>, Option<f32>),
+) -> Verdict {
     let outside = |(lo, hi): (Option<f32>, Option<f32>)| {
         lo.is_some_and(|lo| v < lo) || hi.is_some_and(|hi| v > hi)
     };
@@ -266,7 +276,7 @@ fn grade(v: f32, pass: (Option<f32>, Option<f32>), fail: (Option<f32>, Option<f3
 }
 
 /// Builds a check with one message pair per status.
-fn check(id: CheckId, value: f32, v: Verdict, msgs: [(String, String); 3]) -> Check {
+pub(crate) fn check(id: CheckId, value: f32, v: Verdict, msgs: [(String, String); 3]) -> Check {
     let [pass, warn, fail] = msgs;
     let (zh, en) = match v.status {
         Status::Pass => pass,
@@ -283,7 +293,7 @@ fn check(id: CheckId, value: f32, v: Verdict, msgs: [(String, String); 3]) -> Ch
     }
 }
 
-fn m(zh: impl Into<String>, en: impl Into<String>) -> (String, String) {
+pub(crate) fn m(zh: impl Into<String>, en: impl Into<String>) -> (String, String) {
     (zh.into(), en.into())
 }
 

@@ -94,6 +94,46 @@ pub struct Outline {
     pub left: Point,
 }
 
+/// A face's own coordinates (see [`Mesh::frame`]): `u` across (towards the subject's left), `v`
+/// down, both in distances between the eyes, from the point between them. The landmarks' places
+/// in it are measured on this face, not assumed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Frame {
+    pub origin: Point,
+    pub across: Point,
+    pub down: Point,
+    pub iod: f32,
+    /// `u` of the subject's right eye's centre (the left one's is its negative).
+    pub right_eye: f32,
+    /// `v` of the nose tip, the mouth's centre, the mesh's top (upper forehead) and the chin.
+    pub nose: f32,
+    pub mouth: f32,
+    pub top: f32,
+    pub chin: f32,
+    /// Half the cheek contour's width at the ears (`u` of the left cheek's contour).
+    pub cheek: f32,
+}
+
+impl Frame {
+    /// The image point at face coordinates (u, v).
+    pub fn to_image(&self, u: f32, v: f32) -> Point {
+        let (a, d, k) = (self.across, self.down, self.iod);
+        [
+            self.origin[0] + (a[0] * u + d[0] * v) * k,
+            self.origin[1] + (a[1] * u + d[1] * v) * k,
+        ]
+    }
+
+    /// Face coordinates of an image point.
+    pub fn to_frame(&self, p: Point) -> [f32; 2] {
+        let (dx, dy) = (p[0] - self.origin[0], p[1] - self.origin[1]);
+        [
+            (dx * self.across[0] + dy * self.across[1]) / self.iod,
+            (dx * self.down[0] + dy * self.down[1]) / self.iod,
+        ]
+    }
+}
+
 /// The square window MediaPipe feeds the landmark model: centred on the detection box, 1.5 box
 /// sides wide, rotated by the eye line.
 struct Window {
@@ -300,6 +340,53 @@ impl Mesh {
             (a[1] + b[1]) / 2.0 / side,
         );
         self.window.to_image(u, v)
+    }
+
+    /// The face's own frame in image pixels: origin between the eyes' centres, `across` from the
+    /// subject's right eye to the left, `down` square to it, `iod` the distance between the eyes'
+    /// centres; both looks pooled, so a mirrored photo gets the mirrored frame.
+    pub fn frame(&self) -> Frame {
+        use idx::*;
+        let mid = |a: Point, b: Point| [(a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0];
+        let right = mid(
+            self.image_point(RIGHT_EYE_OUTER, LEFT_EYE_OUTER),
+            self.image_point(RIGHT_EYE_INNER, LEFT_EYE_INNER),
+        );
+        let left = mid(
+            self.image_point(LEFT_EYE_OUTER, RIGHT_EYE_OUTER),
+            self.image_point(LEFT_EYE_INNER, RIGHT_EYE_INNER),
+        );
+        let iod = libm::hypotf(left[0] - right[0], left[1] - right[1]).max(1.0);
+        let across = [(left[0] - right[0]) / iod, (left[1] - right[1]) / iod];
+        let mut frame = Frame {
+            origin: mid(right, left),
+            across,
+            down: [-across[1], across[0]],
+            iod,
+            right_eye: 0.0,
+            nose: 0.0,
+            mouth: 0.0,
+            top: 0.0,
+            chin: 0.0,
+            cheek: 0.0,
+        };
+        let v = |p: Point| frame.to_frame(p);
+        let (nose, mouth, top, chin) = (
+            v(self.image_point(NOSE_TIP, NOSE_TIP))[1],
+            v(mid(
+                self.image_point(LIP_UPPER_INNER, LIP_UPPER_INNER),
+                self.image_point(LIP_LOWER_INNER, LIP_LOWER_INNER),
+            ))[1],
+            v(self.image_point(FOREHEAD, FOREHEAD))[1],
+            v(self.image_point(CHIN, CHIN))[1],
+        );
+        let cheek = (v(self.image_point(LEFT_CHEEK, RIGHT_CHEEK))[0]
+            - v(self.image_point(RIGHT_CHEEK, LEFT_CHEEK))[0])
+            / 2.0;
+        frame.right_eye = v(right)[0];
+        (frame.nose, frame.mouth, frame.top, frame.chin, frame.cheek) =
+            (nose, mouth, top, chin, cheek);
+        frame
     }
 
     /// The head's outline: chin and cheek contour from the mesh, the crown

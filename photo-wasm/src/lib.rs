@@ -15,6 +15,7 @@ mod nn;
 mod normalise;
 pub mod raster;
 mod report;
+mod rules;
 pub mod segment;
 mod specs;
 pub mod thresholds;

@@ -46,6 +46,16 @@ pub enum CheckId {
     EyesOpen,
     /// A natural expression: mouth closed, no wide smile (warn only: the reviewer decides).
     Expression,
+    /// Nose and mouth visible: no mask, hand or object over them.
+    Occlusion,
+    /// No sunglasses or tinted glasses.
+    Glasses,
+    /// No hat or cap.
+    Headwear,
+    /// Both shoulders in the photo and level (the person segmentation).
+    Shoulders,
+    /// No earrings or other jewellery where they can be seen (warn only: the reviewer decides).
+    Accessories,
 }
 
 /// The allowed range of a check's value (either end may be open).

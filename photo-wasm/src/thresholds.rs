@@ -136,6 +136,59 @@ pub const EYES_OPEN_FAIL: f32 = 0.08;
 pub const MOUTH_OPEN_MAX: f32 = 0.1;
 pub const MOUTH_WIDTH_MAX: f32 = 0.72;
 
+// --- The seed's rules (see `rules.rs`): regions in the face's frame, in eye distances -------
+
+/// Samples per side of a region's grid: enough for a share to move in steps of under 0.5 %.
+pub const RULE_SAMPLES: usize = 16;
+/// A segmentation value this high counts as the person.
+pub const RULE_PERSON: f32 = 0.5;
+/// The face's skin is looked for on the cheeks (below the eyes, beside the nose) and the
+/// forehead (above the brows, under a fringe's usual reach).
+pub const CHEEK_U: (f32, f32) = (0.45, 0.85);
+pub const CHEEK_V: (f32, f32) = (0.5, 0.85);
+pub const FOREHEAD_U: f32 = 0.35;
+pub const FOREHEAD_V: (f32, f32) = (-0.85, -0.55);
+/// Eye regions around each eye's centre: the eye, its lids and a lens over them.
+pub const EYE_HALF_U: f32 = 0.3;
+pub const EYE_HALF_V: f32 = 0.15;
+pub const GLASSES_PASS: f32 = 0.5;
+pub const GLASSES_FAIL: f32 = 0.42;
+pub const LENS_MAX_WARMTH_SHARE: f32 = 0.25;
+/// Below this warmth (Cr − Cb) the face shows no skin colour to compare with.
+pub const SKIN_MIN_WARMTH: f32 = 8.0;
+/// A pixel is skin or lip when at least this share of the skin's warmth.
+pub const SKIN_WARMTH_SHARE: f32 = 0.5;
+pub const NOSE_HALF_U: f32 = 0.15;
+pub const NOSE_HALF_V: f32 = 0.1;
+pub const MOUTH_HALF_U: f32 = 0.25;
+pub const MOUTH_HALF_V: f32 = 0.1;
+pub const CHIN_V: (f32, f32) = (0.15, 0.4);
+pub const OCCLUSION_PASS: f32 = 0.5;
+pub const OCCLUSION_FAIL: f32 = 0.3;
+/// The crown's band, as shares of the mesh's top-to-chin height above its top.
+pub const CROWN_HALF_U: f32 = 0.6;
+pub const CROWN_V: (f32, f32) = (0.08, 0.3);
+pub const HAT_MIN_CHROMA: f32 = 12.0;
+pub const HAIR_MAX_CHROMA: f32 = 60.0;
+pub const HEADWEAR_PASS: f32 = 0.2;
+pub const HEADWEAR_FAIL: f32 = 0.5;
+/// Shoulders: columns this far either side of the face's centre line, searched from this far
+/// below the chin in steps of this much.
+pub const SHOULDER_U: f32 = 1.6;
+pub const SHOULDER_FROM_CHIN: f32 = 0.2;
+pub const SHOULDER_STEP: f32 = 0.05;
+pub const SHOULDERS_PASS_DEG: f32 = 16.0;
+pub const SHOULDERS_FAIL_DEG: f32 = 25.0;
+/// Ear lobes: from this far inside the cheek contour to this far outside it, from the nose tip's
+/// level to this far below the mouth.
+pub const LOBE_U: (f32, f32) = (0.05, 0.3);
+pub const LOBE_BELOW_MOUTH: f32 = 0.4;
+pub const JEWEL_ABOVE_SKIN: f32 = 40.0;
+pub const JEWEL_MIN_LUMA: f32 = 170.0;
+pub const JEWEL_MAX_CHROMA: f32 = 25.0;
+pub const JEWEL_MAX_SHARE: f32 = 0.2;
+pub const ACCESSORIES_PASS: f32 = 0.02;
+
 /// Mean face luma (0–255). Well-exposed skin of any tone sits around 90–200.
 pub const FACE_LUMA_PASS: (f32, f32) = (80.0, 210.0);
 pub const FACE_LUMA_FAIL: (f32, f32) = (55.0, 230.0);

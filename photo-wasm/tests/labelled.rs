@@ -1,0 +1,75 @@
+//! The seed's rules on labelled public photos (`tests/labelled/`, see its MANIFEST.md): precision
+//! and recall per check, printed, and the floors measured on them asserted. A check counts as
+//! saying "broken" when it fails (`accessories`: when it is not a pass, it only warns); a photo
+//! whose face is not found has no such check and counts as not flagged.
+#![cfg(feature = "decode")]
+
+mod common;
+
+use common::id_card;
+use photo_wasm::{CheckId, Status};
+use std::path::PathBuf;
+
+/// Each check with its floors: (precision, recall) measured on the set when it was built.
+const FLOORS: [(&str, CheckId, f64, f64); 5] = [
+    ("occlusion", CheckId::Occlusion, 1.0, 0.6),
+    ("glasses", CheckId::Glasses, 1.0, 0.6),
+    ("headwear", CheckId::Headwear, 1.0, 0.0),
+    ("shoulders", CheckId::Shoulders, 0.6, 0.4),
+    ("accessories", CheckId::Accessories, 0.2, 0.3),
+];
+
+#[test]
+fn seed_rules_precision_and_recall_on_labelled_photos() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/labelled");
+    let labels: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(dir.join("labels.json")).unwrap()).unwrap();
+    assert!(labels.len() >= 50, "expected the labelled set");
+    let reports: Vec<_> = labels
+        .iter()
+        .map(|(name, label)| {
+            let bytes = std::fs::read(dir.join(name)).unwrap();
+            (name, label, photo_wasm::check(&bytes, id_card()))
+        })
+        .collect();
+    let mut short = Vec::new();
+    for (rule, id, min_precision, min_recall) in FLOORS {
+        let (mut tp, mut fp, mut fn_) = (0u32, 0u32, 0u32);
+        let mut wrong = Vec::new();
+        for (name, label, report) in &reports {
+            let Some(broken) = label["breaks"][rule].as_bool() else {
+                continue;
+            };
+            let flagged = report.check(id).is_some_and(|c| match id {
+                CheckId::Accessories => c.status != Status::Pass,
+                _ => c.status == Status::Fail,
+            });
+            match (broken, flagged) {
+                (true, true) => tp += 1,
+                (false, true) => {
+                    fp += 1;
+                    wrong.push(format!("{name} wrongly"));
+                }
+                (true, false) => {
+                    fn_ += 1;
+                    wrong.push(format!("{name} missed"));
+                }
+                (false, false) => {}
+            }
+        }
+        let ratio = |a: u32, b: u32| if b == 0 { 1.0 } else { a as f64 / b as f64 };
+        let (precision, recall) = (ratio(tp, tp + fp), ratio(tp, tp + fn_));
+        println!(
+            "{rule}: precision {precision:.2} ({tp}/{}), recall {recall:.2} ({tp}/{}); {}",
+            tp + fp,
+            tp + fn_,
+            wrong.join(", ")
+        );
+        if precision < min_precision || recall < min_recall {
+            short.push(format!(
+                "{rule}: precision {precision:.2} < {min_precision} or recall {recall:.2} < {min_recall}"
+            ));
+        }
+    }
+    assert!(short.is_empty(), "{}", short.join("\n"));
+}
