@@ -178,9 +178,9 @@ pub(crate) fn analyse(src: Source, spec: &Spec) -> Report {
                 src.source_width as f32,
                 src.source_height as f32,
             ));
-            // One look of the segmentation: the shoulders' and the crown's regions are large
-            // beside what a mirrored look would move.
-            let mask = Segmenter::shared().map(|s| s.segment_once(&img));
+            // Both looks of the segmentation (see `Segmenter::segment`): a mirrored photo gets
+            // the mirrored mask, so the shoulders' and the crown's measures do not lean.
+            let mask = Segmenter::shared().map(|s| s.segment(&img));
             checks.extend(rules::checks(&img, &mesh.frame(), mask.as_ref()));
         }
         checks.push(tilt_check(s.roll()));

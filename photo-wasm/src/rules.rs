@@ -72,6 +72,34 @@ impl Patch {
         Patch { px, person }
     }
 
+    /// Share of the person's samples where `f` holds on a spot at most [`t::SPOT_MAX`] samples
+    /// across (along the row or the column, `f` fails that far either side): earrings and studs,
+    /// not a collar, a bright backdrop or a lit cheek. Needs the full grid (a patch on the image).
+    fn spots(&self, f: impl Fn(&Ycc) -> bool) -> f32 {
+        let n = t::RULE_SAMPLES;
+        if self.px.len() != n * n {
+            return 0.0;
+        }
+        let on: Vec<bool> = self.px.iter().map(&f).collect();
+        let off = |i: isize, j: isize| {
+            !(0..n as isize).contains(&i)
+                || !(0..n as isize).contains(&j)
+                || !on[j as usize * n + i as usize]
+        };
+        let d = t::SPOT_MAX as isize;
+        let (mut total, mut hit) = (0usize, 0usize);
+        for k in 0..n * n {
+            if self.person.get(k).is_some_and(|&q| q < t::RULE_PERSON) {
+                continue;
+            }
+            total += 1;
+            let (i, j) = ((k % n) as isize, (k / n) as isize);
+            let small = (off(i - d, j) && off(i + d, j)) || (off(i, j - d) && off(i, j + d));
+            hit += usize::from(on[k] && small);
+        }
+        hit as f32 / total.max(1) as f32
+    }
+
     fn mean(&self, f: impl Fn(&Ycc) -> f32) -> f32 {
         self.px.iter().map(f).sum::<f32>() / self.px.len().max(1) as f32
     }
@@ -240,6 +268,7 @@ fn occlusion_check(img: &Rgb, f: &Frame, skin: &Skin) -> Check {
     .fold(0.0f32, f32::max);
     let value = skin_like(&nose).min(around_mouth);
     if std::env::var_os("RULES_DEBUG").is_some() {
+        eprintln!("{f:?}");
         eprintln!(
             "skin y {} warmth {} nose {} mouth {}",
             skin.y,
@@ -343,6 +372,10 @@ fn shoulders_check(img: &Rgb, f: &Frame, mask: &Mask) -> Check {
     let hidden = !(left.1 && right.1);
     if !left.1 && !right.1 {
         v.status = Status::Fail;
+    } else if hidden && v.status == Status::Fail {
+        // One column past a narrow or turned-away shoulder reaches the bottom edge: the angle
+        // then says little, the reviewer sees it.
+        v.status = Status::Warn;
     }
     let (warn, fail) = if hidden {
         (
@@ -382,7 +415,8 @@ fn shoulders_check(img: &Rgb, f: &Frame, mask: &Mask) -> Check {
 }
 
 /// Earrings and other jewellery by the ears: small bright, colourless (metal, stones, pearls)
-/// spots on the person where the ear lobes hang, much brighter than the face's skin; the more
+/// spots on the person where the ear lobes and what hangs from them are (about the cheek
+/// contour's width, from the nose tip's level down to the chin's), much brighter than the face's skin; the more
 /// of the two sides. Warn only: lit hair and a bright collar look alike.
 fn accessories_check(img: &Rgb, f: &Frame, mask: Option<&Mask>, skin: &Skin) -> Check {
     let lobe = |side: f32| {
@@ -390,25 +424,13 @@ fn accessories_check(img: &Rgb, f: &Frame, mask: Option<&Mask>, skin: &Skin) -> 
             side * (f.cheek - t::LOBE_U.0),
             side * (f.cheek + t::LOBE_U.1),
         );
-        Patch::of(
-            img,
-            f,
-            (a.min(b), a.max(b)),
-            (f.nose, f.mouth + t::LOBE_BELOW_MOUTH),
-            mask,
-        )
+        Patch::of(img, f, (a.min(b), a.max(b)), (f.nose, f.chin), mask)
     };
     let bright = |c: &Ycc| {
         c.y >= (skin.y + t::JEWEL_ABOVE_SKIN).max(t::JEWEL_MIN_LUMA)
             && c.chroma() <= t::JEWEL_MAX_CHROMA
     };
-    // A bright area larger than jewellery is a collar, a backdrop or lit hair.
-    let spots = |p: Patch| {
-        Some(p.share(bright))
-            .filter(|&s| s <= t::JEWEL_MAX_SHARE)
-            .unwrap_or(0.0)
-    };
-    let value = spots(lobe(-1.0)).max(spots(lobe(1.0)));
+    let value = lobe(-1.0).spots(bright).max(lobe(1.0).spots(bright));
     let v = grade(value, (None, Some(t::ACCESSORIES_PASS)), (None, None));
     let warn = m(
         "耳部附近可能佩戴耳环等饰品，证件照不宜佩戴饰品（由审核人员确认）",

@@ -155,7 +155,7 @@ pub const GLASSES_PASS: f32 = 0.5;
 pub const GLASSES_FAIL: f32 = 0.42;
 pub const LENS_MAX_WARMTH_SHARE: f32 = 0.25;
 /// Below this warmth (Cr − Cb) the face shows no skin colour to compare with.
-pub const SKIN_MIN_WARMTH: f32 = 8.0;
+pub const SKIN_MIN_WARMTH: f32 = 15.0;
 /// A pixel is skin or lip when at least this share of the skin's warmth.
 pub const SKIN_WARMTH_SHARE: f32 = 0.5;
 pub const NOSE_HALF_U: f32 = 0.15;
@@ -179,15 +179,14 @@ pub const SHOULDER_FROM_CHIN: f32 = 0.2;
 pub const SHOULDER_STEP: f32 = 0.05;
 pub const SHOULDERS_PASS_DEG: f32 = 16.0;
 pub const SHOULDERS_FAIL_DEG: f32 = 25.0;
-/// Ear lobes: from this far inside the cheek contour to this far outside it, from the nose tip's
-/// level to this far below the mouth.
-pub const LOBE_U: (f32, f32) = (0.05, 0.3);
-pub const LOBE_BELOW_MOUTH: f32 = 0.4;
+/// Ear lobes: from this far inside the cheek contour (at the ears) to this far outside it.
+pub const LOBE_U: (f32, f32) = (0.2, 0.15);
 pub const JEWEL_ABOVE_SKIN: f32 = 40.0;
 pub const JEWEL_MIN_LUMA: f32 = 170.0;
 pub const JEWEL_MAX_CHROMA: f32 = 25.0;
-pub const JEWEL_MAX_SHARE: f32 = 0.2;
-pub const ACCESSORIES_PASS: f32 = 0.02;
+/// A spot is at most this many samples across (about 5–10 px on a face 200 px wide).
+pub const SPOT_MAX: usize = 2;
+pub const ACCESSORIES_PASS: f32 = 0.04;
 
 /// Mean face luma (0–255). Well-exposed skin of any tone sits around 90–200.
 pub const FACE_LUMA_PASS: (f32, f32) = (80.0, 210.0);
