@@ -28,9 +28,9 @@
  *
  * `check_rgba` takes the pixels a canvas gives (`wx.createOffscreenCanvas` + getImageData),
  * so the package need not ship an image decoder. Every check needs the face landmark model
- * (head pose, the face's outline; without it `check_rgba` throws) and `finish_rgba`, which also
- * returns the document photo the server will make from the same pixels, the segmentation model
- * too. Each ships once beside both builds (`models`, read with the file system manager: paths
+ * (head pose, the face's outline) and the segmentation model (the shoulders, the crown; without
+ * either `check_rgba` throws); `finish_rgba` also returns the document photo the server will
+ * make from the same pixels. Each ships once beside both builds (`models`, read with the file system manager: paths
  * without a leading slash, relative to the package root) and is loaded before the checker
  * resolves.
  */
@@ -51,8 +51,8 @@ const glue = /** @type {Glue} */ (require('./photo_wasm.js'));
  * @property {string} baseline path inside the code package of `photo_wasm_bg.wasm.br` (MVP wasm)
  * @property {string} [simd] path inside the code package of `photo_wasm_simd_bg.wasm.br`, tried first
  * @property {Record<string, string>} [models] model name → path of its file in the package
- *   (`face_landmark`: `face_landmark.bin`, needed by every check; `selfie_segmentation`:
- *   `selfie_segmentation.bin`, needed by `finish_rgba`)
+ *   (`face_landmark`: `face_landmark.bin`, and `selfie_segmentation`:
+ *   `selfie_segmentation.bin`, both needed by every check)
  */
 
 /**
@@ -60,8 +60,8 @@ const glue = /** @type {Glue} */ (require('./photo_wasm.js'));
  * @property {'simd' | 'baseline'} build the build that was instantiated
  * @property {string | undefined} simdError why the SIMD build was not used, when it was tried and failed
  * @property {(width: number, height: number, pixels: Uint8Array | Uint8ClampedArray, specId: string) => any} check_rgba
- *   the report for RGBA pixels; throws for an unknown spec id or when the face landmark model was
- *   not given
+ *   the report for RGBA pixels; throws for an unknown spec id or when the face landmark or the
+ *   segmentation model was not given
  * @property {(width: number, height: number, pixels: Uint8Array | Uint8ClampedArray, specId: string) => any} finish_rgba
  *   the report and the finished document photo for RGBA pixels; throws for an unknown spec id or
  *   when the face landmark or the segmentation model was not given

@@ -84,18 +84,24 @@ fn to_js<T: Serialize + ?Sized, J: JsCast>(value: &T) -> Result<J, JsError> {
 }
 
 /// The spec for `id`, once the models every check needs are loaded: a check without the face
-/// landmark model would judge poses it cannot measure, so it is refused outright.
+/// landmark model would judge poses it cannot measure, one without the segmentation model
+/// shoulders it cannot see, so it is refused outright.
 fn spec(id: &str) -> Result<&'static crate::Spec, JsError> {
     if crate::landmarks::FaceMesh::shared().is_none() {
         return Err(JsError::new(
             "the face landmark model is not loaded: call load_model(\"face_landmark\", bytes of face_landmark.bin)",
         ));
     }
+    if crate::segment::Segmenter::shared().is_none() {
+        return Err(JsError::new(
+            "the segmentation model is not loaded: call load_model(\"selfie_segmentation\", bytes of selfie_segmentation.bin)",
+        ));
+    }
     crate::spec_by_id(id).ok_or_else(|| JsError::new(&format!("unknown spec id {id:?}")))
 }
 
 /// Checks an encoded JPEG or PNG photo. Throws for an unknown spec id or before the face
-/// landmark model is loaded.
+/// landmark and the segmentation models are loaded.
 #[cfg(feature = "decode")]
 #[wasm_bindgen]
 pub fn check_encoded(bytes: &[u8], spec_id: &str) -> Result<JsReport, JsError> {
@@ -103,7 +109,7 @@ pub fn check_encoded(bytes: &[u8], spec_id: &str) -> Result<JsReport, JsError> {
 }
 
 /// Checks RGBA pixels (e.g. `ImageData.data` from a canvas). Throws for an unknown spec id or
-/// before the face landmark model is loaded.
+/// before the face landmark and the segmentation models are loaded.
 #[wasm_bindgen]
 pub fn check_rgba(
     width: u32,
@@ -120,9 +126,8 @@ pub fn specs() -> Result<JsSpecs, JsError> {
     to_js(crate::specs())
 }
 
-/// Loads a model file shipped beside the `.wasm`: `"face_landmark"` (`face_landmark.bin`, needed
-/// by every check) and `"selfie_segmentation"` (`selfie_segmentation.bin`, needed by
-/// `finish_rgba`). Throws for an unknown name or a malformed file.
+/// Loads a model file shipped beside the `.wasm`: `"face_landmark"` (`face_landmark.bin`) and
+/// `"selfie_segmentation"` (`selfie_segmentation.bin`), both needed by every check. Throws for an unknown name or a malformed file.
 #[wasm_bindgen]
 pub fn load_model(name: &str, bytes: &[u8]) -> Result<(), JsError> {
     let loaded = match name {

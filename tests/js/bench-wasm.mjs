@@ -13,6 +13,7 @@ const webTarget = pkgJs.includes('/web/');
 const wasm = webTarget ? await import(pkgJs) : createRequire(import.meta.url)(pkgJs);
 if (webTarget) wasm.initSync({ module: readFileSync(join(dirname(pkgJs), 'photo_wasm_bg.wasm')) });
 wasm.load_model('face_landmark', readFileSync(join(dirname(pkgJs), 'face_landmark.bin')));
+wasm.load_model('selfie_segmentation', readFileSync(join(dirname(pkgJs), 'selfie_segmentation.bin')));
 const rgbaOnly = typeof wasm.check_encoded !== 'function';
 
 function median(v) {

@@ -24,6 +24,7 @@ try {
 }
 results.push({ name: 'check_rgba before the landmark model is loaded throws', ok: threw !== null && threw.includes('face_landmark'), diff: threw });
 wasm.load_model('face_landmark', readFileSync(join(dirname(pkgJs), 'face_landmark.bin')));
+wasm.load_model('selfie_segmentation', readFileSync(join(dirname(pkgJs), 'selfie_segmentation.bin')));
 
 const names = readdirSync(nativeDir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
 for (const name of names) {

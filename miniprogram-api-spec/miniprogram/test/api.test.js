@@ -102,8 +102,9 @@ test('requestSubscribeMessage acceptances are reported to the server', async () 
 });
 
 const WASM_PATHS = { simd: '/photo_wasm_simd_bg.wasm.br', baseline: '/photo_wasm_bg.wasm.br' };
-/** Every check needs the face landmark model, shipped once beside both builds. */
+/** Every check needs the face landmark and the segmentation model, shipped once beside both builds. */
 const LANDMARKS = { face_landmark: 'face_landmark.bin' };
+const MODELS = { ...LANDMARKS, selfie_segmentation: 'selfie_segmentation.bin' };
 const jpegPhotos = fs
   .readdirSync(photos)
   .filter((f) => f.endsWith('.jpg'))
@@ -138,8 +139,14 @@ test('the photo checker loads the SIMD build under WXWebAssembly from the .wasm.
     const bare = await freshLoader().loadPhotoCheck(WASM_PATHS, createWXWebAssembly(wasmPackage));
     assert.throws(() => bare.check_rgba(2, 2, new Uint8Array(16), 'id-card'), /face_landmark/, 'no check without the landmark model');
     const { loadPhotoCheck } = freshLoader();
-    const checker = await loadPhotoCheck(
+    const landmarksOnly = await freshLoader().loadPhotoCheck(
       { ...WASM_PATHS, models: LANDMARKS },
+      createWXWebAssembly(wasmPackage),
+      createPackageReader(wasmPackage),
+    );
+    assert.throws(() => landmarksOnly.check_rgba(2, 2, new Uint8Array(16), 'id-card'), /selfie_segmentation/, 'no check without the segmentation model');
+    const checker = await freshLoader().loadPhotoCheck(
+      { ...WASM_PATHS, models: MODELS },
       createWXWebAssembly(wasmPackage),
       createPackageReader(wasmPackage),
     );
@@ -174,7 +181,7 @@ test('the finished ID photo is shown before the upload: finish_rgba puts the por
   await withoutTextCodec(async () => {
     const { loadPhotoCheck } = freshLoader();
     const checker = await loadPhotoCheck(
-      { ...WASM_PATHS, models: { ...LANDMARKS, selfie_segmentation: 'selfie_segmentation.bin' } },
+      { ...WASM_PATHS, models: MODELS },
       createWXWebAssembly(wasmPackage),
       createPackageReader(wasmPackage),
     );
@@ -199,7 +206,7 @@ test('the baseline build gives the same reports as the SIMD build', async () => 
   await withoutTextCodec(async () => {
     const { loadPhotoCheck } = freshLoader();
     const checker = await loadPhotoCheck(
-      { baseline: WASM_PATHS.baseline, models: LANDMARKS },
+      { baseline: WASM_PATHS.baseline, models: MODELS },
       createWXWebAssembly(wasmPackage),
       createPackageReader(wasmPackage),
     );

@@ -30,7 +30,7 @@ async function main() {
     {
       simd: '/photo_wasm_simd_bg.wasm.br',
       baseline: '/photo_wasm_bg.wasm.br',
-      models: { face_landmark: 'face_landmark.bin' },
+      models: { face_landmark: 'face_landmark.bin', selfie_segmentation: 'selfie_segmentation.bin' },
     },
     createWXWebAssembly(wasmPackage),
     createPackageReader(wasmPackage),
