@@ -156,7 +156,7 @@ pub(crate) fn checks(img: &Rgb, f: &Frame, mask: Option<&Mask>) -> Vec<Check> {
     ];
     out.push(match mask {
         Some(mask) => shoulders_check(img, f, mask),
-        None => missing_model(CheckId::Shoulders),
+        None => shoulders_without_model(),
     });
     out.push(accessories_check(img, f, mask, &skin));
     out
@@ -164,9 +164,9 @@ pub(crate) fn checks(img: &Rgb, f: &Frame, mask: Option<&Mask>) -> Vec<Check> {
 
 /// Only reachable in a WebAssembly build not given the segmentation model (its check exports
 /// refuse to run then): say so rather than guess.
-fn missing_model(id: CheckId) -> Check {
+fn shoulders_without_model() -> Check {
     Check {
-        id,
+        id: CheckId::Shoulders,
         status: Status::Fail,
         value: None,
         range: None,
@@ -267,16 +267,6 @@ fn occlusion_check(img: &Rgb, f: &Frame, skin: &Skin) -> Check {
     .map(skin_like)
     .fold(0.0f32, f32::max);
     let value = skin_like(&nose).min(around_mouth);
-    if std::env::var_os("RULES_DEBUG").is_some() {
-        eprintln!("{f:?}");
-        eprintln!(
-            "skin y {} warmth {} nose {} mouth {}",
-            skin.y,
-            skin.warmth,
-            skin_like(&nose),
-            around_mouth
-        );
-    }
     let v = grade(
         value,
         (Some(t::OCCLUSION_PASS), None),

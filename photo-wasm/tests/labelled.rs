@@ -6,17 +6,19 @@
 
 mod common;
 
-use common::id_card;
+use common::{id_card, photos_bg_dir};
 use photo_wasm::{CheckId, Status};
 use std::path::PathBuf;
 
 /// Each check with its floors: (precision, recall) measured on the set when it was built.
+/// `headwear` has no recall floor: none of the three hats in the set (all worn with a mask, two
+/// dark) is caught, and its precision floor is what keeps it from refusing hair.
 const FLOORS: [(&str, CheckId, f64, f64); 5] = [
     ("occlusion", CheckId::Occlusion, 1.0, 0.6),
     ("glasses", CheckId::Glasses, 1.0, 0.6),
     ("headwear", CheckId::Headwear, 1.0, 0.0),
-    ("shoulders", CheckId::Shoulders, 0.6, 0.4),
-    ("accessories", CheckId::Accessories, 0.2, 0.3),
+    ("shoulders", CheckId::Shoulders, 0.85, 0.4),
+    ("accessories", CheckId::Accessories, 0.4, 0.5),
 ];
 
 #[test]
@@ -72,4 +74,20 @@ fn seed_rules_precision_and_recall_on_labelled_photos() {
         }
     }
     assert!(short.is_empty(), "{}", short.join("\n"));
+}
+
+/// Sunglasses on a detectable face are named as such, not reported as "no face".
+#[test]
+fn sunglasses_are_named_not_a_missing_face() {
+    let path = photos_bg_dir().join("rembg-girl-mountains-sunglasses.jpg");
+    let report = photo_wasm::check(&std::fs::read(path).unwrap(), id_card());
+    let count = report.check(CheckId::FaceCount).unwrap();
+    assert_eq!(count.status, Status::Pass, "{count:?}");
+    let glasses = report.check(CheckId::Glasses).expect("a glasses check");
+    assert_eq!(glasses.status, Status::Fail, "{glasses:?}");
+    assert!(
+        glasses.message_zh.contains("墨镜"),
+        "{}",
+        glasses.message_zh
+    );
 }

@@ -166,19 +166,28 @@ fn framing_refuses_only_a_cut_head_or_shoulders_and_says_which() {
         let (x0, x1) = (px(cx + x0 * w, d.width), px(cx + x1 * w, d.width));
         let (y0, y1) = (px(eyes_y + y0 * w, d.height), px(eyes_y + y1 * w, d.height));
         let part = d.crop(x0 as i64, y0 as i64, x1 - x0, y1 - y0);
-        let r = photo_wasm::check_rgba(part.width, part.height, &rgba(&part), id_card());
-        r.check(CheckId::Framing).cloned().expect("a framing check")
+        photo_wasm::check_rgba(part.width, part.height, &rgba(&part), id_card())
     };
+    let framing =
+        |r: photo_wasm::Report| r.check(CheckId::Framing).cloned().expect("a framing check");
     // A tight head-and-shoulders crop with hardly any background: the finished photo fills it.
     let tight = framed(-1.0, -1.2, 1.0, 2.0);
-    assert_ne!(tight.status, Status::Fail, "{tight:?}");
-    let crown = framed(-1.5, -0.5, 1.5, 2.5);
+    assert!(!tight.failed(), "{:?}", tight.checks);
+    let tight = framing(tight);
+    let crown = framing(framed(-1.5, -0.5, 1.5, 2.5));
     assert_eq!(crown.status, Status::Fail, "{crown:?}");
     assert!(crown.message_en.contains("top of the head"), "{crown:?}");
-    let chin = framed(-1.5, -1.5, 1.5, 0.45);
+    let chin = framing(framed(-1.5, -1.5, 1.5, 0.45));
     assert_eq!(chin.status, Status::Fail, "{chin:?}");
     assert!(chin.message_en.contains("chin"), "{chin:?}");
-    let shoulders = framed(-1.5, -1.5, 1.5, 1.0);
+    let no_shoulders = framed(-1.5, -1.5, 1.5, 1.0);
+    // The segmentation sees no shoulder either side below the chin.
+    let seen = no_shoulders
+        .check(CheckId::Shoulders)
+        .cloned()
+        .expect("a shoulders check");
+    assert_eq!(seen.status, Status::Fail, "{seen:?}");
+    let shoulders = framing(no_shoulders);
     assert_eq!(shoulders.status, Status::Fail, "{shoulders:?}");
     assert!(shoulders.message_en.contains("shoulders"), "{shoulders:?}");
 }
