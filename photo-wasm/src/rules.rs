@@ -88,14 +88,14 @@ impl Patch {
         };
         let d = t::SPOT_MAX as isize;
         let (mut total, mut hit) = (0usize, 0usize);
-        for k in 0..n * n {
+        for (k, &lit) in on.iter().enumerate() {
             if self.person.get(k).is_some_and(|&q| q < t::RULE_PERSON) {
                 continue;
             }
             total += 1;
             let (i, j) = ((k % n) as isize, (k / n) as isize);
             let small = (off(i - d, j) && off(i + d, j)) || (off(i, j - d) && off(i, j + d));
-            hit += usize::from(on[k] && small);
+            hit += usize::from(lit && small);
         }
         hit as f32 / total.max(1) as f32
     }

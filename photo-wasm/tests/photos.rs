@@ -173,7 +173,6 @@ fn framing_refuses_only_a_cut_head_or_shoulders_and_says_which() {
     // A tight head-and-shoulders crop with hardly any background: the finished photo fills it.
     let tight = framed(-1.0, -1.2, 1.0, 2.0);
     assert!(!tight.failed(), "{:?}", tight.checks);
-    let tight = framing(tight);
     let crown = framing(framed(-1.5, -0.5, 1.5, 2.5));
     assert_eq!(crown.status, Status::Fail, "{crown:?}");
     assert!(crown.message_en.contains("top of the head"), "{crown:?}");
