@@ -21,6 +21,7 @@ const NOT_SETTINGS: &[&str] = &["BANZHENG_CONFIG", "BANZHENG_PHOTOS_DIR"];
 
 /// The real WeChat API; development mode replaces it with the simulator.
 use crate::store::durability::Durability;
+use crate::store::RedisAt;
 
 pub const WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
 
@@ -33,8 +34,13 @@ pub struct Settings {
     pub bind: String,
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
-    /// Unset: the embedded SQLite store under `data_dir`.
+    /// Unset (and no cluster): the embedded SQLite store under `data_dir`.
     pub redis_url: Option<String>,
+    /// Seed nodes of a Redis Cluster, `redis://host:port,redis://host:port,…`.
+    pub redis_cluster_nodes: Option<String>,
+    /// `redis_cluster_nodes`, one URL each.
+    #[serde(skip)]
+    redis_cluster_seeds: Vec<String>,
     /// Prefix of every Redis key, so several deployments (or tests) can share one server.
     #[serde(default = "default_redis_prefix")]
     pub redis_key_prefix: String,
@@ -148,10 +154,17 @@ impl Settings {
                 .try_parsing(true)
                 .source(Some(settings)),
         );
-        let settings: Settings = builder
+        let mut settings: Settings = builder
             .build()
             .and_then(|c| c.try_deserialize())
             .map_err(|e| ConfigError::Invalid(explain(e)))?;
+        settings.redis_cluster_seeds = settings
+            .redis_cluster_nodes
+            .iter()
+            .flat_map(|nodes| nodes.split(','))
+            .map(|node| node.trim().to_owned())
+            .filter(|node| !node.is_empty())
+            .collect();
         settings.validate()?;
         Ok(settings)
     }
@@ -166,6 +179,19 @@ impl Settings {
         if self.receipts.page_size == 0 || self.receipts.validity_days == 0 {
             return Err(ConfigError::Invalid(
                 "BANZHENG_RECEIPTS__PAGE_SIZE and BANZHENG_RECEIPTS__VALIDITY_DAYS must be at least 1"
+                    .into(),
+            ));
+        }
+        if self.redis_url.is_some() && self.redis_cluster_nodes.is_some() {
+            return Err(ConfigError::Invalid(
+                "BANZHENG_REDIS_URL (one Redis) and BANZHENG_REDIS_CLUSTER_NODES (a Redis Cluster) \
+                 are both set: keep the one you run"
+                    .into(),
+            ));
+        }
+        if self.redis_cluster_nodes.is_some() && self.redis_cluster_seeds.is_empty() {
+            return Err(ConfigError::Invalid(
+                "BANZHENG_REDIS_CLUSTER_NODES names no node: give redis://host:port,redis://host:port,…"
                     .into(),
             ));
         }
@@ -204,6 +230,15 @@ impl Settings {
 
     /// What the store must promise about acknowledged writes: production holds Redis to
     /// `redis_durability`; development takes what it finds.
+    /// The Redis to keep state in, if any: one node or a cluster's seed nodes.
+    pub fn redis_at(&self) -> Option<RedisAt<'_>> {
+        match (&self.redis_url, &self.redis_cluster_seeds) {
+            (Some(url), _) => Some(RedisAt::Node(url)),
+            (None, seeds) if !seeds.is_empty() => Some(RedisAt::Cluster(seeds)),
+            _ => None,
+        }
+    }
+
     pub fn store_durability(&self) -> Option<Durability> {
         self.is_production().then_some(self.redis_durability)
     }

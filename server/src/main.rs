@@ -109,7 +109,7 @@ fn account_args<'a>(args: &[&'a str]) -> Result<AccountArgs<'a>, ExitCode> {
 
 async fn admin_store(settings: &Settings) -> Result<Arc<dyn AdminStore>, ExitCode> {
     let opened = server::store::open(
-        settings.redis_url.as_deref(),
+        settings.redis_at(),
         &settings.redis_key_prefix,
         &settings.data_dir,
         settings.store_durability(),

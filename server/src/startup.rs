@@ -93,7 +93,7 @@ pub struct Capabilities {
 impl Capabilities {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let backend = store::open(
-            settings.redis_url.as_deref(),
+            settings.redis_at(),
             &settings.redis_key_prefix,
             &settings.data_dir,
             settings.store_durability(),

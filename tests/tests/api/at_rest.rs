@@ -21,6 +21,7 @@ async fn dump(shared: &SharedStore) -> Vec<u8> {
             files(dir.path(), &mut bytes);
             bytes
         }
+        SharedStore::RedisCluster { .. } => unreachable!("on_both_backends: SQLite and one Redis"),
         SharedStore::Redis { url, prefix } => {
             let client = ::redis::Client::open(url.as_str()).unwrap();
             let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -198,6 +199,7 @@ async fn write_old_format(shared: &SharedStore) -> String {
             )
             .unwrap();
         }
+        SharedStore::RedisCluster { .. } => unreachable!("on_both_backends: SQLite and one Redis"),
         SharedStore::Redis { url, prefix } => {
             let client = ::redis::Client::open(url.as_str()).unwrap();
             let mut conn = client.get_multiplexed_async_connection().await.unwrap();

@@ -946,12 +946,22 @@ const CONTENTION_SETTINGS: &[(&str, &str)] = &[
     ("BANZHENG_BOOKING__MAX_ACTIVE_PER_USER", "10"),
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn redis_two_instances_sell_each_seat_once() {
-    let store = SharedStore::fresh(Backend::Redis).await;
+/// Two instances over one shared store.
+async fn two_instances_sell_each_seat_once(backend: Backend) {
+    let store = SharedStore::fresh(backend).await;
     let first = TestApp::spawn_on(store.clone(), CONTENTION_SETTINGS).await;
     let second = TestApp::spawn_on(store.clone(), CONTENTION_SETTINGS).await;
     contention(&[first, second], &store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_two_instances_sell_each_seat_once() {
+    two_instances_sell_each_seat_once(Backend::Redis).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_cluster_two_instances_sell_each_seat_once() {
+    two_instances_sell_each_seat_once(Backend::RedisCluster).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

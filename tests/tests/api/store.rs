@@ -8,8 +8,8 @@ use chrono::Utc;
 use server::admin::{create_admin_at, AccountChange, Role};
 use server::audit::AuditEntry;
 use server::auth::WeChatSession;
-use server::store::{Lock, RedisStore};
-use tests::{on_both_backends, AllStores, Backend, RedisServer, SharedStore};
+use server::store::{Lock, RedisAt, RedisStore};
+use tests::{on_every_backend, AllStores, Backend, RedisServer, SharedStore};
 
 /// A short expiry, and a wait past it: long enough that the steps between a write and the
 /// read that expects it fit inside on a loaded 2-core CI machine.
@@ -485,7 +485,7 @@ async fn the_audit_log_pages_newest_first(backend: Backend) {
         .is_empty());
 }
 
-on_both_backends!(
+on_every_backend!(
     kf_conversations_keep_their_messages_and_expire,
     admin_accounts_of_every_role,
     admin_accounts_change_atomically,
@@ -513,7 +513,9 @@ async fn client_id(store: &RedisStore) -> i64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn each_single_threaded_runtime_gets_its_own_redis_connection() {
     let url = RedisServer::shared().await.url();
-    let store = RedisStore::connect(&url, "t-connections").await.unwrap();
+    let store = RedisStore::connect(RedisAt::Node(&url), "t-connections")
+        .await
+        .unwrap();
     let shared = client_id(&store).await;
     assert_eq!(client_id(&store).await, shared, "multi-threaded: shared");
     let workers: Vec<_> = (0..2)
