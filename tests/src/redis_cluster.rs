@@ -13,7 +13,7 @@ pub struct RedisCluster {
     ports: Vec<u16>,
     /// The servers; they stop when the cluster is dropped.
     _nodes: Vec<Child>,
-    _watchdog: std::process::Child,
+    watchdog: std::process::Child,
     _dir: tempfile::TempDir,
 }
 
@@ -62,7 +62,7 @@ impl RedisCluster {
         let cluster = RedisCluster {
             ports,
             _nodes: nodes,
-            _watchdog: watchdog,
+            watchdog,
             _dir: dir,
         };
         for port in &cluster.ports {
@@ -106,9 +106,30 @@ impl RedisCluster {
             .collect()
     }
 
+    /// `CONFIG SET name value` on the master at `index` alone.
+    pub async fn config_set(&self, index: usize, name: &str, value: &str) {
+        let client = redis::Client::open(self.node_urls()[index].as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(value)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+
     /// `BANZHENG_REDIS_CLUSTER_NODES` for this cluster.
     pub fn seeds(&self) -> String {
         self.node_urls().join(",")
+    }
+}
+
+impl Drop for RedisCluster {
+    /// The servers stop (`kill_on_drop`); so does their watchdog, before their ids are reused.
+    fn drop(&mut self) {
+        let _ = self.watchdog.kill();
+        let _ = self.watchdog.wait();
     }
 }
 
