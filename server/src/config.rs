@@ -367,6 +367,30 @@ mod tests {
     }
 
     #[test]
+    fn redis_is_one_node_or_a_cluster_of_named_seeds() {
+        let s = Settings::from_vars(vars(&[(
+            "BANZHENG_REDIS_CLUSTER_NODES",
+            "redis://10.0.0.1:7000, redis://10.0.0.2:7000,",
+        )]))
+        .unwrap();
+        let Some(RedisAt::Cluster(seeds)) = s.redis_at() else {
+            panic!("a cluster: {:?}", s.redis_at())
+        };
+        assert_eq!(seeds, ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]);
+        let s = Settings::from_vars(vars(&[("BANZHENG_REDIS_URL", "redis://h:1/")])).unwrap();
+        assert!(matches!(s.redis_at(), Some(RedisAt::Node("redis://h:1/"))));
+        let both = Settings::from_vars(vars(&[
+            ("BANZHENG_REDIS_URL", "redis://h:1/"),
+            ("BANZHENG_REDIS_CLUSTER_NODES", "redis://h:2"),
+        ]))
+        .unwrap_err();
+        assert!(both.to_string().contains("are both set"), "{both}");
+        let none =
+            Settings::from_vars(vars(&[("BANZHENG_REDIS_CLUSTER_NODES", " , ")])).unwrap_err();
+        assert!(none.to_string().contains("names no node"), "{none}");
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let err = Settings::from_vars(vars(&[("BANZHENG_DATADIR", "x")])).unwrap_err();
         assert!(err.to_string().contains("datadir"), "{err}");
