@@ -108,15 +108,7 @@ impl RedisCluster {
 
     /// `CONFIG SET name value` on the master at `index` alone.
     pub async fn config_set(&self, index: usize, name: &str, value: &str) {
-        let client = redis::Client::open(self.node_urls()[index].as_str()).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg(name)
-            .arg(value)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        crate::redis_server::config_set(&self.node_urls()[index], name, value).await;
     }
 
     /// `BANZHENG_REDIS_CLUSTER_NODES` for this cluster.

@@ -116,16 +116,21 @@ impl RedisServer {
 impl RedisServer {
     /// `CONFIG SET name value`, as an operator changing a running Redis would.
     pub async fn config_set(&self, name: &str, value: &str) {
-        let client = redis::Client::open(self.url()).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg(name)
-            .arg(value)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        config_set(&self.url(), name, value).await;
     }
+}
+
+/// `CONFIG SET name value` on the Redis at `url`.
+pub async fn config_set(url: &str, name: &str, value: &str) {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
 }
 
 async fn answers(port: u16) -> bool {
