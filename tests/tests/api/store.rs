@@ -9,7 +9,7 @@ use server::admin::{create_admin_at, AccountChange, Role};
 use server::audit::AuditEntry;
 use server::auth::WeChatSession;
 use server::store::{Lock, RedisAt, RedisStore};
-use tests::{on_every_backend, AllStores, Backend, RedisServer, SharedStore};
+use tests::{on_every_backend, AllStores, Backend, RedisCluster, RedisServer, SharedStore};
 
 /// A short expiry, and a wait past it: long enough that the steps between a write and the
 /// read that expects it fit inside on a loaded 2-core CI machine.
@@ -543,4 +543,55 @@ async fn each_single_threaded_runtime_gets_its_own_redis_connection() {
         .collect();
     let own: Vec<i64> = workers.into_iter().map(|w| w.join().unwrap()).collect();
     assert_ne!(own[0], own[1], "one connection per thread");
+}
+
+/// How many keys under `prefix` the Redis at `url` holds (by SCAN).
+async fn keys_under(url: &str, prefix: &str) -> usize {
+    let client = ::redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (mut cursor, mut count) = (0u64, 0);
+    loop {
+        let (next, page): (u64, Vec<String>) = ::redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}:*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        count += page.len();
+        if next == 0 {
+            return count;
+        }
+        cursor = next;
+    }
+}
+
+/// On the cluster, keys spread over the masters by their hash tag: users and key-value
+/// entries, each under a tag of its own, land on every master (and none twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_of_different_tags_spread_over_the_cluster_masters() {
+    let shared = SharedStore::fresh(Backend::RedisCluster).await;
+    let SharedStore::RedisCluster { prefix, .. } = &shared else {
+        unreachable!("a cluster store")
+    };
+    let s = shared.open().await;
+    for n in 0..30 {
+        s.upsert_user(&session(&format!("spread-{n}"), None), Utc::now())
+            .await
+            .unwrap();
+        s.kv_set(&format!("spread-{n}"), "v", Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+    let mut per_master = Vec::new();
+    for url in RedisCluster::shared().await.node_urls() {
+        per_master.push(keys_under(&url, prefix).await);
+    }
+    assert_eq!(per_master.iter().sum::<usize>(), 60, "{per_master:?}");
+    assert!(
+        per_master.iter().all(|keys| *keys > 0),
+        "every master holds some: {per_master:?}"
+    );
 }
