@@ -12,7 +12,7 @@ use tokio::sync::OnceCell;
 pub struct RedisCluster {
     ports: Vec<u16>,
     /// The servers; they stop when the cluster is dropped.
-    _nodes: Vec<Child>,
+    nodes: Vec<Child>,
     watchdog: std::process::Child,
     _dir: tempfile::TempDir,
 }
@@ -35,33 +35,26 @@ impl RedisCluster {
 
     /// `masters` masters, no replicas, every slot assigned; it stops when dropped.
     pub async fn start(masters: usize) -> RedisCluster {
+        Self::start_with_replicas(masters, 0).await
+    }
+
+    /// `masters` masters with `replicas` replicas each. A node unreachable for a second is
+    /// failed over (`cluster-node-timeout 1000`).
+    pub async fn start_with_replicas(masters: usize, replicas: usize) -> RedisCluster {
         let dir = tempfile::tempdir().unwrap();
         // A port and its cluster bus port (+10000) must both be free.
         let ports: Vec<u16> = std::iter::repeat_with(free_port)
             .filter(|p| *p < 55_535 && TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok())
-            .take(masters)
+            .take(masters * (1 + replicas))
             .collect();
         let nodes = ports
             .iter()
-            .map(|port| {
-                Command::new("redis-server")
-                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                    .args(["--cluster-enabled", "yes"])
-                    .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
-                    .args(["--save", "", "--appendonly", "no"])
-                    .arg("--dir")
-                    .arg(dir.path())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .kill_on_drop(true)
-                    .spawn()
-                    .expect("redis-server must be installed (the test command installs it)")
-            })
+            .map(|port| node(dir.path(), *port))
             .collect::<Vec<_>>();
         let watchdog = stop_with_this_process(&nodes);
         let cluster = RedisCluster {
             ports,
-            _nodes: nodes,
+            nodes,
             watchdog,
             _dir: dir,
         };
@@ -71,7 +64,7 @@ impl RedisCluster {
         let created = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")))
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdout(Stdio::null())
             .status()
             .await
@@ -79,13 +72,16 @@ impl RedisCluster {
         assert!(created.success(), "redis-cli --cluster create failed");
         for port in &cluster.ports {
             cluster
-                .wait_for(*port, |info| info.contains("cluster_state:ok"))
+                .wait_for(*port, |info| {
+                    info.contains("cluster_state:ok")
+                        && (info.contains("role:master") || info.contains("master_link_status:up"))
+                })
                 .await;
         }
         cluster
     }
 
-    /// Waits until `CLUSTER INFO` on `port` answers and satisfies `ready`.
+    /// Waits until `CLUSTER INFO` and `INFO replication` on `port` answer and satisfy `ready`.
     async fn wait_for(&self, port: u16, ready: impl Fn(&str) -> bool) {
         for _ in 0..200 {
             if let Some(info) = cluster_info(port).await {
@@ -104,6 +100,44 @@ impl RedisCluster {
             .iter()
             .map(|p| format!("redis://127.0.0.1:{p}/"))
             .collect()
+    }
+
+    /// Kills (as a crash would) the master that holds `key`'s slot; its port.
+    pub async fn kill_master_of(&mut self, key: &str) -> u16 {
+        let port = self.master_of(key).await;
+        let at = self.ports.iter().position(|p| *p == port).unwrap();
+        self.nodes[at].kill().await.unwrap();
+        port
+    }
+
+    /// The port of the master that holds `key`'s slot, as a live node sees it.
+    async fn master_of(&self, key: &str) -> u16 {
+        for port in &self.ports {
+            let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) else {
+                continue;
+            };
+            let Ok(Ok(mut conn)) = tokio::time::timeout(
+                Duration::from_millis(500),
+                client.get_multiplexed_async_connection(),
+            )
+            .await
+            else {
+                continue;
+            };
+            let slot: u16 = redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let nodes: String = redis::cmd("CLUSTER")
+                .arg("NODES")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            return master_in(&nodes, slot).expect("every slot has a master");
+        }
+        panic!("no cluster node answers");
     }
 
     /// `CONFIG SET name value` on the master at `index` alone.
@@ -147,6 +181,42 @@ fn stop_with_this_process(nodes: &[Child]) -> std::process::Child {
         .expect("sh")
 }
 
+/// A cluster node on `port`, its files in `dir`.
+fn node(dir: &std::path::Path, port: u16) -> Child {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--cluster-enabled", "yes"])
+        .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+        .args(["--cluster-node-timeout", "1000"])
+        // A replica that never finished its first sync is not promoted: start it at once.
+        .args(["--repl-diskless-sync-delay", "0"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("redis-server must be installed (the test command installs it)")
+}
+
+/// The port of the live master that `CLUSTER NODES` says holds `slot`.
+fn master_in(nodes: &str, slot: u16) -> Option<u16> {
+    nodes.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let flags = fields.get(2)?;
+        if !flags.contains("master") || flags.contains("fail") {
+            return None;
+        }
+        let holds = fields.iter().skip(8).any(|range| {
+            let (from, to) = range.split_once('-').unwrap_or((range, range));
+            matches!((from.parse::<u16>(), to.parse::<u16>()), (Ok(f), Ok(t)) if (f..=t).contains(&slot))
+        });
+        let address = fields.get(1)?.split('@').next()?;
+        holds.then(|| address.rsplit_once(':')?.1.parse().ok())?
+    })
+}
+
 async fn cluster_info(port: u16) -> Option<String> {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).ok()?;
     let connect = client.get_multiplexed_async_connection();
@@ -154,9 +224,15 @@ async fn cluster_info(port: u16) -> Option<String> {
         .await
         .ok()?
         .ok()?;
-    redis::cmd("CLUSTER")
+    let cluster: String = redis::cmd("CLUSTER")
         .arg("INFO")
         .query_async(&mut conn)
         .await
-        .ok()
+        .ok()?;
+    let replication: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut conn)
+        .await
+        .ok()?;
+    Some(cluster + &replication)
 }

@@ -146,3 +146,28 @@ async fn answers(port: u16) -> bool {
         _ => false,
     }
 }
+
+/// Every key under `prefix` on the Redis `conn` talks to, sorted (by SCAN, not KEYS: one KEYS
+/// over the whole shared Redis can outlast the client's response timeout on a loaded machine).
+pub async fn keys_under(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Vec<String> {
+    let (mut cursor, mut keys) = (0u64, Vec::new());
+    loop {
+        let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}:*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .unwrap();
+        keys.extend(page);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    keys.sort();
+    keys.dedup();
+    keys
+}

@@ -25,28 +25,7 @@ async fn dump(shared: &SharedStore) -> Vec<u8> {
         SharedStore::Redis { url, prefix } => {
             let client = ::redis::Client::open(url.as_str()).unwrap();
             let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-            // SCAN, not KEYS: one KEYS over the whole shared Redis can outlast the client's
-            // response timeout on a loaded machine.
-            let mut keys: Vec<String> = Vec::new();
-            let mut cursor = 0u64;
-            loop {
-                let (next, page): (u64, Vec<String>) = ::redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(format!("{prefix}:*"))
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                keys.extend(page);
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
-            keys.sort();
-            keys.dedup();
+            let keys = tests::redis_server::keys_under(&mut conn, prefix).await;
             assert!(!keys.is_empty(), "nothing under {prefix}");
             let mut bytes = Vec::new();
             for key in keys {

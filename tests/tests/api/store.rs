@@ -545,29 +545,6 @@ async fn each_single_threaded_runtime_gets_its_own_redis_connection() {
     assert_ne!(own[0], own[1], "one connection per thread");
 }
 
-/// How many keys under `prefix` the Redis at `url` holds (by SCAN).
-async fn keys_under(url: &str, prefix: &str) -> usize {
-    let client = ::redis::Client::open(url).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let (mut cursor, mut count) = (0u64, 0);
-    loop {
-        let (next, page): (u64, Vec<String>) = ::redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}:*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        count += page.len();
-        if next == 0 {
-            return count;
-        }
-        cursor = next;
-    }
-}
-
 /// On the cluster, keys spread over the masters by their hash tag: users and key-value
 /// entries, each under a tag of its own, land on every master (and none twice).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -587,7 +564,13 @@ async fn keys_of_different_tags_spread_over_the_cluster_masters() {
     }
     let mut per_master = Vec::new();
     for url in RedisCluster::shared().await.node_urls() {
-        per_master.push(keys_under(&url, prefix).await);
+        let client = ::redis::Client::open(url).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        per_master.push(
+            tests::redis_server::keys_under(&mut conn, prefix)
+                .await
+                .len(),
+        );
     }
     assert_eq!(per_master.iter().sum::<usize>(), 60, "{per_master:?}");
     assert!(
