@@ -10,7 +10,9 @@ use serde::Deserialize;
 use crate::admin::AdminLoginSettings;
 use crate::auth::address::{ClientAddresses, ForwardedHeader, TrustedProxies};
 use crate::auth::login::LoginSettings;
+use crate::backup::BackupSettings;
 use crate::booking::BookingSettings;
+use crate::erasure::ErasureSettings;
 use crate::kf::{KfSettings, PushSettings};
 use crate::notify::NotifySettings;
 use crate::receipts::ReceiptSettings;
@@ -81,6 +83,12 @@ pub struct Settings {
     /// Production: the bearer token Prometheus presents at `/metrics`; unset, production
     /// serves no metrics (development serves them to anyone on loopback).
     pub metrics_token: Option<SecretString>,
+    /// Erasures on request (`erasure.sweep_interval_secs`).
+    #[serde(default)]
+    pub erasure: ErasureSettings,
+    /// Backups and the erasure journal (`backup.dir`, `backup.key`).
+    #[serde(default)]
+    pub backup: BackupSettings,
 }
 
 /// `BANZHENG_MODE`: development runs against the built-in WeChat simulator on loopback only;
@@ -244,6 +252,13 @@ impl Settings {
             "it keys the hash under which ID numbers are stored",
             self.booking.id_hash_key.as_ref(),
         )?;
+        if self.backup.key.is_some() {
+            strong_secret(
+                "BANZHENG_BACKUP__KEY (backup.key)",
+                "it encrypts the backups",
+                self.backup.key.as_ref(),
+            )?;
+        }
         if self.metrics_token.is_some() {
             strong_secret(
                 "BANZHENG_METRICS_TOKEN (metrics_token)",

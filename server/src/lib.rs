@@ -3,9 +3,11 @@
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod booking;
 pub mod clock;
 pub mod config;
+pub mod erasure;
 pub mod error;
 mod health;
 pub mod id_hash;

@@ -2,6 +2,7 @@
 //! configuration.
 
 use std::io::Read;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -22,7 +23,14 @@ const USAGE: &str = "usage:
                               create an admin account; the password is read from stdin;
                               staff work at the halls given (`--hall all`: every hall)
   server admin halls --username NAME --hall ID [--hall ID]...
-                              move a staff account to these halls";
+                              move a staff account to these halls
+  server backup --to FILE     back the SQLite database and its photos up into FILE (0600,
+                              encrypted under BANZHENG_BACKUP__KEY) while the server serves
+  server restore --from FILE  restore a backup (stop the server first), then re-apply the
+                              erasures journaled since it was taken
+  server erasures replay [--since RFC3339]
+                              re-apply the journaled erasures (since a time) to the configured
+                              store: after restoring Redis from its RDB or AOF file";
 
 #[actix_web::main]
 async fn main() -> ExitCode {
@@ -43,6 +51,18 @@ async fn main() -> ExitCode {
         [] => serve(settings).await,
         ["admin", "add", rest @ ..] => admin_add(settings, rest).await,
         ["admin", "halls", rest @ ..] => admin_halls(settings, rest).await,
+        ["backup", "--to", file] => backup(settings, file).await,
+        ["restore", "--from", file] => restore(settings, file).await,
+        ["erasures", "replay"] => replay(settings, None).await,
+        ["erasures", "replay", "--since", since] => {
+            match chrono::DateTime::parse_from_rfc3339(since) {
+                Ok(since) => replay(settings, Some(since.to_utc())).await,
+                Err(e) => {
+                    eprintln!("--since `{since}`: {e} (e.g. 2026-12-01T00:00:00Z)");
+                    ExitCode::from(2)
+                }
+            }
+        }
         ["-h" | "--help" | "help"] => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -72,6 +92,52 @@ async fn serve(settings: Settings) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The answer of a maintenance command: what it did on stdout, or why it failed on stderr.
+fn finished<T>(outcome: anyhow::Result<T>, say: impl FnOnce(T) -> String) -> ExitCode {
+    match outcome {
+        Ok(done) => {
+            println!("{}", say(done));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn backup(settings: Settings, file: &str) -> ExitCode {
+    finished(
+        server::backup::backup(&settings, Path::new(file)).await,
+        |r| {
+            format!(
+                "backed up: database {} bytes, {} photos, {file} {} bytes (0600, encrypted)",
+                r.database_bytes, r.photos, r.file_bytes
+            )
+        },
+    )
+}
+
+async fn restore(settings: Settings, file: &str) -> ExitCode {
+    finished(
+        server::backup::restore(&settings, Path::new(file)).await,
+        |r| {
+            format!(
+                "restored the backup of {}: {} photos; {} journaled erasures re-applied",
+                r.started_at.to_rfc3339(),
+                r.photos,
+                r.erasures_reapplied
+            )
+        },
+    )
+}
+
+async fn replay(settings: Settings, since: Option<chrono::DateTime<chrono::Utc>>) -> ExitCode {
+    finished(server::backup::replay(&settings, since).await, |n| {
+        format!("{n} journaled erasures re-applied")
+    })
 }
 
 /// The arguments of `server admin …`.

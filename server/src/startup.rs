@@ -23,6 +23,7 @@ use crate::auth::{self, Authenticator, UserStore};
 use crate::booking::{self, Booking, BookingStore};
 use crate::clock::Clock;
 use crate::config::{Settings, WECHAT_API_BASE};
+use crate::erasure::{self, Erasure, ErasureStore};
 use crate::error::{json_error_handler, path_error_handler, query_error_handler, ApiError};
 use crate::kf::{self, ConversationStore, Conversations, Kf};
 use crate::metrics::{metrics_middleware, Metrics, MetricsAccess};
@@ -48,6 +49,7 @@ pub trait AllStores:
     + ReceiptStore
     + NotifyStore
     + ConversationStore
+    + ErasureStore
 {
 }
 impl<T> AllStores for T where
@@ -60,6 +62,7 @@ impl<T> AllStores for T where
         + ReceiptStore
         + NotifyStore
         + ConversationStore
+        + ErasureStore
 {
 }
 
@@ -84,6 +87,8 @@ pub struct Capabilities {
     notifier: web::Data<Notifier>,
     /// 客服 conversations and the staff inbox.
     conversations: web::Data<Conversations>,
+    /// Erasure on request, and its sweep.
+    erasure: web::Data<Erasure>,
     /// The 客服 message push, when a push token is configured.
     kf: Option<web::Data<Kf>>,
     /// Development mode only: the WeChat simulator the server mounts and talks to.
@@ -192,6 +197,12 @@ impl Capabilities {
             conversations.clone(),
             clock.clone(),
         )?;
+        let erasure = Erasure::over(
+            store.clone(),
+            settings.backup.journal(&settings.data_dir),
+            settings.erasure.clone(),
+            clock.clone(),
+        );
         let admins = Admins::new(
             store.clone(),
             store.clone(),
@@ -228,6 +239,7 @@ impl Capabilities {
             )),
             notifier: web::Data::new(notifier),
             conversations: web::Data::from(conversations),
+            erasure: web::Data::new(erasure),
             kf: kf.map(web::Data::new),
             simulator: simulator.map(web::Data::from),
         })
@@ -289,6 +301,7 @@ pub fn build_app(
         receipts,
         notifier,
         conversations,
+        erasure,
         kf,
         simulator,
     } = capabilities;
@@ -303,6 +316,7 @@ pub fn build_app(
         .app_data(booking)
         .app_data(receipts)
         .app_data(notifier)
+        .app_data(erasure)
         .app_data(web::JsonConfig::default().error_handler(json_error_handler))
         .app_data(web::QueryConfig::default().error_handler(query_error_handler))
         .app_data(web::PathConfig::default().error_handler(path_error_handler))
@@ -389,6 +403,7 @@ impl Application {
         }
         booking::spawn_no_show_sweeper(capabilities.booking.clone());
         kf::spawn_retention_sweeper(capabilities.conversations.clone());
+        erasure::spawn_sweeper(capabilities.erasure.clone());
         let sender = settings.notify.worker.then(|| {
             let notifier = capabilities.notifier.clone().into_inner();
             (notifier.clone(), tokio::spawn(notifier.run()))

@@ -57,6 +57,9 @@ pub trait UserStore: Send + Sync {
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
     /// Records the number WeChat verified for the user.
     async fn set_user_phone(&self, id: &str, phone: &str) -> Result<(), StoreError>;
+    /// Deletes the user's record (openid, unionid, phone); false when there was none. A
+    /// later login creates it afresh, under the same id.
+    async fn delete_user(&self, id: &str) -> Result<bool, StoreError>;
 }
 
 /// The `Authorization: Bearer …` token of a request.
@@ -97,6 +100,13 @@ impl Authenticator {
     pub async fn revoke(&self, claims: &Claims) -> Result<(), ApiError> {
         self.tokens
             .revoke(claims, self.clock.now(), self.revoked.as_ref())
+            .await
+    }
+
+    /// Every token of the user issued so far fails from now on (erasure).
+    pub async fn revoke_user(&self, user_id: &str) -> Result<(), ApiError> {
+        self.tokens
+            .revoke_user(user_id, self.clock.now(), self.revoked.as_ref())
             .await
     }
 
@@ -155,7 +165,11 @@ impl FromRequest for AuthUser {
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(endpoint("/api/v1/auth/login").post(login::login))
-        .service(endpoint("/api/v1/me").get(me))
+        .service(
+            endpoint("/api/v1/me")
+                .get(me)
+                .delete(crate::erasure::erase_me),
+        )
         .service(endpoint("/api/v1/me/phone").post(phone::bind))
         .service(endpoint("/api/v1/auth/logout").post(logout));
 }

@@ -46,6 +46,12 @@ impl UserStore for SqliteStore {
         })
         .await
     }
+
+    async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.write(move |tx| Ok(tx.execute("DELETE FROM users WHERE id = ?1", [id])? == 1))
+            .await
+    }
 }
 
 fn select_user(c: &rusqlite::Connection, id: &str) -> Result<Option<User>, StoreError> {
@@ -120,5 +126,13 @@ impl UserStore for RedisStore {
         let key = self.key(&format!("user:{id}"), "h");
         let _: () = self.conn().hset(&key, "phone", phone).await?;
         Ok(())
+    }
+
+    async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
+        let deleted: i64 = self
+            .conn()
+            .del(self.key(&format!("user:{id}"), "h"))
+            .await?;
+        Ok(deleted == 1)
     }
 }

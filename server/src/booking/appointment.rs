@@ -40,6 +40,11 @@ impl Status {
         }
     }
 
+    /// Nothing more happens to it: its applicant's details have served their purpose.
+    pub fn has_ended(self) -> bool {
+        matches!(self, Status::Cancelled | Status::NoShow | Status::Collected)
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Status::Booked => "已预约",

@@ -120,6 +120,14 @@ fn conversation_id(openid: &str) -> String {
     hex::encode(&digest[..16])
 }
 
+/// Deletes the conversation of the user `openid` (erasure on request); false when none.
+pub async fn erase_conversation(
+    store: &dyn ConversationStore,
+    openid: &str,
+) -> Result<bool, StoreError> {
+    store.delete_conversation(&conversation_id(openid)).await
+}
+
 /// The push endpoint's configuration and what it writes to.
 pub struct Kf {
     token: SecretString,

@@ -2,11 +2,12 @@
 //! IMMEDIATE transaction; one Lua script per tag), so two workers never hold the same entry;
 //! a claim is a lease, so an entry claimed by a worker that died is claimed again later.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redis::Script;
+use redis::{AsyncCommands, Script};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
@@ -131,6 +132,20 @@ pub trait NotifyStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// The user refused (43101): whatever we thought was left is gone.
     async fn clear_subscription(&self, user_id: &str, template_id: &str) -> Result<(), StoreError>;
+    /// Erasure on request: the user's subscriptions and every outbox entry to them (by user
+    /// id or, for 客服 replies, by openid), whatever its state.
+    async fn erase_recipient(
+        &self,
+        user_id: &str,
+        openid: &str,
+    ) -> Result<ErasedNotices, StoreError>;
+}
+
+/// What [`NotifyStore::erase_recipient`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ErasedNotices {
+    pub subscriptions: usize,
+    pub outbox_entries: usize,
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -392,6 +407,39 @@ impl NotifyStore for SqliteStore {
                 params![user_id, template_id],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn erase_recipient(
+        &self,
+        user_id: &str,
+        openid: &str,
+    ) -> Result<ErasedNotices, StoreError> {
+        let (user_id, openid) = (user_id.to_owned(), openid.to_owned());
+        self.write(move |tx| {
+            let subscriptions = tx.execute(
+                "DELETE FROM subscription_grants WHERE user_id = ?1",
+                [&user_id],
+            )?;
+            tx.execute(
+                "DELETE FROM subscription_holds WHERE user_id = ?1",
+                [&user_id],
+            )?;
+            let docs = tx
+                .prepare("SELECT id, doc FROM outbox")?
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut outbox_entries = 0;
+            for (id, doc) in docs {
+                if decode(&doc)?.is_for(&user_id, &openid) {
+                    outbox_entries += tx.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
+                }
+            }
+            Ok(ErasedNotices {
+                subscriptions,
+                outbox_entries,
+            })
         })
         .await
     }
@@ -682,5 +730,39 @@ impl NotifyStore for RedisStore {
             .query_async(&mut self.conn())
             .await?;
         Ok(())
+    }
+
+    async fn erase_recipient(
+        &self,
+        user_id: &str,
+        openid: &str,
+    ) -> Result<ErasedNotices, StoreError> {
+        let mut conn = self.conn();
+        let grants: HashMap<String, i64> = conn.hgetall(self.grants_key(user_id)).await?;
+        let _: i64 = conn.del(self.grants_key(user_id)).await?;
+        let mut outbox_entries = 0;
+        for tag in OUTBOX_TAGS {
+            let [docs, states, meta, due, keys] = outbox_keys(self, tag);
+            let all: HashMap<String, String> = conn.hgetall(&docs).await?;
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for (id, doc) in &all {
+                let notification = decode(doc)?;
+                if notification.is_for(user_id, openid) {
+                    let attempts = ["attempts", "owner", "error"].map(|f| format!("{id}:{f}"));
+                    pipe.hdel(&docs, id)
+                        .hdel(&states, id)
+                        .hdel(&meta, &attempts[..])
+                        .zrem(&due, id)
+                        .hdel(&keys, &notification.key);
+                    outbox_entries += 1;
+                }
+            }
+            let () = pipe.query_async(&mut conn).await?;
+        }
+        Ok(ErasedNotices {
+            subscriptions: grants.len(),
+            outbox_entries,
+        })
     }
 }

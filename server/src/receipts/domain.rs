@@ -243,6 +243,15 @@ pub struct Receipt {
     pub used_at: Option<DateTime<Utc>>,
 }
 
+/// Until when an order still serves its owner ([`ReceiptOrder::needed_until`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NeededUntil {
+    /// Waiting for review.
+    Reviewed,
+    /// An approved receipt, until it expires (or is used).
+    Expires(DateTime<Utc>),
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReceiptOrder {
     pub id: String,
@@ -346,6 +355,16 @@ impl ReceiptOrder {
         match (&self.status, &self.receipt) {
             (Status::Approved, Some(r)) if r.expires_at <= now => Status::Expired,
             (status, _) => *status,
+        }
+    }
+
+    /// While the order still serves its owner (waiting for review, or an approved receipt
+    /// not yet expired nor used), what it waits for: its personal data is kept until then.
+    pub fn needed_until(&self, now: DateTime<Utc>) -> Option<NeededUntil> {
+        match (self.status_at(now), &self.receipt) {
+            (Status::Pending, _) => Some(NeededUntil::Reviewed),
+            (Status::Approved, Some(receipt)) => Some(NeededUntil::Expires(receipt.expires_at)),
+            _ => None,
         }
     }
 

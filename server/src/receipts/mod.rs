@@ -6,6 +6,7 @@
 
 mod budget;
 mod domain;
+mod erase;
 mod number;
 mod orders;
 mod photo;
@@ -24,9 +25,10 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 pub use domain::{
-    Decision, Event, EventKind, OrderForm, Photo, Receipt, ReceiptOrder, Region, RejectReason,
-    Status, TransitionError, REJECT_REASONS,
+    Decision, Event, EventKind, NeededUntil, OrderForm, Photo, Receipt, ReceiptOrder, Region,
+    RejectReason, Status, TransitionError, REJECT_REASONS,
 };
+pub use erase::{erase_user_orders, ErasedOrders};
 pub use number::{ReceiptNo, ReceiptNoError};
 pub use review::parse_receipt_no;
 pub use store::{Cursor, OrderPage, ReceiptStore, Saved};

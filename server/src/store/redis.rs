@@ -145,23 +145,38 @@ impl RedisStore {
     /// Every key under `tag` whose rest matches the glob `pattern` (by SCAN: a key written
     /// meanwhile may be missed, so callers make what they look for unwritable first).
     pub async fn scan(&self, tag: &str, pattern: &str) -> Result<Vec<String>, StoreError> {
-        let glob = |text: &str| {
-            text.chars().fold(String::new(), |mut out, c| {
-                if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-                    out.push('\\');
-                }
-                out.push(c);
-                out
-            })
-        };
-        let pattern = format!("{}:{{{}}}:{pattern}", glob(&self.prefix), glob(tag));
+        self.scan_matching(&format!(
+            "{}:{{{}}}:{pattern}",
+            glob(&self.prefix),
+            glob(tag)
+        ))
+        .await
+    }
+
+    /// Every key of this store whose tag starts with `tag_start` and whose rest is `rest`:
+    /// keys tagged by their own name (blobs) share no tag to scan under.
+    pub async fn scan_tags_starting(
+        &self,
+        tag_start: &str,
+        rest: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let pattern = format!(
+            "{}:{{{}*}}:{}",
+            glob(&self.prefix),
+            glob(tag_start),
+            glob(rest)
+        );
+        self.scan_matching(&pattern).await
+    }
+
+    async fn scan_matching(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn();
         let (mut cursor, mut keys) = (0u64, Vec::new());
         loop {
             let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
                 .arg(cursor)
                 .arg("MATCH")
-                .arg(&pattern)
+                .arg(pattern)
                 .arg("COUNT")
                 .arg(1000)
                 .query_async(&mut conn)
@@ -316,4 +331,15 @@ impl KvStore for RedisStore {
     async fn scrub(&self, _changed: bool) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+/// `text` as a SCAN pattern that matches only itself.
+fn glob(text: &str) -> String {
+    text.chars().fold(String::new(), |mut out, c| {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
 }

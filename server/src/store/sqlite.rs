@@ -39,6 +39,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2101,
         include_str!("../../migrations/2101_kf_conversations.sql"),
     ),
+    (
+        2051,
+        include_str!("../../migrations/2051_pending_erasures.sql"),
+    ),
 ];
 
 /// Recorded among the migrations once the file was first scrubbed (`scrub`): the free pages and

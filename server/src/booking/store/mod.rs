@@ -277,6 +277,15 @@ pub trait BookingStore: Send + Sync {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<DueNoShows, StoreError>;
+    /// Erases the appointments of `user_id` created by `before` that have ended (their
+    /// no-shows and bans stay, under the account and the ID number's keyed hash) and the
+    /// user's `Idempotency-Key` records; the appointments still running are kept.
+    async fn erase_ended_appointments(
+        &self,
+        user_id: &str,
+        before: DateTime<Utc>,
+    ) -> Result<ErasedAppointments, StoreError>;
+
     /// Drops the `Idempotency-Key` records whose body digest is not keyed (kept before issue
     /// 15: an offline search of the few unknown digits of the body's ID number); how many.
     /// Their requests, if retried, book afresh under the rules (one active booking a person).
@@ -291,6 +300,31 @@ pub trait BookingStore: Send + Sync {
         _policy: NoShowPolicy,
     ) -> Result<usize, StoreError> {
         Ok(0)
+    }
+}
+
+/// What [`BookingStore::erase_ended_appointments`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErasedAppointments {
+    pub erased: usize,
+    pub idempotency_records: usize,
+    /// Still running: kept, with their status, until they end.
+    pub running: Vec<(String, Status)>,
+}
+
+impl ErasedAppointments {
+    /// Sorts `appointments` of the user into the ended (to erase) and the running.
+    fn sort(appointments: Vec<Appointment>, before: DateTime<Utc>) -> (Vec<Appointment>, Self) {
+        let (ended, running): (Vec<_>, Vec<_>) = appointments
+            .into_iter()
+            .filter(|a| a.created_at <= before)
+            .partition(|a| a.status.has_ended());
+        let erased = ErasedAppointments {
+            erased: ended.len(),
+            idempotency_records: 0,
+            running: running.into_iter().map(|a| (a.id, a.status)).collect(),
+        };
+        (ended, erased)
     }
 }
 

@@ -9,7 +9,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use redis::AsyncCommands;
 
-use super::{decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows, NoShowPolicy};
+use super::{
+    decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows, ErasedAppointments,
+    NoShowPolicy,
+};
 use crate::booking::appointment::{Appointment, AppointmentCode, Status};
 use crate::booking::rules::{ApplicantOf, Attempts, Effect, Guard, Plan, Stop};
 use crate::booking::schedule::{day_key, SlotId};
@@ -341,6 +344,33 @@ impl BookingStore for RedisStore {
                 .await?;
         }
         Ok(hashes.len())
+    }
+
+    async fn erase_ended_appointments(
+        &self,
+        user_id: &str,
+        before: DateTime<Utc>,
+    ) -> Result<ErasedAppointments, StoreError> {
+        let keys = Keys(self);
+        let all = keys.user(user_id, "all");
+        let ids: Vec<String> = self.conn().zrange(&all, 0, -1).await?;
+        let (ended, mut erased) = ErasedAppointments::sort(self.docs(&ids).await?, before);
+        let idempotency = self.scan(TAG, &format!("idem:{user_id}:*")).await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        // An ended appointment changes no more (a ban lift checks its status first, and finds
+        // none), so deleting it races with nothing.
+        for a in &ended {
+            pipe.del(keys.appointment(&a.id))
+                .del(keys.code(a.code.as_str()))
+                .zrem(&all, &a.id);
+        }
+        for key in &idempotency {
+            pipe.del(key);
+        }
+        let () = pipe.query_async(&mut self.conn()).await?;
+        erased.idempotency_records = idempotency.len();
+        Ok(erased)
     }
 
     async fn forget_unkeyed_digests(&self) -> Result<usize, StoreError> {

@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::{decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows};
+use super::{
+    decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows, ErasedAppointments,
+};
 use crate::booking::appointment::{Appointment, AppointmentCode};
 use crate::booking::rules::{ApplicantOf, Attempts, Effect, Guard, Plan, Stop};
 use crate::booking::schedule::day_key;
@@ -390,6 +392,31 @@ impl BookingStore for SqliteStore {
         })
         .await
     }
+    async fn erase_ended_appointments(
+        &self,
+        user_id: &str,
+        before: DateTime<Utc>,
+    ) -> Result<ErasedAppointments, StoreError> {
+        let user_id = user_id.to_owned();
+        self.write(move |tx| {
+            let all = select_docs(
+                tx,
+                "SELECT doc FROM appointments WHERE user_id = ?1",
+                &user_id,
+            )?;
+            let (ended, mut erased) = ErasedAppointments::sort(all, before);
+            for a in &ended {
+                tx.execute("DELETE FROM appointments WHERE id = ?1", [&a.id])?;
+            }
+            erased.idempotency_records = tx.execute(
+                "DELETE FROM booking_idempotency WHERE user_id = ?1",
+                [&user_id],
+            )?;
+            Ok(erased)
+        })
+        .await
+    }
+
     async fn forget_unkeyed_digests(&self) -> Result<usize, StoreError> {
         self.write(|tx| {
             Ok(tx.execute(
