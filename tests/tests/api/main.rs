@@ -9,6 +9,7 @@ mod booking_store;
 mod budgets;
 mod differential;
 mod durability;
+mod erasure;
 mod health;
 mod kf;
 mod layering;
