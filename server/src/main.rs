@@ -6,9 +6,14 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use server::admin::{create_admin_at, set_halls, AdminStore, Role};
+use server::backup::Key;
 use server::booking::catalog::Catalog;
+use server::clock::Clock;
 use server::config::Settings;
+use server::erasure::Erasure;
+use server::startup::AllStores;
 use server::store::Backend;
 use server::{telemetry, Application};
 
@@ -54,15 +59,13 @@ async fn main() -> ExitCode {
         ["backup", "--to", file] => backup(settings, file).await,
         ["restore", "--from", file] => restore(settings, file).await,
         ["erasures", "replay"] => replay(settings, None).await,
-        ["erasures", "replay", "--since", since] => {
-            match chrono::DateTime::parse_from_rfc3339(since) {
-                Ok(since) => replay(settings, Some(since.to_utc())).await,
-                Err(e) => {
-                    eprintln!("--since `{since}`: {e} (e.g. 2026-12-01T00:00:00Z)");
-                    ExitCode::from(2)
-                }
+        ["erasures", "replay", "--since", since] => match DateTime::parse_from_rfc3339(since) {
+            Ok(since) => replay(settings, Some(since.to_utc())).await,
+            Err(e) => {
+                eprintln!("--since `{since}`: {e} (e.g. 2026-12-01T00:00:00Z)");
+                ExitCode::from(2)
             }
-        }
+        },
         ["-h" | "--help" | "help"] => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -108,36 +111,86 @@ fn finished<T>(outcome: anyhow::Result<T>, say: impl FnOnce(T) -> String) -> Exi
     }
 }
 
+/// Backups and restores copy the SQLite files; Redis keeps its own (RDB, AOF).
+fn sqlite_only(settings: &Settings) -> anyhow::Result<()> {
+    if settings.redis_url.is_some() {
+        anyhow::bail!(
+            "BANZHENG_REDIS_URL is set: Redis is backed up by Redis (RDB snapshots or the \
+             append-only file, see the README); after restoring one, run `server erasures replay`"
+        );
+    }
+    Ok(())
+}
+
+fn backup_key(settings: &Settings) -> anyhow::Result<Key> {
+    settings
+        .backup
+        .key(settings.is_production(), &settings.data_dir)
+}
+
 async fn backup(settings: Settings, file: &str) -> ExitCode {
-    finished(
-        server::backup::backup(&settings, Path::new(file)).await,
-        |r| {
-            format!(
-                "backed up: database {} bytes, {} photos, {file} {} bytes (0600, encrypted)",
-                r.database_bytes, r.photos, r.file_bytes
-            )
-        },
-    )
+    let outcome = async {
+        sqlite_only(&settings)?;
+        let key = backup_key(&settings)?;
+        server::backup::backup(&settings.data_dir, &key, Path::new(file)).await
+    };
+    finished(outcome.await, |r| {
+        format!(
+            "backed up: database {} bytes, {} photos, {file} {} bytes (0600, encrypted)",
+            r.database_bytes, r.photos, r.file_bytes
+        )
+    })
 }
 
 async fn restore(settings: Settings, file: &str) -> ExitCode {
-    finished(
-        server::backup::restore(&settings, Path::new(file)).await,
-        |r| {
-            format!(
-                "restored the backup of {}: {} photos; {} journaled erasures re-applied",
-                r.started_at.to_rfc3339(),
-                r.photos,
-                r.erasures_reapplied
-            )
-        },
-    )
+    let outcome = async {
+        sqlite_only(&settings)?;
+        let key = backup_key(&settings)?;
+        let restored = server::backup::restore(&settings.data_dir, &key, Path::new(file)).await?;
+        let reapplied = reapply_journal(&settings, restored.store, restored.replay_since).await?;
+        anyhow::Ok((restored.started_at, restored.photos, reapplied))
+    };
+    finished(outcome.await, |(started_at, photos, reapplied)| {
+        format!(
+            "restored the backup of {}: {photos} photos; {reapplied} journaled erasures re-applied",
+            started_at.to_rfc3339()
+        )
+    })
 }
 
-async fn replay(settings: Settings, since: Option<chrono::DateTime<chrono::Utc>>) -> ExitCode {
-    finished(server::backup::replay(&settings, since).await, |n| {
+async fn replay(settings: Settings, since: Option<DateTime<Utc>>) -> ExitCode {
+    let outcome = async {
+        let since = since.unwrap_or(DateTime::<Utc>::MIN_UTC);
+        match server::store::open(
+            settings.redis_url.as_deref(),
+            &settings.redis_key_prefix,
+            &settings.data_dir,
+            settings.store_durability(),
+        )
+        .await?
+        {
+            Backend::Sqlite(store) => reapply_journal(&settings, store, since).await,
+            Backend::Redis(store) => reapply_journal(&settings, store, since).await,
+        }
+    };
+    finished(outcome.await, |n| {
         format!("{n} journaled erasures re-applied")
     })
+}
+
+/// Applies the journal's erasures since `since` to `store` again.
+async fn reapply_journal<S: AllStores + 'static>(
+    settings: &Settings,
+    store: Arc<S>,
+    since: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    let erasure = Erasure::over(
+        store,
+        settings.backup.journal(&settings.data_dir),
+        settings.erasure.clone(),
+        Arc::new(Clock::default()),
+    );
+    erasure.reapply_since(since).await
 }
 
 /// The arguments of `server admin …`.

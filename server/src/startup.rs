@@ -29,6 +29,7 @@ use crate::kf::{self, ConversationStore, Conversations, Kf};
 use crate::metrics::{metrics_middleware, Metrics, MetricsAccess};
 use crate::notify::{self, Notifier, NotifyStore};
 use crate::receipts::{self, ReceiptStore, Receipts};
+use crate::routing::endpoint;
 use crate::store::durability::{refuse_writes_unless_durable, DurabilityState};
 use crate::store::{self, Backend, BlobStore, KvStore};
 use crate::web as web_client;
@@ -326,6 +327,12 @@ pub fn build_app(
         .configure(booking::routes)
         .configure(receipts::routes)
         .configure(auth::routes)
+        // One path, two capabilities: who the user is (auth), and erasing them (erasure).
+        .service(
+            endpoint("/api/v1/me")
+                .get(auth::me)
+                .delete(erasure::erase_me),
+        )
         .configure(admin::routes)
         .configure(|cfg| {
             if !production {

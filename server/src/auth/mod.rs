@@ -165,16 +165,12 @@ impl FromRequest for AuthUser {
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(endpoint("/api/v1/auth/login").post(login::login))
-        .service(
-            endpoint("/api/v1/me")
-                .get(me)
-                .delete(crate::erasure::erase_me),
-        )
         .service(endpoint("/api/v1/me/phone").post(phone::bind))
         .service(endpoint("/api/v1/auth/logout").post(logout));
 }
 
-async fn me(user: AuthUser, users: web::Data<Users>) -> Result<HttpResponse, ApiError> {
+/// `GET /api/v1/me` (registered by the composition root, with erasure's `DELETE`).
+pub async fn me(user: AuthUser, users: web::Data<Users>) -> Result<HttpResponse, ApiError> {
     let user = users.user(&user.id).await?.ok_or(ApiError::Unauthorized)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "user": user })))
 }

@@ -1,13 +1,11 @@
-//! `server backup --to FILE` and `server restore --from FILE` (SQLite), and `server erasures
-//! replay` (either backend). A backup is one file: the database, copied by SQLite's online
-//! backup API (one consistent state while the server serves), and the photos it refers to,
-//! sealed with ChaCha20-Poly1305 under the backup key, mode 0600. A restore puts both back
-//! (with the server stopped) and re-applies every erasure the journal holds since the backup.
-//! Redis is backed up by Redis itself (RDB/AOF, see the README); `erasures replay` re-applies
-//! the journal after such a restore.
+//! `server backup --to FILE` and `server restore --from FILE` (SQLite). A backup is one
+//! file: the database, copied by SQLite's online backup API (one consistent state while the
+//! server serves), and the photos it refers to, sealed with ChaCha20-Poly1305 under the backup
+//! key, mode 0600. A restore puts both back (with the server stopped); the caller then
+//! re-applies the erasures journaled since (`Restored::replay_since`). Redis is backed up by
+//! Redis itself (RDB/AOF, see the README), and `server erasures replay` re-applies the journal.
 
 mod archive;
-mod journal;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,12 +17,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use self::archive::Archive;
-pub use self::journal::Journal;
-use crate::clock::Clock;
-use crate::config::Settings;
-use crate::erasure::{Erasure, ErasureOf};
+pub use self::archive::Key;
+use crate::erasure::Journal;
 use crate::receipts::{blob_key, PhotoKind, ReceiptOrder};
-use crate::store::{Backend, BlobStore, SqliteStore};
+use crate::store::{BlobStore, SqliteStore};
 
 /// `[backup]`: where backups and the erasure journal live, and the key backups are sealed under.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -44,6 +40,20 @@ impl BackupSettings {
 
     pub fn journal(&self, data_dir: &Path) -> Journal {
         Journal::in_dir(&self.dir(data_dir))
+    }
+
+    /// The backup key: the setting, or in development one kept in `data_dir`.
+    pub fn key(&self, production: bool, data_dir: &Path) -> anyhow::Result<Key> {
+        let secret = match (&self.key, production) {
+            (Some(key), _) => key.clone(),
+            (None, true) => bail!(
+                "BANZHENG_BACKUP__KEY (backup.key) is required to back up or restore in \
+                 production mode: it encrypts the backups (e.g. `openssl rand -hex 32`; keep it \
+                 apart from them)"
+            ),
+            (None, false) => crate::auth::token::development_secret(data_dir, "backup-key")?,
+        };
+        Ok(Key::new(secret.expose_secret().as_bytes()))
     }
 }
 
@@ -67,41 +77,19 @@ pub struct BackupReport {
     pub file_bytes: usize,
 }
 
-#[derive(Debug)]
-pub struct RestoreReport {
+/// A restored data directory, its store opened.
+pub struct Restored {
+    pub store: Arc<SqliteStore>,
     pub started_at: DateTime<Utc>,
     pub photos: usize,
-    pub erasures_reapplied: usize,
+    /// The journal's erasures from then on are to be applied again.
+    pub replay_since: DateTime<Utc>,
 }
 
-fn sqlite_only(settings: &Settings) -> anyhow::Result<()> {
-    if settings.redis_url.is_some() {
-        bail!(
-            "BANZHENG_REDIS_URL is set: Redis is backed up by Redis (RDB snapshots or the \
-             append-only file, see the README); after restoring one, run `server erasures replay`"
-        );
-    }
-    Ok(())
-}
-
-/// The backup key: the setting, or in development one kept in the data directory.
-fn key_of(settings: &Settings) -> anyhow::Result<archive::Key> {
-    let secret = match (&settings.backup.key, settings.is_production()) {
-        (Some(key), _) => key.clone(),
-        (None, true) => bail!(
-            "BANZHENG_BACKUP__KEY (backup.key) is required to back up or restore in production \
-             mode: it encrypts the backups (e.g. `openssl rand -hex 32`; keep it apart from them)"
-        ),
-        (None, false) => crate::auth::token::development_secret(&settings.data_dir, "backup-key")?,
-    };
-    Ok(archive::Key::new(secret.expose_secret().as_bytes()))
-}
-
-/// Backs the SQLite database and its photos up into `to` (replaced), while the server serves.
-pub async fn backup(settings: &Settings, to: &Path) -> anyhow::Result<BackupReport> {
-    sqlite_only(settings)?;
-    let key = key_of(settings)?;
-    let database = settings.data_dir.join(DATABASE);
+/// Backs the SQLite database in `data_dir` and its photos up into `to` (replaced), while the
+/// server serves.
+pub async fn backup(data_dir: &Path, key: &Key, to: &Path) -> anyhow::Result<BackupReport> {
+    let database = data_dir.join(DATABASE);
     if !database.exists() {
         bail!("no database at {}", database.display());
     }
@@ -124,7 +112,7 @@ pub async fn backup(settings: &Settings, to: &Path) -> anyhow::Result<BackupRepo
             started_at_ms: started_at.timestamp_millis(),
         })?,
     );
-    let blobs = settings.data_dir.join("blobs");
+    let blobs = data_dir.join("blobs");
     let mut photos = 0;
     for photo in photo_keys(&snapshot)? {
         // A photo deleted since the copy (an erasure) stays gone: the journal has it.
@@ -140,7 +128,7 @@ pub async fn backup(settings: &Settings, to: &Path) -> anyhow::Result<BackupRepo
     let database_bytes = std::fs::read(&snapshot)?;
     let database_len = database_bytes.len();
     archive.add(DATABASE, database_bytes);
-    let sealed = archive.seal(&key)?;
+    let sealed = archive.seal(key)?;
     write_private(to, &sealed).with_context(|| format!("writing {}", to.display()))?;
     Ok(BackupReport {
         database_bytes: database_len,
@@ -179,20 +167,16 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
-/// Restores the database and photos of `from` into the data directory (the server must be
-/// stopped), then re-applies the erasures journaled since the backup.
-pub async fn restore(settings: &Settings, from: &Path) -> anyhow::Result<RestoreReport> {
-    sqlite_only(settings)?;
-    let key = key_of(settings)?;
+/// Restores the database and photos of `from` into `data_dir` (the server must be stopped).
+pub async fn restore(data_dir: &Path, key: &Key, from: &Path) -> anyhow::Result<Restored> {
     let sealed = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
-    let mut archive = Archive::open(&sealed, &key)?;
+    let mut archive = Archive::open(&sealed, key)?;
     let meta: Meta = serde_json::from_slice(&archive.take(META).context("no meta.json")?)?;
     let started_at =
         DateTime::from_timestamp_millis(meta.started_at_ms).context("the backup's start time")?;
     let database_bytes = archive
         .take(DATABASE)
         .context("no database in the backup")?;
-    let data_dir = &settings.data_dir;
     crate::store::private_dir(data_dir)?;
     let database = data_dir.join(DATABASE);
     // The old WAL belongs to the old file: applied to the restored one it would corrupt it.
@@ -218,50 +202,10 @@ pub async fn restore(settings: &Settings, from: &Path) -> anyhow::Result<Restore
         store.blob_put(photo, &bytes).await?;
         photos += 1;
     }
-    let erasures_reapplied =
-        reapply_journal(settings, store, started_at - ERASURE_IN_FLIGHT).await?;
-    Ok(RestoreReport {
+    Ok(Restored {
+        store,
         started_at,
         photos,
-        erasures_reapplied,
+        replay_since: started_at - ERASURE_IN_FLIGHT,
     })
-}
-
-/// Re-applies the journal's erasures since `since` (all of them: `None`) to the configured
-/// store: after Redis was restored from an RDB or AOF file. Returns how many.
-pub async fn replay(settings: &Settings, since: Option<DateTime<Utc>>) -> anyhow::Result<usize> {
-    let since = since.unwrap_or(DateTime::<Utc>::MIN_UTC);
-    match crate::store::open(
-        settings.redis_url.as_deref(),
-        &settings.redis_key_prefix,
-        &settings.data_dir,
-        settings.store_durability(),
-    )
-    .await?
-    {
-        Backend::Sqlite(store) => reapply_journal(settings, store, since).await,
-        Backend::Redis(store) => reapply_journal(settings, store, since).await,
-    }
-}
-
-async fn reapply_journal<S>(
-    settings: &Settings,
-    store: Arc<S>,
-    since: DateTime<Utc>,
-) -> anyhow::Result<usize>
-where
-    S: crate::startup::AllStores + 'static,
-{
-    let journal = settings.backup.journal(&settings.data_dir);
-    let erasures: Vec<ErasureOf> = journal.since(since)?;
-    let erasure = Erasure::over(
-        store,
-        journal,
-        settings.erasure.clone(),
-        Arc::new(Clock::default()),
-    );
-    for each in &erasures {
-        erasure.reapply(each).await?;
-    }
-    Ok(erasures.len())
 }

@@ -7,6 +7,7 @@
 //! counts stay: they are kept under the account id and the ID number's keyed hash, with no name
 //! or number, so erasing is no way out of them.
 
+mod journal;
 mod store;
 
 use std::sync::Arc;
@@ -16,9 +17,9 @@ use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use self::journal::Journal;
 pub use self::store::{ErasureOf, ErasureStore};
 use crate::auth::{AuthUser, Authenticator, UserStore};
-use crate::backup::Journal;
 use crate::booking::BookingStore;
 use crate::clock::Clock;
 use crate::error::ApiError;
@@ -158,10 +159,15 @@ impl Erasure {
         Ok(self.apply(&erasure).await?)
     }
 
-    /// Applies a journaled erasure again (after a restore): pending until nothing is kept.
-    pub async fn reapply(&self, erasure: &ErasureOf) -> Result<Summary, StoreError> {
-        self.pending.add_pending_erasure(erasure).await?;
-        self.apply(erasure).await
+    /// Applies the journal's erasures made at `since` or later again (after a restore), each
+    /// pending until nothing is kept; how many.
+    pub async fn reapply_since(&self, since: DateTime<Utc>) -> anyhow::Result<usize> {
+        let erasures = self.journal.since(since)?;
+        for erasure in &erasures {
+            self.pending.add_pending_erasure(erasure).await?;
+            self.apply(erasure).await?;
+        }
+        Ok(erasures.len())
     }
 
     /// Erases what `erasure.user_id` had stored by `erasure.at` and no longer needs; the

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::erasure::ErasureOf;
+use super::ErasureOf;
 
 const FILE_NAME: &str = "erasures.journal";
 
