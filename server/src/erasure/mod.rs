@@ -176,13 +176,10 @@ impl Erasure {
     pub async fn apply(&self, erasure: &ErasureOf) -> Result<Summary, StoreError> {
         let ErasureOf { user_id, at } = erasure;
         let now = self.clock.now();
+        let account = self.users.user_by_id(user_id).await?;
         // An account created after the erasure is a new one (the same person logging in
-        // again): it is not this erasure's.
-        let user = self
-            .users
-            .user_by_id(user_id)
-            .await?
-            .filter(|u| u.created_at <= *at);
+        // again): it and what it stores are not this erasure's.
+        let newer_account = account.as_ref().is_some_and(|u| u.created_at > *at);
         let appointments = self.booking.erase_ended_appointments(user_id, *at).await?;
         let orders = erase_user_orders(&*self.receipts, &*self.blobs, user_id, *at, now).await?;
         let mut erased = Erased {
@@ -192,9 +189,13 @@ impl Erasure {
             photos: orders.photos,
             ..Erased::default()
         };
-        if let Some(user) = user {
-            erased.conversation = erase_conversation(&*self.conversations, &user.openid).await?;
-            let notices = self.notify.erase_recipient(user_id, &user.openid).await?;
+        if !newer_account {
+            let openid = account.as_ref().map(|u| u.openid.as_str());
+            if let Some(openid) = openid {
+                erased.conversation = erase_conversation(&*self.conversations, openid).await?;
+            }
+            // Again on every sweep: what is kept may still notify the user (a review result).
+            let notices = self.notify.erase_recipient(user_id, openid).await?;
             erased.subscriptions = notices.subscriptions;
             erased.notifications = notices.outbox_entries;
             // The account last: the steps before find the openid in it.

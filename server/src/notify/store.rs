@@ -133,11 +133,11 @@ pub trait NotifyStore: Send + Sync {
     /// The user refused (43101): whatever we thought was left is gone.
     async fn clear_subscription(&self, user_id: &str, template_id: &str) -> Result<(), StoreError>;
     /// Erasure on request: the user's subscriptions and every outbox entry to them (by user
-    /// id or, for 客服 replies, by openid), whatever its state.
+    /// id or, for 客服 replies, by openid when known), whatever its state.
     async fn erase_recipient(
         &self,
         user_id: &str,
-        openid: &str,
+        openid: Option<&str>,
     ) -> Result<ErasedNotices, StoreError>;
 }
 
@@ -414,9 +414,9 @@ impl NotifyStore for SqliteStore {
     async fn erase_recipient(
         &self,
         user_id: &str,
-        openid: &str,
+        openid: Option<&str>,
     ) -> Result<ErasedNotices, StoreError> {
-        let (user_id, openid) = (user_id.to_owned(), openid.to_owned());
+        let (user_id, openid) = (user_id.to_owned(), openid.map(str::to_owned));
         self.write(move |tx| {
             let subscriptions = tx.execute(
                 "DELETE FROM subscription_grants WHERE user_id = ?1",
@@ -432,7 +432,7 @@ impl NotifyStore for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()?;
             let mut outbox_entries = 0;
             for (id, doc) in docs {
-                if decode(&doc)?.is_for(&user_id, &openid) {
+                if decode(&doc)?.is_for(&user_id, openid.as_deref()) {
                     outbox_entries += tx.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
                 }
             }
@@ -735,7 +735,7 @@ impl NotifyStore for RedisStore {
     async fn erase_recipient(
         &self,
         user_id: &str,
-        openid: &str,
+        openid: Option<&str>,
     ) -> Result<ErasedNotices, StoreError> {
         let mut conn = self.conn();
         let grants: HashMap<String, i64> = conn.hgetall(self.grants_key(user_id)).await?;

@@ -178,16 +178,8 @@ async fn erasure_leaves_no_personal_data_and_ends_what_it_kept(backend: Backend)
     );
     // …until it ends: a no-show once its slot (10:00–10:30) and the grace have passed.
     app.advance_clock(seconds_until(day, "11:01")).await;
-    let mut left = Vec::new();
-    for _ in 0..100 {
-        left = still_stored(&app.shared, &[RUNNING_NAME, RUNNING_PHONE]).await;
-        if left.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
     assert_eq!(
-        left,
+        swept(&app.shared, &[RUNNING_NAME, RUNNING_PHONE]).await,
         vec![],
         "the ended appointment was not erased by the sweep"
     );
@@ -248,9 +240,100 @@ async fn a_ban_survives_erasure(backend: Backend) {
     tests::assert_error(again, 403, "BANNED").await;
 }
 
+/// Waits (the sweep runs every second) until none of `needles` is stored; what is left.
+async fn swept(shared: &SharedStore, needles: &[&str]) -> Vec<(String, usize)> {
+    let mut left = Vec::new();
+    for _ in 0..100 {
+        left = still_stored(shared, needles).await;
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    left
+}
+
+async fn orders_in_review_and_valid_receipts_are_kept_until_they_end(backend: Backend) {
+    let app = TestApp::spawn_on(
+        SharedStore::fresh(backend).await,
+        &[("BANZHENG_ERASURE__SWEEP_INTERVAL_SECS", "1")],
+    )
+    .await;
+    let token = app.login(OPENID).await;
+    let reviewer = app.admin_token(Role::Reviewer).await;
+    let approved = app.order_receipt(&token, "portrait-test0.jpg").await;
+    let approved = approved["id"].as_str().unwrap().to_owned();
+    let receipt = app.approve(&reviewer, &approved).await;
+    let in_review = app.order_receipt(&token, "portrait-test0.jpg").await;
+    let in_review = in_review["id"].as_str().unwrap().to_owned();
+
+    let summary = json(erase_me(&app, &token).await).await;
+    assert_eq!(summary["erased"]["receipt_orders"], 0, "{summary}");
+    let expires_at = receipt["expires_at"].clone();
+    assert!(expires_at.is_string(), "{receipt}");
+    assert_eq!(
+        summary["kept"],
+        json!([
+            // Newest first.
+            {"kind": "receipt_order", "id": in_review, "until": "review"},
+            {"kind": "receipt_order", "id": approved, "until": "receipt_expires", "expires_at": expires_at},
+        ]),
+    );
+    // Reviewed after the erasure (rejected): the sweep erases the order with its photos, and
+    // the review's notification to the erased user.
+    let rejected = app
+        .review(
+            &reviewer,
+            &in_review,
+            json!({"decision": "reject", "reasons": ["blurred"]}),
+        )
+        .await;
+    assert_eq!(rejected.status(), 200);
+    let order = |id: &str| format!("/api/v1/admin/receipt-orders/{id}");
+    let mut status = 0;
+    for _ in 0..100 {
+        status = app
+            .get_with_token(&order(&in_review), &reviewer)
+            .await
+            .status()
+            .as_u16();
+        if status == 404 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        status, 404,
+        "the reviewed order was not erased by the sweep"
+    );
+    // The valid receipt stays, name and number, until it expires.
+    let number = receipt["receipt_no"].as_str().unwrap();
+    assert_eq!(
+        still_stored(&app.shared, &[number, ORDER_NAME]).await.len(),
+        2
+    );
+    assert_eq!(
+        app.get_with_token(&order(&approved), &reviewer)
+            .await
+            .status(),
+        200
+    );
+    app.advance_clock(181 * 86_400).await;
+    assert_eq!(swept(&app.shared, &[number, ORDER_NAME]).await, vec![]);
+    // (The reviewer's token has long expired.)
+    let reviewer = app.admin_token(Role::Reviewer).await;
+    assert_eq!(
+        app.get_with_token(&order(&approved), &reviewer)
+            .await
+            .status(),
+        404
+    );
+}
+
 on_both_backends!(
     erasure_leaves_no_personal_data_and_ends_what_it_kept,
     a_ban_survives_erasure,
+    orders_in_review_and_valid_receipts_are_kept_until_they_end,
 );
 
 /// Runs `server <args>` with `vars`: its exit code and output.
