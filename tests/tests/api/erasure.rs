@@ -36,6 +36,28 @@ fn booking(slot: &str, name: &str, id_number: &str, phone: &str) -> Value {
     })
 }
 
+/// Books for the applicant (`adult_id(n)`) and returns the appointment's id.
+async fn booked(
+    app: &TestApp,
+    token: &str,
+    slot: &str,
+    name: &str,
+    n: u32,
+    phone: &str,
+    idempotency_key: Option<&str>,
+) -> String {
+    let body = booking(slot, name, &adult_id(n), phone);
+    let response = app.book(token, &body, idempotency_key).await;
+    assert_eq!(response.status(), 201, "booking {body}");
+    json(response).await["id"].as_str().unwrap().to_owned()
+}
+
+async fn cancel(app: &TestApp, token: &str, id: &str) {
+    let path = format!("/api/v1/appointments/{id}/cancel");
+    let cancelled = app.post_with_token(&path, token, &json!({})).await;
+    assert_eq!(cancelled.status(), 200);
+}
+
 async fn erase_me(app: &TestApp, token: &str) -> reqwest::Response {
     app.client
         .delete(app.url("/api/v1/me"))
@@ -82,42 +104,27 @@ async fn erasure_leaves_no_personal_data_and_ends_what_it_kept(backend: Backend)
         .is_success());
     app.sim().kf_message(OPENID, "预约怎么改时间", 1).await;
     let day = bookable_weekday();
-    let ended = app
-        .book(
-            &token,
-            &booking(
-                &slot_id("humen", day, "0900"),
-                ENDED_NAME,
-                &adult_id(41),
-                ENDED_PHONE,
-            ),
-            Some("erasure-key-1"),
-        )
-        .await;
-    assert_eq!(ended.status(), 201);
-    let ended = json(ended).await["id"].as_str().unwrap().to_owned();
-    let cancelled = app
-        .post_with_token(
-            &format!("/api/v1/appointments/{ended}/cancel"),
-            &token,
-            &json!({}),
-        )
-        .await;
-    assert_eq!(cancelled.status(), 200);
-    let running = app
-        .book(
-            &token,
-            &booking(
-                &slot_id("humen", day, "1000"),
-                RUNNING_NAME,
-                &adult_id(42),
-                RUNNING_PHONE,
-            ),
-            None,
-        )
-        .await;
-    assert_eq!(running.status(), 201);
-    let running = json(running).await["id"].as_str().unwrap().to_owned();
+    let ended = booked(
+        &app,
+        &token,
+        &slot_id("humen", day, "0900"),
+        ENDED_NAME,
+        41,
+        ENDED_PHONE,
+        Some("erasure-key-1"),
+    )
+    .await;
+    cancel(&app, &token, &ended).await;
+    let running = booked(
+        &app,
+        &token,
+        &slot_id("humen", day, "1000"),
+        RUNNING_NAME,
+        42,
+        RUNNING_PHONE,
+        None,
+    )
+    .await;
     let order = app.order_receipt(&token, "portrait-test0.jpg").await;
     let reviewer = app.admin_token(Role::Reviewer).await;
     let rejected = app
@@ -193,20 +200,16 @@ async fn a_ban_survives_erasure(backend: Backend) {
     .await;
     let token = app.login(OPENID).await;
     let day = bookable_weekday();
-    let missed = app
-        .book(
-            &token,
-            &booking(
-                &slot_id("qingxi", day, "0900"),
-                ENDED_NAME,
-                &adult_id(7),
-                ENDED_PHONE,
-            ),
-            None,
-        )
-        .await;
-    assert_eq!(missed.status(), 201);
-    let missed = json(missed).await["id"].as_str().unwrap().to_owned();
+    let missed = booked(
+        &app,
+        &token,
+        &slot_id("qingxi", day, "0900"),
+        ENDED_NAME,
+        7,
+        ENDED_PHONE,
+        None,
+    )
+    .await;
     app.advance_clock(seconds_until(day, "10:01")).await;
     let token = app.login(OPENID).await;
     let seen = json(
@@ -367,20 +370,19 @@ async fn arrange(app: &TestApp) -> KeeperView {
         (&keeper, "0900", "诸葛亮", 51, "13700005555"),
         (&leaver, "0930", ENDED_NAME, 52, ENDED_PHONE),
     ] {
-        let booked = app
-            .book(
-                token,
-                &booking(&slot_id("humen", day, slot), name, &adult_id(n), phone),
-                None,
-            )
-            .await;
-        assert_eq!(booked.status(), 201);
+        let id = booked(
+            app,
+            token,
+            &slot_id("humen", day, slot),
+            name,
+            n,
+            phone,
+            None,
+        )
+        .await;
         if token == &leaver {
             // Ended, so the leaver's erasure erases it at once.
-            let id = json(booked).await["id"].as_str().unwrap().to_owned();
-            let path = format!("/api/v1/appointments/{id}/cancel");
-            let cancelled = app.post_with_token(&path, token, &json!({})).await;
-            assert_eq!(cancelled.status(), 200);
+            cancel(app, token, &id).await;
         }
     }
     let order = app.order_receipt(&keeper, "portrait-test0.jpg").await;
