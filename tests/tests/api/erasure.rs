@@ -170,6 +170,13 @@ async fn erasure_leaves_no_personal_data_and_ends_what_it_kept(backend: Backend)
     assert_eq!(summary["retained"], json!(["bans", "no_show_counts"]));
     // The token is revoked: nothing more is read or stored under it.
     assert_eq!(app.get_with_token("/api/v1/me", &token).await.status(), 401);
+    let anonymous = app
+        .client
+        .delete(app.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap();
+    tests::assert_error(anonymous, 401, "UNAUTHORIZED").await;
     assert_eq!(erase_me(&app, &token).await.status(), 401);
 
     assert_eq!(
@@ -512,6 +519,36 @@ async fn sqlite_backup_wipe_restore_gives_the_same_data_with_later_erasures_appl
     let leaver = app.login(OPENID).await;
     let theirs = json(app.get_with_token("/api/v1/appointments", &leaver).await).await;
     assert_eq!(theirs["appointments"], json!([]), "{theirs}");
+
+    // Development backs up without a key setting, under one it keeps in the data directory.
+    let mut development = vars.clone();
+    development.retain(|(k, _)| k != "BANZHENG_BACKUP__KEY");
+    let (code, said) = run_server(&development, &["backup", "--to", file.to_str().unwrap()]).await;
+    assert_eq!(code, Some(0), "{said}");
+    assert_eq!(mode(&dir.path().join("backup-key")), 0o600);
+
+    // Production backs up only under a key of its own: the development default is refused.
+    let mut production = vars.clone();
+    production.retain(|(k, _)| k != "BANZHENG_BACKUP__KEY");
+    production.extend([
+        (
+            "BANZHENG_WECHAT_APPID".to_string(),
+            "wx0123456789abcdef".to_string(),
+        ),
+        (
+            "BANZHENG_WECHAT_SECRET".to_string(),
+            "0123456789abcdef0123456789abcdef".to_string(),
+        ),
+    ]);
+    let elsewhere = backups.path().join("production.backup");
+    let (code, said) = run_server(
+        &production,
+        &["backup", "--to", elsewhere.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("BANZHENG_BACKUP__KEY"), "{said}");
+    assert!(!elsewhere.exists());
 
     // A backup sealed under another key is refused, naming the setting.
     let mut other = vars.clone();
