@@ -419,6 +419,34 @@ async fn keeper_view(app: &TestApp) -> KeeperView {
     )
 }
 
+/// Each slot's seats taken are its booked appointments, in the database at `path`: what a
+/// copy made halfway through a booking would break.
+fn assert_seats_match_bookings(path: &Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mismatched: Vec<(String, i64, i64)> = conn
+        .prepare(
+            "SELECT s.hall_id || '-' || s.day || '-' || s.time AS slot, s.taken,
+                    (SELECT COUNT(*) FROM appointments a
+                      WHERE a.slot_id = s.hall_id || '-' || s.day || '-' || s.time
+                        AND a.status = 'booked') AS booked
+               FROM slot_seats s WHERE s.taken != booked",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(mismatched, vec![], "(slot, seats taken, booked)");
+    let booked: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM appointments WHERE status = 'booked'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    println!("restored: {booked} booked appointments, seats consistent");
+}
+
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -460,6 +488,10 @@ async fn sqlite_backup_wipe_restore_gives_the_same_data_with_later_erasures_appl
             "id-key-for-the-restore-test-000001".to_string(),
         ),
         ("BANZHENG_NOTIFY__WORKER".to_string(), "false".to_string()),
+        (
+            "BANZHENG_BOOKING__SLOT_CAPACITY".to_string(),
+            "100".to_string(),
+        ),
     ]);
     let server = ServerProcess::start(&vars).await;
     let app = TestApp::served_at(server.address.clone(), shared.clone());
@@ -469,9 +501,28 @@ async fn sqlite_backup_wipe_restore_gives_the_same_data_with_later_erasures_appl
     let file = backups.path().join("banzheng.backup");
     std::fs::write(&file, b"old").unwrap();
     std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    // Taken while the server books for others: the copy is one state of the database.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let busy = {
+        let app = TestApp::served_at(server.address.clone(), shared.clone());
+        let done = done.clone();
+        tokio::spawn(async move {
+            for n in 0..40 {
+                let token = app.login(&format!("openid-busy-{n}")).await;
+                let slot = slot_id("humen", bookable_weekday(), "1000");
+                booked(&app, &token, &slot, "诸葛亮", 100 + n, "13700005555", None).await;
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })
+    };
+    while done.load(std::sync::atomic::Ordering::Relaxed) < 3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let (code, said) = run_server(&vars, &["backup", "--to", file.to_str().unwrap()]).await;
     assert_eq!(code, Some(0), "{said}");
-    println!("{said}");
+    let during = done.load(std::sync::atomic::Ordering::Relaxed);
+    busy.await.unwrap();
+    println!("{said} (after {during} of 40 bookings)");
     assert_eq!(mode(&file), 0o600);
     let sealed = std::fs::read(&file).unwrap();
     for plain in [
@@ -508,6 +559,7 @@ async fn sqlite_backup_wipe_restore_gives_the_same_data_with_later_erasures_appl
     let (code, said) = run_server(&vars, &["restore", "--from", file.to_str().unwrap()]).await;
     assert_eq!(code, Some(0), "{said}");
     assert!(said.contains("1 journaled erasures re-applied"), "{said}");
+    assert_seats_match_bookings(&dir.path().join("banzheng.db"));
 
     let server = ServerProcess::start(&vars).await;
     let app = TestApp::served_at(server.address.clone(), shared.clone());
