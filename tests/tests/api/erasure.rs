@@ -58,6 +58,11 @@ async fn cancel(app: &TestApp, token: &str, id: &str) {
     assert_eq!(cancelled.status(), 200);
 }
 
+/// An ID number as stored beside its keyed hash: `4419**********1234`.
+fn masked(id_number: &str) -> String {
+    format!("{}**********{}", &id_number[..4], &id_number[14..])
+}
+
 async fn erase_me(app: &TestApp, token: &str) -> reqwest::Response {
     app.client
         .delete(app.url("/api/v1/me"))
@@ -135,15 +140,18 @@ async fn erasure_leaves_no_personal_data_and_ends_what_it_kept(backend: Backend)
         )
         .await;
     assert_eq!(rejected.status(), 200);
-    let personal = [
+    // What the erasure erases at once, and what the running appointment keeps until it ends.
+    let (ended_id, running_id) = (masked(&adult_id(41)), masked(&adult_id(42)));
+    let erased_now = [
         ENDED_NAME,
         ENDED_PHONE,
+        &ended_id,
         BOUND_PHONE,
         ORDER_NAME,
         OPENID,
-        RUNNING_NAME,
-        RUNNING_PHONE,
     ];
+    let erased_later = [RUNNING_NAME, RUNNING_PHONE, running_id.as_str()];
+    let personal = [&erased_now[..], &erased_later[..]].concat();
     // The scan finds each of them before: it can tell.
     assert_eq!(
         still_stored(&app.shared, &personal).await.len(),
@@ -180,22 +188,27 @@ async fn erasure_leaves_no_personal_data_and_ends_what_it_kept(backend: Backend)
     assert_eq!(erase_me(&app, &token).await.status(), 401);
 
     assert_eq!(
-        still_stored(&app.shared, &personal[..5]).await,
+        still_stored(&app.shared, &erased_now).await,
         vec![],
         "erased data still in the store"
     );
     // What the running appointment needs is kept…
     assert_eq!(
-        still_stored(&app.shared, &[RUNNING_NAME]).await.len(),
-        1,
+        still_stored(&app.shared, &erased_later).await.len(),
+        erased_later.len(),
         "the running appointment's applicant"
     );
     // …until it ends: a no-show once its slot (10:00–10:30) and the grace have passed.
     app.advance_clock(seconds_until(day, "11:01")).await;
     assert_eq!(
-        swept(&app.shared, &[RUNNING_NAME, RUNNING_PHONE]).await,
+        swept(&app.shared, &erased_later).await,
         vec![],
         "the ended appointment was not erased by the sweep"
+    );
+    // Full ID numbers are never stored (`at_rest`), before or after.
+    assert_eq!(
+        still_stored(&app.shared, &[&adult_id(41), &adult_id(42)]).await,
+        vec![]
     );
 }
 
