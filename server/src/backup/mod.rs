@@ -167,6 +167,25 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// A server running over `database` keeps it open, and SQLite leaves WAL mode only when no
+/// other connection has the file open: the one way to tell without knowing the server's port.
+fn refuse_if_in_use(database: &Path) -> anyhow::Result<()> {
+    if !database.exists() {
+        return Ok(());
+    }
+    let conn = Connection::open(database)?;
+    let mode = conn.query_row("PRAGMA journal_mode = DELETE", [], |r| {
+        r.get::<_, String>(0)
+    });
+    match mode {
+        Ok(mode) if mode.eq_ignore_ascii_case("delete") => Ok(()),
+        _ => bail!(
+            "{} is in use: stop the server before restoring",
+            database.display()
+        ),
+    }
+}
+
 /// Restores the database and photos of `from` into `data_dir` (the server must be stopped).
 pub async fn restore(data_dir: &Path, key: &Key, from: &Path) -> anyhow::Result<Restored> {
     let sealed = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
@@ -179,6 +198,7 @@ pub async fn restore(data_dir: &Path, key: &Key, from: &Path) -> anyhow::Result<
         .context("no database in the backup")?;
     crate::store::private_dir(data_dir)?;
     let database = data_dir.join(DATABASE);
+    refuse_if_in_use(&database)?;
     // The old WAL belongs to the old file: applied to the restored one it would corrupt it.
     for suffix in ["-wal", "-shm"] {
         let mut file = database.as_os_str().to_owned();

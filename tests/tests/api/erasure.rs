@@ -557,6 +557,11 @@ async fn sqlite_backup_wipe_restore_gives_the_same_data_with_later_erasures_appl
         still_stored(&shared, &[ENDED_NAME, ENDED_PHONE]).await,
         vec![]
     );
+    // Not over a running server.
+    let (code, said) = run_server(&vars, &["restore", "--from", file.to_str().unwrap()]).await;
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("stop the server"), "{said}");
+    assert_eq!(keeper_view(&app).await, before);
     server.signal("TERM");
     server.wait().await;
 
