@@ -210,6 +210,13 @@ async fn erasure_leaves_no_personal_data_and_ends_what_it_kept(backend: Backend)
         still_stored(&app.shared, &[&adult_id(41), &adult_id(42)]).await,
         vec![]
     );
+    // Logging in again gives an empty account.
+    let token = app.login(OPENID).await;
+    let me = json(app.get_with_token("/api/v1/me", &token).await).await;
+    assert_eq!(me["user"]["phone"], Value::Null, "{me}");
+    let theirs = json(app.get_with_token("/api/v1/appointments", &token).await).await;
+    assert_eq!(theirs["appointments"], json!([]), "{theirs}");
+    assert_eq!(app.receipt_orders(&token, "").await["orders"], json!([]));
 }
 
 async fn a_ban_survives_erasure(backend: Backend) {
