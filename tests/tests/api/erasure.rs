@@ -36,6 +36,17 @@ fn booking(slot: &str, name: &str, id_number: &str, phone: &str) -> Value {
     })
 }
 
+/// An app over a fresh store, its erasure journal in a directory of its own (on Redis the
+/// data directory is the working directory's `data`, shared by every test).
+async fn spawn(backend: Backend, extra: &[(&str, &str)]) -> (TestApp, tempfile::TempDir) {
+    let journal = tempfile::tempdir().unwrap();
+    let dir = journal.path().display().to_string();
+    let mut vars = vec![("BANZHENG_BACKUP__DIR", dir.as_str())];
+    vars.extend_from_slice(extra);
+    let app = TestApp::spawn_on(SharedStore::fresh(backend).await, &vars).await;
+    (app, journal)
+}
+
 /// Books for the applicant (`adult_id(n)`) and returns the appointment's id.
 async fn booked(
     app: &TestApp,
@@ -83,8 +94,8 @@ async fn still_stored(shared: &SharedStore, needles: &[&str]) -> Vec<(String, us
 }
 
 async fn erasure_leaves_no_personal_data_and_ends_what_it_kept(backend: Backend) {
-    let app = TestApp::spawn_on(
-        SharedStore::fresh(backend).await,
+    let (app, _journal) = spawn(
+        backend,
         &[
             ("BANZHENG_ERASURE__SWEEP_INTERVAL_SECS", "1"),
             ("BANZHENG_BOOKING__SWEEP_INTERVAL_SECS", "1"),
@@ -220,11 +231,7 @@ async fn erasure_leaves_no_personal_data_and_ends_what_it_kept(backend: Backend)
 }
 
 async fn a_ban_survives_erasure(backend: Backend) {
-    let app = TestApp::spawn_on(
-        SharedStore::fresh(backend).await,
-        &[("BANZHENG_BOOKING__NO_SHOW_LIMIT", "1")],
-    )
-    .await;
+    let (app, _journal) = spawn(backend, &[("BANZHENG_BOOKING__NO_SHOW_LIMIT", "1")]).await;
     let token = app.login(OPENID).await;
     let day = bookable_weekday();
     let missed = booked(
@@ -284,11 +291,7 @@ async fn swept(shared: &SharedStore, needles: &[&str]) -> Vec<(String, usize)> {
 }
 
 async fn orders_in_review_and_valid_receipts_are_kept_until_they_end(backend: Backend) {
-    let app = TestApp::spawn_on(
-        SharedStore::fresh(backend).await,
-        &[("BANZHENG_ERASURE__SWEEP_INTERVAL_SECS", "1")],
-    )
-    .await;
+    let (app, _journal) = spawn(backend, &[("BANZHENG_ERASURE__SWEEP_INTERVAL_SECS", "1")]).await;
     let token = app.login(OPENID).await;
     let reviewer = app.admin_token(Role::Reviewer).await;
     let approved = app.order_receipt(&token, "portrait-test0.jpg").await;
