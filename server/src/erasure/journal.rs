@@ -32,10 +32,6 @@ impl Journal {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Appends `erasure` and waits until it is on disk.
     pub async fn append(&self, erasure: &ErasureOf) -> std::io::Result<()> {
         let mut line = serde_json::to_string(&Line {
@@ -107,7 +103,7 @@ mod tests {
         // A torn last line (a crash mid-append) is skipped.
         std::fs::OpenOptions::new()
             .append(true)
-            .open(journal.path())
+            .open(&journal.path)
             .unwrap()
             .write_all(b"{\"user_id\":\"d\",\"at")
             .unwrap();
@@ -121,7 +117,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(journal.path())
+            let mode = std::fs::metadata(&journal.path)
                 .unwrap()
                 .permissions()
                 .mode();

@@ -238,16 +238,14 @@ impl Erasure {
     }
 
     /// Applies every pending erasure again: what they kept and has ended since goes.
-    pub async fn sweep(&self) -> Result<usize, StoreError> {
-        let mut finished = 0;
+    pub async fn sweep(&self) -> Result<(), StoreError> {
         for erasure in self.pending.pending_erasures().await? {
             let summary = self.apply(&erasure).await?;
             if summary.kept.is_empty() {
                 tracing::info!(user = %erasure.user_id, "erasure finished: what it kept has ended");
-                finished += 1;
             }
         }
-        Ok(finished)
+        Ok(())
     }
 }
 
