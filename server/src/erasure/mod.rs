@@ -204,7 +204,7 @@ impl Erasure {
         let kept: Vec<Kept> = appointments
             .running
             .into_iter()
-            .map(|(id, _)| Kept {
+            .map(|id| Kept {
                 kind: "appointment",
                 id,
                 until: "appointment_ends",

@@ -308,8 +308,8 @@ pub trait BookingStore: Send + Sync {
 pub struct ErasedAppointments {
     pub erased: usize,
     pub idempotency_records: usize,
-    /// Still running: kept, with their status, until they end.
-    pub running: Vec<(String, Status)>,
+    /// Still running (their ids): kept until they end.
+    pub running: Vec<String>,
 }
 
 impl ErasedAppointments {
@@ -322,7 +322,7 @@ impl ErasedAppointments {
         let erased = ErasedAppointments {
             erased: ended.len(),
             idempotency_records: 0,
-            running: running.into_iter().map(|a| (a.id, a.status)).collect(),
+            running: running.into_iter().map(|a| a.id).collect(),
         };
         (ended, erased)
     }
