@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::admin::AdminLoginSettings;
 use crate::auth::address::{ClientAddresses, ForwardedHeader, TrustedProxies};
+use crate::auth::consent::PrivacySettings;
 use crate::auth::login::LoginSettings;
 use crate::booking::BookingSettings;
 use crate::kf::{KfSettings, PushSettings};
@@ -78,6 +79,9 @@ pub struct Settings {
     /// 客服 conversations (`kf.retention_days`, …).
     #[serde(default)]
     pub kf: KfSettings,
+    /// The privacy notice users accept before storing ID numbers or photos.
+    #[serde(default)]
+    pub privacy: PrivacySettings,
     /// Production: the bearer token Prometheus presents at `/metrics`; unset, production
     /// serves no metrics (development serves them to anyone on loopback).
     pub metrics_token: Option<SecretString>,
@@ -174,6 +178,7 @@ impl Settings {
                 "BANZHENG_ADMIN_LOGIN__MAX_CONCURRENT_HASHES must be at least 1".into(),
             ));
         }
+        self.privacy.validate().map_err(ConfigError::Invalid)?;
         if self.login.trust_forwarded_for.is_some() {
             return Err(ConfigError::Invalid(
                 "BANZHENG_LOGIN__TRUST_FORWARDED_FOR is replaced by BANZHENG_TRUSTED_PROXIES: \

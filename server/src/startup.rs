@@ -17,6 +17,7 @@ use tracing_actix_web::TracingLogger;
 use crate::admin::{self, AdminStore, Admins};
 use crate::audit::{audit_middleware, AuditLog, AuditStore};
 use crate::auth::address::refuse_forwarded;
+use crate::auth::consent::Privacy;
 use crate::auth::login::Users;
 use crate::auth::token::Tokens;
 use crate::auth::{self, Authenticator, UserStore};
@@ -76,6 +77,8 @@ pub struct Capabilities {
     durability: web::Data<DurabilityState>,
     authenticator: web::Data<Authenticator>,
     users: web::Data<Users>,
+    /// The privacy notice and who accepted it.
+    privacy: web::Data<Privacy>,
     admins: web::Data<Admins>,
     /// Every admin request, recorded by the audit middleware.
     audit: web::Data<AuditLog>,
@@ -215,6 +218,11 @@ impl Capabilities {
                 settings.client_addresses(),
                 clock.clone(),
             )),
+            privacy: web::Data::new(Privacy::new(
+                settings.privacy.clone(),
+                store.clone(),
+                clock.clone(),
+            )),
             admins: web::Data::new(admins),
             audit: web::Data::new(AuditLog::new(store.clone(), clock.clone())),
             booking: web::Data::new(booking),
@@ -283,6 +291,7 @@ pub fn build_app(
         durability,
         authenticator,
         users,
+        privacy,
         admins,
         audit,
         booking,
@@ -298,6 +307,7 @@ pub fn build_app(
         .app_data(durability)
         .app_data(authenticator)
         .app_data(users)
+        .app_data(privacy)
         .app_data(admins)
         .app_data(audit)
         .app_data(booking)

@@ -14,6 +14,7 @@ use super::upload::{self, Upload};
 use super::view::{order_view, owned_by, Viewer};
 use super::Saved;
 use super::{blob_key, PhotoKind, Receipts};
+use crate::auth::consent::ConsentedUser;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorCode};
 use crate::person::{IdNumber, PersonName};
@@ -207,7 +208,7 @@ fn order_form(upload: &Upload) -> Result<(OrderForm, &'static photo_wasm::Spec),
 /// `POST /api/v1/receipt-orders`: the photo passes the check (else 422 with the report and
 /// nothing stored), is normalised, and the order waits for review.
 pub async fn create(
-    user: AuthUser,
+    user: ConsentedUser,
     req: HttpRequest,
     payload: Multipart,
     receipts: web::Data<Receipts>,
@@ -271,7 +272,7 @@ pub async fn create(
 
 /// `POST /api/v1/receipt-orders/{id}/resubmit`: a new photo for a rejected order.
 pub async fn resubmit(
-    user: AuthUser,
+    user: ConsentedUser,
     id: web::Path<String>,
     req: HttpRequest,
     payload: Multipart,

@@ -7,6 +7,7 @@ mod at_rest;
 mod booking;
 mod booking_store;
 mod budgets;
+mod consent;
 mod differential;
 mod durability;
 mod health;
