@@ -15,6 +15,7 @@ use crate::booking::BookingSettings;
 use crate::kf::{KfSettings, PushSettings};
 use crate::notify::NotifySettings;
 use crate::receipts::ReceiptSettings;
+use crate::retention::RetentionSettings;
 use crate::telemetry::LogFormat;
 
 /// Variables with the prefix that are not settings themselves.
@@ -79,6 +80,9 @@ pub struct Settings {
     /// 客服 conversations (`kf.retention_days`, …).
     #[serde(default)]
     pub kf: KfSettings,
+    /// How long personal data is kept (`retention.original_photo_days`, …).
+    #[serde(default)]
+    pub retention: RetentionSettings,
     /// The privacy notice users accept before storing ID numbers or photos.
     #[serde(default)]
     pub privacy: PrivacySettings,

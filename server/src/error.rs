@@ -87,6 +87,8 @@ error_codes! {
     KfWindowClosed = "KF_WINDOW_CLOSED", CONFLICT, "用户最后一次留言已超过48小时，微信不再允许客服回复，请等待用户再次留言";
     /// Accepting a version of the privacy notice that is not the current one.
     PrivacyVersionOutdated = "PRIVACY_VERSION_OUTDATED", CONFLICT, "隐私保护指引已更新，请阅读最新版本后再同意";
+    /// A photo (or the receipt drawn from it) the retention sweep deleted: its time was up.
+    PhotoDeleted = "PHOTO_DELETED", GONE, "照片已按保存期限删除";
     PayloadTooLarge = "PAYLOAD_TOO_LARGE", PAYLOAD_TOO_LARGE, "上传的文件过大";
     /// The photo's bytes are neither a JPEG nor a PNG.
     PhotoUnreadable = "PHOTO_UNREADABLE", UNPROCESSABLE_ENTITY, "无法识别照片，请上传 JPEG 或 PNG 图片";

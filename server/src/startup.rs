@@ -29,6 +29,7 @@ use crate::kf::{self, ConversationStore, Conversations, Kf};
 use crate::metrics::{metrics_middleware, Metrics, MetricsAccess};
 use crate::notify::{self, Notifier, NotifyStore};
 use crate::receipts::{self, ReceiptStore, Receipts};
+use crate::retention::{self, Retention};
 use crate::store::durability::{refuse_writes_unless_durable, DurabilityState};
 use crate::store::{self, Backend, BlobStore, KvStore};
 use crate::web as web_client;
@@ -87,6 +88,8 @@ pub struct Capabilities {
     notifier: web::Data<Notifier>,
     /// 客服 conversations and the staff inbox.
     conversations: web::Data<Conversations>,
+    /// The retention sweep.
+    retention: web::Data<Retention>,
     /// The 客服 message push, when a push token is configured.
     kf: Option<web::Data<Kf>>,
     /// Development mode only: the WeChat simulator the server mounts and talks to.
@@ -226,6 +229,14 @@ impl Capabilities {
             admins: web::Data::new(admins),
             audit: web::Data::new(AuditLog::new(store.clone(), clock.clone())),
             booking: web::Data::new(booking),
+            retention: web::Data::new(Retention::new(
+                settings.retention.clone(),
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                clock.clone(),
+            )),
             receipts: web::Data::new(Receipts::new(
                 settings.receipts.clone(),
                 store.clone(),
@@ -298,6 +309,7 @@ pub fn build_app(
         receipts,
         notifier,
         conversations,
+        retention,
         kf,
         simulator,
     } = capabilities;
@@ -313,6 +325,7 @@ pub fn build_app(
         .app_data(booking)
         .app_data(receipts)
         .app_data(notifier)
+        .app_data(retention)
         .app_data(web::JsonConfig::default().error_handler(json_error_handler))
         .app_data(web::QueryConfig::default().error_handler(query_error_handler))
         .app_data(web::PathConfig::default().error_handler(path_error_handler))
@@ -334,6 +347,7 @@ pub fn build_app(
             if let Some(simulator) = simulator {
                 notify::dev_routes(cfg);
                 kf::dev_routes(cfg);
+                retention::dev_routes(cfg);
                 simulator::routes(cfg, simulator)
             }
         })
@@ -399,6 +413,7 @@ impl Application {
         }
         booking::spawn_no_show_sweeper(capabilities.booking.clone());
         kf::spawn_retention_sweeper(capabilities.conversations.clone());
+        retention::spawn_sweeper(capabilities.retention.clone());
         let sender = settings.notify.worker.then(|| {
             let notifier = capabilities.notifier.clone().into_inner();
             (notifier.clone(), tokio::spawn(notifier.run()))

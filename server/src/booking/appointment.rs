@@ -207,6 +207,9 @@ pub struct Appointment {
     /// A no-show staff forgave: it no longer counts towards a ban.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ban_lift: Option<BanLift>,
+    /// When the retention sweep removed the applicant's and guardian's details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymised_at: Option<DateTime<Utc>>,
 }
 
 /// Why a ban cannot be lifted through this appointment.
@@ -257,6 +260,43 @@ impl Appointment {
     /// Booked: counts against the per-person and per-user limits and holds its seat.
     pub fn is_active(&self) -> bool {
         self.status == Status::Booked
+    }
+
+    /// When the appointment reached a state it never leaves (cancelled, missed, the card
+    /// collected or mailed); `None` before.
+    pub fn ended_at(&self) -> Option<DateTime<Utc>> {
+        matches!(
+            self.status,
+            Status::Cancelled | Status::NoShow | Status::Collected | Status::Shipped
+        )
+        .then(|| self.history.last().map(|h| h.at))
+        .flatten()
+    }
+
+    /// The appointment without its people (retention): no name, ID number, phone, guardian,
+    /// address or waybill, and no free-text details; what statistics count (hall, service,
+    /// times, status, fee, delivery method) and the keyed hash the account's no-shows and
+    /// bans are counted by stay.
+    pub fn anonymised(&self, now: DateTime<Utc>) -> Appointment {
+        let mut next = self.clone();
+        next.applicant = Applicant {
+            name: PersonName::removed(),
+            id_number: String::new(),
+            phone: PhoneNumber::removed(),
+        };
+        next.guardian = None;
+        if let Some(Delivery::Ems { address }) = &mut next.delivery {
+            address.clear();
+        }
+        next.ems_no = None;
+        for entry in &mut next.history {
+            entry.detail = None;
+        }
+        if let Some(lift) = &mut next.ban_lift {
+            lift.reason.clear();
+        }
+        next.anonymised_at = Some(now);
+        next
     }
 
     /// The no-show with `actor`'s ban lift recorded (its status stays `NoShow`; the history
@@ -376,6 +416,7 @@ pub(crate) mod tests {
                 detail: None,
             }],
             ban_lift: None,
+            anonymised_at: None,
         }
     }
 

@@ -2,11 +2,12 @@
 //! IMMEDIATE transaction; one Lua script per tag), so two workers never hold the same entry;
 //! a claim is a lease, so an entry claimed by a worker that died is claimed again later.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redis::Script;
+use redis::{AsyncCommands, Script};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
@@ -131,7 +132,20 @@ pub trait NotifyStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// The user refused (43101): whatever we thought was left is gone.
     async fn clear_subscription(&self, user_id: &str, template_id: &str) -> Result<(), StoreError>;
+    /// Deletes the settled entries (sent, failed, dead, no subscription, cancelled: they
+    /// never change again) due before `before` — their texts name people and places; how
+    /// many. SQLite judges by the entry's last due time, Redis by its not-before time.
+    async fn delete_settled_before(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }
+
+/// The states an entry never leaves.
+const SETTLED: [OutboxState; 5] = [
+    OutboxState::Sent,
+    OutboxState::Failed,
+    OutboxState::Dead,
+    OutboxState::NoSubscription,
+    OutboxState::Cancelled,
+];
 
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -392,6 +406,20 @@ impl NotifyStore for SqliteStore {
                 params![user_id, template_id],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn delete_settled_before(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let settled: Vec<&str> = SETTLED.iter().map(|s| s.as_str()).collect();
+        let settled = serde_json::to_string(&settled).expect("strings serialise");
+        let before = ms(before);
+        self.write(move |tx| {
+            Ok(tx.execute(
+                "DELETE FROM outbox
+                 WHERE state IN (SELECT value FROM json_each(?1)) AND due_at < ?2",
+                params![settled, before],
+            )? as u64)
         })
         .await
     }
@@ -682,5 +710,50 @@ impl NotifyStore for RedisStore {
             .query_async(&mut self.conn())
             .await?;
         Ok(())
+    }
+
+    async fn delete_settled_before(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        for tag in OUTBOX_TAGS {
+            let [docs, states, meta, due, keys] = outbox_keys(self, tag);
+            let all: HashMap<String, String> = self.conn().hgetall(&states).await?;
+            let settled: Vec<String> = all
+                .into_iter()
+                .filter(|(_, state)| {
+                    OutboxState::parse(state).is_ok_and(|state| SETTLED.contains(&state))
+                })
+                .map(|(id, _)| id)
+                .collect();
+            for ids in settled.chunks(500) {
+                let found: Vec<Option<String>> = redis::cmd("HMGET")
+                    .arg(&docs)
+                    .arg(ids)
+                    .query_async(&mut self.conn())
+                    .await?;
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                let mut expired = 0;
+                for (id, doc) in ids.iter().zip(found) {
+                    let Some(doc) = doc else { continue };
+                    let notification: Notification = serde_json::from_str(&doc)
+                        .map_err(|e| StoreError::Backend(format!("outbox entry {id}: {e}")))?;
+                    if notification.not_before >= before {
+                        continue;
+                    }
+                    // Settled entries never change again, so deleting them races nothing.
+                    pipe.hdel(&docs, id)
+                        .hdel(&states, id)
+                        .hdel(&meta, &[format!("{id}:attempts"), format!("{id}:owner"), format!("{id}:error")])
+                        .hdel(&keys, &notification.key)
+                        .zrem(&due, id);
+                    expired += 1;
+                }
+                if expired > 0 {
+                    let _: () = pipe.query_async(&mut self.conn()).await?;
+                    deleted += expired;
+                }
+            }
+        }
+        Ok(deleted)
     }
 }

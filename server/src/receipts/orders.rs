@@ -107,11 +107,7 @@ pub async fn receipt(
     if order.receipt.is_none() {
         return Err(ErrorCode::ReceiptNotIssued.into());
     }
-    let photo = receipts
-        .blobs
-        .blob_get(&blob_key(&order, PhotoKind::Normalised))
-        .await?
-        .ok_or_else(|| ApiError::Internal(format!("photo of order {} is missing", order.id)))?;
+    let photo = super::photo_bytes(receipts.blobs.as_ref(), &order, PhotoKind::Normalised).await?;
     let png = web::block(move || {
         let photo = image::load_from_memory(&photo)
             .map_err(|e| ApiError::Internal(format!("stored photo: {e}")))?

@@ -234,6 +234,10 @@ pub trait ReceiptStore: Send + Sync {
     /// Orders stored with the plain ID number (before issue 15) keep its hash and masked
     /// form instead; how many were changed. Safe to run again, and by several instances.
     async fn hide_id_numbers(&self, hasher: &IdHasher) -> Result<usize, StoreError>;
+
+    /// Orders reviewed at least once whose applicant's details are not removed yet: what the
+    /// retention sweep looks at (`ReceiptOrder::due_removals` judges each).
+    async fn reviewed_orders(&self) -> Result<Vec<ReceiptOrder>, StoreError>;
 }
 
 /// What an order stored with the plain ID number (`"id_number":"…"`) holds now; `None` if
@@ -436,6 +440,20 @@ impl ReceiptStore for SqliteStore {
         .await
     }
 
+    async fn reviewed_orders(&self) -> Result<Vec<ReceiptOrder>, StoreError> {
+        self.read(|c| {
+            let mut statement = c.prepare(
+                "SELECT doc FROM receipt_orders
+                 WHERE status != 'pending' AND instr(doc, '\"applicant_at\"') = 0",
+            )?;
+            let docs = statement
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            docs.iter().map(|d| from_json(d)).collect()
+        })
+        .await
+    }
+
     async fn review_queue(&self, limit: usize) -> Result<Vec<ReceiptOrder>, StoreError> {
         self.read(move |c| {
             let mut statement = c.prepare(
@@ -613,6 +631,24 @@ impl ReceiptStore for RedisStore {
             .query_async(&mut self.conn())
             .await?;
         self.order_docs(&ids).await
+    }
+
+    async fn reviewed_orders(&self) -> Result<Vec<ReceiptOrder>, StoreError> {
+        let mut reviewed = Vec::new();
+        for keys in self.scan(TAG, "order:*").await?.chunks(500) {
+            let mut pipe = redis::pipe();
+            for key in keys {
+                pipe.hget(key, "doc");
+            }
+            let docs: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
+            for doc in docs.iter().flatten() {
+                let order = from_json(doc)?;
+                if order.status != Status::Pending && order.removed.applicant_at.is_none() {
+                    reviewed.push(order);
+                }
+            }
+        }
+        Ok(reviewed)
     }
 
     async fn hide_id_numbers(&self, hasher: &IdHasher) -> Result<usize, StoreError> {

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use redis::AsyncCommands;
 
-use super::{decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows, NoShowPolicy};
+use super::{
+    decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows, NoShowPolicy, ENDED,
+};
 use crate::booking::appointment::{Appointment, AppointmentCode, Status};
 use crate::booking::rules::{ApplicantOf, Attempts, Effect, Guard, Plan, Stop};
 use crate::booking::schedule::{day_key, SlotId};
@@ -341,6 +343,52 @@ impl BookingStore for RedisStore {
                 .await?;
         }
         Ok(hashes.len())
+    }
+
+    async fn ended_appointments(
+        &self,
+        created_before: DateTime<Utc>,
+    ) -> Result<Vec<Appointment>, StoreError> {
+        // Every appointment key, its status first: only ended ones' documents are read.
+        let keys = self.scan(TAG, "appt:*").await?;
+        let mut ended = Vec::new();
+        for batch in keys.chunks(500) {
+            let mut pipe = redis::pipe();
+            for key in batch {
+                pipe.hget(key, "status");
+            }
+            let statuses: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
+            let ended_keys: Vec<&String> = batch
+                .iter()
+                .zip(statuses)
+                .filter(|(_, status)| {
+                    status
+                        .as_deref()
+                        .is_some_and(|s| ENDED.iter().any(|e| e.as_str() == s))
+                })
+                .map(|(key, _)| key)
+                .collect();
+            if ended_keys.is_empty() {
+                continue;
+            }
+            let mut pipe = redis::pipe();
+            for key in ended_keys {
+                pipe.hget(key, "doc");
+            }
+            let docs: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
+            for doc in docs.iter().flatten() {
+                let appointment = from_json(doc)?;
+                if appointment.anonymised_at.is_none() && appointment.created_at <= created_before
+                {
+                    ended.push(appointment);
+                }
+            }
+        }
+        Ok(ended)
+    }
+
+    async fn delete_expired_idempotency(&self, _now: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(0)
     }
 
     async fn forget_unkeyed_digests(&self) -> Result<usize, StoreError> {
