@@ -28,7 +28,7 @@ use crate::error::ApiError;
 use crate::notify::NotifyStore;
 use crate::receipts::{remove_due, Keep, ReceiptStore};
 use crate::routing::endpoint;
-use crate::store::{BlobStore, StoreError};
+use crate::store::{BlobStore, KvStore, StoreError};
 
 /// `[retention]` (`BANZHENG_RETENTION__ORIGINAL_PHOTO_DAYS`, …).
 #[derive(Debug, Clone, Deserialize)]
@@ -73,6 +73,8 @@ pub struct Retention {
     orders: Arc<dyn ReceiptStore>,
     blobs: Arc<dyn BlobStore>,
     outbox: Arc<dyn NotifyStore>,
+    /// Scrubs what the sweep removed out of the store's files (SQLite's WAL and free pages).
+    files: Arc<dyn KvStore>,
     clock: Arc<Clock>,
 }
 
@@ -87,6 +89,7 @@ impl Retention {
         orders: Arc<dyn ReceiptStore>,
         blobs: Arc<dyn BlobStore>,
         outbox: Arc<dyn NotifyStore>,
+        files: Arc<dyn KvStore>,
         clock: Arc<Clock>,
     ) -> Self {
         Retention {
@@ -95,6 +98,7 @@ impl Retention {
             orders,
             blobs,
             outbox,
+            files,
             clock,
         }
     }
@@ -135,6 +139,13 @@ impl Retention {
             .outbox
             .delete_settled_before(now - days(self.settings.outbox_days))
             .await?;
+        let removed = swept.orders_anonymised
+            + swept.appointments_anonymised
+            + swept.idempotency_records
+            + swept.outbox_entries;
+        // The old versions of the rows changed live on in SQLite's WAL and free pages until
+        // the file is rewritten.
+        self.files.scrub(removed > 0).await?;
         tracing::info!(?swept, "retention sweep");
         Ok(swept)
     }

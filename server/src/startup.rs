@@ -235,6 +235,7 @@ impl Capabilities {
                 store.clone(),
                 store.clone(),
                 store.clone(),
+                store.clone(),
                 clock.clone(),
             )),
             receipts: web::Data::new(Receipts::new(

@@ -743,7 +743,14 @@ impl NotifyStore for RedisStore {
                     // Settled entries never change again, so deleting them races nothing.
                     pipe.hdel(&docs, id)
                         .hdel(&states, id)
-                        .hdel(&meta, &[format!("{id}:attempts"), format!("{id}:owner"), format!("{id}:error")])
+                        .hdel(
+                            &meta,
+                            &[
+                                format!("{id}:attempts"),
+                                format!("{id}:owner"),
+                                format!("{id}:error"),
+                            ],
+                        )
                         .hdel(&keys, &notification.key)
                         .zrem(&due, id);
                     expired += 1;

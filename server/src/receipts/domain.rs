@@ -417,11 +417,16 @@ impl ReceiptOrder {
     /// everything personal `keep.applicant` after the order finished.
     pub fn due_removals(&self, keep: Keep, now: DateTime<Utc>) -> Removals {
         let applicant = self.removed.applicant_at.is_none()
-            && self.finished_at().is_some_and(|at| at + keep.applicant <= now);
+            && self
+                .finished_at()
+                .is_some_and(|at| at + keep.applicant <= now);
         let expired = self.receipt.as_ref().is_some_and(|r| r.expires_at <= now);
         Removals {
             original: self.removed.original_at.is_none()
-                && (applicant || self.decided_at().is_some_and(|at| at + keep.original <= now)),
+                && (applicant
+                    || self
+                        .decided_at()
+                        .is_some_and(|at| at + keep.original <= now)),
             normalised: self.removed.normalised_at.is_none() && (applicant || expired),
             applicant,
         }

@@ -226,10 +226,14 @@ pub async fn remove_due(
         return Ok(Removals::default());
     }
     if due.original {
-        blobs.blob_delete(&blob_key(&order, PhotoKind::Original)).await?;
+        blobs
+            .blob_delete(&blob_key(&order, PhotoKind::Original))
+            .await?;
     }
     if due.normalised {
-        blobs.blob_delete(&blob_key(&order, PhotoKind::Normalised)).await?;
+        blobs
+            .blob_delete(&blob_key(&order, PhotoKind::Normalised))
+            .await?;
     }
     order.record_removals(due, now);
     Ok(match store.save_receipt_order(&order, None).await? {

@@ -18,6 +18,7 @@ mod operations;
 mod oracles;
 mod phone;
 mod receipts;
+mod retention;
 mod security;
 mod store;
 mod template_check;

@@ -378,8 +378,7 @@ impl BookingStore for RedisStore {
             let docs: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
             for doc in docs.iter().flatten() {
                 let appointment = from_json(doc)?;
-                if appointment.anonymised_at.is_none() && appointment.created_at <= created_before
-                {
+                if appointment.anonymised_at.is_none() && appointment.created_at <= created_before {
                     ended.push(appointment);
                 }
             }
