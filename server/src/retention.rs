@@ -153,16 +153,10 @@ impl Retention {
 
 /// Runs the sweep every `retention.sweep_interval_secs` for the life of the server.
 pub fn spawn_sweeper(retention: web::Data<Retention>) {
-    let every = Duration::from_secs(retention.settings.sweep_interval_secs.max(1));
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            if let Err(e) = retention.sweep().await {
-                tracing::warn!(error = %e, "retention sweep failed; retrying next round");
-            }
-        }
+    let period = Duration::from_secs(retention.settings.sweep_interval_secs);
+    crate::clock::repeat(period, "retention sweep", move || {
+        let retention = retention.clone();
+        async move { retention.sweep().await }
     });
 }
 

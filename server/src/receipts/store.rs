@@ -634,18 +634,12 @@ impl ReceiptStore for RedisStore {
     }
 
     async fn reviewed_orders(&self) -> Result<Vec<ReceiptOrder>, StoreError> {
+        let keys = self.scan(TAG, "order:*").await?;
         let mut reviewed = Vec::new();
-        for keys in self.scan(TAG, "order:*").await?.chunks(500) {
-            let mut pipe = redis::pipe();
-            for key in keys {
-                pipe.hget(key, "doc");
-            }
-            let docs: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
-            for doc in docs.iter().flatten() {
-                let order = from_json(doc)?;
-                if order.status != Status::Pending && order.removed.applicant_at.is_none() {
-                    reviewed.push(order);
-                }
+        for doc in self.hget_each(&keys, "doc").await?.iter().flatten() {
+            let order = from_json(doc)?;
+            if order.status != Status::Pending && order.removed.applicant_at.is_none() {
+                reviewed.push(order);
             }
         }
         Ok(reviewed)

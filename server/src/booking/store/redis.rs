@@ -351,36 +351,22 @@ impl BookingStore for RedisStore {
     ) -> Result<Vec<Appointment>, StoreError> {
         // Every appointment key, its status first: only ended ones' documents are read.
         let keys = self.scan(TAG, "appt:*").await?;
+        let statuses = self.hget_each(&keys, "status").await?;
+        let ended_keys: Vec<String> = keys
+            .into_iter()
+            .zip(statuses)
+            .filter(|(_, status)| {
+                status
+                    .as_deref()
+                    .is_some_and(|s| ENDED.iter().any(|e| e.as_str() == s))
+            })
+            .map(|(key, _)| key)
+            .collect();
         let mut ended = Vec::new();
-        for batch in keys.chunks(500) {
-            let mut pipe = redis::pipe();
-            for key in batch {
-                pipe.hget(key, "status");
-            }
-            let statuses: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
-            let ended_keys: Vec<&String> = batch
-                .iter()
-                .zip(statuses)
-                .filter(|(_, status)| {
-                    status
-                        .as_deref()
-                        .is_some_and(|s| ENDED.iter().any(|e| e.as_str() == s))
-                })
-                .map(|(key, _)| key)
-                .collect();
-            if ended_keys.is_empty() {
-                continue;
-            }
-            let mut pipe = redis::pipe();
-            for key in ended_keys {
-                pipe.hget(key, "doc");
-            }
-            let docs: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
-            for doc in docs.iter().flatten() {
-                let appointment = from_json(doc)?;
-                if appointment.anonymised_at.is_none() && appointment.created_at <= created_before {
-                    ended.push(appointment);
-                }
+        for doc in self.hget_each(&ended_keys, "doc").await?.iter().flatten() {
+            let appointment = from_json(doc)?;
+            if appointment.anonymised_at.is_none() && appointment.created_at <= created_before {
+                ended.push(appointment);
             }
         }
         Ok(ended)
