@@ -544,4 +544,55 @@ pub(crate) mod tests {
         assert_eq!(serde_json::from_str::<Appointment>(&json).unwrap(), a);
         assert!(json.contains("\"slot\":\"dongcheng-20261126-0900\""));
     }
+
+    /// A card mailed to a child's home: once anonymised, the stored form names nobody and
+    /// no place, and keeps what statistics count.
+    #[test]
+    fn anonymised_keeps_no_person_nor_address() {
+        let mut a = booked();
+        a.guardian = Some(Guardian {
+            name: PersonName::parse("李四").unwrap(),
+            id_number: "4419**********0011".into(),
+            relationship: Relationship::Father,
+        });
+        let at = a.created_at;
+        let step = |a: &Appointment, step| a.after(step, "staff:s1", at).unwrap();
+        let a = step(&a, Step::CheckIn);
+        let delivery = Delivery::parse("ems", Some("东莞市南城区鸿福路99号")).unwrap();
+        let a = step(
+            &a,
+            Step::Accept {
+                fee_yuan: 20,
+                delivery,
+            },
+        );
+        let a = step(&a, Step::StartProduction);
+        assert_eq!(a.ended_at(), None, "in production: not ended");
+        let ems_no = EmsNumber::parse("EA123456789CN").unwrap();
+        let a = step(&a, Step::Ship { ems_no });
+        assert_eq!(a.ended_at(), Some(at), "mailed: ended");
+
+        let anonymised = a.anonymised(at);
+        let stored = serde_json::to_string(&anonymised).unwrap();
+        for personal in [
+            "张三",
+            "李四",
+            "13812345678",
+            "1101**",
+            "4419**",
+            "鸿福路",
+            "EA123456789CN",
+        ] {
+            assert!(!stored.contains(personal), "{personal} in {stored}");
+        }
+        assert_eq!(anonymised.status, Status::Shipped);
+        assert_eq!(anonymised.fee_yuan, Some(20));
+        assert!(matches!(anonymised.delivery, Some(Delivery::Ems { .. })));
+        assert_eq!(
+            anonymised.id_hash, a.id_hash,
+            "no-shows and bans are counted by it"
+        );
+        assert_eq!(anonymised.history.len(), a.history.len());
+        assert_eq!(anonymised.anonymised_at, Some(at));
+    }
 }

@@ -743,4 +743,75 @@ mod tests {
         );
         o.mark_used("a1", now + Duration::days(181)).unwrap();
     }
+
+    /// The removal schedule: the original 30 days after the decision, the normalised photo at
+    /// the receipt's expiry, the details 90 days after the order finished; a resubmitted
+    /// photo starts afresh.
+    #[test]
+    fn removals_fall_due_in_turn() {
+        let keep = Keep {
+            original: Duration::days(30),
+            applicant: Duration::days(90),
+        };
+        let day = |n: i64| Utc::now() + Duration::days(n);
+        let mut approved = order(day(0));
+        assert_eq!(
+            approved.due_removals(keep, day(400)),
+            Removals::default(),
+            "pending"
+        );
+        approve(&mut approved, day(0));
+        assert_eq!(approved.due_removals(keep, day(29)), Removals::default());
+        let due = approved.due_removals(keep, day(31));
+        assert_eq!(
+            (due.original, due.normalised, due.applicant),
+            (true, false, false)
+        );
+        approved.record_removals(due, day(31));
+        assert_eq!(approved.due_removals(keep, day(100)), Removals::default());
+        let due = approved.due_removals(keep, day(181));
+        assert_eq!(
+            (due.original, due.normalised, due.applicant),
+            (false, true, false)
+        );
+        approved.record_removals(due, day(181));
+        let due = approved.due_removals(keep, day(271));
+        assert_eq!(
+            (due.original, due.normalised, due.applicant),
+            (false, false, true)
+        );
+        approved.record_removals(due, day(271));
+        assert_eq!(approved.name, PersonName::removed());
+        assert!(approved.id_hash.is_empty() && approved.id_number_masked.is_empty());
+        assert_eq!(
+            approved.due_removals(keep, day(999)),
+            Removals::default(),
+            "all done"
+        );
+
+        let mut rejected = order(day(0));
+        rejected
+            .decide(
+                Decision::Reject {
+                    reasons: vec![RejectReason::Blurred],
+                    note: Some("张三的照片模糊".into()),
+                },
+                "r1",
+                day(0),
+            )
+            .unwrap();
+        let due = rejected.due_removals(keep, day(31));
+        rejected.record_removals(due, day(31));
+        let photo = rejected.photo.clone();
+        rejected.resubmit(photo, day(40)).unwrap();
+        assert_eq!(
+            rejected.removed.original_at, None,
+            "the new upload's original is kept"
+        );
+        assert_eq!(
+            rejected.due_removals(keep, day(400)),
+            Removals::default(),
+            "pending again"
+        );
+    }
 }
