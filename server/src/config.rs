@@ -351,14 +351,26 @@ mod tests {
         let default = Settings::from_vars(vars(&[])).unwrap();
         assert_eq!(default.privacy.notice_version, "2026-12-01");
         let set = vars(&[("BANZHENG_PRIVACY__NOTICE_VERSION", "2027-03")]);
-        assert_eq!(Settings::from_vars(set).unwrap().privacy.notice_version, "2027-03");
+        assert_eq!(
+            Settings::from_vars(set).unwrap().privacy.notice_version,
+            "2027-03"
+        );
         for bad in ["", "two words", &"v".repeat(33)] {
             let err = Settings::from_vars(vars(&[("BANZHENG_PRIVACY__NOTICE_VERSION", bad)]))
                 .unwrap_err();
-            assert!(err.to_string().contains("BANZHENG_PRIVACY__NOTICE_VERSION"), "{err}");
+            assert!(
+                err.to_string().contains("BANZHENG_PRIVACY__NOTICE_VERSION"),
+                "{err}"
+            );
         }
         let retention = vars(&[("BANZHENG_RETENTION__APPLICANT_DAYS", "30")]);
-        assert_eq!(Settings::from_vars(retention).unwrap().retention.applicant_days, 30);
+        assert_eq!(
+            Settings::from_vars(retention)
+                .unwrap()
+                .retention
+                .applicant_days,
+            30
+        );
     }
 
     #[test]
