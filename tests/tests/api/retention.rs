@@ -8,9 +8,11 @@
 use serde_json::{json, Value};
 use server::admin::Role;
 use server::receipts::{blob_key, PhotoKind};
-use tests::booking::{adult_id, applicant, bookable_weekday, slot_id};
+use tests::booking::{
+    adult_id, applicant, bookable_weekday, open_weekday_after, seconds_until, slot_id, today,
+};
 use tests::receipts::ID_NUMBER;
-use tests::{assert_error, json, on_both_backends, Backend, TestApp};
+use tests::{assert_error, json, on_both_backends, Backend, SharedStore, TestApp};
 
 use crate::at_rest::{dump, occurrences};
 
@@ -184,4 +186,52 @@ async fn photos_and_details_go_when_their_time_is_up(backend: Backend) {
     }
 }
 
-on_both_backends!(photos_and_details_go_when_their_time_is_up);
+/// Two missed appointments bar the account from booking for that applicant for 90 days; the
+/// appointments' details going after a day changes nothing of it: the no-shows and the ban
+/// are counted by the keyed hash, which stays.
+async fn a_ban_outlives_the_details(backend: Backend) {
+    let shared = SharedStore::fresh(backend).await;
+    let app = TestApp::spawn_on(shared, &[("BANZHENG_RETENTION__APPLICANT_DAYS", "1")]).await;
+    let book = |day, n| {
+        json!({
+            "slot_id": slot_id("qingxi", day, "0900"),
+            "service": "expiry_renewal",
+            "applicant": applicant(n),
+        })
+    };
+    let (mut day, mut advanced) = (today(), 0);
+    for _ in 0..2 {
+        day = open_weekday_after(day);
+        let token = app.login("openid-forgetful").await;
+        assert_eq!(app.book(&token, &book(day, 1), None).await.status(), 201);
+        // Past the slot's end and the grace: a no-show once anyone looks.
+        let step = seconds_until(day, "10:05") - advanced;
+        app.advance_clock(step).await;
+        advanced += step;
+        let token = app.login("openid-forgetful").await;
+        let mine = json(app.get_with_token("/api/v1/appointments", &token).await).await;
+        assert_eq!(mine["appointments"][0]["status"], "no_show", "{mine}");
+    }
+    app.advance_clock(2 * DAY).await;
+    let swept = sweep(&app).await;
+    assert_eq!(swept["appointments_anonymised"], 2, "{swept}");
+    let token = app.login("openid-forgetful").await;
+    let mine = json(app.get_with_token("/api/v1/appointments", &token).await).await;
+    for kept in mine["appointments"].as_array().unwrap() {
+        assert_eq!(kept["status"], "no_show", "{kept}");
+        assert_eq!(kept["applicant"]["name"], "已删除", "{kept}");
+    }
+    let next_day = open_weekday_after(day + chrono::Duration::days(2));
+    let banned = app.book(&token, &book(next_day, 1), None).await;
+    assert_error(banned, 403, "BANNED").await;
+    // Another applicant of the same account is not barred.
+    assert_eq!(
+        app.book(&token, &book(next_day, 2), None).await.status(),
+        201
+    );
+}
+
+on_both_backends!(
+    photos_and_details_go_when_their_time_is_up,
+    a_ban_outlives_the_details
+);
