@@ -68,13 +68,19 @@ start_dev_server() {
   die "the server did not become ready on $BASE_URL"
 }
 
-# An admin account of ROLE on the dev server; prints its token.
-dev_admin_token() {
-  local role=$1 name="$1-$RANDOM$RANDOM" password="contract-test-password" halls=()
+# A staff account on the dev server: ROLE NAME PASSWORD.
+dev_admin_add() {
+  local role=$1 name=$2 password=$3 halls=()
   # Staff work at halls: every hall here.
   [ "$role" = staff ] && halls=(--hall all)
   printf '%s\n' "$password" | BANZHENG_DATA_DIR="$SERVER_DATA" "${SERVER_BIN:-target/debug/server}" \
     admin add --username "$name" --role "$role" "${halls[@]}" --password-stdin >/dev/null
+}
+
+# A staff token of a new account with that role; prints it.
+dev_admin_token() {
+  local role=$1 name="$1-$RANDOM$RANDOM" password="contract-test-password"
+  dev_admin_add "$role" "$name" "$password"
   curl -fsS -X POST "$BASE_URL/api/v1/admin/login" -H 'content-type: application/json' \
     -d "{\"username\":\"$name\",\"password\":\"$password\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
 }
