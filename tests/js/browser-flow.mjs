@@ -153,7 +153,9 @@ try {
   await kf.waitForSelector('#kf-messages p[data-author="staff"]');
   expect((await kf.textContent('#kf-messages p[data-author="staff"]')).includes(answer), 'the answer shows in the conversation');
   await kf.waitForSelector('#kf-conversation[data-awaiting="false"]');
-  expect(await kf.$(row) === null, 'the conversation no longer awaits a person');
+  // The list reloads after the conversation: wait for it rather than read it mid-way.
+  const gone = await kf.waitForSelector(row, { state: 'detached', timeout: 10000 }).then(() => true, () => false);
+  expect(gone, 'the conversation no longer awaits a person');
   await kf.screenshot({ path: path.join(shots, '7-kf-answered.png'), fullPage: true });
   // The outbox sends it (the server's own sender, within seconds); WeChat received it.
   let delivered = false;
