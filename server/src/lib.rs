@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod notify;
 pub mod person;
 pub mod receipts;
+pub mod retention;
 pub mod routing;
 pub mod startup;
 pub mod store;

@@ -17,6 +17,7 @@ use tracing_actix_web::TracingLogger;
 use crate::admin::{self, AdminStore, Admins};
 use crate::audit::{audit_middleware, AuditLog, AuditStore};
 use crate::auth::address::refuse_forwarded;
+use crate::auth::consent::Privacy;
 use crate::auth::login::Users;
 use crate::auth::token::Tokens;
 use crate::auth::{self, Authenticator, UserStore};
@@ -29,6 +30,7 @@ use crate::kf::{self, ConversationStore, Conversations, Kf};
 use crate::metrics::{metrics_middleware, Metrics, MetricsAccess};
 use crate::notify::{self, Notifier, NotifyStore};
 use crate::receipts::{self, ReceiptStore, Receipts};
+use crate::retention::{self, Retention};
 use crate::routing::endpoint;
 use crate::store::durability::{refuse_writes_unless_durable, DurabilityState};
 use crate::store::{self, Backend, BlobStore, KvStore};
@@ -80,6 +82,8 @@ pub struct Capabilities {
     durability: web::Data<DurabilityState>,
     authenticator: web::Data<Authenticator>,
     users: web::Data<Users>,
+    /// The privacy notice and who accepted it.
+    privacy: web::Data<Privacy>,
     admins: web::Data<Admins>,
     /// Every admin request, recorded by the audit middleware.
     audit: web::Data<AuditLog>,
@@ -90,6 +94,8 @@ pub struct Capabilities {
     conversations: web::Data<Conversations>,
     /// Erasure on request, and its sweep.
     erasure: web::Data<Erasure>,
+    /// The retention sweep.
+    retention: web::Data<Retention>,
     /// The 客服 message push, when a push token is configured.
     kf: Option<web::Data<Kf>>,
     /// Development mode only: the WeChat simulator the server mounts and talks to.
@@ -227,9 +233,23 @@ impl Capabilities {
                 settings.client_addresses(),
                 clock.clone(),
             )),
+            privacy: web::Data::new(Privacy::new(
+                settings.privacy.clone(),
+                store.clone(),
+                clock.clone(),
+            )),
             admins: web::Data::new(admins),
             audit: web::Data::new(AuditLog::new(store.clone(), clock.clone())),
             booking: web::Data::new(booking),
+            retention: web::Data::new(Retention::new(
+                settings.retention.clone(),
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                clock.clone(),
+            )),
             receipts: web::Data::new(Receipts::new(
                 settings.receipts.clone(),
                 store.clone(),
@@ -296,6 +316,7 @@ pub fn build_app(
         durability,
         authenticator,
         users,
+        privacy,
         admins,
         audit,
         booking,
@@ -303,6 +324,7 @@ pub fn build_app(
         notifier,
         conversations,
         erasure,
+        retention,
         kf,
         simulator,
     } = capabilities;
@@ -312,12 +334,14 @@ pub fn build_app(
         .app_data(durability)
         .app_data(authenticator)
         .app_data(users)
+        .app_data(privacy)
         .app_data(admins)
         .app_data(audit)
         .app_data(booking)
         .app_data(receipts)
         .app_data(notifier)
         .app_data(erasure)
+        .app_data(retention)
         .app_data(web::JsonConfig::default().error_handler(json_error_handler))
         .app_data(web::QueryConfig::default().error_handler(query_error_handler))
         .app_data(web::PathConfig::default().error_handler(path_error_handler))
@@ -345,6 +369,7 @@ pub fn build_app(
             if let Some(simulator) = simulator {
                 notify::dev_routes(cfg);
                 kf::dev_routes(cfg);
+                retention::dev_routes(cfg);
                 simulator::routes(cfg, simulator)
             }
         })
@@ -411,6 +436,7 @@ impl Application {
         booking::spawn_no_show_sweeper(capabilities.booking.clone());
         kf::spawn_retention_sweeper(capabilities.conversations.clone());
         erasure::spawn_sweeper(capabilities.erasure.clone());
+        retention::spawn_sweeper(capabilities.retention.clone());
         let sender = settings.notify.worker.then(|| {
             let notifier = capabilities.notifier.clone().into_inner();
             (notifier.clone(), tokio::spawn(notifier.run()))

@@ -238,6 +238,9 @@ pub trait ReceiptStore: Send + Sync {
     /// Deletes an order and everything that finds it (its receipt number, the user's list,
     /// the review queue). Its photos are blobs, the caller's to delete.
     async fn delete_receipt_order(&self, order: &ReceiptOrder) -> Result<(), StoreError>;
+    /// Orders reviewed at least once whose applicant's details are not removed yet: what the
+    /// retention sweep looks at (`ReceiptOrder::due_removals` judges each).
+    async fn reviewed_orders(&self) -> Result<Vec<ReceiptOrder>, StoreError>;
 }
 
 /// What an order stored with the plain ID number (`"id_number":"…"`) holds now; `None` if
@@ -449,6 +452,20 @@ impl ReceiptStore for SqliteStore {
         .await
     }
 
+    async fn reviewed_orders(&self) -> Result<Vec<ReceiptOrder>, StoreError> {
+        self.read(|c| {
+            let mut statement = c.prepare(
+                "SELECT doc FROM receipt_orders
+                 WHERE status != 'pending' AND instr(doc, '\"applicant_at\"') = 0",
+            )?;
+            let docs = statement
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            docs.iter().map(|d| from_json(d)).collect()
+        })
+        .await
+    }
+
     async fn review_queue(&self, limit: usize) -> Result<Vec<ReceiptOrder>, StoreError> {
         self.read(move |c| {
             let mut statement = c.prepare(
@@ -640,6 +657,18 @@ impl ReceiptStore for RedisStore {
         }
         let () = pipe.query_async(&mut self.conn()).await?;
         Ok(())
+    }
+
+    async fn reviewed_orders(&self) -> Result<Vec<ReceiptOrder>, StoreError> {
+        let keys = self.scan(TAG, "order:*").await?;
+        let mut reviewed = Vec::new();
+        for doc in self.hget_each(&keys, "doc").await?.iter().flatten() {
+            let order = from_json(doc)?;
+            if order.status != Status::Pending && order.removed.applicant_at.is_none() {
+                reviewed.push(order);
+            }
+        }
+        Ok(reviewed)
     }
 
     async fn hide_id_numbers(&self, hasher: &IdHasher) -> Result<usize, StoreError> {

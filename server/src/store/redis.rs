@@ -192,6 +192,24 @@ impl RedisStore {
         Ok(keys)
     }
 
+    /// The field `field` of each hash in `keys`, in their order (a pipeline per 500 keys).
+    pub async fn hget_each(
+        &self,
+        keys: &[String],
+        field: &str,
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for batch in keys.chunks(500) {
+            let mut pipe = redis::pipe();
+            for key in batch {
+                pipe.hget(key, field);
+            }
+            let found: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
+            values.extend(found);
+        }
+        Ok(values)
+    }
+
     /// Sets the hash field `field` of `key` to `new` if it still holds `old`: of several
     /// instances racing, one changes it and the others find it changed.
     pub async fn hset_if_eq(

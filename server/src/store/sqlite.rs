@@ -36,6 +36,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/1511_booking_rules_per_account.sql"),
     ),
     (
+        2011,
+        include_str!("../../migrations/2011_privacy_consent.sql"),
+    ),
+    (
         2101,
         include_str!("../../migrations/2101_kf_conversations.sql"),
     ),

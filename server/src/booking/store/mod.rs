@@ -252,6 +252,34 @@ pub trait BookingStore: Send + Sync {
         })
     }
 
+    /// Stores `anonymised` (the appointment without its people, `Appointment::anonymised`)
+    /// if it is still in `status`; false when it changed meanwhile (the next sweep looks again).
+    async fn anonymise(
+        &self,
+        status: Status,
+        anonymised: &Appointment,
+    ) -> Result<bool, StoreError> {
+        Ok(
+            match self.apply(rules::anonymise(status, anonymised)).await? {
+                Applied::Done => true,
+                Applied::Stopped(Stop::Changed) => false,
+                other => return Err(StoreError::Backend(format!("anonymising got {other:?}"))),
+            },
+        )
+    }
+
+    /// Appointments created before `created_before` in a state they never leave (cancelled,
+    /// no-show, collected, shipped) whose details are not removed yet: what the retention
+    /// sweep looks at (it judges `Appointment::ended_at` itself).
+    async fn ended_appointments(
+        &self,
+        created_before: DateTime<Utc>,
+    ) -> Result<Vec<Appointment>, StoreError>;
+
+    /// Deletes the `Idempotency-Key` records that expired by `now`; how many. Redis expires
+    /// them itself (each has its TTL), so there it deletes none.
+    async fn delete_expired_idempotency(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// Records `lifted` (a no-show whose `ban_lift` is now set) if it is still a no-show
     /// without one: its no-show stops counting and the bans it helped earn are lifted where
     /// the rest no longer reach their limits ([`rules::lift_ban`]). False when it changed.

@@ -373,6 +373,37 @@ impl BookingStore for RedisStore {
         Ok(erased)
     }
 
+    async fn ended_appointments(
+        &self,
+        created_before: DateTime<Utc>,
+    ) -> Result<Vec<Appointment>, StoreError> {
+        // Every appointment key, its status first: only ended ones' documents are read.
+        let keys = self.scan(TAG, "appt:*").await?;
+        let statuses = self.hget_each(&keys, "status").await?;
+        let ended_keys: Vec<String> = keys
+            .into_iter()
+            .zip(statuses)
+            .filter(|(_, status)| {
+                status
+                    .as_deref()
+                    .is_some_and(|s| Status::ENDED.iter().any(|e| e.as_str() == s))
+            })
+            .map(|(key, _)| key)
+            .collect();
+        let mut ended = Vec::new();
+        for doc in self.hget_each(&ended_keys, "doc").await?.iter().flatten() {
+            let appointment = from_json(doc)?;
+            if appointment.anonymised_at.is_none() && appointment.created_at <= created_before {
+                ended.push(appointment);
+            }
+        }
+        Ok(ended)
+    }
+
+    async fn delete_expired_idempotency(&self, _now: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
     async fn forget_unkeyed_digests(&self) -> Result<usize, StoreError> {
         let mut forgotten = 0;
         for key in self.scan(TAG, "idem:*").await? {
