@@ -9,11 +9,15 @@ use serde::Deserialize;
 
 use crate::admin::AdminLoginSettings;
 use crate::auth::address::{ClientAddresses, ForwardedHeader, TrustedProxies};
+use crate::auth::consent::PrivacySettings;
 use crate::auth::login::LoginSettings;
+use crate::backup::BackupSettings;
 use crate::booking::BookingSettings;
+use crate::erasure::ErasureSettings;
 use crate::kf::{KfSettings, PushSettings};
 use crate::notify::NotifySettings;
 use crate::receipts::ReceiptSettings;
+use crate::retention::RetentionSettings;
 use crate::telemetry::LogFormat;
 
 /// Variables with the prefix that are not settings themselves.
@@ -84,9 +88,21 @@ pub struct Settings {
     /// 客服 conversations (`kf.retention_days`, …).
     #[serde(default)]
     pub kf: KfSettings,
+    /// How long personal data is kept (`retention.original_photo_days`, …).
+    #[serde(default)]
+    pub retention: RetentionSettings,
+    /// The privacy notice users accept before storing ID numbers or photos.
+    #[serde(default)]
+    pub privacy: PrivacySettings,
     /// Production: the bearer token Prometheus presents at `/metrics`; unset, production
     /// serves no metrics (development serves them to anyone on loopback).
     pub metrics_token: Option<SecretString>,
+    /// Erasures on request (`erasure.sweep_interval_secs`).
+    #[serde(default)]
+    pub erasure: ErasureSettings,
+    /// Backups and the erasure journal (`backup.dir`, `backup.key`).
+    #[serde(default)]
+    pub backup: BackupSettings,
 }
 
 /// `BANZHENG_MODE`: development runs against the built-in WeChat simulator on loopback only;
@@ -200,6 +216,7 @@ impl Settings {
                 "BANZHENG_ADMIN_LOGIN__MAX_CONCURRENT_HASHES must be at least 1".into(),
             ));
         }
+        self.privacy.validate().map_err(ConfigError::Invalid)?;
         if self.login.trust_forwarded_for.is_some() {
             return Err(ConfigError::Invalid(
                 "BANZHENG_LOGIN__TRUST_FORWARDED_FOR is replaced by BANZHENG_TRUSTED_PROXIES: \
@@ -279,6 +296,13 @@ impl Settings {
             "it keys the hash under which ID numbers are stored",
             self.booking.id_hash_key.as_ref(),
         )?;
+        if self.backup.key.is_some() {
+            strong_secret(
+                "BANZHENG_BACKUP__KEY (backup.key)",
+                "it encrypts the backups",
+                self.backup.key.as_ref(),
+            )?;
+        }
         if self.metrics_token.is_some() {
             strong_secret(
                 "BANZHENG_METRICS_TOKEN (metrics_token)",
@@ -394,6 +418,33 @@ mod tests {
     fn unknown_key_is_named() {
         let err = Settings::from_vars(vars(&[("BANZHENG_DATADIR", "x")])).unwrap_err();
         assert!(err.to_string().contains("datadir"), "{err}");
+    }
+
+    #[test]
+    fn privacy_notice_version_is_a_short_printable_word() {
+        let default = Settings::from_vars(vars(&[])).unwrap();
+        assert_eq!(default.privacy.notice_version, "2026-12-01");
+        let set = vars(&[("BANZHENG_PRIVACY__NOTICE_VERSION", "2027-03")]);
+        assert_eq!(
+            Settings::from_vars(set).unwrap().privacy.notice_version,
+            "2027-03"
+        );
+        for bad in ["", "two words", &"v".repeat(33)] {
+            let err = Settings::from_vars(vars(&[("BANZHENG_PRIVACY__NOTICE_VERSION", bad)]))
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("BANZHENG_PRIVACY__NOTICE_VERSION"),
+                "{err}"
+            );
+        }
+        let retention = vars(&[("BANZHENG_RETENTION__APPLICANT_DAYS", "30")]);
+        assert_eq!(
+            Settings::from_vars(retention)
+                .unwrap()
+                .retention
+                .applicant_days,
+            30
+        );
     }
 
     #[test]

@@ -72,6 +72,11 @@ impl RedisServer {
             .expect("a redis-server this started")
     }
 
+    /// Where it keeps its files (`dump.rdb`, the append-only file).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }

@@ -116,6 +116,28 @@ impl RedisConn {
         })
     }
 
+    /// `cmd`'s answer from the master at `address` (as [`Self::on_every_master`] names them;
+    /// the one node on one Redis).
+    pub async fn on_master_at<T: FromRedisValue>(
+        &mut self,
+        address: &str,
+        cmd: &Cmd,
+    ) -> Result<T, StoreError> {
+        Ok(match self {
+            RedisConn::Node(conn) => cmd.query_async(conn).await?,
+            RedisConn::Cluster(conn) => {
+                let (host, port) = address
+                    .rsplit_once(':')
+                    .and_then(|(host, port)| Some((host.to_owned(), port.parse().ok()?)))
+                    .ok_or_else(|| StoreError::Backend(format!("not a node address: {address}")))?;
+                let routing =
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+                redis::from_redis_value(conn.route_command(cmd.clone(), routing).await?)
+                    .map_err(redis::RedisError::from)?
+            }
+        })
+    }
+
     /// `cmd`'s answer from every master, by its address (the one node on one Redis).
     pub async fn on_every_master(&mut self, cmd: &Cmd) -> redis::RedisResult<Vec<(String, Value)>> {
         match self {
@@ -286,28 +308,55 @@ impl RedisStore {
     /// Every key under `tag` whose rest matches the glob `pattern` (by SCAN: a key written
     /// meanwhile may be missed, so callers make what they look for unwritable first).
     pub async fn scan(&self, tag: &str, pattern: &str) -> Result<Vec<String>, StoreError> {
-        let glob = |text: &str| {
-            text.chars().fold(String::new(), |mut out, c| {
-                if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-                    out.push('\\');
-                }
-                out.push(c);
-                out
-            })
-        };
         let pattern = format!("{}:{{{}}}:{pattern}", glob(&self.prefix), glob(tag));
         // Every key of one tag is in one slot: on a cluster, one master has them all.
-        let in_slot = self.key(tag, "");
+        self.scan_matching(ScanOn::MasterOf(&self.key(tag, "")), &pattern)
+            .await
+    }
+
+    /// Every key of this store whose tag starts with `tag_start` and whose rest is `rest`:
+    /// keys tagged by their own name (blobs) share no tag to scan under, and on a cluster they
+    /// are spread over every master.
+    pub async fn scan_tags_starting(
+        &self,
+        tag_start: &str,
+        rest: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let pattern = format!(
+            "{}:{{{}*}}:{}",
+            glob(&self.prefix),
+            glob(tag_start),
+            glob(rest)
+        );
+        let masters = self.conn().on_every_master(&redis::cmd("PING")).await?;
+        let mut keys = Vec::new();
+        for (address, _) in masters {
+            keys.extend(
+                self.scan_matching(ScanOn::MasterAt(&address), &pattern)
+                    .await?,
+            );
+        }
+        Ok(keys)
+    }
+
+    async fn scan_matching(
+        &self,
+        on: ScanOn<'_>,
+        pattern: &str,
+    ) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn();
         let (mut cursor, mut keys) = (0u64, Vec::new());
         loop {
             let mut scan = redis::cmd("SCAN");
             scan.arg(cursor)
                 .arg("MATCH")
-                .arg(&pattern)
+                .arg(pattern)
                 .arg("COUNT")
                 .arg(1000);
-            let (next, batch): (u64, Vec<String>) = conn.on_master_of(&in_slot, &scan).await?;
+            let (next, batch): (u64, Vec<String>) = match on {
+                ScanOn::MasterOf(key) => conn.on_master_of(key, &scan).await?,
+                ScanOn::MasterAt(address) => conn.on_master_at(address, &scan).await?,
+            };
             keys.extend(batch);
             if next == 0 {
                 break;
@@ -317,6 +366,24 @@ impl RedisStore {
         keys.sort();
         keys.dedup();
         Ok(keys)
+    }
+
+    /// The field `field` of each hash in `keys`, in their order (a pipeline per 500 keys).
+    pub async fn hget_each(
+        &self,
+        keys: &[String],
+        field: &str,
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for batch in keys.chunks(500) {
+            let mut pipe = redis::pipe();
+            for key in batch {
+                pipe.hget(key, field);
+            }
+            let found: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
+            values.extend(found);
+        }
+        Ok(values)
     }
 
     /// Sets the hash field `field` of `key` to `new` if it still holds `old`: of several
@@ -458,4 +525,24 @@ impl KvStore for RedisStore {
     async fn scrub(&self, _changed: bool) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+/// `text` as a SCAN pattern that matches only itself.
+/// The node a SCAN walks: each master keeps its own keys and cursor.
+#[derive(Clone, Copy)]
+enum ScanOn<'a> {
+    /// The master of this key's slot.
+    MasterOf(&'a str),
+    /// The master at this address.
+    MasterAt(&'a str),
+}
+
+fn glob(text: &str) -> String {
+    text.chars().fold(String::new(), |mut out, c| {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
 }

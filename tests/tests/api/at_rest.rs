@@ -14,7 +14,7 @@ use tests::{json, on_both_backends, Backend, SharedStore, TestApp};
 
 /// Every byte the store keeps: each file under the SQLite data directory, or every value
 /// (strings, hash fields and values, members, scores) of every Redis key under the prefix.
-async fn dump(shared: &SharedStore) -> Vec<u8> {
+pub(crate) async fn dump(shared: &SharedStore) -> Vec<u8> {
     match shared {
         SharedStore::Sqlite(dir) => {
             let mut bytes = Vec::new();
@@ -69,7 +69,7 @@ fn files(dir: &Path, bytes: &mut Vec<u8>) {
 }
 
 /// How many times `needle` occurs in `haystack`.
-fn occurrences(haystack: &[u8], needle: &str) -> usize {
+pub(crate) fn occurrences(haystack: &[u8], needle: &str) -> usize {
     haystack
         .windows(needle.len())
         .filter(|w| *w == needle.as_bytes())

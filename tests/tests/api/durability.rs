@@ -101,6 +101,7 @@ impl Burst {
                 .unwrap();
             assert_eq!(login.status(), 200);
             let token = json(login).await["token"].as_str().unwrap().to_owned();
+            tests::wechat::consent(&http, address, &token).await;
             let write = if n % 2 == 0 {
                 Write::Booking(json!({
                     "slot_id": slot,
