@@ -35,6 +35,32 @@ async fn kv_roundtrip_and_expiry(backend: Backend) {
     );
 }
 
+/// Blobs under one prefix (an order's photos) are deleted together, and only they; on a
+/// cluster each blob is keyed by its own name, so they lie on different masters.
+async fn blobs_under_a_prefix_are_deleted_together(backend: Backend) {
+    let s = store(backend).await;
+    let order: Vec<String> = (0..12)
+        .map(|n| format!("receipt-orders/o1/{n}/original.jpg"))
+        .collect();
+    for key in &order {
+        s.blob_put(key, key.as_bytes()).await.unwrap();
+    }
+    s.blob_put("receipt-orders/o2/1/original.jpg", b"other")
+        .await
+        .unwrap();
+    assert_eq!(s.blob_delete_under("receipt-orders/o1").await.unwrap(), 12);
+    for key in &order {
+        assert_eq!(s.blob_get(key).await.unwrap(), None, "{key}");
+    }
+    assert_eq!(
+        s.blob_get("receipt-orders/o2/1/original.jpg")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"other"[..])
+    );
+}
+
 async fn set_if_absent_respects_expiry(backend: Backend) {
     let s = store(backend).await;
     assert!(s.kv_set_if_absent("k", "first", BRIEF).await.unwrap());
@@ -492,6 +518,7 @@ on_every_backend!(
     the_audit_log_pages_newest_first,
     receipt_orders_save_over_their_version_with_unique_numbers,
     kv_roundtrip_and_expiry,
+    blobs_under_a_prefix_are_deleted_together,
     set_if_absent_respects_expiry,
     delete_if_eq_only_deletes_the_expected_value,
     counters_count_concurrent_increments_and_expire,
