@@ -78,12 +78,19 @@ BENCH_TOKENS="$SERVER_DATA/tokens"
 python3 - "$BASE_URL" "$USERS" >"$BENCH_TOKENS" <<'PY'
 import json, sys, urllib.request
 base, users = sys.argv[1], int(sys.argv[2])
-def post(path, body):
-    req = urllib.request.Request(base + path, json.dumps(body).encode(), {"content-type": "application/json"})
-    return json.load(urllib.request.urlopen(req))
+def call(path, body=None, token=None):
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    data = None if body is None else json.dumps(body).encode()
+    return json.load(urllib.request.urlopen(urllib.request.Request(base + path, data, headers)))
 for n in range(users):
-    code = post("/__sim/codes", {"openid": f"bench-user-{n}"})["code"]
-    print(post("/api/v1/auth/login", {"code": code})["token"])
+    code = call("/__sim/codes", {"openid": f"bench-user-{n}"})["code"]
+    token = call("/api/v1/auth/login", {"code": code})["token"]
+    # Booking stores an ID number: the user accepts the privacy notice first.
+    version = call("/api/v1/me", token=token)["privacy"]["version"]
+    call("/api/v1/me/consent", {"version": version}, token)
+    print(token)
 PY
 export BENCH_TOKENS BENCH_SLOT="$SLOT"
 

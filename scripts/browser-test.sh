@@ -15,14 +15,10 @@ export BANZHENG_WECHAT__PUSH_TOKEN=browserPushToken
 export BANZHENG_WECHAT__PUSH_AES_KEY=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG
 start_dev_server
 password="browser-test-password"
-add_account() {
-  printf '%s\n' "$password" | BANZHENG_DATA_DIR="$SERVER_DATA" "${SERVER_BIN:-target/debug/server}" \
-    admin add --username "$1" --role "$2" --password-stdin >/dev/null
-}
 username="reviewer-$RANDOM$RANDOM"
-add_account "$username" reviewer
+dev_admin_add reviewer "$username" "$password"
 support="support-$RANDOM$RANDOM"
-add_account "$support" support
+dev_admin_add support "$support" "$password"
 BZ_TEST_BASE_URL="$BASE_URL" BZ_TEST_REVIEWER="$username" BZ_TEST_REVIEWER_PASSWORD="$password" \
   BZ_TEST_SUPPORT="$support" BZ_TEST_SUPPORT_PASSWORD="$password" \
   node tests/js/browser-flow.mjs

@@ -23,13 +23,14 @@ ensure_python_tools
 export BANZHENG_WECHAT__PUSH_TOKEN=contractPushToken
 export BANZHENG_WECHAT__PUSH_AES_KEY=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG
 start_dev_server
-export BZ_TEST_USER_TOKEN BZ_TEST_REVIEWER_TOKEN BZ_TEST_STAFF_TOKEN BZ_TEST_SUPPORT_TOKEN BZ_TEST_ADMIN_TOKEN BZ_TEST_LOGOUT_TOKEN
+export BZ_TEST_USER_TOKEN BZ_TEST_REVIEWER_TOKEN BZ_TEST_STAFF_TOKEN BZ_TEST_SUPPORT_TOKEN BZ_TEST_ADMIN_TOKEN BZ_TEST_LOGOUT_TOKEN BZ_TEST_ERASE_TOKEN
 BZ_TEST_USER_TOKEN=$(dev_user_token contract-user)
 BZ_TEST_REVIEWER_TOKEN=$(dev_admin_token reviewer)
 BZ_TEST_STAFF_TOKEN=$(dev_admin_token staff)
 BZ_TEST_SUPPORT_TOKEN=$(dev_admin_token support)
 BZ_TEST_ADMIN_TOKEN=$(dev_admin_token admin)
 BZ_TEST_LOGOUT_TOKEN=$(dev_user_token contract-logout)
+BZ_TEST_ERASE_TOKEN=$(dev_user_token contract-erase)
 
 out=tests/output/schemathesis
 rm -rf "$out" && mkdir -p "$out"
@@ -40,10 +41,12 @@ for run in "${runs[@]}"; do
   if [ "$run" = ours ]; then
     args=(--config-file miniprogram-api-spec/schemathesis.toml run)
   else
-    # Without logout: it would revoke the run's one token on its first case, and every later
-    # case would only show that a revoked token gets 401. (Our run gives it a token of its own.)
+    # Without logout and erasure: either would revoke the run's one token on its first case, and
+    # every later case would only show that a revoked token gets 401. (Our run gives each a
+    # token of its own.)
     args=(--config-file miniprogram-api-spec/schemathesis-plain.toml run --checks all
-      -H "Authorization: Bearer $(dev_user_token contract-plain)" --exclude-operation-id logout)
+      -H "Authorization: Bearer $(dev_user_token contract-plain)" --exclude-operation-id logout
+      --exclude-operation-id eraseMe)
   fi
   "$PY_VENV/bin/schemathesis" "${args[@]}" miniprogram-api-spec/openapi.yaml --url "$BASE_URL" \
     --report junit --report-dir "$out/$run" --generation-database=none \

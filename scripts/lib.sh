@@ -68,24 +68,37 @@ start_dev_server() {
   die "the server did not become ready on $BASE_URL"
 }
 
-# An admin account of ROLE on the dev server; prints its token.
-dev_admin_token() {
-  local role=$1 name="$1-$RANDOM$RANDOM" password="contract-test-password" halls=()
+# A staff account on the dev server: ROLE NAME PASSWORD.
+dev_admin_add() {
+  local role=$1 name=$2 password=$3 halls=()
   # Staff work at halls: every hall here.
   [ "$role" = staff ] && halls=(--hall all)
   printf '%s\n' "$password" | BANZHENG_DATA_DIR="$SERVER_DATA" "${SERVER_BIN:-target/debug/server}" \
     admin add --username "$name" --role "$role" "${halls[@]}" --password-stdin >/dev/null
+}
+
+# A staff token of a new account with that role; prints it.
+dev_admin_token() {
+  local role=$1 name="$1-$RANDOM$RANDOM" password="contract-test-password"
+  dev_admin_add "$role" "$name" "$password"
   curl -fsS -X POST "$BASE_URL/api/v1/admin/login" -H 'content-type: application/json' \
     -d "{\"username\":\"$name\",\"password\":\"$password\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
 }
 
-# A user token through the WeChat simulator, as the mini-program gets one; prints it.
+# A user token through the WeChat simulator, as the mini-program gets one, whose user accepted
+# the current privacy notice (as the mini-program asks before the first booking or order);
+# prints it.
 dev_user_token() {
-  local openid=$1 code
+  local openid=$1 code token version
   code=$(curl -fsS -X POST "$BASE_URL/__sim/codes" -H 'content-type: application/json' \
     -d "{\"openid\":\"$openid\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["code"])')
-  curl -fsS -X POST "$BASE_URL/api/v1/auth/login" -H 'content-type: application/json' \
-    -d "{\"code\":\"$code\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
+  token=$(curl -fsS -X POST "$BASE_URL/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"code\":\"$code\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  version=$(curl -fsS "$BASE_URL/api/v1/me" -H "Authorization: Bearer $token" |
+    python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["privacy"]["version"]))')
+  curl -fsS -o /dev/null -X POST "$BASE_URL/api/v1/me/consent" -H "Authorization: Bearer $token" \
+    -H 'content-type: application/json' -d "{\"version\":$version}"
+  printf '%s\n' "$token"
 }
 
 # Debian's Chromium for the browser tests (no browser download by test tools).

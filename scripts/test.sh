@@ -29,9 +29,11 @@ cargo build --workspace --quiet --bin photo-check --example finish_fixtures
 export PHOTO_CHECK_BIN=target/debug/photo-check FINISH_FIXTURES_BIN=target/debug/examples/finish_fixtures
 
 step "suites, side by side"
+# The end-to-end tests mostly wait (on servers, Redis, the WeChat simulator, killed processes):
+# six at once keep two cores busy where the default of one per core left them half idle.
 side_by_side \
   "Rust tests (unit, store conformance, end to end on SQLite and Redis)" \
-  "cargo test --workspace --quiet" \
+  "RUST_TEST_THREADS=6 cargo test --workspace --quiet" \
   "photo checker: the same report natively, in Node and in headless Chromium; then the mini-program glue (typings, WXWebAssembly packaging, Node tests with a fake wx) and the web client's whole flow in headless Chromium, which use its WebAssembly" \
   "scripts/wasm.sh test && scripts/glue-test.sh && scripts/browser-test.sh" \
   "API contract: OpenAPI validation and schemathesis against the running server (a fixed seed keeps CI repeatable; run scripts/contract.sh without it to explore further); then wechatpy, a WeChat SDK nobody here wrote, against the WeChat simulator" \

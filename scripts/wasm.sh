@@ -9,6 +9,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+source scripts/lib.sh
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 PKG="$TARGET_DIR/wasm-pkg"
 JS="$ROOT/tests/js"
@@ -129,20 +130,6 @@ stale() {
   [[ -n "$(find photo-wasm/src photo-wasm/models photo-wasm/Cargo.toml Cargo.toml Cargo.lock -newer "$out" -print -quit)" ]]
 }
 
-ensure_chromium() {
-  if command -v chromium >/dev/null; then return 0; fi
-  if [[ "$(id -u)" == 0 ]]; then
-    log "installing Debian's chromium"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  fi
-  command -v chromium >/dev/null && return 0
-  if [[ "${CI:-}" == true ]]; then
-    echo "chromium is missing and cannot be installed" >&2
-    exit 1
-  fi
-  return 1
-}
-
 run_tests() {
   if stale; then build; else ensure_node_modules; fi
   [[ -d "$PHOTOS" ]] || { echo "no photos at $PHOTOS (set BANZHENG_PHOTOS_DIR)" >&2; exit 1; }
@@ -178,15 +165,12 @@ run_tests() {
   done
 
   log "Chromium: the web build gives the same reports"
-  if ensure_chromium; then
-    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 node "$JS/wasm-chromium.mjs" "$PKG" "$PHOTOS" "$native" "$finish"
-  else
-    echo "SKIPPED: chromium not installed (set CI=true to make this an error)" >&2
-  fi
+  ensure_chromium
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 node "$JS/wasm-chromium.mjs" "$PKG" "$PHOTOS" "$native" "$finish"
 }
 
 case "${1:-}" in
-  tools) ensure_target && ensure_bindgen && ensure_node_modules && { ensure_chromium || true; } ;;
+  tools) ensure_target && ensure_bindgen && ensure_node_modules && ensure_chromium ;;
   build) build ;;
   test) run_tests ;;
   *) echo "usage: $0 build|test|tools" >&2; exit 2 ;;

@@ -9,6 +9,12 @@
  *   `BanzhengError` whose `message` is the Chinese text to show the user.
  * - `uploadPhoto` goes through `wx.uploadFile`; `subscribe` asks the user with
  *   `wx.requestSubscribeMessage` and reports the accepted templates to the server.
+ * - Consent first: a call the server refuses with `CONSENT_REQUIRED` (booking, ordering or
+ *   resubmitting a photo before the user accepted the current privacy notice) shows WeChat's
+ *   privacy prompt (`wx.requirePrivacyAuthorize`, which shows the mini-program's 隐私保护指引);
+ *   once the user agrees, the acceptance of the notice's version is recorded
+ *   (`POST /api/v1/me/consent`) and the call retried once. A user who declines gets
+ *   `PRIVACY_DENIED` and nothing is sent. `acceptPrivacy()` does the same up front.
  * - `bindPhone(e.detail)` hands the code of `<button open-type="getPhoneNumber">` to the
  *   server, which gets the verified number from WeChat; `applicantDefaults()` then offers it
  *   for the booking form (a booking without `applicant.phone` takes it). Typing a number
@@ -103,15 +109,53 @@ function createClient(options) {
     return loggingIn;
   }
 
-  async function authorized(send) {
+  /** Sends with the token, logging in again once when it is refused. */
+  async function withToken(send) {
     if (!token) await login();
     let res = await send(token);
     if (res.status === 401) {
       await login();
       res = await send(token);
     }
+    return res;
+  }
+
+  function answer(res) {
     if (res.status >= 200 && res.status < 300) return res.body;
     throw new BanzhengError(res.status, res.body);
+  }
+
+  /** WeChat's privacy prompt; resolves when the user agreed, else throws `PRIVACY_DENIED`. */
+  function requirePrivacyAuthorize() {
+    return new Promise((resolve, reject) => {
+      wxApi.requirePrivacyAuthorize({
+        success: () => resolve(undefined),
+        fail: () =>
+          reject(new BanzhengError(0, { code: 'PRIVACY_DENIED', message: '需要同意隐私保护指引后才能提交身份证号码和照片' })),
+      });
+    });
+  }
+
+  /**
+   * Shows the privacy prompt and records the user's acceptance of the notice's current
+   * version; resolves to `{ version, accepted, accepted_at }`.
+   */
+  async function acceptPrivacy() {
+    await requirePrivacyAuthorize();
+    const me = answer(await withToken((t) => call('GET', '/api/v1/me', undefined, { authorization: 'Bearer ' + t })));
+    const version = me.privacy.version;
+    return answer(
+      await withToken((t) => call('POST', '/api/v1/me/consent', { version }, { authorization: 'Bearer ' + t })),
+    );
+  }
+
+  async function authorized(send) {
+    let res = await withToken(send);
+    if (res.status === 403 && res.body && res.body.code === 'CONSENT_REQUIRED') {
+      await acceptPrivacy();
+      res = await withToken(send);
+    }
+    return answer(res);
   }
 
   /**
@@ -189,6 +233,7 @@ function createClient(options) {
 
   return {
     login,
+    acceptPrivacy,
     request,
     uploadPhoto,
     subscribe,

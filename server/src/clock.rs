@@ -33,3 +33,24 @@ impl Clock {
         Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
     }
 }
+
+/// Runs `task` every `period` (at least a second) for the life of the server: the background
+/// sweeps. A round that fails is logged, naming `what`, and the next round tries again.
+pub fn repeat<F, Fut, T, E>(period: std::time::Duration, what: &'static str, task: F)
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, E>> + Send,
+    E: std::fmt::Display,
+{
+    let period = period.max(std::time::Duration::from_secs(1));
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(e) = task().await {
+                tracing::warn!(error = %e, "{what} failed; retrying next round");
+            }
+        }
+    });
+}

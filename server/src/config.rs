@@ -9,11 +9,15 @@ use serde::Deserialize;
 
 use crate::admin::AdminLoginSettings;
 use crate::auth::address::{ClientAddresses, ForwardedHeader, TrustedProxies};
+use crate::auth::consent::PrivacySettings;
 use crate::auth::login::LoginSettings;
+use crate::backup::BackupSettings;
 use crate::booking::BookingSettings;
+use crate::erasure::ErasureSettings;
 use crate::kf::{KfSettings, PushSettings};
 use crate::notify::NotifySettings;
 use crate::receipts::ReceiptSettings;
+use crate::retention::RetentionSettings;
 use crate::telemetry::LogFormat;
 
 /// Variables with the prefix that are not settings themselves.
@@ -21,6 +25,7 @@ const NOT_SETTINGS: &[&str] = &["BANZHENG_CONFIG", "BANZHENG_PHOTOS_DIR"];
 
 /// The real WeChat API; development mode replaces it with the simulator.
 use crate::store::durability::Durability;
+use crate::store::RedisAt;
 
 pub const WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
 
@@ -33,8 +38,13 @@ pub struct Settings {
     pub bind: String,
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
-    /// Unset: the embedded SQLite store under `data_dir`.
+    /// Unset (and no cluster): the embedded SQLite store under `data_dir`.
     pub redis_url: Option<String>,
+    /// Seed nodes of a Redis Cluster, `redis://host:port,redis://host:port,…`.
+    pub redis_cluster_nodes: Option<String>,
+    /// `redis_cluster_nodes`, one URL each.
+    #[serde(skip)]
+    redis_cluster_seeds: Vec<String>,
     /// Prefix of every Redis key, so several deployments (or tests) can share one server.
     #[serde(default = "default_redis_prefix")]
     pub redis_key_prefix: String,
@@ -78,9 +88,21 @@ pub struct Settings {
     /// 客服 conversations (`kf.retention_days`, …).
     #[serde(default)]
     pub kf: KfSettings,
+    /// How long personal data is kept (`retention.original_photo_days`, …).
+    #[serde(default)]
+    pub retention: RetentionSettings,
+    /// The privacy notice users accept before storing ID numbers or photos.
+    #[serde(default)]
+    pub privacy: PrivacySettings,
     /// Production: the bearer token Prometheus presents at `/metrics`; unset, production
     /// serves no metrics (development serves them to anyone on loopback).
     pub metrics_token: Option<SecretString>,
+    /// Erasures on request (`erasure.sweep_interval_secs`).
+    #[serde(default)]
+    pub erasure: ErasureSettings,
+    /// Backups and the erasure journal (`backup.dir`, `backup.key`).
+    #[serde(default)]
+    pub backup: BackupSettings,
 }
 
 /// `BANZHENG_MODE`: development runs against the built-in WeChat simulator on loopback only;
@@ -148,10 +170,17 @@ impl Settings {
                 .try_parsing(true)
                 .source(Some(settings)),
         );
-        let settings: Settings = builder
+        let mut settings: Settings = builder
             .build()
             .and_then(|c| c.try_deserialize())
             .map_err(|e| ConfigError::Invalid(explain(e)))?;
+        settings.redis_cluster_seeds = settings
+            .redis_cluster_nodes
+            .iter()
+            .flat_map(|nodes| nodes.split(','))
+            .map(|node| node.trim().to_owned())
+            .filter(|node| !node.is_empty())
+            .collect();
         settings.validate()?;
         Ok(settings)
     }
@@ -169,11 +198,25 @@ impl Settings {
                     .into(),
             ));
         }
+        if self.redis_url.is_some() && self.redis_cluster_nodes.is_some() {
+            return Err(ConfigError::Invalid(
+                "BANZHENG_REDIS_URL (one Redis) and BANZHENG_REDIS_CLUSTER_NODES (a Redis Cluster) \
+                 are both set: keep the one you run"
+                    .into(),
+            ));
+        }
+        if self.redis_cluster_nodes.is_some() && self.redis_cluster_seeds.is_empty() {
+            return Err(ConfigError::Invalid(
+                "BANZHENG_REDIS_CLUSTER_NODES names no node: give redis://host:port,redis://host:port,…"
+                    .into(),
+            ));
+        }
         if self.admin_login.max_concurrent_hashes == 0 {
             return Err(ConfigError::Invalid(
                 "BANZHENG_ADMIN_LOGIN__MAX_CONCURRENT_HASHES must be at least 1".into(),
             ));
         }
+        self.privacy.validate().map_err(ConfigError::Invalid)?;
         if self.login.trust_forwarded_for.is_some() {
             return Err(ConfigError::Invalid(
                 "BANZHENG_LOGIN__TRUST_FORWARDED_FOR is replaced by BANZHENG_TRUSTED_PROXIES: \
@@ -204,6 +247,15 @@ impl Settings {
 
     /// What the store must promise about acknowledged writes: production holds Redis to
     /// `redis_durability`; development takes what it finds.
+    /// The Redis to keep state in, if any: one node or a cluster's seed nodes.
+    pub fn redis_at(&self) -> Option<RedisAt<'_>> {
+        match (&self.redis_url, &self.redis_cluster_seeds) {
+            (Some(url), _) => Some(RedisAt::Node(url)),
+            (None, seeds) if !seeds.is_empty() => Some(RedisAt::Cluster(seeds)),
+            _ => None,
+        }
+    }
+
     pub fn store_durability(&self) -> Option<Durability> {
         self.is_production().then_some(self.redis_durability)
     }
@@ -244,6 +296,13 @@ impl Settings {
             "it keys the hash under which ID numbers are stored",
             self.booking.id_hash_key.as_ref(),
         )?;
+        if self.backup.key.is_some() {
+            strong_secret(
+                "BANZHENG_BACKUP__KEY (backup.key)",
+                "it encrypts the backups",
+                self.backup.key.as_ref(),
+            )?;
+        }
         if self.metrics_token.is_some() {
             strong_secret(
                 "BANZHENG_METRICS_TOKEN (metrics_token)",
@@ -332,9 +391,60 @@ mod tests {
     }
 
     #[test]
+    fn redis_is_one_node_or_a_cluster_of_named_seeds() {
+        let s = Settings::from_vars(vars(&[(
+            "BANZHENG_REDIS_CLUSTER_NODES",
+            "redis://10.0.0.1:7000, redis://10.0.0.2:7000,",
+        )]))
+        .unwrap();
+        let Some(RedisAt::Cluster(seeds)) = s.redis_at() else {
+            panic!("a cluster: {:?}", s.redis_at())
+        };
+        assert_eq!(seeds, ["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]);
+        let s = Settings::from_vars(vars(&[("BANZHENG_REDIS_URL", "redis://h:1/")])).unwrap();
+        assert!(matches!(s.redis_at(), Some(RedisAt::Node("redis://h:1/"))));
+        let both = Settings::from_vars(vars(&[
+            ("BANZHENG_REDIS_URL", "redis://h:1/"),
+            ("BANZHENG_REDIS_CLUSTER_NODES", "redis://h:2"),
+        ]))
+        .unwrap_err();
+        assert!(both.to_string().contains("are both set"), "{both}");
+        let none =
+            Settings::from_vars(vars(&[("BANZHENG_REDIS_CLUSTER_NODES", " , ")])).unwrap_err();
+        assert!(none.to_string().contains("names no node"), "{none}");
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let err = Settings::from_vars(vars(&[("BANZHENG_DATADIR", "x")])).unwrap_err();
         assert!(err.to_string().contains("datadir"), "{err}");
+    }
+
+    #[test]
+    fn privacy_notice_version_is_a_short_printable_word() {
+        let default = Settings::from_vars(vars(&[])).unwrap();
+        assert_eq!(default.privacy.notice_version, "2026-12-01");
+        let set = vars(&[("BANZHENG_PRIVACY__NOTICE_VERSION", "2027-03")]);
+        assert_eq!(
+            Settings::from_vars(set).unwrap().privacy.notice_version,
+            "2027-03"
+        );
+        for bad in ["", "two words", &"v".repeat(33)] {
+            let err = Settings::from_vars(vars(&[("BANZHENG_PRIVACY__NOTICE_VERSION", bad)]))
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("BANZHENG_PRIVACY__NOTICE_VERSION"),
+                "{err}"
+            );
+        }
+        let retention = vars(&[("BANZHENG_RETENTION__APPLICANT_DAYS", "30")]);
+        assert_eq!(
+            Settings::from_vars(retention)
+                .unwrap()
+                .retention
+                .applicant_days,
+            30
+        );
     }
 
     #[test]

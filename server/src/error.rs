@@ -65,6 +65,8 @@ error_codes! {
     PushSignatureInvalid = "PUSH_SIGNATURE_INVALID", FORBIDDEN, "推送签名不正确";
     /// The account missed too many appointments recently, for this applicant or in all.
     Banned = "BANNED", FORBIDDEN, "本账号近期多次预约未到场，暂时不能预约";
+    /// Storing an ID number or a face photo before the user accepted the current privacy notice.
+    ConsentRequired = "CONSENT_REQUIRED", FORBIDDEN, "请先阅读并同意隐私保护指引，再提交身份证号码或照片";
     NotFound = "NOT_FOUND", NOT_FOUND, "请求的内容不存在";
     MethodNotAllowed = "METHOD_NOT_ALLOWED", METHOD_NOT_ALLOWED, "不支持该请求方法";
     SlotFull = "SLOT_FULL", CONFLICT, "该时段已约满，请选择其他时段";
@@ -83,6 +85,10 @@ error_codes! {
     ReceiptBusy = "RECEIPT_BUSY", CONFLICT, "该相片回执正在被其他操作使用，请稍后再试";
     /// A 客服 reply to a user who last wrote more than 48 hours ago: WeChat would refuse it (45015).
     KfWindowClosed = "KF_WINDOW_CLOSED", CONFLICT, "用户最后一次留言已超过48小时，微信不再允许客服回复，请等待用户再次留言";
+    /// Accepting a version of the privacy notice that is not the current one.
+    PrivacyVersionOutdated = "PRIVACY_VERSION_OUTDATED", CONFLICT, "隐私保护指引已更新，请阅读最新版本后再同意";
+    /// A photo (or the receipt drawn from it) the retention sweep deleted: its time was up.
+    PhotoDeleted = "PHOTO_DELETED", GONE, "照片已按保存期限删除";
     PayloadTooLarge = "PAYLOAD_TOO_LARGE", PAYLOAD_TOO_LARGE, "上传的文件过大";
     /// The photo's bytes are neither a JPEG nor a PNG.
     PhotoUnreadable = "PHOTO_UNREADABLE", UNPROCESSABLE_ENTITY, "无法识别照片，请上传 JPEG 或 PNG 图片";

@@ -2,12 +2,18 @@
 //! configuration.
 
 use std::io::Read;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use server::admin::{create_admin_at, set_halls, AdminStore, Role};
+use server::backup::Key;
 use server::booking::catalog::Catalog;
+use server::clock::Clock;
 use server::config::Settings;
+use server::erasure::Erasure;
+use server::startup::AllStores;
 use server::store::Backend;
 use server::{telemetry, Application};
 
@@ -22,7 +28,14 @@ const USAGE: &str = "usage:
                               create an admin account; the password is read from stdin;
                               staff work at the halls given (`--hall all`: every hall)
   server admin halls --username NAME --hall ID [--hall ID]...
-                              move a staff account to these halls";
+                              move a staff account to these halls
+  server backup --to FILE     back the SQLite database and its photos up into FILE (0600,
+                              encrypted under BANZHENG_BACKUP__KEY) while the server serves
+  server restore --from FILE  restore a backup (stop the server first), then re-apply the
+                              erasures journaled since it was taken
+  server erasures replay [--since RFC3339]
+                              re-apply the journaled erasures (since a time) to the configured
+                              store: after restoring Redis from its RDB or AOF file";
 
 #[actix_web::main]
 async fn main() -> ExitCode {
@@ -43,6 +56,16 @@ async fn main() -> ExitCode {
         [] => serve(settings).await,
         ["admin", "add", rest @ ..] => admin_add(settings, rest).await,
         ["admin", "halls", rest @ ..] => admin_halls(settings, rest).await,
+        ["backup", "--to", file] => backup(settings, file).await,
+        ["restore", "--from", file] => restore(settings, file).await,
+        ["erasures", "replay"] => replay(settings, None).await,
+        ["erasures", "replay", "--since", since] => match DateTime::parse_from_rfc3339(since) {
+            Ok(since) => replay(settings, Some(since.to_utc())).await,
+            Err(e) => {
+                eprintln!("--since `{since}`: {e} (e.g. 2026-12-01T00:00:00Z)");
+                ExitCode::from(2)
+            }
+        },
         ["-h" | "--help" | "help"] => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -72,6 +95,102 @@ async fn serve(settings: Settings) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The answer of a maintenance command: what it did on stdout, or why it failed on stderr.
+fn finished<T>(outcome: anyhow::Result<T>, say: impl FnOnce(T) -> String) -> ExitCode {
+    match outcome {
+        Ok(done) => {
+            println!("{}", say(done));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Backups and restores copy the SQLite files; Redis keeps its own (RDB, AOF).
+fn sqlite_only(settings: &Settings) -> anyhow::Result<()> {
+    if settings.redis_url.is_some() {
+        anyhow::bail!(
+            "BANZHENG_REDIS_URL is set: Redis is backed up by Redis (RDB snapshots or the \
+             append-only file, see the README); after restoring one, run `server erasures replay`"
+        );
+    }
+    Ok(())
+}
+
+fn backup_key(settings: &Settings) -> anyhow::Result<Key> {
+    settings
+        .backup
+        .key(settings.is_production(), &settings.data_dir)
+}
+
+async fn backup(settings: Settings, file: &str) -> ExitCode {
+    let outcome = async {
+        sqlite_only(&settings)?;
+        let key = backup_key(&settings)?;
+        server::backup::backup(&settings.data_dir, &key, Path::new(file)).await
+    };
+    finished(outcome.await, |r| {
+        format!(
+            "backed up: database {} bytes, {} photos, {file} {} bytes (0600, encrypted)",
+            r.database_bytes, r.photos, r.file_bytes
+        )
+    })
+}
+
+async fn restore(settings: Settings, file: &str) -> ExitCode {
+    let outcome = async {
+        sqlite_only(&settings)?;
+        let key = backup_key(&settings)?;
+        let restored = server::backup::restore(&settings.data_dir, &key, Path::new(file)).await?;
+        let reapplied = reapply_journal(&settings, restored.store, restored.replay_since).await?;
+        anyhow::Ok((restored.started_at, restored.photos, reapplied))
+    };
+    finished(outcome.await, |(started_at, photos, reapplied)| {
+        format!(
+            "restored the backup of {}: {photos} photos; {reapplied} journaled erasures re-applied",
+            started_at.to_rfc3339()
+        )
+    })
+}
+
+async fn replay(settings: Settings, since: Option<DateTime<Utc>>) -> ExitCode {
+    let outcome = async {
+        let since = since.unwrap_or(DateTime::<Utc>::MIN_UTC);
+        match server::store::open(
+            settings.redis_at(),
+            &settings.redis_key_prefix,
+            &settings.data_dir,
+            settings.store_durability(),
+        )
+        .await?
+        {
+            Backend::Sqlite(store) => reapply_journal(&settings, store, since).await,
+            Backend::Redis(store) => reapply_journal(&settings, store, since).await,
+        }
+    };
+    finished(outcome.await, |n| {
+        format!("{n} journaled erasures re-applied")
+    })
+}
+
+/// Applies the journal's erasures since `since` to `store` again.
+async fn reapply_journal<S: AllStores + 'static>(
+    settings: &Settings,
+    store: Arc<S>,
+    since: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    let erasure = Erasure::over(
+        store,
+        settings.backup.journal(&settings.data_dir),
+        settings.erasure.clone(),
+        Arc::new(Clock::default()),
+    );
+    erasure.reapply_since(since).await
 }
 
 /// The arguments of `server admin …`.
@@ -109,7 +228,7 @@ fn account_args<'a>(args: &[&'a str]) -> Result<AccountArgs<'a>, ExitCode> {
 
 async fn admin_store(settings: &Settings) -> Result<Arc<dyn AdminStore>, ExitCode> {
     let opened = server::store::open(
-        settings.redis_url.as_deref(),
+        settings.redis_at(),
         &settings.redis_key_prefix,
         &settings.data_dir,
         settings.store_durability(),

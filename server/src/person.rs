@@ -174,6 +174,11 @@ impl PersonName {
     pub fn masked(&self) -> String {
         mask::name(&self.0)
     }
+
+    /// What a record shows once its person's name was removed (retention): no one's name.
+    pub fn removed() -> Self {
+        PersonName("已删除".to_owned())
+    }
 }
 
 impl TryFrom<String> for PersonName {
@@ -225,6 +230,11 @@ impl PhoneNumber {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// What a record holds once its person's number was removed (retention): nothing.
+    pub fn removed() -> Self {
+        PhoneNumber(String::new())
     }
 }
 

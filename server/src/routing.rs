@@ -46,6 +46,15 @@ impl Endpoint {
         self.method(Method::POST, handler)
     }
 
+    pub fn delete<F, Args>(self, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.method(Method::DELETE, handler)
+    }
+
     /// Answers the methods the endpoint does not serve with `handler` instead of 405.
     pub fn otherwise<F, Args>(mut self, handler: F) -> Self
     where

@@ -17,17 +17,21 @@ use tracing_actix_web::TracingLogger;
 use crate::admin::{self, AdminStore, Admins};
 use crate::audit::{audit_middleware, AuditLog, AuditStore};
 use crate::auth::address::refuse_forwarded;
+use crate::auth::consent::Privacy;
 use crate::auth::login::Users;
 use crate::auth::token::Tokens;
 use crate::auth::{self, Authenticator, UserStore};
 use crate::booking::{self, Booking, BookingStore};
 use crate::clock::Clock;
 use crate::config::{Settings, WECHAT_API_BASE};
+use crate::erasure::{self, Erasure, ErasureStore};
 use crate::error::{json_error_handler, path_error_handler, query_error_handler, ApiError};
 use crate::kf::{self, ConversationStore, Conversations, Kf};
 use crate::metrics::{metrics_middleware, Metrics, MetricsAccess};
 use crate::notify::{self, Notifier, NotifyStore};
 use crate::receipts::{self, ReceiptStore, Receipts};
+use crate::retention::{self, Retention};
+use crate::routing::endpoint;
 use crate::store::durability::{refuse_writes_unless_durable, DurabilityState};
 use crate::store::{self, Backend, BlobStore, KvStore};
 use crate::web as web_client;
@@ -48,6 +52,7 @@ pub trait AllStores:
     + ReceiptStore
     + NotifyStore
     + ConversationStore
+    + ErasureStore
 {
 }
 impl<T> AllStores for T where
@@ -60,6 +65,7 @@ impl<T> AllStores for T where
         + ReceiptStore
         + NotifyStore
         + ConversationStore
+        + ErasureStore
 {
 }
 
@@ -76,6 +82,8 @@ pub struct Capabilities {
     durability: web::Data<DurabilityState>,
     authenticator: web::Data<Authenticator>,
     users: web::Data<Users>,
+    /// The privacy notice and who accepted it.
+    privacy: web::Data<Privacy>,
     admins: web::Data<Admins>,
     /// Every admin request, recorded by the audit middleware.
     audit: web::Data<AuditLog>,
@@ -84,6 +92,10 @@ pub struct Capabilities {
     notifier: web::Data<Notifier>,
     /// 客服 conversations and the staff inbox.
     conversations: web::Data<Conversations>,
+    /// Erasure on request, and its sweep.
+    erasure: web::Data<Erasure>,
+    /// The retention sweep.
+    retention: web::Data<Retention>,
     /// The 客服 message push, when a push token is configured.
     kf: Option<web::Data<Kf>>,
     /// Development mode only: the WeChat simulator the server mounts and talks to.
@@ -93,7 +105,7 @@ pub struct Capabilities {
 impl Capabilities {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let backend = store::open(
-            settings.redis_url.as_deref(),
+            settings.redis_at(),
             &settings.redis_key_prefix,
             &settings.data_dir,
             settings.store_durability(),
@@ -192,6 +204,12 @@ impl Capabilities {
             conversations.clone(),
             clock.clone(),
         )?;
+        let erasure = Erasure::over(
+            store.clone(),
+            settings.backup.journal(&settings.data_dir),
+            settings.erasure.clone(),
+            clock.clone(),
+        );
         let admins = Admins::new(
             store.clone(),
             store.clone(),
@@ -215,9 +233,23 @@ impl Capabilities {
                 settings.client_addresses(),
                 clock.clone(),
             )),
+            privacy: web::Data::new(Privacy::new(
+                settings.privacy.clone(),
+                store.clone(),
+                clock.clone(),
+            )),
             admins: web::Data::new(admins),
             audit: web::Data::new(AuditLog::new(store.clone(), clock.clone())),
             booking: web::Data::new(booking),
+            retention: web::Data::new(Retention::new(
+                settings.retention.clone(),
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                store.clone(),
+                clock.clone(),
+            )),
             receipts: web::Data::new(Receipts::new(
                 settings.receipts.clone(),
                 store.clone(),
@@ -228,6 +260,7 @@ impl Capabilities {
             )),
             notifier: web::Data::new(notifier),
             conversations: web::Data::from(conversations),
+            erasure: web::Data::new(erasure),
             kf: kf.map(web::Data::new),
             simulator: simulator.map(web::Data::from),
         })
@@ -283,12 +316,15 @@ pub fn build_app(
         durability,
         authenticator,
         users,
+        privacy,
         admins,
         audit,
         booking,
         receipts,
         notifier,
         conversations,
+        erasure,
+        retention,
         kf,
         simulator,
     } = capabilities;
@@ -298,11 +334,14 @@ pub fn build_app(
         .app_data(durability)
         .app_data(authenticator)
         .app_data(users)
+        .app_data(privacy)
         .app_data(admins)
         .app_data(audit)
         .app_data(booking)
         .app_data(receipts)
         .app_data(notifier)
+        .app_data(erasure)
+        .app_data(retention)
         .app_data(web::JsonConfig::default().error_handler(json_error_handler))
         .app_data(web::QueryConfig::default().error_handler(query_error_handler))
         .app_data(web::PathConfig::default().error_handler(path_error_handler))
@@ -312,6 +351,12 @@ pub fn build_app(
         .configure(booking::routes)
         .configure(receipts::routes)
         .configure(auth::routes)
+        // One path, two capabilities: who the user is (auth), and erasing them (erasure).
+        .service(
+            endpoint("/api/v1/me")
+                .get(auth::me)
+                .delete(erasure::erase_me),
+        )
         .configure(admin::routes)
         .configure(|cfg| {
             if !production {
@@ -324,6 +369,7 @@ pub fn build_app(
             if let Some(simulator) = simulator {
                 notify::dev_routes(cfg);
                 kf::dev_routes(cfg);
+                retention::dev_routes(cfg);
                 simulator::routes(cfg, simulator)
             }
         })
@@ -389,6 +435,8 @@ impl Application {
         }
         booking::spawn_no_show_sweeper(capabilities.booking.clone());
         kf::spawn_retention_sweeper(capabilities.conversations.clone());
+        erasure::spawn_sweeper(capabilities.erasure.clone());
+        retention::spawn_sweeper(capabilities.retention.clone());
         let sender = settings.notify.worker.then(|| {
             let notifier = capabilities.notifier.clone().into_inner();
             (notifier.clone(), tokio::spawn(notifier.run()))

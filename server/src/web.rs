@@ -17,6 +17,7 @@ const ADMIN_HTML: &str = include_str!("../web/admin/index.html");
 const ADMIN_JS: &str = include_str!("../web/admin.js");
 const KF_HTML: &str = include_str!("../web/admin/kf/index.html");
 const KF_JS: &str = include_str!("../web/admin-kf.js");
+const STAFF_JS: &str = include_str!("../web/staff.js");
 const STYLE_CSS: &str = include_str!("../web/style.css");
 
 pub fn routes(cfg: &mut web::ServiceConfig, pkg_dir: PathBuf) {
@@ -36,6 +37,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, pkg_dir: PathBuf) {
         .service(endpoint("/admin.js").get(page(ADMIN_JS, "text/javascript; charset=utf-8")))
         .service(endpoint("/admin/kf/").get(page(KF_HTML, "text/html; charset=utf-8")))
         .service(endpoint("/admin-kf.js").get(page(KF_JS, "text/javascript; charset=utf-8")))
+        .service(endpoint("/staff.js").get(page(STAFF_JS, "text/javascript; charset=utf-8")))
         .service(endpoint("/pkg/{file}").get(package_file));
 }
 

@@ -2,42 +2,19 @@
 // conversations newest first (those awaiting a person marked), read one, answer it within
 // WeChat's 48 hours and see the answer in the conversation.
 
-const $ = (id) => document.getElementById(id);
-let token = sessionStorage.getItem('banzheng.kf') || '';
+import { $, staffSession } from '/staff.js';
+
 let current = null;
 
 const AUTHORS = { user: '用户', auto: '自动回复', staff: '客服' };
-
-async function api(method, path, body) {
-  const headers = { authorization: 'Bearer ' + token };
-  const init = { method, headers };
-  if (body !== undefined) {
-    headers['content-type'] = 'application/json';
-    init.body = JSON.stringify(body);
-  }
-  const res = await fetch(path, init);
-  const data = await res.json();
-  if (!res.ok) throw new Error(data.message);
-  return data;
-}
+const { api } = staffSession({
+  storageKey: 'banzheng.kf',
+  statusId: 'kf-status',
+  loginButtonId: 'kf-login-button',
+  onLogin: start,
+});
 
 const when = (iso) => new Date(iso).toLocaleString('zh-CN', { hour12: false });
-
-async function login() {
-  const res = await fetch('/api/v1/admin/login', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: $('username').value, password: $('password').value }),
-  });
-  const data = await res.json();
-  if (!res.ok) {
-    $('kf-status').textContent = data.message;
-    return;
-  }
-  token = data.token;
-  sessionStorage.setItem('banzheng.kf', token);
-  await start();
-}
 
 async function start() {
   await loadList();
@@ -105,7 +82,5 @@ async function reply() {
   }
 }
 
-$('kf-login-button').addEventListener('click', login);
 $('kf-refresh').addEventListener('click', loadList);
 $('kf-reply-button').addEventListener('click', reply);
-if (token) start().catch(() => sessionStorage.removeItem('banzheng.kf'));

@@ -1,39 +1,15 @@
 // The detection centre's side of the developer client: log in as a reviewer, work the
 // queue oldest first with the photo and the automatic report side by side, approve or reject.
 
-const $ = (id) => document.getElementById(id);
-let token = sessionStorage.getItem('banzheng.admin') || '';
+import { $, staffSession } from '/staff.js';
+
 let reasons = [];
-
-async function api(method, path, body, raw) {
-  const headers = { authorization: 'Bearer ' + token };
-  const init = { method, headers };
-  if (body !== undefined) {
-    headers['content-type'] = 'application/json';
-    init.body = JSON.stringify(body);
-  }
-  const res = await fetch(path, init);
-  if (raw && res.ok) return res;
-  const data = res.status === 204 ? null : await res.json();
-  if (!res.ok) throw new Error(data.message);
-  return data;
-}
-
-async function login() {
-  const res = await fetch('/api/v1/admin/login', {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: $('username').value, password: $('password').value }),
-  });
-  const data = await res.json();
-  if (!res.ok) {
-    $('admin-status').textContent = data.message;
-    return;
-  }
-  token = data.token;
-  sessionStorage.setItem('banzheng.admin', token);
-  await start();
-}
+const { api } = staffSession({
+  storageKey: 'banzheng.admin',
+  statusId: 'admin-status',
+  loginButtonId: 'admin-login-button',
+  onLogin: start,
+});
 
 async function start() {
   $('admin-status').textContent = '已登录';
@@ -111,6 +87,4 @@ async function loadQueue() {
   $('queue-list').replaceChildren(...(cards.length ? cards : [document.createTextNode('队列为空')]));
 }
 
-$('admin-login-button').addEventListener('click', login);
 $('queue-refresh').addEventListener('click', loadQueue);
-if (token) start().catch(() => sessionStorage.removeItem('banzheng.admin'));

@@ -1,4 +1,5 @@
-// The user's side of the developer client: log in through the WeChat simulator, book an
+// The user's side of the developer client: log in through the WeChat simulator, read and
+// accept the privacy notice (booking and ordering store an ID number and a face photo), book an
 // appointment, pre-check a photo with the WebAssembly checker, order a photo receipt, and
 // follow the order in the 订单 list.
 
@@ -65,8 +66,41 @@ async function login() {
 async function afterLogin() {
   const me = await api('GET', '/api/v1/me');
   $('login-status').textContent = '已登录：' + me.user.id;
-  for (const id of ['booking', 'photo', 'orders']) $(id).classList.remove('hidden');
+  $('orders').classList.remove('hidden');
+  if (me.privacy.accepted) showForms();
+  else showPrivacyNotice(me.privacy.version);
   await Promise.all([loadOffices(), loadSpecs(), loadAppointments(), loadOrders()]);
+}
+
+// ---- privacy notice: accepted before anything that stores an ID number or a photo ----
+function showForms() {
+  $('privacy').classList.add('hidden');
+  for (const id of ['booking', 'photo']) $(id).classList.remove('hidden');
+}
+
+function showPrivacyNotice(version) {
+  $('privacy-version').textContent = version;
+  $('privacy').classList.remove('hidden');
+  for (const id of ['booking', 'photo']) $(id).classList.add('hidden');
+}
+
+async function acceptPrivacy() {
+  try {
+    await api('POST', '/api/v1/me/consent', { version: $('privacy-version').textContent });
+    showForms();
+  } catch (e) {
+    show($('privacy-result'), e.message, true);
+    // The notice changed while it was open: show the current one.
+    if (e.body && e.body.code === 'PRIVACY_VERSION_OUTDATED') await afterLogin();
+  }
+}
+
+/** A refusal for want of consent (the notice changed since it was accepted) shows the notice again. */
+async function askAgainIfRefused(e) {
+  if (e.body && e.body.code === 'CONSENT_REQUIRED') {
+    const me = await api('GET', '/api/v1/me');
+    showPrivacyNotice(me.privacy.version);
+  }
 }
 
 // ---- booking ----
@@ -111,6 +145,7 @@ async function book() {
     await Promise.all([loadAppointments(), loadSlots()]);
   } catch (e) {
     show($('book-result'), e.message, true);
+    await askAgainIfRefused(e);
   }
 }
 
@@ -222,6 +257,7 @@ async function submitOrder() {
     await loadOrders();
   } catch (e) {
     show($('order-result'), e.message, true);
+    await askAgainIfRefused(e);
   }
 }
 
@@ -252,6 +288,7 @@ async function showReceipt(order) {
 }
 
 $('login-button').addEventListener('click', () => login().catch((e) => show($('login-status'), e.message, true)));
+$('privacy-accept').addEventListener('click', acceptPrivacy);
 $('service').addEventListener('change', loadSlots);
 $('office').addEventListener('change', loadSlots);
 $('date').addEventListener('change', loadSlots);

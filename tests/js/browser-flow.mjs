@@ -1,6 +1,6 @@
 // The whole product in a real browser: Debian's Chromium, driven by playwright-core, runs the
 // developer web client against a development server (BZ_TEST_BASE_URL): log in through the
-// WeChat simulator, book an appointment, pre-check real photos with the WebAssembly checker,
+// WeChat simulator, accept the privacy notice, book an appointment, pre-check real photos with the WebAssembly checker,
 // order a receipt, approve it as a reviewer at /admin/, and see the receipt on the user's side;
 // then a resident writes to 客服 (through the simulator's push) and a support account reads
 // and answers it at /admin/kf/, and WeChat receives the answer.
@@ -43,8 +43,22 @@ try {
   await user.goto(baseUrl + '/');
   await user.fill('#openid', `browser-${Date.now()}`);
   await user.click('#login-button');
-  await user.waitForSelector('#booking:not(.hidden)');
+  await user.waitForSelector('#privacy:not(.hidden)');
   expect((await user.textContent('#login-status')).startsWith('已登录'), 'logged in through the WeChat simulator');
+
+  // The privacy notice comes first: no booking or photo form until it is accepted.
+  expect(await user.isHidden('#booking') && await user.isHidden('#photo'), 'no form that takes an ID number or a photo before consent');
+  const version = await user.textContent('#privacy-version');
+  expect(version.length > 0, `the privacy notice shows its version (${version})`);
+  await user.screenshot({ path: path.join(shots, '0-privacy-notice.png'), fullPage: true });
+  await user.click('#privacy-accept');
+  await user.waitForSelector('#booking:not(.hidden)');
+  expect(await user.isHidden('#privacy'), 'the notice is accepted and the forms are shown');
+  const me = await user.evaluate(async () => {
+    const res = await fetch('/api/v1/me', { headers: { authorization: 'Bearer ' + localStorage.getItem('banzheng.token') } });
+    return res.json();
+  });
+  expect(me.privacy.accepted === true && me.privacy.version === version, 'the server recorded the consent');
 
   // Book the first free slot of a weekday that has one.
   let slot = null;
@@ -139,7 +153,9 @@ try {
   await kf.waitForSelector('#kf-messages p[data-author="staff"]');
   expect((await kf.textContent('#kf-messages p[data-author="staff"]')).includes(answer), 'the answer shows in the conversation');
   await kf.waitForSelector('#kf-conversation[data-awaiting="false"]');
-  expect(await kf.$(row) === null, 'the conversation no longer awaits a person');
+  // The list reloads after the conversation: wait for it rather than read it mid-way.
+  const gone = await kf.waitForSelector(row, { state: 'detached', timeout: 10000 }).then(() => true, () => false);
+  expect(gone, 'the conversation no longer awaits a person');
   await kf.screenshot({ path: path.join(shots, '7-kf-answered.png'), fullPage: true });
   // The outbox sends it (the server's own sender, within seconds); WeChat received it.
   let delivered = false;

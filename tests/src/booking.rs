@@ -167,5 +167,6 @@ pub fn booked_appointment(
             detail: None,
         }],
         ban_lift: None,
+        anonymised_at: None,
     }
 }

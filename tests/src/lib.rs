@@ -8,6 +8,7 @@ pub mod notify;
 pub mod process;
 pub mod production;
 pub mod receipts;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod wechat;
 
@@ -17,7 +18,9 @@ use serde_json::Value;
 use server::config::Settings;
 use server::id_hash::IdHasher;
 use server::store::Backend as Opened;
+use server::store::{RedisConn, RedisStore};
 
+pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
 
 /// Every store trait at once: the tests arrange and inspect stored state directly.
@@ -27,6 +30,8 @@ pub use server::startup::AllStores;
 pub enum Backend {
     Sqlite,
     Redis,
+    /// The shared 3-master Redis Cluster ([`RedisCluster`]).
+    RedisCluster,
 }
 
 /// Generates one `#[tokio::test]` per backend from an `async fn(Backend)`, so every
@@ -34,13 +39,27 @@ pub enum Backend {
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
-        mod sqlite { $(
+        $crate::on_backend!(sqlite, Sqlite, $($name),*);
+        $crate::on_backend!(redis, Redis, $($name),*);
+    };
+}
+
+/// [`on_both_backends`] and the Redis Cluster too: the store conformance suites.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        $crate::on_both_backends!($($name),*);
+        $crate::on_backend!(redis_cluster, RedisCluster, $($name),*);
+    };
+}
+
+/// A module `module` of one `#[tokio::test]` per `async fn(Backend)`, on `backend`.
+#[macro_export]
+macro_rules! on_backend {
+    ($module:ident, $backend:ident, $($name:ident),*) => {
+        mod $module { $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name($crate::Backend::Sqlite).await }
-        )* }
-        mod redis { $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name($crate::Backend::Redis).await }
+            async fn $name() { super::$name($crate::Backend::$backend).await }
         )* }
     };
 }
@@ -59,7 +78,15 @@ pub struct TestApp {
 #[derive(Clone)]
 pub enum SharedStore {
     Sqlite(Arc<tempfile::TempDir>),
-    Redis { url: String, prefix: String },
+    Redis {
+        url: String,
+        prefix: String,
+    },
+    /// `nodes`: the cluster's seed nodes, as `BANZHENG_REDIS_CLUSTER_NODES` gives them.
+    RedisCluster {
+        nodes: String,
+        prefix: String,
+    },
 }
 
 impl SharedStore {
@@ -70,34 +97,41 @@ impl SharedStore {
                 url: RedisServer::shared().await.url(),
                 prefix: format!("t{}", uuid::Uuid::new_v4().simple()),
             },
+            Backend::RedisCluster => SharedStore::RedisCluster {
+                nodes: RedisCluster::shared().await.seeds(),
+                prefix: format!("t{}", uuid::Uuid::new_v4().simple()),
+            },
         }
     }
 
     /// Configuration variables for an app over this store.
     pub fn vars(&self) -> Vec<(String, String)> {
         let mut vars = vec![("BANZHENG_BIND".to_string(), "127.0.0.1:0".to_string())];
-        match self {
+        let (setting, at, prefix) = match self {
             SharedStore::Sqlite(dir) => {
                 vars.push(("BANZHENG_DATA_DIR".into(), dir.path().display().to_string()));
+                return vars;
             }
-            SharedStore::Redis { url, prefix } => {
-                vars.push(("BANZHENG_REDIS_URL".into(), url.clone()));
-                // The shared test Redis keeps nothing on disk, which production would refuse;
-                // `durability::` tests what production asks of Redis on servers of its own.
-                vars.push(("BANZHENG_REDIS_DURABILITY".into(), "unchecked".into()));
-                vars.push(("BANZHENG_REDIS_KEY_PREFIX".into(), prefix.clone()));
-                // Instances sharing a Redis share the token key too (SQLite ones share the file).
-                vars.push((
-                    "BANZHENG_JWT_SECRET".into(),
-                    format!("test-secret-{prefix}"),
-                ));
-                // …and the key of the ID-number hash, so they recognise the same person.
-                vars.push((
-                    "BANZHENG_BOOKING__ID_HASH_KEY".into(),
-                    format!("test-id-key-{prefix}"),
-                ));
+            SharedStore::Redis { url, prefix } => ("BANZHENG_REDIS_URL", url, prefix),
+            SharedStore::RedisCluster { nodes, prefix } => {
+                ("BANZHENG_REDIS_CLUSTER_NODES", nodes, prefix)
             }
-        }
+        };
+        vars.push((setting.into(), at.clone()));
+        // The shared test Redis keeps nothing on disk, which production would refuse;
+        // `durability::` tests what production asks of Redis on servers of its own.
+        vars.push(("BANZHENG_REDIS_DURABILITY".into(), "unchecked".into()));
+        vars.push(("BANZHENG_REDIS_KEY_PREFIX".into(), prefix.clone()));
+        // Instances sharing a Redis share the token key too (SQLite ones share the file).
+        vars.push((
+            "BANZHENG_JWT_SECRET".into(),
+            format!("test-secret-{prefix}"),
+        ));
+        // …and the key of the ID-number hash, so they recognise the same person.
+        vars.push((
+            "BANZHENG_BOOKING__ID_HASH_KEY".into(),
+            format!("test-id-key-{prefix}"),
+        ));
         vars
     }
 
@@ -107,11 +141,21 @@ impl SharedStore {
         IdHasher::configured(settings.booking.id_hash_key.as_ref(), &settings.data_dir).unwrap()
     }
 
+    /// A connection to this store's Redis, one node or a cluster (rewriting stored state).
+    pub async fn redis_conn(&self) -> RedisConn {
+        let settings = Settings::from_vars(self.vars()).unwrap();
+        let at = settings.redis_at().expect("a Redis store");
+        RedisStore::connect(at, &settings.redis_key_prefix)
+            .await
+            .unwrap()
+            .conn()
+    }
+
     /// Opens the store directly (the conformance suite and state assertions).
     pub async fn open(&self) -> Arc<dyn AllStores> {
         let settings = Settings::from_vars(self.vars()).unwrap();
         let opened = server::store::open(
-            settings.redis_url.as_deref(),
+            settings.redis_at(),
             &settings.redis_key_prefix,
             &settings.data_dir,
             None,
@@ -152,10 +196,11 @@ impl TestApp {
         let backend = match store {
             SharedStore::Sqlite(_) => Backend::Sqlite,
             SharedStore::Redis { .. } => Backend::Redis,
+            SharedStore::RedisCluster { .. } => Backend::RedisCluster,
         };
         let data_dir = match &store {
             SharedStore::Sqlite(dir) => dir.clone(),
-            SharedStore::Redis { .. } => Arc::new(tempfile::tempdir().unwrap()),
+            _ => Arc::new(tempfile::tempdir().unwrap()),
         };
         TestApp {
             address,

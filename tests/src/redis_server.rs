@@ -72,6 +72,11 @@ impl RedisServer {
             .expect("a redis-server this started")
     }
 
+    /// Where it keeps its files (`dump.rdb`, the append-only file).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
@@ -116,16 +121,21 @@ impl RedisServer {
 impl RedisServer {
     /// `CONFIG SET name value`, as an operator changing a running Redis would.
     pub async fn config_set(&self, name: &str, value: &str) {
-        let client = redis::Client::open(self.url()).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg(name)
-            .arg(value)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        config_set(&self.url(), name, value).await;
     }
+}
+
+/// `CONFIG SET name value` on the Redis at `url`.
+pub async fn config_set(url: &str, name: &str, value: &str) {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
 }
 
 async fn answers(port: u16) -> bool {
@@ -140,4 +150,29 @@ async fn answers(port: u16) -> bool {
             .is_ok(),
         _ => false,
     }
+}
+
+/// Every key under `prefix` on the Redis `conn` talks to, sorted (by SCAN, not KEYS: one KEYS
+/// over the whole shared Redis can outlast the client's response timeout on a loaded machine).
+pub async fn keys_under(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Vec<String> {
+    let (mut cursor, mut keys) = (0u64, Vec::new());
+    loop {
+        let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}:*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .unwrap();
+        keys.extend(page);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    keys.sort();
+    keys.dedup();
+    keys
 }

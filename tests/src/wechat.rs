@@ -260,8 +260,17 @@ impl TestApp {
             .await
     }
 
-    /// Logs `openid` in through WeChat (the app's own simulator) and returns the user token.
+    /// Logs `openid` in through WeChat (the app's own simulator), accepts the current privacy
+    /// notice as the mini-program does before the first booking or order, and returns the
+    /// user token.
     pub async fn login(&self, openid: &str) -> String {
+        let token = self.login_without_consent(openid).await;
+        consent(&self.client, &self.address, &token).await;
+        token
+    }
+
+    /// Logs `openid` in without accepting the privacy notice (the refusals before consent).
+    pub async fn login_without_consent(&self, openid: &str) -> String {
         let code = self.sim().mint_code(openid).await;
         let response = self.login_with_code(&code).await;
         assert_eq!(response.status(), 200, "login of {openid}");
@@ -270,6 +279,28 @@ impl TestApp {
             .expect("token")
             .to_owned()
     }
+}
+
+/// Accepts the privacy notice `GET /api/v1/me` names for the user of `token`, on the app at
+/// `address` (for tests that log in by hand, e.g. against a server process); its answer.
+pub async fn consent(client: &reqwest::Client, address: &str, token: &str) -> Value {
+    let me = client
+        .get(format!("{address}/api/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200, "GET /api/v1/me");
+    let version = crate::json(me).await["privacy"]["version"].clone();
+    let accepted = client
+        .post(format!("{address}/api/v1/me/consent"))
+        .bearer_auth(token)
+        .json(&json!({ "version": version }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 200, "POST /api/v1/me/consent");
+    crate::json(accepted).await
 }
 
 /// Values WeChat's rules accept or refuse, per keyword (订阅消息「参数值内容限制」): the one

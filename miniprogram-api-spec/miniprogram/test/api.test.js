@@ -19,9 +19,9 @@ const wasmPackage = process.env.BZ_TEST_MINIPROGRAM_WASM;
 if (!baseUrl) throw new Error('BZ_TEST_BASE_URL must point at a running development server');
 if (!wasmPackage) throw new Error('BZ_TEST_MINIPROGRAM_WASM must name the output of build-wasm.mjs');
 
-function newUser(name) {
+function newUser(name, wxOptions) {
   const openid = `${name}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
-  const wx = createWx({ baseUrl, openid });
+  const wx = createWx(Object.assign({ baseUrl, openid }, wxOptions));
   return { wx, client: createClient({ baseUrl, wx }), openid };
 }
 
@@ -85,6 +85,39 @@ test('wx.uploadFile sends a photo order; a bad photo is refused with the report'
   });
   const listed = await client.get('/api/v1/receipt-orders');
   assert.deepEqual(listed.orders.map((o) => o.id), [order.id]);
+});
+
+const FIELDS = { spec: 'id-card', region: '广东省东莞市', name: '张三', id_number: '11010519491231002X' };
+
+test('CONSENT_REQUIRED shows the privacy prompt, records consent and retries the order', async () => {
+  const { wx, client } = newUser('glue-privacy');
+  const before = await client.get('/api/v1/me');
+  assert.equal(before.privacy.accepted, false, 'a new user has not accepted the notice');
+  const order = await client.uploadPhoto(path.join(photos, 'portrait-test0.jpg'), FIELDS);
+  assert.equal(order.status, 'pending');
+  assert.equal(wx.calls.uploadFile, 2, 'refused once before consent, then sent again');
+  assert.equal(wx.calls.requirePrivacyAuthorize, 1, 'WeChat\'s privacy prompt shown once');
+  const after = await client.get('/api/v1/me');
+  assert.equal(after.privacy.accepted, true);
+  assert.equal(after.privacy.version, before.privacy.version);
+  assert.ok(after.privacy.accepted_at);
+  // Accepted: the next order goes straight through.
+  await client.uploadPhoto(path.join(photos, 'portrait-test0.jpg'), FIELDS);
+  assert.equal(wx.calls.uploadFile, 3);
+  assert.equal(wx.calls.requirePrivacyAuthorize, 1);
+});
+
+test('declining the privacy prompt sends nothing and records no consent', async () => {
+  const { wx, client } = newUser('glue-privacy-no', { agreePrivacy: false });
+  await assert.rejects(client.uploadPhoto(path.join(photos, 'portrait-test0.jpg'), FIELDS), (e) => {
+    assert.equal(e.code, 'PRIVACY_DENIED');
+    assert.match(e.message, /[\u4e00-\u9fff]/);
+    return true;
+  });
+  assert.equal(wx.calls.requirePrivacyAuthorize, 1);
+  assert.equal(wx.calls.uploadFile, 1, 'not sent again');
+  assert.equal((await client.get('/api/v1/me')).privacy.accepted, false);
+  assert.deepEqual((await client.get('/api/v1/receipt-orders')).orders, []);
 });
 
 test('requestSubscribeMessage acceptances are reported to the server', async () => {

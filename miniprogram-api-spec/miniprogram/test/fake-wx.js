@@ -7,9 +7,9 @@ const fs = require('node:fs');
 const path = require('node:path');
 const zlib = require('node:zlib');
 
-function createWx({ baseUrl, openid, acceptSubscriptions = true }) {
+function createWx({ baseUrl, openid, acceptSubscriptions = true, agreePrivacy = true }) {
   const storage = new Map();
-  const calls = { login: 0, request: 0, uploadFile: 0, requestSubscribeMessage: 0 };
+  const calls = { login: 0, request: 0, uploadFile: 0, requestSubscribeMessage: 0, requirePrivacyAuthorize: 0 };
 
   async function sim(pathname, body) {
     const res = await fetch(baseUrl + pathname, {
@@ -75,6 +75,17 @@ function createWx({ baseUrl, openid, acceptSubscriptions = true }) {
       const answer = { errMsg: 'requestSubscribeMessage:ok' };
       for (const id of tmplIds) answer[id] = acceptSubscriptions ? 'accept' : 'reject';
       settle(Promise.resolve(answer), success, fail);
+    },
+    /**
+     * WeChat's privacy prompt (隐私保护指引): the user agrees (`agreePrivacy`) or declines, as
+     * the runtime reports it (`errno` 104 is "user denied privacy authorization").
+     */
+    requirePrivacyAuthorize({ success, fail }) {
+      calls.requirePrivacyAuthorize += 1;
+      const outcome = agreePrivacy
+        ? Promise.resolve({ errMsg: 'requirePrivacyAuthorize:ok' })
+        : Promise.reject(new Error('requirePrivacyAuthorize:fail privacy permission is not authorized'));
+      settle(outcome, success, fail);
     },
     /**
      * The user taps `<button open-type="getPhoneNumber">` and allows WeChat to share `phone`:

@@ -2,6 +2,7 @@
 //! authenticated user.
 
 pub mod address;
+pub mod consent;
 pub mod login;
 mod phone;
 mod store;
@@ -35,6 +36,16 @@ pub struct User {
     /// The mobile number WeChat verified (`POST /api/v1/me/phone`), offered for bookings.
     pub phone: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The privacy notice the user last accepted (`consent`).
+    #[serde(skip)]
+    pub consent: Option<Consent>,
+}
+
+/// A user's acceptance of one version of the privacy notice, and when it was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    pub version: String,
+    pub accepted_at: DateTime<Utc>,
 }
 
 /// A user's id is derived from the openid, so both backends can find a user by either
@@ -57,6 +68,11 @@ pub trait UserStore: Send + Sync {
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
     /// Records the number WeChat verified for the user.
     async fn set_user_phone(&self, id: &str, phone: &str) -> Result<(), StoreError>;
+    /// Deletes the user's record (openid, unionid, phone); false when there was none. A
+    /// later login creates it afresh, under the same id.
+    async fn delete_user(&self, id: &str) -> Result<bool, StoreError>;
+    /// Records that the user accepted a version of the privacy notice (replacing the last).
+    async fn record_consent(&self, id: &str, consent: &Consent) -> Result<(), StoreError>;
 }
 
 /// The `Authorization: Bearer …` token of a request.
@@ -97,6 +113,13 @@ impl Authenticator {
     pub async fn revoke(&self, claims: &Claims) -> Result<(), ApiError> {
         self.tokens
             .revoke(claims, self.clock.now(), self.revoked.as_ref())
+            .await
+    }
+
+    /// Every token of the user issued so far fails from now on (erasure).
+    pub async fn revoke_user(&self, user_id: &str) -> Result<(), ApiError> {
+        self.tokens
+            .revoke_user(user_id, self.clock.now(), self.revoked.as_ref())
             .await
     }
 
@@ -155,14 +178,22 @@ impl FromRequest for AuthUser {
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(endpoint("/api/v1/auth/login").post(login::login))
-        .service(endpoint("/api/v1/me").get(me))
+        .service(endpoint("/api/v1/me/consent").post(consent::accept))
         .service(endpoint("/api/v1/me/phone").post(phone::bind))
         .service(endpoint("/api/v1/auth/logout").post(logout));
 }
 
-async fn me(user: AuthUser, users: web::Data<Users>) -> Result<HttpResponse, ApiError> {
+/// `GET /api/v1/me` (registered by the composition root, with erasure's `DELETE`).
+pub async fn me(
+    user: AuthUser,
+    users: web::Data<Users>,
+    privacy: web::Data<consent::Privacy>,
+) -> Result<HttpResponse, ApiError> {
     let user = users.user(&user.id).await?.ok_or(ApiError::Unauthorized)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "user": user })))
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "user": user,
+        "privacy": privacy.status(&user),
+    })))
 }
 
 /// Revokes the token the request carries (user or admin).

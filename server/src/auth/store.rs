@@ -3,7 +3,7 @@ use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 use rusqlite::{params, OptionalExtension};
 
-use super::{user_id_for, User, UserStore, WeChatSession};
+use super::{user_id_for, Consent, User, UserStore, WeChatSession};
 use crate::store::{RedisStore, SqliteStore, StoreError};
 
 #[async_trait]
@@ -46,11 +46,31 @@ impl UserStore for SqliteStore {
         })
         .await
     }
+
+    async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.write(move |tx| Ok(tx.execute("DELETE FROM users WHERE id = ?1", [id])? == 1))
+            .await
+    }
+
+    async fn record_consent(&self, id: &str, consent: &Consent) -> Result<(), StoreError> {
+        let id = id.to_owned();
+        let (version, at) = (consent.version.clone(), consent.accepted_at.to_rfc3339());
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE users SET privacy_version = ?2, privacy_accepted_at = ?3 WHERE id = ?1",
+                params![id, version, at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
 }
 
 fn select_user(c: &rusqlite::Connection, id: &str) -> Result<Option<User>, StoreError> {
     Ok(c.query_row(
-        "SELECT id, openid, unionid, created_at, phone FROM users WHERE id = ?1",
+        "SELECT id, openid, unionid, created_at, phone, privacy_version, privacy_accepted_at
+         FROM users WHERE id = ?1",
         [id],
         |r| {
             Ok(User {
@@ -59,10 +79,19 @@ fn select_user(c: &rusqlite::Connection, id: &str) -> Result<Option<User>, Store
                 unionid: r.get(2)?,
                 phone: r.get(4)?,
                 created_at: parse_time(&r.get::<_, String>(3)?),
+                consent: consent(r.get(5)?, r.get(6)?),
             })
         },
     )
     .optional()?)
+}
+
+/// The consent a user record holds: both its fields, or none.
+fn consent(version: Option<String>, accepted_at: Option<String>) -> Option<Consent> {
+    Some(Consent {
+        version: version?,
+        accepted_at: parse_time(&accepted_at?),
+    })
 }
 
 fn parse_time(text: &str) -> DateTime<Utc> {
@@ -98,27 +127,59 @@ impl UserStore for RedisStore {
 
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
         let key = self.key(&format!("user:{id}"), "h");
-        let (openid, unionid, created_at, phone): (
+        type Fields = (
             Option<String>,
             Option<String>,
             Option<String>,
             Option<String>,
-        ) = self
-            .conn()
-            .hmget(&key, &["openid", "unionid", "created_at", "phone"])
-            .await?;
+            Option<String>,
+            Option<String>,
+        );
+        let (openid, unionid, created_at, phone, privacy_version, privacy_accepted_at): Fields =
+            self.conn()
+                .hmget(
+                    &key,
+                    &[
+                        "openid",
+                        "unionid",
+                        "created_at",
+                        "phone",
+                        "privacy_version",
+                        "privacy_accepted_at",
+                    ],
+                )
+                .await?;
         Ok(openid.map(|openid| User {
             id: id.to_owned(),
             openid,
             unionid,
             phone,
             created_at: created_at.as_deref().map(parse_time).unwrap_or_default(),
+            consent: consent(privacy_version, privacy_accepted_at),
         }))
     }
 
     async fn set_user_phone(&self, id: &str, phone: &str) -> Result<(), StoreError> {
         let key = self.key(&format!("user:{id}"), "h");
         let _: () = self.conn().hset(&key, "phone", phone).await?;
+        Ok(())
+    }
+
+    async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
+        let deleted: i64 = self
+            .conn()
+            .del(self.key(&format!("user:{id}"), "h"))
+            .await?;
+        Ok(deleted == 1)
+    }
+
+    async fn record_consent(&self, id: &str, consent: &Consent) -> Result<(), StoreError> {
+        let key = self.key(&format!("user:{id}"), "h");
+        let fields = [
+            ("privacy_version", consent.version.clone()),
+            ("privacy_accepted_at", consent.accepted_at.to_rfc3339()),
+        ];
+        let _: () = self.conn().hset_multiple(&key, &fields).await?;
         Ok(())
     }
 }

@@ -39,6 +39,10 @@ pub struct Claims {
     /// tokens moves the epoch on, and a token of an older epoch no longer passes.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub epoch: u64,
+    /// When it was issued, in ms: `iat` has seconds, and a user who erased their data may log
+    /// in again within the same second, with a token that must pass where the old ones fail.
+    #[serde(default)]
+    pub iat_ms: i64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -108,6 +112,7 @@ impl Tokens {
             jti: uuid::Uuid::new_v4().simple().to_string(),
             kind,
             epoch,
+            iat_ms: now.timestamp_millis(),
         };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| ApiError::Internal(format!("cannot sign token: {e}")))?;
@@ -133,7 +138,28 @@ impl Tokens {
         if store.kv_get(&revoked_key(&claims.jti)).await?.is_some() {
             return Err(ApiError::Unauthorized);
         }
+        if claims.kind == Subject::User {
+            let revoked_until = store.kv_get(&user_revoked_key(&claims.sub)).await?;
+            if revoked_until.is_some_and(|ms| ms.parse().is_ok_and(|ms: i64| claims.iat_ms <= ms)) {
+                return Err(ApiError::Unauthorized);
+            }
+        }
         Ok(claims)
+    }
+
+    /// Revokes every token of the user issued until `now`: kept as long as such a token
+    /// could still be valid.
+    pub async fn revoke_user(
+        &self,
+        user_id: &str,
+        now: DateTime<Utc>,
+        store: &dyn KvStore,
+    ) -> Result<(), ApiError> {
+        let until = now.timestamp_millis().to_string();
+        store
+            .kv_set(&user_revoked_key(user_id), &until, USER_TOKEN_TTL)
+            .await?;
+        Ok(())
     }
 
     /// Revokes a token until it would have expired anyway.
@@ -157,6 +183,10 @@ impl Tokens {
 
 fn revoked_key(jti: &str) -> String {
     format!("revoked-token:{jti}")
+}
+
+fn user_revoked_key(user_id: &str) -> String {
+    format!("revoked-user-tokens:{user_id}")
 }
 
 /// 32 random bytes kept in `data_dir/<name>`, so development tokens (and hashes keyed by it)

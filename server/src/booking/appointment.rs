@@ -40,6 +40,19 @@ impl Status {
         }
     }
 
+    /// Nothing more happens to it: its applicant's details have served their purpose.
+    pub fn has_ended(self) -> bool {
+        Status::ENDED.contains(&self)
+    }
+
+    /// The states an appointment never leaves (the card mailed is as final as collected).
+    pub const ENDED: [Status; 4] = [
+        Status::Cancelled,
+        Status::NoShow,
+        Status::Collected,
+        Status::Shipped,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             Status::Booked => "已预约",
@@ -207,6 +220,9 @@ pub struct Appointment {
     /// A no-show staff forgave: it no longer counts towards a ban.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ban_lift: Option<BanLift>,
+    /// When the retention sweep removed the applicant's and guardian's details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymised_at: Option<DateTime<Utc>>,
 }
 
 /// Why a ban cannot be lifted through this appointment.
@@ -257,6 +273,41 @@ impl Appointment {
     /// Booked: counts against the per-person and per-user limits and holds its seat.
     pub fn is_active(&self) -> bool {
         self.status == Status::Booked
+    }
+
+    /// When the appointment reached a state it never leaves (cancelled, missed, the card
+    /// collected or mailed); `None` before.
+    pub fn ended_at(&self) -> Option<DateTime<Utc>> {
+        self.status
+            .has_ended()
+            .then(|| self.history.last().map(|h| h.at))
+            .flatten()
+    }
+
+    /// The appointment without its people (retention): no name, ID number, phone, guardian,
+    /// address or waybill, and no free-text details; what statistics count (hall, service,
+    /// times, status, fee, delivery method) and the keyed hash the account's no-shows and
+    /// bans are counted by stay.
+    pub fn anonymised(&self, now: DateTime<Utc>) -> Appointment {
+        let mut next = self.clone();
+        next.applicant = Applicant {
+            name: PersonName::removed(),
+            id_number: String::new(),
+            phone: PhoneNumber::removed(),
+        };
+        next.guardian = None;
+        if let Some(Delivery::Ems { address }) = &mut next.delivery {
+            address.clear();
+        }
+        next.ems_no = None;
+        for entry in &mut next.history {
+            entry.detail = None;
+        }
+        if let Some(lift) = &mut next.ban_lift {
+            lift.reason.clear();
+        }
+        next.anonymised_at = Some(now);
+        next
     }
 
     /// The no-show with `actor`'s ban lift recorded (its status stays `NoShow`; the history
@@ -376,6 +427,7 @@ pub(crate) mod tests {
                 detail: None,
             }],
             ban_lift: None,
+            anonymised_at: None,
         }
     }
 
@@ -502,5 +554,56 @@ pub(crate) mod tests {
         let json = serde_json::to_string(&a).unwrap();
         assert_eq!(serde_json::from_str::<Appointment>(&json).unwrap(), a);
         assert!(json.contains("\"slot\":\"dongcheng-20261126-0900\""));
+    }
+
+    /// A card mailed to a child's home: once anonymised, the stored form names nobody and
+    /// no place, and keeps what statistics count.
+    #[test]
+    fn anonymised_keeps_no_person_nor_address() {
+        let mut a = booked();
+        a.guardian = Some(Guardian {
+            name: PersonName::parse("李四").unwrap(),
+            id_number: "4419**********0011".into(),
+            relationship: Relationship::Father,
+        });
+        let at = a.created_at;
+        let step = |a: &Appointment, step| a.after(step, "staff:s1", at).unwrap();
+        let a = step(&a, Step::CheckIn);
+        let delivery = Delivery::parse("ems", Some("东莞市南城区鸿福路99号")).unwrap();
+        let a = step(
+            &a,
+            Step::Accept {
+                fee_yuan: 20,
+                delivery,
+            },
+        );
+        let a = step(&a, Step::StartProduction);
+        assert_eq!(a.ended_at(), None, "in production: not ended");
+        let ems_no = EmsNumber::parse("EA123456789CN").unwrap();
+        let a = step(&a, Step::Ship { ems_no });
+        assert_eq!(a.ended_at(), Some(at), "mailed: ended");
+
+        let anonymised = a.anonymised(at);
+        let stored = serde_json::to_string(&anonymised).unwrap();
+        for personal in [
+            "张三",
+            "李四",
+            "13812345678",
+            "1101**",
+            "4419**",
+            "鸿福路",
+            "EA123456789CN",
+        ] {
+            assert!(!stored.contains(personal), "{personal} in {stored}");
+        }
+        assert_eq!(anonymised.status, Status::Shipped);
+        assert_eq!(anonymised.fee_yuan, Some(20));
+        assert!(matches!(anonymised.delivery, Some(Delivery::Ems { .. })));
+        assert_eq!(
+            anonymised.id_hash, a.id_hash,
+            "no-shows and bans are counted by it"
+        );
+        assert_eq!(anonymised.history.len(), a.history.len());
+        assert_eq!(anonymised.anonymised_at, Some(at));
     }
 }

@@ -239,6 +239,7 @@ impl BookingForm {
                 detail: None,
             }],
             ban_lift: None,
+            anonymised_at: None,
         }
     }
 }

@@ -14,6 +14,7 @@ use super::view::{appointment_view, ban_lift_view, AppointmentView};
 use super::Booking;
 use crate::admin::{AdminUser, Role};
 use crate::audit::audited;
+use crate::auth::consent::ConsentedUser;
 use crate::auth::login::Users;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
@@ -97,7 +98,7 @@ async fn slots(
 }
 
 async fn book(
-    user: AuthUser,
+    user: ConsentedUser,
     req: HttpRequest,
     body: web::Json<BookRequest>,
     booking: web::Data<Booking>,

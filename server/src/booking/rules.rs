@@ -372,6 +372,21 @@ pub fn lift_ban(lifted: &Appointment, policy: NoShowPolicy, now: DateTime<Utc>) 
     }
 }
 
+/// The retention sweep replaces an ended appointment by `anonymised` if it is still in
+/// `status`: nothing else changes (its seat, no-shows and bans stay as they are).
+pub fn anonymise(status: Status, anonymised: &Appointment) -> Plan {
+    Plan {
+        remember: None,
+        guards: vec![Guard::StatusIs {
+            appointment_id: anonymised.id.clone(),
+            status,
+        }],
+        effects: vec![Effect::Update {
+            appointment: Box::new(anonymised.clone()),
+        }],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -92,15 +92,9 @@ impl Booking {
 
 /// Runs the sweep every `sweep_interval_secs` for the life of the server.
 pub fn spawn_no_show_sweeper(booking: web::Data<Booking>) {
-    let every = Duration::from_secs(booking.settings.sweep_interval_secs.max(1));
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            if let Err(e) = booking.settle_no_shows(booking.clock.now()).await {
-                tracing::warn!(error = %e, "no-show sweep failed; retrying next round");
-            }
-        }
+    let period = Duration::from_secs(booking.settings.sweep_interval_secs);
+    crate::clock::repeat(period, "no-show sweep", move || {
+        let booking = booking.clone();
+        async move { booking.settle_no_shows(booking.clock.now()).await }
     });
 }

@@ -99,16 +99,10 @@ impl Conversations {
 
 /// Runs the retention sweep every `kf.sweep_interval_secs` for the life of the server.
 pub fn spawn_retention_sweeper(conversations: web::Data<Conversations>) {
-    let every = Duration::from_secs(conversations.settings.sweep_interval_secs.max(1));
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            if let Err(e) = conversations.sweep().await {
-                tracing::warn!(error = %e, "客服 retention sweep failed; retrying next round");
-            }
-        }
+    let period = Duration::from_secs(conversations.settings.sweep_interval_secs);
+    crate::clock::repeat(period, "客服 retention sweep", move || {
+        let conversations = conversations.clone();
+        async move { conversations.sweep().await }
     });
 }
 
@@ -118,6 +112,14 @@ fn conversation_id(openid: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(format!("kf-conversation:{openid}").as_bytes());
     hex::encode(&digest[..16])
+}
+
+/// Deletes the conversation of the user `openid` (erasure on request); false when none.
+pub async fn erase_conversation(
+    store: &dyn ConversationStore,
+    openid: &str,
+) -> Result<bool, StoreError> {
+    store.delete_conversation(&conversation_id(openid)).await
 }
 
 /// The push endpoint's configuration and what it writes to.

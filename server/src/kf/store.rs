@@ -129,6 +129,8 @@ pub trait ConversationStore: Send + Sync {
     ) -> Result<Option<(Conversation, Vec<KfMessage>)>, StoreError>;
     /// Deletes the conversations whose last message is older than `cutoff`; how many.
     async fn delete_conversations_before(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Deletes one conversation with its messages; false when there was none.
+    async fn delete_conversation(&self, id: &str) -> Result<bool, StoreError>;
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -281,6 +283,14 @@ impl ConversationStore for SqliteStore {
                 "DELETE FROM kf_conversations WHERE last_at < ?1",
                 [ms(cutoff)],
             )? as u64)
+        })
+        .await
+    }
+
+    async fn delete_conversation(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.write(move |tx| {
+            Ok(tx.execute("DELETE FROM kf_conversations WHERE id = ?1", [id])? == 1)
         })
         .await
     }
@@ -448,5 +458,15 @@ impl ConversationStore for RedisStore {
             deleted += gone as u64;
         }
         Ok(deleted)
+    }
+
+    async fn delete_conversation(&self, id: &str) -> Result<bool, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .del(self.kf_conversation_key(id))
+            .del(self.kf_messages_key(id))
+            .zrem(self.kf_index_key(), id);
+        let (conversations, _, _): (i64, i64, i64) = pipe.query_async(&mut self.conn()).await?;
+        Ok(conversations == 1)
     }
 }

@@ -249,6 +249,12 @@ impl Notification {
 
     /// A 客服 text message to `openid` (in `fields`, with `text`: the sender may have no
     /// account with us), sent once per `key`.
+    /// Whether it goes to this user (by user id, or by openid for 客服 replies).
+    pub fn is_for(&self, user_id: &str, openid: Option<&str>) -> bool {
+        self.user_id == user_id
+            || openid.is_some_and(|openid| self.fields.get("openid").is_some_and(|o| o == openid))
+    }
+
     pub fn customer_service(
         key: String,
         openid: &str,

@@ -2,11 +2,12 @@
 //! IMMEDIATE transaction; one Lua script per tag), so two workers never hold the same entry;
 //! a claim is a lease, so an entry claimed by a worker that died is claimed again later.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redis::Script;
+use redis::{AsyncCommands, Script};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
@@ -131,7 +132,34 @@ pub trait NotifyStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// The user refused (43101): whatever we thought was left is gone.
     async fn clear_subscription(&self, user_id: &str, template_id: &str) -> Result<(), StoreError>;
+    /// Deletes the settled entries (sent, failed, dead, no subscription, cancelled: they
+    /// never change again) due before `before` — their texts name people and places; how
+    /// many. SQLite judges by the entry's last due time, Redis by its not-before time.
+    async fn delete_settled_before(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Erasure on request: the user's subscriptions and every outbox entry to them (by user
+    /// id or, for 客服 replies, by openid when known), whatever its state.
+    async fn erase_recipient(
+        &self,
+        user_id: &str,
+        openid: Option<&str>,
+    ) -> Result<ErasedNotices, StoreError>;
 }
+
+/// What [`NotifyStore::erase_recipient`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ErasedNotices {
+    pub subscriptions: usize,
+    pub outbox_entries: usize,
+}
+
+/// The states an entry never leaves.
+const SETTLED: [OutboxState; 5] = [
+    OutboxState::Sent,
+    OutboxState::Failed,
+    OutboxState::Dead,
+    OutboxState::NoSubscription,
+    OutboxState::Cancelled,
+];
 
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -395,6 +423,53 @@ impl NotifyStore for SqliteStore {
         })
         .await
     }
+
+    async fn erase_recipient(
+        &self,
+        user_id: &str,
+        openid: Option<&str>,
+    ) -> Result<ErasedNotices, StoreError> {
+        let (user_id, openid) = (user_id.to_owned(), openid.map(str::to_owned));
+        self.write(move |tx| {
+            let subscriptions = tx.execute(
+                "DELETE FROM subscription_grants WHERE user_id = ?1",
+                [&user_id],
+            )?;
+            tx.execute(
+                "DELETE FROM subscription_holds WHERE user_id = ?1",
+                [&user_id],
+            )?;
+            let docs = tx
+                .prepare("SELECT id, doc FROM outbox")?
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut outbox_entries = 0;
+            for (id, doc) in docs {
+                if decode(&doc)?.is_for(&user_id, openid.as_deref()) {
+                    outbox_entries += tx.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
+                }
+            }
+            Ok(ErasedNotices {
+                subscriptions,
+                outbox_entries,
+            })
+        })
+        .await
+    }
+
+    async fn delete_settled_before(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let settled: Vec<&str> = SETTLED.iter().map(|s| s.as_str()).collect();
+        let settled = serde_json::to_string(&settled).expect("strings serialise");
+        let before = ms(before);
+        self.write(move |tx| {
+            Ok(tx.execute(
+                "DELETE FROM outbox
+                 WHERE state IN (SELECT value FROM json_each(?1)) AND due_at < ?2",
+                params![settled, before],
+            )? as u64)
+        })
+        .await
+    }
 }
 
 /// Lua functions over the outbox of one tag: `k` is a table of its five keys
@@ -445,6 +520,18 @@ pub static PLAN: LazyLock<Script> = LazyLock::new(|| plan::executor(&[OUTBOX_LUA
 /// The five outbox keys under `tag` (which must be in [`OUTBOX_TAGS`]), in `OUTBOX_LUA`'s order.
 fn outbox_keys(store: &RedisStore, tag: &str) -> [String; 5] {
     ["docs", "states", "meta", "due", "keys"].map(|part| store.key(tag, &format!("outbox:{part}")))
+}
+
+/// Queues the deletion of outbox entry `id` (whose idempotency key is `key`) from every
+/// structure of [`outbox_keys`].
+fn delete_entry(pipe: &mut redis::Pipeline, outbox: &[String; 5], id: &str, key: &str) {
+    let [docs, states, meta, due, keys] = outbox;
+    let fields = ["attempts", "owner", "error"].map(|f| format!("{id}:{f}"));
+    pipe.hdel(docs, id)
+        .hdel(states, id)
+        .hdel(meta, &fields[..])
+        .zrem(due, id)
+        .hdel(keys, key);
 }
 
 static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
@@ -682,5 +769,76 @@ impl NotifyStore for RedisStore {
             .query_async(&mut self.conn())
             .await?;
         Ok(())
+    }
+
+    async fn erase_recipient(
+        &self,
+        user_id: &str,
+        openid: Option<&str>,
+    ) -> Result<ErasedNotices, StoreError> {
+        let mut conn = self.conn();
+        let grants: HashMap<String, i64> = conn.hgetall(self.grants_key(user_id)).await?;
+        let _: i64 = conn.del(self.grants_key(user_id)).await?;
+        let mut outbox_entries = 0;
+        for tag in OUTBOX_TAGS {
+            let outbox = outbox_keys(self, tag);
+            let all: HashMap<String, String> = conn.hgetall(&outbox[0]).await?;
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for (id, doc) in &all {
+                let notification = decode(doc)?;
+                if notification.is_for(user_id, openid) {
+                    delete_entry(&mut pipe, &outbox, id, &notification.key);
+                    outbox_entries += 1;
+                }
+            }
+            let () = pipe.query_async(&mut conn).await?;
+        }
+        Ok(ErasedNotices {
+            subscriptions: grants.len(),
+            outbox_entries,
+        })
+    }
+
+    async fn delete_settled_before(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        for tag in OUTBOX_TAGS {
+            let outbox = outbox_keys(self, tag);
+            let [docs, states, ..] = &outbox;
+            let all: HashMap<String, String> = self.conn().hgetall(states).await?;
+            let settled: Vec<String> = all
+                .into_iter()
+                .filter(|(_, state)| {
+                    OutboxState::parse(state).is_ok_and(|state| SETTLED.contains(&state))
+                })
+                .map(|(id, _)| id)
+                .collect();
+            for ids in settled.chunks(500) {
+                let found: Vec<Option<String>> = redis::cmd("HMGET")
+                    .arg(docs)
+                    .arg(ids)
+                    .query_async(&mut self.conn())
+                    .await?;
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                let mut expired = 0;
+                for (id, doc) in ids.iter().zip(found) {
+                    let Some(doc) = doc else { continue };
+                    let notification: Notification = serde_json::from_str(&doc)
+                        .map_err(|e| StoreError::Backend(format!("outbox entry {id}: {e}")))?;
+                    if notification.not_before >= before {
+                        continue;
+                    }
+                    // Settled entries never change again, so deleting them races nothing.
+                    delete_entry(&mut pipe, &outbox, id, &notification.key);
+                    expired += 1;
+                }
+                if expired > 0 {
+                    let _: () = pipe.query_async(&mut self.conn()).await?;
+                    deleted += expired;
+                }
+            }
+        }
+        Ok(deleted)
     }
 }

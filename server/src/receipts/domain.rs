@@ -243,6 +243,15 @@ pub struct Receipt {
     pub used_at: Option<DateTime<Utc>>,
 }
 
+/// Until when an order still serves its owner ([`ReceiptOrder::needed_until`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NeededUntil {
+    /// Waiting for review.
+    Reviewed,
+    /// An approved receipt, until it expires (or is used).
+    Expires(DateTime<Utc>),
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReceiptOrder {
     pub id: String,
@@ -267,6 +276,53 @@ pub struct ReceiptOrder {
     pub submitted_at: DateTime<Utc>,
     /// Bumped by every change; the store refuses a change made from a stale copy.
     pub version: u64,
+    /// What the retention sweep removed, and when.
+    #[serde(default, skip_serializing_if = "Removed::is_nothing")]
+    pub removed: Removed,
+}
+
+/// What the retention sweep removed from an order, and when.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Removed {
+    /// The current upload's original photo (a resubmission's upload starts afresh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_at: Option<DateTime<Utc>>,
+    /// The normalised photo, and with it the receipt image drawn from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalised_at: Option<DateTime<Utc>>,
+    /// The applicant's name, ID number (hash and masked form) and the reviewers' notes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applicant_at: Option<DateTime<Utc>>,
+}
+
+impl Removed {
+    fn is_nothing(&self) -> bool {
+        *self == Removed::default()
+    }
+}
+
+/// How long an order's parts are kept (`retention` settings).
+#[derive(Debug, Clone, Copy)]
+pub struct Keep {
+    /// The original photo, after the review's decision.
+    pub original: Duration,
+    /// The applicant's details, after the order finished (receipt used or expired, or rejected
+    /// and not resubmitted).
+    pub applicant: Duration,
+}
+
+/// What of an order is due for removal now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Removals {
+    pub original: bool,
+    pub normalised: bool,
+    pub applicant: bool,
+}
+
+impl Removals {
+    pub fn any(self) -> bool {
+        self.original || self.normalised || self.applicant
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -338,7 +394,72 @@ impl ReceiptOrder {
             created_at: now,
             submitted_at: now,
             version: 1,
+            removed: Removed::default(),
         }
+    }
+
+    /// When the current photo was decided on (approved or rejected); `None` while pending.
+    fn decided_at(&self) -> Option<DateTime<Utc>> {
+        if self.status == Status::Pending {
+            return None;
+        }
+        self.history
+            .iter()
+            .rev()
+            .find(|e| matches!(e.kind, EventKind::Approved | EventKind::Rejected))
+            .map(|e| e.at)
+    }
+
+    /// When the order served its purpose: its receipt was used or expired, or it was rejected
+    /// (and stays so unless resubmitted); `None` while it may still be used.
+    fn finished_at(&self) -> Option<DateTime<Utc>> {
+        match (self.status, &self.receipt) {
+            (Status::Used, Some(receipt)) => Some(receipt.used_at.unwrap_or(receipt.issued_at)),
+            (Status::Approved, Some(receipt)) => Some(receipt.expires_at),
+            (Status::Rejected, _) => self.decided_at(),
+            _ => None,
+        }
+    }
+
+    /// What the retention sweep removes at `now`: the original photo `keep.original` after
+    /// the decision; the normalised photo (and so the receipt image) once the receipt expired;
+    /// everything personal `keep.applicant` after the order finished.
+    pub fn due_removals(&self, keep: Keep, now: DateTime<Utc>) -> Removals {
+        let applicant = self.removed.applicant_at.is_none()
+            && self
+                .finished_at()
+                .is_some_and(|at| at + keep.applicant <= now);
+        let expired = self.receipt.as_ref().is_some_and(|r| r.expires_at <= now);
+        Removals {
+            original: self.removed.original_at.is_none()
+                && (applicant
+                    || self
+                        .decided_at()
+                        .is_some_and(|at| at + keep.original <= now)),
+            normalised: self.removed.normalised_at.is_none() && (applicant || expired),
+            applicant,
+        }
+    }
+
+    /// Records `removals` (their blobs are gone): the applicant's details are replaced by
+    /// nothing personal; what statistics count (document, region, status, dates) stays.
+    pub fn record_removals(&mut self, removals: Removals, now: DateTime<Utc>) {
+        if removals.original {
+            self.removed.original_at = Some(now);
+        }
+        if removals.normalised {
+            self.removed.normalised_at = Some(now);
+        }
+        if removals.applicant {
+            self.removed.applicant_at = Some(now);
+            self.name = PersonName::removed();
+            self.id_hash.clear();
+            self.id_number_masked.clear();
+            for event in &mut self.history {
+                event.note = None;
+            }
+        }
+        self.version += 1;
     }
 
     /// The status as of `now`: an approved receipt past its expiry shows as expired.
@@ -346,6 +467,16 @@ impl ReceiptOrder {
         match (&self.status, &self.receipt) {
             (Status::Approved, Some(r)) if r.expires_at <= now => Status::Expired,
             (status, _) => *status,
+        }
+    }
+
+    /// While the order still serves its owner (waiting for review, or an approved receipt
+    /// not yet expired nor used), what it waits for: its personal data is kept until then.
+    pub fn needed_until(&self, now: DateTime<Utc>) -> Option<NeededUntil> {
+        match (self.status_at(now), &self.receipt) {
+            (Status::Pending, _) => Some(NeededUntil::Reviewed),
+            (Status::Approved, Some(receipt)) => Some(NeededUntil::Expires(receipt.expires_at)),
+            _ => None,
         }
     }
 
@@ -413,6 +544,8 @@ impl ReceiptOrder {
         }
         self.status = Status::Pending;
         self.photo = photo;
+        self.removed.original_at = None;
+        self.removed.normalised_at = None;
         self.submitted_at = now;
         self.record(event(EventKind::Resubmitted, now));
         Ok(())
@@ -628,5 +761,76 @@ mod tests {
             Err(TransitionError::Expired)
         );
         o.mark_used("a1", now + Duration::days(181)).unwrap();
+    }
+
+    /// The removal schedule: the original 30 days after the decision, the normalised photo at
+    /// the receipt's expiry, the details 90 days after the order finished; a resubmitted
+    /// photo starts afresh.
+    #[test]
+    fn removals_fall_due_in_turn() {
+        let keep = Keep {
+            original: Duration::days(30),
+            applicant: Duration::days(90),
+        };
+        let day = |n: i64| Utc::now() + Duration::days(n);
+        let mut approved = order(day(0));
+        assert_eq!(
+            approved.due_removals(keep, day(400)),
+            Removals::default(),
+            "pending"
+        );
+        approve(&mut approved, day(0));
+        assert_eq!(approved.due_removals(keep, day(29)), Removals::default());
+        let due = approved.due_removals(keep, day(31));
+        assert_eq!(
+            (due.original, due.normalised, due.applicant),
+            (true, false, false)
+        );
+        approved.record_removals(due, day(31));
+        assert_eq!(approved.due_removals(keep, day(100)), Removals::default());
+        let due = approved.due_removals(keep, day(181));
+        assert_eq!(
+            (due.original, due.normalised, due.applicant),
+            (false, true, false)
+        );
+        approved.record_removals(due, day(181));
+        let due = approved.due_removals(keep, day(271));
+        assert_eq!(
+            (due.original, due.normalised, due.applicant),
+            (false, false, true)
+        );
+        approved.record_removals(due, day(271));
+        assert_eq!(approved.name, PersonName::removed());
+        assert!(approved.id_hash.is_empty() && approved.id_number_masked.is_empty());
+        assert_eq!(
+            approved.due_removals(keep, day(999)),
+            Removals::default(),
+            "all done"
+        );
+
+        let mut rejected = order(day(0));
+        rejected
+            .decide(
+                Decision::Reject {
+                    reasons: vec![RejectReason::Blurred],
+                    note: Some("张三的照片模糊".into()),
+                },
+                "r1",
+                day(0),
+            )
+            .unwrap();
+        let due = rejected.due_removals(keep, day(31));
+        rejected.record_removals(due, day(31));
+        let photo = rejected.photo.clone();
+        rejected.resubmit(photo, day(40)).unwrap();
+        assert_eq!(
+            rejected.removed.original_at, None,
+            "the new upload's original is kept"
+        );
+        assert_eq!(
+            rejected.due_removals(keep, day(400)),
+            Removals::default(),
+            "pending again"
+        );
     }
 }

@@ -6,6 +6,7 @@
 
 mod budget;
 mod domain;
+mod erase;
 mod number;
 mod orders;
 mod photo;
@@ -24,9 +25,10 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 pub use domain::{
-    Decision, Event, EventKind, OrderForm, Photo, Receipt, ReceiptOrder, Region, RejectReason,
-    Status, TransitionError, REJECT_REASONS,
+    Decision, Event, EventKind, Keep, NeededUntil, OrderForm, Photo, Receipt, ReceiptOrder, Region,
+    RejectReason, Removals, Removed, Status, TransitionError, REJECT_REASONS,
 };
+pub use erase::{erase_user_orders, ErasedOrders};
 pub use number::{ReceiptNo, ReceiptNoError};
 pub use review::parse_receipt_no;
 pub use store::{Cursor, OrderPage, ReceiptStore, Saved};
@@ -35,7 +37,7 @@ use crate::clock::Clock;
 use crate::error::{ApiError, ErrorCode};
 use crate::id_hash::IdHasher;
 use crate::routing::endpoint;
-use crate::store::{BlobStore, KvStore};
+use crate::store::{BlobStore, KvStore, StoreError};
 use budget::{PhotoBudget, Quota};
 
 /// Photo-receipt orders (`BANZHENG_RECEIPTS__…`).
@@ -191,16 +193,63 @@ pub fn image_type(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// The photo `kind` of `order`: `410 PHOTO_DELETED` once the retention sweep removed it.
+async fn photo_bytes(
+    blobs: &dyn BlobStore,
+    order: &ReceiptOrder,
+    kind: PhotoKind,
+) -> Result<Vec<u8>, ApiError> {
+    let removed = match kind {
+        PhotoKind::Original => order.removed.original_at,
+        PhotoKind::Normalised => order.removed.normalised_at,
+    };
+    if removed.is_some() {
+        return Err(ErrorCode::PhotoDeleted.into());
+    }
+    blobs
+        .blob_get(&blob_key(order, kind))
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("photo of order {} is missing", order.id)))
+}
+
+/// Removes what of `order` is due for removal at `now` (retention): the photos' files or
+/// values first, then the order records it (so a crash in between only leaves a removal to
+/// record again). What was removed; nothing when nothing was due or the order changed
+/// meanwhile (the next sweep judges it afresh).
+pub async fn remove_due(
+    store: &dyn ReceiptStore,
+    blobs: &dyn BlobStore,
+    mut order: ReceiptOrder,
+    keep: Keep,
+    now: DateTime<Utc>,
+) -> Result<Removals, StoreError> {
+    let due = order.due_removals(keep, now);
+    if !due.any() {
+        return Ok(Removals::default());
+    }
+    if due.original {
+        blobs
+            .blob_delete(&blob_key(&order, PhotoKind::Original))
+            .await?;
+    }
+    if due.normalised {
+        blobs
+            .blob_delete(&blob_key(&order, PhotoKind::Normalised))
+            .await?;
+    }
+    order.record_removals(due, now);
+    Ok(match store.save_receipt_order(&order, None).await? {
+        Saved::Saved => due,
+        _ => Removals::default(),
+    })
+}
+
 async fn photo_response(
     receipts: &Receipts,
     order: &ReceiptOrder,
     kind: PhotoKind,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = receipts
-        .blobs
-        .blob_get(&blob_key(order, kind))
-        .await?
-        .ok_or_else(|| ApiError::Internal(format!("photo of order {} is missing", order.id)))?;
+    let bytes = photo_bytes(receipts.blobs.as_ref(), order, kind).await?;
     let content_type = image_type(&bytes).unwrap_or("application/octet-stream");
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, content_type))

@@ -14,6 +14,7 @@ use super::upload::{self, Upload};
 use super::view::{order_view, owned_by, Viewer};
 use super::Saved;
 use super::{blob_key, PhotoKind, Receipts};
+use crate::auth::consent::ConsentedUser;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorCode};
 use crate::person::{IdNumber, PersonName};
@@ -106,11 +107,7 @@ pub async fn receipt(
     if order.receipt.is_none() {
         return Err(ErrorCode::ReceiptNotIssued.into());
     }
-    let photo = receipts
-        .blobs
-        .blob_get(&blob_key(&order, PhotoKind::Normalised))
-        .await?
-        .ok_or_else(|| ApiError::Internal(format!("photo of order {} is missing", order.id)))?;
+    let photo = super::photo_bytes(receipts.blobs.as_ref(), &order, PhotoKind::Normalised).await?;
     let png = web::block(move || {
         let photo = image::load_from_memory(&photo)
             .map_err(|e| ApiError::Internal(format!("stored photo: {e}")))?
@@ -207,7 +204,7 @@ fn order_form(upload: &Upload) -> Result<(OrderForm, &'static photo_wasm::Spec),
 /// `POST /api/v1/receipt-orders`: the photo passes the check (else 422 with the report and
 /// nothing stored), is normalised, and the order waits for review.
 pub async fn create(
-    user: AuthUser,
+    user: ConsentedUser,
     req: HttpRequest,
     payload: Multipart,
     receipts: web::Data<Receipts>,
@@ -271,7 +268,7 @@ pub async fn create(
 
 /// `POST /api/v1/receipt-orders/{id}/resubmit`: a new photo for a rejected order.
 pub async fn resubmit(
-    user: AuthUser,
+    user: ConsentedUser,
     id: web::Path<String>,
     req: HttpRequest,
     payload: Multipart,

@@ -234,6 +234,13 @@ pub trait ReceiptStore: Send + Sync {
     /// Orders stored with the plain ID number (before issue 15) keep its hash and masked
     /// form instead; how many were changed. Safe to run again, and by several instances.
     async fn hide_id_numbers(&self, hasher: &IdHasher) -> Result<usize, StoreError>;
+
+    /// Deletes an order and everything that finds it (its receipt number, the user's list,
+    /// the review queue). Its photos are blobs, the caller's to delete.
+    async fn delete_receipt_order(&self, order: &ReceiptOrder) -> Result<(), StoreError>;
+    /// Orders reviewed at least once whose applicant's details are not removed yet: what the
+    /// retention sweep looks at (`ReceiptOrder::due_removals` judges each).
+    async fn reviewed_orders(&self) -> Result<Vec<ReceiptOrder>, StoreError>;
 }
 
 /// What an order stored with the plain ID number (`"id_number":"…"`) holds now; `None` if
@@ -436,6 +443,29 @@ impl ReceiptStore for SqliteStore {
         .await
     }
 
+    async fn delete_receipt_order(&self, order: &ReceiptOrder) -> Result<(), StoreError> {
+        let id = order.id.clone();
+        self.write(move |tx| {
+            tx.execute("DELETE FROM receipt_orders WHERE id = ?1", [id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn reviewed_orders(&self) -> Result<Vec<ReceiptOrder>, StoreError> {
+        self.read(|c| {
+            let mut statement = c.prepare(
+                "SELECT doc FROM receipt_orders
+                 WHERE status != 'pending' AND instr(doc, '\"applicant_at\"') = 0",
+            )?;
+            let docs = statement
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            docs.iter().map(|d| from_json(d)).collect()
+        })
+        .await
+    }
+
     async fn review_queue(&self, limit: usize) -> Result<Vec<ReceiptOrder>, StoreError> {
         self.read(move |c| {
             let mut statement = c.prepare(
@@ -613,6 +643,32 @@ impl ReceiptStore for RedisStore {
             .query_async(&mut self.conn())
             .await?;
         self.order_docs(&ids).await
+    }
+
+    async fn delete_receipt_order(&self, order: &ReceiptOrder) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .del(self.order_key(&order.id))
+            .zrem(self.user_orders_key(&order.user_id), &order.id)
+            .zrem(self.queue_key(), &order.id)
+            .srem(self.user_open_key(&order.user_id), &order.id);
+        if let Some(receipt) = &order.receipt {
+            pipe.del(self.number_key(receipt.no.as_str()));
+        }
+        let () = pipe.query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    async fn reviewed_orders(&self) -> Result<Vec<ReceiptOrder>, StoreError> {
+        let keys = self.scan(TAG, "order:*").await?;
+        let mut reviewed = Vec::new();
+        for doc in self.hget_each(&keys, "doc").await?.iter().flatten() {
+            let order = from_json(doc)?;
+            if order.status != Status::Pending && order.removed.applicant_at.is_none() {
+                reviewed.push(order);
+            }
+        }
+        Ok(reviewed)
     }
 
     async fn hide_id_numbers(&self, hasher: &IdHasher) -> Result<usize, StoreError> {

@@ -14,6 +14,8 @@ pub trait BlobStore: Send + Sync {
     async fn blob_put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError>;
     async fn blob_get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     async fn blob_delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Deletes every blob whose key starts with `prefix/`; how many.
+    async fn blob_delete_under(&self, prefix: &str) -> Result<usize, StoreError>;
     /// The largest original photo worth keeping here, in pixels; `None`: keep it as uploaded.
     /// Redis holds everything in memory, so it keeps a review-sized copy only.
     fn original_max_pixels(&self) -> Option<u32>;
@@ -41,6 +43,24 @@ pub(super) fn blob_dir(database: &Path) -> PathBuf {
         .parent()
         .unwrap_or_else(|| Path::new("."))
         .join("blobs")
+}
+
+/// Files under `dir` (none when it does not exist).
+fn count_files(dir: &Path) -> std::io::Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        other => other?,
+    };
+    entries
+        .map(|entry| {
+            let path = entry?.path();
+            if path.is_dir() {
+                count_files(&path)
+            } else {
+                Ok(1)
+            }
+        })
+        .sum()
 }
 
 fn io_error(e: std::io::Error) -> StoreError {
@@ -83,6 +103,20 @@ impl BlobStore for SqliteStore {
         }
     }
 
+    async fn blob_delete_under(&self, prefix: &str) -> Result<usize, StoreError> {
+        let dir = self.blobs.join(checked(prefix)?);
+        tokio::task::spawn_blocking(move || {
+            let count = count_files(&dir)?;
+            match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(count),
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+        .map_err(io_error)
+    }
+
     fn original_max_pixels(&self) -> Option<u32> {
         None
     }
@@ -111,6 +145,19 @@ impl BlobStore for RedisStore {
     async fn blob_delete(&self, key: &str) -> Result<(), StoreError> {
         let _: i64 = self.conn().del(self.blob_key(key)?).await?;
         Ok(())
+    }
+
+    async fn blob_delete_under(&self, prefix: &str) -> Result<usize, StoreError> {
+        // Each blob is tagged by its own key, so the ones under `prefix` are found by a SCAN
+        // over the whole keyspace of this prefix.
+        let keys = self
+            .scan_tags_starting(&format!("blob:{}/", checked(prefix)?), "b")
+            .await?;
+        let mut conn = self.conn();
+        for key in &keys {
+            let _: i64 = conn.del(key).await?;
+        }
+        Ok(keys.len())
     }
 
     fn original_max_pixels(&self) -> Option<u32> {

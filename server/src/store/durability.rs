@@ -13,6 +13,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, ResponseError};
 use serde::Deserialize;
 
+use super::RedisConn;
 use crate::error::ApiError;
 
 /// What production asks of Redis (`BANZHENG_REDIS_DURABILITY`).
@@ -39,11 +40,13 @@ pub enum NotDurable {
     Fsync(String, &'static str),
     #[error("Redis evicts keys when memory fills (maxmemory-policy {0}): bookings and orders would silently disappear. Set `maxmemory-policy noeviction`")]
     Evicting(String),
+    #[error("cluster master {0}: {1}")]
+    OnMaster(String, Box<NotDurable>),
     #[error("Redis does not let this server read its configuration ({0}). If it is a managed Redis that keeps an append-only file and never evicts, set BANZHENG_REDIS_DURABILITY=unchecked")]
     Hidden(String),
 }
 
-/// The settings that decide durability, read from Redis.
+/// The settings that decide durability, read from a Redis (each master of a cluster).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisPersistence {
     pub appendonly: String,
@@ -76,32 +79,57 @@ impl Durability {
     }
 }
 
-/// Reads the three settings with `CONFIG GET` (which managed services often rename or
-/// forbid: then `Hidden`).
-pub async fn read(
-    conn: &mut impl redis::aio::ConnectionLike,
-) -> Result<RedisPersistence, NotDurable> {
-    let mut values = Vec::with_capacity(3);
+/// Reads the three settings of every master with `CONFIG GET` (which managed services
+/// often rename or forbid: then `Hidden`), by the master's address.
+pub async fn read(conn: &mut RedisConn) -> Result<Vec<(String, RedisPersistence)>, NotDurable> {
+    let mut found: Vec<(String, Vec<String>)> = Vec::new();
     for name in ["appendonly", "appendfsync", "maxmemory-policy"] {
-        let pair: Vec<String> = redis::cmd("CONFIG")
-            .arg("GET")
-            .arg(name)
-            .query_async(conn)
+        let answers = conn
+            .on_every_master(redis::cmd("CONFIG").arg("GET").arg(name))
             .await
             .map_err(|e| NotDurable::Hidden(e.to_string()))?;
-        let value = pair
-            .get(1)
-            .cloned()
-            .ok_or_else(|| NotDurable::Hidden(format!("CONFIG GET {name} answered nothing")))?;
-        values.push(value);
+        for (node, answer) in answers {
+            let pair: Vec<String> =
+                redis::from_redis_value(answer).map_err(|e| NotDurable::Hidden(e.to_string()))?;
+            let value = pair.get(1).cloned().ok_or_else(|| {
+                NotDurable::Hidden(format!("CONFIG GET {name} answered nothing on {node}"))
+            })?;
+            match found.iter_mut().find(|(n, _)| *n == node) {
+                Some((_, values)) => values.push(value),
+                None => found.push((node, vec![value])),
+            }
+        }
     }
-    let [appendonly, appendfsync, maxmemory_policy] =
-        <[String; 3]>::try_from(values).expect("three settings asked");
-    Ok(RedisPersistence {
-        appendonly,
-        appendfsync,
-        maxmemory_policy,
-    })
+    found
+        .into_iter()
+        .map(|(node, values)| {
+            let [appendonly, appendfsync, maxmemory_policy] = <[String; 3]>::try_from(values)
+                .map_err(|_| NotDurable::Hidden(format!("{node} answered part of CONFIG GET")))?;
+            Ok((
+                node,
+                RedisPersistence {
+                    appendonly,
+                    appendfsync,
+                    maxmemory_policy,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Whether every master keeps acknowledged writes as `requirement` asks (nothing is read
+/// when it is `Unchecked`).
+pub async fn check(conn: &mut RedisConn, requirement: Durability) -> Result<(), NotDurable> {
+    if requirement == Durability::Unchecked {
+        return Ok(());
+    }
+    for (node, found) in read(conn).await? {
+        requirement.judge(&found).map_err(|e| match conn {
+            RedisConn::Node(_) => e,
+            RedisConn::Cluster(_) => NotDurable::OnMaster(node, Box::new(e)),
+        })?;
+    }
+    Ok(())
 }
 
 /// Whether the last check found Redis durable; shared by the store and the check loop.
@@ -133,21 +161,16 @@ pub const RECHECK: Duration = Duration::from_secs(5);
 /// Checks `requirement` every [`RECHECK`] on `conn`, for as long as the runtime runs; while
 /// it fails, `state` says so (the server then refuses writes with 503) and the reason is logged
 /// once per change. An unreachable Redis is the reachability check's business, not this one's.
-pub fn keep_checking(
-    mut conn: impl redis::aio::ConnectionLike + Send + 'static,
-    requirement: Durability,
-    state: DurabilityState,
-) {
+pub fn keep_checking(mut conn: RedisConn, requirement: Durability, state: DurabilityState) {
     if requirement == Durability::Unchecked {
         return;
     }
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(RECHECK).await;
-            let verdict = match read(&mut conn).await {
-                Ok(found) => requirement.judge(&found),
+            let verdict = match check(&mut conn, requirement).await {
                 Err(NotDurable::Hidden(e)) if looks_unreachable(&e) => continue,
-                Err(e) => Err(e),
+                verdict => verdict,
             };
             match verdict {
                 Ok(()) if !state.is_durable() => {

@@ -18,7 +18,7 @@ mod sqlite;
 
 pub use self::blob::BlobStore;
 use self::durability::Durability;
-pub use self::redis::RedisStore;
+pub use self::redis::{RedisAt, RedisConn, RedisStore};
 pub use self::sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -113,18 +113,18 @@ pub enum Backend {
     Redis(Arc<RedisStore>),
 }
 
-/// Opens Redis when a URL is given (its keys under `redis_key_prefix`), else SQLite in
-/// `data_dir`. With `durability`, a Redis that does not keep acknowledged writes as it asks
-/// is refused, and checked again while the server runs.
+/// Opens Redis (one node or a cluster) when it is given (its keys under `redis_key_prefix`),
+/// else SQLite in `data_dir`. With `durability`, a Redis that does not keep acknowledged
+/// writes as it asks is refused, and checked again while the server runs.
 pub async fn open(
-    redis_url: Option<&str>,
+    redis: Option<RedisAt<'_>>,
     redis_key_prefix: &str,
     data_dir: &Path,
     durability: Option<Durability>,
 ) -> anyhow::Result<Backend> {
-    Ok(match redis_url {
-        Some(url) => {
-            let store = RedisStore::connect(url, redis_key_prefix).await?;
+    Ok(match redis {
+        Some(at) => {
+            let store = RedisStore::connect(at, redis_key_prefix).await?;
             store.require(durability).await?;
             Backend::Redis(Arc::new(store))
         }

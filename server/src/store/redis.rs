@@ -7,8 +7,13 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+};
+use redis::{AsyncCommands, Cmd, FromRedisValue, Pipeline, RedisFuture, Script, Value};
 use thread_local::ThreadLocal;
 use tokio::runtime::{Handle, RuntimeFlavor};
 
@@ -22,11 +27,27 @@ pub struct RedisStore {
     durability: DurabilityState,
 }
 
+/// Where the store's Redis is.
+#[derive(Debug, Clone, Copy)]
+pub enum RedisAt<'a> {
+    /// One Redis (`BANZHENG_REDIS_URL`).
+    Node(&'a str),
+    /// A Redis Cluster, found from these seed nodes (`BANZHENG_REDIS_CLUSTER_NODES`).
+    Cluster(&'a [String]),
+}
+
+enum Connections {
+    Node(Box<NodeConnections>),
+    /// One cluster connection: it keeps a multiplexed connection per node, routes each
+    /// command by its key's slot, and follows the slots when they move (a failover).
+    Cluster(ClusterConnection),
+}
+
 /// One multiplexed connection per thread that runs a single-threaded runtime (each actix
 /// worker, the main thread), so a request and its Redis I/O stay on one thread. With one
 /// shared connection every command crossed to the thread that drives it and its reply crossed
 /// back, two wake-ups per round trip: a sixth of the server's CPU under booking load (perf).
-struct Connections {
+struct NodeConnections {
     client: redis::Client,
     config: ConnectionManagerConfig,
     /// Connected at start (so a bad URL fails the start); serves every thread until its own
@@ -39,6 +60,110 @@ struct Connections {
 struct OwnConnection {
     conn: OnceCell<ConnectionManager>,
     connecting: Cell<bool>,
+}
+
+/// A connection handle to the store's Redis, one node or a cluster (cheap to clone).
+#[derive(Clone)]
+pub enum RedisConn {
+    Node(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for RedisConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            RedisConn::Node(conn) => conn.req_packed_command(cmd),
+            RedisConn::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            RedisConn::Node(conn) => conn.req_packed_commands(pipeline, offset, count),
+            RedisConn::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RedisConn::Node(conn) => conn.get_db(),
+            RedisConn::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+impl RedisConn {
+    /// Sends `cmd` to the master that holds `key`'s slot (the node itself on one Redis): for
+    /// commands without a key of their own that must reach that node, such as SCAN.
+    pub async fn on_master_of<T: FromRedisValue>(
+        &mut self,
+        key: &str,
+        cmd: &Cmd,
+    ) -> Result<T, StoreError> {
+        Ok(match self {
+            RedisConn::Node(conn) => cmd.query_async(conn).await?,
+            RedisConn::Cluster(conn) => {
+                let route = Route::with_key(key, SlotAddr::Master);
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                redis::from_redis_value(conn.route_command(cmd.clone(), routing).await?)
+                    .map_err(redis::RedisError::from)?
+            }
+        })
+    }
+
+    /// `cmd`'s answer from the master at `address` (as [`Self::on_every_master`] names them;
+    /// the one node on one Redis).
+    pub async fn on_master_at<T: FromRedisValue>(
+        &mut self,
+        address: &str,
+        cmd: &Cmd,
+    ) -> Result<T, StoreError> {
+        Ok(match self {
+            RedisConn::Node(conn) => cmd.query_async(conn).await?,
+            RedisConn::Cluster(conn) => {
+                let (host, port) = address
+                    .rsplit_once(':')
+                    .and_then(|(host, port)| Some((host.to_owned(), port.parse().ok()?)))
+                    .ok_or_else(|| StoreError::Backend(format!("not a node address: {address}")))?;
+                let routing =
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+                redis::from_redis_value(conn.route_command(cmd.clone(), routing).await?)
+                    .map_err(redis::RedisError::from)?
+            }
+        })
+    }
+
+    /// `cmd`'s answer from every master, by its address (the one node on one Redis).
+    pub async fn on_every_master(&mut self, cmd: &Cmd) -> redis::RedisResult<Vec<(String, Value)>> {
+        match self {
+            RedisConn::Node(conn) => Ok(vec![("redis".into(), cmd.query_async(conn).await?)]),
+            RedisConn::Cluster(conn) => {
+                let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+                match conn.route_command(cmd.clone(), routing).await? {
+                    Value::Map(answers) => answers
+                        .into_iter()
+                        .map(|(node, answer)| {
+                            let answer = match answer {
+                                Value::ServerError(e) => return Err(e.into()),
+                                answer => answer,
+                            };
+                            Ok((redis::from_redis_value(node)?, answer))
+                        })
+                        .collect(),
+                    other => Err(redis::RedisError::from((
+                        redis::ErrorKind::Client,
+                        "unexpected answer from every master",
+                        format!("{other:?}"),
+                    ))),
+                }
+            }
+        }
+    }
 }
 
 impl From<redis::RedisError> for StoreError {
@@ -56,45 +181,64 @@ impl From<redis::RedisError> for StoreError {
     }
 }
 
+/// Short timeouts: a dead Redis must turn into a quick 503, not a hung request; the
+/// connections reconnect in the background when it comes back.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
 impl RedisStore {
-    pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| StoreError::Backend(e.to_string()))?;
-        // Short timeouts: a dead Redis must turn into a quick 503, not a hung request; the
-        // manager reconnects in the background when it comes back.
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let shared = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+    pub async fn connect(at: RedisAt<'_>, prefix: &str) -> Result<Self, StoreError> {
+        let connections = match at {
+            RedisAt::Node(url) => {
+                let client =
+                    redis::Client::open(url).map_err(|e| StoreError::Backend(e.to_string()))?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_millis(500));
+                let shared =
+                    ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+                Connections::Node(Box::new(NodeConnections {
+                    client,
+                    config,
+                    shared,
+                    own: ThreadLocal::new(),
+                }))
+            }
+            RedisAt::Cluster(seeds) => {
+                // Retries cover a failover: a command to a master that died is retried, with
+                // the slots read again, until a replica has taken over.
+                let client = ClusterClientBuilder::new(seeds.iter().map(String::as_str))
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .response_timeout(RESPONSE_TIMEOUT)
+                    .retries(4)
+                    .max_retry_wait(500)
+                    .build()
+                    .map_err(|e| StoreError::Backend(e.to_string()))?;
+                Connections::Cluster(client.get_async_connection().await?)
+            }
+        };
         Ok(RedisStore {
-            connections: Arc::new(Connections {
-                client,
-                config,
-                shared,
-                own: ThreadLocal::new(),
-            }),
+            connections: Arc::new(connections),
             prefix: prefix.to_owned(),
             durability: DurabilityState::durable(),
         })
     }
 
-    /// Refuses a Redis that does not keep acknowledged writes as `durability` asks, and keeps
-    /// checking while the server runs. Without a requirement (development) it only warns.
+    /// Refuses a Redis that does not keep acknowledged writes as `durability` asks (on a
+    /// cluster, every master), and keeps checking while the server runs. Without a
+    /// requirement (development) it only warns.
     pub async fn require(&self, durability: Option<Durability>) -> Result<(), NotDurable> {
-        let mut conn = self.connections.shared.clone();
+        let mut conn = self.shared_conn();
         let Some(requirement) = durability else {
-            let verdict = durability::read(&mut conn)
-                .await
-                .and_then(|found| Durability::Everysec.judge(&found));
+            let verdict = durability::check(&mut conn, Durability::Everysec).await;
             if let Err(reason) = verdict {
                 tracing::warn!(%reason, "development mode runs on a Redis that production would refuse");
             }
             return Ok(());
         };
-        if requirement != Durability::Unchecked {
-            requirement.judge(&durability::read(&mut conn).await?)?;
-        }
+        durability::check(&mut conn, requirement).await?;
         durability::keep_checking(conn, requirement, self.durability.clone());
         Ok(())
     }
@@ -104,12 +248,28 @@ impl RedisStore {
         self.durability.clone()
     }
 
-    /// This thread's connection handle (cheap to clone); the shared one until it is up.
-    pub fn conn(&self) -> ConnectionManager {
-        let connections = &self.connections;
-        let own = connections.own.get_or(OwnConnection::default);
+    /// Whether this store is on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(*self.connections, Connections::Cluster(_))
+    }
+
+    fn shared_conn(&self) -> RedisConn {
+        match &*self.connections {
+            Connections::Node(node) => RedisConn::Node(node.shared.clone()),
+            Connections::Cluster(cluster) => RedisConn::Cluster(cluster.clone()),
+        }
+    }
+
+    /// This thread's connection handle (cheap to clone); on one Redis the shared one until
+    /// this thread's is up.
+    pub fn conn(&self) -> RedisConn {
+        let node = match &*self.connections {
+            Connections::Node(node) => node,
+            Connections::Cluster(cluster) => return RedisConn::Cluster(cluster.clone()),
+        };
+        let own = node.own.get_or(OwnConnection::default);
         if let Some(conn) = own.conn.get() {
-            return conn.clone();
+            return RedisConn::Node(conn.clone());
         }
         let runtime = Handle::try_current().ok();
         if let Some(runtime) =
@@ -117,14 +277,17 @@ impl RedisStore {
         {
             if !own.connecting.replace(true) {
                 // On a current-thread runtime the task runs on this very thread.
-                let connections = Arc::clone(connections);
+                let connections = Arc::clone(&self.connections);
                 runtime.spawn(async move {
+                    let Connections::Node(node) = &*connections else {
+                        unreachable!("a node's connections")
+                    };
                     let connected = ConnectionManager::new_with_config(
-                        connections.client.clone(),
-                        connections.config.clone(),
+                        node.client.clone(),
+                        node.config.clone(),
                     )
                     .await;
-                    let own = connections.own.get_or(OwnConnection::default);
+                    let own = node.own.get_or(OwnConnection::default);
                     match connected {
                         Ok(conn) => {
                             let _ = own.conn.set(conn);
@@ -134,7 +297,7 @@ impl RedisStore {
                 });
             }
         }
-        connections.shared.clone()
+        RedisConn::Node(node.shared.clone())
     }
 
     /// `prefix:{tag}:rest` — keys that a script touches together must share `tag`.
@@ -145,27 +308,55 @@ impl RedisStore {
     /// Every key under `tag` whose rest matches the glob `pattern` (by SCAN: a key written
     /// meanwhile may be missed, so callers make what they look for unwritable first).
     pub async fn scan(&self, tag: &str, pattern: &str) -> Result<Vec<String>, StoreError> {
-        let glob = |text: &str| {
-            text.chars().fold(String::new(), |mut out, c| {
-                if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-                    out.push('\\');
-                }
-                out.push(c);
-                out
-            })
-        };
         let pattern = format!("{}:{{{}}}:{pattern}", glob(&self.prefix), glob(tag));
+        // Every key of one tag is in one slot: on a cluster, one master has them all.
+        self.scan_matching(ScanOn::MasterOf(&self.key(tag, "")), &pattern)
+            .await
+    }
+
+    /// Every key of this store whose tag starts with `tag_start` and whose rest is `rest`:
+    /// keys tagged by their own name (blobs) share no tag to scan under, and on a cluster they
+    /// are spread over every master.
+    pub async fn scan_tags_starting(
+        &self,
+        tag_start: &str,
+        rest: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let pattern = format!(
+            "{}:{{{}*}}:{}",
+            glob(&self.prefix),
+            glob(tag_start),
+            glob(rest)
+        );
+        let masters = self.conn().on_every_master(&redis::cmd("PING")).await?;
+        let mut keys = Vec::new();
+        for (address, _) in masters {
+            keys.extend(
+                self.scan_matching(ScanOn::MasterAt(&address), &pattern)
+                    .await?,
+            );
+        }
+        Ok(keys)
+    }
+
+    async fn scan_matching(
+        &self,
+        on: ScanOn<'_>,
+        pattern: &str,
+    ) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn();
         let (mut cursor, mut keys) = (0u64, Vec::new());
         loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
                 .arg("MATCH")
-                .arg(&pattern)
+                .arg(pattern)
                 .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
+                .arg(1000);
+            let (next, batch): (u64, Vec<String>) = match on {
+                ScanOn::MasterOf(key) => conn.on_master_of(key, &scan).await?,
+                ScanOn::MasterAt(address) => conn.on_master_at(address, &scan).await?,
+            };
             keys.extend(batch);
             if next == 0 {
                 break;
@@ -175,6 +366,24 @@ impl RedisStore {
         keys.sort();
         keys.dedup();
         Ok(keys)
+    }
+
+    /// The field `field` of each hash in `keys`, in their order (a pipeline per 500 keys).
+    pub async fn hget_each(
+        &self,
+        keys: &[String],
+        field: &str,
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for batch in keys.chunks(500) {
+            let mut pipe = redis::pipe();
+            for key in batch {
+                pipe.hget(key, field);
+            }
+            let found: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
+            values.extend(found);
+        }
+        Ok(values)
     }
 
     /// Sets the hash field `field` of `key` to `new` if it still holds `old`: of several
@@ -316,4 +525,24 @@ impl KvStore for RedisStore {
     async fn scrub(&self, _changed: bool) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+/// `text` as a SCAN pattern that matches only itself.
+/// The node a SCAN walks: each master keeps its own keys and cursor.
+#[derive(Clone, Copy)]
+enum ScanOn<'a> {
+    /// The master of this key's slot.
+    MasterOf(&'a str),
+    /// The master at this address.
+    MasterAt(&'a str),
+}
+
+fn glob(text: &str) -> String {
+    text.chars().fold(String::new(), |mut out, c| {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+        out
+    })
 }

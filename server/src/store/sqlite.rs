@@ -36,8 +36,16 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/1511_booking_rules_per_account.sql"),
     ),
     (
+        2011,
+        include_str!("../../migrations/2011_privacy_consent.sql"),
+    ),
+    (
         2101,
         include_str!("../../migrations/2101_kf_conversations.sql"),
+    ),
+    (
+        2051,
+        include_str!("../../migrations/2051_pending_erasures.sql"),
     ),
 ];
 

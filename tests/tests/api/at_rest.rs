@@ -14,38 +14,18 @@ use tests::{json, on_both_backends, Backend, SharedStore, TestApp};
 
 /// Every byte the store keeps: each file under the SQLite data directory, or every value
 /// (strings, hash fields and values, members, scores) of every Redis key under the prefix.
-async fn dump(shared: &SharedStore) -> Vec<u8> {
+pub(crate) async fn dump(shared: &SharedStore) -> Vec<u8> {
     match shared {
         SharedStore::Sqlite(dir) => {
             let mut bytes = Vec::new();
             files(dir.path(), &mut bytes);
             bytes
         }
+        SharedStore::RedisCluster { .. } => unreachable!("on_both_backends: SQLite and one Redis"),
         SharedStore::Redis { url, prefix } => {
             let client = ::redis::Client::open(url.as_str()).unwrap();
             let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-            // SCAN, not KEYS: one KEYS over the whole shared Redis can outlast the client's
-            // response timeout on a loaded machine.
-            let mut keys: Vec<String> = Vec::new();
-            let mut cursor = 0u64;
-            loop {
-                let (next, page): (u64, Vec<String>) = ::redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(format!("{prefix}:*"))
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                keys.extend(page);
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
-            keys.sort();
-            keys.dedup();
+            let keys = tests::redis_server::keys_under(&mut conn, prefix).await;
             assert!(!keys.is_empty(), "nothing under {prefix}");
             let mut bytes = Vec::new();
             for key in keys {
@@ -89,7 +69,7 @@ fn files(dir: &Path, bytes: &mut Vec<u8>) {
 }
 
 /// How many times `needle` occurs in `haystack`.
-fn occurrences(haystack: &[u8], needle: &str) -> usize {
+pub(crate) fn occurrences(haystack: &[u8], needle: &str) -> usize {
     haystack
         .windows(needle.len())
         .filter(|w| *w == needle.as_bytes())
@@ -198,6 +178,7 @@ async fn write_old_format(shared: &SharedStore) -> String {
             )
             .unwrap();
         }
+        SharedStore::RedisCluster { .. } => unreachable!("on_both_backends: SQLite and one Redis"),
         SharedStore::Redis { url, prefix } => {
             let client = ::redis::Client::open(url.as_str()).unwrap();
             let mut conn = client.get_multiplexed_async_connection().await.unwrap();

@@ -95,16 +95,17 @@ fn id_number(n: usize) -> IdNumber {
     IdNumber::parse(&format!("{body}{check}")).unwrap()
 }
 
-/// The two stores and the sequence so far, to say what led to a difference.
+/// SQLite, the Redis backends compared with it (one Redis, a Redis Cluster), and the sequence
+/// so far, to say what led to a difference.
 struct Pair {
     sqlite: Arc<dyn AllStores>,
-    redis: Arc<dyn AllStores>,
+    redis: Vec<(&'static str, Arc<dyn AllStores>)>,
     seed: u64,
     log: Vec<String>,
 }
 
 impl Pair {
-    fn differ(&self, what: &str, sqlite: &dyn Debug, redis: &dyn Debug) -> ! {
+    fn differ(&self, what: &str, sqlite: &dyn Debug, name: &str, redis: &dyn Debug) -> ! {
         let steps: Vec<String> = self
             .log
             .iter()
@@ -112,26 +113,25 @@ impl Pair {
             .map(|(i, s)| format!("  {i:3}: {s}"))
             .collect();
         panic!(
-            "backends differ (DIFFERENTIAL_SEED={} DIFFERENTIAL_RUNS=1) at {what}\n  sqlite: {sqlite:?}\n  redis:  {redis:?}\nsequence:\n{}",
+            "backends differ (DIFFERENTIAL_SEED={} DIFFERENTIAL_RUNS=1) at {what}\n  sqlite: {sqlite:?}\n  {name}: {redis:?}\nsequence:\n{}",
             self.seed,
             steps.join("\n")
         );
     }
 }
 
-/// Runs the same call on both stores and insists on the same answer.
+/// Runs the same call on every store and insists on the same answer.
 macro_rules! same {
     ($pair:expr, $what:expr, |$s:ident| $call:expr) => {{
         let sqlite = {
             let $s = &$pair.sqlite;
             $call.await.expect("sqlite call")
         };
-        let redis = {
-            let $s = &$pair.redis;
-            $call.await.expect("redis call")
-        };
-        if sqlite != redis {
-            $pair.differ(&$what, &sqlite, &redis);
+        for (name, $s) in &$pair.redis {
+            let redis = $call.await.expect(name);
+            if sqlite != redis {
+                $pair.differ(&$what, &sqlite, name, &redis);
+            }
         }
         sqlite
     }};
@@ -569,7 +569,16 @@ async fn run(seed: u64, ops: u64) {
         .collect();
     let mut pair = Pair {
         sqlite: SharedStore::fresh(Backend::Sqlite).await.open().await,
-        redis: SharedStore::fresh(Backend::Redis).await.open().await,
+        redis: vec![
+            (
+                "redis",
+                SharedStore::fresh(Backend::Redis).await.open().await,
+            ),
+            (
+                "redis cluster",
+                SharedStore::fresh(Backend::RedisCluster).await.open().await,
+            ),
+        ],
         seed,
         log: Vec::new(),
     };
@@ -600,7 +609,7 @@ async fn run(seed: u64, ops: u64) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_and_redis_give_the_same_answers_and_keep_the_same_state() {
+async fn sqlite_redis_and_a_redis_cluster_give_the_same_answers_and_keep_the_same_state() {
     let seed = env_or("DIFFERENTIAL_SEED", 1);
     let runs = env_or("DIFFERENTIAL_RUNS", 6);
     let ops = env_or("DIFFERENTIAL_OPS", 60);

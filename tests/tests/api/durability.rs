@@ -10,7 +10,7 @@ use tests::booking::{applicant, bookable_weekday};
 use tests::process::ServerProcess;
 use tests::receipts::{order_fields, photo};
 use tests::wechat::SimControl;
-use tests::{assert_error, client, json, RedisServer, SharedStore, TestApp};
+use tests::{assert_error, client, json, RedisCluster, RedisServer, SharedStore, TestApp};
 
 /// What one user writes in the burst.
 #[derive(Clone)]
@@ -101,6 +101,7 @@ impl Burst {
                 .unwrap();
             assert_eq!(login.status(), 200);
             let token = json(login).await["token"].as_str().unwrap().to_owned();
+            tests::wechat::consent(&http, address, &token).await;
             let write = if n % 2 == 0 {
                 Write::Booking(json!({
                     "slot_id": slot,
@@ -302,10 +303,11 @@ async fn killed_redis_with_an_append_only_file_keeps_every_acknowledged_write() 
     all_there_once(&server.address, &acknowledged, USERS).await;
 }
 
-/// Production configuration over `redis`, logging in through the simulator at `wechat`.
-fn production(redis: &RedisServer, wechat: &str) -> Vec<(String, String)> {
+/// Production configuration over the Redis `redis` names (its setting and value), logging
+/// in through the simulator at `wechat`.
+fn production(redis: (&str, String), wechat: &str) -> Vec<(String, String)> {
     [
-        ("BANZHENG_REDIS_URL", redis.url()),
+        redis,
         ("BANZHENG_REDIS_KEY_PREFIX", "production".into()),
         (
             "BANZHENG_WECHAT_APPID",
@@ -361,7 +363,7 @@ async fn production_refuses_a_redis_that_loses_or_evicts_writes() {
         for (name, value) in *redis_settings {
             redis.config_set(name, value).await;
         }
-        let mut vars = production(&redis, &wechat.api_base());
+        let mut vars = production(("BANZHENG_REDIS_URL", redis.url()), &wechat.api_base());
         vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let (code, output) = ServerProcess::start_capturing(&vars)
             .await
@@ -372,10 +374,40 @@ async fn production_refuses_a_redis_that_loses_or_evicts_writes() {
     }
     // The override for a managed Redis that hides its configuration.
     let redis = RedisServer::start().await;
-    let mut vars = production(&redis, &wechat.api_base());
+    let mut vars = production(("BANZHENG_REDIS_URL", redis.url()), &wechat.api_base());
     vars.push(("BANZHENG_REDIS_DURABILITY".into(), "unchecked".into()));
     let server = ServerProcess::start_capturing(&vars).await;
     assert!(server.is_ok(), "unchecked starts: {:?}", server.err());
+    wechat.stop().await;
+}
+
+/// On a Redis Cluster the contract holds for every master: one master without the
+/// append-only file is named, and the start refused, until it has it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_refuses_a_cluster_with_one_master_that_loses_writes() {
+    let wechat = server::wechat::simulator::spawn().unwrap();
+    let cluster = RedisCluster::start(3).await;
+    for master in [0, 1] {
+        cluster.config_set(master, "appendonly", "yes").await;
+    }
+    let vars = production(
+        ("BANZHENG_REDIS_CLUSTER_NODES", cluster.seeds()),
+        &wechat.api_base(),
+    );
+    let (code, output) = ServerProcess::start_capturing(&vars)
+        .await
+        .err()
+        .expect("started on a cluster with a master without the append-only file");
+    assert_ne!(code, Some(0));
+    let third = cluster.node_urls()[2].replace("redis://", "");
+    let third = third.trim_end_matches('/');
+    assert!(
+        output.contains(&format!("cluster master {third}")) && output.contains("appendonly yes"),
+        "names the master and the setting: {output}"
+    );
+    cluster.config_set(2, "appendonly", "yes").await;
+    let server = ServerProcess::start_capturing(&vars).await;
+    assert!(server.is_ok(), "every master durable: {:?}", server.err());
     wechat.stop().await;
 }
 
@@ -387,7 +419,7 @@ async fn production_refuses_writes_while_redis_is_not_durable() {
     let wechat = server::wechat::simulator::spawn().unwrap();
     let sim = SimControl::of(&wechat);
     let redis = RedisServer::start_durable().await;
-    let vars = production(&redis, &wechat.api_base());
+    let vars = production(("BANZHENG_REDIS_URL", redis.url()), &wechat.api_base());
     let mut extra: Vec<(&str, &str)> = vars
         .iter()
         .filter(|(k, _)| !k.starts_with("BANZHENG_REDIS"))

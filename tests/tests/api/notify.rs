@@ -721,13 +721,15 @@ async fn sqlite_enqueue_in_tx_commits_and_rolls_back_with_the_caller() {
 async fn redis_plan_enqueues_with_another_change() {
     use server::notify::store::{Notices, PLAN};
     use server::store::plan::{Ran, RedisPlan};
-    use server::store::RedisStore;
+    use server::store::{RedisAt, RedisStore};
     let app = app(Backend::Redis, &[]).await;
     let (user_id, _) = subscriber(&app, "o-n14", 1).await;
     let SharedStore::Redis { url, prefix } = &app.shared else {
         unreachable!()
     };
-    let store = RedisStore::connect(url, prefix).await.unwrap();
+    let store = RedisStore::connect(RedisAt::Node(url), prefix)
+        .await
+        .unwrap();
     let notification = confirmation(&user_id, "appt-14");
     let mut plan = RedisPlan::new();
     let appointment = store.key("booking", "appt:appt-14");

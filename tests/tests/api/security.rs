@@ -238,6 +238,7 @@ async fn the_session_key_is_not_stored(backend: Backend) {
             let names = columns.query_map([], |row| row.get(0)).unwrap();
             names.collect::<Result<_, _>>().unwrap()
         }
+        SharedStore::RedisCluster { .. } => unreachable!("on_both_backends: SQLite and one Redis"),
         SharedStore::Redis { url, prefix } => {
             let client = ::redis::Client::open(url.as_str()).unwrap();
             let mut conn = client.get_multiplexed_async_connection().await.unwrap();

@@ -8,8 +8,8 @@ use chrono::Utc;
 use server::admin::{create_admin_at, AccountChange, Role};
 use server::audit::AuditEntry;
 use server::auth::WeChatSession;
-use server::store::{Lock, RedisStore};
-use tests::{on_both_backends, AllStores, Backend, RedisServer, SharedStore};
+use server::store::{Lock, RedisAt, RedisStore};
+use tests::{on_every_backend, AllStores, Backend, RedisCluster, RedisServer, SharedStore};
 
 /// A short expiry, and a wait past it: long enough that the steps between a write and the
 /// read that expects it fit inside on a loaded 2-core CI machine.
@@ -32,6 +32,32 @@ async fn kv_roundtrip_and_expiry(backend: Backend) {
     assert!(
         !s.kv_delete("a").await.unwrap(),
         "nothing to delete after expiry"
+    );
+}
+
+/// Blobs under one prefix (an order's photos) are deleted together, and only they; on a
+/// cluster each blob is keyed by its own name, so they lie on different masters.
+async fn blobs_under_a_prefix_are_deleted_together(backend: Backend) {
+    let s = store(backend).await;
+    let order: Vec<String> = (0..12)
+        .map(|n| format!("receipt-orders/o1/{n}/original.jpg"))
+        .collect();
+    for key in &order {
+        s.blob_put(key, key.as_bytes()).await.unwrap();
+    }
+    s.blob_put("receipt-orders/o2/1/original.jpg", b"other")
+        .await
+        .unwrap();
+    assert_eq!(s.blob_delete_under("receipt-orders/o1").await.unwrap(), 12);
+    for key in &order {
+        assert_eq!(s.blob_get(key).await.unwrap(), None, "{key}");
+    }
+    assert_eq!(
+        s.blob_get("receipt-orders/o2/1/original.jpg")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"other"[..])
     );
 }
 
@@ -485,13 +511,14 @@ async fn the_audit_log_pages_newest_first(backend: Backend) {
         .is_empty());
 }
 
-on_both_backends!(
+on_every_backend!(
     kf_conversations_keep_their_messages_and_expire,
     admin_accounts_of_every_role,
     admin_accounts_change_atomically,
     the_audit_log_pages_newest_first,
     receipt_orders_save_over_their_version_with_unique_numbers,
     kv_roundtrip_and_expiry,
+    blobs_under_a_prefix_are_deleted_together,
     set_if_absent_respects_expiry,
     delete_if_eq_only_deletes_the_expected_value,
     counters_count_concurrent_increments_and_expire,
@@ -513,7 +540,9 @@ async fn client_id(store: &RedisStore) -> i64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn each_single_threaded_runtime_gets_its_own_redis_connection() {
     let url = RedisServer::shared().await.url();
-    let store = RedisStore::connect(&url, "t-connections").await.unwrap();
+    let store = RedisStore::connect(RedisAt::Node(&url), "t-connections")
+        .await
+        .unwrap();
     let shared = client_id(&store).await;
     assert_eq!(client_id(&store).await, shared, "multi-threaded: shared");
     let workers: Vec<_> = (0..2)
@@ -541,4 +570,38 @@ async fn each_single_threaded_runtime_gets_its_own_redis_connection() {
         .collect();
     let own: Vec<i64> = workers.into_iter().map(|w| w.join().unwrap()).collect();
     assert_ne!(own[0], own[1], "one connection per thread");
+}
+
+/// On the cluster, keys spread over the masters by their hash tag: users and key-value
+/// entries, each under a tag of its own, land on every master (and none twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_of_different_tags_spread_over_the_cluster_masters() {
+    let shared = SharedStore::fresh(Backend::RedisCluster).await;
+    let SharedStore::RedisCluster { prefix, .. } = &shared else {
+        unreachable!("a cluster store")
+    };
+    let s = shared.open().await;
+    for n in 0..30 {
+        s.upsert_user(&session(&format!("spread-{n}"), None), Utc::now())
+            .await
+            .unwrap();
+        s.kv_set(&format!("spread-{n}"), "v", Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+    let mut per_master = Vec::new();
+    for url in RedisCluster::shared().await.node_urls() {
+        let client = ::redis::Client::open(url).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        per_master.push(
+            tests::redis_server::keys_under(&mut conn, prefix)
+                .await
+                .len(),
+        );
+    }
+    assert_eq!(per_master.iter().sum::<usize>(), 60, "{per_master:?}");
+    assert!(
+        per_master.iter().all(|keys| *keys > 0),
+        "every master holds some: {per_master:?}"
+    );
 }

@@ -252,6 +252,34 @@ pub trait BookingStore: Send + Sync {
         })
     }
 
+    /// Stores `anonymised` (the appointment without its people, `Appointment::anonymised`)
+    /// if it is still in `status`; false when it changed meanwhile (the next sweep looks again).
+    async fn anonymise(
+        &self,
+        status: Status,
+        anonymised: &Appointment,
+    ) -> Result<bool, StoreError> {
+        Ok(
+            match self.apply(rules::anonymise(status, anonymised)).await? {
+                Applied::Done => true,
+                Applied::Stopped(Stop::Changed) => false,
+                other => return Err(StoreError::Backend(format!("anonymising got {other:?}"))),
+            },
+        )
+    }
+
+    /// Appointments created before `created_before` in a state they never leave (cancelled,
+    /// no-show, collected, shipped) whose details are not removed yet: what the retention
+    /// sweep looks at (it judges `Appointment::ended_at` itself).
+    async fn ended_appointments(
+        &self,
+        created_before: DateTime<Utc>,
+    ) -> Result<Vec<Appointment>, StoreError>;
+
+    /// Deletes the `Idempotency-Key` records that expired by `now`; how many. Redis expires
+    /// them itself (each has its TTL), so there it deletes none.
+    async fn delete_expired_idempotency(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
     /// Records `lifted` (a no-show whose `ban_lift` is now set) if it is still a no-show
     /// without one: its no-show stops counting and the bans it helped earn are lifted where
     /// the rest no longer reach their limits ([`rules::lift_ban`]). False when it changed.
@@ -277,6 +305,15 @@ pub trait BookingStore: Send + Sync {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<DueNoShows, StoreError>;
+    /// Erases the appointments of `user_id` created by `before` that have ended (their
+    /// no-shows and bans stay, under the account and the ID number's keyed hash) and the
+    /// user's `Idempotency-Key` records; the appointments still running are kept.
+    async fn erase_ended_appointments(
+        &self,
+        user_id: &str,
+        before: DateTime<Utc>,
+    ) -> Result<ErasedAppointments, StoreError>;
+
     /// Drops the `Idempotency-Key` records whose body digest is not keyed (kept before issue
     /// 15: an offline search of the few unknown digits of the body's ID number); how many.
     /// Their requests, if retried, book afresh under the rules (one active booking a person).
@@ -291,6 +328,31 @@ pub trait BookingStore: Send + Sync {
         _policy: NoShowPolicy,
     ) -> Result<usize, StoreError> {
         Ok(0)
+    }
+}
+
+/// What [`BookingStore::erase_ended_appointments`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErasedAppointments {
+    pub erased: usize,
+    pub idempotency_records: usize,
+    /// Still running (their ids): kept until they end.
+    pub running: Vec<String>,
+}
+
+impl ErasedAppointments {
+    /// Sorts `appointments` of the user into the ended (to erase) and the running.
+    fn sort(appointments: Vec<Appointment>, before: DateTime<Utc>) -> (Vec<Appointment>, Self) {
+        let (ended, running): (Vec<_>, Vec<_>) = appointments
+            .into_iter()
+            .filter(|a| a.created_at <= before)
+            .partition(|a| a.status.has_ended());
+        let erased = ErasedAppointments {
+            erased: ended.len(),
+            idempotency_records: 0,
+            running: running.into_iter().map(|a| a.id).collect(),
+        };
+        (ended, erased)
     }
 }
 

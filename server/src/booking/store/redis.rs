@@ -9,7 +9,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use redis::AsyncCommands;
 
-use super::{decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows, NoShowPolicy};
+use super::{
+    decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows, ErasedAppointments,
+    NoShowPolicy,
+};
 use crate::booking::appointment::{Appointment, AppointmentCode, Status};
 use crate::booking::rules::{ApplicantOf, Attempts, Effect, Guard, Plan, Stop};
 use crate::booking::schedule::{day_key, SlotId};
@@ -341,6 +344,64 @@ impl BookingStore for RedisStore {
                 .await?;
         }
         Ok(hashes.len())
+    }
+
+    async fn erase_ended_appointments(
+        &self,
+        user_id: &str,
+        before: DateTime<Utc>,
+    ) -> Result<ErasedAppointments, StoreError> {
+        let keys = Keys(self);
+        let all = keys.user(user_id, "all");
+        let ids: Vec<String> = self.conn().zrange(&all, 0, -1).await?;
+        let (ended, mut erased) = ErasedAppointments::sort(self.docs(&ids).await?, before);
+        let idempotency = self.scan(TAG, &format!("idem:{user_id}:*")).await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        // An ended appointment changes no more (a ban lift checks its status first, and finds
+        // none), so deleting it races with nothing.
+        for a in &ended {
+            pipe.del(keys.appointment(&a.id))
+                .del(keys.code(a.code.as_str()))
+                .zrem(&all, &a.id);
+        }
+        for key in &idempotency {
+            pipe.del(key);
+        }
+        let () = pipe.query_async(&mut self.conn()).await?;
+        erased.idempotency_records = idempotency.len();
+        Ok(erased)
+    }
+
+    async fn ended_appointments(
+        &self,
+        created_before: DateTime<Utc>,
+    ) -> Result<Vec<Appointment>, StoreError> {
+        // Every appointment key, its status first: only ended ones' documents are read.
+        let keys = self.scan(TAG, "appt:*").await?;
+        let statuses = self.hget_each(&keys, "status").await?;
+        let ended_keys: Vec<String> = keys
+            .into_iter()
+            .zip(statuses)
+            .filter(|(_, status)| {
+                status
+                    .as_deref()
+                    .is_some_and(|s| Status::ENDED.iter().any(|e| e.as_str() == s))
+            })
+            .map(|(key, _)| key)
+            .collect();
+        let mut ended = Vec::new();
+        for doc in self.hget_each(&ended_keys, "doc").await?.iter().flatten() {
+            let appointment = from_json(doc)?;
+            if appointment.anonymised_at.is_none() && appointment.created_at <= created_before {
+                ended.push(appointment);
+            }
+        }
+        Ok(ended)
+    }
+
+    async fn delete_expired_idempotency(&self, _now: DateTime<Utc>) -> Result<u64, StoreError> {
+        Ok(0)
     }
 
     async fn forget_unkeyed_digests(&self) -> Result<usize, StoreError> {

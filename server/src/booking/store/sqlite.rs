@@ -4,8 +4,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::{decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows};
-use crate::booking::appointment::{Appointment, AppointmentCode};
+use super::{
+    decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows, ErasedAppointments,
+};
+use crate::booking::appointment::{Appointment, AppointmentCode, Status};
 use crate::booking::rules::{ApplicantOf, Attempts, Effect, Guard, Plan, Stop};
 use crate::booking::schedule::day_key;
 use crate::id_hash::DIGEST_TAG;
@@ -390,6 +392,64 @@ impl BookingStore for SqliteStore {
         })
         .await
     }
+    async fn erase_ended_appointments(
+        &self,
+        user_id: &str,
+        before: DateTime<Utc>,
+    ) -> Result<ErasedAppointments, StoreError> {
+        let user_id = user_id.to_owned();
+        self.write(move |tx| {
+            let all = select_docs(
+                tx,
+                "SELECT doc FROM appointments WHERE user_id = ?1",
+                &user_id,
+            )?;
+            let (ended, mut erased) = ErasedAppointments::sort(all, before);
+            for a in &ended {
+                tx.execute("DELETE FROM appointments WHERE id = ?1", [&a.id])?;
+            }
+            erased.idempotency_records = tx.execute(
+                "DELETE FROM booking_idempotency WHERE user_id = ?1",
+                [&user_id],
+            )?;
+            Ok(erased)
+        })
+        .await
+    }
+
+    async fn ended_appointments(
+        &self,
+        created_before: DateTime<Utc>,
+    ) -> Result<Vec<Appointment>, StoreError> {
+        let ended: Vec<&str> = Status::ENDED.iter().map(|s| s.as_str()).collect();
+        let ended = serde_json::to_string(&ended).expect("strings serialise");
+        self.read(move |c| {
+            let mut statement = c.prepare(
+                "SELECT doc FROM appointments
+                 WHERE status IN (SELECT value FROM json_each(?1)) AND created_at <= ?2
+                   AND instr(doc, '\"anonymised_at\"') = 0",
+            )?;
+            let docs = statement
+                .query_map(params![ended, created_before.timestamp_millis()], |r| {
+                    r.get::<_, String>(0)
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            docs.iter().map(|doc| from_json(doc)).collect()
+        })
+        .await
+    }
+
+    async fn delete_expired_idempotency(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let now = now.timestamp_millis();
+        self.write(move |tx| {
+            Ok(tx.execute(
+                "DELETE FROM booking_idempotency WHERE expires_at <= ?1",
+                [now],
+            )? as u64)
+        })
+        .await
+    }
+
     async fn forget_unkeyed_digests(&self) -> Result<usize, StoreError> {
         self.write(|tx| {
             Ok(tx.execute(
