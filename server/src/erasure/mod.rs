@@ -251,15 +251,10 @@ impl Erasure {
 
 /// Runs the erasure sweep every `erasure.sweep_interval_secs` for the life of the server.
 pub fn spawn_sweeper(erasure: web::Data<Erasure>) {
-    let every = Duration::from_secs(erasure.settings.sweep_interval_secs.max(1));
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(every);
-        loop {
-            ticks.tick().await;
-            if let Err(e) = erasure.sweep().await {
-                tracing::warn!(error = %e, "erasure sweep failed; retrying next round");
-            }
-        }
+    let period = Duration::from_secs(erasure.settings.sweep_interval_secs);
+    crate::clock::repeat(period, "erasure sweep", move || {
+        let erasure = erasure.clone();
+        async move { erasure.sweep().await }
     });
 }
 
