@@ -240,6 +240,7 @@ impl BookingForm {
             }],
             ban_lift: None,
             anonymised_at: None,
+            version: 0,
         }
     }
 }

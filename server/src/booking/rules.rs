@@ -75,6 +75,12 @@ pub enum Guard {
     },
     /// No ban lift is recorded on the appointment (else `NotLifted`: one was, first).
     NotLifted { appointment_id: String },
+    /// The stored appointment is still at `version` (else `Changed`): nothing was stored over
+    /// the copy a change was made from.
+    VersionIs {
+        appointment_id: String,
+        version: u64,
+    },
 }
 
 /// What a plan does once every guard held.
@@ -193,7 +199,7 @@ impl Guard {
             Guard::UserBelow { .. } => Stop::Refused(Refusal::TooManyActive),
             Guard::SeatFree { .. } => Stop::Refused(Refusal::SlotFull),
             Guard::CodeFree { .. } => Stop::CodeTaken,
-            Guard::StatusIs { .. } => Stop::Changed,
+            Guard::StatusIs { .. } | Guard::VersionIs { .. } => Stop::Changed,
             Guard::NotLifted { .. } => Stop::NotLifted,
         }
     }
@@ -344,8 +350,18 @@ pub fn transition(
     }
 }
 
+/// The stored appointment is the copy `next` was made from.
+fn unchanged_since_read(next: &Appointment) -> Guard {
+    Guard::VersionIs {
+        appointment_id: next.id.clone(),
+        version: next.made_from(),
+    }
+}
+
 /// Staff lift the ban `lifted` (a no-show, now carrying its `ban_lift`) helped earn: if it is
-/// still a no-show with no lift recorded, the record is stored and its no-show forgiven.
+/// still a no-show with no lift recorded, and unchanged since it was read (the retention
+/// sweep may have removed its details meanwhile), the record is stored and its no-show
+/// forgiven.
 pub fn lift_ban(lifted: &Appointment, policy: NoShowPolicy, now: DateTime<Utc>) -> Plan {
     Plan {
         remember: None,
@@ -357,6 +373,7 @@ pub fn lift_ban(lifted: &Appointment, policy: NoShowPolicy, now: DateTime<Utc>) 
             Guard::NotLifted {
                 appointment_id: lifted.id.clone(),
             },
+            unchanged_since_read(lifted),
         ],
         effects: vec![
             Effect::Update {
@@ -372,15 +389,13 @@ pub fn lift_ban(lifted: &Appointment, policy: NoShowPolicy, now: DateTime<Utc>) 
     }
 }
 
-/// The retention sweep replaces an ended appointment by `anonymised` if it is still in
-/// `status`: nothing else changes (its seat, no-shows and bans stay as they are).
-pub fn anonymise(status: Status, anonymised: &Appointment) -> Plan {
+/// The retention sweep replaces an ended appointment by `anonymised` if it is unchanged
+/// since it was read (a ban lift stored meanwhile would be lost): nothing else changes (its
+/// seat, no-shows and bans stay as they are).
+pub fn anonymise(anonymised: &Appointment) -> Plan {
     Plan {
         remember: None,
-        guards: vec![Guard::StatusIs {
-            appointment_id: anonymised.id.clone(),
-            status,
-        }],
+        guards: vec![unchanged_since_read(anonymised)],
         effects: vec![Effect::Update {
             appointment: Box::new(anonymised.clone()),
         }],
@@ -528,9 +543,19 @@ mod tests {
     fn a_lift_forgives_a_no_show_not_yet_lifted() {
         let a = booked();
         let missed = a.after(Step::NoShow, "system", a.created_at).unwrap();
-        let plan = lift_ban(&missed, policy(), a.created_at);
+        let lifted = missed
+            .lifted("staff:s1", "到场未签到", a.created_at)
+            .unwrap();
+        let plan = lift_ban(&lifted, policy(), a.created_at);
         assert_eq!(kinds(&plan), ["update", "forgive no-show"]);
         let stops: Vec<Stop> = plan.guards.iter().map(|g| g.stop(None)).collect();
-        assert_eq!(stops, [Stop::Changed, Stop::NotLifted]);
+        assert_eq!(stops, [Stop::Changed, Stop::NotLifted, Stop::Changed]);
+        assert_eq!(
+            plan.guards[2],
+            Guard::VersionIs {
+                appointment_id: a.id.clone(),
+                version: missed.version,
+            }
+        );
     }
 }

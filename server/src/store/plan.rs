@@ -40,6 +40,12 @@ function op.field_is()
   local k, f, v = key(), arg(), arg()
   if redis.call('HGET', k, f) ~= v then return '' end
 end
+-- The number at member `name` of the JSON document in field `f` (0 when absent).
+function op.json_number_is()
+  local k, f, name, n = key(), arg(), arg(), tonumber(arg())
+  local doc = redis.call('HGET', k, f)
+  if not doc or (cjson.decode(doc)[name] or 0) ~= n then return '' end
+end
 function op.field_absent()
   local k, f = key(), arg()
   if redis.call('HEXISTS', k, f) == 1 then return '' end
@@ -61,6 +67,7 @@ function op.claim()
 end
 -- Effects.
 function op.set() redis.call('SET', key(), arg()) end
+function op.del() redis.call('DEL', key()) end
 function op.del_if() local k, v = key(), arg(); if redis.call('GET', k) == v then redis.call('DEL', k) end end
 function op.sadd() redis.call('SADD', key(), arg()) end
 function op.srem() redis.call('SREM', key(), arg()) end
@@ -246,6 +253,14 @@ impl RedisPlan {
         self.guard(refuse, "at_most", vec![k, n.to_string()]);
     }
 
+    /// Holds while the JSON document in `field` of the hash at `key` has the number `n` as
+    /// its member `name` (a document without the member has 0).
+    pub fn json_number_is(&mut self, key: String, field: &str, name: &str, n: u64, refuse: Refuse) {
+        let k = self.key(key);
+        let args = vec![k, field.to_owned(), name.to_owned(), n.to_string()];
+        self.guard(refuse, "json_number_is", args);
+    }
+
     /// Holds while the hash at `key` has no `field`.
     pub fn field_absent(&mut self, key: String, field: &str, refuse: Refuse) {
         let k = self.key(key);
@@ -302,6 +317,11 @@ impl RedisPlan {
     pub fn set(&mut self, key: String, value: &str) {
         let k = self.key(key);
         self.effect("set", vec![k, value.to_owned()]);
+    }
+
+    pub fn del(&mut self, key: String) {
+        let k = self.key(key);
+        self.effect("del", vec![k]);
     }
 
     /// Deletes `key` if it still holds `value`.

@@ -253,19 +253,14 @@ pub trait BookingStore: Send + Sync {
     }
 
     /// Stores `anonymised` (the appointment without its people, `Appointment::anonymised`)
-    /// if it is still in `status`; false when it changed meanwhile (the next sweep looks again).
-    async fn anonymise(
-        &self,
-        status: Status,
-        anonymised: &Appointment,
-    ) -> Result<bool, StoreError> {
-        Ok(
-            match self.apply(rules::anonymise(status, anonymised)).await? {
-                Applied::Done => true,
-                Applied::Stopped(Stop::Changed) => false,
-                other => return Err(StoreError::Backend(format!("anonymising got {other:?}"))),
-            },
-        )
+    /// if the stored one is still the copy it was made from; false when it changed meanwhile
+    /// (the next sweep looks again).
+    async fn anonymise(&self, anonymised: &Appointment) -> Result<bool, StoreError> {
+        Ok(match self.apply(rules::anonymise(anonymised)).await? {
+            Applied::Done => true,
+            Applied::Stopped(Stop::Changed) => false,
+            other => return Err(StoreError::Backend(format!("anonymising got {other:?}"))),
+        })
     }
 
     /// Appointments created before `created_before` in a state they never leave (cancelled,

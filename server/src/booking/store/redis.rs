@@ -142,6 +142,16 @@ fn redis_plan(store: &RedisStore, plan: &Plan) -> Result<RedisPlan, StoreError> 
                 status.as_str(),
                 refuse,
             ),
+            Guard::VersionIs {
+                appointment_id,
+                version,
+            } => p.json_number_is(
+                keys.appointment(appointment_id),
+                "doc",
+                "version",
+                *version,
+                refuse,
+            ),
             Guard::NotLifted { appointment_id } => {
                 p.field_absent(keys.appointment(appointment_id), "lifted", refuse)
             }

@@ -142,6 +142,18 @@ fn check(tx: &Transaction, guard: &Guard) -> Result<Option<Stop>, StoreError> {
             .as_deref()
                 == Some(status.as_str())
         }
+        Guard::VersionIs {
+            appointment_id,
+            version,
+        } => {
+            tx.query_row(
+                "SELECT COALESCE(json_extract(doc, '$.version'), 0) FROM appointments WHERE id = ?1",
+                [appointment_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+                == Some(*version as i64)
+        }
         Guard::NotLifted { appointment_id } => !tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM appointments
                WHERE id = ?1 AND json_extract(doc, '$.ban_lift') IS NOT NULL)",
