@@ -434,7 +434,7 @@ impl RedisPlan {
             .arg(&self.effects);
         let reply: Vec<String> = invocation.invoke_async(&mut store.conn()).await?;
         let detail = || reply.get(1).cloned().unwrap_or_default();
-        Ok(match reply.first().map(String::as_str) {
+        let ran = match reply.first().map(String::as_str) {
             Some("DONE") => Ran::Done(detail()),
             Some("STOP") => Ran::Stopped(detail()),
             Some("REPLAY") => Ran::Replayed(detail()),
@@ -444,6 +444,12 @@ impl RedisPlan {
                     "unexpected plan reply {reply:?}"
                 )))
             }
-        })
+        };
+        // What is answered as stored (now, or by the request replayed) is on the replicas
+        // asked for first.
+        if let (Ran::Done(_) | Ran::Replayed(_), Some(key)) = (&ran, self.keys.first()) {
+            store.replicated(key).await?;
+        }
+        Ok(ran)
     }
 }
