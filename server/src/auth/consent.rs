@@ -106,8 +106,13 @@ impl Privacy {
         Ok(consent)
     }
 
+    /// The notice version users accept now.
+    pub fn notice_version(&self) -> &str {
+        &self.settings.notice_version
+    }
+
     /// `Ok` when `user_id` accepted the current notice, else `CONSENT_REQUIRED`.
-    async fn require(&self, user_id: &str) -> Result<(), ApiError> {
+    pub async fn require(&self, user_id: &str) -> Result<(), ApiError> {
         let user = self
             .store
             .user_by_id(user_id)

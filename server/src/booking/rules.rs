@@ -40,6 +40,15 @@ pub enum Attempts {
 /// A condition on what is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Guard {
+    /// The request's token is not revoked: neither by its id `jti` nor with every token of
+    /// the account issued by `issued_at_ms` (else `Unauthorized`).
+    TokenLive {
+        user_id: String,
+        jti: String,
+        issued_at_ms: i64,
+    },
+    /// The account accepted the privacy notice `version` (else `ConsentRequired`).
+    Consented { user_id: String, version: String },
     /// Counts one attempt in the window ending at `window_ends` (Unix ms), and holds while
     /// the window has at most `limit` (else `Throttled` until the window ends). It writes:
     /// an attempt counts whatever the answer.
@@ -132,6 +141,10 @@ pub enum Effect {
 /// Why a plan stopped: the first guard that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
+    /// The request's token was revoked.
+    Unauthorized,
+    /// The account has not accepted the current privacy notice.
+    ConsentRequired,
     Refused(Refusal),
     CodeTaken,
     Changed,
@@ -147,6 +160,8 @@ impl Stop {
     /// window's end in Unix ms), as [`Stop::text`] writes them.
     pub fn code(self) -> &'static str {
         match self {
+            Stop::Unauthorized => "UNAUTHORIZED",
+            Stop::ConsentRequired => "CONSENT_REQUIRED",
             Stop::Refused(refusal) => refusal.code(),
             Stop::CodeTaken => "CODE_TAKEN",
             Stop::Changed => "CHANGED",
@@ -165,7 +180,12 @@ impl Stop {
     }
 
     pub fn decode(text: &str) -> Option<Stop> {
+        // A revocation's found time may follow: the answer is the same.
+        if text.split(':').next() == Some("UNAUTHORIZED") {
+            return Some(Stop::Unauthorized);
+        }
         match text {
+            "CONSENT_REQUIRED" => Some(Stop::ConsentRequired),
             "CODE_TAKEN" => Some(Stop::CodeTaken),
             "CHANGED" => Some(Stop::Changed),
             "NOT_LIFTED" => Some(Stop::NotLifted),
@@ -184,6 +204,8 @@ impl Guard {
     /// (the end of a ban).
     pub fn stop(&self, found: Option<DateTime<Utc>>) -> Stop {
         match self {
+            Guard::TokenLive { .. } => Stop::Unauthorized,
+            Guard::Consented { .. } => Stop::ConsentRequired,
             Guard::AttemptCounted { window_ends, .. } => Stop::Throttled {
                 until: DateTime::from_timestamp_millis(*window_ends).unwrap_or_default(),
             },
@@ -203,6 +225,12 @@ impl Guard {
             Guard::NotLifted { .. } => Stop::NotLifted,
         }
     }
+
+    /// Whether this guard is about who asks (their token, their consent): checked before an
+    /// answer record is looked up, so an idempotent replay needs it to hold too.
+    pub fn is_about_the_caller(&self) -> bool {
+        matches!(self, Guard::TokenLive { .. } | Guard::Consented { .. })
+    }
 }
 
 /// How an answer is kept under a client's idempotency key.
@@ -221,9 +249,14 @@ impl Remember {
         match stop {
             None => Some(self.done.clone()),
             Some(Stop::Refused(refusal)) => Some(refusal.encode()),
-            Some(Stop::CodeTaken | Stop::Changed | Stop::NotLifted | Stop::Throttled { .. }) => {
-                None
-            }
+            Some(
+                Stop::Unauthorized
+                | Stop::ConsentRequired
+                | Stop::CodeTaken
+                | Stop::Changed
+                | Stop::NotLifted
+                | Stop::Throttled { .. },
+            ) => None,
         }
     }
 }
@@ -240,8 +273,9 @@ pub fn booked_outcome(id: &str) -> String {
     format!("OK:{id}")
 }
 
-/// A booking: the attempt is counted for the account and for the account's applicant, and
-/// both are within their limits; neither the account nor the applicant (under this account)
+/// A booking: if the caller was not checked before (`booking.caller`), its token is live and
+/// the account accepted the privacy notice; the attempt is counted for the account and for
+/// the account's applicant, and both are within their limits; neither the account nor the applicant (under this account)
 /// is banned, the account holds nothing booked for the applicant and fewer than the maximum in
 /// all, a seat is free, and the code is unique; then the seat is taken, the appointment stored
 /// and its notices written.
@@ -251,6 +285,56 @@ pub fn book(booking: &NewBooking) -> Plan {
     let limits = &booking.attempts;
     let window_ends = limits.window_ends(booking.now);
     let window_ms = limits.window.as_millis() as u64;
+    let caller = booking.caller.iter().flat_map(|caller| {
+        [
+            Guard::TokenLive {
+                user_id: a.user_id.clone(),
+                jti: caller.jti.clone(),
+                issued_at_ms: caller.issued_at_ms,
+            },
+            Guard::Consented {
+                user_id: a.user_id.clone(),
+                version: caller.notice_version.clone(),
+            },
+        ]
+    });
+    let rules = [
+        Guard::AttemptCounted {
+            who: Attempts::Account {
+                user_id: a.user_id.clone(),
+            },
+            limit: limits.per_account,
+            window_ends,
+            window_ms,
+        },
+        Guard::AttemptCounted {
+            who: Attempts::Applicant(applicant.clone()),
+            limit: limits.per_applicant,
+            window_ends,
+            window_ms,
+        },
+        Guard::AccountNotBanned {
+            user_id: a.user_id.clone(),
+            now: booking.now,
+        },
+        Guard::ApplicantNotBanned {
+            applicant: applicant.clone(),
+            now: booking.now,
+        },
+        Guard::ApplicantFree { applicant },
+        Guard::UserBelow {
+            user_id: a.user_id.clone(),
+            max: booking.max_active,
+        },
+        Guard::SeatFree {
+            slot: a.slot.clone(),
+            capacity: booking.capacity,
+        },
+        Guard::CodeFree {
+            code: a.code.clone(),
+            appointment_id: a.id.clone(),
+        },
+    ];
     Plan {
         remember: booking.idempotency.as_ref().map(|key| Remember {
             user_id: a.user_id.clone(),
@@ -258,43 +342,7 @@ pub fn book(booking: &NewBooking) -> Plan {
             now: booking.now,
             done: booked_outcome(&a.id),
         }),
-        guards: vec![
-            Guard::AttemptCounted {
-                who: Attempts::Account {
-                    user_id: a.user_id.clone(),
-                },
-                limit: limits.per_account,
-                window_ends,
-                window_ms,
-            },
-            Guard::AttemptCounted {
-                who: Attempts::Applicant(applicant.clone()),
-                limit: limits.per_applicant,
-                window_ends,
-                window_ms,
-            },
-            Guard::AccountNotBanned {
-                user_id: a.user_id.clone(),
-                now: booking.now,
-            },
-            Guard::ApplicantNotBanned {
-                applicant: applicant.clone(),
-                now: booking.now,
-            },
-            Guard::ApplicantFree { applicant },
-            Guard::UserBelow {
-                user_id: a.user_id.clone(),
-                max: booking.max_active,
-            },
-            Guard::SeatFree {
-                slot: a.slot.clone(),
-                capacity: booking.capacity,
-            },
-            Guard::CodeFree {
-                code: a.code.clone(),
-                appointment_id: a.id.clone(),
-            },
-        ],
+        guards: caller.chain(rules).collect(),
         effects: vec![
             Effect::TakeSeat {
                 slot: a.slot.clone(),
@@ -407,6 +455,7 @@ mod tests {
     use super::*;
     use crate::booking::appointment::tests::booked;
     use crate::booking::appointment::Step;
+    use crate::booking::store::Caller;
     use std::time::Duration;
 
     fn policy() -> NoShowPolicy {
@@ -450,6 +499,11 @@ mod tests {
             now: a.created_at,
             idempotency: None,
             notices: Notices::default(),
+            caller: Some(Caller {
+                jti: "jti-1".into(),
+                issued_at_ms: 1,
+                notice_version: "2026-12-01".into(),
+            }),
         });
         let stops: Vec<Stop> = plan.guards.iter().map(|g| g.stop(None)).collect();
         let window_ends = DateTime::from_timestamp_millis(
@@ -459,6 +513,8 @@ mod tests {
         assert_eq!(
             stops,
             [
+                Stop::Unauthorized,
+                Stop::ConsentRequired,
                 Stop::Throttled { until: window_ends },
                 Stop::Throttled { until: window_ends },
                 Stop::Refused(Refusal::Banned {
@@ -521,6 +577,8 @@ mod tests {
     fn every_stop_reads_back_from_its_text() {
         let at = booked().created_at;
         for stop in [
+            Stop::Unauthorized,
+            Stop::ConsentRequired,
             Stop::CodeTaken,
             Stop::Changed,
             Stop::NotLifted,

@@ -21,7 +21,7 @@ pub use self::blob::BlobStore;
 use self::durability::Durability;
 pub use self::redis::{RedisAt, RedisConn, RedisStore};
 pub use self::replicas::ReplicaWait;
-pub use self::sqlite::SqliteStore;
+pub use self::sqlite::{live_kv_value, SqliteStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

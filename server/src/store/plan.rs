@@ -20,7 +20,8 @@ local function key() return KEYS[tonumber(arg())] end
 local op = {}
 ";
 
-/// The executor: an optional answer record (replayed while unexpired), the guards, the effects.
+/// The executor: the guards about who asks, an optional answer record (replayed while
+/// unexpired), the other guards, the effects.
 const BODY: &str = r"
 -- Guards: nil when the condition holds, else what the refusal adds to its text.
 function op.absent() if redis.call('EXISTS', key()) == 1 then return '' end end
@@ -98,6 +99,28 @@ end
 
 local record, hash, ttl, now, done = arg(), arg(), arg(), tonumber(arg()), arg()
 record = record ~= '0' and KEYS[tonumber(record)]
+local function answer(kind, outcome)
+  if record then
+    redis.call('HSET', record, 'hash', hash, 'outcome', outcome, 'expires', now + ttl)
+    redis.call('PEXPIRE', record, ttl)
+  end
+  return {kind, outcome}
+end
+-- The next list of guards: the first that fails stops the plan (its answer kept in the
+-- record when `remembering` and the guard says so).
+local function stopped(remembering)
+  for _ = 1, tonumber(arg()) do
+    local name, refusal, remembered = arg(), arg(), arg() == '1'
+    local found = op[name]()
+    if found then
+      if remembering and remembered then return answer('STOP', refusal .. found) end
+      return {'STOP', refusal .. found}
+    end
+  end
+end
+-- Who asks first: a replay needs them to hold too.
+local stop = stopped(false)
+if stop then return stop end
 if record then
   -- Expired by the server's clock, as on SQLite (PEXPIRE only collects the garbage).
   local earlier = redis.call('HMGET', record, 'hash', 'outcome', 'expires')
@@ -106,21 +129,8 @@ if record then
     return {'REPLAY', earlier[2]}
   end
 end
-local function answer(kind, outcome)
-  if record then
-    redis.call('HSET', record, 'hash', hash, 'outcome', outcome, 'expires', now + ttl)
-    redis.call('PEXPIRE', record, ttl)
-  end
-  return {kind, outcome}
-end
-for _ = 1, tonumber(arg()) do
-  local name, refusal, remembered = arg(), arg(), arg() == '1'
-  local found = op[name]()
-  if found then
-    if remembered then return answer('STOP', refusal .. found) end
-    return {'STOP', refusal .. found}
-  end
-end
+stop = stopped(true)
+if stop then return stop end
 for _ = 1, tonumber(arg()) do op[arg()]() end
 return answer('DONE', done)
 ";
@@ -174,6 +184,9 @@ pub struct RedisPlan {
     /// The answer record at `KEYS[record_key]` (0: none): hash, ttl and now (ms), done text.
     record: [String; 4],
     record_key: usize,
+    /// Guards about who asks: checked before the record.
+    caller_guards: Vec<String>,
+    caller_guard_count: usize,
     guards: Vec<String>,
     guard_count: usize,
     /// The claim, if any: it writes, so it runs after every other guard.
@@ -222,6 +235,13 @@ impl RedisPlan {
     fn guard(&mut self, refuse: Refuse, name: &str, args: Vec<String>) {
         self.guards.extend(guard_op(refuse, name, args));
         self.guard_count += 1;
+    }
+
+    /// The guards added so far are about who asks (a token, a consent): they are checked
+    /// before the answer record, so a replay needs them to hold too.
+    pub fn checked_first(&mut self) {
+        self.caller_guards.append(&mut self.guards);
+        self.caller_guard_count += std::mem::take(&mut self.guard_count);
     }
 
     /// Holds while `key` does not exist.
@@ -427,6 +447,8 @@ impl RedisPlan {
         invocation
             .arg(self.record_key)
             .arg(&self.record)
+            .arg(self.caller_guard_count)
+            .arg(&self.caller_guards)
             .arg(guard_count)
             .arg(&self.guards)
             .arg(&self.last_guard)

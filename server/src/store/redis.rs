@@ -457,7 +457,8 @@ impl RedisStore {
         Ok(deleted == 1)
     }
 
-    fn kv_key(&self, key: &str) -> String {
+    /// Where the key-value entry `key` is kept.
+    pub(crate) fn kv_key(&self, key: &str) -> String {
         self.key(&format!("kv:{key}"), "v")
     }
 }

@@ -892,6 +892,7 @@ on_both_backends!(
     staff_check_in_and_progress_show_in_the_history,
     the_booking_story_is_notified,
     another_users_appointment_is_not_found,
+    a_revoked_token_neither_books_nor_replays,
 );
 
 /// Many clients race for one slot: exactly its capacity succeed, the rest are told SLOT_FULL,
@@ -1113,6 +1114,55 @@ enum Answer {
     Refused,
     NotReplicated,
 }
+
+/// Attack: a revoked token books nothing and replays nothing. The booking checks the token
+/// and the consent in its own step (one round trip on one Redis): a logged-out token is
+/// refused 401 for a new booking and for the replay of its own earlier booking under the same
+/// Idempotency-Key (which would show the appointment), and so is a token of a user who erased
+/// their data (every token issued until then revoked); no seat is taken.
+async fn a_revoked_token_neither_books_nor_replays(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let slot = slot_id("dongcheng", bookable_weekday(), "0900");
+    let token = app.login("revoked-booker").await;
+    let body = booking(&slot, "expiry_renewal", applicant(51));
+    assert_eq!(
+        app.book(&token, &body, Some("before-logout"))
+            .await
+            .status(),
+        201
+    );
+    let out = app
+        .post_with_token("/api/v1/auth/logout", &token, &json!({}))
+        .await;
+    assert_eq!(out.status(), 204);
+    let replay = app.book(&token, &body, Some("before-logout")).await;
+    assert_error(replay, 401, "UNAUTHORIZED").await;
+    let other = booking(&slot, "expiry_renewal", applicant(52));
+    assert_error(app.book(&token, &other, None).await, 401, "UNAUTHORIZED").await;
+
+    let leaver = app.login("revoked-leaver").await;
+    let erased = app
+        .client
+        .delete(app.url("/api/v1/me"))
+        .bearer_auth(&leaver)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(erased.status(), 200);
+    let late = booking(&slot, "expiry_renewal", applicant(53));
+    assert_error(app.book(&leaver, &late, None).await, 401, "UNAUTHORIZED").await;
+    assert_eq!(
+        app.remaining(&slot).await,
+        5,
+        "only the first booking took a seat"
+    );
+}
+
+tests::on_backend!(
+    revoked_on_the_cluster,
+    RedisCluster,
+    a_revoked_token_neither_books_nor_replays
+);
 
 /// With `BANZHENG_REDIS_WAIT_REPLICAS=1` on a Redis without replicas (the shared ones), a
 /// booking is stored but answered 503 `NOT_REPLICATED`, and so is its replay under the same

@@ -50,6 +50,7 @@ fn booking(appointment: Appointment, capacity: u32) -> NewBooking {
         },
         now,
         idempotency: None,
+        caller: None,
         notices: Notices::default(),
     }
 }

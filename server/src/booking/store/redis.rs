@@ -13,6 +13,7 @@ use super::{
     decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows, ErasedAppointments,
     NoShowPolicy,
 };
+use crate::auth::token::{revoked_key, user_revoked_key};
 use crate::booking::appointment::{Appointment, AppointmentCode, Status};
 use crate::booking::rules::{ApplicantOf, Attempts, Effect, Guard, Plan, Stop};
 use crate::booking::schedule::{day_key, SlotId};
@@ -91,71 +92,15 @@ fn redis_plan(store: &RedisStore, plan: &Plan) -> Result<RedisPlan, StoreError> 
         let now = r.now.timestamp_millis();
         p.record(key, &r.key.body_hash, ms(r.key.ttl), now, &r.done);
     }
-    for guard in &plan.guards {
-        let stop = guard.stop(None);
-        // A ban's end is what the store finds; a window's end is known here.
-        let text = match guard {
-            Guard::AttemptCounted { .. } => stop.text(),
-            _ => stop.code().to_owned(),
-        };
-        let refuse = Refuse {
-            refusal: &text,
-            remembered: plan
-                .remember
-                .as_ref()
-                .is_some_and(|r| r.outcome(Some(stop)).is_some()),
-        };
-        match guard {
-            Guard::AttemptCounted {
-                who,
-                limit,
-                window_ends,
-                window_ms,
-            } => p.counted_within(keys.attempts(who), *window_ends, *window_ms, *limit, refuse),
-            Guard::AccountNotBanned { user_id, now } => {
-                p.at_most(keys.user(user_id, "ban"), now.timestamp_millis(), refuse)
-            }
-            Guard::ApplicantNotBanned { applicant, now } => p.at_most(
-                keys.applicant(applicant, "ban"),
-                now.timestamp_millis(),
-                refuse,
-            ),
-            Guard::ApplicantFree { applicant } => {
-                p.absent(keys.applicant(applicant, "active"), refuse)
-            }
-            Guard::UserBelow { user_id, max } => {
-                p.card_below(keys.user(user_id, "active"), *max, refuse)
-            }
-            Guard::SeatFree { slot, capacity } => {
-                p.field_below(keys.slot(slot), &slot.time_key(), *capacity, refuse)
-            }
-            Guard::CodeFree {
-                code,
-                appointment_id,
-            } => p.claim(keys.code(code.as_str()), appointment_id, refuse),
-            Guard::StatusIs {
-                appointment_id,
-                status,
-            } => p.field_is(
-                keys.appointment(appointment_id),
-                "status",
-                status.as_str(),
-                refuse,
-            ),
-            Guard::VersionIs {
-                appointment_id,
-                version,
-            } => p.json_number_is(
-                keys.appointment(appointment_id),
-                "doc",
-                "version",
-                *version,
-                refuse,
-            ),
-            Guard::NotLifted { appointment_id } => {
-                p.field_absent(keys.appointment(appointment_id), "lifted", refuse)
-            }
-        }
+    // Who asks first, before the answer record (a replay needs them to hold too).
+    let (caller, rules): (Vec<&Guard>, Vec<&Guard>) =
+        plan.guards.iter().partition(|g| g.is_about_the_caller());
+    for guard in caller {
+        add_guard(&mut p, &keys, plan, guard);
+    }
+    p.checked_first();
+    for guard in rules {
+        add_guard(&mut p, &keys, plan, guard);
     }
     for effect in &plan.effects {
         match effect {
@@ -241,6 +186,85 @@ fn redis_plan(store: &RedisStore, plan: &Plan) -> Result<RedisPlan, StoreError> 
     Ok(p)
 }
 
+/// `guard` as an operation of the plan script.
+fn add_guard(p: &mut RedisPlan, keys: &Keys, plan: &Plan, guard: &Guard) {
+    let stop = guard.stop(None);
+    // A ban's end is what the store finds; a window's end is known here.
+    let text = match guard {
+        Guard::AttemptCounted { .. } => stop.text(),
+        _ => stop.code().to_owned(),
+    };
+    let refuse = Refuse {
+        refusal: &text,
+        remembered: plan
+            .remember
+            .as_ref()
+            .is_some_and(|r| r.outcome(Some(stop)).is_some()),
+    };
+    match guard {
+        Guard::TokenLive {
+            user_id,
+            jti,
+            issued_at_ms,
+        } => {
+            p.absent(keys.0.kv_key(&revoked_key(jti)), refuse);
+            // Revoked with every token of the user issued by then (at or before its value).
+            let user_revoked = keys.0.kv_key(&user_revoked_key(user_id));
+            p.at_most(user_revoked, issued_at_ms - 1, refuse);
+        }
+        Guard::Consented { user_id, version } => {
+            p.field_is(keys.0.user_key(user_id), "privacy_version", version, refuse)
+        }
+        Guard::AttemptCounted {
+            who,
+            limit,
+            window_ends,
+            window_ms,
+        } => p.counted_within(keys.attempts(who), *window_ends, *window_ms, *limit, refuse),
+        Guard::AccountNotBanned { user_id, now } => {
+            p.at_most(keys.user(user_id, "ban"), now.timestamp_millis(), refuse)
+        }
+        Guard::ApplicantNotBanned { applicant, now } => p.at_most(
+            keys.applicant(applicant, "ban"),
+            now.timestamp_millis(),
+            refuse,
+        ),
+        Guard::ApplicantFree { applicant } => p.absent(keys.applicant(applicant, "active"), refuse),
+        Guard::UserBelow { user_id, max } => {
+            p.card_below(keys.user(user_id, "active"), *max, refuse)
+        }
+        Guard::SeatFree { slot, capacity } => {
+            p.field_below(keys.slot(slot), &slot.time_key(), *capacity, refuse)
+        }
+        Guard::CodeFree {
+            code,
+            appointment_id,
+        } => p.claim(keys.code(code.as_str()), appointment_id, refuse),
+        Guard::StatusIs {
+            appointment_id,
+            status,
+        } => p.field_is(
+            keys.appointment(appointment_id),
+            "status",
+            status.as_str(),
+            refuse,
+        ),
+        Guard::VersionIs {
+            appointment_id,
+            version,
+        } => p.json_number_is(
+            keys.appointment(appointment_id),
+            "doc",
+            "version",
+            *version,
+            refuse,
+        ),
+        Guard::NotLifted { appointment_id } => {
+            p.field_absent(keys.appointment(appointment_id), "lifted", refuse)
+        }
+    }
+}
+
 #[async_trait]
 impl BookingStore for RedisStore {
     async fn seats_taken(
@@ -250,6 +274,11 @@ impl BookingStore for RedisStore {
     ) -> Result<HashMap<String, u32>, StoreError> {
         let key = Keys(self).seats(hall, &day_key(date));
         Ok(self.conn().hgetall(key).await?)
+    }
+
+    /// On a cluster the caller's keys (tokens, the user) are on other slots than booking's.
+    fn checks_callers(&self) -> bool {
+        !self.is_cluster()
     }
 
     async fn apply(&self, plan: Plan) -> Result<Applied, StoreError> {
