@@ -68,6 +68,14 @@ start_redis() {
   die "redis-server did not start on $port"
 }
 
+# Calls per command name (INFO commandstats), summed over `ports`: `name calls` lines.
+command_calls() {
+  local port
+  for port in "$@"; do
+    redis-cli -p "$port" info commandstats | sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),.*/\1 \2/p'
+  done
+}
+
 # Redis CPU seconds (user + system) and commands processed, summed over `ports`.
 redis_counters() {
   local cpu=0 commands=0 port
@@ -154,10 +162,26 @@ bench_bookings() {
   local before_booked before after started ended
   before_booked=$(booked)
   before=$(redis_counters "$@")
+  command_calls "$@" >"$WORK/calls-before"
   started=$(date +%s.%N)
   run "$name" -s scripts/bench-booking.lua "$BASE_URL/api/v1/appointments" >/dev/null
   ended=$(date +%s.%N)
   after=$(redis_counters "$@")
+  command_calls "$@" >"$WORK/calls-after"
+  # Which commands a booking costs (the request's and the background's: notices sent, …).
+  python3 - "$WORK/calls-before" "$WORK/calls-after" "$before_booked" "$(booked)" "$name" >&2 <<'PY'
+import collections, sys
+def calls(path):
+    c = collections.Counter()
+    for line in open(path):
+        name, n = line.split()
+        c[name] += int(n)
+    return c
+delta = calls(sys.argv[2]) - calls(sys.argv[1])
+bookings = max(int(sys.argv[4]) - int(sys.argv[3]), 1)
+top = ", ".join(f"{name} {n / bookings:.2f}" for name, n in delta.most_common(12))
+print(f"  [{sys.argv[5]}] Redis commands per booking: {top}")
+PY
   python3 - "$before_booked" "$(booked)" "$started" "$ended" $before $after <<'PY'
 import sys
 b0, b1, t0, t1, cpu0, n0, cpu1, n1 = map(float, sys.argv[1:])
