@@ -3,7 +3,9 @@
 //! current and whether the user accepted it; `POST /api/v1/me/consent {version}` records the
 //! acceptance with its time. A request that would store an ID number or a face photo takes
 //! a [`ConsentedUser`] instead of an `AuthUser`, so it is refused with `403 CONSENT_REQUIRED`
-//! before anything of it is read or written. A new notice version asks everyone again.
+//! before anything of it is read or written. Booking checks the consent in its own store step
+//! instead (one round trip): nothing of the request is read from or written to the store
+//! before it. A new notice version asks everyone again.
 
 use std::sync::Arc;
 
