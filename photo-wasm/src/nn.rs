@@ -623,10 +623,11 @@ impl Graph {
                 // the input: one long dot product per output instead of one short one per tap.
                 let taps = win.kh * win.kw * cin;
                 let mut patches = vec![0.0; o.w * taps];
+                let window = Taps::new(i, win);
                 for oy in 0..o.h {
                     patches.fill(0.0);
                     for (ox, patch) in patches.chunks_exact_mut(taps).enumerate() {
-                        for_taps(i, win, oy, ox, |iy, ix, ky, kx| {
+                        window.each(oy, ox, |iy, ix, ky, kx| {
                             patch[(ky * win.kw + kx) * cin..][..*cin]
                                 .copy_from_slice(&t[*input][(iy * i.w + ix) * i.c..][..*cin]);
                         });
@@ -649,10 +650,11 @@ impl Graph {
                 let mut out = vec![0.0; o.len()];
                 // (input offset, weight offset) of each tap inside the input.
                 let mut taps = Vec::with_capacity(win.kh * win.kw);
+                let window = Taps::new(i, win);
                 for oy in 0..o.h {
                     for ox in 0..o.w {
                         taps.clear();
-                        for_taps(i, win, oy, ox, |iy, ix, ky, kx| {
+                        window.each(oy, ox, |iy, ix, ky, kx| {
                             taps.push(((iy * i.w + ix) * c, (ky * win.kw + kx) * c));
                         });
                         let acc = &mut out[(oy * o.w + ox) * c..][..c];
@@ -703,10 +705,11 @@ impl Graph {
                 let (i, o) = (self.shapes[*input], self.shapes[*output]);
                 let c = o.c;
                 let mut out = vec![f32::NEG_INFINITY; o.len()];
+                let window = Taps::new(i, win);
                 for oy in 0..o.h {
                     for ox in 0..o.w {
                         let acc = &mut out[(oy * o.w + ox) * c..][..c];
-                        for_taps(i, win, oy, ox, |iy, ix, _, _| {
+                        window.each(oy, ox, |iy, ix, _, _| {
                             let px = &t[*input][(iy * i.w + ix) * c..][..c];
                             for (a, &p) in acc.iter_mut().zip(px) {
                                 // A comparison, not `f32::max`: WASM has no instruction for
@@ -867,26 +870,50 @@ fn pad_before(size: usize, k: usize, stride: usize, same: bool) -> usize {
     ((out - 1) * stride + k).saturating_sub(size) / 2
 }
 
-/// Calls `f(iy, ix, ky, kx)` for every kernel tap of output pixel (oy, ox) that lands inside the input.
-#[inline(always)]
-fn for_taps(
+/// Where a window's kernel taps land in its input, for every output pixel (the padding worked
+/// out once per op, not per pixel).
+struct Taps {
     i: Shape,
-    win: &Window,
-    oy: usize,
-    ox: usize,
-    mut f: impl FnMut(usize, usize, usize, usize),
-) {
-    let py = pad_before(i.h, win.kh, win.stride, win.same);
-    let px = pad_before(i.w, win.kw, win.stride, win.same);
-    for ky in 0..win.kh {
-        let Some(iy) = (oy * win.stride + ky).checked_sub(py).filter(|&y| y < i.h) else {
-            continue;
-        };
-        for kx in 0..win.kw {
-            let Some(ix) = (ox * win.stride + kx).checked_sub(px).filter(|&x| x < i.w) else {
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    py: usize,
+    px: usize,
+}
+
+impl Taps {
+    #[inline(always)]
+    fn new(i: Shape, win: &Window) -> Taps {
+        Taps {
+            i,
+            kh: win.kh,
+            kw: win.kw,
+            stride: win.stride,
+            py: pad_before(i.h, win.kh, win.stride, win.same),
+            px: pad_before(i.w, win.kw, win.stride, win.same),
+        }
+    }
+
+    /// Calls `f(iy, ix, ky, kx)` for every kernel tap of output pixel (oy, ox) that lands inside
+    /// the input.
+    #[inline(always)]
+    fn each(&self, oy: usize, ox: usize, mut f: impl FnMut(usize, usize, usize, usize)) {
+        for ky in 0..self.kh {
+            let Some(iy) = (oy * self.stride + ky)
+                .checked_sub(self.py)
+                .filter(|&y| y < self.i.h)
+            else {
                 continue;
             };
-            f(iy, ix, ky, kx);
+            for kx in 0..self.kw {
+                let Some(ix) = (ox * self.stride + kx)
+                    .checked_sub(self.px)
+                    .filter(|&x| x < self.i.w)
+                else {
+                    continue;
+                };
+                f(iy, ix, ky, kx);
+            }
         }
     }
 }
