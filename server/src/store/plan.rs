@@ -61,9 +61,16 @@ function op.claim()
 end
 -- Effects.
 function op.set() redis.call('SET', key(), arg()) end
+function op.set_px() local k, v = key(), arg(); redis.call('SET', k, v, 'PX', arg()) end
 function op.del_if() local k, v = key(), arg(); if redis.call('GET', k) == v then redis.call('DEL', k) end end
 function op.sadd() redis.call('SADD', key(), arg()) end
 function op.srem() redis.call('SREM', key(), arg()) end
+function op.hdel() redis.call('HDEL', key(), arg()) end
+function op.remember()
+  local k, hash, outcome, expires, ttl = key(), arg(), arg(), arg(), arg()
+  redis.call('HSET', k, 'hash', hash, 'outcome', outcome, 'expires', expires)
+  redis.call('PEXPIRE', k, ttl)
+end
 function op.zadd() local k, s = key(), arg(); redis.call('ZADD', k, s, arg()) end
 function op.zrem() redis.call('ZREM', key(), arg()) end
 function op.hset()
@@ -100,7 +107,7 @@ if record then
   end
 end
 local function answer(kind, outcome)
-  if record then
+  if record and outcome ~= '' then
     redis.call('HSET', record, 'hash', hash, 'outcome', outcome, 'expires', now + ttl)
     redis.call('PEXPIRE', record, ttl)
   end
@@ -201,7 +208,8 @@ impl RedisPlan {
 
     /// Answers kept at `key` for `ttl_ms` of the server's clock: a request with the same
     /// `hash` gets the first answer again, another request `Mismatch`; `done` is the answer
-    /// when the plan runs.
+    /// when the plan runs (empty: the plan is a first step of several and keeps nothing when it
+    /// runs; a later step keeps the answer with [`Self::remember`]).
     pub fn record(&mut self, key: String, hash: &str, ttl_ms: u64, now_ms: i64, done: &str) {
         self.record_key = self.index(key);
         self.record = [
@@ -304,6 +312,15 @@ impl RedisPlan {
         self.effect("set", vec![k, value.to_owned()]);
     }
 
+    /// Sets `key` to `value`, to expire `ttl_ms` later.
+    pub fn set_expiring(&mut self, key: String, value: &str, ttl_ms: u64) {
+        let k = self.key(key);
+        self.effect(
+            "set_px",
+            vec![k, value.to_owned(), ttl_ms.max(1).to_string()],
+        );
+    }
+
     /// Deletes `key` if it still holds `value`.
     pub fn del_if(&mut self, key: String, value: &str) {
         let k = self.key(key);
@@ -318,6 +335,33 @@ impl RedisPlan {
     pub fn srem(&mut self, key: String, member: &str) {
         let k = self.key(key);
         self.effect("srem", vec![k, member.to_owned()]);
+    }
+
+    pub fn hdel(&mut self, key: String, field: &str) {
+        let k = self.key(key);
+        self.effect("hdel", vec![k, field.to_owned()]);
+    }
+
+    /// Keeps `outcome` as the answer record at `key` (as [`Self::record`] reads it) for the
+    /// request whose digest is `hash`, until `expires_ms` of the server's clock; the key is
+    /// collected `ttl_ms` later.
+    pub fn remember(
+        &mut self,
+        key: String,
+        hash: &str,
+        outcome: &str,
+        expires_ms: i64,
+        ttl_ms: u64,
+    ) {
+        let k = self.key(key);
+        let args = vec![
+            k,
+            hash.to_owned(),
+            outcome.to_owned(),
+            expires_ms.to_string(),
+            ttl_ms.max(1).to_string(),
+        ];
+        self.effect("remember", args);
     }
 
     pub fn zadd(&mut self, key: String, score: i64, member: &str) {
@@ -395,6 +439,14 @@ impl RedisPlan {
         let mut args: Vec<String> = keys.into_iter().map(|k| self.key(k)).collect();
         args.extend(values);
         self.effect(name, args);
+    }
+
+    /// Whether the plan checks and changes nothing (a step of a sequence with nothing to do).
+    pub fn is_empty(&self) -> bool {
+        self.record_key == 0
+            && self.guard_count == 0
+            && self.last_guard.is_empty()
+            && self.effect_count == 0
     }
 
     /// Runs the plan: one round trip.

@@ -1,0 +1,271 @@
+//! Booking on a Redis Cluster, spread per hall and taken in steps (issue 16): bookings for
+//! different halls land on different masters, and a crash between any two steps (a fail
+//! point stops the booking there) leaves nothing that recovery cannot settle: a voided
+//! booking never appears, a completed one is complete, and the person can book again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use server::booking::appointment::{Appointment, Status, Step as Change};
+use server::booking::schedule::SlotId;
+use server::booking::store::{
+    fail_points, AttemptLimits, BookOutcome, IdempotencyKey, NewBooking, NoShowPolicy, Refusal,
+    Step,
+};
+use server::notify::store::Notices;
+use server::store::StoreError;
+use tests::booking::booked_appointment;
+use tests::{AllStores, Backend, RedisCluster, SharedStore};
+
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 1, 1, 0, 0).unwrap()
+}
+
+/// Past every reservation of a booking made at [`start`].
+fn later() -> DateTime<Utc> {
+    start() + chrono::Duration::minutes(5)
+}
+
+fn appointment(user: &str, person: &str, slot: &str) -> Appointment {
+    booked_appointment(
+        user,
+        person,
+        SlotId::parse(slot).unwrap(),
+        start() + chrono::Duration::days(1),
+        "4419**********0011".into(),
+        start(),
+    )
+}
+
+fn booking(appointment: Appointment, now: DateTime<Utc>) -> NewBooking {
+    NewBooking {
+        no_show_at: appointment.ends_at + chrono::Duration::minutes(30),
+        appointment,
+        capacity: 1,
+        max_active: 3,
+        attempts: AttemptLimits {
+            per_account: 1000,
+            per_applicant: 1000,
+            window: Duration::from_secs(600),
+        },
+        now,
+        idempotency: Some(IdempotencyKey {
+            key: "k1".into(),
+            body_hash: "hmac:body".into(),
+            ttl: Duration::from_secs(86400),
+        }),
+        notices: Notices::default(),
+    }
+}
+
+fn policy() -> NoShowPolicy {
+    NoShowPolicy {
+        window: Duration::from_secs(30 * 86400),
+        limit: 2,
+        account_limit: 3,
+        ban: Duration::from_secs(90 * 86400),
+    }
+}
+
+const SLOT: &str = "dongcheng-20261202-0900";
+
+async fn cluster_store() -> (Arc<dyn AllStores>, String) {
+    let shared = SharedStore::fresh(Backend::RedisCluster).await;
+    let SharedStore::RedisCluster { prefix, .. } = &shared else {
+        unreachable!("a cluster store")
+    };
+    let prefix = prefix.clone();
+    (shared.open().await, prefix)
+}
+
+/// Books `a` with the fail point after `step` set: the booking stops there, as if the server
+/// died.
+async fn book_until(s: &Arc<dyn AllStores>, prefix: &str, a: &Appointment, step: Step) {
+    fail_points::stop_after(prefix, step);
+    let stopped = s.book(booking(a.clone(), start())).await;
+    fail_points::clear(prefix);
+    assert!(
+        matches!(stopped, Err(StoreError::Unavailable(_))),
+        "stopped after {step:?}: {stopped:?}"
+    );
+}
+
+/// What the person and the hall show of `a`.
+async fn seen(s: &Arc<dyn AllStores>, a: &Appointment) -> (Option<Appointment>, Vec<String>, u32) {
+    let mine = s.user_appointments(&a.user_id).await.unwrap();
+    let seats = s
+        .seats_taken(&a.slot.hall, a.slot.date)
+        .await
+        .unwrap()
+        .get(&a.slot.time_key())
+        .copied()
+        .unwrap_or(0);
+    (
+        s.appointment(&a.id).await.unwrap(),
+        mine.into_iter().map(|x| x.id).collect(),
+        seats,
+    )
+}
+
+/// Each step boundary of a booking: stopped there, recovered by the sweep, the booking is
+/// either complete (the hall took the seat) or void, never half; then the person books again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_any_two_booking_steps_is_settled_by_the_sweep() {
+    for step in [Step::Person, Step::Index, Step::Code, Step::Hall] {
+        let (s, prefix) = cluster_store().await;
+        let a = appointment("u1", "p1", SLOT);
+        book_until(&s, &prefix, &a, step).await;
+        assert_eq!(
+            s.settle_reservations(start()).await.unwrap(),
+            0,
+            "{step:?}: not expired yet"
+        );
+        assert_eq!(s.settle_reservations(later()).await.unwrap(), 1, "{step:?}");
+        assert_eq!(s.settle_reservations(later()).await.unwrap(), 0, "{step:?}");
+        let completed = step == Step::Hall;
+        let expected = if completed {
+            (Some(a.clone()), vec![a.id.clone()], 1)
+        } else {
+            (None, vec![], 0)
+        };
+        assert_eq!(seen(&s, &a).await, expected, "{step:?}");
+        let again = appointment("u1", "p1", "dongcheng-20261202-0930");
+        let rebooked = s.book(booking(again.clone(), later())).await.unwrap();
+        if completed {
+            // The request's answer was kept: its retry gets the booking; another is refused.
+            assert_eq!(rebooked, BookOutcome::Replayed(Ok(a.id.clone())));
+            let mut other = booking(again, later());
+            other.idempotency = None;
+            assert_eq!(
+                s.book(other).await.unwrap(),
+                BookOutcome::Refused(Refusal::AlreadyBooked)
+            );
+        } else {
+            assert_eq!(
+                rebooked,
+                BookOutcome::Booked(Box::new(again.clone())),
+                "{step:?}"
+            );
+            assert_eq!(
+                seen(&s, &again).await,
+                (Some(again.clone()), vec![again.id], 1)
+            );
+        }
+    }
+}
+
+/// A hall step that comes after recovery voided its booking refuses: the voided booking
+/// never appears, and its seat stays free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_hall_step_of_a_voided_booking_refuses() {
+    let (s, prefix) = cluster_store().await;
+    let a = appointment("u1", "p1", SLOT);
+    book_until(&s, &prefix, &a, Step::Code).await;
+    assert_eq!(s.settle_reservations(later()).await.unwrap(), 1);
+    // The same booking (same id) carried on: its person step passes again, its hall refuses.
+    let mut late = booking(a.clone(), start());
+    late.idempotency = None;
+    assert!(matches!(
+        s.book(late).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert_eq!(seen(&s, &a).await, (None, vec![], 0));
+    let b = appointment("u1", "p1", SLOT);
+    assert_eq!(
+        s.book(booking(b.clone(), later())).await.unwrap(),
+        BookOutcome::Booked(Box::new(b))
+    );
+}
+
+/// Without a sweep, the person's next booking trips over what a crash left (an expired
+/// reservation; the hold of an appointment whose cancellation stopped after the hall's step)
+/// and settles it first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_booking_settles_what_a_crash_left() {
+    let (s, prefix) = cluster_store().await;
+    let a = appointment("u1", "p1", SLOT);
+    book_until(&s, &prefix, &a, Step::Person).await;
+    let b = appointment("u1", "p1", SLOT);
+    let mut early = booking(b.clone(), start());
+    early.idempotency = None;
+    assert_eq!(
+        s.book(early).await.unwrap(),
+        BookOutcome::Refused(Refusal::AlreadyBooked),
+        "the reservation holds the place until it expires"
+    );
+    assert_eq!(
+        s.book(booking(b.clone(), later())).await.unwrap(),
+        BookOutcome::Booked(Box::new(b.clone()))
+    );
+
+    let cancelled = b.after(Change::Cancel, "user", later()).unwrap();
+    fail_points::stop_after(&prefix, Step::Hall);
+    let stopped = s
+        .transition(
+            Status::Booked,
+            &cancelled,
+            &Notices::default(),
+            policy(),
+            later(),
+        )
+        .await;
+    fail_points::clear(&prefix);
+    assert!(matches!(stopped, Err(StoreError::Unavailable(_))));
+    assert_eq!(seen(&s, &b).await, (Some(cancelled), vec![b.id.clone()], 0));
+    let c = appointment("u1", "p1", "dongcheng-20261202-0930");
+    let mut next = booking(c.clone(), later());
+    next.idempotency = None;
+    assert_eq!(
+        s.book(next).await.unwrap(),
+        BookOutcome::Booked(Box::new(c))
+    );
+}
+
+/// Bookings for different halls land on different masters: each hall's keys on one master,
+/// the halls over all three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookings_for_different_halls_land_on_different_masters() {
+    let (s, prefix) = cluster_store().await;
+    let halls: Vec<String> = (0..12).map(|n| format!("hall{n}")).collect();
+    for (n, hall) in halls.iter().enumerate() {
+        let a = appointment(&format!("u{n}"), "p1", &format!("{hall}-20261202-0900"));
+        let outcome = s.book(booking(a.clone(), start())).await.unwrap();
+        assert_eq!(outcome, BookOutcome::Booked(Box::new(a)));
+    }
+    let mut masters_of: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
+    let mut per_master = Vec::new();
+    for (at, url) in RedisCluster::shared().await.node_urls().iter().enumerate() {
+        let client = ::redis::Client::open(url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys = tests::redis_server::keys_under(&mut conn, &prefix).await;
+        let mut hall_keys = 0;
+        for key in keys {
+            let Some(hall) = key
+                .split_once("{booking-hall:")
+                .and_then(|(_, rest)| rest.split_once('}'))
+            else {
+                continue;
+            };
+            hall_keys += 1;
+            masters_of.entry(hall.0.to_owned()).or_default().insert(at);
+        }
+        per_master.push(hall_keys);
+    }
+    assert_eq!(masters_of.len(), halls.len(), "{masters_of:?}");
+    assert!(
+        masters_of.values().all(|masters| masters.len() == 1),
+        "each hall on one master: {masters_of:?}"
+    );
+    // Per hall: the appointment, the seats, the no-show watch.
+    assert_eq!(
+        per_master.iter().sum::<usize>(),
+        3 * halls.len(),
+        "{per_master:?}"
+    );
+    assert!(
+        per_master.iter().all(|keys| *keys > 0),
+        "every master holds halls: {per_master:?}"
+    );
+}
