@@ -156,6 +156,36 @@ async fn a_crash_between_any_two_booking_steps_is_settled_by_the_sweep() {
     }
 }
 
+/// A client that got no answer retries with the same `Idempotency-Key` at once: its earlier
+/// try is settled there and then (no waiting for the reservation to expire): it gets the
+/// booking its first try made, or books afresh when that try never reached the hall.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_with_the_same_key_settles_its_earlier_try_at_once() {
+    for step in [Step::Person, Step::Index, Step::Code, Step::Hall] {
+        let (s, prefix) = cluster_store().await;
+        let a = appointment("u1", "p1", SLOT);
+        book_until(&s, &prefix, &a, step).await;
+        let retry = appointment("u1", "p1", SLOT);
+        let answer = s.book(booking(retry.clone(), start())).await.unwrap();
+        if step == Step::Hall {
+            assert_eq!(answer, BookOutcome::Replayed(Ok(a.id.clone())));
+            assert_eq!(seen(&s, &a).await, (Some(a.clone()), vec![a.id.clone()], 1));
+        } else {
+            assert_eq!(
+                answer,
+                BookOutcome::Booked(Box::new(retry.clone())),
+                "{step:?}"
+            );
+            assert_eq!(seen(&s, &a).await.0, None, "{step:?}");
+            assert_eq!(
+                seen(&s, &retry).await,
+                (Some(retry.clone()), vec![retry.id.clone()], 1)
+            );
+        }
+        assert_eq!(s.settle_reservations(later()).await.unwrap(), 0, "{step:?}");
+    }
+}
+
 /// A hall step that comes after recovery voided its booking refuses: the voided booking
 /// never appears, and its seat stays free.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -225,6 +225,13 @@ struct Record {
     expires_ms: i64,
 }
 
+impl PartialEq for Record {
+    /// The same request: the same key and body (whenever it came).
+    fn eq(&self, other: &Self) -> bool {
+        (&self.key, &self.hash) == (&other.key, &other.hash)
+    }
+}
+
 impl Reservation {
     fn applicant(&self) -> ApplicantOf {
         ApplicantOf {
@@ -355,7 +362,7 @@ impl RedisStore {
                     // What a crash left may hold the place: settle it, then look again once.
                     if !repaired {
                         repaired = true;
-                        if self.repair_person(&b.reservation.user_id, b.now_ms).await? {
+                        if self.repair_person(&b.reservation, b.now_ms).await? {
                             continue;
                         }
                     }
@@ -392,14 +399,18 @@ impl RedisStore {
         }
     }
 
-    /// Settles what a crash left on the person: expired reservations (finished or released
-    /// as their hall decides) and holds of appointments that ended. Whether anything changed.
-    async fn repair_person(&self, user_id: &str, now_ms: i64) -> Result<bool, StoreError> {
+    /// Settles what a crash left on the person booking `wanted`: expired reservations and an
+    /// earlier try of the same request (same `Idempotency-Key` and body: its client gave up on
+    /// it), each finished or released as its hall decides, and holds of appointments that
+    /// ended. Whether anything changed.
+    async fn repair_person(&self, wanted: &Reservation, now_ms: i64) -> Result<bool, StoreError> {
         let keys = Keys(self);
+        let user_id = &wanted.user_id;
         let reserved = self.reservations_of(user_id).await?;
         let mut repaired = false;
         for (id, reservation) in &reserved {
-            if reservation.expires_ms <= now_ms {
+            let retried = wanted.record.is_some() && reservation.record == wanted.record;
+            if reservation.expires_ms <= now_ms || retried {
                 self.settle(id, reservation, now_ms).await?;
                 repaired = true;
             }
