@@ -210,10 +210,9 @@ async fn a_late_hall_step_of_a_voided_booking_refuses() {
 }
 
 /// Without a sweep, the person's next booking trips over what a crash left (an expired
-/// reservation; the hold of an appointment whose cancellation stopped after the hall's step)
-/// and settles it first.
+/// reservation) and settles it first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_next_booking_settles_what_a_crash_left() {
+async fn the_next_booking_settles_an_expired_reservation() {
     let (s, prefix) = cluster_store().await;
     let a = appointment("u1", "p1", SLOT);
     book_until(&s, &prefix, &a, Step::Person).await;
@@ -229,28 +228,55 @@ async fn the_next_booking_settles_what_a_crash_left() {
         s.book(booking(b.clone(), later())).await.unwrap(),
         BookOutcome::Booked(Box::new(b.clone()))
     );
+    assert_eq!(s.appointment(&a.id).await.unwrap(), None);
+    assert_eq!(seen(&s, &b).await, (Some(b.clone()), vec![b.id.clone()], 1));
+}
 
-    let cancelled = b.after(Change::Cancel, "user", later()).unwrap();
-    fail_points::stop_after(&prefix, Step::Hall);
-    let stopped = s
-        .transition(
-            Status::Booked,
-            &cancelled,
-            &Notices::default(),
-            policy(),
-            later(),
-        )
-        .await;
-    fail_points::clear(&prefix);
-    assert!(matches!(stopped, Err(StoreError::Unavailable(_))));
-    assert_eq!(seen(&s, &b).await, (Some(cancelled), vec![b.id.clone()], 0));
-    let c = appointment("u1", "p1", "dongcheng-20261202-0930");
-    let mut next = booking(c.clone(), later());
-    next.idempotency = None;
-    assert_eq!(
-        s.book(next).await.unwrap(),
-        BookOutcome::Booked(Box::new(c))
-    );
+/// A status change that stopped after its hall step (the appointment there is the truth)
+/// leaves the person's hold: the person's next booking releases it and goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_booking_releases_the_hold_of_an_ended_appointment() {
+    for (change, seats) in [
+        (Change::Cancel, 0),
+        (Change::CheckIn, 1),
+        (Change::NoShow, 1),
+    ] {
+        let (s, prefix) = cluster_store().await;
+        let a = appointment("u1", "p1", SLOT);
+        assert_eq!(
+            s.book(booking(a.clone(), start())).await.unwrap(),
+            BookOutcome::Booked(Box::new(a.clone()))
+        );
+        let ended = a.after(change.clone(), "staff", later()).unwrap();
+        fail_points::stop_after(&prefix, Step::Hall);
+        let stopped = s
+            .transition(
+                Status::Booked,
+                &ended,
+                &Notices::default(),
+                policy(),
+                later(),
+            )
+            .await;
+        fail_points::clear(&prefix);
+        assert!(
+            matches!(stopped, Err(StoreError::Unavailable(_))),
+            "{change:?}"
+        );
+        assert_eq!(
+            seen(&s, &a).await,
+            (Some(ended), vec![a.id.clone()], seats),
+            "{change:?}: the hall changed"
+        );
+        let b = appointment("u1", "p1", "dongcheng-20261202-0930");
+        let mut next = booking(b.clone(), later());
+        next.idempotency = None;
+        assert_eq!(
+            s.book(next).await.unwrap(),
+            BookOutcome::Booked(Box::new(b)),
+            "{change:?}"
+        );
+    }
 }
 
 /// Bookings for different halls land on different masters: each hall's keys on one master,
