@@ -6,6 +6,7 @@
 //! side counts positions.
 
 use redis::Script;
+use serde::{Deserialize, Serialize};
 
 use super::{RedisStore, StoreError};
 
@@ -66,6 +67,10 @@ function op.del_if() local k, v = key(), arg(); if redis.call('GET', k) == v the
 function op.sadd() redis.call('SADD', key(), arg()) end
 function op.srem() redis.call('SREM', key(), arg()) end
 function op.hdel() redis.call('HDEL', key(), arg()) end
+function op.hdel_if()
+  local k, f, v = key(), arg(), arg()
+  if redis.call('HGET', k, f) == v then redis.call('HDEL', k, f) end
+end
 function op.remember()
   local k, hash, outcome, expires, ttl = key(), arg(), arg(), arg(), arg()
   redis.call('HSET', k, 'hash', hash, 'outcome', outcome, 'expires', expires)
@@ -167,8 +172,9 @@ fn guard_op(refuse: Refuse, name: &str, args: Vec<String>) -> Vec<String> {
     op
 }
 
-/// A plan for the executor: keys by reference, operations in order.
-#[derive(Debug, Default)]
+/// A plan for the executor: keys by reference, operations in order. It can be kept (as JSON)
+/// to be run later: a step another step promised.
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct RedisPlan {
     keys: Vec<String>,
     /// The answer record at `KEYS[record_key]` (0: none): hash, ttl and now (ms), done text.
@@ -340,6 +346,12 @@ impl RedisPlan {
     pub fn hdel(&mut self, key: String, field: &str) {
         let k = self.key(key);
         self.effect("hdel", vec![k, field.to_owned()]);
+    }
+
+    /// Deletes `field` of the hash at `key` if it still holds `value`.
+    pub fn hdel_if(&mut self, key: String, field: &str, value: &str) {
+        let k = self.key(key);
+        self.effect("hdel_if", vec![k, field.to_owned(), value.to_owned()]);
     }
 
     /// Keeps `outcome` as the answer record at `key` (as [`Self::record`] reads it) for the

@@ -233,7 +233,8 @@ async fn the_next_booking_settles_an_expired_reservation() {
 }
 
 /// A status change that stopped after its hall step (the appointment there is the truth)
-/// leaves the person's hold: the person's next booking releases it and goes through.
+/// leaves the person's step it owes: the person's next booking runs it (the hold released, a
+/// no-show counted) and goes through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_next_booking_releases_the_hold_of_an_ended_appointment() {
     for (change, seats) in [
@@ -273,9 +274,33 @@ async fn the_next_booking_releases_the_hold_of_an_ended_appointment() {
         next.idempotency = None;
         assert_eq!(
             s.book(next).await.unwrap(),
-            BookOutcome::Booked(Box::new(b)),
+            BookOutcome::Booked(Box::new(b.clone())),
             "{change:?}"
         );
+        if change == Change::NoShow {
+            // A second no-show reaches the limit (2) only if the first was counted.
+            let missed = b.after(Change::NoShow, "system", later()).unwrap();
+            let marked = s
+                .transition(
+                    Status::Booked,
+                    &missed,
+                    &Notices::default(),
+                    policy(),
+                    later(),
+                )
+                .await;
+            assert!(marked.unwrap());
+            let c = appointment("u1", "p1", "dongcheng-20261202-1000");
+            let mut third = booking(c, later());
+            third.idempotency = None;
+            assert!(
+                matches!(
+                    s.book(third).await.unwrap(),
+                    BookOutcome::Refused(Refusal::Banned { .. })
+                ),
+                "both no-shows counted"
+            );
+        }
     }
 }
 

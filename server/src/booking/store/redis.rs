@@ -51,6 +51,9 @@ const RESERVATION_MS: i64 = 30_000;
 /// A void mark outlives any step of the booking it voids by far.
 const VOID_MS: u64 = 86_400_000;
 
+/// The field of an appointment that keeps the person step its status change still owes.
+const PROMISED: &str = "person_step";
+
 /// What a hall step answers when recovery voided the booking first.
 const VOIDED: &str = "VOIDED";
 
@@ -144,6 +147,8 @@ const STEPS: [Step; 5] = [
 struct Steps {
     split: bool,
     plans: [RedisPlan; 5],
+    /// A status change's person step as promised on its appointment (key, the plan as JSON).
+    promised: Option<(String, String)>,
 }
 
 impl Steps {
@@ -151,6 +156,7 @@ impl Steps {
         Steps {
             split,
             plans: std::array::from_fn(|_| RedisPlan::new()),
+            promised: None,
         }
     }
 
@@ -330,7 +336,9 @@ impl RedisStore {
         let booking = booking_of(plan, split, self)?;
         let mut repaired = false;
         loop {
-            let Steps { plans, .. } = redis_plan(self, plan, split, booking.as_ref())?;
+            let Steps {
+                plans, promised, ..
+            } = redis_plan(self, plan, split, booking.as_ref())?;
             let mut stopped = None;
             for (step, p) in STEPS.into_iter().zip(plans) {
                 if stopped.is_some() {
@@ -349,6 +357,11 @@ impl RedisStore {
                 }
             }
             let Some((step, text)) = stopped else {
+                if let Some((key, json)) = promised {
+                    let mut kept = RedisPlan::new();
+                    kept.hdel_if(key, PROMISED, &json);
+                    kept.run(self, &PLAN).await?;
+                }
                 return Ok(Applied::Done);
             };
             let mut stop = Stop::decode(&text);
@@ -401,8 +414,9 @@ impl RedisStore {
 
     /// Settles what a crash left on the person booking `wanted`: expired reservations and an
     /// earlier try of the same request (same `Idempotency-Key` and body: its client gave up on
-    /// it), each finished or released as its hall decides, and holds of appointments that
-    /// ended. Whether anything changed.
+    /// it), each finished or released as its hall decides, and the person steps that status
+    /// changes of held appointments still owe (the hold's release, a no-show's count). Whether
+    /// anything changed.
     async fn repair_person(&self, wanted: &Reservation, now_ms: i64) -> Result<bool, StoreError> {
         let keys = Keys(self);
         let user_id = &wanted.user_id;
@@ -421,11 +435,18 @@ impl RedisStore {
             .filter(|id| !reserved.contains_key(id))
             .collect();
         for a in self.docs(&held).await? {
-            if a.status != Status::Booked {
-                let mut release = RedisPlan::new();
-                release.del_if(keys.applicant(&ApplicantOf::of(&a), "active"), &a.id);
-                release.srem(keys.user(user_id, "active"), &a.id);
-                release.run(self, &PLAN).await?;
+            if a.status == Status::Booked {
+                continue;
+            }
+            let key = keys.appointment(&a.slot.hall, &a.id);
+            let promised: Option<String> = self.conn().hget(&key, PROMISED).await?;
+            if let Some(json) = promised {
+                let owed: RedisPlan = serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Backend(format!("promised step of {}: {e}", a.id)))?;
+                owed.run(self, &PLAN).await?;
+                let mut kept = RedisPlan::new();
+                kept.hdel_if(key, PROMISED, &json);
+                kept.run(self, &PLAN).await?;
                 repaired = true;
             }
         }
@@ -779,6 +800,21 @@ fn redis_plan(
                 notices.plan(steps.on(Step::Hall), store, &hall_tag(hall()?))
             }
         }
+    }
+    if split && booking.is_none() && !steps.plans[Step::Finish as usize].is_empty() {
+        // The hall's step promises the person's on the appointment: what a crash between the
+        // two leaves is found there and run again (its operations repeat safely).
+        let changed = plan.effects.iter().find_map(|e| match e {
+            Effect::Update { appointment } => Some(appointment),
+            _ => None,
+        });
+        let a = changed
+            .ok_or_else(|| StoreError::Backend("a change without its appointment".into()))?;
+        let key = keys.appointment(&a.slot.hall, &a.id);
+        let json = serde_json::to_string(&steps.plans[Step::Finish as usize])
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        steps.plans[Step::Hall as usize].hset(key.clone(), &[(PROMISED, &json)]);
+        steps.promised = Some((key, json));
     }
     Ok(steps)
 }
