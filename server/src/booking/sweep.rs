@@ -97,7 +97,7 @@ pub fn spawn_no_show_sweeper(booking: web::Data<Booking>) {
         let booking = booking.clone();
         async move {
             let now = booking.clock.now();
-            booking.store.settle_reservations(now).await?;
+            booking.store.settle_interrupted(now).await?;
             booking.settle_no_shows(now).await
         }
     });

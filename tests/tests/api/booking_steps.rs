@@ -118,12 +118,12 @@ async fn a_crash_between_any_two_booking_steps_is_settled_by_the_sweep() {
         let a = appointment("u1", "p1", SLOT);
         book_until(&s, &prefix, &a, step).await;
         assert_eq!(
-            s.settle_reservations(start()).await.unwrap(),
+            s.settle_interrupted(start()).await.unwrap(),
             0,
             "{step:?}: not expired yet"
         );
-        assert_eq!(s.settle_reservations(later()).await.unwrap(), 1, "{step:?}");
-        assert_eq!(s.settle_reservations(later()).await.unwrap(), 0, "{step:?}");
+        assert_eq!(s.settle_interrupted(later()).await.unwrap(), 1, "{step:?}");
+        assert_eq!(s.settle_interrupted(later()).await.unwrap(), 0, "{step:?}");
         let completed = step == Step::Hall;
         let expected = if completed {
             (Some(a.clone()), vec![a.id.clone()], 1)
@@ -182,7 +182,7 @@ async fn a_retry_with_the_same_key_settles_its_earlier_try_at_once() {
                 (Some(retry.clone()), vec![retry.id.clone()], 1)
             );
         }
-        assert_eq!(s.settle_reservations(later()).await.unwrap(), 0, "{step:?}");
+        assert_eq!(s.settle_interrupted(later()).await.unwrap(), 0, "{step:?}");
     }
 }
 
@@ -193,7 +193,7 @@ async fn a_late_hall_step_of_a_voided_booking_refuses() {
     let (s, prefix) = cluster_store().await;
     let a = appointment("u1", "p1", SLOT);
     book_until(&s, &prefix, &a, Step::Code).await;
-    assert_eq!(s.settle_reservations(later()).await.unwrap(), 1);
+    assert_eq!(s.settle_interrupted(later()).await.unwrap(), 1);
     // The same booking (same id) carried on: its person step passes again, its hall refuses.
     let mut late = booking(a.clone(), start());
     late.idempotency = None;
@@ -302,6 +302,69 @@ async fn the_next_booking_releases_the_hold_of_an_ended_appointment() {
             );
         }
     }
+}
+
+/// A no-show that stopped after its hall step, then lifted by staff: the lift runs the owed
+/// step first (the hold released, the no-show counted), then forgives it, in that order, so a
+/// later no-show alone does not ban. The sweep finds a step still owed by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owed_person_step_runs_before_a_later_change_and_by_the_sweep() {
+    let (s, prefix) = cluster_store().await;
+    let a = appointment("u1", "p1", SLOT);
+    s.book(booking(a.clone(), start())).await.unwrap();
+    let missed = a.after(Change::NoShow, "system", later()).unwrap();
+    fail_points::stop_after(&prefix, Step::Hall);
+    let stopped = s
+        .transition(
+            Status::Booked,
+            &missed,
+            &Notices::default(),
+            policy(),
+            later(),
+        )
+        .await;
+    fail_points::clear(&prefix);
+    assert!(matches!(stopped, Err(StoreError::Unavailable(_))));
+    let lifted = missed.lifted("staff", "ill", later()).unwrap();
+    assert!(s.lift_ban(&lifted, policy(), later()).await.unwrap());
+    assert_eq!(
+        s.settle_interrupted(later()).await.unwrap(),
+        0,
+        "nothing owed"
+    );
+
+    let b = appointment("u1", "p1", "dongcheng-20261202-0930");
+    let mut next = booking(b.clone(), later());
+    next.idempotency = None;
+    assert_eq!(
+        s.book(next).await.unwrap(),
+        BookOutcome::Booked(Box::new(b.clone())),
+        "the hold was released"
+    );
+    // b's no-show stops after its hall step too; the sweep runs what it owes.
+    let missed = b.after(Change::NoShow, "system", later()).unwrap();
+    fail_points::stop_after(&prefix, Step::Hall);
+    let stopped = s
+        .transition(
+            Status::Booked,
+            &missed,
+            &Notices::default(),
+            policy(),
+            later(),
+        )
+        .await;
+    fail_points::clear(&prefix);
+    assert!(matches!(stopped, Err(StoreError::Unavailable(_))));
+    assert_eq!(s.settle_interrupted(later()).await.unwrap(), 1);
+    assert_eq!(s.settle_interrupted(later()).await.unwrap(), 0);
+    let c = appointment("u1", "p1", "dongcheng-20261202-1000");
+    let mut third = booking(c.clone(), later());
+    third.idempotency = None;
+    assert_eq!(
+        s.book(third).await.unwrap(),
+        BookOutcome::Booked(Box::new(c)),
+        "one no-show counts (the lifted one does not): no ban"
+    );
 }
 
 /// Bookings for different halls land on different masters: each hall's keys on one master,

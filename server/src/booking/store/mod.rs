@@ -281,10 +281,11 @@ pub trait BookingStore: Send + Sync {
         created_before: DateTime<Utc>,
     ) -> Result<Vec<Appointment>, StoreError>;
 
-    /// Settles the bookings a crash left between their steps (Redis Cluster) whose reservation
-    /// expired by `now`: each completes if its hall took the seat, else is voided and its
-    /// person's places freed; how many. Other backends book in one step: none.
-    async fn settle_reservations(&self, _now: DateTime<Utc>) -> Result<usize, StoreError> {
+    /// Settles what a crash left between the steps of a plan (Redis Cluster): bookings whose
+    /// reservation expired by `now` (each completes if its hall took the seat, else is voided
+    /// and its person's places freed) and the person steps status changes still owe (run);
+    /// how many. Other backends carry a plan out in one step: none.
+    async fn settle_interrupted(&self, _now: DateTime<Utc>) -> Result<usize, StoreError> {
         Ok(0)
     }
 

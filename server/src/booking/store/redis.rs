@@ -16,9 +16,9 @@
 //! booking runs as steps, each one script on one tag: the person's guards and a reservation
 //! with expiry, the id's hall, the code's claim, the hall's seat and appointment, then the reservation turned
 //! into the hold. A refusal in a later step releases the reservation; a crash between steps is
-//! settled by [`BookingStore::settle_reservations`] (the sweep) or when the person's next
+//! settled by [`BookingStore::settle_interrupted`] (the sweep) or when the person's next
 //! booking trips over what it left. Status changes run the hall's step (the appointment is the
-//! truth) and then the person's.
+//! truth, and the person's step it owes is kept in the hall's `owed`) and then the person's.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{LazyLock, Mutex};
@@ -51,8 +51,9 @@ const RESERVATION_MS: i64 = 30_000;
 /// A void mark outlives any step of the booking it voids by far.
 const VOID_MS: u64 = 86_400_000;
 
-/// The field of an appointment that keeps the person step its status change still owes.
-const PROMISED: &str = "person_step";
+/// What a status change's hall step answers while an earlier change of the appointment still
+/// owes its person step (which must run first: a lift's forgiveness after the no-show's count).
+const OWED: &str = "OWED";
 
 /// What a hall step answers when recovery voided the booking first.
 const VOIDED: &str = "VOIDED";
@@ -85,6 +86,9 @@ impl Keys<'_> {
     }
     fn due(&self, hall: &str) -> String {
         self.0.key(&hall_tag(hall), "due")
+    }
+    fn owed(&self, hall: &str) -> String {
+        self.0.key(&hall_tag(hall), "owed")
     }
     fn code(&self, code: &str) -> String {
         self.0.key(&format!("booking-code:{code}"), "id")
@@ -147,8 +151,8 @@ const STEPS: [Step; 5] = [
 struct Steps {
     split: bool,
     plans: [RedisPlan; 5],
-    /// A status change's person step as promised on its appointment (key, the plan as JSON).
-    promised: Option<(String, String)>,
+    /// A status change's person step as its hall's step promised it (see [`Owed`]).
+    promised: Option<Owed>,
 }
 
 impl Steps {
@@ -357,15 +361,19 @@ impl RedisStore {
                 }
             }
             let Some((step, text)) = stopped else {
-                if let Some((key, json)) = promised {
-                    let mut kept = RedisPlan::new();
-                    kept.hdel_if(key, PROMISED, &json);
-                    kept.run(self, &PLAN).await?;
+                if let Some(owed) = promised {
+                    owed.kept(self).await?;
                 }
                 return Ok(Applied::Done);
             };
             let mut stop = Stop::decode(&text);
             let Some(b) = &booking else {
+                if let (Some(owed), false) = (promised.filter(|_| text == OWED), repaired) {
+                    // An earlier change stopped before its person step: that step first.
+                    repaired = true;
+                    Owed::pay(self, &owed.key, &owed.id).await?;
+                    continue;
+                }
                 return stopped_by(stop, &text);
             };
             if step == Step::Person {
@@ -438,17 +446,7 @@ impl RedisStore {
             if a.status == Status::Booked {
                 continue;
             }
-            let key = keys.appointment(&a.slot.hall, &a.id);
-            let promised: Option<String> = self.conn().hget(&key, PROMISED).await?;
-            if let Some(json) = promised {
-                let owed: RedisPlan = serde_json::from_str(&json)
-                    .map_err(|e| StoreError::Backend(format!("promised step of {}: {e}", a.id)))?;
-                owed.run(self, &PLAN).await?;
-                let mut kept = RedisPlan::new();
-                kept.hdel_if(key, PROMISED, &json);
-                kept.run(self, &PLAN).await?;
-                repaired = true;
-            }
+            repaired |= Owed::pay(self, &keys.owed(&a.slot.hall), &a.id).await?;
         }
         Ok(repaired)
     }
@@ -517,6 +515,43 @@ impl RedisStore {
             }
         }
         Ok(matches!(self.run_step(hall).await?, Some(Ran::Stopped(_))))
+    }
+}
+
+/// The person's step a status change owes, kept in its hall's `owed` under the appointment's
+/// id until it ran.
+struct Owed {
+    key: String,
+    id: String,
+    json: String,
+}
+
+impl Owed {
+    /// The promise is kept: it goes, unless a later change made another.
+    async fn kept(self, store: &RedisStore) -> Result<(), StoreError> {
+        let mut kept = RedisPlan::new();
+        kept.hdel_if(self.key, &self.id, &self.json);
+        kept.run(store, &PLAN).await?;
+        Ok(())
+    }
+
+    /// Runs the step owed for appointment `id` in the hall's `owed` at `key`, if any; whether
+    /// there was one.
+    async fn pay(store: &RedisStore, key: &str, id: &str) -> Result<bool, StoreError> {
+        let json: Option<String> = store.conn().hget(key, id).await?;
+        let Some(json) = json else {
+            return Ok(false);
+        };
+        let step: RedisPlan = serde_json::from_str(&json)
+            .map_err(|e| StoreError::Backend(format!("owed step of {id}: {e}")))?;
+        step.run(store, &PLAN).await?;
+        let owed = Owed {
+            key: key.to_owned(),
+            id: id.to_owned(),
+            json,
+        };
+        owed.kept(store).await?;
+        Ok(true)
     }
 }
 
@@ -802,19 +837,30 @@ fn redis_plan(
         }
     }
     if split && booking.is_none() && !steps.plans[Step::Finish as usize].is_empty() {
-        // The hall's step promises the person's on the appointment: what a crash between the
-        // two leaves is found there and run again (its operations repeat safely).
+        // The hall's step promises the person's in the hall's `owed`: what a crash between the
+        // two leaves is found there and run again (its operations repeat safely), before any
+        // later change of the appointment.
         let changed = plan.effects.iter().find_map(|e| match e {
             Effect::Update { appointment } => Some(appointment),
             _ => None,
         });
         let a = changed
             .ok_or_else(|| StoreError::Backend("a change without its appointment".into()))?;
-        let key = keys.appointment(&a.slot.hall, &a.id);
+        let key = keys.owed(&a.slot.hall);
         let json = serde_json::to_string(&steps.plans[Step::Finish as usize])
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        steps.plans[Step::Hall as usize].hset(key.clone(), &[(PROMISED, &json)]);
-        steps.promised = Some((key, json));
+        let hall = &mut steps.plans[Step::Hall as usize];
+        let earlier = Refuse {
+            refusal: OWED,
+            remembered: false,
+        };
+        hall.field_absent(key.clone(), &a.id, earlier);
+        hall.hset(key.clone(), &[(&a.id, &json)]);
+        steps.promised = Some(Owed {
+            key,
+            id: a.id.clone(),
+            json,
+        });
     }
     Ok(steps)
 }
@@ -895,12 +941,19 @@ impl BookingStore for RedisStore {
         Ok(DueNoShows::split(earliest, now, limit))
     }
 
-    async fn settle_reservations(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    async fn settle_interrupted(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         if !self.is_cluster() {
             return Ok(0);
         }
         let now_ms = now.timestamp_millis();
         let mut settled = 0;
+        for hall in self.halls().await? {
+            let key = Keys(self).owed(&hall);
+            let owed: Vec<String> = self.conn().hkeys(&key).await?;
+            for id in owed {
+                settled += usize::from(Owed::pay(self, &key, &id).await?);
+            }
+        }
         for key in self.scan_tags_starting("booking-user:", "resv").await? {
             let found: HashMap<String, String> = self.conn().hgetall(&key).await?;
             for (id, text) in found {
