@@ -666,10 +666,15 @@ fn redis_plan(
             Guard::AttemptCounted { .. } => stop.text(),
             _ => stop.code().to_owned(),
         };
+        // Every guard names its step: on a cluster a step's keys must share one tag.
         let step = match guard {
+            Guard::AttemptCounted { .. }
+            | Guard::AccountNotBanned { .. }
+            | Guard::ApplicantNotBanned { .. }
+            | Guard::ApplicantFree { .. }
+            | Guard::UserBelow { .. } => Step::Person,
             Guard::SeatFree { .. } | Guard::StatusIs { .. } | Guard::NotLifted { .. } => Step::Hall,
             Guard::CodeFree { .. } => Step::Code,
-            _ => Step::Person,
         };
         // On a cluster only the person's step keeps answers, and not a refusal for a place
         // held, which what a crash left may explain (kept once that is settled); a later
