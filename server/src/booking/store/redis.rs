@@ -326,6 +326,7 @@ impl RedisStore {
         Ok(self.conn().smembers(Keys(self).halls()).await?)
     }
 
+    /// Runs a step of a plan, if it has anything to do.
     async fn run_step(&self, plan: RedisPlan) -> Result<Option<Ran>, StoreError> {
         if plan.is_empty() {
             return Ok(None);
@@ -333,8 +334,8 @@ impl RedisStore {
         Ok(Some(plan.run(self, &PLAN).await?))
     }
 
-    /// The plan as its steps on a cluster; on one Redis, its one script. `Some` answer when a
-    /// step ends the plan early.
+    /// Carries `plan` out: on one Redis as one script; on a cluster as its steps, settling
+    /// what a refusal in a later step or an earlier crash left.
     async fn apply_steps(&self, plan: &Plan) -> Result<Applied, StoreError> {
         let split = self.is_cluster();
         let booking = booking_of(plan, split, self)?;
@@ -428,7 +429,7 @@ impl RedisStore {
     async fn repair_person(&self, wanted: &Reservation, now_ms: i64) -> Result<bool, StoreError> {
         let keys = Keys(self);
         let user_id = &wanted.user_id;
-        let reserved = self.reservations_of(user_id).await?;
+        let reserved = self.reservations_at(&keys.reservations(user_id)).await?;
         let mut repaired = false;
         for (id, reservation) in &reserved {
             let retried = wanted.record.is_some() && reservation.record == wanted.record;
@@ -451,14 +452,9 @@ impl RedisStore {
         Ok(repaired)
     }
 
-    async fn reservations_of(
-        &self,
-        user_id: &str,
-    ) -> Result<HashMap<String, Reservation>, StoreError> {
-        let found: HashMap<String, String> = self
-            .conn()
-            .hgetall(Keys(self).reservations(user_id))
-            .await?;
+    /// The reservations kept at `key` (a person's `resv`), by appointment id.
+    async fn reservations_at(&self, key: &str) -> Result<HashMap<String, Reservation>, StoreError> {
+        let found: HashMap<String, String> = self.conn().hgetall(key).await?;
         found
             .into_iter()
             .map(|(id, text)| {
@@ -960,10 +956,7 @@ impl BookingStore for RedisStore {
             }
         }
         for key in self.scan_tags_starting("booking-user:", "resv").await? {
-            let found: HashMap<String, String> = self.conn().hgetall(&key).await?;
-            for (id, text) in found {
-                let reservation: Reservation = serde_json::from_str(&text)
-                    .map_err(|e| StoreError::Backend(format!("reservation {id}: {e}")))?;
+            for (id, reservation) in self.reservations_at(&key).await? {
                 if reservation.expires_ms <= now_ms {
                     self.settle(&id, &reservation, now_ms).await?;
                     settled += 1;
