@@ -14,7 +14,7 @@
 //!
 //! On one Redis a plan runs as one script over all of them (one round trip). On a cluster a
 //! booking runs as steps, each one script on one tag: the person's guards and a reservation
-//! with expiry, the id's hall, the code's claim, the hall's seat and appointment, then the reservation turned
+//! with expiry, the code's claim (with the id's hall alongside), the hall's seat and appointment, then the reservation turned
 //! into the hold. A refusal in a later step releases the reservation; a crash between steps is
 //! settled by [`BookingStore::settle_interrupted`] (the sweep) or when the person's next
 //! booking trips over what it left. Status changes run the hall's step (the appointment is the
@@ -25,7 +25,7 @@ use std::sync::{LazyLock, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
-use futures_util::future::try_join_all;
+use futures_util::future::{try_join, try_join_all};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
@@ -129,9 +129,8 @@ impl Keys<'_> {
 pub enum Step {
     /// The person's guards and the booking's reservation (`{booking-user:…}`).
     Person,
-    /// The id's hall (what finds the appointment by id); a plain write, harmless alone.
-    Index,
-    /// The code's claim.
+    /// The code's claim; at the same time, on the id's tag, the id's hall (what finds the
+    /// appointment by id: a plain write, harmless alone).
     Code,
     /// The hall's guards and changes: seat, appointment, no-show watch, outbox.
     Hall,
@@ -140,17 +139,13 @@ pub enum Step {
     Finish,
 }
 
-const STEPS: [Step; 5] = [
-    Step::Person,
-    Step::Index,
-    Step::Code,
-    Step::Hall,
-    Step::Finish,
-];
+const STEPS: [Step; 4] = [Step::Person, Step::Code, Step::Hall, Step::Finish];
 
 struct Steps {
     split: bool,
-    plans: [RedisPlan; 5],
+    plans: [RedisPlan; 4],
+    /// The id's hall, written alongside the code's step.
+    index: RedisPlan,
     /// A status change's person step as its hall's step promised it (see [`Owed`]).
     promised: Option<Owed>,
 }
@@ -160,6 +155,7 @@ impl Steps {
         Steps {
             split,
             plans: std::array::from_fn(|_| RedisPlan::new()),
+            index: RedisPlan::new(),
             promised: None,
         }
     }
@@ -168,6 +164,15 @@ impl Steps {
     fn on(&mut self, step: Step) -> &mut RedisPlan {
         let at = if self.split { step as usize } else { 0 };
         &mut self.plans[at]
+    }
+
+    /// Where the id's hall goes: alongside the code's step, or the one script.
+    fn index(&mut self) -> &mut RedisPlan {
+        if self.split {
+            &mut self.index
+        } else {
+            &mut self.plans[0]
+        }
     }
 }
 
@@ -342,14 +347,23 @@ impl RedisStore {
         let mut repaired = false;
         loop {
             let Steps {
-                plans, promised, ..
+                plans,
+                mut index,
+                promised,
+                ..
             } = redis_plan(self, plan, split, booking.as_ref())?;
             let mut stopped = None;
             for (step, p) in STEPS.into_iter().zip(plans) {
                 if stopped.is_some() {
                     break;
                 }
-                match self.run_step(p).await? {
+                let ran = if step == Step::Code {
+                    let alongside = self.run_step(std::mem::take(&mut index));
+                    try_join(self.run_step(p), alongside).await?.0
+                } else {
+                    self.run_step(p).await?
+                };
+                match ran {
                     None | Some(Ran::Done(_)) => {}
                     Some(Ran::Replayed(outcome)) => {
                         return Ok(Applied::Replayed(decode_outcome(&outcome)?))
@@ -742,7 +756,7 @@ fn redis_plan(
                 steps
                     .on(Step::Hall)
                     .zadd(keys.due(hall), no_show_at.timestamp_millis(), &a.id);
-                steps.on(Step::Index).set(keys.hall_of(&a.id), hall);
+                steps.index().set(keys.hall_of(&a.id), hall);
                 let person = steps.on(Step::Person);
                 person.set(keys.applicant(&ApplicantOf::of(a), "active"), &a.id);
                 person.sadd(keys.user(&a.user_id, "active"), &a.id);
