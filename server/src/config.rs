@@ -3,6 +3,7 @@
 //! Nested tables in the file map to `__` in variable names (`BANZHENG_BOOKING__DAYS_AHEAD`).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -25,7 +26,7 @@ const NOT_SETTINGS: &[&str] = &["BANZHENG_CONFIG", "BANZHENG_PHOTOS_DIR"];
 
 /// The real WeChat API; development mode replaces it with the simulator.
 use crate::store::durability::Durability;
-use crate::store::RedisAt;
+use crate::store::{RedisAt, ReplicaWait};
 
 pub const WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
 
@@ -51,6 +52,12 @@ pub struct Settings {
     /// What production asks of Redis so that an acknowledged write survives a crash.
     #[serde(default)]
     pub redis_durability: Durability,
+    /// Replicas that must have a write before it is acknowledged (`WAIT`); 0: no `WAIT`.
+    #[serde(default)]
+    pub redis_wait_replicas: u32,
+    /// How long a write waits for those replicas before it is answered 503 `NOT_REPLICATED`.
+    #[serde(default = "default_redis_wait_timeout_ms")]
+    pub redis_wait_timeout_ms: u64,
     pub jwt_secret: Option<SecretString>,
     pub wechat_appid: Option<String>,
     pub wechat_secret: Option<SecretString>,
@@ -135,6 +142,9 @@ fn default_web_pkg_dir() -> PathBuf {
 }
 fn default_wechat_timeout_ms() -> u64 {
     5000
+}
+fn default_redis_wait_timeout_ms() -> u64 {
+    500
 }
 fn default_redis_prefix() -> String {
     "bz".into()
@@ -258,6 +268,14 @@ impl Settings {
 
     pub fn store_durability(&self) -> Option<Durability> {
         self.is_production().then_some(self.redis_durability)
+    }
+
+    /// The replicas Redis writes wait for, if any.
+    pub fn replica_wait(&self) -> Option<ReplicaWait> {
+        (self.redis_wait_replicas > 0).then(|| ReplicaWait {
+            replicas: self.redis_wait_replicas,
+            timeout: Duration::from_millis(self.redis_wait_timeout_ms),
+        })
     }
 
     fn validate_production(&self) -> Result<(), ConfigError> {

@@ -120,6 +120,9 @@ error_codes! {
     Internal = "INTERNAL", INTERNAL_SERVER_ERROR, "服务器内部错误";
     WechatUnavailable = "WECHAT_UNAVAILABLE", BAD_GATEWAY, "微信服务暂时不可用，请稍后再试";
     StoreUnavailable = "STORE_UNAVAILABLE", SERVICE_UNAVAILABLE, "服务暂时不可用，请稍后再试";
+    /// The change is stored, but the replicas asked for did not confirm it in time: a
+    /// failover may lose it or not (retry with the same Idempotency-Key, or look it up).
+    NotReplicated = "NOT_REPLICATED", SERVICE_UNAVAILABLE, "已提交，但备份尚未确认，请稍后查看结果";
     /// Too much work of one kind at once (password checks); `Retry-After` says when to retry.
     ServerBusy = "SERVER_BUSY", SERVICE_UNAVAILABLE, "服务繁忙，请稍后再试";
     /// The server's photo work is at its memory budget.

@@ -166,6 +166,7 @@ async fn replay(settings: Settings, since: Option<DateTime<Utc>>) -> ExitCode {
             &settings.redis_key_prefix,
             &settings.data_dir,
             settings.store_durability(),
+            settings.replica_wait(),
         )
         .await?
         {
@@ -232,6 +233,7 @@ async fn admin_store(settings: &Settings) -> Result<Arc<dyn AdminStore>, ExitCod
         &settings.redis_key_prefix,
         &settings.data_dir,
         settings.store_durability(),
+        settings.replica_wait(),
     )
     .await;
     match opened {

@@ -125,12 +125,7 @@ impl Retention {
             let due = appointment
                 .ended_at()
                 .is_some_and(|ended| ended + keep_details <= now);
-            if due
-                && self
-                    .booking
-                    .anonymise(appointment.status, &appointment.anonymised(now))
-                    .await?
-            {
+            if due && self.booking.anonymise(&appointment.anonymised(now)).await? {
                 swept.appointments_anonymised += 1;
             }
         }

@@ -109,6 +109,7 @@ impl Capabilities {
             &settings.redis_key_prefix,
             &settings.data_dir,
             settings.store_durability(),
+            settings.replica_wait(),
         )
         .await?;
         match backend {

@@ -168,5 +168,6 @@ pub fn booked_appointment(
         }],
         ban_lift: None,
         anonymised_at: None,
+        version: 0,
     }
 }

@@ -159,6 +159,7 @@ impl SharedStore {
             &settings.redis_key_prefix,
             &settings.data_dir,
             None,
+            None,
         )
         .await
         .unwrap();

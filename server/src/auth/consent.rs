@@ -3,7 +3,9 @@
 //! current and whether the user accepted it; `POST /api/v1/me/consent {version}` records the
 //! acceptance with its time. A request that would store an ID number or a face photo takes
 //! a [`ConsentedUser`] instead of an `AuthUser`, so it is refused with `403 CONSENT_REQUIRED`
-//! before anything of it is read or written. A new notice version asks everyone again.
+//! before anything of it is read or written. Booking checks the consent in its own store step
+//! instead (one round trip): nothing of the request is read from or written to the store
+//! before it. A new notice version asks everyone again.
 
 use std::sync::Arc;
 
@@ -106,8 +108,13 @@ impl Privacy {
         Ok(consent)
     }
 
+    /// The notice version users accept now.
+    pub fn notice_version(&self) -> &str {
+        &self.settings.notice_version
+    }
+
     /// `Ok` when `user_id` accepted the current notice, else `CONSENT_REQUIRED`.
-    async fn require(&self, user_id: &str) -> Result<(), ApiError> {
+    pub async fn require(&self, user_id: &str) -> Result<(), ApiError> {
         let user = self
             .store
             .user_by_id(user_id)

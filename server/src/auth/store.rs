@@ -100,6 +100,13 @@ fn parse_time(text: &str) -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
+impl RedisStore {
+    /// The user's record (a hash).
+    pub(crate) fn user_key(&self, id: &str) -> String {
+        self.key(&format!("user:{id}"), "h")
+    }
+}
+
 #[async_trait]
 impl UserStore for RedisStore {
     async fn upsert_user(
@@ -108,7 +115,7 @@ impl UserStore for RedisStore {
         now: DateTime<Utc>,
     ) -> Result<User, StoreError> {
         let id = user_id_for(&session.openid);
-        let key = self.key(&format!("user:{id}"), "h");
+        let key = self.user_key(&id);
         let mut conn = self.conn();
         let mut pipe = redis::pipe();
         pipe.atomic()
@@ -126,7 +133,7 @@ impl UserStore for RedisStore {
     }
 
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
-        let key = self.key(&format!("user:{id}"), "h");
+        let key = self.user_key(id);
         type Fields = (
             Option<String>,
             Option<String>,
@@ -160,21 +167,18 @@ impl UserStore for RedisStore {
     }
 
     async fn set_user_phone(&self, id: &str, phone: &str) -> Result<(), StoreError> {
-        let key = self.key(&format!("user:{id}"), "h");
+        let key = self.user_key(id);
         let _: () = self.conn().hset(&key, "phone", phone).await?;
         Ok(())
     }
 
     async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {
-        let deleted: i64 = self
-            .conn()
-            .del(self.key(&format!("user:{id}"), "h"))
-            .await?;
+        let deleted: i64 = self.conn().del(self.user_key(id)).await?;
         Ok(deleted == 1)
     }
 
     async fn record_consent(&self, id: &str, consent: &Consent) -> Result<(), StoreError> {
-        let key = self.key(&format!("user:{id}"), "h");
+        let key = self.user_key(id);
         let fields = [
             ("privacy_version", consent.version.clone()),
             ("privacy_accepted_at", consent.accepted_at.to_rfc3339()),

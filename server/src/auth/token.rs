@@ -129,12 +129,25 @@ impl Tokens {
         now: DateTime<Utc>,
         store: &dyn KvStore,
     ) -> Result<Claims, ApiError> {
+        let claims = self.verify_signed(token, now)?;
+        Self::check_not_revoked(&claims, store).await?;
+        Ok(claims)
+    }
+
+    /// Checks signature, algorithm and expiry (against our clock) only: whether the token was
+    /// revoked is the caller's to check ([`Self::check_not_revoked`], or a store's guard).
+    pub fn verify_signed(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, ApiError> {
         let claims = decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| ApiError::Unauthorized)?
             .claims;
         if claims.exp <= now.timestamp() {
             return Err(ApiError::Unauthorized);
         }
+        Ok(claims)
+    }
+
+    /// Refuses a token revoked by itself, or with every token of its user issued until then.
+    pub async fn check_not_revoked(claims: &Claims, store: &dyn KvStore) -> Result<(), ApiError> {
         // Both reads at once: every user request waits for them (one round trip, not two).
         let user_revoked = async {
             match claims.kind {
@@ -145,12 +158,14 @@ impl Tokens {
         let token_key = revoked_key(&claims.jti);
         let (token_revoked, revoked_until) =
             tokio::try_join!(store.kv_get(&token_key), user_revoked)?;
-        let issued_before_revocation =
-            revoked_until.is_some_and(|ms| ms.parse().is_ok_and(|ms: i64| claims.iat_ms <= ms));
-        if token_revoked.is_some() || issued_before_revocation {
+        if is_revoked(
+            token_revoked.as_deref(),
+            revoked_until.as_deref(),
+            claims.iat_ms,
+        ) {
             return Err(ApiError::Unauthorized);
         }
-        Ok(claims)
+        Ok(())
     }
 
     /// Revokes every token of the user issued until `now`: kept as long as such a token
@@ -187,11 +202,21 @@ impl Tokens {
     }
 }
 
-fn revoked_key(jti: &str) -> String {
+/// Whether a token issued at `issued_at_ms` is revoked, given its entry under [`revoked_key`]
+/// and its user's under [`user_revoked_key`].
+pub fn is_revoked(token_entry: Option<&str>, user_entry: Option<&str>, issued_at_ms: i64) -> bool {
+    let issued_before_revocation =
+        user_entry.is_some_and(|ms| ms.parse().is_ok_and(|ms: i64| issued_at_ms <= ms));
+    token_entry.is_some() || issued_before_revocation
+}
+
+/// The key-value entry that revokes the token `jti`, while it is there.
+pub fn revoked_key(jti: &str) -> String {
     format!("revoked-token:{jti}")
 }
 
-fn user_revoked_key(user_id: &str) -> String {
+/// The key-value entry that revokes every token of `user_id` issued by its value (Unix ms).
+pub fn user_revoked_key(user_id: &str) -> String {
     format!("revoked-user-tokens:{user_id}")
 }
 

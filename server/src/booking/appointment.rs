@@ -223,6 +223,11 @@ pub struct Appointment {
     /// When the retention sweep removed the applicant's and guardian's details.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anonymised_at: Option<DateTime<Utc>>,
+    /// Changes made since booking (0 when booked, and for documents stored before versions):
+    /// a change is stored only over the version it was made from, so two changes made from
+    /// the same copy (a ban lift and the retention sweep) cannot both win.
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// Why a ban cannot be lifted through this appointment.
@@ -270,6 +275,18 @@ pub struct IllegalTransition {
 }
 
 impl Appointment {
+    /// A copy to change: one version on.
+    fn next_version(&self) -> Appointment {
+        let mut next = self.clone();
+        next.version += 1;
+        next
+    }
+
+    /// The version `self` was made from (a change's copy is one on from what was read).
+    pub fn made_from(&self) -> u64 {
+        self.version.saturating_sub(1)
+    }
+
     /// Booked: counts against the per-person and per-user limits and holds its seat.
     pub fn is_active(&self) -> bool {
         self.status == Status::Booked
@@ -289,7 +306,7 @@ impl Appointment {
     /// times, status, fee, delivery method) and the keyed hash the account's no-shows and
     /// bans are counted by stay.
     pub fn anonymised(&self, now: DateTime<Utc>) -> Appointment {
-        let mut next = self.clone();
+        let mut next = self.next_version();
         next.applicant = Applicant {
             name: PersonName::removed(),
             id_number: String::new(),
@@ -324,7 +341,7 @@ impl Appointment {
         if self.ban_lift.is_some() {
             return Err(LiftError::Lifted);
         }
-        let mut next = self.clone();
+        let mut next = self.next_version();
         next.ban_lift = Some(BanLift {
             at,
             actor: actor.to_owned(),
@@ -351,7 +368,7 @@ impl Appointment {
             from: self.status,
             to,
         };
-        let mut next = self.clone();
+        let mut next = self.next_version();
         let detail = match (self.status, step) {
             (Status::Booked, Step::Cancel | Step::NoShow | Step::CheckIn) => None,
             (Status::CheckedIn, Step::Accept { fee_yuan, delivery }) => {
@@ -428,6 +445,7 @@ pub(crate) mod tests {
             }],
             ban_lift: None,
             anonymised_at: None,
+            version: 0,
         }
     }
 

@@ -53,6 +53,12 @@ pub struct BookRequest {
 }
 
 impl BookRequest {
+    /// Booking it reads the store before the booking's own step: the user's verified phone
+    /// number, or the photo receipt it names.
+    pub fn reads_before_booking(&self) -> bool {
+        self.omits_phone() || self.photo_receipt_no.is_some()
+    }
+
     /// The applicant's number is left to the one WeChat verified for the user.
     pub fn omits_phone(&self) -> bool {
         self.applicant
@@ -240,6 +246,7 @@ impl BookingForm {
             }],
             ban_lift: None,
             anonymised_at: None,
+            version: 0,
         }
     }
 }

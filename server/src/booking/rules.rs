@@ -40,6 +40,15 @@ pub enum Attempts {
 /// A condition on what is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Guard {
+    /// The request's token is not revoked: neither by its id `jti` nor with every token of
+    /// the account issued by `issued_at_ms` (else `Unauthorized`).
+    TokenLive {
+        user_id: String,
+        jti: String,
+        issued_at_ms: i64,
+    },
+    /// The account accepted the privacy notice `version` (else `ConsentRequired`).
+    Consented { user_id: String, version: String },
     /// Counts one attempt in the window ending at `window_ends` (Unix ms), and holds while
     /// the window has at most `limit` (else `Throttled` until the window ends). It writes:
     /// an attempt counts whatever the answer.
@@ -75,6 +84,12 @@ pub enum Guard {
     },
     /// No ban lift is recorded on the appointment (else `NotLifted`: one was, first).
     NotLifted { appointment_id: String },
+    /// The stored appointment is still at `version` (else `Changed`): nothing was stored over
+    /// the copy a change was made from.
+    VersionIs {
+        appointment_id: String,
+        version: u64,
+    },
 }
 
 /// What a plan does once every guard held.
@@ -126,6 +141,10 @@ pub enum Effect {
 /// Why a plan stopped: the first guard that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
+    /// The request's token was revoked.
+    Unauthorized,
+    /// The account has not accepted the current privacy notice.
+    ConsentRequired,
     Refused(Refusal),
     CodeTaken,
     Changed,
@@ -141,6 +160,8 @@ impl Stop {
     /// window's end in Unix ms), as [`Stop::text`] writes them.
     pub fn code(self) -> &'static str {
         match self {
+            Stop::Unauthorized => "UNAUTHORIZED",
+            Stop::ConsentRequired => "CONSENT_REQUIRED",
             Stop::Refused(refusal) => refusal.code(),
             Stop::CodeTaken => "CODE_TAKEN",
             Stop::Changed => "CHANGED",
@@ -159,7 +180,12 @@ impl Stop {
     }
 
     pub fn decode(text: &str) -> Option<Stop> {
+        // A revocation's found time may follow: the answer is the same.
+        if text.split(':').next() == Some("UNAUTHORIZED") {
+            return Some(Stop::Unauthorized);
+        }
         match text {
+            "CONSENT_REQUIRED" => Some(Stop::ConsentRequired),
             "CODE_TAKEN" => Some(Stop::CodeTaken),
             "CHANGED" => Some(Stop::Changed),
             "NOT_LIFTED" => Some(Stop::NotLifted),
@@ -178,6 +204,8 @@ impl Guard {
     /// (the end of a ban).
     pub fn stop(&self, found: Option<DateTime<Utc>>) -> Stop {
         match self {
+            Guard::TokenLive { .. } => Stop::Unauthorized,
+            Guard::Consented { .. } => Stop::ConsentRequired,
             Guard::AttemptCounted { window_ends, .. } => Stop::Throttled {
                 until: DateTime::from_timestamp_millis(*window_ends).unwrap_or_default(),
             },
@@ -193,9 +221,15 @@ impl Guard {
             Guard::UserBelow { .. } => Stop::Refused(Refusal::TooManyActive),
             Guard::SeatFree { .. } => Stop::Refused(Refusal::SlotFull),
             Guard::CodeFree { .. } => Stop::CodeTaken,
-            Guard::StatusIs { .. } => Stop::Changed,
+            Guard::StatusIs { .. } | Guard::VersionIs { .. } => Stop::Changed,
             Guard::NotLifted { .. } => Stop::NotLifted,
         }
+    }
+
+    /// Whether this guard is about who asks (their token, their consent): checked before an
+    /// answer record is looked up, so an idempotent replay needs it to hold too.
+    pub fn is_about_the_caller(&self) -> bool {
+        matches!(self, Guard::TokenLive { .. } | Guard::Consented { .. })
     }
 }
 
@@ -215,9 +249,14 @@ impl Remember {
         match stop {
             None => Some(self.done.clone()),
             Some(Stop::Refused(refusal)) => Some(refusal.encode()),
-            Some(Stop::CodeTaken | Stop::Changed | Stop::NotLifted | Stop::Throttled { .. }) => {
-                None
-            }
+            Some(
+                Stop::Unauthorized
+                | Stop::ConsentRequired
+                | Stop::CodeTaken
+                | Stop::Changed
+                | Stop::NotLifted
+                | Stop::Throttled { .. },
+            ) => None,
         }
     }
 }
@@ -234,8 +273,9 @@ pub fn booked_outcome(id: &str) -> String {
     format!("OK:{id}")
 }
 
-/// A booking: the attempt is counted for the account and for the account's applicant, and
-/// both are within their limits; neither the account nor the applicant (under this account)
+/// A booking: if the caller was not checked before (`booking.caller`), its token is live and
+/// the account accepted the privacy notice; the attempt is counted for the account and for
+/// the account's applicant, and both are within their limits; neither the account nor the applicant (under this account)
 /// is banned, the account holds nothing booked for the applicant and fewer than the maximum in
 /// all, a seat is free, and the code is unique; then the seat is taken, the appointment stored
 /// and its notices written.
@@ -245,6 +285,56 @@ pub fn book(booking: &NewBooking) -> Plan {
     let limits = &booking.attempts;
     let window_ends = limits.window_ends(booking.now);
     let window_ms = limits.window.as_millis() as u64;
+    let caller = booking.caller.iter().flat_map(|caller| {
+        [
+            Guard::TokenLive {
+                user_id: a.user_id.clone(),
+                jti: caller.jti.clone(),
+                issued_at_ms: caller.issued_at_ms,
+            },
+            Guard::Consented {
+                user_id: a.user_id.clone(),
+                version: caller.notice_version.clone(),
+            },
+        ]
+    });
+    let rules = [
+        Guard::AttemptCounted {
+            who: Attempts::Account {
+                user_id: a.user_id.clone(),
+            },
+            limit: limits.per_account,
+            window_ends,
+            window_ms,
+        },
+        Guard::AttemptCounted {
+            who: Attempts::Applicant(applicant.clone()),
+            limit: limits.per_applicant,
+            window_ends,
+            window_ms,
+        },
+        Guard::AccountNotBanned {
+            user_id: a.user_id.clone(),
+            now: booking.now,
+        },
+        Guard::ApplicantNotBanned {
+            applicant: applicant.clone(),
+            now: booking.now,
+        },
+        Guard::ApplicantFree { applicant },
+        Guard::UserBelow {
+            user_id: a.user_id.clone(),
+            max: booking.max_active,
+        },
+        Guard::SeatFree {
+            slot: a.slot.clone(),
+            capacity: booking.capacity,
+        },
+        Guard::CodeFree {
+            code: a.code.clone(),
+            appointment_id: a.id.clone(),
+        },
+    ];
     Plan {
         remember: booking.idempotency.as_ref().map(|key| Remember {
             user_id: a.user_id.clone(),
@@ -252,43 +342,7 @@ pub fn book(booking: &NewBooking) -> Plan {
             now: booking.now,
             done: booked_outcome(&a.id),
         }),
-        guards: vec![
-            Guard::AttemptCounted {
-                who: Attempts::Account {
-                    user_id: a.user_id.clone(),
-                },
-                limit: limits.per_account,
-                window_ends,
-                window_ms,
-            },
-            Guard::AttemptCounted {
-                who: Attempts::Applicant(applicant.clone()),
-                limit: limits.per_applicant,
-                window_ends,
-                window_ms,
-            },
-            Guard::AccountNotBanned {
-                user_id: a.user_id.clone(),
-                now: booking.now,
-            },
-            Guard::ApplicantNotBanned {
-                applicant: applicant.clone(),
-                now: booking.now,
-            },
-            Guard::ApplicantFree { applicant },
-            Guard::UserBelow {
-                user_id: a.user_id.clone(),
-                max: booking.max_active,
-            },
-            Guard::SeatFree {
-                slot: a.slot.clone(),
-                capacity: booking.capacity,
-            },
-            Guard::CodeFree {
-                code: a.code.clone(),
-                appointment_id: a.id.clone(),
-            },
-        ],
+        guards: caller.chain(rules).collect(),
         effects: vec![
             Effect::TakeSeat {
                 slot: a.slot.clone(),
@@ -344,8 +398,18 @@ pub fn transition(
     }
 }
 
+/// The stored appointment is the copy `next` was made from.
+fn unchanged_since_read(next: &Appointment) -> Guard {
+    Guard::VersionIs {
+        appointment_id: next.id.clone(),
+        version: next.made_from(),
+    }
+}
+
 /// Staff lift the ban `lifted` (a no-show, now carrying its `ban_lift`) helped earn: if it is
-/// still a no-show with no lift recorded, the record is stored and its no-show forgiven.
+/// still a no-show with no lift recorded, and unchanged since it was read (the retention
+/// sweep may have removed its details meanwhile), the record is stored and its no-show
+/// forgiven.
 pub fn lift_ban(lifted: &Appointment, policy: NoShowPolicy, now: DateTime<Utc>) -> Plan {
     Plan {
         remember: None,
@@ -357,6 +421,7 @@ pub fn lift_ban(lifted: &Appointment, policy: NoShowPolicy, now: DateTime<Utc>) 
             Guard::NotLifted {
                 appointment_id: lifted.id.clone(),
             },
+            unchanged_since_read(lifted),
         ],
         effects: vec![
             Effect::Update {
@@ -372,15 +437,13 @@ pub fn lift_ban(lifted: &Appointment, policy: NoShowPolicy, now: DateTime<Utc>) 
     }
 }
 
-/// The retention sweep replaces an ended appointment by `anonymised` if it is still in
-/// `status`: nothing else changes (its seat, no-shows and bans stay as they are).
-pub fn anonymise(status: Status, anonymised: &Appointment) -> Plan {
+/// The retention sweep replaces an ended appointment by `anonymised` if it is unchanged
+/// since it was read (a ban lift stored meanwhile would be lost): nothing else changes (its
+/// seat, no-shows and bans stay as they are).
+pub fn anonymise(anonymised: &Appointment) -> Plan {
     Plan {
         remember: None,
-        guards: vec![Guard::StatusIs {
-            appointment_id: anonymised.id.clone(),
-            status,
-        }],
+        guards: vec![unchanged_since_read(anonymised)],
         effects: vec![Effect::Update {
             appointment: Box::new(anonymised.clone()),
         }],
@@ -392,6 +455,7 @@ mod tests {
     use super::*;
     use crate::booking::appointment::tests::booked;
     use crate::booking::appointment::Step;
+    use crate::booking::store::Caller;
     use std::time::Duration;
 
     fn policy() -> NoShowPolicy {
@@ -435,6 +499,11 @@ mod tests {
             now: a.created_at,
             idempotency: None,
             notices: Notices::default(),
+            caller: Some(Caller {
+                jti: "jti-1".into(),
+                issued_at_ms: 1,
+                notice_version: "2026-12-01".into(),
+            }),
         });
         let stops: Vec<Stop> = plan.guards.iter().map(|g| g.stop(None)).collect();
         let window_ends = DateTime::from_timestamp_millis(
@@ -444,6 +513,8 @@ mod tests {
         assert_eq!(
             stops,
             [
+                Stop::Unauthorized,
+                Stop::ConsentRequired,
                 Stop::Throttled { until: window_ends },
                 Stop::Throttled { until: window_ends },
                 Stop::Refused(Refusal::Banned {
@@ -506,6 +577,8 @@ mod tests {
     fn every_stop_reads_back_from_its_text() {
         let at = booked().created_at;
         for stop in [
+            Stop::Unauthorized,
+            Stop::ConsentRequired,
             Stop::CodeTaken,
             Stop::Changed,
             Stop::NotLifted,
@@ -528,9 +601,19 @@ mod tests {
     fn a_lift_forgives_a_no_show_not_yet_lifted() {
         let a = booked();
         let missed = a.after(Step::NoShow, "system", a.created_at).unwrap();
-        let plan = lift_ban(&missed, policy(), a.created_at);
+        let lifted = missed
+            .lifted("staff:s1", "到场未签到", a.created_at)
+            .unwrap();
+        let plan = lift_ban(&lifted, policy(), a.created_at);
         assert_eq!(kinds(&plan), ["update", "forgive no-show"]);
         let stops: Vec<Stop> = plan.guards.iter().map(|g| g.stop(None)).collect();
-        assert_eq!(stops, [Stop::Changed, Stop::NotLifted]);
+        assert_eq!(stops, [Stop::Changed, Stop::NotLifted, Stop::Changed]);
+        assert_eq!(
+            plan.guards[2],
+            Guard::VersionIs {
+                appointment_id: a.id.clone(),
+                version: missed.version,
+            }
+        );
     }
 }

@@ -7,8 +7,9 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use super::appointment::{Appointment, AppointmentCode, LiftError, Step};
 use super::catalog::{Hall, ServiceKind};
 use super::form::{BookingForm, ProgressRequest};
+use super::rules::Stop;
 use super::schedule::{find_slot, slots_on, ClosedReason, Slot, Window};
-use super::store::{BookOutcome, IdempotencyKey, NewBooking};
+use super::store::{BookOutcome, Caller, IdempotencyKey, NewBooking};
 use super::view::{local, DaySlots, SlotView};
 use super::{notices, Booking};
 use crate::clock::china;
@@ -131,6 +132,7 @@ impl Booking {
         user_id: &str,
         form: &BookingForm,
         idempotency: Option<IdempotencyKey>,
+        caller: Option<Caller>,
         now: DateTime<Utc>,
     ) -> Result<Booked, ApiError> {
         let slot = self.bookable_slot(form)?;
@@ -153,6 +155,7 @@ impl Booking {
                     + Duration::minutes(i64::from(settings.no_show_grace_minutes)),
                 now,
                 idempotency: idempotency.clone(),
+                caller: caller.clone(),
             };
             match self.store.book(booking).await? {
                 BookOutcome::Booked(appointment) => {
@@ -185,6 +188,10 @@ impl Booking {
                     return Err(ErrorCode::IdempotencyMismatch.into())
                 }
                 BookOutcome::CodeTaken => continue,
+                BookOutcome::CallerRefused(Stop::ConsentRequired) => {
+                    return Err(ErrorCode::ConsentRequired.into())
+                }
+                BookOutcome::CallerRefused(_) => return Err(ApiError::Unauthorized),
                 BookOutcome::Throttled { until } => {
                     let wait_ms = (until - now).num_milliseconds().max(0) as u64;
                     return Err(ApiError::RetryLater {

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{NeededUntil, OrderPage, ReceiptStore};
+use super::{NeededUntil, OrderPage, ReceiptOrder, ReceiptStore, Saved};
 use crate::store::{BlobStore, StoreError};
 
 /// What [`erase_user_orders`] did.
@@ -37,16 +37,52 @@ pub async fn erase_user_orders(
         if order.created_at > before {
             continue;
         }
-        if let Some(until) = order.needed_until(now) {
-            erased.kept.push((order.id, until));
-            continue;
+        match erase_order(store, blobs, order, now).await? {
+            OrderErasure::Erased { photos } => {
+                erased.erased += 1;
+                erased.photos += photos;
+            }
+            OrderErasure::Kept(id, until) => erased.kept.push((id, until)),
+            OrderErasure::Gone => {}
         }
-        // The order first, then its photos: an order never points at a missing photo.
-        store.delete_receipt_order(&order).await?;
-        erased.photos += blobs
-            .blob_delete_under(&format!("receipt-orders/{}", order.id))
-            .await?;
-        erased.erased += 1;
     }
     Ok(erased)
+}
+
+/// What became of one order an erasure looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderErasure {
+    /// Erased, with this many photo blobs.
+    Erased { photos: usize },
+    /// Still needed (the order's id): kept until then.
+    Kept(String, NeededUntil),
+    /// Deleted by someone else meanwhile.
+    Gone,
+}
+
+/// Erases `order` (as read) unless it is still needed at `now`. The delete holds only over
+/// the version read: an order changed meanwhile (a resubmission waiting for review now) is
+/// read again and judged afresh, so an erasure never deletes what a later change needs.
+pub async fn erase_order(
+    store: &dyn ReceiptStore,
+    blobs: &dyn BlobStore,
+    mut order: ReceiptOrder,
+    now: DateTime<Utc>,
+) -> Result<OrderErasure, StoreError> {
+    loop {
+        if let Some(until) = order.needed_until(now) {
+            return Ok(OrderErasure::Kept(order.id, until));
+        }
+        // The order first, then its photos: an order never points at a missing photo.
+        if store.delete_receipt_order(&order).await? == Saved::Saved {
+            let photos = blobs
+                .blob_delete_under(&format!("receipt-orders/{}", order.id))
+                .await?;
+            return Ok(OrderErasure::Erased { photos });
+        }
+        match store.receipt_order(&order.id).await? {
+            Some(changed) => order = changed,
+            None => return Ok(OrderErasure::Gone),
+        }
+    }
 }

@@ -28,7 +28,7 @@ pub use domain::{
     Decision, Event, EventKind, Keep, NeededUntil, OrderForm, Photo, Receipt, ReceiptOrder, Region,
     RejectReason, Removals, Removed, Status, TransitionError, REJECT_REASONS,
 };
-pub use erase::{erase_user_orders, ErasedOrders};
+pub use erase::{erase_order, erase_user_orders, ErasedOrders, OrderErasure};
 pub use number::{ReceiptNo, ReceiptNoError};
 pub use review::parse_receipt_no;
 pub use store::{Cursor, OrderPage, ReceiptStore, Saved};

@@ -112,6 +112,8 @@ pub enum Effect {
     Insert(Box<ReceiptOrder>),
     /// Replaces the stored order.
     Replace(Box<ReceiptOrder>),
+    /// Deletes the order and its receipt number's index (the queue is `Queue`'s).
+    Delete(Box<ReceiptOrder>),
     /// The order waits in the review queue (and among its user's open orders) from `since`,
     /// or (`None`) does not.
     Queue {
@@ -170,6 +172,25 @@ pub fn save_plan(order: &ReceiptOrder, notice: Option<&Notification>) -> Plan {
     let mut effects = vec![Effect::Replace(Box::new(order.clone())), queue(order)];
     effects.extend(notice.map(|n| Effect::Notify(Box::new(n.clone()))));
     Plan { guards, effects }
+}
+
+/// The order erased if it is still the copy read (a resubmission stored meanwhile is judged
+/// afresh), with everything that finds it: its receipt number, the user's list, the queue.
+pub fn delete_plan(order: &ReceiptOrder) -> Plan {
+    Plan {
+        guards: vec![Guard::VersionIs {
+            id: order.id.clone(),
+            version: order.version,
+        }],
+        effects: vec![
+            Effect::Queue {
+                id: order.id.clone(),
+                user_id: order.user_id.clone(),
+                since: None,
+            },
+            Effect::Delete(Box::new(order.clone())),
+        ],
+    }
 }
 
 /// The answer of a guard that failed.
@@ -236,8 +257,11 @@ pub trait ReceiptStore: Send + Sync {
     async fn hide_id_numbers(&self, hasher: &IdHasher) -> Result<usize, StoreError>;
 
     /// Deletes an order and everything that finds it (its receipt number, the user's list,
-    /// the review queue). Its photos are blobs, the caller's to delete.
-    async fn delete_receipt_order(&self, order: &ReceiptOrder) -> Result<(), StoreError>;
+    /// the review queue) if the stored one is still at `order.version` ([`delete_plan`]):
+    /// `Stale` when it changed since it was read. Its photos are blobs, the caller's to delete.
+    async fn delete_receipt_order(&self, order: &ReceiptOrder) -> Result<Saved, StoreError> {
+        self.apply_order_plan(delete_plan(order)).await
+    }
     /// Orders reviewed at least once whose applicant's details are not removed yet: what the
     /// retention sweep looks at (`ReceiptOrder::due_removals` judges each).
     async fn reviewed_orders(&self) -> Result<Vec<ReceiptOrder>, StoreError>;
@@ -343,6 +367,9 @@ fn carry_out(tx: &rusqlite::Transaction, effect: &Effect) -> Result<(), StoreErr
                 ],
             )?;
         }
+        Effect::Delete(o) => {
+            tx.execute("DELETE FROM receipt_orders WHERE id = ?1", [&o.id])?;
+        }
         // Here the queue is the status and submission time `Insert`/`Replace` wrote.
         Effect::Queue { .. } => {}
         Effect::Notify(notice) => {
@@ -439,15 +466,6 @@ impl ReceiptStore for SqliteStore {
                 }
             }
             Ok(hidden)
-        })
-        .await
-    }
-
-    async fn delete_receipt_order(&self, order: &ReceiptOrder) -> Result<(), StoreError> {
-        let id = order.id.clone();
-        self.write(move |tx| {
-            tx.execute("DELETE FROM receipt_orders WHERE id = ?1", [id])?;
-            Ok(())
         })
         .await
     }
@@ -560,6 +578,13 @@ impl RedisStore {
                         p.zadd(self.user_orders_key(&o.user_id), created, &o.id);
                     }
                 }
+                Effect::Delete(o) => {
+                    p.del(self.order_key(&o.id));
+                    p.zrem(self.user_orders_key(&o.user_id), &o.id);
+                    if let Some(receipt) = &o.receipt {
+                        p.del_if(self.number_key(receipt.no.as_str()), &o.id);
+                    }
+                }
                 Effect::Queue {
                     id,
                     user_id,
@@ -643,20 +668,6 @@ impl ReceiptStore for RedisStore {
             .query_async(&mut self.conn())
             .await?;
         self.order_docs(&ids).await
-    }
-
-    async fn delete_receipt_order(&self, order: &ReceiptOrder) -> Result<(), StoreError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .del(self.order_key(&order.id))
-            .zrem(self.user_orders_key(&order.user_id), &order.id)
-            .zrem(self.queue_key(), &order.id)
-            .srem(self.user_open_key(&order.user_id), &order.id);
-        if let Some(receipt) = &order.receipt {
-            pipe.del(self.number_key(receipt.no.as_str()));
-        }
-        let () = pipe.query_async(&mut self.conn()).await?;
-        Ok(())
     }
 
     async fn reviewed_orders(&self) -> Result<Vec<ReceiptOrder>, StoreError> {

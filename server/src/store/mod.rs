@@ -14,12 +14,14 @@ pub mod blob;
 pub mod durability;
 pub mod plan;
 mod redis;
+mod replicas;
 mod sqlite;
 
 pub use self::blob::BlobStore;
 use self::durability::Durability;
 pub use self::redis::{RedisAt, RedisConn, RedisStore};
-pub use self::sqlite::SqliteStore;
+pub use self::replicas::ReplicaWait;
+pub use self::sqlite::{live_kv_value, SqliteStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -28,6 +30,10 @@ pub enum StoreError {
     Unavailable(String),
     #[error("store error: {0}")]
     Backend(String),
+    /// The write is stored, but fewer replicas than asked for had it when the wait was over
+    /// (`BANZHENG_REDIS_WAIT_REPLICAS`): a failover now may lose it, or may not.
+    #[error("stored, but {acknowledged} of {wanted} replicas had it in time")]
+    NotReplicated { acknowledged: u32, wanted: u32 },
 }
 
 impl From<StoreError> for crate::error::ApiError {
@@ -35,6 +41,7 @@ impl From<StoreError> for crate::error::ApiError {
         match e {
             StoreError::Unavailable(why) => crate::error::ApiError::StoreUnavailable(why),
             StoreError::Backend(why) => crate::error::ApiError::Internal(why),
+            StoreError::NotReplicated { .. } => crate::error::ErrorCode::NotReplicated.into(),
         }
     }
 }
@@ -115,16 +122,21 @@ pub enum Backend {
 
 /// Opens Redis (one node or a cluster) when it is given (its keys under `redis_key_prefix`),
 /// else SQLite in `data_dir`. With `durability`, a Redis that does not keep acknowledged
-/// writes as it asks is refused, and checked again while the server runs.
+/// writes as it asks is refused, and checked again while the server runs; with `replicas`,
+/// Redis plans' writes are acknowledged once that many replicas have them.
 pub async fn open(
     redis: Option<RedisAt<'_>>,
     redis_key_prefix: &str,
     data_dir: &Path,
     durability: Option<Durability>,
+    replicas: Option<ReplicaWait>,
 ) -> anyhow::Result<Backend> {
     Ok(match redis {
         Some(at) => {
-            let store = RedisStore::connect(at, redis_key_prefix).await?;
+            let mut store = RedisStore::connect(at, redis_key_prefix).await?;
+            if let Some(wait) = replicas {
+                store = store.waiting_for(at, wait)?;
+            }
             store.require(durability).await?;
             Backend::Redis(Arc::new(store))
         }
@@ -166,7 +178,7 @@ mod tests {
         std::fs::create_dir_all(&data).unwrap();
         std::fs::write(data.join("banzheng.db"), b"").unwrap();
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let Backend::Sqlite(store) = open(None, "bz", &data, None).await.unwrap() else {
+        let Backend::Sqlite(store) = open(None, "bz", &data, None, None).await.unwrap() else {
             unreachable!("no Redis URL")
         };
         store

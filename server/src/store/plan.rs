@@ -21,7 +21,8 @@ local function key() return KEYS[tonumber(arg())] end
 local op = {}
 ";
 
-/// The executor: an optional answer record (replayed while unexpired), the guards, the effects.
+/// The executor: the guards about who asks, an optional answer record (replayed while
+/// unexpired), the other guards, the effects.
 const BODY: &str = r"
 -- Guards: nil when the condition holds, else what the refusal adds to its text.
 function op.absent() if redis.call('EXISTS', key()) == 1 then return '' end end
@@ -40,6 +41,12 @@ end
 function op.field_is()
   local k, f, v = key(), arg(), arg()
   if redis.call('HGET', k, f) ~= v then return '' end
+end
+-- The number at member `name` of the JSON document in field `f` (0 when absent).
+function op.json_number_is()
+  local k, f, name, n = key(), arg(), arg(), tonumber(arg())
+  local doc = redis.call('HGET', k, f)
+  if not doc or (cjson.decode(doc)[name] or 0) ~= n then return '' end
 end
 function op.field_absent()
   local k, f = key(), arg()
@@ -63,6 +70,7 @@ end
 -- Effects.
 function op.set() redis.call('SET', key(), arg()) end
 function op.set_px() local k, v = key(), arg(); redis.call('SET', k, v, 'PX', arg()) end
+function op.del() redis.call('DEL', key()) end
 function op.del_if() local k, v = key(), arg(); if redis.call('GET', k) == v then redis.call('DEL', k) end end
 function op.sadd() redis.call('SADD', key(), arg()) end
 function op.srem() redis.call('SREM', key(), arg()) end
@@ -103,6 +111,28 @@ end
 
 local record, hash, ttl, now, done = arg(), arg(), arg(), tonumber(arg()), arg()
 record = record ~= '0' and KEYS[tonumber(record)]
+local function answer(kind, outcome)
+  if record and outcome ~= '' then
+    redis.call('HSET', record, 'hash', hash, 'outcome', outcome, 'expires', now + ttl)
+    redis.call('PEXPIRE', record, ttl)
+  end
+  return {kind, outcome}
+end
+-- The next list of guards: the first that fails stops the plan (its answer kept in the
+-- record when `remembering` and the guard says so).
+local function stopped(remembering)
+  for _ = 1, tonumber(arg()) do
+    local name, refusal, remembered = arg(), arg(), arg() == '1'
+    local found = op[name]()
+    if found then
+      if remembering and remembered then return answer('STOP', refusal .. found) end
+      return {'STOP', refusal .. found}
+    end
+  end
+end
+-- Who asks first: a replay needs them to hold too.
+local stop = stopped(false)
+if stop then return stop end
 if record then
   -- Expired by the server's clock, as on SQLite (PEXPIRE only collects the garbage).
   local earlier = redis.call('HMGET', record, 'hash', 'outcome', 'expires')
@@ -111,21 +141,8 @@ if record then
     return {'REPLAY', earlier[2]}
   end
 end
-local function answer(kind, outcome)
-  if record and outcome ~= '' then
-    redis.call('HSET', record, 'hash', hash, 'outcome', outcome, 'expires', now + ttl)
-    redis.call('PEXPIRE', record, ttl)
-  end
-  return {kind, outcome}
-end
-for _ = 1, tonumber(arg()) do
-  local name, refusal, remembered = arg(), arg(), arg() == '1'
-  local found = op[name]()
-  if found then
-    if remembered then return answer('STOP', refusal .. found) end
-    return {'STOP', refusal .. found}
-  end
-end
+stop = stopped(true)
+if stop then return stop end
 for _ = 1, tonumber(arg()) do op[arg()]() end
 return answer('DONE', done)
 ";
@@ -180,6 +197,9 @@ pub struct RedisPlan {
     /// The answer record at `KEYS[record_key]` (0: none): hash, ttl and now (ms), done text.
     record: [String; 4],
     record_key: usize,
+    /// Guards about who asks: checked before the record.
+    caller_guards: Vec<String>,
+    caller_guard_count: usize,
     guards: Vec<String>,
     guard_count: usize,
     /// The claim, if any: it writes, so it runs after every other guard.
@@ -231,6 +251,13 @@ impl RedisPlan {
         self.guard_count += 1;
     }
 
+    /// The guards added so far are about who asks (a token, a consent): they are checked
+    /// before the answer record, so a replay needs them to hold too.
+    pub fn checked_first(&mut self) {
+        self.caller_guards.append(&mut self.guards);
+        self.caller_guard_count += std::mem::take(&mut self.guard_count);
+    }
+
     /// Holds while `key` does not exist.
     pub fn absent(&mut self, key: String, refuse: Refuse) {
         let k = self.key(key);
@@ -258,6 +285,14 @@ impl RedisPlan {
     pub fn at_most(&mut self, key: String, n: i64, refuse: Refuse) {
         let k = self.key(key);
         self.guard(refuse, "at_most", vec![k, n.to_string()]);
+    }
+
+    /// Holds while the JSON document in `field` of the hash at `key` has the number `n` as
+    /// its member `name` (a document without the member has 0).
+    pub fn json_number_is(&mut self, key: String, field: &str, name: &str, n: u64, refuse: Refuse) {
+        let k = self.key(key);
+        let args = vec![k, field.to_owned(), name.to_owned(), n.to_string()];
+        self.guard(refuse, "json_number_is", args);
     }
 
     /// Holds while the hash at `key` has no `field`.
@@ -325,6 +360,11 @@ impl RedisPlan {
             "set_px",
             vec![k, value.to_owned(), ttl_ms.max(1).to_string()],
         );
+    }
+
+    pub fn del(&mut self, key: String) {
+        let k = self.key(key);
+        self.effect("del", vec![k]);
     }
 
     /// Deletes `key` if it still holds `value`.
@@ -456,13 +496,37 @@ impl RedisPlan {
     /// Whether the plan checks and changes nothing (a step of a sequence with nothing to do).
     pub fn is_empty(&self) -> bool {
         self.record_key == 0
+            && self.caller_guard_count == 0
             && self.guard_count == 0
             && self.last_guard.is_empty()
             && self.effect_count == 0
     }
 
-    /// Runs the plan: one round trip.
+    /// A key the plan touches first (`None` for an empty plan): its node is where the plan
+    /// writes.
+    pub fn first_key(&self) -> Option<String> {
+        self.keys.first().cloned()
+    }
+
+    /// Runs the plan: one round trip, then the replicas asked for are waited for.
     pub async fn run(self, store: &RedisStore, script: &Script) -> Result<Ran, StoreError> {
+        let key = self.first_key();
+        let ran = self.run_unreplicated(store, script).await?;
+        // What is answered as stored (now, or by the request replayed) is on the replicas
+        // asked for first.
+        if let (Ran::Done(_) | Ran::Replayed(_), Some(key)) = (&ran, key) {
+            store.replicated(&key).await?;
+        }
+        Ok(ran)
+    }
+
+    /// Runs the plan without waiting for replicas: a step of a sequence that waits for them
+    /// once, at its end ([`RedisStore::replicated`] on each node it wrote to).
+    pub async fn run_unreplicated(
+        self,
+        store: &RedisStore,
+        script: &Script,
+    ) -> Result<Ran, StoreError> {
         let mut invocation = script.prepare_invoke();
         for key in &self.keys {
             invocation.key(key);
@@ -471,6 +535,8 @@ impl RedisPlan {
         invocation
             .arg(self.record_key)
             .arg(&self.record)
+            .arg(self.caller_guard_count)
+            .arg(&self.caller_guards)
             .arg(guard_count)
             .arg(&self.guards)
             .arg(&self.last_guard)

@@ -18,6 +18,7 @@ use thread_local::ThreadLocal;
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::durability::{self, Durability, DurabilityState, NotDurable};
+use super::replicas::{ReplicaWait, Waiter};
 use super::{KvStore, StoreError};
 
 #[derive(Clone)]
@@ -25,6 +26,8 @@ pub struct RedisStore {
     connections: Arc<Connections>,
     prefix: String,
     durability: DurabilityState,
+    /// `WAIT` for replicas after each plan's write (`BANZHENG_REDIS_WAIT_REPLICAS`).
+    replicas: Option<Arc<Waiter>>,
 }
 
 /// Where the store's Redis is.
@@ -223,7 +226,27 @@ impl RedisStore {
             connections: Arc::new(connections),
             prefix: prefix.to_owned(),
             durability: DurabilityState::durable(),
+            replicas: None,
         })
+    }
+
+    /// This store, acknowledging a plan's write only once `wait.replicas` replicas have it.
+    pub fn waiting_for(self, at: RedisAt<'_>, wait: ReplicaWait) -> Result<Self, StoreError> {
+        Ok(RedisStore {
+            replicas: Some(Arc::new(Waiter::new(at, wait)?)),
+            ..self
+        })
+    }
+
+    /// Returns once the configured number of replicas have what the node holding `key`
+    /// acknowledged so far (at once when no `WAIT` is configured).
+    pub async fn replicated(&self, key: &str) -> Result<(), StoreError> {
+        let Some(waiter) = &self.replicas else {
+            return Ok(());
+        };
+        // A marker under the key's hash tag (the whole key when it has none): the same slot.
+        let tag = hash_tag(key).unwrap_or(key);
+        waiter.replicated(&self.key(tag, "replicated")).await
     }
 
     /// Refuses a Redis that does not keep acknowledged writes as `durability` asks (on a
@@ -437,7 +460,8 @@ impl RedisStore {
         Ok(deleted == 1)
     }
 
-    fn kv_key(&self, key: &str) -> String {
+    /// Where the key-value entry `key` is kept.
+    pub(crate) fn kv_key(&self, key: &str) -> String {
         self.key(&format!("kv:{key}"), "v")
     }
 }
@@ -538,6 +562,14 @@ enum ScanOn<'a> {
     MasterOf(&'a str),
     /// The master at this address.
     MasterAt(&'a str),
+}
+
+/// The part of `key` Redis Cluster hashes when it has one: between the first `{` and the
+/// next `}`, if not empty.
+fn hash_tag(key: &str) -> Option<&str> {
+    let (_, rest) = key.split_once('{')?;
+    let (tag, _) = rest.split_once('}')?;
+    (!tag.is_empty()).then_some(tag)
 }
 
 fn glob(text: &str) -> String {

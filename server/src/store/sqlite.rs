@@ -120,6 +120,16 @@ fn private_files(database: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The value of the unexpired key-value entry `key` (also inside a transaction: a guard).
+pub fn live_kv_value(c: &rusqlite::Connection, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(c.query_row(
+        "SELECT value FROM kv WHERE key = ?1 AND expires_at > ?2",
+        params![key, now_ms()],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -225,15 +235,7 @@ fn expiry(ttl: Duration) -> i64 {
 impl KvStore for SqliteStore {
     async fn kv_get(&self, key: &str) -> Result<Option<String>, StoreError> {
         let key = key.to_owned();
-        self.read(move |c| {
-            Ok(c.query_row(
-                "SELECT value FROM kv WHERE key = ?1 AND expires_at > ?2",
-                params![key, now_ms()],
-                |r| r.get(0),
-            )
-            .optional()?)
-        })
-        .await
+        self.read(move |c| live_kv_value(c, &key)).await
     }
 
     async fn kv_set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), StoreError> {

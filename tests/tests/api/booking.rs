@@ -893,6 +893,7 @@ on_both_backends!(
     staff_check_in_and_progress_show_in_the_history,
     the_booking_story_is_notified,
     another_users_appointment_is_not_found,
+    a_revoked_token_neither_books_nor_replays,
 );
 
 /// Many clients race for one slot: exactly its capacity succeed, the rest are told SLOT_FULL,
@@ -979,19 +980,76 @@ async fn sqlite_sells_each_seat_once() {
 /// be gone: counted and printed, not asserted away (see the README's Redis Cluster section).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_cluster_recovers_by_itself_when_the_bookings_master_fails_over() {
+    let burst = failover_burst("failover", &[]).await;
+    assert_eq!(burst.not_replicated, 0, "no WAIT, no replica to confirm");
+    assert_eq!(burst.seats, 20, "sold to capacity on the promoted master");
+    assert_eq!(burst.remaining, 0);
+    assert_eq!(
+        burst.booked - burst.lost,
+        20,
+        "every stored seat was acknowledged"
+    );
+}
+
+/// The same burst with `BANZHENG_REDIS_WAIT_REPLICAS=1` and seats for everyone: a booking is
+/// acknowledged (201) only once the replica has it, so the failover loses none of them. After
+/// the promotion the new master has no replica: the bookings it stores are answered 503
+/// `NOT_REPLICATED` (they may or may not survive another failover), never 201; every stored
+/// seat was answered one or the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_cluster_with_wait_loses_no_acknowledged_booking_in_a_failover() {
+    let burst = failover_burst(
+        "failover-wait",
+        &[
+            ("BANZHENG_BOOKING__SLOT_CAPACITY", "60"),
+            ("BANZHENG_REDIS_WAIT_REPLICAS", "1"),
+            ("BANZHENG_REDIS_WAIT_TIMEOUT_MS", "200"),
+        ],
+    )
+    .await;
+    assert!(
+        burst.booked > 0,
+        "bookings before the kill were acknowledged"
+    );
+    assert_eq!(burst.lost, 0, "an acknowledged booking was on the replica");
+    assert!(
+        burst.not_replicated > 0,
+        "the promoted master has no replica"
+    );
+    let seats = burst.seats as usize;
+    assert!(burst.booked <= seats && seats <= burst.booked + burst.not_replicated);
+    assert_eq!(u64::from(burst.seats) + burst.remaining, 60);
+}
+
+/// What a failover burst came to.
+struct Burst {
+    /// Answered 201.
+    booked: usize,
+    /// Answered 201 and missing after the failover.
+    lost: usize,
+    /// Answered 503 `NOT_REPLICATED` (final: stored, not confirmed by a replica).
+    not_replicated: usize,
+    /// Seats the store counts taken, and the slot list's remaining ones.
+    seats: u32,
+    remaining: u64,
+}
+
+/// 60 users book one slot (20 seats unless `settings` say otherwise) over 1.2 s on a
+/// 3-master cluster with a replica each; the master holding the bookings is killed after
+/// 0.4 s. Each user retries with its Idempotency-Key until a final answer.
+async fn failover_burst(prefix: &str, settings: &[(&str, &str)]) -> Burst {
     const USERS: u32 = 60;
     let mut cluster = tests::RedisCluster::start_with_replicas(3, 1).await;
-    let prefix = "failover";
     let store = SharedStore::RedisCluster {
         nodes: cluster.seeds(),
         prefix: prefix.into(),
     };
-    let app = TestApp::spawn_on(store.clone(), CONTENTION_SETTINGS).await;
+    let app = TestApp::spawn_on(store.clone(), &[CONTENTION_SETTINGS, settings].concat()).await;
     let day = bookable_weekday();
     let slot = slot_id("dongcheng", day, "0900");
     let mut tokens = Vec::new();
     for user in 0..USERS {
-        tokens.push(app.login(&format!("failover-{user}")).await);
+        tokens.push(app.login(&format!("{prefix}-{user}")).await);
     }
     let started = std::time::Instant::now();
     let requests = tokens.iter().enumerate().map(|(n, token)| {
@@ -1000,16 +1058,19 @@ async fn redis_cluster_recovers_by_itself_when_the_bookings_master_fails_over() 
             // Staggered over 1.2 s, so the master dies in the middle.
             tokio::time::sleep(std::time::Duration::from_millis(20 * n as u64)).await;
             let body = booking(slot, "expiry_renewal", applicant(20_000 + n as u32));
-            let key = format!("failover-{n}");
+            let key = format!("{prefix}-{n}");
             let (mut unavailable, mut last) = (0, Value::Null);
             while started.elapsed() < std::time::Duration::from_secs(60) {
                 let response = app.book(token, &body, Some(&key)).await;
-                match response.status().as_u16() {
-                    201 => return (Some(json(response).await["id"].clone()), unavailable),
-                    409 => return (None, unavailable),
+                let status = response.status().as_u16();
+                let answer = json(response).await;
+                match (status, answer["code"].as_str()) {
+                    (201, _) => return (Answer::Booked(answer["id"].clone()), unavailable),
+                    (409, _) => return (Answer::Refused, unavailable),
+                    (503, Some("NOT_REPLICATED")) => return (Answer::NotReplicated, unavailable),
                     _ => unavailable += 1,
                 }
-                last = json(response).await;
+                last = answer;
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
             panic!("user {n}: no answer within a minute of the failover; the last: {last}");
@@ -1025,8 +1086,15 @@ async fn redis_cluster_recovers_by_itself_when_the_bookings_master_fails_over() 
         futures_util::future::join(futures_util::future::join_all(requests), kill).await;
     let booked: Vec<String> = answers
         .iter()
-        .filter_map(|(id, _)| id.as_ref()?.as_str().map(str::to_owned))
+        .filter_map(|(answer, _)| match answer {
+            Answer::Booked(id) => id.as_str().map(str::to_owned),
+            _ => None,
+        })
         .collect();
+    let not_replicated = answers
+        .iter()
+        .filter(|(answer, _)| matches!(answer, Answer::NotReplicated))
+        .count();
     let unavailable: u32 = answers.iter().map(|(_, unavailable)| unavailable).sum();
     let stores = store.open().await;
     let mut lost = 0;
@@ -1034,17 +1102,109 @@ async fn redis_cluster_recovers_by_itself_when_the_bookings_master_fails_over() 
         lost += usize::from(stores.appointment(id).await.unwrap().is_none());
     }
     println!(
-        "failover: master on port {killed} killed after 0.4 s; {} acknowledged, {lost} of them lost, \
-         {unavailable} answers 503 meanwhile, all answered in {:.1} s",
+        "{prefix}: master on port {killed} killed after 0.4 s; {} acknowledged, {lost} of them \
+         lost, {not_replicated} stored but not confirmed by a replica, {unavailable} answers \
+         503 meanwhile, all answered in {:.1} s",
         booked.len(),
         started.elapsed().as_secs_f64()
     );
     let seats = stores.seats_taken("dongcheng", day).await.unwrap();
-    assert_eq!(seats["0900"], 20, "sold to capacity on the promoted master");
-    assert_eq!(app.remaining(&slot).await, 0);
+    Burst {
+        booked: booked.len(),
+        lost,
+        not_replicated,
+        seats: seats.get("0900").copied().unwrap_or(0),
+        remaining: app.remaining(&slot).await,
+    }
+}
+
+enum Answer {
+    Booked(Value),
+    Refused,
+    NotReplicated,
+}
+
+/// Attack: a revoked token books nothing and replays nothing. The booking checks the token
+/// and the consent in its own step (one round trip on one Redis): a logged-out token is
+/// refused 401 for a new booking and for the replay of its own earlier booking under the same
+/// Idempotency-Key (which would show the appointment), and so is a token of a user who erased
+/// their data (every token issued until then revoked); no seat is taken.
+async fn a_revoked_token_neither_books_nor_replays(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let slot = slot_id("dongcheng", bookable_weekday(), "0900");
+    let token = app.login("revoked-booker").await;
+    let body = booking(&slot, "expiry_renewal", applicant(51));
     assert_eq!(
-        booked.len() - lost,
-        20,
-        "every stored seat was acknowledged"
+        app.book(&token, &body, Some("before-logout"))
+            .await
+            .status(),
+        201
+    );
+    let out = app
+        .post_with_token("/api/v1/auth/logout", &token, &json!({}))
+        .await;
+    assert_eq!(out.status(), 204);
+    let replay = app.book(&token, &body, Some("before-logout")).await;
+    assert_error(replay, 401, "UNAUTHORIZED").await;
+    let other = booking(&slot, "expiry_renewal", applicant(52));
+    assert_error(app.book(&token, &other, None).await, 401, "UNAUTHORIZED").await;
+
+    let leaver = app.login("revoked-leaver").await;
+    let erased = app
+        .client
+        .delete(app.url("/api/v1/me"))
+        .bearer_auth(&leaver)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(erased.status(), 200);
+    let late = booking(&slot, "expiry_renewal", applicant(53));
+    assert_error(app.book(&leaver, &late, None).await, 401, "UNAUTHORIZED").await;
+    assert_eq!(
+        app.remaining(&slot).await,
+        5,
+        "only the first booking took a seat"
     );
 }
+
+tests::on_backend!(
+    revoked_on_the_cluster,
+    RedisCluster,
+    a_revoked_token_neither_books_nor_replays
+);
+
+/// With `BANZHENG_REDIS_WAIT_REPLICAS=1` on a Redis without replicas (the shared ones), a
+/// booking is stored but answered 503 `NOT_REPLICATED`, and so is its replay under the same
+/// Idempotency-Key; the user finds it among their appointments.
+async fn a_booking_no_replica_confirmed_answers_503_not_replicated(backend: Backend) {
+    let store = SharedStore::fresh(backend).await;
+    let wait = [
+        ("BANZHENG_REDIS_WAIT_REPLICAS", "1"),
+        ("BANZHENG_REDIS_WAIT_TIMEOUT_MS", "50"),
+    ];
+    let app = TestApp::spawn_on(store, &wait).await;
+    let token = app.login("wait-for-a-replica").await;
+    let slot = slot_id("dongcheng", bookable_weekday(), "0900");
+    let body = booking(&slot, "expiry_renewal", applicant(31));
+    for _ in 0..2 {
+        let response = app.book(&token, &body, Some("wait-key")).await;
+        assert_error(response, 503, "NOT_REPLICATED").await;
+    }
+    let mine = json(app.get_with_token("/api/v1/appointments", &token).await).await;
+    assert_eq!(
+        mine["appointments"].as_array().map(Vec::len),
+        Some(1),
+        "{mine}"
+    );
+}
+
+tests::on_backend!(
+    wait_without_replicas,
+    Redis,
+    a_booking_no_replica_confirmed_answers_503_not_replicated
+);
+tests::on_backend!(
+    wait_without_replicas_on_the_cluster,
+    RedisCluster,
+    a_booking_no_replica_confirmed_answers_503_not_replicated
+);

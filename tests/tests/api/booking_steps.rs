@@ -57,6 +57,7 @@ fn booking(appointment: Appointment, now: DateTime<Utc>) -> NewBooking {
             ttl: Duration::from_secs(86400),
         }),
         notices: Notices::default(),
+        caller: None,
     }
 }
 

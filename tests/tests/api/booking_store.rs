@@ -50,6 +50,7 @@ fn booking(appointment: Appointment, capacity: u32) -> NewBooking {
         },
         now,
         idempotency: None,
+        caller: None,
         notices: Notices::default(),
     }
 }
@@ -325,6 +326,42 @@ async fn miss(s: &Arc<dyn AllStores>, user: &str, person: &str, slot: &str) -> A
     missed
 }
 
+/// Lost updates: the retention sweep and a ban lift each read the same missed appointment and
+/// store their change of it; whichever stores second finds it changed and stores nothing, in
+/// either order (the lift's record and the anonymisation both survive).
+async fn anonymising_and_a_ban_lift_from_the_same_copy_cannot_both_win(backend: Backend) {
+    let s = store(backend).await;
+    let now = start() + chrono::Duration::days(100);
+    for (person, slot, lift_first) in [
+        ("p1", "dongcheng-20261201-0900", true),
+        ("p2", "dongcheng-20261201-1000", false),
+    ] {
+        let read = miss(&s, "u1", person, slot).await;
+        let lifted = read.lifted("staff:s1", "到场未签到", now).unwrap();
+        let anonymised = read.anonymised(now);
+        let (first, second) = if lift_first {
+            (
+                s.lift_ban(&lifted, policy(), now).await,
+                s.anonymise(&anonymised).await,
+            )
+        } else {
+            let anonymised_first = s.anonymise(&anonymised).await;
+            (anonymised_first, s.lift_ban(&lifted, policy(), now).await)
+        };
+        assert!(first.unwrap(), "the first change is stored");
+        assert!(!second.unwrap(), "the change made from the old copy is not");
+        let stored = s.appointment(&read.id).await.unwrap().unwrap();
+        assert_eq!(stored, if lift_first { lifted } else { anonymised });
+        // The next sweep reads the stored copy again and anonymises what the lift recorded.
+        if lift_first {
+            let again = stored.anonymised(now);
+            assert!(s.anonymise(&again).await.unwrap());
+            let kept = s.appointment(&read.id).await.unwrap().unwrap();
+            assert!(kept.ban_lift.is_some() && kept.anonymised_at.is_some());
+        }
+    }
+}
+
 async fn book_at(
     s: &Arc<dyn AllStores>,
     user: &str,
@@ -360,14 +397,7 @@ async fn holds_and_bans_are_per_account_and_a_lift_forgives_a_no_show(backend: B
         BookOutcome::Refused(Refusal::Banned { until, scope })
     );
     // Staff forgive the second no-show of p1: both bans fall below their limits.
-    let lifted = Appointment {
-        ban_lift: Some(server::booking::appointment::BanLift {
-            at: now,
-            actor: "staff:s1".into(),
-            reason: "到场未签到".into(),
-        }),
-        ..second.clone()
-    };
+    let lifted = second.lifted("staff:s1", "到场未签到", now).unwrap();
     assert!(s.lift_ban(&lifted, policy(), now).await.unwrap());
     assert!(
         !s.lift_ban(&lifted, policy(), now).await.unwrap(),
@@ -565,6 +595,7 @@ on_every_backend!(
     check_in_keeps_the_seat_but_ends_the_active_hold,
     two_no_shows_in_the_window_ban_the_person,
     holds_and_bans_are_per_account_and_a_lift_forgives_a_no_show,
+    anonymising_and_a_ban_lift_from_the_same_copy_cannot_both_win,
     attempts_are_counted_per_account_and_applicant_in_fixed_windows,
     per_number_rules_move_to_their_accounts,
     due_no_shows_come_in_batches_earliest_first,

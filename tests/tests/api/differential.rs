@@ -240,6 +240,7 @@ async fn book(pair: &mut Pair, world: &mut World) {
         attempts: attempts(),
         now: world.now,
         idempotency,
+        caller: None,
         notices,
         appointment: a,
     };
@@ -547,6 +548,7 @@ async fn compare_state(pair: &mut Pair, world: &mut World) {
                 },
                 now,
                 idempotency: None,
+                caller: None,
                 notices: Notices::default(),
                 appointment: a,
             };

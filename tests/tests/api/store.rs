@@ -282,6 +282,92 @@ async fn receipt_orders_save_over_their_version_with_unique_numbers(backend: Bac
     );
 }
 
+/// Lost updates: an erasure read a rejected order, then a resubmission stored a new photo for
+/// review; the erasure's delete (over the version it read) is refused, the order read again is
+/// kept until it is reviewed, and the new attempt's photo stays. A copy still current is erased
+/// with every attempt's photos.
+async fn an_erasure_never_deletes_an_order_changed_since_it_read_it(backend: Backend) {
+    use server::id_hash::IdHasher;
+    use server::person::{IdNumber, PersonName};
+    use server::receipts::{
+        erase_order, Decision, NeededUntil, OrderErasure, OrderForm, Photo, ReceiptOrder, Region,
+        RejectReason, Saved,
+    };
+
+    let s = store(backend).await;
+    let now = Utc::now();
+    let photo = |attempt| Photo {
+        attempt,
+        upload: None,
+        report: serde_json::json!({}),
+        background_whitened: false,
+        note: None,
+    };
+    let mut order = ReceiptOrder::new(
+        format!("erased-{}", uuid::Uuid::new_v4().simple()),
+        "user-1".into(),
+        OrderForm {
+            spec: "id-card".into(),
+            document_zh: "居民身份证".into(),
+            region: Region::Guangdong,
+            name: PersonName::parse("李四").unwrap(),
+            id_number: IdNumber::parse("441900199003070024").unwrap(),
+        },
+        &IdHasher::new("store-key".into()),
+        photo(1),
+        now,
+    );
+    s.insert_receipt_order(&order).await.unwrap();
+    let rejected = Decision::Reject {
+        reasons: vec![RejectReason::Other],
+        note: Some("请重拍".into()),
+    };
+    order.decide(rejected, "reviewer-1", now).unwrap();
+    assert_eq!(
+        s.save_receipt_order(&order, None).await.unwrap(),
+        Saved::Saved
+    );
+    let id = order.id.clone();
+    let photos = |attempt| format!("receipt-orders/{id}/{attempt}/original");
+    s.blob_put(&photos(1), b"first").await.unwrap();
+
+    let read_by_erasure = order.clone();
+    order.resubmit(photo(2), now).unwrap();
+    s.blob_put(&photos(2), b"second").await.unwrap();
+    assert_eq!(
+        s.save_receipt_order(&order, None).await.unwrap(),
+        Saved::Saved
+    );
+
+    let stale = erase_order(&*s, &*s, read_by_erasure, now).await.unwrap();
+    assert_eq!(
+        stale,
+        OrderErasure::Kept(order.id.clone(), NeededUntil::Reviewed)
+    );
+    assert_eq!(
+        s.receipt_order(&order.id).await.unwrap(),
+        Some(order.clone())
+    );
+    assert_eq!(
+        s.blob_get(&photos(2)).await.unwrap().as_deref(),
+        Some(&b"second"[..])
+    );
+
+    let rejected_again = Decision::Reject {
+        reasons: vec![RejectReason::Other],
+        note: Some("请再重拍".into()),
+    };
+    order.decide(rejected_again, "reviewer-1", now).unwrap();
+    assert_eq!(
+        s.save_receipt_order(&order, None).await.unwrap(),
+        Saved::Saved
+    );
+    let erased = erase_order(&*s, &*s, order.clone(), now).await.unwrap();
+    assert_eq!(erased, OrderErasure::Erased { photos: 2 });
+    assert_eq!(s.receipt_order(&order.id).await.unwrap(), None);
+    assert_eq!(s.review_queue(10).await.unwrap(), Vec::new());
+}
+
 /// 客服 conversations: messages in order with who wrote them, the newest conversation first,
 /// a person's answer clears "awaiting", the reply is queued with its messages, and the
 /// retention cut deletes only conversations whose last message is older.
@@ -512,6 +598,7 @@ async fn the_audit_log_pages_newest_first(backend: Backend) {
 }
 
 on_every_backend!(
+    an_erasure_never_deletes_an_order_changed_since_it_read_it,
     kf_conversations_keep_their_messages_and_expire,
     admin_accounts_of_every_role,
     admin_accounts_change_atomically,

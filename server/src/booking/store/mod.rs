@@ -37,6 +37,18 @@ pub struct NewBooking {
     pub idempotency: Option<IdempotencyKey>,
     /// Written with the appointment (its confirmation and reminder), and only with it.
     pub notices: Notices,
+    /// The caller, when its token's revocation and its consent were not checked before: the
+    /// booking checks them in the same step (one round trip on one Redis).
+    pub caller: Option<Caller>,
+}
+
+/// What a booking checks of its caller: its token (`jti`, issued at `issued_at_ms`) is not
+/// revoked, and the account accepted the privacy notice `notice_version`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub jti: String,
+    pub issued_at_ms: i64,
+    pub notice_version: String,
 }
 
 /// The client's `Idempotency-Key` with a digest of the request it came with.
@@ -173,6 +185,8 @@ pub enum BookOutcome {
     Throttled {
         until: DateTime<Utc>,
     },
+    /// The caller's token was revoked, or the account has not accepted the privacy notice.
+    CallerRefused(Stop),
 }
 
 /// 2 no-shows in 30 days bar the account from booking for that ID number for 90 days, and 4
@@ -208,9 +222,15 @@ pub trait BookingStore: Send + Sync {
         date: NaiveDate,
     ) -> Result<HashMap<String, u32>, StoreError>;
 
-    /// Carries out a plan of the booking rules (`rules`) atomically: the idempotency record,
-    /// then the guards in order, then, if all held, the effects.
+    /// Carries out a plan of the booking rules (`rules`) atomically: the guards about the
+    /// caller, the idempotency record, then the other guards in order, then, if all held, the
+    /// effects.
     async fn apply(&self, plan: Plan) -> Result<Applied, StoreError>;
+
+    /// Whether plans may check the caller ([`rules::Guard::is_about_the_caller`]) in their step.
+    fn checks_callers(&self) -> bool {
+        true
+    }
 
     /// Books if every rule allows it ([`rules::book`]).
     async fn book(&self, booking: NewBooking) -> Result<BookOutcome, StoreError> {
@@ -219,6 +239,9 @@ pub trait BookingStore: Send + Sync {
             Applied::Stopped(Stop::Refused(refusal)) => BookOutcome::Refused(refusal),
             Applied::Stopped(Stop::CodeTaken) => BookOutcome::CodeTaken,
             Applied::Stopped(Stop::Throttled { until }) => BookOutcome::Throttled { until },
+            Applied::Stopped(stop @ (Stop::Unauthorized | Stop::ConsentRequired)) => {
+                BookOutcome::CallerRefused(stop)
+            }
             Applied::Stopped(Stop::Changed | Stop::NotLifted) => {
                 return Err(StoreError::Backend(
                     "a booking found a status changed".into(),
@@ -258,19 +281,14 @@ pub trait BookingStore: Send + Sync {
     }
 
     /// Stores `anonymised` (the appointment without its people, `Appointment::anonymised`)
-    /// if it is still in `status`; false when it changed meanwhile (the next sweep looks again).
-    async fn anonymise(
-        &self,
-        status: Status,
-        anonymised: &Appointment,
-    ) -> Result<bool, StoreError> {
-        Ok(
-            match self.apply(rules::anonymise(status, anonymised)).await? {
-                Applied::Done => true,
-                Applied::Stopped(Stop::Changed) => false,
-                other => return Err(StoreError::Backend(format!("anonymising got {other:?}"))),
-            },
-        )
+    /// if the stored one is still the copy it was made from; false when it changed meanwhile
+    /// (the next sweep looks again).
+    async fn anonymise(&self, anonymised: &Appointment) -> Result<bool, StoreError> {
+        Ok(match self.apply(rules::anonymise(anonymised)).await? {
+            Applied::Done => true,
+            Applied::Stopped(Stop::Changed) => false,
+            other => return Err(StoreError::Backend(format!("anonymising got {other:?}"))),
+        })
     }
 
     /// Appointments created before `created_before` in a state they never leave (cancelled,

@@ -33,6 +33,7 @@ use super::{
     decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows, ErasedAppointments,
     NoShowPolicy, Refusal,
 };
+use crate::auth::token::{revoked_key, user_revoked_key};
 use crate::booking::appointment::{Appointment, AppointmentCode, Status};
 use crate::booking::rules::{ApplicantOf, Attempts, Effect, Guard, Plan, Stop};
 use crate::booking::schedule::{day_key, SlotId};
@@ -331,12 +332,26 @@ impl RedisStore {
         Ok(self.conn().smembers(Keys(self).halls()).await?)
     }
 
-    /// Runs a step of a plan, if it has anything to do.
+    /// Runs a step of a plan, if it has anything to do; on a cluster without waiting for
+    /// replicas (the sequence waits once at its end, [`Self::replicated_steps`]).
     async fn run_step(&self, plan: RedisPlan) -> Result<Option<Ran>, StoreError> {
         if plan.is_empty() {
             return Ok(None);
         }
-        Ok(Some(plan.run(self, &PLAN).await?))
+        Ok(Some(if self.is_cluster() {
+            plan.run_unreplicated(self, &PLAN).await?
+        } else {
+            plan.run(self, &PLAN).await?
+        }))
+    }
+
+    /// What a sequence of steps wrote (at `keys`, a key of each step) is on the replicas asked
+    /// for before it is acknowledged.
+    async fn replicated_steps(&self, keys: &[String]) -> Result<(), StoreError> {
+        for key in keys {
+            self.replicated(key).await?;
+        }
+        Ok(())
     }
 
     /// Carries `plan` out: on one Redis as one script; on a cluster as its steps, settling
@@ -352,6 +367,11 @@ impl RedisStore {
                 promised,
                 ..
             } = redis_plan(self, plan, split, booking.as_ref())?;
+            let written: Vec<String> = plans
+                .iter()
+                .chain([&index])
+                .filter_map(RedisPlan::first_key)
+                .collect();
             let mut stopped = None;
             for (step, p) in STEPS.into_iter().zip(plans) {
                 if stopped.is_some() {
@@ -366,7 +386,11 @@ impl RedisStore {
                 match ran {
                     None | Some(Ran::Done(_)) => {}
                     Some(Ran::Replayed(outcome)) => {
-                        return Ok(Applied::Replayed(decode_outcome(&outcome)?))
+                        if split {
+                            self.replicated_steps(&written[..written.len().min(1)])
+                                .await?;
+                        }
+                        return Ok(Applied::Replayed(decode_outcome(&outcome)?));
                     }
                     Some(Ran::Mismatch) => return Ok(Applied::IdempotencyMismatch),
                     Some(Ran::Stopped(text)) => stopped = Some((step, text)),
@@ -378,6 +402,9 @@ impl RedisStore {
             let Some((step, text)) = stopped else {
                 if let Some(owed) = promised {
                     owed.kept(self).await?;
+                }
+                if split {
+                    self.replicated_steps(&written).await?;
                 }
                 return Ok(Applied::Done);
             };
@@ -669,77 +696,16 @@ fn redis_plan(
             .on(Step::Hall)
             .absent(keys.void(&b.reservation.hall, &b.id), void);
     }
-    for guard in &plan.guards {
-        let stop = guard.stop(None);
-        // A ban's end is what the store finds; a window's end is known here.
-        let text = match guard {
-            Guard::AttemptCounted { .. } => stop.text(),
-            _ => stop.code().to_owned(),
-        };
-        // Every guard names its step: on a cluster a step's keys must share one tag.
-        let step = match guard {
-            Guard::AttemptCounted { .. }
-            | Guard::AccountNotBanned { .. }
-            | Guard::ApplicantNotBanned { .. }
-            | Guard::ApplicantFree { .. }
-            | Guard::UserBelow { .. } => Step::Person,
-            Guard::SeatFree { .. } | Guard::StatusIs { .. } | Guard::NotLifted { .. } => Step::Hall,
-            Guard::CodeFree { .. } => Step::Code,
-        };
-        // On a cluster only the person's step keeps answers, and not a refusal for a place
-        // held, which what a crash left may explain (kept once that is settled); a later
-        // refusal is kept as it releases the reservation.
-        let held = matches!(guard, Guard::ApplicantFree { .. } | Guard::UserBelow { .. });
-        let refuse = Refuse {
-            refusal: &text,
-            remembered: (!split || (step == Step::Person && !held))
-                && plan
-                    .remember
-                    .as_ref()
-                    .is_some_and(|r| r.outcome(Some(stop)).is_some()),
-        };
-        let p = steps.on(step);
-        match guard {
-            Guard::AttemptCounted {
-                who,
-                limit,
-                window_ends,
-                window_ms,
-            } => p.counted_within(keys.attempts(who), *window_ends, *window_ms, *limit, refuse),
-            Guard::AccountNotBanned { user_id, now } => {
-                p.at_most(keys.user(user_id, "ban"), now.timestamp_millis(), refuse)
-            }
-            Guard::ApplicantNotBanned { applicant, now } => p.at_most(
-                keys.applicant(applicant, "ban"),
-                now.timestamp_millis(),
-                refuse,
-            ),
-            Guard::ApplicantFree { applicant } => {
-                p.absent(keys.applicant(applicant, "active"), refuse)
-            }
-            Guard::UserBelow { user_id, max } => {
-                p.card_below(keys.user(user_id, "active"), *max, refuse)
-            }
-            Guard::SeatFree { slot, capacity } => {
-                p.field_below(keys.slot(slot), &slot.time_key(), *capacity, refuse)
-            }
-            Guard::CodeFree {
-                code,
-                appointment_id,
-            } => p.claim(keys.code(code.as_str()), appointment_id, refuse),
-            Guard::StatusIs {
-                appointment_id,
-                status,
-            } => p.field_is(
-                keys.appointment(hall()?, appointment_id),
-                "status",
-                status.as_str(),
-                refuse,
-            ),
-            Guard::NotLifted { appointment_id } => {
-                p.field_absent(keys.appointment(hall()?, appointment_id), "lifted", refuse)
-            }
-        }
+    // Who asks first, before the answer record (a replay needs them to hold too); on a
+    // cluster the caller is checked before the plan (`checks_callers`).
+    let (caller, rules): (Vec<&Guard>, Vec<&Guard>) =
+        plan.guards.iter().partition(|g| g.is_about_the_caller());
+    for guard in caller {
+        add_guard(&mut steps, &keys, plan, guard)?;
+    }
+    steps.on(Step::Person).checked_first();
+    for guard in rules {
+        add_guard(&mut steps, &keys, plan, guard)?;
     }
     for effect in &plan.effects {
         match effect {
@@ -880,6 +846,110 @@ fn redis_plan(
     Ok(steps)
 }
 
+/// `guard` as an operation of the step that reads its keys (the one script on one Redis).
+fn add_guard(steps: &mut Steps, keys: &Keys, plan: &Plan, guard: &Guard) -> Result<(), StoreError> {
+    let split = steps.split;
+    let hall = || hall_of(plan).ok_or_else(|| StoreError::Backend("a plan without a hall".into()));
+    let stop = guard.stop(None);
+    // A ban's end is what the store finds; a window's end is known here.
+    let text = match guard {
+        Guard::AttemptCounted { .. } => stop.text(),
+        _ => stop.code().to_owned(),
+    };
+    // Every guard names its step: on a cluster a step's keys must share one tag (the
+    // caller's guards are on one Redis only).
+    let step = match guard {
+        Guard::TokenLive { .. }
+        | Guard::Consented { .. }
+        | Guard::AttemptCounted { .. }
+        | Guard::AccountNotBanned { .. }
+        | Guard::ApplicantNotBanned { .. }
+        | Guard::ApplicantFree { .. }
+        | Guard::UserBelow { .. } => Step::Person,
+        Guard::SeatFree { .. }
+        | Guard::StatusIs { .. }
+        | Guard::VersionIs { .. }
+        | Guard::NotLifted { .. } => Step::Hall,
+        Guard::CodeFree { .. } => Step::Code,
+    };
+    // On a cluster only the person's step keeps answers, and not a refusal for a place held,
+    // which what a crash left may explain (kept once that is settled); a later refusal is
+    // kept as it releases the reservation.
+    let held = matches!(guard, Guard::ApplicantFree { .. } | Guard::UserBelow { .. });
+    let refuse = Refuse {
+        refusal: &text,
+        remembered: (!split || (step == Step::Person && !held))
+            && plan
+                .remember
+                .as_ref()
+                .is_some_and(|r| r.outcome(Some(stop)).is_some()),
+    };
+    let p = steps.on(step);
+    match guard {
+        Guard::TokenLive {
+            user_id,
+            jti,
+            issued_at_ms,
+        } => {
+            p.absent(keys.0.kv_key(&revoked_key(jti)), refuse);
+            // Revoked with every token of the user issued by then (at or before its value).
+            let user_revoked = keys.0.kv_key(&user_revoked_key(user_id));
+            p.at_most(user_revoked, issued_at_ms - 1, refuse);
+        }
+        Guard::Consented { user_id, version } => {
+            p.field_is(keys.0.user_key(user_id), "privacy_version", version, refuse)
+        }
+        Guard::AttemptCounted {
+            who,
+            limit,
+            window_ends,
+            window_ms,
+        } => p.counted_within(keys.attempts(who), *window_ends, *window_ms, *limit, refuse),
+        Guard::AccountNotBanned { user_id, now } => {
+            p.at_most(keys.user(user_id, "ban"), now.timestamp_millis(), refuse)
+        }
+        Guard::ApplicantNotBanned { applicant, now } => p.at_most(
+            keys.applicant(applicant, "ban"),
+            now.timestamp_millis(),
+            refuse,
+        ),
+        Guard::ApplicantFree { applicant } => p.absent(keys.applicant(applicant, "active"), refuse),
+        Guard::UserBelow { user_id, max } => {
+            p.card_below(keys.user(user_id, "active"), *max, refuse)
+        }
+        Guard::SeatFree { slot, capacity } => {
+            p.field_below(keys.slot(slot), &slot.time_key(), *capacity, refuse)
+        }
+        Guard::CodeFree {
+            code,
+            appointment_id,
+        } => p.claim(keys.code(code.as_str()), appointment_id, refuse),
+        Guard::StatusIs {
+            appointment_id,
+            status,
+        } => p.field_is(
+            keys.appointment(hall()?, appointment_id),
+            "status",
+            status.as_str(),
+            refuse,
+        ),
+        Guard::VersionIs {
+            appointment_id,
+            version,
+        } => p.json_number_is(
+            keys.appointment(hall()?, appointment_id),
+            "doc",
+            "version",
+            *version,
+            refuse,
+        ),
+        Guard::NotLifted { appointment_id } => {
+            p.field_absent(keys.appointment(hall()?, appointment_id), "lifted", refuse)
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl BookingStore for RedisStore {
     async fn seats_taken(
@@ -889,6 +959,11 @@ impl BookingStore for RedisStore {
     ) -> Result<HashMap<String, u32>, StoreError> {
         let key = Keys(self).seats(hall, &day_key(date));
         Ok(self.conn().hgetall(key).await?)
+    }
+
+    /// On a cluster the caller's keys (tokens, the user) are on other slots than booking's.
+    fn checks_callers(&self) -> bool {
+        !self.is_cluster()
     }
 
     async fn apply(&self, plan: Plan) -> Result<Applied, StoreError> {

@@ -7,11 +7,12 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use super::{
     decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows, ErasedAppointments,
 };
+use crate::auth::token::{is_revoked, revoked_key, user_revoked_key};
 use crate::booking::appointment::{Appointment, AppointmentCode, Status};
 use crate::booking::rules::{ApplicantOf, Attempts, Effect, Guard, Plan, Stop};
 use crate::booking::schedule::day_key;
 use crate::id_hash::DIGEST_TAG;
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{live_kv_value, SqliteStore, StoreError};
 
 fn ms(duration: std::time::Duration) -> i64 {
     duration.as_millis() as i64
@@ -70,6 +71,26 @@ fn check(tx: &Transaction, guard: &Guard) -> Result<Option<Stop>, StoreError> {
         Ok(until.map(|until| guard.stop(DateTime::from_timestamp_millis(until))))
     };
     let holds = match guard {
+        Guard::TokenLive {
+            user_id,
+            jti,
+            issued_at_ms,
+        } => !is_revoked(
+            live_kv_value(tx, &revoked_key(jti))?.as_deref(),
+            live_kv_value(tx, &user_revoked_key(user_id))?.as_deref(),
+            *issued_at_ms,
+        ),
+        Guard::Consented { user_id, version } => {
+            tx.query_row(
+                "SELECT privacy_version FROM users WHERE id = ?1",
+                [user_id],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten()
+            .as_ref()
+                == Some(version)
+        }
         Guard::AttemptCounted {
             who,
             limit,
@@ -141,6 +162,18 @@ fn check(tx: &Transaction, guard: &Guard) -> Result<Option<Stop>, StoreError> {
             .optional()?
             .as_deref()
                 == Some(status.as_str())
+        }
+        Guard::VersionIs {
+            appointment_id,
+            version,
+        } => {
+            tx.query_row(
+                "SELECT COALESCE(json_extract(doc, '$.version'), 0) FROM appointments WHERE id = ?1",
+                [appointment_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+                == Some(*version as i64)
         }
         Guard::NotLifted { appointment_id } => !tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM appointments
@@ -257,6 +290,14 @@ fn carry_out(tx: &Transaction, effect: &Effect) -> Result<(), StoreError> {
 }
 
 fn apply(tx: &Transaction, plan: &Plan) -> Result<Applied, StoreError> {
+    // Who asks comes first: a replay of an earlier answer needs it to hold too.
+    let (caller, rules): (Vec<&Guard>, Vec<&Guard>) =
+        plan.guards.iter().partition(|g| g.is_about_the_caller());
+    for guard in caller {
+        if let Some(stop) = check(tx, guard)? {
+            return Ok(Applied::Stopped(stop));
+        }
+    }
     if let Some(remember) = &plan.remember {
         let now = remember.now.timestamp_millis();
         tx.execute(
@@ -280,7 +321,7 @@ fn apply(tx: &Transaction, plan: &Plan) -> Result<Applied, StoreError> {
         }
     }
     let mut stop = None;
-    for guard in &plan.guards {
+    for guard in rules {
         stop = check(tx, guard)?;
         if stop.is_some() {
             break;
