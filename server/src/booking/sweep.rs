@@ -90,11 +90,15 @@ impl Booking {
     }
 }
 
-/// Runs the sweep every `sweep_interval_secs` for the life of the server.
+/// Runs the sweep (bookings a crash left between their steps first, then no-shows) every `sweep_interval_secs` for the life of the server.
 pub fn spawn_no_show_sweeper(booking: web::Data<Booking>) {
     let period = Duration::from_secs(booking.settings.sweep_interval_secs);
     crate::clock::repeat(period, "no-show sweep", move || {
         let booking = booking.clone();
-        async move { booking.settle_no_shows(booking.clock.now()).await }
+        async move {
+            let now = booking.clock.now();
+            booking.store.settle_interrupted(now).await?;
+            booking.settle_no_shows(now).await
+        }
     });
 }

@@ -16,7 +16,9 @@ use crate::store::plan::{self, RedisPlan};
 use crate::store::{RedisStore, SqliteStore, StoreError};
 
 /// Redis hash tags that hold outbox entries: every capability that enqueues inside its own
-/// script adds its tag here. `notify` holds entries written outside another script.
+/// script adds its tag here, or, when its tags are chosen at run time (booking's per hall),
+/// registers each with [`RedisStore::add_outbox_tag`] before its first entry. `notify` holds
+/// entries written outside another script; `booking` those of the layout before issue 16.
 pub const OUTBOX_TAGS: &[&str] = &["notify", "booking", "receipts", "kf"];
 const OWN_TAG: &str = "notify";
 
@@ -215,7 +217,7 @@ impl Notices {
     }
 
     /// Redis: the plan's `outbox` effect writing these in the outbox of `tag` (which must be
-    /// in [`OUTBOX_TAGS`]).
+    /// in [`OUTBOX_TAGS`] or registered with [`RedisStore::add_outbox_tag`]).
     pub fn plan(&self, plan: &mut RedisPlan, store: &RedisStore, tag: &str) {
         if self.send.is_empty() && self.withdraw.is_empty() {
             return;
@@ -517,7 +519,7 @@ end
 /// outbox, so notices are written in the same step as the change that causes them.
 pub static PLAN: LazyLock<Script> = LazyLock::new(|| plan::executor(&[OUTBOX_LUA, OUTBOX_OP]));
 
-/// The five outbox keys under `tag` (which must be in [`OUTBOX_TAGS`]), in `OUTBOX_LUA`'s order.
+/// The five outbox keys under `tag`, in `OUTBOX_LUA`'s order.
 fn outbox_keys(store: &RedisStore, tag: &str) -> [String; 5] {
     ["docs", "states", "meta", "due", "keys"].map(|part| store.key(tag, &format!("outbox:{part}")))
 }
@@ -615,6 +617,25 @@ impl RedisStore {
     fn holds_key(&self) -> String {
         self.key(OWN_TAG, "grant-holds")
     }
+
+    fn outbox_tags_key(&self) -> String {
+        self.key(OWN_TAG, "outbox-tags")
+    }
+
+    /// Has the worker look in the outbox of `tag` too (idempotent).
+    pub async fn add_outbox_tag(&self, tag: &str) -> Result<(), StoreError> {
+        let _: i64 = self.conn().sadd(self.outbox_tags_key(), tag).await?;
+        Ok(())
+    }
+
+    /// [`OUTBOX_TAGS`] and the tags registered at run time.
+    async fn outbox_tags(&self) -> Result<Vec<String>, StoreError> {
+        let mut added: Vec<String> = self.conn().smembers(self.outbox_tags_key()).await?;
+        added.sort();
+        let mut tags: Vec<String> = OUTBOX_TAGS.iter().map(|t| (*t).to_owned()).collect();
+        tags.extend(added);
+        Ok(tags)
+    }
 }
 
 #[async_trait]
@@ -639,12 +660,12 @@ impl NotifyStore for RedisStore {
         owner: &str,
     ) -> Result<Vec<Claimed>, StoreError> {
         let mut claimed = Vec::new();
-        for tag in OUTBOX_TAGS {
+        for tag in self.outbox_tags().await? {
             let left = limit - claimed.len();
             if left == 0 {
                 break;
             }
-            let [docs, states, meta, due, _] = outbox_keys(self, tag);
+            let [docs, states, meta, due, _] = outbox_keys(self, &tag);
             let rows: Vec<redis::Value> = CLAIM
                 .key(docs)
                 .key(states)
@@ -662,7 +683,7 @@ impl NotifyStore for RedisStore {
                 let attempts: u32 = redis::from_redis_value(pair[1].clone())
                     .map_err(|e| StoreError::Backend(e.to_string()))?;
                 claimed.push(Claimed {
-                    tag: (*tag).to_owned(),
+                    tag: tag.clone(),
                     notification: decode(&doc)?,
                     attempts,
                 });
@@ -780,8 +801,8 @@ impl NotifyStore for RedisStore {
         let grants: HashMap<String, i64> = conn.hgetall(self.grants_key(user_id)).await?;
         let _: i64 = conn.del(self.grants_key(user_id)).await?;
         let mut outbox_entries = 0;
-        for tag in OUTBOX_TAGS {
-            let outbox = outbox_keys(self, tag);
+        for tag in self.outbox_tags().await? {
+            let outbox = outbox_keys(self, &tag);
             let all: HashMap<String, String> = conn.hgetall(&outbox[0]).await?;
             let mut pipe = redis::pipe();
             pipe.atomic();
@@ -802,8 +823,8 @@ impl NotifyStore for RedisStore {
 
     async fn delete_settled_before(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         let mut deleted = 0;
-        for tag in OUTBOX_TAGS {
-            let outbox = outbox_keys(self, tag);
+        for tag in self.outbox_tags().await? {
+            let outbox = outbox_keys(self, &tag);
             let [docs, states, ..] = &outbox;
             let all: HashMap<String, String> = self.conn().hgetall(states).await?;
             let settled: Vec<String> = all

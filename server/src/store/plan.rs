@@ -6,6 +6,7 @@
 //! side counts positions.
 
 use redis::Script;
+use serde::{Deserialize, Serialize};
 
 use super::{RedisStore, StoreError};
 
@@ -68,10 +69,21 @@ function op.claim()
 end
 -- Effects.
 function op.set() redis.call('SET', key(), arg()) end
+function op.set_px() local k, v = key(), arg(); redis.call('SET', k, v, 'PX', arg()) end
 function op.del() redis.call('DEL', key()) end
 function op.del_if() local k, v = key(), arg(); if redis.call('GET', k) == v then redis.call('DEL', k) end end
 function op.sadd() redis.call('SADD', key(), arg()) end
 function op.srem() redis.call('SREM', key(), arg()) end
+function op.hdel() redis.call('HDEL', key(), arg()) end
+function op.hdel_if()
+  local k, f, v = key(), arg(), arg()
+  if redis.call('HGET', k, f) == v then redis.call('HDEL', k, f) end
+end
+function op.remember()
+  local k, hash, outcome, expires, ttl = key(), arg(), arg(), arg(), arg()
+  redis.call('HSET', k, 'hash', hash, 'outcome', outcome, 'expires', expires)
+  redis.call('PEXPIRE', k, ttl)
+end
 function op.zadd() local k, s = key(), arg(); redis.call('ZADD', k, s, arg()) end
 function op.zrem() redis.call('ZREM', key(), arg()) end
 function op.hset()
@@ -100,7 +112,7 @@ end
 local record, hash, ttl, now, done = arg(), arg(), arg(), tonumber(arg()), arg()
 record = record ~= '0' and KEYS[tonumber(record)]
 local function answer(kind, outcome)
-  if record then
+  if record and outcome ~= '' then
     redis.call('HSET', record, 'hash', hash, 'outcome', outcome, 'expires', now + ttl)
     redis.call('PEXPIRE', record, ttl)
   end
@@ -177,8 +189,9 @@ fn guard_op(refuse: Refuse, name: &str, args: Vec<String>) -> Vec<String> {
     op
 }
 
-/// A plan for the executor: keys by reference, operations in order.
-#[derive(Debug, Default)]
+/// A plan for the executor: keys by reference, operations in order. It can be kept (as JSON)
+/// to be run later: a step another step promised.
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct RedisPlan {
     keys: Vec<String>,
     /// The answer record at `KEYS[record_key]` (0: none): hash, ttl and now (ms), done text.
@@ -221,7 +234,8 @@ impl RedisPlan {
 
     /// Answers kept at `key` for `ttl_ms` of the server's clock: a request with the same
     /// `hash` gets the first answer again, another request `Mismatch`; `done` is the answer
-    /// when the plan runs.
+    /// when the plan runs (empty: the plan is a first step of several and keeps nothing when it
+    /// runs; a later step keeps the answer with [`Self::remember`]).
     pub fn record(&mut self, key: String, hash: &str, ttl_ms: u64, now_ms: i64, done: &str) {
         self.record_key = self.index(key);
         self.record = [
@@ -339,6 +353,15 @@ impl RedisPlan {
         self.effect("set", vec![k, value.to_owned()]);
     }
 
+    /// Sets `key` to `value`, to expire `ttl_ms` later.
+    pub fn set_expiring(&mut self, key: String, value: &str, ttl_ms: u64) {
+        let k = self.key(key);
+        self.effect(
+            "set_px",
+            vec![k, value.to_owned(), ttl_ms.max(1).to_string()],
+        );
+    }
+
     pub fn del(&mut self, key: String) {
         let k = self.key(key);
         self.effect("del", vec![k]);
@@ -358,6 +381,39 @@ impl RedisPlan {
     pub fn srem(&mut self, key: String, member: &str) {
         let k = self.key(key);
         self.effect("srem", vec![k, member.to_owned()]);
+    }
+
+    pub fn hdel(&mut self, key: String, field: &str) {
+        let k = self.key(key);
+        self.effect("hdel", vec![k, field.to_owned()]);
+    }
+
+    /// Deletes `field` of the hash at `key` if it still holds `value`.
+    pub fn hdel_if(&mut self, key: String, field: &str, value: &str) {
+        let k = self.key(key);
+        self.effect("hdel_if", vec![k, field.to_owned(), value.to_owned()]);
+    }
+
+    /// Keeps `outcome` as the answer record at `key` (as [`Self::record`] reads it) for the
+    /// request whose digest is `hash`, until `expires_ms` of the server's clock; the key is
+    /// collected `ttl_ms` later.
+    pub fn remember(
+        &mut self,
+        key: String,
+        hash: &str,
+        outcome: &str,
+        expires_ms: i64,
+        ttl_ms: u64,
+    ) {
+        let k = self.key(key);
+        let args = vec![
+            k,
+            hash.to_owned(),
+            outcome.to_owned(),
+            expires_ms.to_string(),
+            ttl_ms.max(1).to_string(),
+        ];
+        self.effect("remember", args);
     }
 
     pub fn zadd(&mut self, key: String, score: i64, member: &str) {
@@ -437,8 +493,40 @@ impl RedisPlan {
         self.effect(name, args);
     }
 
-    /// Runs the plan: one round trip.
+    /// Whether the plan checks and changes nothing (a step of a sequence with nothing to do).
+    pub fn is_empty(&self) -> bool {
+        self.record_key == 0
+            && self.caller_guard_count == 0
+            && self.guard_count == 0
+            && self.last_guard.is_empty()
+            && self.effect_count == 0
+    }
+
+    /// A key the plan touches first (`None` for an empty plan): its node is where the plan
+    /// writes.
+    pub fn first_key(&self) -> Option<String> {
+        self.keys.first().cloned()
+    }
+
+    /// Runs the plan: one round trip, then the replicas asked for are waited for.
     pub async fn run(self, store: &RedisStore, script: &Script) -> Result<Ran, StoreError> {
+        let key = self.first_key();
+        let ran = self.run_unreplicated(store, script).await?;
+        // What is answered as stored (now, or by the request replayed) is on the replicas
+        // asked for first.
+        if let (Ran::Done(_) | Ran::Replayed(_), Some(key)) = (&ran, key) {
+            store.replicated(&key).await?;
+        }
+        Ok(ran)
+    }
+
+    /// Runs the plan without waiting for replicas: a step of a sequence that waits for them
+    /// once, at its end ([`RedisStore::replicated`] on each node it wrote to).
+    pub async fn run_unreplicated(
+        self,
+        store: &RedisStore,
+        script: &Script,
+    ) -> Result<Ran, StoreError> {
         let mut invocation = script.prepare_invoke();
         for key in &self.keys {
             invocation.key(key);
@@ -456,7 +544,7 @@ impl RedisPlan {
             .arg(&self.effects);
         let reply: Vec<String> = invocation.invoke_async(&mut store.conn()).await?;
         let detail = || reply.get(1).cloned().unwrap_or_default();
-        let ran = match reply.first().map(String::as_str) {
+        Ok(match reply.first().map(String::as_str) {
             Some("DONE") => Ran::Done(detail()),
             Some("STOP") => Ran::Stopped(detail()),
             Some("REPLAY") => Ran::Replayed(detail()),
@@ -466,12 +554,6 @@ impl RedisPlan {
                     "unexpected plan reply {reply:?}"
                 )))
             }
-        };
-        // What is answered as stored (now, or by the request replayed) is on the replicas
-        // asked for first.
-        if let (Ran::Done(_) | Ran::Replayed(_), Some(key)) = (&ran, self.keys.first()) {
-            store.replicated(key).await?;
-        }
-        Ok(ran)
+        })
     }
 }

@@ -323,6 +323,11 @@ impl RedisStore {
         RedisConn::Node(node.shared.clone())
     }
 
+    /// The prefix of every key of this store (what tells stores sharing a Redis apart).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// `prefix:{tag}:rest` — keys that a script touches together must share `tag`.
     pub fn key(&self, tag: &str, rest: &str) -> String {
         format!("{}:{{{tag}}}:{rest}", self.prefix)
@@ -337,20 +342,16 @@ impl RedisStore {
             .await
     }
 
-    /// Every key of this store whose tag starts with `tag_start` and whose rest is `rest`:
+    /// Every key of this store whose tag starts with `tag_start` and whose rest matches the
+    /// glob `pattern`:
     /// keys tagged by their own name (blobs) share no tag to scan under, and on a cluster they
     /// are spread over every master.
     pub async fn scan_tags_starting(
         &self,
         tag_start: &str,
-        rest: &str,
+        pattern: &str,
     ) -> Result<Vec<String>, StoreError> {
-        let pattern = format!(
-            "{}:{{{}*}}:{}",
-            glob(&self.prefix),
-            glob(tag_start),
-            glob(rest)
-        );
+        let pattern = format!("{}:{{{}*}}:{pattern}", glob(&self.prefix), glob(tag_start));
         let masters = self.conn().on_every_master(&redis::cmd("PING")).await?;
         let mut keys = Vec::new();
         for (address, _) in masters {
@@ -391,19 +392,21 @@ impl RedisStore {
         Ok(keys)
     }
 
-    /// The field `field` of each hash in `keys`, in their order (a pipeline per 500 keys).
+    /// The field `field` of each hash in `keys`, in their order (500 keys at a time).
     pub async fn hget_each(
         &self,
         keys: &[String],
         field: &str,
     ) -> Result<Vec<Option<String>>, StoreError> {
         let mut values = Vec::with_capacity(keys.len());
+        // One command a key, sent together: the keys may be on several slots (a pipeline
+        // must stay on one on a cluster); the multiplexed connection pipelines them anyway.
         for batch in keys.chunks(500) {
-            let mut pipe = redis::pipe();
-            for key in batch {
-                pipe.hget(key, field);
-            }
-            let found: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
+            let found = futures_util::future::try_join_all(batch.iter().map(|key| async move {
+                let value: Option<String> = self.conn().hget(key, field).await?;
+                Ok::<_, StoreError>(value)
+            }))
+            .await?;
             values.extend(found);
         }
         Ok(values)

@@ -197,7 +197,7 @@ async fn write_old_format(shared: &SharedStore) -> String {
                 .await
                 .unwrap();
             let _: () = ::redis::cmd("HSET")
-                .arg(format!("{prefix}:{{booking}}:idem:u:k"))
+                .arg(format!("{prefix}:{{booking-user:u}}:idem:k"))
                 .arg("hash")
                 .arg(&unkeyed)
                 .arg("outcome")

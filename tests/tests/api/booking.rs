@@ -3,6 +3,7 @@
 use chrono::{Duration, NaiveDate, Weekday};
 use serde_json::{json, Value};
 use server::admin::Role;
+use server::booking::store::hall_tag;
 use server::notify::Event;
 use tests::booking::{
     adult_id, applicant, bookable_weekday, child, id_number, next, open_weekday_after,
@@ -972,7 +973,7 @@ async fn sqlite_sells_each_seat_once() {
     contention(&[app], &store).await;
 }
 
-/// With one replica per master, the master that holds the bookings is killed in the middle of
+/// With one replica per master, the master that holds the hall's bookings is killed in the middle of
 /// a burst: the service recovers by itself once the replica is promoted (every client gets an
 /// answer by retrying with its Idempotency-Key), and the slot is sold exactly to capacity.
 /// Replication is asynchronous, so an acknowledged booking the replica had not received would
@@ -1078,7 +1079,7 @@ async fn failover_burst(prefix: &str, settings: &[(&str, &str)]) -> Burst {
     let kill = async {
         tokio::time::sleep(std::time::Duration::from_millis(400)).await;
         cluster
-            .kill_master_of(&format!("{prefix}:{{booking}}:"))
+            .kill_master_of(&format!("{prefix}:{{{}}}:", hall_tag("dongcheng")))
             .await
     };
     let (answers, killed) =

@@ -7,8 +7,8 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use server::booking::appointment::{Appointment, Status, Step};
 use server::booking::schedule::SlotId;
 use server::booking::store::{
-    AttemptLimits, BanScope, BookOutcome, DueNoShows, IdempotencyKey, NewBooking, NoShowPolicy,
-    Refusal,
+    hall_tag, AttemptLimits, BanScope, BookOutcome, DueNoShows, IdempotencyKey, NewBooking,
+    NoShowPolicy, Refusal,
 };
 use server::notify::store::{Notices, OutboxState};
 use server::notify::{Event, Notification};
@@ -511,7 +511,7 @@ fn notice(appointment: &Appointment, key: &str) -> Notification {
 }
 
 async fn outbox_state(s: &Arc<dyn AllStores>, n: &Notification) -> Option<OutboxState> {
-    s.outbox_entry("booking", &n.id)
+    s.outbox_entry(&hall_tag("dongcheng"), &n.id)
         .await
         .unwrap()
         .map(|e| e.state)
@@ -623,21 +623,41 @@ async fn to_the_old_layout(shared: &SharedStore) {
             .unwrap();
         }
         SharedStore::Redis { prefix, .. } | SharedStore::RedisCluster { prefix, .. } => {
-            let key = |rest: &str| format!("{prefix}:{{booking}}:{rest}");
+            let old = |rest: &str| format!("{prefix}:{{booking}}:{rest}");
+            let user = |user: &str, rest: &str| format!("{prefix}:{{booking-user:{user}}}:{rest}");
             let mut conn = shared.redis_conn().await;
-            let mut pipe = ::redis::pipe();
-            pipe.rename(
-                key("applicant:u1:hash-p1:active"),
-                key("person:hash-p1:active"),
-            );
+            let mut moves = vec![(
+                user("u1", "applicant:hash-p1:active"),
+                old("person:hash-p1:active"),
+            )];
             for what in ["no_shows", "ban"] {
-                pipe.rename(
-                    key(&format!("applicant:u2:hash-p2:{what}")),
-                    key(&format!("person:hash-p2:{what}")),
-                );
+                moves.push((
+                    user("u2", &format!("applicant:hash-p2:{what}")),
+                    old(&format!("person:hash-p2:{what}")),
+                ));
             }
-            pipe.del(key("user:u2:no_shows"));
-            let () = pipe.query_async(&mut conn).await.unwrap();
+            // The old keys are on another slot than the new: moved by value, expiry kept.
+            for (from, to) in moves {
+                let dumped: Vec<u8> = ::redis::cmd("DUMP")
+                    .arg(&from)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                let ttl: i64 = ::redis::AsyncCommands::pttl(&mut conn, &from)
+                    .await
+                    .unwrap();
+                let () = ::redis::cmd("RESTORE")
+                    .arg(&to)
+                    .arg(ttl.max(0))
+                    .arg(dumped)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                let () = ::redis::AsyncCommands::del(&mut conn, &from).await.unwrap();
+            }
+            let () = ::redis::AsyncCommands::del(&mut conn, user("u2", "no_shows"))
+                .await
+                .unwrap();
         }
     }
 }

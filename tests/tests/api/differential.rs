@@ -18,7 +18,7 @@ use server::booking::appointment::{
     Appointment, AppointmentCode, Delivery, EmsNumber, Status, Step,
 };
 use server::booking::schedule::SlotId;
-use server::booking::store::{AttemptLimits, IdempotencyKey, NewBooking, NoShowPolicy};
+use server::booking::store::{hall_tag, AttemptLimits, IdempotencyKey, NewBooking, NoShowPolicy};
 use server::id_hash::IdHasher;
 use server::notify::store::Notices;
 use server::notify::{Event, Notification};
@@ -144,7 +144,7 @@ struct World {
     appointments: Vec<(String, AppointmentCode)>,
     orders: Vec<String>,
     numbers: Vec<ReceiptNo>,
-    notifications: Vec<(&'static str, String)>,
+    notifications: Vec<(String, String)>,
     serial: u64,
 }
 
@@ -161,9 +161,9 @@ impl World {
         AppointmentCode::parse(&text).unwrap()
     }
 
-    fn notice(&mut self, tag: &'static str, user: &str, key: String) -> Notification {
+    fn notice(&mut self, tag: &str, user: &str, key: String) -> Notification {
         let id = self.next("n");
-        self.notifications.push((tag, id.clone()));
+        self.notifications.push((tag.to_owned(), id.clone()));
         Notification {
             id,
             key,
@@ -224,10 +224,11 @@ async fn book(pair: &mut Pair, world: &mut World) {
         body_hash: format!("{person}-{slot:?}"),
         ttl: Duration::from_secs(86400),
     });
+    let tag = hall_tag(&a.slot.hall);
     let notices = Notices {
         send: vec![
-            world.notice("booking", &a.user_id, format!("confirmed:{}", a.id)),
-            world.notice("booking", &a.user_id, format!("reminder:{}", a.id)),
+            world.notice(&tag, &a.user_id, format!("confirmed:{}", a.id)),
+            world.notice(&tag, &a.user_id, format!("reminder:{}", a.id)),
         ],
         withdraw: Vec::new(),
     };
@@ -272,7 +273,11 @@ async fn transition(pair: &mut Pair, world: &mut World, step: Step) {
         current.status
     };
     let notices = Notices {
-        send: vec![world.notice("booking", &next.user_id, format!("{:?}:{id}", next.status))],
+        send: vec![world.notice(
+            &hall_tag(&next.slot.hall),
+            &next.user_id,
+            format!("{:?}:{id}", next.status),
+        )],
         withdraw: vec![format!("reminder:{id}")],
     };
     pair.log.push(format!(
@@ -523,7 +528,7 @@ async fn compare_state(pair: &mut Pair, world: &mut World) {
     same!(pair, "review queue", |s| s.review_queue(1000));
     for (tag, id) in world.notifications.clone() {
         same!(pair, format!("outbox {tag} {id}"), |s| s
-            .outbox_entry(tag, &id));
+            .outbox_entry(&tag, &id));
     }
     // Bans and holds show only through booking: every account tries a booking for everyone,
     // each in a slot of its own, beyond every limit but the rules'.

@@ -5,6 +5,7 @@
 mod admin;
 mod at_rest;
 mod booking;
+mod booking_steps;
 mod booking_store;
 mod budgets;
 mod consent;

@@ -1,9 +1,14 @@
 //! What booking asks of the store. The rules are `rules`' plans; each backend carries a plan
-//! out atomically: one IMMEDIATE transaction on SQLite, one run of the generic plan script
-//! over keys tagged `{booking}` on Redis.
+//! out atomically: one IMMEDIATE transaction on SQLite, one run of the generic plan script on
+//! one Redis; on a Redis Cluster a short sequence of such runs, one per hash tag, that a
+//! crash between them leaves settleable (`redis`).
 
 mod redis;
 mod sqlite;
+
+#[cfg(feature = "fail-points")]
+pub use self::redis::fail_points;
+pub use self::redis::{hall_tag, Step};
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -293,6 +298,14 @@ pub trait BookingStore: Send + Sync {
         &self,
         created_before: DateTime<Utc>,
     ) -> Result<Vec<Appointment>, StoreError>;
+
+    /// Settles what a crash left between the steps of a plan (Redis Cluster): bookings whose
+    /// reservation expired by `now` (each completes if its hall took the seat, else is voided
+    /// and its person's places freed) and the person steps status changes still owe (run);
+    /// how many. Other backends carry a plan out in one step: none.
+    async fn settle_interrupted(&self, _now: DateTime<Utc>) -> Result<usize, StoreError> {
+        Ok(0)
+    }
 
     /// Deletes the `Idempotency-Key` records that expired by `now`; how many. Redis expires
     /// them itself (each has its TTL), so there it deletes none.

@@ -1,17 +1,37 @@
-//! Booking on Redis. Every key carries the tag `{booking}`: the rules span applicants, users
-//! and slots of every hall, so the scripts that enforce them must see all of those keys at once
-//! (on a cluster, booking lives in one slot). What is kept per ID number is kept per account and
-//! ID number (`applicant:<user>:<id hash>:…`, see `rules::ApplicantOf`).
+//! Booking on Redis, spread per hall (issue 16). Each key carries the tag of what it belongs
+//! to, so a Redis Cluster puts different halls (and different people) on different masters:
+//!
+//! - `{booking-hall:<hall>}`: the appointments (`appt:<id>`), the seats (`seats:<day>`), the
+//!   booked ones by no-show time (`due`), the void marks of bookings that recovery gave up
+//!   (`void:<id>`) and the hall's notification outbox;
+//! - `{booking-user:<user>}`: the account's holds (`active`), its appointments (`all`), bans,
+//!   no-shows, attempt counters, `Idempotency-Key` records, the per-ID-number ones
+//!   (`applicant:<id hash>:…`, see `rules::ApplicantOf`) and the reservations of bookings in
+//!   progress (`resv`);
+//! - `{booking-code:<code>}` (the code's claim) and `{booking-id:<id>}` (the appointment's
+//!   hall): what finds an appointment by code or id without knowing its hall;
+//! - `{booking}:halls`: the halls that have keys (the no-show sweep reads each hall's `due`).
+//!
+//! On one Redis a plan runs as one script over all of them (one round trip). On a cluster a
+//! booking runs as steps, each one script on one tag: the person's guards and a reservation
+//! with expiry, the code's claim (with the id's hall alongside), the hall's seat and appointment, then the reservation turned
+//! into the hold. A refusal in a later step releases the reservation; a crash between steps is
+//! settled by [`BookingStore::settle_interrupted`] (the sweep) or when the person's next
+//! booking trips over what it left. Status changes run the hall's step (the appointment is the
+//! truth, and the person's step it owes is kept in the hall's `owed`) and then the person's.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{LazyLock, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use futures_util::future::{try_join, try_join_all};
 use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
 
 use super::{
     decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows, ErasedAppointments,
-    NoShowPolicy,
+    NoShowPolicy, Refusal,
 };
 use crate::auth::token::{revoked_key, user_revoked_key};
 use crate::booking::appointment::{Appointment, AppointmentCode, Status};
@@ -22,30 +42,70 @@ use crate::notify::store::PLAN;
 use crate::store::plan::{Ran, RedisPlan, Refuse};
 use crate::store::{RedisStore, StoreError};
 
+/// The tag of the halls' registry, and of every booking key before issue 16.
 const TAG: &str = "booking";
 
+/// How long a booking's reservation holds the person's place before recovery may settle it:
+/// far beyond the few round trips of a booking, retries through a failover included.
+const RESERVATION_MS: i64 = 30_000;
+
+/// A void mark outlives any step of the booking it voids by far.
+const VOID_MS: u64 = 86_400_000;
+
+/// What a status change's hall step answers while an earlier change of the appointment still
+/// owes its person step (which must run first: a lift's forgiveness after the no-show's count).
+const OWED: &str = "OWED";
+
+/// What a hall step answers when recovery voided the booking first.
+const VOIDED: &str = "VOIDED";
+
+/// The tag of a hall's booking keys (its appointments, seats, no-show watch and outbox).
+pub fn hall_tag(hall: &str) -> String {
+    format!("booking-hall:{hall}")
+}
+
+fn user_tag(user_id: &str) -> String {
+    format!("booking-user:{user_id}")
+}
+
 /// The booking keys of one store.
+#[derive(Clone, Copy)]
 struct Keys<'a>(&'a RedisStore);
 
 impl Keys<'_> {
-    fn key(&self, rest: String) -> String {
-        self.0.key(TAG, &rest)
+    fn appointment(&self, hall: &str, id: &str) -> String {
+        self.0.key(&hall_tag(hall), &format!("appt:{id}"))
     }
-    fn appointment(&self, id: &str) -> String {
-        self.key(format!("appt:{id}"))
-    }
-    fn code(&self, code: &str) -> String {
-        self.key(format!("code:{code}"))
+    fn void(&self, hall: &str, id: &str) -> String {
+        self.0.key(&hall_tag(hall), &format!("void:{id}"))
     }
     fn seats(&self, hall: &str, day: &str) -> String {
-        self.key(format!("seats:{hall}:{day}"))
+        self.0.key(&hall_tag(hall), &format!("seats:{day}"))
     }
     fn slot(&self, slot: &SlotId) -> String {
         self.seats(&slot.hall, &slot.date_key())
     }
+    fn due(&self, hall: &str) -> String {
+        self.0.key(&hall_tag(hall), "due")
+    }
+    fn owed(&self, hall: &str) -> String {
+        self.0.key(&hall_tag(hall), "owed")
+    }
+    fn code(&self, code: &str) -> String {
+        self.0.key(&format!("booking-code:{code}"), "id")
+    }
+    fn hall_of(&self, id: &str) -> String {
+        self.0.key(&format!("booking-id:{id}"), "hall")
+    }
+    fn halls(&self) -> String {
+        self.0.key(TAG, "halls")
+    }
+    fn user(&self, user_id: &str, what: &str) -> String {
+        self.0.key(&user_tag(user_id), what)
+    }
     fn applicant(&self, applicant: &ApplicantOf, what: &str) -> String {
         let ApplicantOf { user_id, id_hash } = applicant;
-        self.key(format!("applicant:{user_id}:{id_hash}:{what}"))
+        self.user(user_id, &format!("applicant:{id_hash}:{what}"))
     }
     fn attempts(&self, who: &Attempts) -> String {
         match who {
@@ -53,54 +113,599 @@ impl Keys<'_> {
             Attempts::Applicant(applicant) => self.applicant(applicant, "attempts"),
         }
     }
-    fn user(&self, user_id: &str, what: &str) -> String {
-        self.key(format!("user:{user_id}:{what}"))
-    }
     fn idempotency(&self, user_id: &str, key: &str) -> String {
-        self.key(format!("idem:{user_id}:{key}"))
+        self.user(user_id, &format!("idem:{key}"))
     }
-    fn due(&self) -> String {
-        self.key("due".into())
+    fn reservations(&self, user_id: &str) -> String {
+        self.user(user_id, "resv")
+    }
+    /// A key of the layout before issue 16 (all under `{booking}`).
+    fn old(&self, rest: &str) -> String {
+        self.0.key(TAG, rest)
+    }
+}
+
+/// The steps of a plan on a cluster, in the order they run; on one Redis all are one script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The person's guards and the booking's reservation (`{booking-user:…}`).
+    Person,
+    /// The code's claim; at the same time, on the id's tag, the id's hall (what finds the
+    /// appointment by id: a plain write, harmless alone).
+    Code,
+    /// The hall's guards and changes: seat, appointment, no-show watch, outbox.
+    Hall,
+    /// The person's side of what the hall step did: the reservation becomes the hold; a
+    /// status change's release, no-show count or forgiveness.
+    Finish,
+}
+
+const STEPS: [Step; 4] = [Step::Person, Step::Code, Step::Hall, Step::Finish];
+
+struct Steps {
+    split: bool,
+    plans: [RedisPlan; 4],
+    /// The id's hall, written alongside the code's step.
+    index: RedisPlan,
+    /// A status change's person step as its hall's step promised it (see [`Owed`]).
+    promised: Option<Owed>,
+}
+
+impl Steps {
+    fn new(split: bool) -> Self {
+        Steps {
+            split,
+            plans: std::array::from_fn(|_| RedisPlan::new()),
+            index: RedisPlan::new(),
+            promised: None,
+        }
+    }
+
+    /// Where an operation of `step` goes: its step's script, or the one script.
+    fn on(&mut self, step: Step) -> &mut RedisPlan {
+        let at = if self.split { step as usize } else { 0 };
+        &mut self.plans[at]
+    }
+
+    /// Where the id's hall goes: alongside the code's step, or the one script.
+    fn index(&mut self) -> &mut RedisPlan {
+        if self.split {
+            &mut self.index
+        } else {
+            &mut self.plans[0]
+        }
+    }
+}
+
+/// Fail points: a test stops a booking after a step, as a crash would. Compiled only with the
+/// `fail-points` feature, which the test crate turns on.
+#[cfg(feature = "fail-points")]
+pub mod fail_points {
+    use std::sync::Mutex;
+
+    use super::Step;
+    use crate::store::StoreError;
+
+    /// (store prefix, step): the plans of that store stop after that step.
+    static STOPS: Mutex<Vec<(String, Step)>> = Mutex::new(Vec::new());
+
+    /// Plans on the store with key prefix `prefix` stop after `step` until [`clear`].
+    pub fn stop_after(prefix: &str, step: Step) {
+        let mut stops = STOPS.lock().unwrap_or_else(|e| e.into_inner());
+        stops.push((prefix.to_owned(), step));
+    }
+
+    pub fn clear(prefix: &str) {
+        let mut stops = STOPS.lock().unwrap_or_else(|e| e.into_inner());
+        stops.retain(|(p, _)| p != prefix);
+    }
+
+    pub(super) fn check(prefix: &str, step: Step) -> Result<(), StoreError> {
+        let stops = STOPS.lock().unwrap_or_else(|e| e.into_inner());
+        if stops.iter().any(|(p, s)| p == prefix && *s == step) {
+            return Err(StoreError::Unavailable(format!(
+                "fail point after {step:?}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "fail-points")]
+use fail_points::check as fail_point;
+
+#[cfg(not(feature = "fail-points"))]
+fn fail_point(_prefix: &str, _step: Step) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// A booking in progress on a cluster, kept in its person's `resv` under its id: enough for
+/// recovery to finish or release it alone.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Reservation {
+    user_id: String,
+    id_hash: String,
+    hall: String,
+    /// The code it claims (freed again when the booking is voided).
+    code: String,
+    created_ms: i64,
+    expires_ms: i64,
+    record: Option<Record>,
+}
+
+/// Where and for which request the booking's idempotent answer is kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    key: String,
+    hash: String,
+    expires_ms: i64,
+}
+
+impl PartialEq for Record {
+    /// The same request: the same key and body (whenever it came).
+    fn eq(&self, other: &Self) -> bool {
+        (&self.key, &self.hash) == (&other.key, &other.hash)
+    }
+}
+
+impl Reservation {
+    fn applicant(&self) -> ApplicantOf {
+        ApplicantOf {
+            user_id: self.user_id.clone(),
+            id_hash: self.id_hash.clone(),
+        }
+    }
+
+    /// The reservation becomes the hold: the appointment joins the person's list and the
+    /// request's answer is kept.
+    fn complete(&self, p: &mut RedisPlan, keys: &Keys, id: &str, now_ms: i64) {
+        p.hdel(keys.reservations(&self.user_id), id);
+        p.zadd(keys.user(&self.user_id, "all"), self.created_ms, id);
+        self.remember(p, &crate::booking::rules::booked_outcome(id), now_ms);
+    }
+
+    /// The booking did not happen: the person's places are free again, and `refusal` (a rule's
+    /// answer) is kept for the request.
+    fn release(
+        &self,
+        p: &mut RedisPlan,
+        keys: &Keys,
+        id: &str,
+        refusal: Option<&str>,
+        now_ms: i64,
+    ) {
+        p.del_if(keys.applicant(&self.applicant(), "active"), id);
+        p.srem(keys.user(&self.user_id, "active"), id);
+        p.hdel(keys.reservations(&self.user_id), id);
+        if let Some(refusal) = refusal {
+            self.remember(p, refusal, now_ms);
+        }
+    }
+
+    fn remember(&self, p: &mut RedisPlan, outcome: &str, now_ms: i64) {
+        if let Some(r) = &self.record {
+            let ttl = (r.expires_ms - now_ms).max(1) as u64;
+            p.remember(r.key.clone(), &r.hash, outcome, r.expires_ms, ttl);
+        }
     }
 }
 
 impl RedisStore {
+    /// The appointments `ids` (those found), each read from its hall.
     async fn docs(&self, ids: &[String]) -> Result<Vec<Appointment>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
         let keys = Keys(self);
-        let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.hget(keys.appointment(id), "doc");
-        }
-        let docs: Vec<Option<String>> = pipe.query_async(&mut self.conn()).await?;
+        let halls = try_join_all(ids.iter().map(|id| async move {
+            let hall: Option<String> = self.conn().get(keys.hall_of(id)).await?;
+            Ok::<_, StoreError>(hall.map(|hall| keys.appointment(&hall, id)))
+        }))
+        .await?;
+        let docs = try_join_all(halls.into_iter().flatten().map(|key| async move {
+            let doc: Option<String> = self.conn().hget(key, "doc").await?;
+            Ok::<_, StoreError>(doc)
+        }))
+        .await?;
         docs.iter().flatten().map(|doc| from_json(doc)).collect()
     }
+
+    /// Registers `hall` (the no-show sweep's and the notifier's lists) once per process.
+    async fn register_hall(&self, hall: &str) -> Result<(), StoreError> {
+        static REGISTERED: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Default::default);
+        let keys = Keys(self);
+        let seen = format!("{}\n{hall}", keys.halls());
+        if REGISTERED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&seen)
+        {
+            return Ok(());
+        }
+        self.add_outbox_tag(&hall_tag(hall)).await?;
+        let _: i64 = self.conn().sadd(keys.halls(), hall).await?;
+        REGISTERED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(seen);
+        Ok(())
+    }
+
+    async fn halls(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.conn().smembers(Keys(self).halls()).await?)
+    }
+
+    /// Runs a step of a plan, if it has anything to do; on a cluster without waiting for
+    /// replicas (the sequence waits once at its end, [`Self::replicated_steps`]).
+    async fn run_step(&self, plan: RedisPlan) -> Result<Option<Ran>, StoreError> {
+        if plan.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(if self.is_cluster() {
+            plan.run_unreplicated(self, &PLAN).await?
+        } else {
+            plan.run(self, &PLAN).await?
+        }))
+    }
+
+    /// What a sequence of steps wrote (at `keys`, a key of each step) is on the replicas asked
+    /// for before it is acknowledged.
+    async fn replicated_steps(&self, keys: &[String]) -> Result<(), StoreError> {
+        for key in keys {
+            self.replicated(key).await?;
+        }
+        Ok(())
+    }
+
+    /// Carries `plan` out: on one Redis as one script; on a cluster as its steps, settling
+    /// what a refusal in a later step or an earlier crash left.
+    async fn apply_steps(&self, plan: &Plan) -> Result<Applied, StoreError> {
+        let split = self.is_cluster();
+        let booking = booking_of(plan, split, self)?;
+        let mut repaired = false;
+        loop {
+            let Steps {
+                plans,
+                mut index,
+                promised,
+                ..
+            } = redis_plan(self, plan, split, booking.as_ref())?;
+            let written: Vec<String> = plans
+                .iter()
+                .chain([&index])
+                .filter_map(RedisPlan::first_key)
+                .collect();
+            let mut stopped = None;
+            for (step, p) in STEPS.into_iter().zip(plans) {
+                if stopped.is_some() {
+                    break;
+                }
+                let ran = if step == Step::Code {
+                    let alongside = self.run_step(std::mem::take(&mut index));
+                    try_join(self.run_step(p), alongside).await?.0
+                } else {
+                    self.run_step(p).await?
+                };
+                match ran {
+                    None | Some(Ran::Done(_)) => {}
+                    Some(Ran::Replayed(outcome)) => {
+                        if split {
+                            self.replicated_steps(&written[..written.len().min(1)])
+                                .await?;
+                        }
+                        return Ok(Applied::Replayed(decode_outcome(&outcome)?));
+                    }
+                    Some(Ran::Mismatch) => return Ok(Applied::IdempotencyMismatch),
+                    Some(Ran::Stopped(text)) => stopped = Some((step, text)),
+                }
+                if stopped.is_none() {
+                    fail_point(self.prefix(), step)?;
+                }
+            }
+            let Some((step, text)) = stopped else {
+                if let Some(owed) = promised {
+                    owed.kept(self).await?;
+                }
+                if split {
+                    self.replicated_steps(&written).await?;
+                }
+                return Ok(Applied::Done);
+            };
+            let mut stop = Stop::decode(&text);
+            let Some(b) = &booking else {
+                if let (Some(owed), false) = (promised.filter(|_| text == OWED), repaired) {
+                    // An earlier change stopped before its person step: that step first.
+                    repaired = true;
+                    Owed::pay(self, &owed.key, &owed.id).await?;
+                    continue;
+                }
+                return stopped_by(stop, &text);
+            };
+            if step == Step::Person {
+                let held = Some(Stop::Refused(Refusal::AlreadyBooked)) == stop
+                    || Some(Stop::Refused(Refusal::TooManyActive)) == stop;
+                if held {
+                    // What a crash left may hold the place: settle it, then look again once.
+                    if !repaired {
+                        repaired = true;
+                        if self.repair_person(&b.reservation, b.now_ms).await? {
+                            continue;
+                        }
+                    }
+                    let mut remember = RedisPlan::new();
+                    b.reservation.remember(&mut remember, &text, b.now_ms);
+                    self.run_step(remember).await?;
+                }
+                return stopped_by(stop, &text);
+            }
+            if stop == Some(Stop::CodeTaken) && self.slot_full(plan).await? {
+                stop = Some(Stop::Refused(Refusal::SlotFull));
+            }
+            if step == Step::Hall {
+                self.free_code(&b.reservation, &b.id).await?;
+            }
+            let refusal = stop
+                .filter(|_| b.remembered)
+                .and_then(|stop| plan.remember.as_ref()?.outcome(Some(stop)));
+            let mut release = RedisPlan::new();
+            b.reservation.release(
+                &mut release,
+                &Keys(self),
+                &b.id,
+                refusal.as_deref(),
+                b.now_ms,
+            );
+            release.run(self, &PLAN).await?;
+            if text == VOIDED {
+                return Err(StoreError::Unavailable(
+                    "the booking took too long and was voided; try again".into(),
+                ));
+            }
+            return stopped_by(stop, &text);
+        }
+    }
+
+    /// Settles what a crash left on the person booking `wanted`: expired reservations and an
+    /// earlier try of the same request (same `Idempotency-Key` and body: its client gave up on
+    /// it), each finished or released as its hall decides, and the person steps that status
+    /// changes of held appointments still owe (the hold's release, a no-show's count). Whether
+    /// anything changed.
+    async fn repair_person(&self, wanted: &Reservation, now_ms: i64) -> Result<bool, StoreError> {
+        let keys = Keys(self);
+        let user_id = &wanted.user_id;
+        let reserved = self.reservations_at(&keys.reservations(user_id)).await?;
+        let mut repaired = false;
+        for (id, reservation) in &reserved {
+            let retried = wanted.record.is_some() && reservation.record == wanted.record;
+            if reservation.expires_ms <= now_ms || retried {
+                self.settle(id, reservation, now_ms).await?;
+                repaired = true;
+            }
+        }
+        let held: Vec<String> = self.conn().smembers(keys.user(user_id, "active")).await?;
+        let held: Vec<String> = held
+            .into_iter()
+            .filter(|id| !reserved.contains_key(id))
+            .collect();
+        for a in self.docs(&held).await? {
+            if a.status == Status::Booked {
+                continue;
+            }
+            repaired |= Owed::pay(self, &keys.owed(&a.slot.hall), &a.id).await?;
+        }
+        Ok(repaired)
+    }
+
+    /// The reservations kept at `key` (a person's `resv`), by appointment id.
+    async fn reservations_at(&self, key: &str) -> Result<HashMap<String, Reservation>, StoreError> {
+        let found: HashMap<String, String> = self.conn().hgetall(key).await?;
+        found
+            .into_iter()
+            .map(|(id, text)| {
+                let reservation = serde_json::from_str(&text)
+                    .map_err(|e| StoreError::Backend(format!("reservation {id}: {e}")))?;
+                Ok((id, reservation))
+            })
+            .collect()
+    }
+
+    /// Recovery of one reservation: the hall decides first, atomically (the appointment is
+    /// there: the booking completes; else a void mark makes a late hall step refuse), then the
+    /// person's side follows.
+    async fn settle(&self, id: &str, r: &Reservation, now_ms: i64) -> Result<(), StoreError> {
+        let keys = Keys(self);
+        let mut hall = RedisPlan::new();
+        let complete = Refuse {
+            refusal: "COMPLETE",
+            remembered: false,
+        };
+        hall.absent(keys.appointment(&r.hall, id), complete);
+        hall.set_expiring(keys.void(&r.hall, id), "1", VOID_MS);
+        let completed = matches!(hall.run(self, &PLAN).await?, Ran::Stopped(_));
+        let mut person = RedisPlan::new();
+        if completed {
+            r.complete(&mut person, &keys, id, now_ms);
+        } else {
+            self.free_code(r, id).await?;
+            r.release(&mut person, &keys, id, None, now_ms);
+        }
+        person.run(self, &PLAN).await?;
+        Ok(())
+    }
+
+    /// The code's claim of a booking that did not happen ends (if it got that far).
+    async fn free_code(&self, r: &Reservation, id: &str) -> Result<(), StoreError> {
+        let mut code = RedisPlan::new();
+        code.del_if(Keys(self).code(&r.code), id);
+        code.run(self, &PLAN).await?;
+        Ok(())
+    }
+
+    /// Whether the slot `plan` books is full (read alone): a booking refused is refused
+    /// whatever its code, as on one Redis, where the seat is checked before the code.
+    async fn slot_full(&self, plan: &Plan) -> Result<bool, StoreError> {
+        let mut hall = RedisPlan::new();
+        for guard in &plan.guards {
+            if let Guard::SeatFree { slot, capacity } = guard {
+                let full = Refuse {
+                    refusal: Stop::Refused(Refusal::SlotFull).code(),
+                    remembered: false,
+                };
+                hall.field_below(Keys(self).slot(slot), &slot.time_key(), *capacity, full);
+            }
+        }
+        Ok(matches!(self.run_step(hall).await?, Some(Ran::Stopped(_))))
+    }
+}
+
+/// The person's step a status change owes, kept in its hall's `owed` under the appointment's
+/// id until it ran.
+struct Owed {
+    key: String,
+    id: String,
+    json: String,
+}
+
+impl Owed {
+    /// The promise is kept: it goes, unless a later change made another.
+    async fn kept(self, store: &RedisStore) -> Result<(), StoreError> {
+        let mut kept = RedisPlan::new();
+        kept.hdel_if(self.key, &self.id, &self.json);
+        kept.run(store, &PLAN).await?;
+        Ok(())
+    }
+
+    /// Runs the step owed for appointment `id` in the hall's `owed` at `key`, if any; whether
+    /// there was one.
+    async fn pay(store: &RedisStore, key: &str, id: &str) -> Result<bool, StoreError> {
+        let json: Option<String> = store.conn().hget(key, id).await?;
+        let Some(json) = json else {
+            return Ok(false);
+        };
+        let step: RedisPlan = serde_json::from_str(&json)
+            .map_err(|e| StoreError::Backend(format!("owed step of {id}: {e}")))?;
+        step.run(store, &PLAN).await?;
+        let owed = Owed {
+            key: key.to_owned(),
+            id: id.to_owned(),
+            json,
+        };
+        owed.kept(store).await?;
+        Ok(true)
+    }
+}
+
+/// A booking plan's reservation (on a cluster) and what its steps need to settle it.
+struct BookingInProgress {
+    id: String,
+    reservation: Reservation,
+    now_ms: i64,
+    /// Whether the request's answers are kept (an `Idempotency-Key` came).
+    remembered: bool,
+}
+
+fn booking_of(
+    plan: &Plan,
+    split: bool,
+    store: &RedisStore,
+) -> Result<Option<BookingInProgress>, StoreError> {
+    let Some(a) = plan.effects.iter().find_map(|e| match e {
+        Effect::Insert { appointment, .. } => Some(appointment),
+        _ => None,
+    }) else {
+        return Ok(None);
+    };
+    if !split {
+        return Ok(None);
+    }
+    let created_ms = a.created_at.timestamp_millis();
+    let now_ms = plan
+        .remember
+        .as_ref()
+        .map_or(created_ms, |r| r.now.timestamp_millis());
+    let keys = Keys(store);
+    Ok(Some(BookingInProgress {
+        id: a.id.clone(),
+        reservation: Reservation {
+            user_id: a.user_id.clone(),
+            id_hash: a.id_hash.clone(),
+            hall: a.slot.hall.clone(),
+            code: a.code.as_str().to_owned(),
+            created_ms,
+            expires_ms: now_ms + RESERVATION_MS,
+            record: plan.remember.as_ref().map(|r| Record {
+                key: keys.idempotency(&r.user_id, &r.key.key),
+                hash: r.key.body_hash.clone(),
+                expires_ms: r.now.timestamp_millis() + ms(r.key.ttl) as i64,
+            }),
+        },
+        now_ms,
+        remembered: plan.remember.is_some(),
+    }))
+}
+
+fn stopped_by(stop: Option<Stop>, text: &str) -> Result<Applied, StoreError> {
+    stop.map(Applied::Stopped)
+        .ok_or_else(|| StoreError::Backend(format!("unexpected stop `{text}`")))
 }
 
 fn ms(duration: std::time::Duration) -> u64 {
     duration.as_millis() as u64
 }
 
-/// `plan` as operations of the generic plan script over this store's booking keys.
-fn redis_plan(store: &RedisStore, plan: &Plan) -> Result<RedisPlan, StoreError> {
+/// The hall a plan is about (its appointment's or slot's).
+fn hall_of(plan: &Plan) -> Option<&str> {
+    let from_effects = plan.effects.iter().find_map(|e| match e {
+        Effect::Insert { appointment, .. } | Effect::Update { appointment } => {
+            Some(appointment.slot.hall.as_str())
+        }
+        Effect::TakeSeat { slot } | Effect::FreeSeat { slot } => Some(slot.hall.as_str()),
+        _ => None,
+    });
+    from_effects.or_else(|| {
+        plan.guards.iter().find_map(|g| match g {
+            Guard::SeatFree { slot, .. } => Some(slot.hall.as_str()),
+            _ => None,
+        })
+    })
+}
+
+/// `plan` as operations of the generic plan script over this store's booking keys: on one
+/// Redis one script (`split` false), on a cluster a script per [`Step`].
+fn redis_plan(
+    store: &RedisStore,
+    plan: &Plan,
+    split: bool,
+    booking: Option<&BookingInProgress>,
+) -> Result<Steps, StoreError> {
     let keys = Keys(store);
-    let mut p = RedisPlan::new();
+    let mut steps = Steps::new(split);
+    let hall = || hall_of(plan).ok_or_else(|| StoreError::Backend("a plan without a hall".into()));
     if let Some(r) = &plan.remember {
         let key = keys.idempotency(&r.user_id, &r.key.key);
         let now = r.now.timestamp_millis();
-        p.record(key, &r.key.body_hash, ms(r.key.ttl), now, &r.done);
+        // On a cluster the last step keeps the answer (`Reservation::complete`).
+        let done = if split { "" } else { r.done.as_str() };
+        steps
+            .on(Step::Person)
+            .record(key, &r.key.body_hash, ms(r.key.ttl), now, done);
     }
-    // Who asks first, before the answer record (a replay needs them to hold too).
+    if let Some(b) = booking {
+        let void = Refuse {
+            refusal: VOIDED,
+            remembered: false,
+        };
+        steps
+            .on(Step::Hall)
+            .absent(keys.void(&b.reservation.hall, &b.id), void);
+    }
+    // Who asks first, before the answer record (a replay needs them to hold too); on a
+    // cluster the caller is checked before the plan (`checks_callers`).
     let (caller, rules): (Vec<&Guard>, Vec<&Guard>) =
         plan.guards.iter().partition(|g| g.is_about_the_caller());
     for guard in caller {
-        add_guard(&mut p, &keys, plan, guard);
+        add_guard(&mut steps, &keys, plan, guard)?;
     }
-    p.checked_first();
+    steps.on(Step::Person).checked_first();
     for guard in rules {
-        add_guard(&mut p, &keys, plan, guard);
+        add_guard(&mut steps, &keys, plan, guard)?;
     }
     for effect in &plan.effects {
         match effect {
@@ -108,19 +713,33 @@ fn redis_plan(store: &RedisStore, plan: &Plan) -> Result<RedisPlan, StoreError> 
                 appointment: a,
                 no_show_at,
             } => {
+                let hall = &a.slot.hall;
                 let doc = to_json(a)?;
-                p.hset(
-                    keys.appointment(&a.id),
+                steps.on(Step::Hall).hset(
+                    keys.appointment(hall, &a.id),
                     &[("status", a.status.as_str()), ("doc", &doc)],
                 );
-                p.zadd(
-                    keys.user(&a.user_id, "all"),
-                    a.created_at.timestamp_millis(),
-                    &a.id,
-                );
-                p.set(keys.applicant(&ApplicantOf::of(a), "active"), &a.id);
-                p.sadd(keys.user(&a.user_id, "active"), &a.id);
-                p.zadd(keys.due(), no_show_at.timestamp_millis(), &a.id);
+                steps
+                    .on(Step::Hall)
+                    .zadd(keys.due(hall), no_show_at.timestamp_millis(), &a.id);
+                steps.index().set(keys.hall_of(&a.id), hall);
+                let person = steps.on(Step::Person);
+                person.set(keys.applicant(&ApplicantOf::of(a), "active"), &a.id);
+                person.sadd(keys.user(&a.user_id, "active"), &a.id);
+                match booking {
+                    Some(b) => {
+                        let text = serde_json::to_string(&b.reservation)
+                            .map_err(|e| StoreError::Backend(e.to_string()))?;
+                        person.hset(keys.reservations(&a.user_id), &[(&a.id, &text)]);
+                        b.reservation
+                            .complete(steps.on(Step::Finish), &keys, &a.id, b.now_ms);
+                    }
+                    None => person.zadd(
+                        keys.user(&a.user_id, "all"),
+                        a.created_at.timestamp_millis(),
+                        &a.id,
+                    ),
+                }
             }
             Effect::Update { appointment: a } => {
                 let doc = to_json(a)?;
@@ -128,17 +747,28 @@ fn redis_plan(store: &RedisStore, plan: &Plan) -> Result<RedisPlan, StoreError> 
                 if a.ban_lift.is_some() {
                     fields.push(("lifted", "1"));
                 }
-                p.hset(keys.appointment(&a.id), &fields);
+                steps
+                    .on(Step::Hall)
+                    .hset(keys.appointment(&a.slot.hall, &a.id), &fields);
             }
-            Effect::TakeSeat { slot } => p.hincrby(keys.slot(slot), &slot.time_key(), 1),
-            Effect::FreeSeat { slot } => p.hincrby(keys.slot(slot), &slot.time_key(), -1),
+            Effect::TakeSeat { slot } => {
+                steps
+                    .on(Step::Hall)
+                    .hincrby(keys.slot(slot), &slot.time_key(), 1)
+            }
+            Effect::FreeSeat { slot } => {
+                steps
+                    .on(Step::Hall)
+                    .hincrby(keys.slot(slot), &slot.time_key(), -1)
+            }
             Effect::Release {
                 appointment_id,
                 applicant,
             } => {
-                p.del_if(keys.applicant(applicant, "active"), appointment_id);
-                p.srem(keys.user(&applicant.user_id, "active"), appointment_id);
-                p.zrem(keys.due(), appointment_id);
+                steps.on(Step::Hall).zrem(keys.due(hall()?), appointment_id);
+                let person = steps.on(Step::Finish);
+                person.del_if(keys.applicant(applicant, "active"), appointment_id);
+                person.srem(keys.user(&applicant.user_id, "active"), appointment_id);
             }
             Effect::CountNoShow {
                 appointment_id,
@@ -148,6 +778,7 @@ fn redis_plan(store: &RedisStore, plan: &Plan) -> Result<RedisPlan, StoreError> 
                 policy,
             } => {
                 let until = policy.ban_until(*now);
+                let p = steps.on(Step::Finish);
                 for (prefix, limit) in [
                     (keys.applicant(applicant, ""), policy.limit),
                     (keys.user(&applicant.user_id, ""), policy.account_limit),
@@ -170,6 +801,7 @@ fn redis_plan(store: &RedisStore, plan: &Plan) -> Result<RedisPlan, StoreError> 
                 now,
                 policy,
             } => {
+                let p = steps.on(Step::Finish);
                 for (prefix, limit) in [
                     (keys.applicant(applicant, ""), policy.limit),
                     (keys.user(&applicant.user_id, ""), policy.account_limit),
@@ -180,27 +812,79 @@ fn redis_plan(store: &RedisStore, plan: &Plan) -> Result<RedisPlan, StoreError> 
                     p.del_if_count_below(counted, after, limit, format!("{prefix}ban"));
                 }
             }
-            Effect::Notify(notices) => notices.plan(&mut p, store, TAG),
+            Effect::Notify(notices) => {
+                notices.plan(steps.on(Step::Hall), store, &hall_tag(hall()?))
+            }
         }
     }
-    Ok(p)
+    if split && booking.is_none() && !steps.plans[Step::Finish as usize].is_empty() {
+        // The hall's step promises the person's in the hall's `owed`: what a crash between the
+        // two leaves is found there and run again (its operations repeat safely), before any
+        // later change of the appointment.
+        let changed = plan.effects.iter().find_map(|e| match e {
+            Effect::Update { appointment } => Some(appointment),
+            _ => None,
+        });
+        let a = changed
+            .ok_or_else(|| StoreError::Backend("a change without its appointment".into()))?;
+        let key = keys.owed(&a.slot.hall);
+        let json = serde_json::to_string(&steps.plans[Step::Finish as usize])
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let hall = &mut steps.plans[Step::Hall as usize];
+        let earlier = Refuse {
+            refusal: OWED,
+            remembered: false,
+        };
+        hall.field_absent(key.clone(), &a.id, earlier);
+        hall.hset(key.clone(), &[(&a.id, &json)]);
+        steps.promised = Some(Owed {
+            key,
+            id: a.id.clone(),
+            json,
+        });
+    }
+    Ok(steps)
 }
 
-/// `guard` as an operation of the plan script.
-fn add_guard(p: &mut RedisPlan, keys: &Keys, plan: &Plan, guard: &Guard) {
+/// `guard` as an operation of the step that reads its keys (the one script on one Redis).
+fn add_guard(steps: &mut Steps, keys: &Keys, plan: &Plan, guard: &Guard) -> Result<(), StoreError> {
+    let split = steps.split;
+    let hall = || hall_of(plan).ok_or_else(|| StoreError::Backend("a plan without a hall".into()));
     let stop = guard.stop(None);
     // A ban's end is what the store finds; a window's end is known here.
     let text = match guard {
         Guard::AttemptCounted { .. } => stop.text(),
         _ => stop.code().to_owned(),
     };
+    // Every guard names its step: on a cluster a step's keys must share one tag (the
+    // caller's guards are on one Redis only).
+    let step = match guard {
+        Guard::TokenLive { .. }
+        | Guard::Consented { .. }
+        | Guard::AttemptCounted { .. }
+        | Guard::AccountNotBanned { .. }
+        | Guard::ApplicantNotBanned { .. }
+        | Guard::ApplicantFree { .. }
+        | Guard::UserBelow { .. } => Step::Person,
+        Guard::SeatFree { .. }
+        | Guard::StatusIs { .. }
+        | Guard::VersionIs { .. }
+        | Guard::NotLifted { .. } => Step::Hall,
+        Guard::CodeFree { .. } => Step::Code,
+    };
+    // On a cluster only the person's step keeps answers, and not a refusal for a place held,
+    // which what a crash left may explain (kept once that is settled); a later refusal is
+    // kept as it releases the reservation.
+    let held = matches!(guard, Guard::ApplicantFree { .. } | Guard::UserBelow { .. });
     let refuse = Refuse {
         refusal: &text,
-        remembered: plan
-            .remember
-            .as_ref()
-            .is_some_and(|r| r.outcome(Some(stop)).is_some()),
+        remembered: (!split || (step == Step::Person && !held))
+            && plan
+                .remember
+                .as_ref()
+                .is_some_and(|r| r.outcome(Some(stop)).is_some()),
     };
+    let p = steps.on(step);
     match guard {
         Guard::TokenLive {
             user_id,
@@ -244,7 +928,7 @@ fn add_guard(p: &mut RedisPlan, keys: &Keys, plan: &Plan, guard: &Guard) {
             appointment_id,
             status,
         } => p.field_is(
-            keys.appointment(appointment_id),
+            keys.appointment(hall()?, appointment_id),
             "status",
             status.as_str(),
             refuse,
@@ -253,16 +937,17 @@ fn add_guard(p: &mut RedisPlan, keys: &Keys, plan: &Plan, guard: &Guard) {
             appointment_id,
             version,
         } => p.json_number_is(
-            keys.appointment(appointment_id),
+            keys.appointment(hall()?, appointment_id),
             "doc",
             "version",
             *version,
             refuse,
         ),
         Guard::NotLifted { appointment_id } => {
-            p.field_absent(keys.appointment(appointment_id), "lifted", refuse)
+            p.field_absent(keys.appointment(hall()?, appointment_id), "lifted", refuse)
         }
     }
+    Ok(())
 }
 
 #[async_trait]
@@ -282,16 +967,14 @@ impl BookingStore for RedisStore {
     }
 
     async fn apply(&self, plan: Plan) -> Result<Applied, StoreError> {
-        let ran = redis_plan(self, &plan)?.run(self, &PLAN).await?;
-        Ok(match ran {
-            Ran::Done(_) => Applied::Done,
-            Ran::Stopped(text) => Applied::Stopped(
-                Stop::decode(&text)
-                    .ok_or_else(|| StoreError::Backend(format!("unexpected stop `{text}`")))?,
-            ),
-            Ran::Replayed(outcome) => Applied::Replayed(decode_outcome(&outcome)?),
-            Ran::Mismatch => Applied::IdempotencyMismatch,
-        })
+        if let Some(Effect::Insert { appointment, .. }) = plan
+            .effects
+            .iter()
+            .find(|e| matches!(e, Effect::Insert { .. }))
+        {
+            self.register_hall(&appointment.slot.hall).await?;
+        }
+        self.apply_steps(&plan).await
     }
 
     async fn appointment(&self, id: &str) -> Result<Option<Appointment>, StoreError> {
@@ -322,22 +1005,62 @@ impl BookingStore for RedisStore {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<DueNoShows, StoreError> {
-        let earliest: Vec<(String, f64)> = self
-            .conn()
-            .zrangebyscore_limit_withscores(Keys(self).due(), "-inf", "+inf", 0, limit as isize + 1)
-            .await?;
-        let earliest = earliest
+        let keys = Keys(self);
+        let halls = self.halls().await?;
+        let per_hall = try_join_all(halls.iter().map(|hall| async move {
+            let earliest: Vec<(String, f64)> = self
+                .conn()
+                .zrangebyscore_limit_withscores(
+                    keys.due(hall),
+                    "-inf",
+                    "+inf",
+                    0,
+                    limit as isize + 1,
+                )
+                .await?;
+            Ok::<_, StoreError>(earliest)
+        }))
+        .await?;
+        let mut earliest: Vec<(String, i64)> = per_hall
             .into_iter()
+            .flatten()
             .map(|(id, at)| (id, at as i64))
             .collect();
+        earliest.sort_by(|(a, at_a), (b, at_b)| (at_a, a).cmp(&(at_b, b)));
+        earliest.truncate(limit + 1);
         Ok(DueNoShows::split(earliest, now, limit))
     }
+
+    async fn settle_interrupted(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        if !self.is_cluster() {
+            return Ok(0);
+        }
+        let now_ms = now.timestamp_millis();
+        let mut settled = 0;
+        for hall in self.halls().await? {
+            let key = Keys(self).owed(&hall);
+            let owed: Vec<String> = self.conn().hkeys(&key).await?;
+            for id in owed {
+                settled += usize::from(Owed::pay(self, &key, &id).await?);
+            }
+        }
+        for key in self.scan_tags_starting("booking-user:", "resv").await? {
+            for (id, reservation) in self.reservations_at(&key).await? {
+                if reservation.expires_ms <= now_ms {
+                    self.settle(&id, &reservation, now_ms).await?;
+                    settled += 1;
+                }
+            }
+        }
+        Ok(settled)
+    }
+
     async fn carry_person_rules_to_accounts(
         &self,
         policy: NoShowPolicy,
     ) -> Result<usize, StoreError> {
         let keys = Keys(self);
-        let before = keys.key("person:".into());
+        let before = keys.old("person:");
         let hashes: BTreeSet<String> = self
             .scan(TAG, "person:*")
             .await?
@@ -347,7 +1070,7 @@ impl BookingStore for RedisStore {
             .collect();
         let mut conn = self.conn();
         for hash in &hashes {
-            let old = |what: &str| keys.key(format!("person:{hash}:{what}"));
+            let old = |what: &str| keys.old(&format!("person:{hash}:{what}"));
             let active: Option<String> = conn.get(old("active")).await?;
             for a in self.docs(&Vec::from_iter(active)).await? {
                 if a.status == Status::Booked {
@@ -364,6 +1087,7 @@ impl BookingStore for RedisStore {
             for a in self.docs(&ids).await? {
                 let applicant = ApplicantOf::of(&a);
                 let score = at.get(&a.id).copied().unwrap_or_default();
+                // All of one account's keys: one slot.
                 let mut pipe = redis::pipe();
                 for counted in [
                     keys.applicant(&applicant, "no_shows"),
@@ -394,20 +1118,20 @@ impl BookingStore for RedisStore {
         let all = keys.user(user_id, "all");
         let ids: Vec<String> = self.conn().zrange(&all, 0, -1).await?;
         let (ended, mut erased) = ErasedAppointments::sort(self.docs(&ids).await?, before);
-        let idempotency = self.scan(TAG, &format!("idem:{user_id}:*")).await?;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+        let idempotency = self.scan(&user_tag(user_id), "idem:*").await?;
         // An ended appointment changes no more (a ban lift checks its status first, and finds
-        // none), so deleting it races with nothing.
+        // none), so deleting it, one key at a time (they are on several slots), races with
+        // nothing. The list entry goes last: an interrupted erasure is found again.
+        let mut conn = self.conn();
         for a in &ended {
-            pipe.del(keys.appointment(&a.id))
-                .del(keys.code(a.code.as_str()))
-                .zrem(&all, &a.id);
+            let () = conn.del(keys.appointment(&a.slot.hall, &a.id)).await?;
+            let () = conn.del(keys.code(a.code.as_str())).await?;
+            let () = conn.del(keys.hall_of(&a.id)).await?;
+            let () = conn.zrem(&all, &a.id).await?;
         }
-        for key in &idempotency {
-            pipe.del(key);
+        if !idempotency.is_empty() {
+            let () = conn.del(&idempotency).await?;
         }
-        let () = pipe.query_async(&mut self.conn()).await?;
         erased.idempotency_records = idempotency.len();
         Ok(erased)
     }
@@ -416,8 +1140,9 @@ impl BookingStore for RedisStore {
         &self,
         created_before: DateTime<Utc>,
     ) -> Result<Vec<Appointment>, StoreError> {
-        // Every appointment key, its status first: only ended ones' documents are read.
-        let keys = self.scan(TAG, "appt:*").await?;
+        // Every appointment key of every hall, its status first: only ended ones' documents
+        // are read.
+        let keys = self.scan_tags_starting("booking-hall:", "appt:*").await?;
         let statuses = self.hget_each(&keys, "status").await?;
         let ended_keys: Vec<String> = keys
             .into_iter()
@@ -445,7 +1170,7 @@ impl BookingStore for RedisStore {
 
     async fn forget_unkeyed_digests(&self) -> Result<usize, StoreError> {
         let mut forgotten = 0;
-        for key in self.scan(TAG, "idem:*").await? {
+        for key in self.scan_tags_starting("booking-user:", "idem:*").await? {
             forgotten += usize::from(self.del_unless_prefixed(&key, "hash", DIGEST_TAG).await?);
         }
         Ok(forgotten)
