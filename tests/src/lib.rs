@@ -178,6 +178,15 @@ impl TestApp {
     /// Starts an app over `store`, with extra configuration variables.
     pub async fn spawn_on(store: SharedStore, extra: &[(&str, &str)]) -> TestApp {
         let mut vars = store.vars();
+        let files = files_dir(&store);
+        if !matches!(store, SharedStore::Sqlite(_)) {
+            // The erasure journal and backups go under the data directory: without one of
+            // its own, an app over Redis would write them into the working directory.
+            vars.push((
+                "BANZHENG_DATA_DIR".into(),
+                files.path().display().to_string(),
+            ));
+        }
         // Tests run the notification sender through `/__sim/notify/run`: a background pass would
         // race them for the entries they are about to send and read.
         vars.push(("BANZHENG_NOTIFY__WORKER".into(), "false".into()));
@@ -188,27 +197,28 @@ impl TestApp {
             .expect("app starts");
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
-        Self::served_at(address, store)
+        Self::with_files(address, store, files)
     }
 
     /// The app served at `address` over `store`, by this process or another
     /// (`process::ServerProcess`): the same helpers drive either.
     pub fn served_at(address: String, store: SharedStore) -> TestApp {
+        let files = files_dir(&store);
+        Self::with_files(address, store, files)
+    }
+
+    fn with_files(address: String, store: SharedStore, files: Arc<tempfile::TempDir>) -> TestApp {
         let backend = match store {
             SharedStore::Sqlite(_) => Backend::Sqlite,
             SharedStore::Redis { .. } => Backend::Redis,
             SharedStore::RedisCluster { .. } => Backend::RedisCluster,
-        };
-        let data_dir = match &store {
-            SharedStore::Sqlite(dir) => dir.clone(),
-            _ => Arc::new(tempfile::tempdir().unwrap()),
         };
         TestApp {
             address,
             client: client(),
             backend,
             shared: store,
-            _data_dir: data_dir,
+            _data_dir: files,
         }
     }
 
@@ -227,6 +237,14 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+}
+
+/// An app's files: SQLite's directory, or for Redis a directory of the app's own.
+fn files_dir(store: &SharedStore) -> Arc<tempfile::TempDir> {
+    match store {
+        SharedStore::Sqlite(dir) => dir.clone(),
+        _ => Arc::new(tempfile::tempdir().unwrap()),
     }
 }
 
