@@ -101,7 +101,8 @@ for label, key in (("wasm", "wasm_rgba"), ("wasm+simd", "simd_rgba")):
     c = n[f"{key}_finish_1mp_cpu_ms"]
     print(f"   {label} {c:6.1f} ({n[f'{key}_finish_1mp_wall_ms']:.1f}) x{c / nc:.2f}", end="")
 print()
-print(f"  normalise 12mp: {n['normalise_12mp_cpu_ms']:.1f} ({n['normalise_12mp_wall_ms']:.1f})")
+print(f"  normalise 12mp: {n['normalise_12mp_cpu_ms']:.1f} ({n['normalise_12mp_wall_ms']:.1f}) from scratch,"
+      f" {n['normalise_checked_12mp_cpu_ms']:.1f} ({n['normalise_checked_12mp_wall_ms']:.1f}) after the check (the server's path)")
 print(f"  review copy 12mp -> 2 MP: {n['review_copy_12mp_cpu_ms']:.1f} ({n['review_copy_12mp_wall_ms']:.1f})")
 print(f"  OpenCV Haar: verdict {o['haar_verdict']}, median {o['haar_median_ms']} ms (read, decode, detect);"
       f" photo-wasm (BlazeFace): verdict {o['photo_wasm_verdict']}, median {o['photo_wasm_median_cpu_ms']} ms"

@@ -264,6 +264,14 @@ fn main() {
                 std::hint::black_box(photo_wasm::normalise(&bytes, spec).expect("normalises"));
             });
             line.push(field(&format!("normalise_{name}"), ms));
+            // What the server runs after the check: around its face, along its segmentation.
+            let checked = photo_wasm::check_segmented(&bytes, spec);
+            let ms = median_ms(runs, || {
+                std::hint::black_box(
+                    photo_wasm::normalise_checked(&bytes, spec, &checked).expect("normalises"),
+                );
+            });
+            line.push(field(&format!("normalise_checked_{name}"), ms));
             let ms = median_ms(runs, || {
                 std::hint::black_box(
                     photo_wasm::downscale_for_review(&bytes, 2_000_000).expect("review copy"),

@@ -120,6 +120,8 @@ impl<'a> Person<'a> {
             clamp(y0 + side, image.height),
         );
         let whole_photo = (left, top, right, bottom) == (0, 0, image.width, image.height);
+        // A square under a quarter of the model's input (a face of about 10 px) is only blown
+        // up: it shows the model nothing the whole look did not see.
         let too_small =
             right.saturating_sub(left) < SIDE / 4 || bottom.saturating_sub(top) < SIDE / 4;
         let close = (!whole_photo && !too_small).then(|| {
