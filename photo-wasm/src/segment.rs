@@ -136,8 +136,12 @@ impl<'a> Person<'a> {
         }
     }
 
-    /// The probability at a point in pixels of the photo (clamped at its edges like [`Mask::sample`]).
+    /// The probability at a point in pixels of the photo. Beyond the photo its border repeats,
+    /// both looks alike (a square that reaches the photo's edge goes on past it, so the matte of
+    /// a crop reaching past the photo has no step at the edge).
     pub fn sample(&self, x: f32, y: f32) -> f32 {
+        let x = x.clamp(0.5, self.size[0] - 0.5);
+        let y = y.clamp(0.5, self.size[1] - 0.5);
         let p = self.whole.sample(x / self.size[0], y / self.size[1]);
         match &self.close {
             Some((look, [left, top, w, h]))
@@ -288,6 +292,11 @@ mod tests {
                 "({x}, {y}) is inside"
             );
         }
+        // Near the bottom, the square reaches past the photo: below it the edge row repeats.
+        let low = Person::new(&segmenter, &image, &face_at(580.0, 300.0, 40.0), &whole);
+        assert!(low.close.is_some());
+        assert_eq!(low.sample(600.0, 450.0), low.sample(600.0, 399.5));
+        assert_ne!(low.sample(600.0, 399.5), 0.25);
         // A tight portrait: the square covers the whole photo, which the first look saw.
         let tight = Person::new(
             &segmenter,
