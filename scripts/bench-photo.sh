@@ -5,8 +5,9 @@
 #   the .wasm sizes, normalisation time for 12 MP, OpenCV's Haar detector beside ours on the
 #   shared photos, and the person matte: its IoU per portrait in front of an ordinary background
 #   against the reference cut-outs and against IS-Net (a large matting model run here with
-#   onnxruntime, not shipped), for our matte and the segmentation alone, and the time of
-#   finish (segmentation, refinement, compositing) at a 12 MP photo's analysis size.
+#   onnxruntime, not shipped), for our matte and the segmentation alone, and the time of the
+#   check's segmentation and of finish given it (the closer look, refinement, compositing) at a
+#   12 MP photo's analysis size; finish_rgba (check and finished photo) on the 1 MP pixels.
 # Times are medians of per-call CPU time (wall time is printed too). The machine is shared and
 # its speed drifts by half within a minute, so the phone-size checks run in ROUNDS interleaved
 # rounds (native, WASM, WASM+SIMD, then again): a drift then reaches all three alike, and each
@@ -46,7 +47,8 @@ done
 best="$(python3 - "$full" "${rounds[@]}" <<'PY'
 import json, sys
 full, rounds = json.loads(sys.argv[1]), [json.loads(r) for r in sys.argv[2:]]
-best = {k: v for k, v in full.items() if not k.startswith(("native_12mp", "native_1mp", "native_rgba"))}
+best = {k: v for k, v in full.items()
+        if not k.startswith(("native_12mp", "native_1mp", "native_rgba", "native_finish"))}
 for r in rounds:
     for k, v in r.items():
         best[k] = min(v, best.get(k, v))
@@ -93,7 +95,14 @@ for label, key in (("wasm", "wasm_rgba"), ("wasm+simd", "simd_rgba")):
     c = n[f"{key}_1mp_cpu_ms"]
     print(f"   {label} {c:6.1f} ({n[f'{key}_1mp_wall_ms']:.1f}) x{c / nc:.2f}", end="")
 print()
-print(f"  normalise 12mp: {n['normalise_12mp_cpu_ms']:.1f} ({n['normalise_12mp_wall_ms']:.1f})")
+nc = n["native_finish_rgba_1mp_cpu_ms"]
+print(f"  finish_rgba 1mp (check and finished photo, the phone's preview): native {nc:6.1f} ({n['native_finish_rgba_1mp_wall_ms']:.1f})", end="")
+for label, key in (("wasm", "wasm_rgba"), ("wasm+simd", "simd_rgba")):
+    c = n[f"{key}_finish_1mp_cpu_ms"]
+    print(f"   {label} {c:6.1f} ({n[f'{key}_finish_1mp_wall_ms']:.1f}) x{c / nc:.2f}", end="")
+print()
+print(f"  normalise 12mp: {n['normalise_12mp_cpu_ms']:.1f} ({n['normalise_12mp_wall_ms']:.1f}) from scratch,"
+      f" {n['normalise_checked_12mp_cpu_ms']:.1f} ({n['normalise_checked_12mp_wall_ms']:.1f}) after the check (the server's path)")
 print(f"  review copy 12mp -> 2 MP: {n['review_copy_12mp_cpu_ms']:.1f} ({n['review_copy_12mp_wall_ms']:.1f})")
 print(f"  OpenCV Haar: verdict {o['haar_verdict']}, median {o['haar_median_ms']} ms (read, decode, detect);"
       f" photo-wasm (BlazeFace): verdict {o['photo_wasm_verdict']}, median {o['photo_wasm_median_cpu_ms']} ms"
@@ -128,7 +137,7 @@ for c in cols:
     if v:
         print(f"  {c}: mean {sum(v) / len(v):.4f}, worst {min(v):.4f} over {len(v)} photos")
 a = m["analysis_size"]
-print(f"  finish at a 12 MP photo's analysis size ({a[0]}x{a[1]}): {m['finish_12mp_analysis_cpu_ms']:.1f} ms"
-      f" ({m['finish_12mp_analysis_wall_ms']:.1f}), of which segmentation {m['segment_12mp_analysis_cpu_ms']:.1f}"
-      f" ({m['segment_12mp_analysis_wall_ms']:.1f})")
+print(f"  at a 12 MP photo's analysis size ({a[0]}x{a[1]}): the check's segmentation {m['segment_12mp_analysis_cpu_ms']:.1f} ms"
+      f" ({m['segment_12mp_analysis_wall_ms']:.1f}); finish, given it, {m['finish_12mp_analysis_cpu_ms']:.1f}"
+      f" ({m['finish_12mp_analysis_wall_ms']:.1f}) (the closer look, refinement, compositing)")
 PY

@@ -7,9 +7,10 @@
 //! `… -- BG_PHOTOS_DIR OUT_DIR RUNS matte [ISNET_DIR]`: the person matte's IoU on the portraits in
 //! front of ordinary backgrounds, against their reference cut-outs (`NAME.ref.png`, alpha) and
 //! IS-Net's masks (`ISNET_DIR/NAME.png`), for our matte and for the segmentation alone (its
-//! 256×256 output upsampled bilinearly), and the time of `finish` at a 12 MP photo's analysis size. The 1 MP photo is
+//! 256×256 output upsampled bilinearly), and the time of the segmentation and of `finish` given
+//! it at a 12 MP photo's analysis size. The 1 MP photo is
 //! also checked as RGBA pixels (`check_rgba`, the mini-program's path: a canvas gives it the
-//! decoded photo), written to `bench-1mp.rgba` (its size in `bench-1mp.rgba.json`) for the wasm
+//! decoded photo) and finished from them (`finish_rgba`, the phone's preview), written to `bench-1mp.rgba` (its size in `bench-1mp.rgba.json`) for the wasm
 //! run.
 
 use photo_wasm::decode::{decode, Want};
@@ -88,7 +89,12 @@ fn iou(a: &[u8], b: &[u8]) -> f64 {
 }
 
 /// The matte's IoU per photo (see the module comment), as JSON.
-fn matte_quality(photos: &std::path::Path, isnet: Option<&std::path::Path>, runs: usize) {
+fn matte_quality(
+    photos: &std::path::Path,
+    out: &std::path::Path,
+    isnet: Option<&std::path::Path>,
+    runs: usize,
+) {
     let spec = photo_wasm::spec_by_id("id-card").expect("spec");
     let mut names: Vec<String> = std::fs::read_dir(photos)
         .expect("photos dir")
@@ -101,20 +107,23 @@ fn matte_quality(photos: &std::path::Path, isnet: Option<&std::path::Path>, runs
     for n in &names {
         let bytes = std::fs::read(photos.join(n)).expect("read");
         let image = decode(&bytes, Want::Full).expect("decodes").image;
-        let report = photo_wasm::check(&bytes, spec);
-        let face = report
+        let checked = photo_wasm::check_segmented(&bytes, spec);
+        let face = checked
+            .report
             .faces
             .iter()
             .find(|f| f.frontal)
-            .or(report.faces.first());
+            .or(checked.report.faces.first());
         let ours = match face {
             Some(f) => {
-                let png = photo_wasm::matte_png(&bytes, spec, &report, f).expect("matte");
-                let path = std::env::temp_dir().join("bench-matte.png");
+                let png = photo_wasm::matte_png(&bytes, spec, &checked, f).expect("matte");
+                // Kept beside the other outputs so anyone can look at them.
+                let path = out.join(format!("matte-{}.png", n.trim_end_matches(".jpg")));
                 std::fs::write(&path, png).expect("write");
                 png_mask(&path).expect("our png").2
             }
-            None => photo_wasm::photo_matte(&image, None, spec).expect("matte"),
+            None => photo_wasm::photo_matte(&image, None, &segmenter.segment(&image), spec)
+                .expect("matte"),
         };
         let alone: Vec<u8> = segmenter
             .segment_once(&image)
@@ -141,8 +150,8 @@ fn matte_quality(photos: &std::path::Path, isnet: Option<&std::path::Path>, runs
         }
         rows.push(format!("\"{n}\":{{{}}}", fields.join(",")));
     }
-    // Time: `finish` on a 12 MP photo's analysis-size decode (render, segmentation, refinement,
-    // compositing), the part the budget of 30 ms is for.
+    // Time: the check's segmentation of a 12 MP photo's analysis-size decode and `finish` given
+    // it (render, the closer look, refinement, compositing): the parts the budget of 30 ms is for.
     let portrait = std::fs::read(photos.join("carvekit-woman-glasses-street.jpg")).expect("read");
     let src = decode(&portrait, Want::Full).expect("decodes").image;
     let big = jpeg(&src.resize(4032, 3024));
@@ -151,7 +160,9 @@ fn matte_quality(photos: &std::path::Path, isnet: Option<&std::path::Path>, runs
         Want::LongSide(photo_wasm::thresholds::ANALYSIS_MIN_LONG_SIDE),
     )
     .expect("decodes");
-    let report = photo_wasm::check(&big, spec);
+    let checked = photo_wasm::check_segmented(&big, spec);
+    let report = &checked.report;
+    let person = checked.person.as_ref().expect("segmented");
     let face = report.faces.first().expect("a face");
     let to_analysis = analysis.image.width as f64 / report.width as f64;
     let det = photo_wasm::detect::Detection {
@@ -168,7 +179,9 @@ fn matte_quality(photos: &std::path::Path, isnet: Option<&std::path::Path>, runs
         left_ear: face.left_ear.map(|v| (v * to_analysis) as f32),
     };
     let ms = median_ms(runs, || {
-        std::hint::black_box(photo_wasm::finish(&analysis.image, &det, spec).expect("finish"));
+        std::hint::black_box(
+            photo_wasm::finish(&analysis.image, &det, person, spec).expect("finish"),
+        );
     });
     let seg = median_ms(runs, || {
         std::hint::black_box(segmenter.segment(&analysis.image));
@@ -189,6 +202,7 @@ fn main() {
         let runs = args[3].parse().unwrap_or(15);
         matte_quality(
             std::path::Path::new(&args[1]),
+            std::path::Path::new(&args[2]),
             args.get(5).map(std::path::Path::new),
             runs,
         );
@@ -237,12 +251,27 @@ fn main() {
                 std::hint::black_box(photo_wasm::check_rgba(img.width, img.height, &rgba, spec));
             });
             line.push(field("native_rgba_1mp", ms));
+            // The phone's preview: the check and the finished photo from the same pixels.
+            let ms = median_ms(runs, || {
+                std::hint::black_box(
+                    photo_wasm::finish_rgba(img.width, img.height, &rgba, spec).expect("finishes"),
+                );
+            });
+            line.push(field("native_finish_rgba_1mp", ms));
         }
         if name == "12mp" && !checks_only {
             let ms = median_ms(runs, || {
                 std::hint::black_box(photo_wasm::normalise(&bytes, spec).expect("normalises"));
             });
             line.push(field(&format!("normalise_{name}"), ms));
+            // What the server runs after the check: around its face, along its segmentation.
+            let checked = photo_wasm::check_segmented(&bytes, spec);
+            let ms = median_ms(runs, || {
+                std::hint::black_box(
+                    photo_wasm::normalise_checked(&bytes, spec, &checked).expect("normalises"),
+                );
+            });
+            line.push(field(&format!("normalise_checked_{name}"), ms));
             let ms = median_ms(runs, || {
                 std::hint::black_box(
                     photo_wasm::downscale_for_review(&bytes, 2_000_000).expect("review copy"),

@@ -9,6 +9,7 @@ use crate::rules;
 use crate::segment::Segmenter;
 use crate::specs::Spec;
 use crate::thresholds as t;
+use crate::Checked;
 
 /// What the checks get: the upright picture (any size) and facts about the original upload.
 pub(crate) struct Source {
@@ -112,7 +113,7 @@ pub(crate) fn people(img: &Rgb) -> Vec<Subject> {
         .collect()
 }
 
-pub(crate) fn analyse(src: Source, spec: &Spec) -> Report {
+pub(crate) fn analyse(src: Source, spec: &Spec) -> Checked {
     let (img, _) = src.image.shrink_to(t::ANALYSIS_MAX_LONG_SIDE);
     let to_src = src.source_width as f32 / img.width as f32;
     let people = people(&img);
@@ -151,6 +152,7 @@ pub(crate) fn analyse(src: Source, spec: &Spec) -> Report {
         _ => 0,
     };
     checks.push(face_count_check(frontal, people.len(), companions));
+    let mut person = None;
     let box_target = geometry::target_box_width(spec);
     checks.push(match subject {
         Some(s) => resolution_check(s.det.width * to_src / box_target, true),
@@ -182,6 +184,8 @@ pub(crate) fn analyse(src: Source, spec: &Spec) -> Report {
             // the mirrored mask, so the shoulders' and the crown's measures do not lean.
             let mask = Segmenter::shared().map(|s| s.segment(&img));
             checks.extend(rules::checks(&img, &mesh.frame(), mask.as_ref()));
+            // The document photo is cut out along the same segmentation (one per photo).
+            person = mask;
         }
         checks.push(tilt_check(s.roll()));
         checks.extend(pose_checks(s.pose));
@@ -198,12 +202,15 @@ pub(crate) fn analyse(src: Source, spec: &Spec) -> Report {
         .iter()
         .map(|s| face_json(&scale_detection(&s.det, to_src), s))
         .collect();
-    Report {
-        spec_id: spec.id.to_string(),
-        width: src.source_width,
-        height: src.source_height,
-        checks,
-        faces,
+    Checked {
+        report: Report {
+            spec_id: spec.id.to_string(),
+            width: src.source_width,
+            height: src.source_height,
+            checks,
+            faces,
+        },
+        person,
     }
 }
 

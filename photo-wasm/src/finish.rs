@@ -8,7 +8,7 @@ use crate::geometry::{self, Crop};
 use crate::matte;
 use crate::raster::Rgb;
 use crate::report::Face;
-use crate::segment::{Mask, Segmenter};
+use crate::segment::{Mask, Person, Segmenter};
 use crate::specs::Spec;
 use crate::thresholds as t;
 use serde::Serialize;
@@ -62,13 +62,20 @@ pub enum FinishError {
     NoModel,
 }
 
-/// The spec's photo around `face` (in pixels of `image`, the upright photo at any scale).
-pub fn finish(image: &Rgb, face: &Detection, spec: &'static Spec) -> Result<Finished, FinishError> {
+/// The spec's photo around `face` (in pixels of `image`, the upright photo at any scale), cut out
+/// along `whole`, the segmentation of the whole photo the check measured it with
+/// ([`Segmenter::segment`] at any scale: it covers the photo whatever its size), and a closer
+/// look around the person ([`Person`]).
+pub fn finish(
+    image: &Rgb,
+    face: &Detection,
+    whole: &Mask,
+    spec: &'static Spec,
+) -> Result<Finished, FinishError> {
     let segmenter = Segmenter::shared().ok_or(FinishError::NoModel)?;
     let crop = geometry::crop(face, spec, None);
     let mut out = crop_pixels(image, face, spec);
-    let mask = segmenter.segment(image);
-    let coarse = render_mask(&mask, image, &crop, spec);
+    let coarse = render_mask(&Person::new(&segmenter, image, face, whole), &crop, spec);
     let face_width = face.width * crop.scale;
     let ellipse = inner_face(face, &crop, spec);
 
@@ -107,27 +114,41 @@ pub fn finish(image: &Rgb, face: &Detection, spec: &'static Spec) -> Result<Fini
     Ok(Finished { image: out, report })
 }
 
-/// The person matte over the whole photo at its own size (0–255, 255 = person), refined at the
-/// resolution the document photo sees `face` at (never above the photo's own). Without a face
-/// it is refined at the photo's own size for a face a quarter of its short side wide, as in a
+/// The person matte over the whole photo at its own size (0–255, 255 = person), from `whole`
+/// and a closer look around `face` (as for [`finish`]), refined at the resolution the document
+/// photo sees `face` at (never above the photo's own). Without a face it is the whole photo's
+/// look refined at the photo's own size for a face a quarter of its short side wide, as in a
 /// typical portrait.
 pub fn photo_matte(
     image: &Rgb,
     face: Option<&Detection>,
+    whole: &Mask,
     spec: &Spec,
 ) -> Result<Vec<u8>, FinishError> {
     let segmenter = Segmenter::shared().ok_or(FinishError::NoModel)?;
-    let mask = segmenter.segment(image);
     let (scale, face_width) = match face {
         Some(face) => (geometry::crop(face, spec, None).scale.min(1.0), face.width),
         None => (1.0, image.width.min(image.height) as f32 / 4.0),
     };
+    let person = face.map(|face| Person::new(&segmenter, image, face, whole));
     let (w, h) = (
         ((image.width as f32 * scale).round() as u32).max(1),
         ((image.height as f32 * scale).round() as u32).max(1),
     );
     let guide = image.resize(w, h);
-    let alpha = matte::refine(&guide, &mask.resize(w, h).data, face_width * scale);
+    let coarse = match &person {
+        Some(person) => {
+            let (fx, fy) = (
+                image.width as f32 / w as f32,
+                image.height as f32 / h as f32,
+            );
+            (0..w * h)
+                .map(|k| person.sample(((k % w) as f32 + 0.5) * fx, ((k / w) as f32 + 0.5) * fy))
+                .collect()
+        }
+        None => whole.resize(w, h).data,
+    };
+    let alpha = matte::refine(&guide, &coarse, face_width * scale);
     let alpha = Mask {
         width: w,
         height: h,
@@ -242,23 +263,18 @@ pub fn crop_pixels(image: &Rgb, face: &Detection, spec: &Spec) -> Rgb {
     out
 }
 
-/// The coarse person probability in the spec's pixels (the mask covers the whole `image`).
-/// Beside and below the photo the mask's border repeats (shoulders and clothes go on); above it
-/// there is only backdrop, as a head cut by the photo's top cannot be continued.
-fn render_mask(mask: &Mask, image: &Rgb, crop: &Crop, spec: &Spec) -> Vec<f32> {
+/// The coarse person probability in the spec's pixels. Beside and below the photo the border
+/// repeats (shoulders and clothes go on); above it there is only backdrop, as a head cut by the
+/// photo's top cannot be continued.
+fn render_mask(person: &Person, crop: &Crop, spec: &Spec) -> Vec<f32> {
     let (o, ex, ey) = frame(crop, spec);
-    let (w, h) = (image.width as f32, image.height as f32);
     let mut out = Vec::with_capacity((spec.width_px * spec.height_px) as usize);
     for oy in 0..spec.height_px {
         for ox in 0..spec.width_px {
             let (px, py) = (ox as f32 + 0.5, oy as f32 + 0.5);
             let x = o[0] + px * ex[0] + py * ey[0];
             let y = o[1] + px * ex[1] + py * ey[1];
-            out.push(if y < 0.0 {
-                0.0
-            } else {
-                mask.sample(x / w, y / h)
-            });
+            out.push(if y < 0.0 { 0.0 } else { person.sample(x, y) });
         }
     }
     out

@@ -34,6 +34,7 @@ pub use specs::{spec_by_id, specs, HeadGeometry, Span, Spec};
 
 use check::Source;
 use raster::Rgb;
+use segment::Mask;
 
 /// What [`check`] decodes: enough pixels for the analysis, no more.
 #[cfg(feature = "decode")]
@@ -43,6 +44,21 @@ const CHECK_DECODE: decode::Want = decode::Want::LongSide(thresholds::ANALYSIS_M
 /// Never panics: undecodable, truncated or oversized input gives a report whose `decode` check fails.
 #[cfg(feature = "decode")]
 pub fn check(bytes: &[u8], spec: &Spec) -> Report {
+    check_segmented(bytes, spec).report
+}
+
+/// A check's report and the person segmentation it measured the photo with (when it had a face
+/// to measure), so the document photo is cut out along the same one (`normalise_checked`,
+/// [`finish_rgba`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    pub report: Report,
+    pub person: Option<Mask>,
+}
+
+/// [`check`], keeping the segmentation for the normalisation that follows.
+#[cfg(feature = "decode")]
+pub fn check_segmented(bytes: &[u8], spec: &Spec) -> Checked {
     match decode::decode(bytes, CHECK_DECODE) {
         Ok(d) => check::analyse(
             Source {
@@ -57,7 +73,10 @@ pub fn check(bytes: &[u8], spec: &Spec) -> Report {
             },
             spec,
         ),
-        Err(e) => check::undecodable(spec, Some(bytes.len()), &e.message_zh(), &e.to_string()),
+        Err(e) => Checked {
+            report: check::undecodable(spec, Some(bytes.len()), &e.message_zh(), &e.to_string()),
+            person: None,
+        },
     }
 }
 
@@ -122,7 +141,7 @@ pub fn finish_rgba(
     rgba: &[u8],
     spec: &'static Spec,
 ) -> Result<FinishedRgba, FinishError> {
-    let report = check_rgba(width, height, rgba, spec);
+    let Checked { report, person } = check_rgba_segmented(width, height, rgba, spec);
     let frontal: Vec<&Face> = report.faces.iter().filter(|f| f.frontal).collect();
     let photo = match frontal[..] {
         // The report's faces are in these pixels' coordinates: no scaling.
@@ -130,6 +149,7 @@ pub fn finish_rgba(
             let done = finish(
                 &Rgb::from_rgba(width, height, rgba),
                 &finish::detection(face),
+                person.as_ref().ok_or(FinishError::NoModel)?,
                 spec,
             )?;
             Some(PhotoRgba {
@@ -151,6 +171,11 @@ pub fn finish_rgba(
 
 /// Checks raw RGBA pixels (row-major, 4 bytes per pixel, as from a canvas) against `spec`.
 pub fn check_rgba(width: u32, height: u32, rgba: &[u8], spec: &Spec) -> Report {
+    check_rgba_segmented(width, height, rgba, spec).report
+}
+
+/// [`check_rgba`], keeping the segmentation for the finished photo.
+fn check_rgba_segmented(width: u32, height: u32, rgba: &[u8], spec: &Spec) -> Checked {
     let pixels = width as u64 * height as u64;
     let why = if width == 0 || height == 0 {
         Some("image has no pixels".to_string())
@@ -166,7 +191,10 @@ pub fn check_rgba(width: u32, height: u32, rgba: &[u8], spec: &Spec) -> Report {
         None
     };
     if let Some(why) = why {
-        return check::undecodable(spec, None, &why, &why);
+        return Checked {
+            report: check::undecodable(spec, None, &why, &why),
+            person: None,
+        };
     }
     check::analyse(
         Source {

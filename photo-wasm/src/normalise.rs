@@ -9,10 +9,12 @@ use crate::finish::{detection, finish, photo_matte, FinishError, Note};
 use crate::geometry;
 use crate::raster::Rgb;
 use crate::report::{Face, Report};
-use crate::segment::SIDE;
+use crate::segment::{Mask, Segmenter, SIDE};
 use crate::specs::Spec;
 use crate::thresholds as t;
+use crate::Checked;
 use serde::Serialize;
+use std::borrow::Cow;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NormaliseError {
@@ -61,22 +63,45 @@ pub fn normalise(bytes: &[u8], spec: &'static Spec) -> Result<Normalised, Normal
     };
     let face = scale_detection(&subject.det, first.source_width as f32 / small.width as f32);
     let source = (first.source_width, first.source_height);
-    render_around(bytes, spec, &face, source, Some(first.image))
+    // The very segmentation the check makes: of the same analysis copy.
+    let person = segment(&small)?;
+    render_around(bytes, spec, &face, &person, source, Some(first.image))
 }
 
-/// Normalises a photo whose [`crate::check`] `report` passed, around the frontal face the check
-/// found: the photo is decoded once, at the scale the crop needs.
+/// The person segmentation of the whole picture (see [`Segmenter::segment`]).
+fn segment(image: &Rgb) -> Result<Mask, FinishError> {
+    Ok(Segmenter::shared()
+        .ok_or(FinishError::NoModel)?
+        .segment(image))
+}
+
+/// The segmentation `checked` measured the photo with; when it had none (no face it measured,
+/// e.g. a group for the command line), the same one made now from the check's analysis copy.
+fn segmentation<'a>(bytes: &[u8], checked: &'a Checked) -> Result<Cow<'a, Mask>, NormaliseError> {
+    if let Some(person) = &checked.person {
+        return Ok(Cow::Borrowed(person));
+    }
+    let first = decode(bytes, Want::LongSide(t::ANALYSIS_MIN_LONG_SIDE))?;
+    let (small, _) = first.image.shrink_to(t::ANALYSIS_MAX_LONG_SIDE);
+    Ok(Cow::Owned(segment(&small)?))
+}
+
+/// Normalises a photo whose [`crate::check_segmented`] passed, around the frontal face the check
+/// found and along the segmentation it made: the photo is decoded once, at the scale the crop
+/// needs, and not segmented again.
 pub fn normalise_checked(
     bytes: &[u8],
     spec: &'static Spec,
-    report: &Report,
+    checked: &Checked,
 ) -> Result<Normalised, NormaliseError> {
+    let report = &checked.report;
     let frontal: Vec<&Face> = report.faces.iter().filter(|f| f.frontal).collect();
     let [face] = frontal[..] else {
         return Err(NormaliseError::FaceCount(frontal.len()));
     };
     let source = (report.width, report.height);
-    render_around(bytes, spec, &detection(face), source, None)
+    let person = segmentation(bytes, checked)?;
+    render_around(bytes, spec, &detection(face), &person, source, None)
 }
 
 /// The most memory (bytes) [`normalise_checked`] of `bytes` with `report` takes, from the
@@ -103,29 +128,32 @@ fn render_long_side(spec: &Spec, face: &Detection, source: (u32, u32)) -> u32 {
     (long * crop.scale * t::NORMALISE_OVERSAMPLE).ceil() as u32
 }
 
-/// Normalises around `face` (one of `report.faces`), whatever the report's verdict: for the
-/// command line, so anyone can judge the result of any photo with a face.
+/// Normalises around `face` (one of `checked.report.faces`), whatever the report's verdict: for
+/// the command line, so anyone can judge the result of any photo with a face.
 pub fn normalise_around(
     bytes: &[u8],
     spec: &'static Spec,
-    report: &Report,
+    checked: &Checked,
     face: &Face,
 ) -> Result<Normalised, NormaliseError> {
-    let source = (report.width, report.height);
-    render_around(bytes, spec, &detection(face), source, None)
+    let source = (checked.report.width, checked.report.height);
+    let person = segmentation(bytes, checked)?;
+    render_around(bytes, spec, &detection(face), &person, source, None)
 }
 
 /// The person matte of the photo at its own size after EXIF orientation (0–255, 255 = person),
-/// around `face` (one of `report.faces`), as a greyscale PNG.
+/// around `face` (one of `checked.report.faces`), as a greyscale PNG.
 pub fn matte_png(
     bytes: &[u8],
     spec: &Spec,
-    report: &Report,
+    checked: &Checked,
     face: &Face,
 ) -> Result<Vec<u8>, NormaliseError> {
+    let person = segmentation(bytes, checked)?;
     let image = decode(bytes, Want::Full)?.image;
-    let face = scale_detection(&detection(face), image.width as f32 / report.width as f32);
-    let alpha = photo_matte(&image, Some(&face), spec)?;
+    let scale = image.width as f32 / checked.report.width as f32;
+    let face = scale_detection(&detection(face), scale);
+    let alpha = photo_matte(&image, Some(&face), &person, spec)?;
     let mut out = Vec::new();
     let mut enc = png::Encoder::new(&mut out, image.width, image.height);
     enc.set_color(png::ColorType::Grayscale);
@@ -136,12 +164,14 @@ pub fn matte_png(
     Ok(out)
 }
 
-/// The spec's photo around `face` (in pixels of the upright source, `source` wide and high);
-/// `decoded` is a decode already at hand, used when it has enough pixels for the crop.
+/// The spec's photo around `face` (in pixels of the upright source, `source` wide and high), cut
+/// out along `person`; `decoded` is a decode already at hand, used when it has enough pixels for
+/// the crop.
 fn render_around(
     bytes: &[u8],
     spec: &'static Spec,
     face: &Detection,
+    person: &Mask,
     source: (u32, u32),
     decoded: Option<Rgb>,
 ) -> Result<Normalised, NormaliseError> {
@@ -152,7 +182,7 @@ fn render_around(
         _ => decode(bytes, Want::LongSide(need))?.image,
     };
     let face = scale_detection(face, image.width as f32 / source.0 as f32);
-    let done = finish(&image, &face, spec)?;
+    let done = finish(&image, &face, person, spec)?;
     let (jpeg, quality) = encode_in_range(&done.image, spec)?;
     Ok(Normalised {
         jpeg,

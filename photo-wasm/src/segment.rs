@@ -2,8 +2,10 @@
 //! `models/README.md`) run by `nn.rs`. Natively the model is compiled in; the WebAssembly builds
 //! leave it out (it ships once beside both `.wasm` builds) and take it through [`load`].
 
+use crate::detect::Detection;
 use crate::nn::{ModelError, Shipped};
 use crate::raster::Rgb;
+use crate::thresholds as t;
 
 /// The model's input and output side.
 pub const SIDE: u32 = 256;
@@ -85,6 +87,69 @@ impl Segmenter {
             width: SIDE,
             height: SIDE,
             data: self.raw(input),
+        }
+    }
+}
+
+/// The person probability the finished photo is cut out along: the whole photo's segmentation
+/// (the check's) and, where it reaches, the mean with a second look at a square around the
+/// person (see [`t::MATTE_WINDOW_FACES`]).
+pub struct Person<'a> {
+    whole: &'a Mask,
+    /// The square's look and where it lies, in pixels of the photo: x, y, width, height.
+    close: Option<(Mask, [f32; 4])>,
+    /// The photo's size in pixels.
+    size: [f32; 2],
+}
+
+impl<'a> Person<'a> {
+    /// `whole` is the segmentation of all of `image` (at any scale), `face` in pixels of `image`.
+    /// The square is clamped to the photo; when that leaves all of it (a tight portrait), the
+    /// second look would see what the first did and is not made.
+    pub fn new(segmenter: &Segmenter, image: &Rgb, face: &Detection, whole: &'a Mask) -> Self {
+        let side = face.width * t::MATTE_WINDOW_FACES;
+        let (cx, cy) = (
+            face.x + face.width * 0.5,
+            face.y + face.height * t::MATTE_WINDOW_FACE_ALONG,
+        );
+        let (x0, y0) = (cx - side * 0.5, cy - side * t::MATTE_WINDOW_FACE_AT);
+        let clamp = |v: f32, max: u32| (v.round().max(0.0) as u32).min(max);
+        let (left, top) = (clamp(x0, image.width), clamp(y0, image.height));
+        let (right, bottom) = (
+            clamp(x0 + side, image.width),
+            clamp(y0 + side, image.height),
+        );
+        let whole_photo = (left, top, right, bottom) == (0, 0, image.width, image.height);
+        // A square under a quarter of the model's input (a face of about 10 px) is only blown
+        // up: it shows the model nothing the whole look did not see.
+        let too_small =
+            right.saturating_sub(left) < SIDE / 4 || bottom.saturating_sub(top) < SIDE / 4;
+        let close = (!whole_photo && !too_small).then(|| {
+            let (w, h) = (right - left, bottom - top);
+            let look = segmenter.segment(&image.crop(left as i64, top as i64, w, h));
+            (look, [left as f32, top as f32, w as f32, h as f32])
+        });
+        Person {
+            whole,
+            close,
+            size: [image.width as f32, image.height as f32],
+        }
+    }
+
+    /// The probability at a point in pixels of the photo. Beyond the photo its border repeats,
+    /// both looks alike (a square that reaches the photo's edge goes on past it, so the matte of
+    /// a crop reaching past the photo has no step at the edge).
+    pub fn sample(&self, x: f32, y: f32) -> f32 {
+        let x = x.clamp(0.5, self.size[0] - 0.5);
+        let y = y.clamp(0.5, self.size[1] - 0.5);
+        let p = self.whole.sample(x / self.size[0], y / self.size[1]);
+        match &self.close {
+            Some((look, [left, top, w, h]))
+                if (*left..left + w).contains(&x) && (*top..top + h).contains(&y) =>
+            {
+                (p + look.sample((x - left) / w, (y - top) / h)) * 0.5
+            }
+            _ => p,
         }
     }
 }
@@ -176,6 +241,70 @@ mod tests {
             "only {mid} uncertain values in the golden output"
         );
         assert!(worst < 1e-3, "probabilities differ by {worst}");
+    }
+
+    fn face_at(x: f32, y: f32, width: f32) -> Detection {
+        Detection {
+            x,
+            y,
+            width,
+            height: width,
+            score: 1.0,
+            right_eye: [x + width * 0.3, y + width * 0.4],
+            left_eye: [x + width * 0.7, y + width * 0.4],
+            nose: [x + width * 0.5, y + width * 0.6],
+            mouth: [x + width * 0.5, y + width * 0.75],
+            right_ear: [x, y + width * 0.5],
+            left_ear: [x + width, y + width * 0.5],
+        }
+    }
+
+    #[test]
+    fn the_closer_look_counts_only_within_its_square() {
+        let segmenter = Segmenter::shared().unwrap();
+        let whole = Mask {
+            width: 4,
+            height: 4,
+            data: vec![0.25; 16],
+        };
+        // A wide photo with a small face: the square (6 face widths) is a part of it.
+        let mut image = Rgb::new(1200, 400);
+        image.data.iter_mut().enumerate().for_each(|(k, v)| {
+            *v = (k % 251) as u8;
+        });
+        let face = face_at(580.0, 100.0, 40.0);
+        let person = Person::new(&segmenter, &image, &face, &whole);
+        let (look, [left, top, w, h]) = person.close.as_ref().expect("a closer look");
+        assert_eq!((*left, *top, *w, *h), (480.0, 44.0, 240.0, 240.0));
+        for (x, y) in [
+            (100.0, 200.0),
+            (1100.0, 50.0),
+            (479.0, 100.0),
+            (600.0, 300.0),
+        ] {
+            assert_eq!(person.sample(x, y), 0.25, "({x}, {y}) is outside");
+        }
+        for (x, y) in [(500.0, 60.0), (600.0, 150.0), (700.0, 270.0)] {
+            let close = look.sample((x - left) / w, (y - top) / h);
+            assert_eq!(
+                person.sample(x, y),
+                (0.25 + close) * 0.5,
+                "({x}, {y}) is inside"
+            );
+        }
+        // Near the bottom, the square reaches past the photo: below it the edge row repeats.
+        let low = Person::new(&segmenter, &image, &face_at(580.0, 300.0, 40.0), &whole);
+        assert!(low.close.is_some());
+        assert_eq!(low.sample(600.0, 450.0), low.sample(600.0, 399.5));
+        assert_ne!(low.sample(600.0, 399.5), 0.25);
+        // A tight portrait: the square covers the whole photo, which the first look saw.
+        let tight = Person::new(
+            &segmenter,
+            &Rgb::new(200, 240),
+            &face_at(50.0, 40.0, 100.0),
+            &whole,
+        );
+        assert!(tight.close.is_none());
     }
 
     #[test]

@@ -7,7 +7,8 @@ use common::{id_card, labels, photo, photos_bg_dir};
 use photo_wasm::decode::{decode, Want};
 use photo_wasm::detect::Detection;
 use photo_wasm::raster::Rgb;
-use photo_wasm::{normalise, thresholds as t, Face, NormaliseError, Spec};
+use photo_wasm::segment::Mask;
+use photo_wasm::{normalise, thresholds as t, Checked, Face, NormaliseError, Spec};
 
 /// The JFIF APP0 density: (units, x, y).
 fn jfif_density(jpeg: &[u8]) -> Option<(u8, u16, u16)> {
@@ -87,10 +88,10 @@ fn accepted_photos_become_spec_photos() {
         let bytes = photo(name);
         for spec in photo_wasm::specs() {
             // From scratch, and as the server does it: around the face its check found.
-            let report = photo_wasm::check(&bytes, spec);
+            let checked = photo_wasm::check_segmented(&bytes, spec);
             for n in [
                 normalise(&bytes, spec),
-                photo_wasm::normalise_checked(&bytes, spec, &report),
+                photo_wasm::normalise_checked(&bytes, spec, &checked),
             ] {
                 let n = n.unwrap_or_else(|e| panic!("{name}/{}: {e}", spec.id));
                 assert_eq!(
@@ -142,8 +143,8 @@ fn tilted_photo_is_levelled() {
 }
 
 /// The portraits in front of ordinary backgrounds with the face the check found, in pixels of the
-/// full decode.
-fn backdrop_portraits() -> Vec<(String, Rgb, Detection)> {
+/// full decode, and the check's segmentation.
+fn backdrop_portraits() -> Vec<(String, Rgb, Detection, Mask)> {
     let dir = photos_bg_dir();
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -157,12 +158,13 @@ fn backdrop_portraits() -> Vec<(String, Rgb, Detection)> {
         .into_iter()
         .filter_map(|n| {
             let bytes = std::fs::read(dir.join(&n)).unwrap();
-            let report = photo_wasm::check(&bytes, spec);
+            let Checked { report, person } = photo_wasm::check_segmented(&bytes, spec);
             let frontal: Vec<&Face> = report.faces.iter().filter(|f| f.frontal).collect();
             let [face] = frontal[..] else {
                 eprintln!("{n}: {} frontal faces, skipped", frontal.len());
                 return None;
             };
+            let person = person.expect("the check segments a photo with a frontal face");
             let image = decode(&bytes, Want::Full).unwrap().image;
             let f = image.width as f64 / report.width as f64;
             let p = |p: [f64; 2]| [(p[0] * f) as f32, (p[1] * f) as f32];
@@ -179,7 +181,7 @@ fn backdrop_portraits() -> Vec<(String, Rgb, Detection)> {
                 right_ear: p(face.right_ear),
                 left_ear: p(face.left_ear),
             };
-            Some((n, image, det))
+            Some((n, image, det, person))
         })
         .collect()
 }
@@ -192,8 +194,8 @@ fn any_backdrop_becomes_the_spec_colour_and_the_face_stays_as_taken() {
     for spec in photo_wasm::specs() {
         let colour = u32::from_str_radix(&spec.background[1..], 16).unwrap();
         let colour = [(colour >> 16) as u8, (colour >> 8) as u8, colour as u8];
-        for (name, image, face) in &portraits {
-            let done = photo_wasm::finish(image, face, spec).unwrap();
+        for (name, image, face, person) in &portraits {
+            let done = photo_wasm::finish(image, face, person, spec).unwrap();
             let img = &done.image;
             assert_eq!((img.width, img.height), (spec.width_px, spec.height_px));
             assert!(done.report.background_replaced, "{name}/{}", spec.id);
@@ -259,9 +261,26 @@ fn review_copy_is_bounded_and_upright() {
 fn normalising_without_one_frontal_face_in_the_report_is_refused() {
     let spec = photo_wasm::spec_by_id("id-card").unwrap();
     let bytes = photo("portrait-test0-two-people.jpg");
-    let report = photo_wasm::check(&bytes, spec);
+    let checked = photo_wasm::check_segmented(&bytes, spec);
     assert_eq!(
-        photo_wasm::normalise_checked(&bytes, spec, &report).unwrap_err(),
+        photo_wasm::normalise_checked(&bytes, spec, &checked).unwrap_err(),
         NormaliseError::FaceCount(2)
     );
+}
+
+#[test]
+fn normalisation_cuts_along_the_checks_segmentation() {
+    let spec = id_card();
+    let bytes = std::fs::read(photos_bg_dir().join("carvekit-woman-glasses-street.jpg")).unwrap();
+    let mut checked = photo_wasm::check_segmented(&bytes, spec);
+    let n = photo_wasm::normalise_checked(&bytes, spec, &checked).unwrap();
+    assert!(n.background_whitened, "{:?}", n.background_note);
+    let again = photo_wasm::normalise_checked(&bytes, spec, &checked).unwrap();
+    assert_eq!(n.jpeg, again.jpeg);
+    // Handed a segmentation that sees nobody, it does not segment the whole photo again: only
+    // the closer look around the face sees the person, so the matte changes.
+    let person = checked.person.as_mut().expect("segmented");
+    person.data.iter_mut().for_each(|p| *p = 0.0);
+    let blind = photo_wasm::normalise_checked(&bytes, spec, &checked).unwrap();
+    assert_ne!(blind.jpeg, n.jpeg);
 }

@@ -1,6 +1,6 @@
 // node bench-wasm.mjs PKG_JS BENCH_DIR [RUNS] [LABEL]
 // Times check_encoded (a nodejs wasm build) on the files the native bench wrote, or, for an
-// RGBA-only web build (the mini-program's), check_rgba on its 1 MP pixels; prints JSON with
+// RGBA-only web build (the mini-program's), check_rgba and finish_rgba on its 1 MP pixels; prints JSON with
 // median process CPU ms and wall ms, like the native bench.
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
@@ -40,6 +40,7 @@ if (rgbaOnly) {
   const pixels = readFileSync(join(dir, 'bench-1mp.rgba'));
   const { width, height } = JSON.parse(readFileSync(join(dir, 'bench-1mp.rgba.json'), 'utf8'));
   time('1mp', () => wasm.check_rgba(width, height, pixels, 'id-card'));
+  time('finish_1mp', () => wasm.finish_rgba(width, height, pixels, 'id-card'));
 } else {
   for (const name of ['12mp', '1mp']) {
     const bytes = readFileSync(join(dir, `bench-${name}.jpg`));

@@ -46,11 +46,12 @@ fn write_outputs(
     args: &Args,
     bytes: &[u8],
     spec: &'static photo_wasm::Spec,
-    report: &photo_wasm::Report,
+    checked: &photo_wasm::Checked,
 ) -> Result<(), String> {
     if args.normalise.is_none() && args.matte.is_none() {
         return Ok(());
     }
+    let report = &checked.report;
     let frontal: Vec<_> = report.faces.iter().filter(|f| f.frontal).collect();
     let face = match frontal[..] {
         [one] => one,
@@ -64,7 +65,7 @@ fn write_outputs(
     };
     if let Some(path) = &args.normalise {
         let n =
-            photo_wasm::normalise_around(bytes, spec, report, face).map_err(|e| e.to_string())?;
+            photo_wasm::normalise_around(bytes, spec, checked, face).map_err(|e| e.to_string())?;
         write(path, &n.jpeg)?;
         let note = n.background_note.map(|n| n.message_en).unwrap_or_default();
         eprintln!(
@@ -75,7 +76,7 @@ fn write_outputs(
     if let Some(path) = &args.matte {
         write(
             path,
-            &photo_wasm::matte_png(bytes, spec, report, face).map_err(|e| e.to_string())?,
+            &photo_wasm::matte_png(bytes, spec, checked, face).map_err(|e| e.to_string())?,
         )?;
     }
     Ok(())
@@ -103,9 +104,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let report = photo_wasm::check(&bytes, spec);
+    let checked = photo_wasm::check_segmented(&bytes, spec);
+    let report = &checked.report;
     if args.json {
-        match serde_json::to_string_pretty(&report) {
+        match serde_json::to_string_pretty(report) {
             Ok(s) => println!("{s}"),
             Err(e) => {
                 eprintln!("photo-check: {e}");
@@ -130,7 +132,7 @@ fn main() -> ExitCode {
             println!("  {status}  {id}{value}: {}", c.message_en);
         }
     }
-    if let Err(e) = write_outputs(&args, &bytes, spec, &report) {
+    if let Err(e) = write_outputs(&args, &bytes, spec, &checked) {
         eprintln!("photo-check: {e}");
         return ExitCode::from(2);
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix_multipart::Multipart;
 use actix_web::{web, HttpRequest, HttpResponse};
-use photo_wasm::{Report, Spec};
+use photo_wasm::{Checked, Report, Spec};
 
 use super::upload;
 use super::{Photo, Receipts};
@@ -32,17 +32,18 @@ pub struct Accepted {
     pub photo: Photo,
 }
 
-/// The check of `bytes` against `spec`, within the budget.
+/// The check of `bytes` against `spec`, within the budget, with the segmentation it made (the
+/// normalisation cuts the person out along it instead of segmenting again).
 async fn checked(
     receipts: &Receipts,
     bytes: &Arc<Vec<u8>>,
     spec: &'static Spec,
-) -> Result<Report, ApiError> {
+) -> Result<Checked, ApiError> {
     let photo = bytes.clone();
     receipts
         .budget
         .run(photo_wasm::check_bytes(bytes), move || {
-            photo_wasm::check(&photo, spec)
+            photo_wasm::check_segmented(&photo, spec)
         })
         .await
 }
@@ -56,16 +57,16 @@ pub async fn accept(
     attempt: u32,
 ) -> Result<Accepted, ApiError> {
     let bytes = Arc::new(bytes);
-    let report = checked(receipts, &bytes, spec).await?;
-    if report.failed() {
-        return Err(rejected(&report));
+    let checked = checked(receipts, &bytes, spec).await?;
+    if checked.report.failed() {
+        return Err(rejected(&checked.report));
     }
-    let report = Arc::new(report);
-    let (photo, passed) = (bytes.clone(), report.clone());
+    let checked = Arc::new(checked);
+    let (photo, passed) = (bytes.clone(), checked.clone());
     let normalised = receipts
         .budget
         .run(
-            photo_wasm::normalise_checked_bytes(&bytes, spec, &report),
+            photo_wasm::normalise_checked_bytes(&bytes, spec, &checked.report),
             move || photo_wasm::normalise_checked(&photo, spec, &passed),
         )
         .await?
@@ -89,7 +90,7 @@ pub async fn accept(
         photo: Photo {
             attempt,
             upload: Some(uuid::Uuid::new_v4().simple().to_string()),
-            report: serde_json::to_value(&*report)
+            report: serde_json::to_value(&checked.report)
                 .map_err(|e| ApiError::Internal(e.to_string()))?,
             background_whitened: normalised.background_whitened,
             note: normalised.background_note.map(|n| n.message_zh.to_owned()),
@@ -114,6 +115,6 @@ pub async fn check(
     let limit = receipts.settings.max_upload_bytes;
     let upload = upload::read(&req, payload, limit, &["spec"], &receipts.budget).await?;
     let spec = spec(upload.field("spec")?)?;
-    let report = checked(&receipts, &Arc::new(upload.photo), spec).await?;
-    Ok(HttpResponse::Ok().json(report))
+    let checked = checked(&receipts, &Arc::new(upload.photo), spec).await?;
+    Ok(HttpResponse::Ok().json(checked.report))
 }
