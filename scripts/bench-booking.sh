@@ -43,6 +43,18 @@ if [ -z "${SERVER_BIN:-}" ]; then
 fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A cluster node also listens on its port + 10000 (the cluster bus): both must be free.
+free_cluster_port() {
+  python3 -c '
+import socket
+while True:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+    if port < 55535:
+        try:
+            socket.socket().bind(("127.0.0.1", port + 10000)); print(port); break
+        except OSError:
+            pass'
+}
 wait_ready() {
   for _ in $(seq 100); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done
   die "not ready: $1"
@@ -218,7 +230,7 @@ if [ "$CLUSTER" = 1 ]; then
   step "a 3-master Redis Cluster"
   CLUSTER_PORTS=()
   for _ in 1 2 3; do
-    port=$(free_port)
+    port=$(free_cluster_port)
     start_redis "$port" --cluster-enabled yes --cluster-config-file "nodes-$port.conf" \
       --cluster-node-timeout 1000
     CLUSTER_PORTS+=("$port")
