@@ -258,12 +258,16 @@ async fn single_tag_layout_is_moved_at_start(backend: Backend) {
     let before = seen(&app, &data).await;
     let state = booking_state(&shared).await;
     to_the_single_tag_layout(&shared).await;
-    let moved = shared
-        .open()
-        .await
-        .migrate_single_tag_layout()
-        .await
-        .unwrap();
+    // Two instances starting at once: one moves, the other waits for it and finds nothing.
+    let (first, second) = (shared.open().await, shared.open().await);
+    let (first, second) = futures_util::future::join(
+        first.migrate_single_tag_layout(),
+        second.migrate_single_tag_layout(),
+    )
+    .await;
+    let (first, second) = (first.unwrap(), second.unwrap());
+    assert!(!(first.moved_any() && second.moved_any()), "moved twice");
+    let moved = if first.moved_any() { first } else { second };
     assert_eq!(
         (moved.appointments, moved.seat_days, moved.unknown),
         (3, 2, 0)
@@ -292,6 +296,10 @@ async fn an_interrupted_move_run_again_ends_the_same(backend: Backend) {
     to_the_single_tag_layout(&shared).await;
     let store = shared.open().await;
     let prefix = prefix_of(&shared).to_owned();
+    // A start killed while moving left its lock: the next waits until it runs out.
+    let lock = format!("{prefix}:{{booking}}:moving");
+    let mut conn = shared.redis_conn().await;
+    let () = conn.pset_ex(&lock, "killed", 1000).await.unwrap();
     let mut interrupted = 0;
     for writes in 0.. {
         fail_points::stop_migration_after(&prefix, writes);

@@ -615,8 +615,8 @@ enum OldKey<'a> {
     /// The code's claim, the no-show watch, the holds and the users' lists: rebuilt from the
     /// appointments, deleted once all are moved.
     Derived,
-    /// `halls`, the outbox (its worker still reads it) and `person:…` (issue 15's carry):
-    /// not this migration's.
+    /// `halls`, the move's lock, the outbox (its worker still reads it) and `person:…`
+    /// (issue 15's carry): not this migration's.
     Kept,
     Unknown,
 }
@@ -635,7 +635,10 @@ impl<'a> OldKey<'a> {
         if rest == "due" || rest.starts_with("code:") {
             return OldKey::Derived;
         }
-        if rest == "halls" || rest.starts_with("outbox:") || rest.starts_with("person:") {
+        if [MOVE_LOCK, "halls"].contains(&rest)
+            || rest.starts_with("outbox:")
+            || rest.starts_with("person:")
+        {
             return OldKey::Kept;
         }
         // User ids hold no `:`; ID hashes (`hmac:…`) and idempotency keys may.
@@ -671,19 +674,88 @@ impl<'a> OldKey<'a> {
     }
 }
 
-impl RedisStore {
-    /// One write of the migration (a fail point before each, in tests).
-    async fn migration_write(&self, cmd: redis::Cmd) -> Result<(), StoreError> {
-        migration_write(self.prefix())?;
-        let _: redis::Value = cmd.query_async(&mut self.conn()).await?;
+/// The move's lock under `{booking}`: one instance moves at a time, and one starting meanwhile
+/// waits for the move to end before it serves (or it could overwrite, with a value read
+/// before, what the other already served).
+const MOVE_LOCK: &str = "moving";
+
+/// How long the lock holds unless renewed: what a start killed while moving delays the next by.
+const MOVE_LOCK_MS: u64 = 10_000;
+
+/// A start's move of the old layout, holding the lock.
+struct Mover<'a> {
+    store: &'a RedisStore,
+    lock: String,
+    token: String,
+    renewed: std::time::Instant,
+}
+
+impl<'a> Mover<'a> {
+    /// Waits for the lock (another instance moving, or a killed one's lock running out).
+    async fn lock(store: &'a RedisStore) -> Result<Mover<'a>, StoreError> {
+        let lock = Keys(store).old(MOVE_LOCK);
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        loop {
+            let taken: Option<String> = redis::cmd("SET")
+                .arg(&lock)
+                .arg(&token)
+                .arg("NX")
+                .arg("PX")
+                .arg(MOVE_LOCK_MS)
+                .query_async(&mut store.conn())
+                .await?;
+            if taken.is_some() {
+                return Ok(Mover {
+                    store,
+                    lock,
+                    token,
+                    renewed: std::time::Instant::now(),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
+    /// One write of the move (a fail point before each, in tests), the lock renewed while it
+    /// is still this mover's: one that lost it (stalled past its expiry) stops.
+    async fn write(&mut self, cmd: redis::Cmd) -> Result<(), StoreError> {
+        migration_write(self.store.prefix())?;
+        if self.renewed.elapsed().as_millis() as u64 > MOVE_LOCK_MS / 4 {
+            static RENEW: LazyLock<redis::Script> = LazyLock::new(|| {
+                redis::Script::new(
+                    "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+                       return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
+                )
+            });
+            let renewed: i64 = RENEW
+                .key(&self.lock)
+                .arg(&self.token)
+                .arg(MOVE_LOCK_MS)
+                .invoke_async(&mut self.store.conn())
+                .await?;
+            if renewed == 0 {
+                return Err(StoreError::Unavailable(
+                    "the move of the old booking layout lost its lock to another start".into(),
+                ));
+            }
+            self.renewed = std::time::Instant::now();
+        }
+        let _: redis::Value = cmd.query_async(&mut self.store.conn()).await?;
+        Ok(())
+    }
+
+    async fn unlock(self) -> Result<(), StoreError> {
+        let mut unlock = RedisPlan::new();
+        unlock.del_if(self.lock, &self.token);
+        unlock.run(self.store, &PLAN).await?;
         Ok(())
     }
 
     /// `from` copied to `to` (type, value and expiry; on a cluster they are on other slots),
     /// then deleted: a repeat after a crash between the two copies it again. False when
     /// `from` is gone (expired meanwhile).
-    async fn move_key(&self, from: &str, to: &str) -> Result<bool, StoreError> {
-        let mut conn = self.conn();
+    async fn move_key(&mut self, from: &str, to: &str) -> Result<bool, StoreError> {
+        let mut conn = self.store.conn();
         let dumped: Option<Vec<u8>> = redis::cmd("DUMP").arg(from).query_async(&mut conn).await?;
         let ttl_ms: i64 = conn.pttl(from).await?;
         let Some(dumped) = dumped.filter(|_| ttl_ms != -2) else {
@@ -695,8 +767,8 @@ impl RedisStore {
             .arg(ttl_ms.max(0))
             .arg(dumped)
             .arg("REPLACE");
-        self.migration_write(restore).await?;
-        self.migration_write(redis::Cmd::del(from)).await?;
+        self.write(restore).await?;
+        self.write(redis::Cmd::del(from)).await?;
         Ok(true)
     }
 
@@ -705,14 +777,15 @@ impl RedisStore {
     /// holds, the watch and its pending reminder; whether a reminder moved. Every write
     /// overwrites with the same value: a repeat changes nothing.
     async fn adopt_appointment(
-        &self,
+        &mut self,
         a: &Appointment,
         fields: &HashMap<String, String>,
         no_show_at: Option<f64>,
     ) -> Result<bool, StoreError> {
-        let keys = Keys(self);
+        let store = self.store;
+        let keys = Keys(store);
         let hall = &a.slot.hall;
-        self.add_hall(hall).await?;
+        store.add_hall(hall).await?;
         let fields: Vec<(&String, &String)> = fields.iter().collect();
         let writes = [
             redis::Cmd::hset_multiple(keys.appointment(hall, &a.id), &fields),
@@ -725,7 +798,7 @@ impl RedisStore {
             ),
         ];
         for write in writes {
-            self.migration_write(write).await?;
+            self.write(write).await?;
         }
         let Some(no_show_at) = no_show_at else {
             return Ok(false);
@@ -736,22 +809,24 @@ impl RedisStore {
             redis::Cmd::zadd(keys.due(hall), &a.id, no_show_at),
         ];
         for write in holds {
-            self.migration_write(write).await?;
+            self.write(write).await?;
         }
-        self.move_pending_entry(TAG, &hall_tag(hall), &reminder_key(&a.id))
+        store
+            .move_pending_entry(TAG, &hall_tag(hall), &reminder_key(&a.id))
             .await
     }
 
     /// See [`BookingStore::migrate_single_tag_layout`]. An appointment's old hash is deleted
     /// only once its new copy is whole; what was derived from the appointments only once all
     /// are moved, so a run killed anywhere and run again ends as one that was not.
-    async fn migrate_single_tag(&self) -> Result<Migrated, StoreError> {
-        let keys = Keys(self);
+    async fn migrate(&mut self) -> Result<Migrated, StoreError> {
+        let store = self.store;
+        let keys = Keys(store);
         let before = keys.old("");
         let mut migrated = Migrated::default();
         // All old keys share one tag: one master has them all.
-        let found = self.scan(TAG, "*").await?;
-        let mut conn = self.conn();
+        let found = store.scan(TAG, "*").await?;
+        let mut conn = store.conn();
         let watched: Vec<(String, f64)> = conn.zrange_withscores(keys.old("due"), 0, -1).await?;
         let watched: HashMap<String, f64> = watched.into_iter().collect();
         let mut derived = Vec::new();
@@ -769,7 +844,7 @@ impl RedisStore {
                     if self.adopt_appointment(&a, &fields, no_show_at).await? {
                         migrated.reminders += 1;
                     }
-                    self.migration_write(redis::Cmd::del(key)).await?;
+                    self.write(redis::Cmd::del(key)).await?;
                     migrated.appointments += 1;
                 }
                 OldKey::Seats { hall, day } => {
@@ -788,9 +863,31 @@ impl RedisStore {
             }
         }
         for key in derived {
-            self.migration_write(redis::Cmd::del(key)).await?;
+            self.write(redis::Cmd::del(key)).await?;
         }
         Ok(migrated)
+    }
+}
+
+impl RedisStore {
+    /// See [`BookingStore::migrate_single_tag_layout`]: under the move's lock when there is
+    /// anything to move.
+    async fn migrate_single_tag(&self) -> Result<Migrated, StoreError> {
+        let keys = Keys(self);
+        // Another start moving (or killed while moving) holds the lock: wait for it.
+        let mut to_move: bool = self.conn().exists(keys.old(MOVE_LOCK)).await?;
+        for key in self.scan(TAG, "*").await? {
+            let rest = key.strip_prefix(&keys.old("")).unwrap_or_default();
+            to_move |= !matches!(OldKey::of(&keys, rest), OldKey::Kept);
+        }
+        if !to_move {
+            return Ok(Migrated::default());
+        }
+        let mut mover = Mover::lock(self).await?;
+        let migrated = mover.migrate().await;
+        // A start that fails (rather than dies) lets the next one in at once.
+        mover.unlock().await?;
+        migrated
     }
 }
 
