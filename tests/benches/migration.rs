@@ -74,6 +74,18 @@ async fn main() {
         let moved = store.migrate_single_tag_layout().await.unwrap();
         let took = started.elapsed().as_secs_f64();
         assert_eq!(moved.appointments, count);
+        if backend == Backend::Redis {
+            // The shared Redis outlives the bench: its keys go (the cluster stops with it).
+            let url = tests::RedisServer::shared().await.url();
+            let client = redis::Client::open(url).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            for keys in tests::redis_server::keys_under(&mut conn, &prefix)
+                .await
+                .chunks(500)
+            {
+                let () = redis::AsyncCommands::unlink(&mut conn, keys).await.unwrap();
+            }
+        }
         println!(
             "move of the single-tag layout, {backend:?}: {count} appointments in {took:.1} s ({:.0} appointments/s)",
             count as f64 / took

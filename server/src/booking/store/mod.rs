@@ -235,6 +235,19 @@ impl Migrated {
     }
 }
 
+impl std::ops::Add for Migrated {
+    type Output = Migrated;
+    fn add(self, other: Migrated) -> Migrated {
+        Migrated {
+            appointments: self.appointments + other.appointments,
+            seat_days: self.seat_days + other.seat_days,
+            person_keys: self.person_keys + other.person_keys,
+            reminders: self.reminders + other.reminders,
+            unknown: self.unknown + other.unknown,
+        }
+    }
+}
+
 #[async_trait]
 pub trait BookingStore: Send + Sync {
     /// Seats taken per slot start (`0930`) at a hall on a day.

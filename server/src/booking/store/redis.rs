@@ -26,6 +26,7 @@ use std::sync::{LazyLock, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::future::{try_join, try_join_all};
+use futures_util::{StreamExt, TryStreamExt};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
@@ -221,7 +222,7 @@ pub mod fail_points {
             return Ok(());
         };
         if stops[at].1 == 0 {
-            stops.remove(at);
+            // Every write after it fails too (they may run at once), as after a crash.
             return Err(StoreError::Unavailable(
                 "fail point in the migration".into(),
             ));
@@ -687,8 +688,13 @@ struct Mover<'a> {
     store: &'a RedisStore,
     lock: String,
     token: String,
-    renewed: std::time::Instant,
+    renewed: Mutex<std::time::Instant>,
+    /// The halls registered by this move (once each).
+    halls: Mutex<HashSet<String>>,
 }
+
+/// Old keys moved at once: the move is bound by round trips, each key's independent.
+const MOVES_AT_ONCE: usize = 32;
 
 impl<'a> Mover<'a> {
     /// Waits for the lock (another instance moving, or a killed one's lock running out).
@@ -709,7 +715,8 @@ impl<'a> Mover<'a> {
                     store,
                     lock,
                     token,
-                    renewed: std::time::Instant::now(),
+                    renewed: Mutex::new(std::time::Instant::now()),
+                    halls: Mutex::default(),
                 });
             }
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
@@ -718,9 +725,14 @@ impl<'a> Mover<'a> {
 
     /// One write of the move (a fail point before each, in tests), the lock renewed while it
     /// is still this mover's: one that lost it (stalled past its expiry) stops.
-    async fn write(&mut self, cmd: redis::Cmd) -> Result<(), StoreError> {
+    async fn write(&self, cmd: redis::Cmd) -> Result<(), StoreError> {
         migration_write(self.store.prefix())?;
-        if self.renewed.elapsed().as_millis() as u64 > MOVE_LOCK_MS / 4 {
+        let since = self
+            .renewed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed();
+        if since.as_millis() as u64 > MOVE_LOCK_MS / 4 {
             static RENEW: LazyLock<redis::Script> = LazyLock::new(|| {
                 redis::Script::new(
                     "if redis.call('GET', KEYS[1]) == ARGV[1] then \
@@ -738,7 +750,7 @@ impl<'a> Mover<'a> {
                     "the move of the old booking layout lost its lock to another start".into(),
                 ));
             }
-            self.renewed = std::time::Instant::now();
+            *self.renewed.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now();
         }
         let _: redis::Value = cmd.query_async(&mut self.store.conn()).await?;
         Ok(())
@@ -754,7 +766,7 @@ impl<'a> Mover<'a> {
     /// `from` copied to `to` (type, value and expiry; on a cluster they are on other slots),
     /// then deleted: a repeat after a crash between the two copies it again. False when
     /// `from` is gone (expired meanwhile).
-    async fn move_key(&mut self, from: &str, to: &str) -> Result<bool, StoreError> {
+    async fn move_key(&self, from: &str, to: &str) -> Result<bool, StoreError> {
         let mut conn = self.store.conn();
         let dumped: Option<Vec<u8>> = redis::cmd("DUMP").arg(from).query_async(&mut conn).await?;
         let ttl_ms: i64 = conn.pttl(from).await?;
@@ -777,7 +789,7 @@ impl<'a> Mover<'a> {
     /// holds, the watch and its pending reminder; whether a reminder moved. Every write
     /// overwrites with the same value: a repeat changes nothing.
     async fn adopt_appointment(
-        &mut self,
+        &self,
         a: &Appointment,
         fields: &HashMap<String, String>,
         no_show_at: Option<f64>,
@@ -785,7 +797,14 @@ impl<'a> Mover<'a> {
         let store = self.store;
         let keys = Keys(store);
         let hall = &a.slot.hall;
-        store.add_hall(hall).await?;
+        let added = self
+            .halls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(hall.clone());
+        if added {
+            store.add_hall(hall).await?;
+        }
         let fields: Vec<(&String, &String)> = fields.iter().collect();
         let writes = [
             redis::Cmd::hset_multiple(keys.appointment(hall, &a.id), &fields),
@@ -819,51 +838,77 @@ impl<'a> Mover<'a> {
     /// See [`BookingStore::migrate_single_tag_layout`]. An appointment's old hash is deleted
     /// only once its new copy is whole; what was derived from the appointments only once all
     /// are moved, so a run killed anywhere and run again ends as one that was not.
-    async fn migrate(&mut self) -> Result<Migrated, StoreError> {
-        let store = self.store;
-        let keys = Keys(store);
+    async fn migrate(&self) -> Result<Migrated, StoreError> {
+        let keys = Keys(self.store);
         let before = keys.old("");
-        let mut migrated = Migrated::default();
         // All old keys share one tag: one master has them all.
-        let found = store.scan(TAG, "*").await?;
-        let mut conn = store.conn();
-        let watched: Vec<(String, f64)> = conn.zrange_withscores(keys.old("due"), 0, -1).await?;
+        let found = self.store.scan(TAG, "*").await?;
+        let due = keys.old("due");
+        let watched: Vec<(String, f64)> = self.store.conn().zrange_withscores(due, 0, -1).await?;
         let watched: HashMap<String, f64> = watched.into_iter().collect();
-        let mut derived = Vec::new();
-        for key in &found {
-            let rest = key.strip_prefix(&before).unwrap_or_default();
-            match OldKey::of(&keys, rest) {
-                OldKey::Appointment => {
-                    let fields: HashMap<String, String> = conn.hgetall(key).await?;
-                    let Some(doc) = fields.get("doc") else {
-                        migrated.unknown += 1;
-                        continue;
-                    };
-                    let a: Appointment = from_json(doc)?;
-                    let no_show_at = watched.get(&a.id).copied();
-                    if self.adopt_appointment(&a, &fields, no_show_at).await? {
-                        migrated.reminders += 1;
-                    }
-                    self.write(redis::Cmd::del(key)).await?;
-                    migrated.appointments += 1;
+        let (derived, moved): (Vec<_>, Vec<_>) = found
+            .iter()
+            .map(|key| {
+                (
+                    key,
+                    OldKey::of(&keys, key.strip_prefix(&before).unwrap_or_default()),
+                )
+            })
+            .partition(|(_, kind)| matches!(kind, OldKey::Derived));
+        // The futures made first: a stream's closure over borrowed keys is not `Send` enough
+        // for the trait's boxed future.
+        let moves: Vec<_> = moved
+            .into_iter()
+            .map(|(key, kind)| self.move_one(key, kind, &watched))
+            .collect();
+        let migrated = futures_util::stream::iter(moves)
+            .buffer_unordered(MOVES_AT_ONCE)
+            .try_fold(Migrated::default(), |sum, one| async move { Ok(sum + one) })
+            .await?;
+        let deletes: Vec<_> = derived
+            .into_iter()
+            .map(|(key, _)| self.write(redis::Cmd::del(key)))
+            .collect();
+        futures_util::stream::iter(deletes)
+            .buffer_unordered(MOVES_AT_ONCE)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(migrated)
+    }
+
+    /// Moves the old `key` of kind `kind`; what it moved.
+    async fn move_one(
+        &self,
+        key: &str,
+        kind: OldKey<'_>,
+        watched: &HashMap<String, f64>,
+    ) -> Result<Migrated, StoreError> {
+        let keys = Keys(self.store);
+        let mut migrated = Migrated::default();
+        match kind {
+            OldKey::Appointment => {
+                let fields: HashMap<String, String> = self.store.conn().hgetall(key).await?;
+                let Some(doc) = fields.get("doc") else {
+                    migrated.unknown += 1;
+                    return Ok(migrated);
+                };
+                let a: Appointment = from_json(doc)?;
+                let no_show_at = watched.get(&a.id).copied();
+                if self.adopt_appointment(&a, &fields, no_show_at).await? {
+                    migrated.reminders += 1;
                 }
-                OldKey::Seats { hall, day } => {
-                    if self.move_key(key, &keys.seats(hall, day)).await? {
-                        migrated.seat_days += 1;
-                    }
-                }
-                OldKey::Person { to } => {
-                    if self.move_key(key, &to).await? {
-                        migrated.person_keys += 1;
-                    }
-                }
-                OldKey::Derived => derived.push(key),
-                OldKey::Kept => {}
-                OldKey::Unknown => migrated.unknown += 1,
+                self.write(redis::Cmd::del(key)).await?;
+                migrated.appointments += 1;
             }
-        }
-        for key in derived {
-            self.write(redis::Cmd::del(key)).await?;
+            OldKey::Seats { hall, day } => {
+                migrated.seat_days +=
+                    usize::from(self.move_key(key, &keys.seats(hall, day)).await?);
+            }
+            OldKey::Person { to } => {
+                migrated.person_keys += usize::from(self.move_key(key, &to).await?);
+            }
+            OldKey::Derived | OldKey::Kept => {}
+            OldKey::Unknown => migrated.unknown += 1,
         }
         Ok(migrated)
     }
@@ -883,7 +928,7 @@ impl RedisStore {
         if !to_move {
             return Ok(Migrated::default());
         }
-        let mut mover = Mover::lock(self).await?;
+        let mover = Mover::lock(self).await?;
         let migrated = mover.migrate().await;
         // A start that fails (rather than dies) lets the next one in at once.
         mover.unlock().await?;
