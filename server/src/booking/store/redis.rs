@@ -201,7 +201,8 @@ pub mod fail_points {
     /// it has made that many writes.
     static MIGRATION_STOPS: Mutex<Vec<(String, usize)>> = Mutex::new(Vec::new());
 
-    /// The next migration of the store with key prefix `prefix` stops after `writes` writes.
+    /// Migrations of the store with key prefix `prefix` stop once `writes` more writes are
+    /// made: every write after them fails, as after a crash, until [`clear`] or another call.
     pub fn stop_migration_after(prefix: &str, writes: usize) {
         let mut stops = MIGRATION_STOPS.lock().unwrap_or_else(|e| e.into_inner());
         stops.retain(|(p, _)| p != prefix);
