@@ -142,6 +142,24 @@ impl Capabilities {
         let hasher = booking.hasher.clone();
         // No readable ID number at rest: what was stored before is hashed or dropped, then the
         // bytes it left in the files are scrubbed.
+        // Booking kept under one Redis tag before issue 16: moved first, so what follows (and
+        // every request) finds it in the per-hall layout.
+        let migrated = store.migrate_single_tag_layout().await?;
+        if migrated.moved_any() {
+            tracing::info!(
+                appointments = migrated.appointments,
+                seat_days = migrated.seat_days,
+                person_keys = migrated.person_keys,
+                reminders = migrated.reminders,
+                "booking moved from the single-tag Redis layout to the per-hall one"
+            );
+        }
+        if migrated.unknown > 0 {
+            tracing::warn!(
+                unknown = migrated.unknown,
+                "keys of an unknown kind left under {{booking}}"
+            );
+        }
         let hidden = store.hide_id_numbers(&hasher).await?;
         let forgotten = store.forget_unkeyed_digests().await?;
         // Holds, no-shows and bans kept per ID number alone go to the accounts they came from.

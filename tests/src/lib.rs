@@ -170,6 +170,26 @@ impl SharedStore {
     }
 }
 
+/// Moves `from` to `to` by value, expiry kept (on a cluster they may be on other slots), and
+/// deletes `from`: rewriting stored state into an older layout.
+pub async fn move_key(conn: &mut RedisConn, from: &str, to: &str) {
+    let dumped: Vec<u8> = redis::cmd("DUMP")
+        .arg(from)
+        .query_async(conn)
+        .await
+        .unwrap();
+    let ttl: i64 = redis::AsyncCommands::pttl(conn, from).await.unwrap();
+    let () = redis::cmd("RESTORE")
+        .arg(to)
+        .arg(ttl.max(0))
+        .arg(dumped)
+        .arg("REPLACE")
+        .query_async(conn)
+        .await
+        .unwrap();
+    let () = redis::AsyncCommands::del(conn, from).await.unwrap();
+}
+
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
         Self::spawn_on(SharedStore::fresh(backend).await, &[]).await

@@ -628,6 +628,51 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Moves the entry with key `key` from the outbox of `from` to that of `to` if it is
+    /// still pending (one claimed, or settled, stays where its sender finishes it): written
+    /// in `to` first (a repeat finds it there), then withdrawn from `from`. Whether it moved.
+    pub async fn move_pending_entry(
+        &self,
+        from: &str,
+        to: &str,
+        key: &str,
+    ) -> Result<bool, StoreError> {
+        let [docs, states, .., keys] = outbox_keys(self, from);
+        let mut conn = self.conn();
+        let id: Option<String> = conn.hget(&keys, key).await?;
+        let Some(id) = id else {
+            return Ok(false);
+        };
+        let state: Option<String> = conn.hget(&states, &id).await?;
+        let doc: Option<String> = conn.hget(&docs, &id).await?;
+        let (Some(OutboxState::Pending), Some(doc)) =
+            (state.as_deref().map(OutboxState::parse).transpose()?, doc)
+        else {
+            return Ok(false);
+        };
+        for (tag, notices) in [
+            (
+                to,
+                Notices {
+                    send: vec![decode(&doc)?],
+                    withdraw: Vec::new(),
+                },
+            ),
+            (
+                from,
+                Notices {
+                    send: Vec::new(),
+                    withdraw: vec![key.to_owned()],
+                },
+            ),
+        ] {
+            let mut plan = RedisPlan::new();
+            notices.plan(&mut plan, self, tag);
+            plan.run(self, &PLAN).await?;
+        }
+        Ok(true)
+    }
+
     /// [`OUTBOX_TAGS`] and the tags registered at run time.
     async fn outbox_tags(&self) -> Result<Vec<String>, StoreError> {
         let mut added: Vec<String> = self.conn().smembers(self.outbox_tags_key()).await?;

@@ -638,22 +638,7 @@ async fn to_the_old_layout(shared: &SharedStore) {
             }
             // The old keys are on another slot than the new: moved by value, expiry kept.
             for (from, to) in moves {
-                let dumped: Vec<u8> = ::redis::cmd("DUMP")
-                    .arg(&from)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                let ttl: i64 = ::redis::AsyncCommands::pttl(&mut conn, &from)
-                    .await
-                    .unwrap();
-                let () = ::redis::cmd("RESTORE")
-                    .arg(&to)
-                    .arg(ttl.max(0))
-                    .arg(dumped)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                let () = ::redis::AsyncCommands::del(&mut conn, &from).await.unwrap();
+                tests::move_key(&mut conn, &from, &to).await;
             }
             let () = ::redis::AsyncCommands::del(&mut conn, user("u2", "no_shows"))
                 .await

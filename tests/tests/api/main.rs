@@ -15,6 +15,7 @@ mod erasure;
 mod health;
 mod kf;
 mod layering;
+mod migration;
 mod notify;
 mod operations;
 mod oracles;

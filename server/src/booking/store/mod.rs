@@ -213,6 +213,41 @@ impl NoShowPolicy {
     }
 }
 
+/// What [`BookingStore::migrate_single_tag_layout`] moved.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    /// Appointments, each with what finds it (id, code, the user's list) and, while it holds
+    /// its place, the holds and its no-show watch.
+    pub appointments: usize,
+    /// Seat counts, one key per hall and day.
+    pub seat_days: usize,
+    /// Bans, no-shows, attempt counters and `Idempotency-Key` records, each with its expiry.
+    pub person_keys: usize,
+    /// Pending reminders moved to their hall's outbox (a cancellation withdraws them there).
+    pub reminders: usize,
+    /// Keys under `{booking}` of no kind the migration knows: left in place.
+    pub unknown: usize,
+}
+
+impl Migrated {
+    pub fn moved_any(&self) -> bool {
+        self.appointments + self.seat_days + self.person_keys + self.reminders > 0
+    }
+}
+
+impl std::ops::Add for Migrated {
+    type Output = Migrated;
+    fn add(self, other: Migrated) -> Migrated {
+        Migrated {
+            appointments: self.appointments + other.appointments,
+            seat_days: self.seat_days + other.seat_days,
+            person_keys: self.person_keys + other.person_keys,
+            reminders: self.reminders + other.reminders,
+            unknown: self.unknown + other.unknown,
+        }
+    }
+}
+
 #[async_trait]
 pub trait BookingStore: Send + Sync {
     /// Seats taken per slot start (`0930`) at a hall on a day.
@@ -305,6 +340,13 @@ pub trait BookingStore: Send + Sync {
     /// how many. Other backends carry a plan out in one step: none.
     async fn settle_interrupted(&self, _now: DateTime<Utc>) -> Result<usize, StoreError> {
         Ok(0)
+    }
+
+    /// Moves what a Redis store kept in the layout before issue 16 (every booking key under
+    /// `{booking}`) to the per-hall layout; what it moved. Runs at every start (idempotent,
+    /// safe to interrupt, one SCAN when nothing is left); other backends have nothing to move.
+    async fn migrate_single_tag_layout(&self) -> Result<Migrated, StoreError> {
+        Ok(Migrated::default())
     }
 
     /// Deletes the `Idempotency-Key` records that expired by `now`; how many. Redis expires

@@ -26,18 +26,20 @@ use std::sync::{LazyLock, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use futures_util::future::{try_join, try_join_all};
+use futures_util::{StreamExt, TryStreamExt};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
 use super::{
     decode_outcome, from_json, to_json, Applied, BookingStore, DueNoShows, ErasedAppointments,
-    NoShowPolicy, Refusal,
+    Migrated, NoShowPolicy, Refusal,
 };
 use crate::auth::token::{revoked_key, user_revoked_key};
 use crate::booking::appointment::{Appointment, AppointmentCode, Status};
 use crate::booking::rules::{ApplicantOf, Attempts, Effect, Guard, Plan, Stop};
 use crate::booking::schedule::{day_key, SlotId};
 use crate::id_hash::DIGEST_TAG;
+use crate::notify::reminder_key;
 use crate::notify::store::PLAN;
 use crate::store::plan::{Ran, RedisPlan, Refuse};
 use crate::store::{RedisStore, StoreError};
@@ -195,9 +197,39 @@ pub mod fail_points {
         stops.push((prefix.to_owned(), step));
     }
 
+    /// (store prefix, writes left): the migration of that store stops, as a crash would, when
+    /// it has made that many writes.
+    static MIGRATION_STOPS: Mutex<Vec<(String, usize)>> = Mutex::new(Vec::new());
+
+    /// Migrations of the store with key prefix `prefix` stop once `writes` more writes are
+    /// made: every write after them fails, as after a crash, until [`clear`] or another call.
+    pub fn stop_migration_after(prefix: &str, writes: usize) {
+        let mut stops = MIGRATION_STOPS.lock().unwrap_or_else(|e| e.into_inner());
+        stops.retain(|(p, _)| p != prefix);
+        stops.push((prefix.to_owned(), writes));
+    }
+
     pub fn clear(prefix: &str) {
         let mut stops = STOPS.lock().unwrap_or_else(|e| e.into_inner());
         stops.retain(|(p, _)| p != prefix);
+        let mut stops = MIGRATION_STOPS.lock().unwrap_or_else(|e| e.into_inner());
+        stops.retain(|(p, _)| p != prefix);
+    }
+
+    /// Before a migration's write: an error once the writes asked for are made.
+    pub(super) fn migration_write(prefix: &str) -> Result<(), StoreError> {
+        let mut stops = MIGRATION_STOPS.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(at) = stops.iter().position(|(p, _)| p == prefix) else {
+            return Ok(());
+        };
+        if stops[at].1 == 0 {
+            // Every write after it fails too (they may run at once), as after a crash.
+            return Err(StoreError::Unavailable(
+                "fail point in the migration".into(),
+            ));
+        }
+        stops[at].1 -= 1;
+        Ok(())
     }
 
     pub(super) fn check(prefix: &str, step: Step) -> Result<(), StoreError> {
@@ -216,6 +248,14 @@ use fail_points::check as fail_point;
 
 #[cfg(not(feature = "fail-points"))]
 fn fail_point(_prefix: &str, _step: Step) -> Result<(), StoreError> {
+    Ok(())
+}
+
+#[cfg(feature = "fail-points")]
+use fail_points::migration_write;
+
+#[cfg(not(feature = "fail-points"))]
+fn migration_write(_prefix: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
@@ -319,12 +359,18 @@ impl RedisStore {
         {
             return Ok(());
         }
-        self.add_outbox_tag(&hall_tag(hall)).await?;
-        let _: i64 = self.conn().sadd(keys.halls(), hall).await?;
+        self.add_hall(hall).await?;
         REGISTERED
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(seen);
+        Ok(())
+    }
+
+    /// Adds `hall` to the no-show sweep's and the notifier's lists (idempotent).
+    async fn add_hall(&self, hall: &str) -> Result<(), StoreError> {
+        self.add_outbox_tag(&hall_tag(hall)).await?;
+        let _: i64 = self.conn().sadd(Keys(self).halls(), hall).await?;
         Ok(())
     }
 
@@ -552,6 +598,342 @@ impl RedisStore {
             }
         }
         Ok(matches!(self.run_step(hall).await?, Some(Ran::Stopped(_))))
+    }
+}
+
+/// The kinds of key of the layout before issue 16 (the rest after `{booking}:`).
+enum OldKey<'a> {
+    /// `appt:<id>`: rebuilt in the new layout from its document.
+    Appointment,
+    /// `seats:<hall>:<day>`: moved as it is.
+    Seats {
+        hall: &'a str,
+        day: &'a str,
+    },
+    /// A ban, no-shows, an attempt counter, an idempotency record: moved as it is to `to`.
+    Person {
+        to: String,
+    },
+    /// The code's claim, the no-show watch, the holds and the users' lists: rebuilt from the
+    /// appointments, deleted once all are moved.
+    Derived,
+    /// `halls`, the move's lock, the outbox (its worker still reads it) and `person:…`
+    /// (issue 15's carry): not this migration's.
+    Kept,
+    Unknown,
+}
+
+/// What a person's key of the old layout keeps as it is (holds and lists are rebuilt).
+const PERSON_KEPT: [&str; 3] = ["attempts", "ban", "no_shows"];
+
+impl<'a> OldKey<'a> {
+    fn of(keys: &Keys, rest: &'a str) -> Self {
+        let kept = |what: &str| PERSON_KEPT.contains(&what);
+        let derived = |what: &str| ["all", "active"].contains(&what);
+        let person = |to: String| OldKey::Person { to };
+        if rest.starts_with("appt:") {
+            return OldKey::Appointment;
+        }
+        if rest == "due" || rest.starts_with("code:") {
+            return OldKey::Derived;
+        }
+        if [MOVE_LOCK, "halls"].contains(&rest)
+            || rest.starts_with("outbox:")
+            || rest.starts_with("person:")
+        {
+            return OldKey::Kept;
+        }
+        // User ids hold no `:`; ID hashes (`hmac:…`) and idempotency keys may.
+        let found = if let Some(r) = rest.strip_prefix("seats:") {
+            r.rsplit_once(':')
+                .map(|(hall, day)| OldKey::Seats { hall, day })
+        } else if let Some(r) = rest.strip_prefix("idem:") {
+            r.split_once(':')
+                .map(|(user, key)| person(keys.idempotency(user, key)))
+        } else if let Some(r) = rest.strip_prefix("applicant:") {
+            r.rsplit_once(':').and_then(|(r, what)| {
+                let (user_id, id_hash) = r.split_once(':')?;
+                let applicant = ApplicantOf {
+                    user_id: user_id.to_owned(),
+                    id_hash: id_hash.to_owned(),
+                };
+                Some(match what {
+                    "active" => OldKey::Derived,
+                    _ if kept(what) => person(keys.applicant(&applicant, what)),
+                    _ => OldKey::Unknown,
+                })
+            })
+        } else if let Some(r) = rest.strip_prefix("user:") {
+            r.split_once(':').map(|(user, what)| match what {
+                _ if derived(what) => OldKey::Derived,
+                _ if kept(what) => person(keys.user(user, what)),
+                _ => OldKey::Unknown,
+            })
+        } else {
+            None
+        };
+        found.unwrap_or(OldKey::Unknown)
+    }
+}
+
+/// The move's lock under `{booking}`: one instance moves at a time, and one starting meanwhile
+/// waits for the move to end before it serves (or it could overwrite, with a value read
+/// before, what the other already served).
+const MOVE_LOCK: &str = "moving";
+
+/// How long the lock holds unless renewed: what a start killed while moving delays the next by.
+const MOVE_LOCK_MS: u64 = 10_000;
+
+/// A start's move of the old layout, holding the lock.
+struct Mover<'a> {
+    store: &'a RedisStore,
+    lock: String,
+    token: String,
+    renewed: Mutex<std::time::Instant>,
+    /// The halls registered by this move (once each).
+    halls: Mutex<HashSet<String>>,
+}
+
+/// Old keys moved at once: the move is bound by round trips, each key's independent.
+const MOVES_AT_ONCE: usize = 32;
+
+impl<'a> Mover<'a> {
+    /// Waits for the lock (another instance moving, or a killed one's lock running out).
+    async fn lock(store: &'a RedisStore) -> Result<Mover<'a>, StoreError> {
+        let lock = Keys(store).old(MOVE_LOCK);
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        loop {
+            let taken: Option<String> = redis::cmd("SET")
+                .arg(&lock)
+                .arg(&token)
+                .arg("NX")
+                .arg("PX")
+                .arg(MOVE_LOCK_MS)
+                .query_async(&mut store.conn())
+                .await?;
+            if taken.is_some() {
+                return Ok(Mover {
+                    store,
+                    lock,
+                    token,
+                    renewed: Mutex::new(std::time::Instant::now()),
+                    halls: Mutex::default(),
+                });
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
+    /// One write of the move (a fail point before each, in tests), the lock renewed while it
+    /// is still this mover's: one that lost it (stalled past its expiry) stops.
+    async fn write(&self, cmd: redis::Cmd) -> Result<(), StoreError> {
+        migration_write(self.store.prefix())?;
+        let since = self
+            .renewed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed();
+        if since.as_millis() as u64 > MOVE_LOCK_MS / 4 {
+            static RENEW: LazyLock<redis::Script> = LazyLock::new(|| {
+                redis::Script::new(
+                    "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+                       return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
+                )
+            });
+            let renewed: i64 = RENEW
+                .key(&self.lock)
+                .arg(&self.token)
+                .arg(MOVE_LOCK_MS)
+                .invoke_async(&mut self.store.conn())
+                .await?;
+            if renewed == 0 {
+                return Err(StoreError::Unavailable(
+                    "the move of the old booking layout lost its lock to another start".into(),
+                ));
+            }
+            *self.renewed.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now();
+        }
+        let _: redis::Value = cmd.query_async(&mut self.store.conn()).await?;
+        Ok(())
+    }
+
+    async fn unlock(self) -> Result<(), StoreError> {
+        let mut unlock = RedisPlan::new();
+        unlock.del_if(self.lock, &self.token);
+        unlock.run(self.store, &PLAN).await?;
+        Ok(())
+    }
+
+    /// `from` copied to `to` (type, value and expiry; on a cluster they are on other slots),
+    /// then deleted: a repeat after a crash between the two copies it again. False when
+    /// `from` is gone (expired meanwhile).
+    async fn move_key(&self, from: &str, to: &str) -> Result<bool, StoreError> {
+        let mut conn = self.store.conn();
+        let dumped: Option<Vec<u8>> = redis::cmd("DUMP").arg(from).query_async(&mut conn).await?;
+        let ttl_ms: i64 = conn.pttl(from).await?;
+        let Some(dumped) = dumped.filter(|_| ttl_ms != -2) else {
+            return Ok(false);
+        };
+        let mut restore = redis::cmd("RESTORE");
+        restore
+            .arg(to)
+            .arg(ttl_ms.max(0))
+            .arg(dumped)
+            .arg("REPLACE");
+        self.write(restore).await?;
+        self.write(redis::Cmd::del(from)).await?;
+        Ok(true)
+    }
+
+    /// The appointment `a` (its old hash's `fields`) written in the new layout with what finds
+    /// it, and, if it still held its place (`no_show_at`, from the old no-show watch), the
+    /// holds, the watch and its pending reminder; whether a reminder moved. Every write
+    /// overwrites with the same value: a repeat changes nothing.
+    async fn adopt_appointment(
+        &self,
+        a: &Appointment,
+        fields: &HashMap<String, String>,
+        no_show_at: Option<f64>,
+    ) -> Result<bool, StoreError> {
+        let store = self.store;
+        let keys = Keys(store);
+        let hall = &a.slot.hall;
+        let added = self
+            .halls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(hall.clone());
+        if added {
+            store.add_hall(hall).await?;
+        }
+        let fields: Vec<(&String, &String)> = fields.iter().collect();
+        let writes = [
+            redis::Cmd::hset_multiple(keys.appointment(hall, &a.id), &fields),
+            redis::Cmd::set(keys.hall_of(&a.id), hall),
+            redis::Cmd::set(keys.code(a.code.as_str()), &a.id),
+            redis::Cmd::zadd(
+                keys.user(&a.user_id, "all"),
+                &a.id,
+                a.created_at.timestamp_millis(),
+            ),
+        ];
+        for write in writes {
+            self.write(write).await?;
+        }
+        let Some(no_show_at) = no_show_at else {
+            return Ok(false);
+        };
+        let holds = [
+            redis::Cmd::set(keys.applicant(&ApplicantOf::of(a), "active"), &a.id),
+            redis::Cmd::sadd(keys.user(&a.user_id, "active"), &a.id),
+            redis::Cmd::zadd(keys.due(hall), &a.id, no_show_at),
+        ];
+        for write in holds {
+            self.write(write).await?;
+        }
+        store
+            .move_pending_entry(TAG, &hall_tag(hall), &reminder_key(&a.id))
+            .await
+    }
+
+    /// See [`BookingStore::migrate_single_tag_layout`]. An appointment's old hash is deleted
+    /// only once its new copy is whole; what was derived from the appointments only once all
+    /// are moved, so a run killed anywhere and run again ends as one that was not.
+    async fn migrate(&self) -> Result<Migrated, StoreError> {
+        let keys = Keys(self.store);
+        let before = keys.old("");
+        // All old keys share one tag: one master has them all.
+        let found = self.store.scan(TAG, "*").await?;
+        let due = keys.old("due");
+        let watched: Vec<(String, f64)> = self.store.conn().zrange_withscores(due, 0, -1).await?;
+        let watched: HashMap<String, f64> = watched.into_iter().collect();
+        let (derived, moved): (Vec<_>, Vec<_>) = found
+            .iter()
+            .map(|key| {
+                (
+                    key,
+                    OldKey::of(&keys, key.strip_prefix(&before).unwrap_or_default()),
+                )
+            })
+            .partition(|(_, kind)| matches!(kind, OldKey::Derived));
+        // The futures made first: a stream's closure over borrowed keys is not `Send` enough
+        // for the trait's boxed future.
+        let moves: Vec<_> = moved
+            .into_iter()
+            .map(|(key, kind)| self.move_one(key, kind, &watched))
+            .collect();
+        let migrated = futures_util::stream::iter(moves)
+            .buffer_unordered(MOVES_AT_ONCE)
+            .try_fold(Migrated::default(), |sum, one| async move { Ok(sum + one) })
+            .await?;
+        let deletes: Vec<_> = derived
+            .into_iter()
+            .map(|(key, _)| self.write(redis::Cmd::del(key)))
+            .collect();
+        futures_util::stream::iter(deletes)
+            .buffer_unordered(MOVES_AT_ONCE)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(migrated)
+    }
+
+    /// Moves the old `key` of kind `kind`; what it moved.
+    async fn move_one(
+        &self,
+        key: &str,
+        kind: OldKey<'_>,
+        watched: &HashMap<String, f64>,
+    ) -> Result<Migrated, StoreError> {
+        let keys = Keys(self.store);
+        let mut migrated = Migrated::default();
+        match kind {
+            OldKey::Appointment => {
+                let fields: HashMap<String, String> = self.store.conn().hgetall(key).await?;
+                let Some(doc) = fields.get("doc") else {
+                    migrated.unknown += 1;
+                    return Ok(migrated);
+                };
+                let a: Appointment = from_json(doc)?;
+                let no_show_at = watched.get(&a.id).copied();
+                if self.adopt_appointment(&a, &fields, no_show_at).await? {
+                    migrated.reminders += 1;
+                }
+                self.write(redis::Cmd::del(key)).await?;
+                migrated.appointments += 1;
+            }
+            OldKey::Seats { hall, day } => {
+                migrated.seat_days +=
+                    usize::from(self.move_key(key, &keys.seats(hall, day)).await?);
+            }
+            OldKey::Person { to } => {
+                migrated.person_keys += usize::from(self.move_key(key, &to).await?);
+            }
+            OldKey::Derived | OldKey::Kept => {}
+            OldKey::Unknown => migrated.unknown += 1,
+        }
+        Ok(migrated)
+    }
+}
+
+impl RedisStore {
+    /// See [`BookingStore::migrate_single_tag_layout`]: under the move's lock when there is
+    /// anything to move.
+    async fn migrate_single_tag(&self) -> Result<Migrated, StoreError> {
+        let keys = Keys(self);
+        // Another start moving (or killed while moving) holds the lock: wait for it.
+        let mut to_move: bool = self.conn().exists(keys.old(MOVE_LOCK)).await?;
+        for key in self.scan(TAG, "*").await? {
+            let rest = key.strip_prefix(&keys.old("")).unwrap_or_default();
+            to_move |= !matches!(OldKey::of(&keys, rest), OldKey::Kept);
+        }
+        if !to_move {
+            return Ok(Migrated::default());
+        }
+        let mover = Mover::lock(self).await?;
+        let migrated = mover.migrate().await;
+        // A start that fails (rather than dies) lets the next one in at once.
+        mover.unlock().await?;
+        migrated
     }
 }
 
@@ -1053,6 +1435,10 @@ impl BookingStore for RedisStore {
             }
         }
         Ok(settled)
+    }
+
+    async fn migrate_single_tag_layout(&self) -> Result<Migrated, StoreError> {
+        self.migrate_single_tag().await
     }
 
     async fn carry_person_rules_to_accounts(
