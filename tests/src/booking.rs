@@ -45,7 +45,12 @@ pub fn next(weekday: Weekday, from: NaiveDate) -> NaiveDate {
 
 /// Today in Dongguan, as the server sees it (before any clock advance).
 pub fn today() -> NaiveDate {
-    chrono::Utc::now()
+    day_in(0)
+}
+
+/// The day in Dongguan once the server's clock has moved `seconds` forward (from now).
+fn day_in(seconds: i64) -> NaiveDate {
+    (chrono::Utc::now() + Duration::seconds(seconds))
         .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap())
         .date_naive()
 }
@@ -53,6 +58,13 @@ pub fn today() -> NaiveDate {
 /// The first open weekday from tomorrow.
 pub fn bookable_weekday() -> NaiveDate {
     open_weekday_after(today())
+}
+
+/// The first open weekday that is still bookable (from tomorrow on) after the server's clock
+/// has moved `seconds` forward: a test that books it on both sides of that move passes at any
+/// time of day, also when the move crosses midnight in Dongguan.
+pub fn bookable_weekday_through(seconds: i64) -> NaiveDate {
+    open_weekday_after(day_in(seconds))
 }
 
 pub fn slot_id(hall: &str, date: NaiveDate, time: &str) -> String {

@@ -10,7 +10,8 @@
 mod journal;
 mod store;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
@@ -110,6 +111,36 @@ pub struct Erasure {
     journal: Journal,
     settings: ErasureSettings,
     clock: Arc<Clock>,
+    /// Users whose erasure a request of this instance is applying. The erasure is pending
+    /// from before it is applied (so a crash mid-way is finished by the sweep); a sweep that
+    /// applied it meanwhile erased part of it itself, and the request's answer then said
+    /// `"account": false` and lower counts. The sweep leaves these to their request.
+    applying: Mutex<HashSet<String>>,
+}
+
+/// `user_id` marked as being erased by its request, until dropped.
+struct Applying<'a> {
+    users: &'a Mutex<HashSet<String>>,
+    user_id: &'a str,
+}
+
+impl<'a> Applying<'a> {
+    fn mark(users: &'a Mutex<HashSet<String>>, user_id: &'a str) -> Self {
+        users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(user_id.to_owned());
+        Applying { users, user_id }
+    }
+}
+
+impl Drop for Applying<'_> {
+    fn drop(&mut self) {
+        self.users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(self.user_id);
+    }
 }
 
 impl Erasure {
@@ -142,11 +173,14 @@ impl Erasure {
             journal,
             settings,
             clock,
+            applying: Mutex::default(),
         }
     }
 
     /// Erases `user_id`'s data now: journaled first, pending until nothing is kept.
     pub async fn erase(&self, user_id: &str) -> Result<Summary, ApiError> {
+        // Marked before it is pending: a sweep that finds it pending also finds it marked.
+        let _applying = Applying::mark(&self.applying, user_id);
         let erasure = ErasureOf {
             user_id: user_id.to_owned(),
             at: self.clock.now(),
@@ -240,6 +274,13 @@ impl Erasure {
     /// Applies every pending erasure again: what they kept and has ended since goes.
     pub async fn sweep(&self) -> Result<(), StoreError> {
         for erasure in self.pending.pending_erasures().await? {
+            let applying = (self.applying.lock())
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&erasure.user_id);
+            if applying {
+                // Its request answers for it; a later round finishes what it kept.
+                continue;
+            }
             let summary = self.apply(&erasure).await?;
             if summary.kept.is_empty() {
                 tracing::info!(user = %erasure.user_id, "erasure finished: what it kept has ended");

@@ -34,7 +34,23 @@ struct Acknowledged {
 async fn slot_list(address: &str) -> Value {
     let date = bookable_weekday();
     let url = format!("{address}/api/v1/offices/nancheng/slots?service=expiry_renewal&date={date}");
-    json(client().get(url).send().await.unwrap()).await
+    json(answered(|| client().get(&url)).await).await
+}
+
+/// The answer to what `request` builds, asked again while it is 503 (for a while), as a client
+/// would. After redis-server restarts, each of the server's Redis connections (one per worker
+/// thread) learns it was cut on its first command, which fails: `/readyz` answering proves one
+/// connection back, not the one the next request lands on.
+async fn answered(request: impl Fn() -> reqwest::RequestBuilder) -> reqwest::Response {
+    let mut answer = request().send().await.unwrap();
+    for _ in 0..50 {
+        if answer.status() != 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        answer = request().send().await.unwrap();
+    }
+    answer
 }
 
 /// Sends `write` as `token`'s user; the id of what the server acknowledged (201), if it did.
@@ -188,14 +204,8 @@ async fn all_there_once(address: &str, acknowledged: &[Acknowledged], users: usi
             Write::Booking(_) => ("appointments", "appointments"),
             Write::Order => ("receipt-orders", "orders"),
         };
-        let mine = json(
-            http.get(format!("{address}/api/v1/{list}"))
-                .bearer_auth(&written.token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let url = format!("{address}/api/v1/{list}");
+        let mine = json(answered(|| http.get(&url).bearer_auth(&written.token)).await).await;
         let ids: Vec<&str> = mine[field]
             .as_array()
             .unwrap_or_else(|| panic!("a list: {mine}"))
@@ -204,14 +214,14 @@ async fn all_there_once(address: &str, acknowledged: &[Acknowledged], users: usi
             .collect();
         assert_eq!(ids, [written.id.as_str()], "acknowledged {list} kept, once");
         if let Write::Booking(body) = &written.write {
-            let retry = http
-                .post(format!("{address}/api/v1/appointments"))
-                .bearer_auth(&written.token)
-                .header("Idempotency-Key", &written.key)
-                .json(body)
-                .send()
-                .await
-                .unwrap();
+            let url = format!("{address}/api/v1/appointments");
+            let retry = answered(|| {
+                http.post(&url)
+                    .bearer_auth(&written.token)
+                    .header("Idempotency-Key", &written.key)
+                    .json(body)
+            })
+            .await;
             assert_eq!(retry.status(), 201, "the retry replays the answer");
             assert_eq!(json(retry).await["id"], written.id.as_str());
         }

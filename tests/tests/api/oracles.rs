@@ -7,7 +7,10 @@ use chrono::NaiveDate;
 use serde_json::{json, Value};
 use server::admin::Role;
 use server::receipts::ReceiptNo;
-use tests::booking::{applicant, bookable_weekday, open_weekday_after, seconds_until, slot_id};
+use tests::booking::{
+    applicant, bookable_weekday, bookable_weekday_through, open_weekday_after, seconds_until,
+    slot_id,
+};
 use tests::{assert_error, json, on_both_backends, Backend, SharedStore, TestApp};
 
 fn booking(slot: &str, person: Value) -> Value {
@@ -279,16 +282,18 @@ async fn anothers_receipt_answers_as_a_missing_one(backend: Backend) {
 /// Past the attempt limits (per account, per account and ID number) a booking is refused with
 /// 429 and `Retry-After` until the window ends; a replay does not count; others are unaffected.
 async fn booking_attempts_past_the_limits_are_refused(backend: Backend) {
+    let window = 600;
     let app = TestApp::spawn_on(
         SharedStore::fresh(backend).await,
         &[
             ("BANZHENG_BOOKING__ATTEMPTS_PER_ACCOUNT", "5"),
             ("BANZHENG_BOOKING__ATTEMPTS_PER_APPLICANT", "3"),
-            ("BANZHENG_BOOKING__ATTEMPT_WINDOW_SECS", "600"),
+            ("BANZHENG_BOOKING__ATTEMPT_WINDOW_SECS", &window.to_string()),
         ],
     )
     .await;
-    let day = bookable_weekday();
+    // The test books again once the window has passed: the day must stay bookable until then.
+    let day = bookable_weekday_through(window);
     let slot = slot_id("dalang", day, "0900");
     let token = app.login("hammering").await;
     let first = app
@@ -304,12 +309,12 @@ async fn booking_attempts_past_the_limits_are_refused(backend: Backend) {
         .await;
     }
     let throttled = |response: reqwest::Response| async move {
-        let retry_after: u64 = response.headers()["retry-after"]
+        let retry_after: i64 = response.headers()["retry-after"]
             .to_str()
             .unwrap()
             .parse()
             .unwrap();
-        assert!((1..=600).contains(&retry_after), "{retry_after}");
+        assert!((1..=window).contains(&retry_after), "{retry_after}");
         assert_error(response, 429, "TOO_MANY_BOOKING_ATTEMPTS").await;
     };
     // A fourth attempt for the same number.
@@ -338,7 +343,7 @@ async fn booking_attempts_past_the_limits_are_refused(backend: Backend) {
         201
     );
     // The next window starts afresh.
-    app.advance_clock(600).await;
+    app.advance_clock(window).await;
     let token = app.login("hammering").await;
     assert_eq!(
         app.book(&token, &booking(&slot, applicant(3)), None)
