@@ -6,6 +6,8 @@ use server::booking::applicant::PhoneNumber;
 use server::booking::appointment::{Applicant, Appointment, AppointmentCode, HistoryEntry, Status};
 use server::booking::catalog::ServiceKind;
 use server::booking::schedule::SlotId;
+use server::booking::store::{AttemptLimits, NewBooking, NoShowPolicy};
+use server::notify::store::Notices;
 use server::person::PersonName;
 
 use crate::TestApp;
@@ -181,5 +183,35 @@ pub fn booked_appointment(
         ban_lift: None,
         anonymised_at: None,
         version: 0,
+    }
+}
+
+/// A booking of `appointment` at `now` for store-level tests: up to `capacity` seats, limits
+/// no test reaches unless it sets its own, no Idempotency-Key, no notices.
+pub fn new_booking(appointment: Appointment, capacity: u32, now: DateTime<Utc>) -> NewBooking {
+    NewBooking {
+        no_show_at: appointment.ends_at + Duration::minutes(30),
+        appointment,
+        capacity,
+        max_active: 3,
+        attempts: AttemptLimits {
+            per_account: 1000,
+            per_applicant: 1000,
+            window: std::time::Duration::from_secs(600),
+        },
+        now,
+        idempotency: None,
+        caller: None,
+        notices: Notices::default(),
+    }
+}
+
+/// The no-show policy of the store-level tests: two no-shows in 30 days ban for 90.
+pub fn no_show_policy() -> NoShowPolicy {
+    NoShowPolicy {
+        window: std::time::Duration::from_secs(30 * 86400),
+        limit: 2,
+        account_limit: 3,
+        ban: std::time::Duration::from_secs(90 * 86400),
     }
 }

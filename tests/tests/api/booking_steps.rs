@@ -10,13 +10,10 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use server::booking::appointment::{Appointment, Status, Step as Change};
 use server::booking::schedule::SlotId;
-use server::booking::store::{
-    fail_points, AttemptLimits, BookOutcome, IdempotencyKey, NewBooking, NoShowPolicy, Refusal,
-    Step,
-};
+use server::booking::store::{fail_points, BookOutcome, IdempotencyKey, NewBooking, Refusal, Step};
 use server::notify::store::Notices;
 use server::store::StoreError;
-use tests::booking::booked_appointment;
+use tests::booking::{booked_appointment, new_booking, no_show_policy};
 use tests::{AllStores, Backend, RedisCluster, SharedStore};
 
 fn start() -> DateTime<Utc> {
@@ -41,32 +38,12 @@ fn appointment(user: &str, person: &str, slot: &str) -> Appointment {
 
 fn booking(appointment: Appointment, now: DateTime<Utc>) -> NewBooking {
     NewBooking {
-        no_show_at: appointment.ends_at + chrono::Duration::minutes(30),
-        appointment,
-        capacity: 1,
-        max_active: 3,
-        attempts: AttemptLimits {
-            per_account: 1000,
-            per_applicant: 1000,
-            window: Duration::from_secs(600),
-        },
-        now,
         idempotency: Some(IdempotencyKey {
             key: "k1".into(),
             body_hash: "hmac:body".into(),
             ttl: Duration::from_secs(86400),
         }),
-        notices: Notices::default(),
-        caller: None,
-    }
-}
-
-fn policy() -> NoShowPolicy {
-    NoShowPolicy {
-        window: Duration::from_secs(30 * 86400),
-        limit: 2,
-        account_limit: 3,
-        ban: Duration::from_secs(90 * 86400),
+        ..new_booking(appointment, 1, now)
     }
 }
 
@@ -90,6 +67,26 @@ async fn book_until(s: &Arc<dyn AllStores>, prefix: &str, a: &Appointment, step:
     assert!(
         matches!(stopped, Err(StoreError::Unavailable(_))),
         "stopped after {step:?}: {stopped:?}"
+    );
+}
+
+/// Changes a booked appointment to `changed` with the fail point after the hall's step set:
+/// the change stops there, its person step still owed, as if the server died.
+async fn change_until_hall(s: &Arc<dyn AllStores>, prefix: &str, changed: &Appointment) {
+    fail_points::stop_after(prefix, Step::Hall);
+    let stopped = s
+        .transition(
+            Status::Booked,
+            changed,
+            &Notices::default(),
+            no_show_policy(),
+            later(),
+        )
+        .await;
+    fail_points::clear(prefix);
+    assert!(
+        matches!(stopped, Err(StoreError::Unavailable(_))),
+        "stopped after the hall step: {stopped:?}"
     );
 }
 
@@ -250,21 +247,7 @@ async fn the_next_booking_releases_the_hold_of_an_ended_appointment() {
             BookOutcome::Booked(Box::new(a.clone()))
         );
         let ended = a.after(change.clone(), "staff", later()).unwrap();
-        fail_points::stop_after(&prefix, Step::Hall);
-        let stopped = s
-            .transition(
-                Status::Booked,
-                &ended,
-                &Notices::default(),
-                policy(),
-                later(),
-            )
-            .await;
-        fail_points::clear(&prefix);
-        assert!(
-            matches!(stopped, Err(StoreError::Unavailable(_))),
-            "{change:?}"
-        );
+        change_until_hall(&s, &prefix, &ended).await;
         assert_eq!(
             seen(&s, &a).await,
             (Some(ended), vec![a.id.clone()], seats),
@@ -286,7 +269,7 @@ async fn the_next_booking_releases_the_hold_of_an_ended_appointment() {
                     Status::Booked,
                     &missed,
                     &Notices::default(),
-                    policy(),
+                    no_show_policy(),
                     later(),
                 )
                 .await;
@@ -314,20 +297,12 @@ async fn an_owed_person_step_runs_before_a_later_change_and_by_the_sweep() {
     let a = appointment("u1", "p1", SLOT);
     s.book(booking(a.clone(), start())).await.unwrap();
     let missed = a.after(Change::NoShow, "system", later()).unwrap();
-    fail_points::stop_after(&prefix, Step::Hall);
-    let stopped = s
-        .transition(
-            Status::Booked,
-            &missed,
-            &Notices::default(),
-            policy(),
-            later(),
-        )
-        .await;
-    fail_points::clear(&prefix);
-    assert!(matches!(stopped, Err(StoreError::Unavailable(_))));
+    change_until_hall(&s, &prefix, &missed).await;
     let lifted = missed.lifted("staff", "ill", later()).unwrap();
-    assert!(s.lift_ban(&lifted, policy(), later()).await.unwrap());
+    assert!(s
+        .lift_ban(&lifted, no_show_policy(), later())
+        .await
+        .unwrap());
     assert_eq!(
         s.settle_interrupted(later()).await.unwrap(),
         0,
@@ -344,18 +319,7 @@ async fn an_owed_person_step_runs_before_a_later_change_and_by_the_sweep() {
     );
     // b's no-show stops after its hall step too; the sweep runs what it owes.
     let missed = b.after(Change::NoShow, "system", later()).unwrap();
-    fail_points::stop_after(&prefix, Step::Hall);
-    let stopped = s
-        .transition(
-            Status::Booked,
-            &missed,
-            &Notices::default(),
-            policy(),
-            later(),
-        )
-        .await;
-    fail_points::clear(&prefix);
-    assert!(matches!(stopped, Err(StoreError::Unavailable(_))));
+    change_until_hall(&s, &prefix, &missed).await;
     assert_eq!(s.settle_interrupted(later()).await.unwrap(), 1);
     assert_eq!(s.settle_interrupted(later()).await.unwrap(), 0);
     let c = appointment("u1", "p1", "dongcheng-20261202-1000");

@@ -7,12 +7,11 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use server::booking::appointment::{Appointment, Status, Step};
 use server::booking::schedule::SlotId;
 use server::booking::store::{
-    hall_tag, AttemptLimits, BanScope, BookOutcome, DueNoShows, IdempotencyKey, NewBooking,
-    NoShowPolicy, Refusal,
+    hall_tag, AttemptLimits, BanScope, BookOutcome, DueNoShows, IdempotencyKey, NewBooking, Refusal,
 };
 use server::notify::store::{Notices, OutboxState};
 use server::notify::{Event, Notification};
-use tests::booking::booked_appointment;
+use tests::booking::{booked_appointment, new_booking, no_show_policy};
 use tests::{on_every_backend, AllStores, Backend, SharedStore};
 
 async fn store(backend: Backend) -> Arc<dyn AllStores> {
@@ -38,30 +37,7 @@ const SLOT: &str = "dongcheng-20261201-0900";
 
 fn booking(appointment: Appointment, capacity: u32) -> NewBooking {
     let now = appointment.created_at;
-    NewBooking {
-        no_show_at: appointment.ends_at + chrono::Duration::minutes(30),
-        appointment,
-        capacity,
-        max_active: 3,
-        attempts: AttemptLimits {
-            per_account: 1000,
-            per_applicant: 1000,
-            window: Duration::from_secs(600),
-        },
-        now,
-        idempotency: None,
-        caller: None,
-        notices: Notices::default(),
-    }
-}
-
-fn policy() -> NoShowPolicy {
-    NoShowPolicy {
-        window: Duration::from_secs(30 * 86400),
-        limit: 2,
-        account_limit: 3,
-        ban: Duration::from_secs(90 * 86400),
-    }
+    new_booking(appointment, capacity, now)
 }
 
 fn day() -> NaiveDate {
@@ -341,12 +317,15 @@ async fn anonymising_and_a_ban_lift_from_the_same_copy_cannot_both_win(backend: 
         let anonymised = read.anonymised(now);
         let (first, second) = if lift_first {
             (
-                s.lift_ban(&lifted, policy(), now).await,
+                s.lift_ban(&lifted, no_show_policy(), now).await,
                 s.anonymise(&anonymised).await,
             )
         } else {
             let anonymised_first = s.anonymise(&anonymised).await;
-            (anonymised_first, s.lift_ban(&lifted, policy(), now).await)
+            (
+                anonymised_first,
+                s.lift_ban(&lifted, no_show_policy(), now).await,
+            )
         };
         assert!(first.unwrap(), "the first change is stored");
         assert!(!second.unwrap(), "the change made from the old copy is not");
@@ -398,9 +377,9 @@ async fn holds_and_bans_are_per_account_and_a_lift_forgives_a_no_show(backend: B
     );
     // Staff forgive the second no-show of p1: both bans fall below their limits.
     let lifted = second.lifted("staff:s1", "到场未签到", now).unwrap();
-    assert!(s.lift_ban(&lifted, policy(), now).await.unwrap());
+    assert!(s.lift_ban(&lifted, no_show_policy(), now).await.unwrap());
     assert!(
-        !s.lift_ban(&lifted, policy(), now).await.unwrap(),
+        !s.lift_ban(&lifted, no_show_policy(), now).await.unwrap(),
         "once per appointment"
     );
     assert_eq!(s.appointment(&second.id).await.unwrap(), Some(lifted));
@@ -494,7 +473,7 @@ async fn moved(
     next: &Appointment,
     now: DateTime<Utc>,
 ) -> bool {
-    s.transition(from, next, &Notices::default(), policy(), now)
+    s.transition(from, next, &Notices::default(), no_show_policy(), now)
         .await
         .unwrap()
 }
@@ -557,7 +536,13 @@ async fn notices_are_written_with_the_change_and_only_with_it(backend: Backend) 
         withdraw: vec![reminder.key.clone()],
     };
     assert!(s
-        .transition(Status::Booked, &cancelled, &notices, policy(), start())
+        .transition(
+            Status::Booked,
+            &cancelled,
+            &notices,
+            no_show_policy(),
+            start()
+        )
         .await
         .unwrap());
     assert_eq!(outbox_state(&s, &said).await, Some(OutboxState::Pending));
@@ -576,7 +561,13 @@ async fn notices_are_written_with_the_change_and_only_with_it(backend: Backend) 
         withdraw: vec![],
     };
     assert!(!s
-        .transition(Status::Booked, &cancelled, &stale, policy(), start())
+        .transition(
+            Status::Booked,
+            &cancelled,
+            &stale,
+            no_show_policy(),
+            start()
+        )
         .await
         .unwrap());
     assert_eq!(
@@ -664,7 +655,10 @@ async fn per_number_rules_move_to_their_accounts(backend: Backend) {
     to_the_old_layout(&shared).await;
 
     let s = shared.open().await;
-    let moved = s.carry_person_rules_to_accounts(policy()).await.unwrap();
+    let moved = s
+        .carry_person_rules_to_accounts(no_show_policy())
+        .await
+        .unwrap();
     assert_eq!(moved, if backend == Backend::Sqlite { 0 } else { 2 });
     let now = start() + chrono::Duration::hours(3);
     assert_eq!(
@@ -681,5 +675,10 @@ async fn per_number_rules_move_to_their_accounts(backend: Backend) {
         book_at(&s, "u3", "p2", now).await,
         BookOutcome::Booked(_)
     ));
-    assert_eq!(s.carry_person_rules_to_accounts(policy()).await.unwrap(), 0);
+    assert_eq!(
+        s.carry_person_rules_to_accounts(no_show_policy())
+            .await
+            .unwrap(),
+        0
+    );
 }

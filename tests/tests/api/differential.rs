@@ -18,7 +18,7 @@ use server::booking::appointment::{
     Appointment, AppointmentCode, Delivery, EmsNumber, Status, Step,
 };
 use server::booking::schedule::SlotId;
-use server::booking::store::{hall_tag, AttemptLimits, IdempotencyKey, NewBooking, NoShowPolicy};
+use server::booking::store::{hall_tag, AttemptLimits, IdempotencyKey, NewBooking};
 use server::id_hash::IdHasher;
 use server::notify::store::Notices;
 use server::notify::{Event, Notification};
@@ -27,7 +27,7 @@ use server::receipts::{
     Cursor, Decision, OrderForm, OrderPage, Photo, ReceiptNo, ReceiptOrder, Region, RejectReason,
     Status as OrderStatus,
 };
-use tests::booking::booked_appointment;
+use tests::booking::{booked_appointment, no_show_policy};
 use tests::{AllStores, Backend, SharedStore};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -62,15 +62,6 @@ const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
 
 fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()
-}
-
-fn policy() -> NoShowPolicy {
-    NoShowPolicy {
-        window: Duration::from_secs(30 * 86400),
-        limit: 2,
-        account_limit: 3,
-        ban: Duration::from_secs(90 * 86400),
-    }
 }
 
 /// Low enough that sequences reach them.
@@ -289,7 +280,7 @@ async fn transition(pair: &mut Pair, world: &mut World, step: Step) {
         from,
         &next,
         &notices,
-        policy(),
+        no_show_policy(),
         now
     ));
 }
@@ -307,7 +298,7 @@ async fn lift(pair: &mut Pair, world: &mut World) {
     };
     pair.log.push(format!("lift ban of {id} at {}", world.now));
     let now = world.now;
-    same!(pair, "lift", |s| s.lift_ban(&lifted, policy(), now));
+    same!(pair, "lift", |s| s.lift_ban(&lifted, no_show_policy(), now));
 }
 
 async fn sweep(pair: &mut Pair, world: &mut World) {
@@ -325,7 +316,7 @@ async fn sweep(pair: &mut Pair, world: &mut World) {
             Status::Booked,
             &next,
             &notices,
-            policy(),
+            no_show_policy(),
             now
         ));
     }
