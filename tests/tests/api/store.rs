@@ -205,35 +205,46 @@ fn session(openid: &str, unionid: Option<&str>) -> WeChatSession {
     }
 }
 
-/// A save over a stale copy is refused, and a receipt number belongs to one order.
-async fn receipt_orders_save_over_their_version_with_unique_numbers(backend: Backend) {
+/// A photo order of `user-1` for the store-level tests, with `photo` as its first attempt.
+fn receipt_order(
+    id: String,
+    photo: server::receipts::Photo,
+    now: chrono::DateTime<Utc>,
+) -> server::receipts::ReceiptOrder {
     use server::id_hash::IdHasher;
     use server::person::{IdNumber, PersonName};
-    use server::receipts::{Decision, OrderForm, Photo, ReceiptNo, ReceiptOrder, Region, Saved};
+    use server::receipts::{OrderForm, ReceiptOrder, Region};
+    ReceiptOrder::new(
+        id,
+        "user-1".into(),
+        OrderForm {
+            spec: "id-card".into(),
+            document_zh: "居民身份证".into(),
+            region: Region::Guangdong,
+            name: PersonName::parse("李四").unwrap(),
+            id_number: IdNumber::parse("441900199003070024").unwrap(),
+        },
+        &IdHasher::new("store-key".into()),
+        photo,
+        now,
+    )
+}
+
+/// A save over a stale copy is refused, and a receipt number belongs to one order.
+async fn receipt_orders_save_over_their_version_with_unique_numbers(backend: Backend) {
+    use server::receipts::{Decision, Photo, ReceiptNo, ReceiptOrder, Saved};
 
     let s = store(backend).await;
     let now = Utc::now();
     let new_order = |id: &str| {
-        ReceiptOrder::new(
-            id.into(),
-            "user-1".into(),
-            OrderForm {
-                spec: "id-card".into(),
-                document_zh: "居民身份证".into(),
-                region: Region::Guangdong,
-                name: PersonName::parse("李四").unwrap(),
-                id_number: IdNumber::parse("441900199003070024").unwrap(),
-            },
-            &IdHasher::new("store-key".into()),
-            Photo {
-                attempt: 1,
-                upload: None,
-                report: serde_json::json!({}),
-                background_whitened: false,
-                note: Some("背景不够均匀，未自动换成白色".into()),
-            },
-            now,
-        )
+        let photo = Photo {
+            attempt: 1,
+            upload: None,
+            report: serde_json::json!({}),
+            background_whitened: false,
+            note: Some("背景不够均匀，未自动换成白色".into()),
+        };
+        receipt_order(id.into(), photo, now)
     };
     let approve = |order: &mut ReceiptOrder, no: &ReceiptNo| {
         order
@@ -287,11 +298,8 @@ async fn receipt_orders_save_over_their_version_with_unique_numbers(backend: Bac
 /// kept until it is reviewed, and the new attempt's photo stays. A copy still current is erased
 /// with every attempt's photos.
 async fn an_erasure_never_deletes_an_order_changed_since_it_read_it(backend: Backend) {
-    use server::id_hash::IdHasher;
-    use server::person::{IdNumber, PersonName};
     use server::receipts::{
-        erase_order, Decision, NeededUntil, OrderErasure, OrderForm, Photo, ReceiptOrder, Region,
-        RejectReason, Saved,
+        erase_order, Decision, NeededUntil, OrderErasure, Photo, RejectReason, Saved,
     };
 
     let s = store(backend).await;
@@ -303,17 +311,8 @@ async fn an_erasure_never_deletes_an_order_changed_since_it_read_it(backend: Bac
         background_whitened: false,
         note: None,
     };
-    let mut order = ReceiptOrder::new(
+    let mut order = receipt_order(
         format!("erased-{}", uuid::Uuid::new_v4().simple()),
-        "user-1".into(),
-        OrderForm {
-            spec: "id-card".into(),
-            document_zh: "居民身份证".into(),
-            region: Region::Guangdong,
-            name: PersonName::parse("李四").unwrap(),
-            id_number: IdNumber::parse("441900199003070024").unwrap(),
-        },
-        &IdHasher::new("store-key".into()),
         photo(1),
         now,
     );
