@@ -1063,7 +1063,19 @@ async fn failover_burst(prefix: &str, settings: &[(&str, &str)]) -> Burst {
             while started.elapsed() < std::time::Duration::from_secs(60) {
                 let response = app.book(token, &body, Some(&key)).await;
                 let status = response.status().as_u16();
-                let answer = json(response).await;
+                let text = response.text().await.unwrap();
+                // Seen once in CI mid-failover: an answer without a body (its status is printed
+                // to find where it comes from); like a 503, the client tries again.
+                let answer = serde_json::from_str(&text).unwrap_or_else(|_| {
+                    assert_ne!(
+                        status, 201,
+                        "a booking acknowledged without its appointment"
+                    );
+                    eprintln!(
+                        "user {n}: {status} without a JSON body during the failover: {text:?}"
+                    );
+                    Value::Null
+                });
                 match (status, answer["code"].as_str()) {
                     (201, _) => return (Answer::Booked(answer["id"].clone()), unavailable),
                     (409, _) => return (Answer::Refused, unavailable),
