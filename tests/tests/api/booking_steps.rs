@@ -36,6 +36,7 @@ fn appointment(user: &str, person: &str, slot: &str) -> Appointment {
     )
 }
 
+/// A booking with the Idempotency-Key `k1` (`new_booking` books without one).
 fn booking(appointment: Appointment, now: DateTime<Utc>) -> NewBooking {
     NewBooking {
         idempotency: Some(IdempotencyKey {
@@ -134,8 +135,7 @@ async fn a_crash_between_any_two_booking_steps_is_settled_by_the_sweep() {
         if completed {
             // The request's answer was kept: its retry gets the booking; another is refused.
             assert_eq!(rebooked, BookOutcome::Replayed(Ok(a.id.clone())));
-            let mut other = booking(again, later());
-            other.idempotency = None;
+            let other = new_booking(again, 1, later());
             assert_eq!(
                 s.book(other).await.unwrap(),
                 BookOutcome::Refused(Refusal::AlreadyBooked)
@@ -193,8 +193,7 @@ async fn a_late_hall_step_of_a_voided_booking_refuses() {
     book_until(&s, &prefix, &a, Step::Code).await;
     assert_eq!(s.settle_interrupted(later()).await.unwrap(), 1);
     // The same booking (same id) carried on: its person step passes again, its hall refuses.
-    let mut late = booking(a.clone(), start());
-    late.idempotency = None;
+    let late = new_booking(a.clone(), 1, start());
     assert!(matches!(
         s.book(late).await,
         Err(StoreError::Unavailable(_))
@@ -215,8 +214,7 @@ async fn the_next_booking_settles_an_expired_reservation() {
     let a = appointment("u1", "p1", SLOT);
     book_until(&s, &prefix, &a, Step::Person).await;
     let b = appointment("u1", "p1", SLOT);
-    let mut early = booking(b.clone(), start());
-    early.idempotency = None;
+    let early = new_booking(b.clone(), 1, start());
     assert_eq!(
         s.book(early).await.unwrap(),
         BookOutcome::Refused(Refusal::AlreadyBooked),
@@ -254,8 +252,7 @@ async fn the_next_booking_releases_the_hold_of_an_ended_appointment() {
             "{change:?}: the hall changed"
         );
         let b = appointment("u1", "p1", "dongcheng-20261202-0930");
-        let mut next = booking(b.clone(), later());
-        next.idempotency = None;
+        let next = new_booking(b.clone(), 1, later());
         assert_eq!(
             s.book(next).await.unwrap(),
             BookOutcome::Booked(Box::new(b.clone())),
@@ -275,8 +272,7 @@ async fn the_next_booking_releases_the_hold_of_an_ended_appointment() {
                 .await;
             assert!(marked.unwrap());
             let c = appointment("u1", "p1", "dongcheng-20261202-1000");
-            let mut third = booking(c, later());
-            third.idempotency = None;
+            let third = new_booking(c, 1, later());
             assert!(
                 matches!(
                     s.book(third).await.unwrap(),
@@ -310,8 +306,7 @@ async fn an_owed_person_step_runs_before_a_later_change_and_by_the_sweep() {
     );
 
     let b = appointment("u1", "p1", "dongcheng-20261202-0930");
-    let mut next = booking(b.clone(), later());
-    next.idempotency = None;
+    let next = new_booking(b.clone(), 1, later());
     assert_eq!(
         s.book(next).await.unwrap(),
         BookOutcome::Booked(Box::new(b.clone())),
@@ -323,8 +318,7 @@ async fn an_owed_person_step_runs_before_a_later_change_and_by_the_sweep() {
     assert_eq!(s.settle_interrupted(later()).await.unwrap(), 1);
     assert_eq!(s.settle_interrupted(later()).await.unwrap(), 0);
     let c = appointment("u1", "p1", "dongcheng-20261202-1000");
-    let mut third = booking(c.clone(), later());
-    third.idempotency = None;
+    let third = new_booking(c.clone(), 1, later());
     assert_eq!(
         s.book(third).await.unwrap(),
         BookOutcome::Booked(Box::new(c)),
