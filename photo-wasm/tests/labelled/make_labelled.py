@@ -1,7 +1,8 @@
 """Builds this directory's photos from the source repositories' snapshots (see MANIFEST.md):
 each resized to at most 800 px on its long side, EXIF orientation applied, JPEG quality 85.
-Usage: make_labelled.py MIRRORS_DIR (holding owner+name/repo git directories)."""
-import io, subprocess, sys
+Usage: make_labelled.py MIRRORS_DIR MATPLOTLIB_WHEEL (MIRRORS_DIR holding owner+name/repo git
+directories; the wheel is matplotlib-3.9.2-cp311-*.whl from PyPI, for its sample photo)."""
+import io, subprocess, sys, zipfile
 from PIL import Image, ImageDraw, ImageOps
 
 MIRRORS = sys.argv[1]
@@ -29,6 +30,14 @@ for name, repo, path in PHOTOS:
 for line in open(f"{OUT}/mask-dataset-paths.tsv"):
     name, path = line.rstrip("\n").split("\t")
     save(source("chandrikadeb7/Face-Mask-Detection", path), name)
+
+# A portrait in a Navy officer's cap (Grace Hopper, US Navy photograph: public domain), shipped
+# as matplotlib's sample data.
+with zipfile.ZipFile(sys.argv[2]) as wheel:
+    data = wheel.read("matplotlib/mpl-data/sample_data/grace_hopper.jpg")
+hopper = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+hopper.thumbnail((800, 800), Image.LANCZOS)
+save(hopper, "grace-hopper.jpg")
 
 # Derived: dark lenses drawn over both eyes (centres from the check's own report of the source).
 def lenses(src, out, eyes, radius, tint):
