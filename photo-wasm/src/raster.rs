@@ -281,11 +281,17 @@ mod tests {
         }
         let small = img.box_shrink(3);
         assert_eq!((small.width, small.height), (3, 2));
-        for (oy, ox, c) in (0..2).flat_map(|y| (0..3).flat_map(move |x| (0..3).map(move |c| (y, x, c)))) {
+        for (oy, ox, c) in
+            (0..2).flat_map(|y| (0..3).flat_map(move |x| (0..3).map(move |c| (y, x, c))))
+        {
             let sum: u32 = (0..9)
                 .map(|i| img.pixel(ox * 3 + i % 3, oy * 3 + i / 3)[c as usize] as u32)
                 .sum();
-            assert_eq!(small.pixel(ox, oy)[c as usize] as u32, (sum + 4) / 9, "{ox},{oy},{c}");
+            assert_eq!(
+                small.pixel(ox, oy)[c as usize] as u32,
+                (sum + 4) / 9,
+                "{ox},{oy},{c}"
+            );
         }
     }
 
