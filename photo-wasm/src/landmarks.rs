@@ -168,43 +168,59 @@ impl Window {
     }
 }
 
-/// Samples the window into the model's input, [0, 1] RGB, mirrored left-right when `mirror`.
-/// A window much larger than the input is first shrunk with an anti-aliased resize so the
-/// bilinear samples do not alias.
-fn sample(img: &Rgb, w: &Window, mirror: bool) -> Vec<f32> {
-    let reach = w.side * (w.cos.abs() + w.sin.abs()) / 2.0 + 2.0;
-    let (x0, y0) = (
-        (w.centre[0] - reach).floor() as i64,
-        (w.centre[1] - reach).floor() as i64,
-    );
-    let span = (2.0 * reach).ceil() as u32 + 1;
-    let patch = img.crop(x0, y0, span, span);
-    let f = (w.side / INPUT as f32).max(1.0);
-    let small_side = ((span as f32 / f).round() as u32).max(2);
-    let patch = if f > 1.0 {
-        patch.resize(small_side, small_side)
-    } else {
-        patch
-    };
-    let k = patch.width as f32 / span as f32;
-    let mut input = vec![0.0f32; INPUT * INPUT * 3];
-    for y in 0..INPUT {
-        for x in 0..INPUT {
-            let u = (x as f32 + 0.5) / INPUT as f32;
-            let u = if mirror { 1.0 - u } else { u };
-            let p = w.to_image(u, (y as f32 + 0.5) / INPUT as f32);
-            let px = bilinear(
-                &patch,
-                (p[0] - x0 as f32) * k - 0.5,
-                (p[1] - y0 as f32) * k - 0.5,
-            );
-            let i = (y * INPUT + x) * 3;
-            for c in 0..3 {
-                input[i + c] = px[c] / 255.0;
+/// The image around a window, shrunk so one of its pixels is about one of the model's input
+/// pixels: a window much larger than the input is first shrunk with an anti-aliased resize so the
+/// bilinear samples of [`Patch::input`] do not alias. Made once for both looks.
+struct Patch {
+    image: Rgb,
+    /// The image pixel at the patch's top-left corner.
+    x0: i64,
+    y0: i64,
+    /// Patch pixels per image pixel.
+    k: f32,
+}
+
+impl Patch {
+    fn around(img: &Rgb, w: &Window) -> Patch {
+        let reach = w.side * (w.cos.abs() + w.sin.abs()) / 2.0 + 2.0;
+        let (x0, y0) = (
+            (w.centre[0] - reach).floor() as i64,
+            (w.centre[1] - reach).floor() as i64,
+        );
+        let span = (2.0 * reach).ceil() as u32 + 1;
+        let image = img.crop(x0, y0, span, span);
+        let f = (w.side / INPUT as f32).max(1.0);
+        let small_side = ((span as f32 / f).round() as u32).max(2);
+        let image = if f > 1.0 {
+            image.resize(small_side, small_side)
+        } else {
+            image
+        };
+        let k = image.width as f32 / span as f32;
+        Patch { image, x0, y0, k }
+    }
+
+    /// Samples the window into the model's input, [0, 1] RGB, mirrored left-right when `mirror`.
+    fn input(&self, w: &Window, mirror: bool) -> Vec<f32> {
+        let mut input = vec![0.0f32; INPUT * INPUT * 3];
+        for y in 0..INPUT {
+            for x in 0..INPUT {
+                let u = (x as f32 + 0.5) / INPUT as f32;
+                let u = if mirror { 1.0 - u } else { u };
+                let p = w.to_image(u, (y as f32 + 0.5) / INPUT as f32);
+                let px = bilinear(
+                    &self.image,
+                    (p[0] - self.x0 as f32) * self.k - 0.5,
+                    (p[1] - self.y0 as f32) * self.k - 0.5,
+                );
+                let i = (y * INPUT + x) * 3;
+                for c in 0..3 {
+                    input[i + c] = px[c] / 255.0;
+                }
             }
         }
+        input
     }
-    input
 }
 
 fn bilinear(img: &Rgb, x: f32, y: f32) -> [f32; 3] {
@@ -234,8 +250,9 @@ fn bilinear(img: &Rgb, x: f32, y: f32) -> [f32; 3] {
 /// Runs the model on the face `d` of `img`, as photographed and mirrored.
 pub fn mesh(model: &FaceMesh, img: &Rgb, d: &Detection) -> Mesh {
     let w = Window::around(d);
+    let patch = Patch::around(img, &w);
     let look = |mirror: bool| {
-        let (raw, flag) = model.raw(sample(img, &w, mirror));
+        let (raw, flag) = model.raw(patch.input(&w, mirror));
         let scale = w.side / INPUT as f32;
         let points = raw
             .chunks_exact(3)

@@ -119,27 +119,33 @@ impl Rgb {
         out
     }
 
-    /// Averages `k`×`k` blocks (the right and bottom remainders are dropped).
+    /// Averages `k`×`k` blocks (the right and bottom remainders are dropped). Each band of `k`
+    /// rows is summed down its columns first (contiguous, vectorised), then across each block:
+    /// integer sums, so the order does not change them.
     fn box_shrink(&self, k: u32) -> Rgb {
         let (w, h) = (self.width / k, self.height / k);
+        let (k, n) = (k as usize, k * k);
         let mut out = Rgb::new(w, h);
-        let mut row = vec![0u32; w as usize * 3];
-        let n = k * k;
-        for oy in 0..h as usize {
-            row.iter_mut().for_each(|v| *v = 0);
-            for y in oy * k as usize..(oy + 1) * k as usize {
-                let src = &self.data[y * self.width as usize * 3..];
-                for (ox, acc) in row.chunks_exact_mut(3).enumerate() {
-                    for p in src[ox * k as usize * 3..(ox + 1) * k as usize * 3].chunks_exact(3) {
-                        acc[0] += p[0] as u32;
-                        acc[1] += p[1] as u32;
-                        acc[2] += p[2] as u32;
-                    }
+        let src_len = self.width as usize * 3;
+        let mut columns = vec![0u32; w as usize * k * 3];
+        for (oy, dst) in out.data.chunks_exact_mut(w as usize * 3).enumerate() {
+            columns.iter_mut().for_each(|v| *v = 0);
+            for y in oy * k..(oy + 1) * k {
+                let src = &self.data[y * src_len..][..columns.len()];
+                for (c, &v) in columns.iter_mut().zip(src) {
+                    *c += v as u32;
                 }
             }
-            let dst = &mut out.data[oy * w as usize * 3..(oy + 1) * w as usize * 3];
-            for (d, a) in dst.iter_mut().zip(&row) {
-                *d = ((a + n / 2) / n) as u8;
+            for (d, block) in dst.chunks_exact_mut(3).zip(columns.chunks_exact(k * 3)) {
+                let mut sum = [0u32; 3];
+                for p in block.chunks_exact(3) {
+                    sum[0] += p[0];
+                    sum[1] += p[1];
+                    sum[2] += p[2];
+                }
+                for (d, s) in d.iter_mut().zip(sum) {
+                    *d = ((s + n / 2) / n) as u8;
+                }
             }
         }
         out
@@ -264,6 +270,28 @@ mod tests {
             let r = img.resize(w, h);
             assert_eq!((r.width, r.height), (w, h));
             assert!(r.data.iter().all(|&v| v == 200));
+        }
+    }
+
+    #[test]
+    fn box_shrink_averages_each_block_rounded() {
+        let mut img = Rgb::new(11, 7);
+        for (i, v) in img.data.iter_mut().enumerate() {
+            *v = (i * 37 % 256) as u8;
+        }
+        let small = img.box_shrink(3);
+        assert_eq!((small.width, small.height), (3, 2));
+        for (oy, ox, c) in
+            (0..2).flat_map(|y| (0..3).flat_map(move |x| (0..3).map(move |c| (y, x, c))))
+        {
+            let sum: u32 = (0..9)
+                .map(|i| img.pixel(ox * 3 + i % 3, oy * 3 + i / 3)[c as usize] as u32)
+                .sum();
+            assert_eq!(
+                small.pixel(ox, oy)[c as usize] as u32,
+                (sum + 4) / 9,
+                "{ox},{oy},{c}"
+            );
         }
     }
 
