@@ -60,7 +60,7 @@ impl<const N: usize> Planes<N> {
         for y in 0..r.min(h) {
             sum.iter_mut().zip(row(y)).for_each(|(s, v)| add(s, v));
         }
-        for y in 0..h {
+        for (y, inv) in inv_y.iter().enumerate() {
             if y + r < h {
                 sum.iter_mut().zip(row(y + r)).for_each(|(s, v)| add(s, v));
             }
@@ -69,7 +69,7 @@ impl<const N: usize> Planes<N> {
                     .zip(row(y - r - 1))
                     .for_each(|(s, v)| sub(s, v));
             }
-            columns.extend(sum.iter().map(|s| scaled(s, inv_y[y])));
+            columns.extend(sum.iter().map(|s| scaled(s, *inv)));
         }
         // Rows: a running sum along each row.
         let mut v = Vec::with_capacity(w * h);

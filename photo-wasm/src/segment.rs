@@ -82,9 +82,8 @@ impl Segmenter {
             })
             .sum();
         let input: Vec<f32> = small.data.iter().map(|&v| v as f32 / 255.0).collect();
-        let flip = mirrored(&input, 3);
-        let data = if moment < 0 || (moment == 0 && flip > input) {
-            mirrored(&self.raw(flip), 1)
+        let data = if moment < 0 || (moment == 0 && mirrored(&input, 3) > input) {
+            mirrored(&self.raw(mirrored(&input, 3)), 1)
         } else {
             self.raw(input)
         };
@@ -113,10 +112,13 @@ impl Segmenter {
 
 /// The model's rows (`SIDE` pixels of `channels` values) mirrored left to right.
 fn mirrored(v: &[f32], channels: usize) -> Vec<f32> {
-    v.chunks_exact(SIDE as usize * channels)
-        .flat_map(|row| row.chunks_exact(channels).rev().flatten())
-        .copied()
-        .collect()
+    let mut out = Vec::with_capacity(v.len());
+    for row in v.chunks_exact(SIDE as usize * channels) {
+        for pixel in row.chunks_exact(channels).rev() {
+            out.extend_from_slice(pixel);
+        }
+    }
+    out
 }
 
 /// The person probability the finished photo is cut out along: the whole photo's segmentation
