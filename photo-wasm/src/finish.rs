@@ -5,7 +5,7 @@
 
 use crate::detect::Detection;
 use crate::geometry::{self, Crop};
-use crate::matte;
+use crate::matte::{self, Coarse};
 use crate::raster::Rgb;
 use crate::report::Face;
 use crate::segment::{Mask, Person, Segmenter};
@@ -80,11 +80,18 @@ pub fn finish(
     let ellipse = inner_face(face, &crop, spec);
 
     let (w, h) = (out.width as usize, out.height as usize);
-    let in_face: Vec<usize> = (0..w * h)
-        .filter(|&k| ellipse.contains((k % w) as f32 + 0.5, (k / w) as f32 + 0.5))
+    // The coarse probability is at half resolution: its points are the centres of 2×2 blocks.
+    let at_face: Vec<f32> = coarse
+        .v
+        .iter()
+        .enumerate()
+        .filter(|&(k, _)| {
+            let (x, y) = (k % coarse.w, k / coarse.w);
+            ellipse.contains(2.0 * x as f32 + 1.0, 2.0 * y as f32 + 1.0)
+        })
+        .map(|(_, &[p])| p)
         .collect();
-    let person_at_face =
-        in_face.iter().map(|&k| coarse[k]).sum::<f32>() / in_face.len().max(1) as f32;
+    let person_at_face = at_face.iter().sum::<f32>() / at_face.len().max(1) as f32;
     let mut report = FinishReport {
         spec_id: spec.id,
         width: out.width,
@@ -101,8 +108,8 @@ pub fn finish(
     }
     let mut alpha = matte::refine(&out, &coarse, face_width);
     // The face itself is never touched, whatever the matte says.
-    for k in in_face {
-        alpha[k] = 1.0;
+    for (x, y) in ellipse.pixels(w, h) {
+        alpha[y * w + x] = 1.0;
     }
     let soft = matte::soft_edge_width(&alpha, w);
     matte::composite(&mut out, &alpha, parse_hex(spec.background), face_width);
@@ -136,18 +143,14 @@ pub fn photo_matte(
         ((image.height as f32 * scale).round() as u32).max(1),
     );
     let guide = image.resize(w, h);
-    let coarse = match &person {
-        Some(person) => {
-            let (fx, fy) = (
-                image.width as f32 / w as f32,
-                image.height as f32 / h as f32,
-            );
-            (0..w * h)
-                .map(|k| person.sample(((k % w) as f32 + 0.5) * fx, ((k / w) as f32 + 0.5) * fy))
-                .collect()
-        }
-        None => whole.resize(w, h).data,
-    };
+    let (fx, fy) = (
+        image.width as f32 / w as f32,
+        image.height as f32 / h as f32,
+    );
+    let coarse = Coarse::at_half(w as usize, h as usize, |x, y| match &person {
+        Some(person) => person.sample(x * fx, y * fy),
+        None => whole.sample(x / w as f32, y / h as f32),
+    });
     let alpha = matte::refine(&guide, &coarse, face_width * scale);
     let alpha = Mask {
         width: w,
@@ -174,6 +177,16 @@ impl Ellipse {
     fn contains(&self, x: f32, y: f32) -> bool {
         let (dx, dy) = ((x - self.cx) / self.rx, (y - self.cy) / self.ry);
         dx * dx + dy * dy <= 1.0
+    }
+
+    /// The pixels of a `w`×`h` grid whose centres it contains.
+    fn pixels(&self, w: usize, h: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let span = |c: f32, r: f32, n: usize| {
+            ((c - r).floor().max(0.0) as usize)..((c + r).ceil().max(0.0) as usize).min(n)
+        };
+        span(self.cy, self.ry, h)
+            .flat_map(move |y| span(self.cx, self.rx, w).map(move |x| (x, y)))
+            .filter(|&(x, y)| self.contains(x as f32 + 0.5, y as f32 + 0.5))
     }
 }
 
@@ -263,21 +276,21 @@ pub fn crop_pixels(image: &Rgb, face: &Detection, spec: &Spec) -> Rgb {
     out
 }
 
-/// The coarse person probability in the spec's pixels. Beside and below the photo the border
-/// repeats (shoulders and clothes go on); above it there is only backdrop, as a head cut by the
-/// photo's top cannot be continued.
-fn render_mask(person: &Person, crop: &Crop, spec: &Spec) -> Vec<f32> {
+/// The coarse person probability in the spec's pixels, at half resolution (see
+/// [`Coarse::at_half`]). Beside and below the photo the border repeats (shoulders and clothes go
+/// on); above it there is only backdrop, as a head cut by the photo's top cannot be continued.
+fn render_mask(person: &Person, crop: &Crop, spec: &Spec) -> Coarse {
     let (o, ex, ey) = frame(crop, spec);
-    let mut out = Vec::with_capacity((spec.width_px * spec.height_px) as usize);
-    for oy in 0..spec.height_px {
-        for ox in 0..spec.width_px {
-            let (px, py) = (ox as f32 + 0.5, oy as f32 + 0.5);
-            let x = o[0] + px * ex[0] + py * ey[0];
-            let y = o[1] + px * ex[1] + py * ey[1];
-            out.push(if y < 0.0 { 0.0 } else { person.sample(x, y) });
+    let (w, h) = (spec.width_px as usize, spec.height_px as usize);
+    Coarse::at_half(w, h, |px, py| {
+        let x = o[0] + px * ex[0] + py * ey[0];
+        let y = o[1] + px * ex[1] + py * ey[1];
+        if y < 0.0 {
+            0.0
+        } else {
+            person.sample(x, y)
         }
-    }
-    out
+    })
 }
 
 /// A report's face as the detection it came from.

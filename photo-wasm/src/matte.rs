@@ -2,175 +2,233 @@
 //! own edges: a colour guided filter (He, Sun and Tang) on the photo, at the resolution it is
 //! used at (the document photo's crop), then a contrast curve that keeps unsure edges soft.
 //! Also the edge-colour decontamination used when the backdrop is replaced.
+//!
+//! The smooth quantities (the coarse probability, the filter's coefficients, the local colours)
+//! live at half the photo's resolution, as `N` planes side by side (`[f32; N]` per pixel), so one
+//! pass of running sums averages all of them.
 
 use crate::raster::Rgb;
 use crate::thresholds as t;
 
-/// Mean over a (2r+1)² window, clamped at the borders (the window shrinks there), by running sums:
-/// the cost does not depend on `r`.
-fn box_mean(v: &[f32], w: usize, h: usize, r: usize) -> Vec<f32> {
-    let mut rows = vec![0f32; v.len()];
-    let mut prefix = vec![0f32; w.max(h) + 1];
-    for y in 0..h {
-        let row = &v[y * w..(y + 1) * w];
-        for x in 0..w {
-            prefix[x + 1] = prefix[x] + row[x];
-        }
-        for x in 0..w {
-            let (lo, hi) = (x.saturating_sub(r), (x + r + 1).min(w));
-            rows[y * w + x] = (prefix[hi] - prefix[lo]) / (hi - lo) as f32;
-        }
-    }
-    let mut out = vec![0f32; v.len()];
-    // Columns: a running sum per column, row by row (reads stay in order).
-    let mut sum = vec![0f32; w];
-    let mut count = 0usize;
-    let (mut top, mut bottom) = (0usize, 0usize); // rows [top, bottom) are in the sum
-    for y in 0..h {
-        let (lo, hi) = (y.saturating_sub(r), (y + r + 1).min(h));
-        while bottom < hi {
-            for (s, v) in sum.iter_mut().zip(&rows[bottom * w..(bottom + 1) * w]) {
-                *s += v;
-            }
-            bottom += 1;
-            count += 1;
-        }
-        while top < lo {
-            for (s, v) in sum.iter_mut().zip(&rows[top * w..(top + 1) * w]) {
-                *s -= v;
-            }
-            top += 1;
-            count -= 1;
-        }
-        for (o, s) in out[y * w..(y + 1) * w].iter_mut().zip(&sum) {
-            *o = s / count as f32;
-        }
-    }
-    out
+/// `N` planes of `w`×`h` values, one `[f32; N]` per pixel, row-major.
+pub(crate) struct Planes<const N: usize> {
+    pub w: usize,
+    pub h: usize,
+    pub v: Vec<[f32; N]>,
 }
 
-/// A plane of `w`×`h` values.
-struct Plane {
-    w: usize,
-    h: usize,
-    v: Vec<f32>,
-}
+/// The coarse person probability, at half the resolution of the photo it is refined on.
+pub(crate) type Coarse = Planes<1>;
 
-impl Plane {
-    /// Halved in both directions by 2×2 averages (an odd last row or column is averaged alone).
-    fn halve(&self) -> Plane {
-        let (w, h) = (self.w.div_ceil(2), self.h.div_ceil(2));
-        let mut v = Vec::with_capacity(w * h);
-        for y in 0..h {
-            let (y0, y1) = (2 * y, (2 * y + 1).min(self.h - 1));
-            for x in 0..w {
-                let (x0, x1) = (2 * x, (2 * x + 1).min(self.w - 1));
-                let at = |x: usize, y: usize| self.v[y * self.w + x];
-                v.push((at(x0, y0) + at(x1, y0) + at(x0, y1) + at(x1, y1)) / 4.0);
+impl<const N: usize> Planes<N> {
+    /// A `w`×`h` grid's values `at(k)` (row-major index) halved in both directions by 2×2 means
+    /// (an odd last row or column is averaged alone).
+    fn halved(w: usize, h: usize, at: impl Fn(usize) -> [f32; N]) -> Self {
+        let (hw, hh) = (w.div_ceil(2), h.div_ceil(2));
+        let mut v = Vec::with_capacity(hw * hh);
+        for y in 0..hh {
+            let (r0, r1) = (2 * y * w, (2 * y + 1).min(h - 1) * w);
+            for x in 0..hw {
+                let (x0, x1) = (2 * x, (2 * x + 1).min(w - 1));
+                let [a, b, c, d] = [r0 + x0, r0 + x1, r1 + x0, r1 + x1].map(&at);
+                v.push(std::array::from_fn(|i| (a[i] + b[i] + c[i] + d[i]) * 0.25));
             }
         }
-        Plane { w, h, v }
+        Planes { w: hw, h: hh, v }
     }
 
-    /// Sampled bilinearly at full-size pixel (x, y) when this plane is the halved one.
-    fn sample_doubled(&self, x: usize, y: usize) -> f32 {
-        let fx = ((x as f32 + 0.5) / 2.0 - 0.5).clamp(0.0, (self.w - 1) as f32);
-        let fy = ((y as f32 + 0.5) / 2.0 - 0.5).clamp(0.0, (self.h - 1) as f32);
-        let (x0, y0) = (fx as usize, fy as usize);
-        let (x1, y1) = ((x0 + 1).min(self.w - 1), (y0 + 1).min(self.h - 1));
-        let (tx, ty) = (fx - x0 as f32, fy - y0 as f32);
-        let at = |x: usize, y: usize| self.v[y * self.w + x];
-        let top = at(x0, y0) + (at(x1, y0) - at(x0, y0)) * tx;
-        let bottom = at(x0, y1) + (at(x1, y1) - at(x0, y1)) * tx;
-        top + (bottom - top) * ty
-    }
-}
-
-/// The colour guided filter of `p` with `guide` (same size), window radius `r`, regularisation
-/// `eps` (on colours in [0, 1]): `p` becomes locally a linear function of the guide's colours, so
-/// its edges move onto the photo's. The linear coefficients are smooth, so they are computed at
-/// half resolution (He and Sun's fast guided filter) and applied to the full-size guide.
-pub fn guided_filter(guide: &Rgb, p: &[f32], r: usize, eps: f32) -> Vec<f32> {
-    let (w, h) = (guide.width as usize, guide.height as usize);
-    let full: [Vec<f32>; 3] = std::array::from_fn(|c| {
-        guide
-            .data
-            .iter()
-            .skip(c)
-            .step_by(3)
-            .map(|&v| v as f32 / 255.0)
-            .collect()
-    });
-    let plane = |v: &[f32]| Plane {
-        w,
-        h,
-        v: v.to_vec(),
-    };
-    let i = [0, 1, 2].map(|c| plane(&full[c]).halve());
-    let p = plane(p).halve();
-    let (hw, hh, r) = (p.w, p.h, (r / 2).max(1));
-    let n = hw * hh;
-    let mean = |v: &[f32]| box_mean(v, hw, hh, r);
-    let product = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).collect::<Vec<_>>();
-    let mi = [mean(&i[0].v), mean(&i[1].v), mean(&i[2].v)];
-    let mp = mean(&p.v);
-    let mip: Vec<Vec<f32>> = (0..3).map(|c| mean(&product(&i[c].v, &p.v))).collect();
-    // The guide's covariance, upper triangle: rr, rg, rb, gg, gb, bb.
-    let pairs = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)];
-    let mii: Vec<Vec<f32>> = pairs
-        .iter()
-        .map(|&(a, b)| mean(&product(&i[a].v, &i[b].v)))
-        .collect();
-    let mut a = [vec![0f32; n], vec![0f32; n], vec![0f32; n]];
-    let mut b = vec![0f32; n];
-    for k in 0..n {
-        let m = [mi[0][k], mi[1][k], mi[2][k]];
-        let cov = [0, 1, 2].map(|c| mip[c][k] - m[c] * mp[k]);
-        let s = |q: usize| {
-            let (x, y) = pairs[q];
-            mii[q][k] - m[x] * m[y]
+    /// Means over a (2r+1)² window, clamped at the borders (the window shrinks there), by
+    /// running sums: the cost does not depend on `r`.
+    fn box_mean(&self, r: usize) -> Self {
+        let (w, h) = (self.w, self.h);
+        // 1 / the window's length at each position along an axis of `n`.
+        let inverse = |n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| 1.0 / ((i + r + 1).min(n) - i.saturating_sub(r)) as f32)
+                .collect()
         };
-        let (rr, rg, rb, gg, gb, bb) = (s(0) + eps, s(1), s(2), s(3) + eps, s(4), s(5) + eps);
-        // Inverse of the symmetric 3×3 by cofactors.
-        let (c00, c01, c02) = (gg * bb - gb * gb, rb * gb - rg * bb, rg * gb - rb * gg);
-        let (c11, c12, c22) = (rr * bb - rb * rb, rg * rb - rr * gb, rr * gg - rg * rg);
-        let det = rr * c00 + rg * c01 + rb * c02;
-        let ak = [
-            (c00 * cov[0] + c01 * cov[1] + c02 * cov[2]) / det,
-            (c01 * cov[0] + c11 * cov[1] + c12 * cov[2]) / det,
-            (c02 * cov[0] + c12 * cov[1] + c22 * cov[2]) / det,
-        ];
-        for c in 0..3 {
-            a[c][k] = ak[c];
+        let (inv_x, inv_y) = (inverse(w), inverse(h));
+        let add =
+            |sum: &mut [f32; N], v: &[f32; N]| sum.iter_mut().zip(v).for_each(|(s, v)| *s += v);
+        let sub =
+            |sum: &mut [f32; N], v: &[f32; N]| sum.iter_mut().zip(v).for_each(|(s, v)| *s -= v);
+        let scaled = |sum: &[f32; N], f: f32| sum.map(|s| s * f);
+        // Columns: a running sum per column, row by row (reads stay in order).
+        let mut columns = Vec::with_capacity(w * h);
+        let mut sum = vec![[0f32; N]; w];
+        let row = |y: usize| &self.v[y * w..(y + 1) * w];
+        for y in 0..r.min(h) {
+            sum.iter_mut().zip(row(y)).for_each(|(s, v)| add(s, v));
         }
-        b[k] = mp[k] - ak[0] * m[0] - ak[1] * m[1] - ak[2] * m[2];
+        for (y, inv) in inv_y.iter().enumerate() {
+            if y + r < h {
+                sum.iter_mut().zip(row(y + r)).for_each(|(s, v)| add(s, v));
+            }
+            if y > r {
+                sum.iter_mut()
+                    .zip(row(y - r - 1))
+                    .for_each(|(s, v)| sub(s, v));
+            }
+            columns.extend(sum.iter().map(|s| scaled(s, *inv)));
+        }
+        // Rows: a running sum along each row.
+        let mut v = Vec::with_capacity(w * h);
+        for row in columns.chunks_exact(w) {
+            let mut sum = [0f32; N];
+            row[..r.min(w)].iter().for_each(|x| add(&mut sum, x));
+            for (x, inv) in inv_x.iter().enumerate() {
+                if x + r < w {
+                    add(&mut sum, &row[x + r]);
+                }
+                if x > r {
+                    sub(&mut sum, &row[x - r - 1]);
+                }
+                v.push(scaled(&sum, *inv));
+            }
+        }
+        Planes { w, h, v }
     }
-    let smooth = |v: &[f32]| Plane {
-        w: hw,
-        h: hh,
-        v: mean(v),
+
+    /// Sampled bilinearly at full-size pixel (x, y) when these planes are the halved ones.
+    fn sample_doubled(&self, x: usize, y: usize) -> [f32; N] {
+        let ((x0, x1, tx), (y0, y1, ty)) = (doubled_tap(x, self.w), doubled_tap(y, self.h));
+        let at = |x: usize, y: usize| &self.v[y * self.w + x];
+        let (a, b, c, d) = (at(x0, y0), at(x1, y0), at(x0, y1), at(x1, y1));
+        std::array::from_fn(|i| {
+            let top = a[i] + (b[i] - a[i]) * tx;
+            let bottom = c[i] + (d[i] - c[i]) * tx;
+            top + (bottom - top) * ty
+        })
+    }
+}
+
+impl Coarse {
+    /// `f(x, y)` (a point in pixels of a `w`×`h` grid, pixel centres at i + ½) at the centres of
+    /// the grid's 2×2 blocks: what [`Planes::halved`] makes of a smooth `f`.
+    pub fn at_half(w: usize, h: usize, f: impl Fn(f32, f32) -> f32) -> Coarse {
+        let (hw, hh) = (w.div_ceil(2), h.div_ceil(2));
+        let centre = |i: usize, n: usize| (2 * i + (2 * i + 1).min(n - 1)) as f32 * 0.5 + 0.5;
+        let mut v = Vec::with_capacity(hw * hh);
+        for y in 0..hh {
+            let cy = centre(y, h);
+            v.extend((0..hw).map(|x| [f(centre(x, w), cy)]));
+        }
+        Planes { w: hw, h: hh, v }
+    }
+}
+
+/// The bilinear taps of full-size position `i` on an axis of `half` halved values: the two
+/// indices and the second one's weight.
+fn doubled_tap(i: usize, half: usize) -> (usize, usize, f32) {
+    let f = ((i as f32 + 0.5) / 2.0 - 0.5).clamp(0.0, (half - 1) as f32);
+    let i0 = f as usize;
+    (i0, (i0 + 1).min(half - 1), f - i0 as f32)
+}
+
+/// The colour guided filter of the coarse probability `p` (at half the guide's resolution, see
+/// [`Coarse::at_half`]) with `guide`, window radius `r` (in guide pixels), regularisation `eps`
+/// (on colours in [0, 1]): `p` becomes locally a linear function of the guide's colours, so its
+/// edges move onto the photo's. The linear coefficients are smooth, so they are computed at half
+/// resolution (He and Sun's fast guided filter) and applied to the full-size guide.
+pub fn guided_filter(guide: &Rgb, p: &Coarse, r: usize, eps: f32) -> Vec<f32> {
+    let (w, h) = (guide.width as usize, guide.height as usize);
+    let px = &guide.data;
+    let colour = |k: usize| std::array::from_fn(|c| px[k * 3 + c] as f32 * (1.0 / 255.0));
+    let i = Planes::<3>::halved(w, h, colour);
+    debug_assert_eq!((p.w, p.h), (i.w, i.h));
+    // The guide's covariance, upper triangle: rr, rg, rb, gg, gb, bb.
+    const PAIRS: [(usize, usize); 6] = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)];
+    // Side by side: I (3), p, I·p (3), I·Iᵀ (6).
+    let moments = Planes::<13> {
+        w: p.w,
+        h: p.h,
+        v: i.v
+            .iter()
+            .zip(&p.v)
+            .map(|(i, &[p])| {
+                let mut m = [0f32; 13];
+                m[..3].copy_from_slice(i);
+                m[3] = p;
+                for c in 0..3 {
+                    m[4 + c] = i[c] * p;
+                }
+                for (q, (a, b)) in PAIRS.iter().enumerate() {
+                    m[7 + q] = i[*a] * i[*b];
+                }
+                m
+            })
+            .collect(),
     };
-    let ma = [smooth(&a[0]), smooth(&a[1]), smooth(&a[2])];
-    let mb = smooth(&b);
+    let r = (r / 2).max(1);
+    let means = moments.box_mean(r);
+    let coefficients = Planes::<4> {
+        w: p.w,
+        h: p.h,
+        v: means
+            .v
+            .iter()
+            .map(|m| {
+                let (mi, mp) = ([m[0], m[1], m[2]], m[3]);
+                let cov = [0, 1, 2].map(|c| m[4 + c] - mi[c] * mp);
+                let s = |q: usize| {
+                    let (x, y) = PAIRS[q];
+                    m[7 + q] - mi[x] * mi[y]
+                };
+                let (rr, rg, rb) = (s(0) + eps, s(1), s(2));
+                let (gg, gb, bb) = (s(3) + eps, s(4), s(5) + eps);
+                // Inverse of the symmetric 3×3 by cofactors.
+                let (c00, c01, c02) = (gg * bb - gb * gb, rb * gb - rg * bb, rg * gb - rb * gg);
+                let (c11, c12, c22) = (rr * bb - rb * rb, rg * rb - rr * gb, rr * gg - rg * rg);
+                let det = rr * c00 + rg * c01 + rb * c02;
+                let a = [
+                    (c00 * cov[0] + c01 * cov[1] + c02 * cov[2]) / det,
+                    (c01 * cov[0] + c11 * cov[1] + c12 * cov[2]) / det,
+                    (c02 * cov[0] + c12 * cov[1] + c22 * cov[2]) / det,
+                ];
+                [
+                    a[0],
+                    a[1],
+                    a[2],
+                    mp - a[0] * mi[0] - a[1] * mi[1] - a[2] * mi[2],
+                ]
+            })
+            .collect(),
+    }
+    .box_mean(r);
+    // Applied row by row: the coefficients' rows interpolated once per full-size row, then
+    // along it.
+    let (hw, hh) = (p.w, p.h);
+    let xs: Vec<_> = (0..w).map(|x| doubled_tap(x, hw)).collect();
+    let mut rows = vec![[0f32; 4]; hw];
     let mut q = Vec::with_capacity(w * h);
     for y in 0..h {
-        for x in 0..w {
-            let k = y * w + x;
+        let (y0, y1, ty) = doubled_tap(y, hh);
+        let (top, bottom) = (
+            &coefficients.v[y0 * hw..(y0 + 1) * hw],
+            &coefficients.v[y1 * hw..(y1 + 1) * hw],
+        );
+        for ((row, t), b) in rows.iter_mut().zip(top).zip(bottom) {
+            *row = std::array::from_fn(|c| t[c] + (b[c] - t[c]) * ty);
+        }
+        let guide_row = &px[y * w * 3..(y + 1) * w * 3];
+        for (&(x0, x1, tx), rgb) in xs.iter().zip(guide_row.chunks_exact(3)) {
+            let (left, right) = (rows[x0], rows[x1]);
+            let at = |c: usize| left[c] + (right[c] - left[c]) * tx;
             q.push(
-                ma[0].sample_doubled(x, y) * full[0][k]
-                    + ma[1].sample_doubled(x, y) * full[1][k]
-                    + ma[2].sample_doubled(x, y) * full[2][k]
-                    + mb.sample_doubled(x, y),
+                at(0) * (rgb[0] as f32 * (1.0 / 255.0))
+                    + at(1) * (rgb[1] as f32 * (1.0 / 255.0))
+                    + at(2) * (rgb[2] as f32 * (1.0 / 255.0))
+                    + at(3),
             );
         }
     }
     q
 }
 
-/// The soft matte (0 = backdrop, 1 = person) from the coarse probability `p` (already at the
-/// guide's size), for a face `face_width` pixels wide in the guide: the filter's window scales
-/// with the face, so the result is the same at any resolution.
-pub fn refine(guide: &Rgb, p: &[f32], face_width: f32) -> Vec<f32> {
+/// The soft matte (0 = backdrop, 1 = person) from the coarse probability `p` (at half the
+/// guide's size, see [`Coarse::at_half`]), for a face `face_width` pixels wide in the guide: the
+/// filter's window scales with the face, so the result is the same at any resolution.
+pub fn refine(guide: &Rgb, p: &Coarse, face_width: f32) -> Vec<f32> {
     let r = ((face_width * t::MATTE_RADIUS_PER_FACE).round() as usize).max(1);
     let q = guided_filter(guide, p, r, t::MATTE_EPS);
     let (lo, hi) = t::MATTE_CURVE;
@@ -203,62 +261,71 @@ pub fn soft_edge_width(alpha: &[f32], w: usize) -> f32 {
 /// Puts the person onto `colour`: `out = α·F + (1 − α)·colour`, where the foreground colour F of
 /// a partly transparent edge pixel is solved from the photo with the local backdrop's colour
 /// taken out (no fringe of foliage or wall on the new background). Where α is 1 the photo's pixel
-/// is kept exactly.
+/// is kept exactly, where it is 0 the pixel is `colour`.
 pub fn composite(img: &mut Rgb, alpha: &[f32], colour: [u8; 3], face_width: f32) {
     let (w, h) = (img.width as usize, img.height as usize);
     // The local colours are smooth: estimated at half resolution.
     let r = ((face_width * t::MATTE_DECONTAMINATE_PER_FACE / 2.0).round() as usize).max(1);
-    let half = |v: Vec<f32>| Plane { w, h, v }.halve();
-    let weights_bg = half(alpha.iter().map(|a| 1.0 - a).collect());
-    let weights_fg = half(alpha.iter().map(|a| a * a).collect());
-    let (hw, hh) = (weights_bg.w, weights_bg.h);
-    // Weighted local means of each channel: Σ w·v / Σ w over the window, NaN-free where Σ w > 0.
-    let local = |weights: &Plane, c: usize| -> Plane {
-        let ch = half(
-            img.data
-                .iter()
-                .skip(c)
-                .step_by(3)
-                .map(|&v| v as f32)
-                .collect(),
-        );
-        let num = box_mean(
-            &ch.v
-                .iter()
-                .zip(&weights.v)
-                .map(|(v, w)| v * w)
-                .collect::<Vec<_>>(),
-            hw,
-            hh,
+    let px = &img.data;
+    // Side by side, for the backdrop's weight 1 − α and the person's α²: the weight and the
+    // weighted colour (4 + 4), and the colour itself.
+    let weighted = Planes::<11>::halved(w, h, |k| {
+        let (a, rgb) = (alpha[k], &px[k * 3..k * 3 + 3]);
+        let (bg, fg) = (1.0 - a, a * a);
+        let [r, g, b] = [0, 1, 2].map(|c| rgb[c] as f32);
+        [
+            bg,
+            bg * r,
+            bg * g,
+            bg * b,
+            fg,
+            fg * r,
+            fg * g,
+            fg * b,
             r,
-        );
-        let den = box_mean(&weights.v, hw, hh, r);
-        let v = num
+            g,
+            b,
+        ]
+    });
+    let means = weighted.box_mean(r);
+    // The local backdrop's and person's colours: Σ w·v / Σ w over the window (the pixel's own
+    // colour where the window has no weight).
+    let local = Planes::<6> {
+        w: weighted.w,
+        h: weighted.h,
+        v: means
+            .v
             .iter()
-            .zip(&den)
-            .zip(&ch.v)
-            .map(|((n, d), own)| if *d > 1e-4 { n / d } else { *own })
-            .collect();
-        Plane { w: hw, h: hh, v }
+            .zip(&weighted.v)
+            .map(|(m, own)| {
+                std::array::from_fn(|i| {
+                    let (at, c) = (if i < 3 { 0 } else { 4 }, i % 3);
+                    if m[at] > 1e-4 {
+                        m[at + 1 + c] / m[at]
+                    } else {
+                        own[8 + c]
+                    }
+                })
+            })
+            .collect(),
     };
-    let bg: [Plane; 3] = std::array::from_fn(|c| local(&weights_bg, c));
-    let fg: [Plane; 3] = std::array::from_fn(|c| local(&weights_fg, c));
-    let colour = colour.map(|v| v as f32);
     for (k, &a) in alpha.iter().enumerate() {
+        let px = &mut img.data[k * 3..k * 3 + 3];
         if a >= 1.0 {
             continue;
         }
-        let (x, y) = (k % w, k / w);
-        let px = &mut img.data[k * 3..k * 3 + 3];
+        if a <= 0.0 {
+            px.copy_from_slice(&colour);
+            continue;
+        }
+        let near = local.sample_doubled(k % w, k / w);
         for c in 0..3 {
-            let i = px[c] as f32;
-            let b = bg[c].sample_doubled(x, y);
-            let local_f = fg[c].sample_doubled(x, y);
+            let (i, b, local_f) = (px[c] as f32, near[c], near[3 + c]);
             // Solved where the pixel is mostly person; the nearby person's colour where it is
             // mostly backdrop (the solution is noise there).
-            let solved = ((i - (1.0 - a) * b) / a.max(1e-3)).clamp(0.0, 255.0);
+            let solved = ((i - (1.0 - a) * b) / a).clamp(0.0, 255.0);
             let f = local_f + (solved - local_f) * a;
-            let v = a * f + (1.0 - a) * colour[c];
+            let v = a * f + (1.0 - a) * colour[c] as f32;
             px[c] = (v + 0.5).clamp(0.0, 255.0) as u8;
         }
     }
@@ -272,7 +339,13 @@ mod tests {
     fn box_mean_matches_a_direct_sum() {
         let (w, h, r) = (7, 5, 2);
         let v: Vec<f32> = (0..w * h).map(|k| ((k * 37) % 11) as f32).collect();
-        let got = box_mean(&v, w, h, r);
+        let planes = Planes::<2> {
+            w,
+            h,
+            v: v.iter().map(|&x| [x, -2.0 * x]).collect(),
+        };
+        let got: Vec<f32> = planes.box_mean(r).v.iter().map(|m| m[0]).collect();
+        let other: Vec<f32> = planes.box_mean(r).v.iter().map(|m| m[1]).collect();
         for y in 0..h {
             for x in 0..w {
                 let (mut s, mut n) = (0.0, 0.0);
@@ -283,6 +356,7 @@ mod tests {
                     }
                 }
                 assert!((got[y * w + x] - s / n).abs() < 1e-4);
+                assert!((other[y * w + x] + 2.0 * s / n).abs() < 1e-4);
             }
         }
     }
@@ -299,9 +373,8 @@ mod tests {
                 img.data[k..k + 3].copy_from_slice(&[v, v, v]);
             }
         }
-        let p: Vec<f32> = (0..w * h)
-            .map(|k| ((((k % w) as f32) - 16.0) / 8.0 + 0.5).clamp(0.0, 1.0))
-            .collect();
+        let ramp = |x: f32, _| ((x - 16.5) / 8.0 + 0.5).clamp(0.0, 1.0);
+        let p = Coarse::at_half(w as usize, h as usize, ramp);
         let q = guided_filter(&img, &p, 6, 1e-3);
         let row = &q[5 * w as usize..6 * w as usize];
         // The mask rises 0.125 per pixel; the filtered one steps at the photo's edge (x = 20)
