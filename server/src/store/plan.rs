@@ -53,14 +53,18 @@ function op.field_absent()
   if redis.call('HEXISTS', k, f) == 1 then return '' end
 end
 -- Counts an attempt in the window ending at `ends` (ms, the server's clock) and holds while
--- the window has at most `n`; it writes whatever the answer. PEXPIRE only collects garbage.
+-- the window has at most `n`; it writes whatever the answer. The key expires `ttl` after its
+-- window's first count, past the window's end (PEXPIRE only collects garbage), so a count
+-- in a window already counted is two calls.
 function op.counted_within()
   local k, ends, n, ttl = key(), arg(), tonumber(arg()), arg()
-  local was = redis.call('HMGET', k, 'ends', 'n')
   local count = 1
-  if was[1] == ends then count = tonumber(was[2]) + 1 end
-  redis.call('HSET', k, 'ends', ends, 'n', count)
-  redis.call('PEXPIRE', k, ttl)
+  if redis.call('HGET', k, 'ends') == ends then
+    count = redis.call('HINCRBY', k, 'n', 1)
+  else
+    redis.call('HSET', k, 'ends', ends, 'n', 1)
+    redis.call('PEXPIRE', k, ttl)
+  end
   if count > n then return '' end
 end
 function op.claim()
@@ -305,8 +309,9 @@ impl RedisPlan {
     /// a count kept for another window starts again) at `key`, and holds while the window has
     /// at most `limit`. It writes whatever the answer, and runs where it stands among the
     /// guards: the guards before it decide whether it counts.
-    /// The key expires `window_ms` after its last count (it only collects garbage: the count
-    /// is read by `window_ends`).
+    /// The key expires two windows after its window's first count, so past the window's end
+    /// even on a Redis clock somewhat ahead (it only collects garbage: the count is read by
+    /// `window_ends`).
     pub fn counted_within(
         &mut self,
         key: String,
@@ -320,7 +325,7 @@ impl RedisPlan {
             k,
             window_ends.to_string(),
             limit.to_string(),
-            window_ms.max(1).to_string(),
+            window_ms.max(1).saturating_mul(2).to_string(),
         ];
         self.guard(refuse, "counted_within", args);
     }
