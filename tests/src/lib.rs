@@ -293,8 +293,9 @@ pub fn client() -> reqwest::Client {
 
 /// Reads a response as JSON, failing the test with the body when it is not.
 pub async fn json(response: reqwest::Response) -> Value {
+    let status = response.status();
     let text = response.text().await.unwrap();
-    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON (HTTP {status}): {text}"))
 }
 
 /// Asserts the status and the stable error code of an error response, and the error shape.

@@ -4,6 +4,7 @@
 
 use std::io::Cursor;
 
+use chrono::Timelike;
 use futures_util::future::join_all;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::ImageEncoder;
@@ -218,6 +219,10 @@ async fn assert_quota(answer: reqwest::Response, code: &str, max_secs: u64) {
 
 async fn photo_uploads_per_minute_are_limited(backend: Backend) {
     let (_server, app) = binary(backend, &[("BANZHENG_RECEIPTS__PHOTOS_PER_MINUTE", "2")]).await;
+    // The quota counts per calendar minute: start the three uploads at a minute's first second,
+    // so a slow machine cannot spread them over two minutes.
+    app.advance_clock(61 - i64::from(chrono::Utc::now().second()))
+        .await;
     let token = app.login("openid-eager").await;
     let spec = [("spec", "id-card".to_owned())];
     let bytes = photo("portrait-test0.jpg");
