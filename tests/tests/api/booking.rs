@@ -928,10 +928,15 @@ async fn contention(apps: &[TestApp], store: &SharedStore) {
         .filter(|(status, body)| *status == 409 && body["code"] == "SLOT_FULL")
         .count();
     assert_eq!(succeeded, 20, "exactly the capacity");
+    let others: Vec<_> = answers
+        .iter()
+        .filter(|(status, body)| *status != 201 && !(*status == 409 && body["code"] == "SLOT_FULL"))
+        .map(|(status, body)| format!("{status} {body}"))
+        .collect();
     assert_eq!(
         full,
         (ATTEMPTS - 20) as usize,
-        "every other answer is SLOT_FULL"
+        "every other answer is SLOT_FULL; the others: {others:?}"
     );
     let seats = store
         .open()
