@@ -2,6 +2,7 @@
 //! phone. [`check`] (encoded JPEG/PNG) and [`check_rgba`] (canvas pixels) give the same [`Report`];
 //! [`normalise`] turns an accepted photo into the document's photo (server only).
 
+mod canonical;
 mod check;
 #[cfg(feature = "decode")]
 pub mod decode;

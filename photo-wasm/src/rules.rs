@@ -335,10 +335,13 @@ fn headwear_check(img: &Rgb, f: &Frame, mask: Option<&Mask>) -> Check {
 fn shoulders_check(img: &Rgb, f: &Frame, mask: &Mask) -> Check {
     let (w, h) = (img.width as f32, img.height as f32);
     let below_chin = f.chin + t::SHOULDER_FROM_CHIN;
-    // Walk down the column at `u` from the chin's level; the first sure person pixel is the
-    // shoulder's top (in face coordinates), or the photo's bottom edge.
+    // Walk down the column at `u` from the chin's level; where the person probability first
+    // reaches sure is the shoulder's top (in face coordinates, between the last two steps where
+    // the probability crosses it: a step's size would make the angle jump by about a degree), or
+    // the photo's bottom edge.
     let top = |u: f32| {
         let mut v = below_chin;
+        let mut before: Option<f32> = None;
         loop {
             let [x, y] = f.to_image(u, v);
             if y >= h {
@@ -346,9 +349,12 @@ fn shoulders_check(img: &Rgb, f: &Frame, mask: &Mask) -> Check {
             }
             // Beyond the photo's side, the nearest column it has.
             let x = x.clamp(0.0, w - 1.0);
-            if mask.sample(x / w, y / h) >= t::RULE_PERSON {
-                return (v, true);
+            let p = mask.sample(x / w, y / h);
+            if p >= t::RULE_PERSON {
+                let back = before.map_or(0.0, |q| (p - t::RULE_PERSON) / (p - q));
+                return (v - back * t::SHOULDER_STEP, true);
             }
+            before = Some(p);
             v += t::SHOULDER_STEP;
         }
     };

@@ -2,6 +2,7 @@
 //! `models/README.md`) run by `nn.rs`. Natively the model is compiled in; the WebAssembly builds
 //! leave it out (it ships once beside both `.wasm` builds) and take it through [`load`].
 
+use crate::canonical;
 use crate::detect::Detection;
 use crate::nn::{ModelError, Shipped};
 use crate::raster::Rgb;
@@ -43,54 +44,23 @@ impl Segmenter {
         self.graph.run(input).into_iter().next().unwrap_or_default()
     }
 
-    /// The person probability over the whole `image`, stretched to the model's square as
-    /// MediaPipe does, at the model's 256×256: the mean of two looks, the photo as taken and
-    /// mirrored (the mirrored look's answer mirrored back). The model is not symmetric: a single
-    /// look misses different parts of a raised arm, loose hair or a pale shoulder than the
-    /// mirrored one, and the mean of the two is closer to a large matting model's cut-out on
-    /// portraits (see the README's table); a mirrored photo gets exactly the mirrored matte.
+    /// The person probability over `image`, stretched to the model's square as MediaPipe does,
+    /// at the model's 256×256: one look, at the photo as taken or mirrored as
+    /// [`canonical::image`] picks (the answer mirrored back). The model is not
+    /// symmetric (a look misses different parts of a raised arm, loose hair or a pale shoulder
+    /// than the mirrored one); at the canonical orientation a photo and its mirror image give it
+    /// the same input, so a mirrored photo gets exactly the mirrored matte.
     pub fn segment(&self, image: &Rgb) -> Mask {
-        let input = Self::input(image);
-        let back = mirrored(&self.raw(mirrored(&input, 3)), 1);
-        let data = self
-            .raw(input)
-            .iter()
-            .zip(&back)
-            .map(|(a, b)| (a + b) * 0.5)
-            .collect();
+        let (image, mirror) = canonical::image(image);
+        let raw = self.raw(Self::input(&image));
         Mask {
             width: SIDE,
             height: SIDE,
-            data,
-        }
-    }
-
-    /// One look at `image` (256×256), as taken or mirrored: mirrored when the input's horizontal
-    /// moment of brightness leans left (ties: when its mirror image is the larger byte string),
-    /// answer mirrored back. A photo and its mirror image thus make the same input and get
-    /// mirrored answers.
-    fn look(&self, image: &Rgb) -> Mask {
-        let small = image.resize(SIDE, SIDE);
-        let side = SIDE as i64;
-        let moment: i64 = small
-            .data
-            .chunks_exact(3)
-            .enumerate()
-            .map(|(k, p)| {
-                let brightness = p.iter().map(|&v| v as i64).sum::<i64>();
-                (2 * (k as i64 % side) - (side - 1)) * brightness
-            })
-            .sum();
-        let input: Vec<f32> = small.data.iter().map(|&v| v as f32 / 255.0).collect();
-        let data = if moment < 0 || (moment == 0 && mirrored(&input, 3) > input) {
-            mirrored(&self.raw(mirrored(&input, 3)), 1)
-        } else {
-            self.raw(input)
-        };
-        Mask {
-            width: SIDE,
-            height: SIDE,
-            data,
+            data: if mirror {
+                canonical::mirrored(&raw, SIDE as usize, 1)
+            } else {
+                raw
+            },
         }
     }
 
@@ -110,21 +80,10 @@ impl Segmenter {
     }
 }
 
-/// The model's rows (`SIDE` pixels of `channels` values) mirrored left to right.
-fn mirrored(v: &[f32], channels: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(v.len());
-    for row in v.chunks_exact(SIDE as usize * channels) {
-        for pixel in row.chunks_exact(channels).rev() {
-            out.extend_from_slice(pixel);
-        }
-    }
-    out
-}
-
 /// The person probability the finished photo is cut out along: the whole photo's segmentation
-/// (the check's, both ways) and, where it reaches, the mean with a second look at a square around
-/// the person (see [`t::MATTE_WINDOW_FACES`]): one look, as taken or mirrored as
-/// [`Segmenter::look`] picks, so a mirrored photo still gets the mirrored matte.
+/// (the check's) and, where it reaches, the mean with a second look at a square around the person
+/// (see [`t::MATTE_WINDOW_FACES`]); both at the canonical orientation ([`Segmenter::segment`]), so
+/// a mirrored photo still gets the mirrored matte.
 pub struct Person<'a> {
     whole: &'a Mask,
     /// The square's look and where it lies, in pixels of the photo: x, y, width, height.
@@ -157,7 +116,7 @@ impl<'a> Person<'a> {
             right.saturating_sub(left) < SIDE / 4 || bottom.saturating_sub(top) < SIDE / 4;
         let close = (!whole_photo && !too_small).then(|| {
             let (w, h) = (right - left, bottom - top);
-            let look = segmenter.look(&image.crop(left as i64, top as i64, w, h));
+            let look = segmenter.segment(&image.crop(left as i64, top as i64, w, h));
             (look, [left as f32, top as f32, w as f32, h as f32])
         });
         Person {
@@ -339,7 +298,7 @@ mod tests {
     }
 
     #[test]
-    fn a_single_look_at_a_mirrored_photo_is_the_mirrored_look() {
+    fn the_look_at_a_mirrored_photo_is_the_mirrored_look() {
         let segmenter = Segmenter::shared().unwrap();
         let mut image = Rgb::new(256, 256);
         image.data.iter_mut().enumerate().for_each(|(k, v)| {
@@ -352,10 +311,14 @@ mod tests {
                 flipped.data[k..k + 3].copy_from_slice(&image.pixel(255 - x, y));
             }
         }
-        let (a, b) = (segmenter.look(&image), segmenter.look(&flipped));
-        assert_eq!(mirrored(&a.data, 1), b.data);
-        // The model itself is not symmetric: one look is not the mean of both ways.
-        assert_ne!(a, segmenter.segment(&image));
+        let (a, b) = (segmenter.segment(&image), segmenter.segment(&flipped));
+        assert_eq!(canonical::mirrored(&a.data, 256, 1), b.data);
+        // The model itself is not symmetric: looks as taken at the two differ.
+        let (c, d) = (
+            segmenter.segment_once(&image),
+            segmenter.segment_once(&flipped),
+        );
+        assert_ne!(canonical::mirrored(&c.data, 256, 1), d.data);
     }
 
     #[test]

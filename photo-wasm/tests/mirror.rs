@@ -77,10 +77,21 @@ fn mirrored_photos_get_the_same_verdicts_and_good_ones_pass() {
             failing(&photo)
         );
         if verdicts(&photo) != verdicts(&mirror) {
+            let differing: Vec<String> = photo
+                .checks
+                .iter()
+                .zip(&mirror.checks)
+                .filter(|(a, b)| (a.id, a.status) != (b.id, b.status))
+                .map(|(a, b)| {
+                    format!(
+                        "{:?} {:?} {:?} / mirrored {:?} {:?} {:?}",
+                        a.id, a.status, a.value, b.id, b.status, b.value
+                    )
+                })
+                .collect();
             wrong.push(format!(
-                "{name}: mirrored verdicts differ\n  {:?}\n  {:?}",
-                verdicts(&photo),
-                verdicts(&mirror)
+                "{name}: mirrored verdicts differ: {}",
+                differing.join("; ")
             ));
         }
         if let (Some(a), Some(b)) = (yaw(&photo), yaw(&mirror)) {
