@@ -180,12 +180,13 @@ pub(crate) fn analyse(src: Source, spec: &Spec) -> Checked {
                 src.source_width as f32,
                 src.source_height as f32,
             ));
-            // Both looks of the segmentation (see `Segmenter::segment`): a mirrored photo gets
-            // the mirrored mask, so the shoulders' and the crown's measures do not lean.
-            let mask = Segmenter::shared().map(|s| s.segment(&img));
-            checks.extend(rules::checks(&img, &mesh.frame(), mask.as_ref()));
-            // The document photo is cut out along the same segmentation (one per photo).
-            person = mask;
+            // One look at the canonical orientation (see `Segmenter::segment`): a mirrored photo
+            // gets the mirrored mask, so the shoulders' and the crown's measures do not lean.
+            let segmentation = Segmenter::shared().map(|s| s.segmentation(&img));
+            let mask = segmentation.as_ref().map(|s| &s.look);
+            checks.extend(rules::checks(&img, &mesh.frame(), mask));
+            // The document photo is cut out along the same segmentation (and a second look).
+            person = segmentation;
         }
         checks.push(tilt_check(s.roll()));
         checks.extend(pose_checks(s.pose));

@@ -35,7 +35,7 @@ pub use specs::{spec_by_id, specs, HeadGeometry, Span, Spec};
 
 use check::Source;
 use raster::Rgb;
-use segment::Mask;
+use segment::{Segmentation, Segmenter};
 
 /// What [`check`] decodes: enough pixels for the analysis, no more.
 #[cfg(feature = "decode")]
@@ -49,12 +49,12 @@ pub fn check(bytes: &[u8], spec: &Spec) -> Report {
 }
 
 /// A check's report and the person segmentation it measured the photo with (when it had a face
-/// to measure), so the document photo is cut out along the same one (`normalise_checked`,
-/// [`finish_rgba`]).
+/// to measure), so the document photo is cut out along the same one and a second look
+/// (`normalise_checked`, [`finish_rgba`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checked {
     pub report: Report,
-    pub person: Option<Mask>,
+    pub person: Option<Segmentation>,
 }
 
 /// [`check`], keeping the segmentation for the normalisation that follows.
@@ -147,10 +147,11 @@ pub fn finish_rgba(
     let photo = match frontal[..] {
         // The report's faces are in these pixels' coordinates: no scaling.
         [face] => {
+            let segmenter = Segmenter::shared().ok_or(FinishError::NoModel)?;
             let done = finish(
                 &Rgb::from_rgba(width, height, rgba),
                 &finish::detection(face),
-                person.as_ref().ok_or(FinishError::NoModel)?,
+                &person.ok_or(FinishError::NoModel)?.matte(&segmenter),
                 spec,
             )?;
             Some(PhotoRgba {

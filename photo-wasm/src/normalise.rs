@@ -14,7 +14,6 @@ use crate::specs::Spec;
 use crate::thresholds as t;
 use crate::Checked;
 use serde::Serialize;
-use std::borrow::Cow;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NormaliseError {
@@ -68,22 +67,26 @@ pub fn normalise(bytes: &[u8], spec: &'static Spec) -> Result<Normalised, Normal
     render_around(bytes, spec, &face, &person, source, Some(first.image))
 }
 
-/// The person segmentation of the whole picture (see [`Segmenter::segment`]).
+/// The person segmentation of the whole picture the finished photo is cut out along (see
+/// [`Segmenter::segment_both_ways`]).
 fn segment(image: &Rgb) -> Result<Mask, FinishError> {
-    Ok(Segmenter::shared()
-        .ok_or(FinishError::NoModel)?
-        .segment(image))
+    Ok(segmenter()?.segment_both_ways(image))
 }
 
-/// The segmentation `checked` measured the photo with; when it had none (no face it measured,
-/// e.g. a group for the command line), the same one made now from the check's analysis copy.
-fn segmentation<'a>(bytes: &[u8], checked: &'a Checked) -> Result<Cow<'a, Mask>, NormaliseError> {
+fn segmenter() -> Result<Segmenter, FinishError> {
+    Segmenter::shared().ok_or(FinishError::NoModel)
+}
+
+/// The matte's segmentation from the one `checked` measured the photo with (and a second look);
+/// when it had none (no face it measured, e.g. a group for the command line), made now from the
+/// check's analysis copy.
+fn segmentation(bytes: &[u8], checked: &Checked) -> Result<Mask, NormaliseError> {
     if let Some(person) = &checked.person {
-        return Ok(Cow::Borrowed(person));
+        return Ok(person.matte(&segmenter()?));
     }
     let first = decode(bytes, Want::LongSide(t::ANALYSIS_MIN_LONG_SIDE))?;
     let (small, _) = first.image.shrink_to(t::ANALYSIS_MAX_LONG_SIDE);
-    Ok(Cow::Owned(segment(&small)?))
+    Ok(segment(&small)?)
 }
 
 /// Normalises a photo whose [`crate::check_segmented`] passed, around the frontal face the check

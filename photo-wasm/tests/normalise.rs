@@ -164,7 +164,10 @@ fn backdrop_portraits() -> Vec<(String, Rgb, Detection, Mask)> {
                 eprintln!("{n}: {} frontal faces, skipped", frontal.len());
                 return None;
             };
-            let person = person.expect("the check segments a photo with a frontal face");
+            let segmenter = photo_wasm::segment::Segmenter::shared().expect("native model");
+            let person = person
+                .expect("the check segments a photo with a frontal face")
+                .matte(&segmenter);
             let image = decode(&bytes, Want::Full).unwrap().image;
             let f = image.width as f64 / report.width as f64;
             let p = |p: [f64; 2]| [(p[0] * f) as f32, (p[1] * f) as f32];
@@ -277,10 +280,10 @@ fn normalisation_cuts_along_the_checks_segmentation() {
     assert!(n.background_whitened, "{:?}", n.background_note);
     let again = photo_wasm::normalise_checked(&bytes, spec, &checked).unwrap();
     assert_eq!(n.jpeg, again.jpeg);
-    // Handed a segmentation that sees nobody, it does not segment the whole photo again: only
-    // the closer look around the face sees the person, so the matte changes.
+    // Handed a check's look that sees nobody, it does not segment the whole photo again: only
+    // its second look and the closer look around the face see the person, so the matte changes.
     let person = checked.person.as_mut().expect("segmented");
-    person.data.iter_mut().for_each(|p| *p = 0.0);
+    person.look.data.iter_mut().for_each(|p| *p = 0.0);
     let blind = photo_wasm::normalise_checked(&bytes, spec, &checked).unwrap();
     assert_ne!(blind.jpeg, n.jpeg);
 }
