@@ -48,10 +48,14 @@ pub fn mirror_to_canonical(values: &[u8], width: usize, channels: usize) -> bool
 
 /// The rows (`width` pixels of `channels` values) mirrored left to right.
 pub fn mirrored<T: Copy>(values: &[T], width: usize, channels: usize) -> Vec<T> {
-    let mut out = Vec::with_capacity(values.len());
-    for row in values.chunks_exact(width * channels) {
-        for pixel in row.chunks_exact(channels).rev() {
-            out.extend_from_slice(pixel);
+    let mut out = values.to_vec();
+    let row = width * channels;
+    for (to, from) in out.chunks_exact_mut(row).zip(values.chunks_exact(row)) {
+        for (p, q) in to
+            .chunks_exact_mut(channels)
+            .zip(from.chunks_exact(channels).rev())
+        {
+            p.copy_from_slice(q);
         }
     }
     out
