@@ -22,11 +22,12 @@ pub fn mirror_to_canonical(values: &[u8], width: usize, channels: usize) -> bool
     if row == 0 {
         return false;
     }
-    // Brightness summed down each column first (integers: exact in any order).
+    // Brightness summed down each column first (integers: exact in any order; a u64 holds any
+    // photo's column).
     let mut columns = vec![0u64; width];
     for r in values.chunks_exact(row) {
         for (sum, p) in columns.iter_mut().zip(r.chunks_exact(channels)) {
-            *sum += p.iter().map(|&v| v as u64).sum::<u64>();
+            *sum += p.iter().map(|&v| v as u32).sum::<u32>() as u64;
         }
     }
     let moment: i64 = columns
@@ -49,13 +50,12 @@ pub fn mirror_to_canonical(values: &[u8], width: usize, channels: usize) -> bool
 /// The rows (`width` pixels of `channels` values) mirrored left to right.
 pub fn mirrored<T: Copy>(values: &[T], width: usize, channels: usize) -> Vec<T> {
     let mut out = values.to_vec();
-    let row = width * channels;
-    for (to, from) in out.chunks_exact_mut(row).zip(values.chunks_exact(row)) {
-        for (p, q) in to
-            .chunks_exact_mut(channels)
-            .zip(from.chunks_exact(channels).rev())
-        {
-            p.copy_from_slice(q);
+    // Reversing a whole row reverses its pixels and each pixel's channels; the channels are put
+    // back. (Several times faster than copying pixel by pixel.)
+    for row in out.chunks_exact_mut(width * channels) {
+        row.reverse();
+        if channels > 1 {
+            row.chunks_exact_mut(channels).for_each(<[T]>::reverse);
         }
     }
     out
