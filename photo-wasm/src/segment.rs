@@ -49,7 +49,7 @@ impl Segmenter {
     /// [`canonical::image`] picks (the answer mirrored back). The model is not
     /// symmetric (a look misses different parts of a raised arm, loose hair or a pale shoulder
     /// than the mirrored one); at the canonical orientation a photo and its mirror image give it
-    /// the same input, so a mirrored photo gets exactly the mirrored matte.
+    /// the same input, so a mirrored photo gets exactly the mirrored answer.
     pub fn segment(&self, image: &Rgb) -> Mask {
         self.segmentation(image).look
     }
@@ -369,8 +369,15 @@ mod tests {
                 flipped.data[k..k + 3].copy_from_slice(&image.pixel(255 - x, y));
             }
         }
-        let (a, b) = (segmenter.segment(&image), segmenter.segment(&flipped));
-        assert_eq!(canonical::mirrored(&a.data, 256, 1), b.data);
+        let (a, b) = (
+            segmenter.segmentation(&image),
+            segmenter.segmentation(&flipped),
+        );
+        assert_eq!(canonical::mirrored(&a.look.data, 256, 1), b.look.data);
+        // The matte's second look too: the two looks of a mirrored photo are the mirrored looks.
+        let (ma, mb) = (a.matte(&segmenter), b.matte(&segmenter));
+        assert_eq!(canonical::mirrored(&ma.data, 256, 1), mb.data);
+        assert_ne!(ma, a.look);
         // The model itself is not symmetric: looks as taken at the two differ.
         let (c, d) = (
             segmenter.segment_once(&image),
