@@ -507,9 +507,10 @@ end
 /// notifications and four values each, the number of keys to withdraw and the keys.
 const OUTBOX_OP: &str = r"
 function op.outbox()
-  local k = {key(), key(), key(), key(), key()}
+  local k = {take(5)}
+  for j = 1, 5 do k[j] = K[tonumber(k[j])] end
   local entries = {}
-  for j = 1, tonumber(arg()) do entries[j] = {arg(), arg(), arg(), arg()} end
+  for j = 1, tonumber(arg()) do entries[j] = {take(4)} end
   outbox_enqueue_all(k, entries)
   for _ = 1, tonumber(arg()) do outbox_cancel(k, arg()) end
 end

@@ -11,105 +11,126 @@ use serde::{Deserialize, Serialize};
 use super::{RedisStore, StoreError};
 
 /// Operations an extension adds to the executor (`op.name = function() … end`, reading its
-/// arguments with `arg()` and `key()`), e.g. the notification outbox's.
+/// arguments with `take(n)`, `arg()` and `key()`), e.g. the notification outbox's.
 pub type LuaOps = &'static str;
 
 const HEAD: &str = r"
-local i = 0
+local i, K = 0, KEYS
+-- The next `n` arguments: one call for an operation's fixed arguments (a Lua call costs
+-- about what a read of Redis does).
+local function take(n) local at = i; i = at + n; return unpack(ARGV, at + 1, at + n) end
 local function arg() i = i + 1; return ARGV[i] end
-local function key() return KEYS[tonumber(arg())] end
+local function key() return K[tonumber(arg())] end
 local op = {}
 ";
 
 /// The executor: the guards about who asks, an optional answer record (replayed while
-/// unexpired), the other guards, the effects.
+/// unexpired), the other guards, the effects. Keys come as `KEYS` indexes (`K[tonumber(k)]`).
 const BODY: &str = r"
 -- Guards: nil when the condition holds, else what the refusal adds to its text.
 function op.absent() if redis.call('EXISTS', key()) == 1 then return '' end end
 function op.card_below()
-  local k, n = key(), tonumber(arg())
-  if redis.call('SCARD', k) >= n then return '' end
+  local k, n = take(2)
+  if redis.call('SCARD', K[tonumber(k)]) >= tonumber(n) then return '' end
 end
 function op.field_below()
-  local k, f, n = key(), arg(), tonumber(arg())
-  if tonumber(redis.call('HGET', k, f) or '0') >= n then return '' end
+  local k, f, n = take(3)
+  if tonumber(redis.call('HGET', K[tonumber(k)], f) or '0') >= tonumber(n) then return '' end
 end
 function op.at_most()
-  local v, n = redis.call('GET', key()) or '0', tonumber(arg())
-  if tonumber(v) > n then return ':' .. v end
+  local k, n = take(2)
+  local v = redis.call('GET', K[tonumber(k)]) or '0'
+  if tonumber(v) > tonumber(n) then return ':' .. v end
 end
 function op.field_is()
-  local k, f, v = key(), arg(), arg()
-  if redis.call('HGET', k, f) ~= v then return '' end
+  local k, f, v = take(3)
+  if redis.call('HGET', K[tonumber(k)], f) ~= v then return '' end
 end
 -- The number at member `name` of the JSON document in field `f` (0 when absent).
 function op.json_number_is()
-  local k, f, name, n = key(), arg(), arg(), tonumber(arg())
-  local doc = redis.call('HGET', k, f)
-  if not doc or (cjson.decode(doc)[name] or 0) ~= n then return '' end
+  local k, f, name, n = take(4)
+  local doc = redis.call('HGET', K[tonumber(k)], f)
+  if not doc or (cjson.decode(doc)[name] or 0) ~= tonumber(n) then return '' end
 end
 function op.field_absent()
-  local k, f = key(), arg()
-  if redis.call('HEXISTS', k, f) == 1 then return '' end
+  local k, f = take(2)
+  if redis.call('HEXISTS', K[tonumber(k)], f) == 1 then return '' end
 end
 -- Counts an attempt in the window ending at `ends` (ms, the server's clock) and holds while
--- the window has at most `n`; it writes whatever the answer. PEXPIRE only collects garbage.
+-- the window has at most `n`; it writes whatever the answer. The key expires `ttl` after its
+-- window's first count, past the window's end (PEXPIRE only collects garbage), so a count
+-- in a window already counted is two calls.
 function op.counted_within()
-  local k, ends, n, ttl = key(), arg(), tonumber(arg()), arg()
-  local was = redis.call('HMGET', k, 'ends', 'n')
+  local k, ends, n, ttl = take(4)
+  k = K[tonumber(k)]
   local count = 1
-  if was[1] == ends then count = tonumber(was[2]) + 1 end
-  redis.call('HSET', k, 'ends', ends, 'n', count)
-  redis.call('PEXPIRE', k, ttl)
-  if count > n then return '' end
+  if redis.call('HGET', k, 'ends') == ends then
+    count = redis.call('HINCRBY', k, 'n', 1)
+  else
+    redis.call('HSET', k, 'ends', ends, 'n', 1)
+    redis.call('PEXPIRE', k, ttl)
+  end
+  if count > tonumber(n) then return '' end
 end
 function op.claim()
-  local k, v = key(), arg()
+  local k, v = take(2)
+  k = K[tonumber(k)]
   if not redis.call('SET', k, v, 'NX') and redis.call('GET', k) ~= v then return '' end
 end
 -- Effects.
-function op.set() redis.call('SET', key(), arg()) end
-function op.set_px() local k, v = key(), arg(); redis.call('SET', k, v, 'PX', arg()) end
+function op.set() local k, v = take(2); redis.call('SET', K[tonumber(k)], v) end
+function op.set_px() local k, v, ttl = take(3); redis.call('SET', K[tonumber(k)], v, 'PX', ttl) end
 function op.del() redis.call('DEL', key()) end
-function op.del_if() local k, v = key(), arg(); if redis.call('GET', k) == v then redis.call('DEL', k) end end
-function op.sadd() redis.call('SADD', key(), arg()) end
-function op.srem() redis.call('SREM', key(), arg()) end
-function op.hdel() redis.call('HDEL', key(), arg()) end
+function op.del_if()
+  local k, v = take(2)
+  k = K[tonumber(k)]
+  if redis.call('GET', k) == v then redis.call('DEL', k) end
+end
+function op.sadd() local k, m = take(2); redis.call('SADD', K[tonumber(k)], m) end
+function op.srem() local k, m = take(2); redis.call('SREM', K[tonumber(k)], m) end
+function op.hdel() local k, f = take(2); redis.call('HDEL', K[tonumber(k)], f) end
 function op.hdel_if()
-  local k, f, v = key(), arg(), arg()
+  local k, f, v = take(3)
+  k = K[tonumber(k)]
   if redis.call('HGET', k, f) == v then redis.call('HDEL', k, f) end
 end
 function op.remember()
-  local k, hash, outcome, expires, ttl = key(), arg(), arg(), arg(), arg()
+  local k, hash, outcome, expires, ttl = take(5)
+  k = K[tonumber(k)]
   redis.call('HSET', k, 'hash', hash, 'outcome', outcome, 'expires', expires)
   redis.call('PEXPIRE', k, ttl)
 end
-function op.zadd() local k, s = key(), arg(); redis.call('ZADD', k, s, arg()) end
-function op.zrem() redis.call('ZREM', key(), arg()) end
+function op.zadd() local k, s, m = take(3); redis.call('ZADD', K[tonumber(k)], s, m) end
+function op.zrem() local k, m = take(2); redis.call('ZREM', K[tonumber(k)], m) end
 function op.hset()
-  local k, fields = key(), {}
-  for j = 1, 2 * tonumber(arg()) do fields[j] = arg() end
-  redis.call('HSET', k, unpack(fields))
+  local k, n = take(2)
+  redis.call('HSET', K[tonumber(k)], take(2 * tonumber(n)))
 end
-function op.hincrby() local k, f = key(), arg(); redis.call('HINCRBY', k, f, arg()) end
+function op.hincrby() local k, f, by = take(3); redis.call('HINCRBY', K[tonumber(k)], f, by) end
 function op.window_add()
-  local k, score, member, oldest, ttl = key(), arg(), arg(), arg(), arg()
+  local k, score, member, oldest, ttl = take(5)
+  k = K[tonumber(k)]
   redis.call('ZADD', k, score, member)
   redis.call('ZREMRANGEBYSCORE', k, '-inf', oldest)
   redis.call('PEXPIRE', k, ttl)
 end
 function op.del_if_count_below()
-  local counted, after, limit, k = key(), arg(), tonumber(arg()), key()
-  if redis.call('ZCOUNT', counted, '(' .. after, '+inf') < limit then redis.call('DEL', k) end
+  local counted, after, limit, k = take(4)
+  counted, k = K[tonumber(counted)], K[tonumber(k)]
+  if redis.call('ZCOUNT', counted, '(' .. after, '+inf') < tonumber(limit) then
+    redis.call('DEL', k)
+  end
 end
 function op.raise_if_card()
-  local counted, limit, k, v, ttl = key(), tonumber(arg()), key(), tonumber(arg()), arg()
-  if redis.call('ZCARD', counted) >= limit and v > tonumber(redis.call('GET', k) or '0') then
+  local counted, limit, k, v, ttl = take(5)
+  counted, k, v = K[tonumber(counted)], K[tonumber(k)], tonumber(v)
+  if redis.call('ZCARD', counted) >= tonumber(limit) and v > tonumber(redis.call('GET', k) or '0') then
     redis.call('SET', k, v, 'PX', ttl)
   end
 end
 
-local record, hash, ttl, now, done = arg(), arg(), arg(), tonumber(arg()), arg()
+local record, hash, ttl, now, done = take(5)
+now = tonumber(now)
 record = record ~= '0' and KEYS[tonumber(record)]
 local function answer(kind, outcome)
   if record and outcome ~= '' then
@@ -122,10 +143,10 @@ end
 -- record when `remembering` and the guard says so).
 local function stopped(remembering)
   for _ = 1, tonumber(arg()) do
-    local name, refusal, remembered = arg(), arg(), arg() == '1'
+    local name, refusal, remembered = take(3)
     local found = op[name]()
     if found then
-      if remembering and remembered then return answer('STOP', refusal .. found) end
+      if remembering and remembered == '1' then return answer('STOP', refusal .. found) end
       return {'STOP', refusal .. found}
     end
   end
@@ -305,8 +326,9 @@ impl RedisPlan {
     /// a count kept for another window starts again) at `key`, and holds while the window has
     /// at most `limit`. It writes whatever the answer, and runs where it stands among the
     /// guards: the guards before it decide whether it counts.
-    /// The key expires `window_ms` after its last count (it only collects garbage: the count
-    /// is read by `window_ends`).
+    /// The key expires two windows after its window's first count, so past the window's end
+    /// even on a Redis clock somewhat ahead (it only collects garbage: the count is read by
+    /// `window_ends`).
     pub fn counted_within(
         &mut self,
         key: String,
@@ -320,7 +342,7 @@ impl RedisPlan {
             k,
             window_ends.to_string(),
             limit.to_string(),
-            window_ms.max(1).to_string(),
+            window_ms.max(1).saturating_mul(2).to_string(),
         ];
         self.guard(refuse, "counted_within", args);
     }
