@@ -185,7 +185,8 @@ pub fn half_colours(guide: &Rgb) -> Planes<3> {
 /// model (mean and covariance); the point's own colour then changes the odds of person by the
 /// ratio of its likelihoods under the two, weighed by a quarter (the window's pixels are far
 /// from independent samples, and one Gaussian is a rough model of a sweater or a street) and
-/// capped. Where the model was unsure between a grey shoulder and a pink lane, or a dark strand
+/// capped; only in the unsure band (the work is there, a few per cent of the pixels). Where
+/// the model was unsure between a grey shoulder and a pink lane, or a dark strand
 /// and green foliage, the colour decides; where it was sure it keeps its word; where the window
 /// holds too few sure pixels of either side, nothing changes.
 fn colour_posterior(half: &Planes<3>, p: &Coarse, r: usize) -> Coarse {
@@ -228,6 +229,9 @@ fn colour_posterior(half: &Planes<3>, p: &Coarse, r: usize) -> Coarse {
         .zip(&half.v)
         .zip(&p.v)
         .map(|((m, i), &[p])| {
+            if p <= t::MATTE_COLOUR_KEEP || p >= 1.0 - t::MATTE_COLOUR_KEEP {
+                return [p];
+            }
             // Rising from 1 % of the window (below it the running sums' rounding would be all
             // there is of a side).
             let share = m[0].min(m[SIDE]);
