@@ -1,7 +1,9 @@
 //! From the segmentation's coarse person probability to a soft matte that follows the photo's
-//! own edges: a colour guided filter (He, Sun and Tang) on the photo, at the resolution it is
-//! used at (the document photo's crop), then a contrast curve that keeps unsure edges soft.
-//! Also the edge-colour decontamination used when the backdrop is replaced.
+//! own edges, at the resolution it is used at (the document photo's crop): the unsure band is
+//! first decided again by local colour models of person and backdrop, then a colour guided
+//! filter (He, Sun and Tang) on the photo moves the edges onto the photo's, and a contrast curve
+//! keeps unsure edges soft. Also the edge-colour decontamination used when the backdrop is
+//! replaced.
 //!
 //! The smooth quantities (the coarse probability, the filter's coefficients, the local colours)
 //! live at half the photo's resolution, as `N` planes side by side (`[f32; N]` per pixel), so one
@@ -125,19 +127,150 @@ fn doubled_tap(i: usize, half: usize) -> (usize, usize, f32) {
     (i0, (i0 + 1).min(half - 1), f - i0 as f32)
 }
 
+/// The upper triangle of a 3×3 product of colours, in this order: rr, rg, rb, gg, gb, bb.
+const PAIRS: [(usize, usize); 6] = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)];
+
+/// A symmetric 3×3 matrix (a covariance of colours) as its inverse by cofactors (`PAIRS`
+/// order, not yet divided by the determinant) and its determinant.
+struct Sym3 {
+    cofactors: [f32; 6],
+    det: f32,
+}
+
+impl Sym3 {
+    /// The covariance of colours with mean `mean` and mean products `products` (`PAIRS`
+    /// order), plus `floor` on the diagonal.
+    fn covariance(mean: &[f32; 3], products: &[f32], floor: f32) -> Sym3 {
+        let s = |q: usize| {
+            let (x, y) = PAIRS[q];
+            products[q] - mean[x] * mean[y]
+        };
+        let (rr, rg, rb) = (s(0) + floor, s(1), s(2));
+        let (gg, gb, bb) = (s(3) + floor, s(4), s(5) + floor);
+        let (c00, c01, c02) = (gg * bb - gb * gb, rb * gb - rg * bb, rg * gb - rb * gg);
+        let (c11, c12, c22) = (rr * bb - rb * rb, rg * rb - rr * gb, rr * gg - rg * rg);
+        Sym3 {
+            cofactors: [c00, c01, c02, c11, c12, c22],
+            det: rr * c00 + rg * c01 + rb * c02,
+        }
+    }
+
+    /// x with S·x = v.
+    fn solve(&self, v: [f32; 3]) -> [f32; 3] {
+        let [c00, c01, c02, c11, c12, c22] = self.cofactors;
+        [
+            (c00 * v[0] + c01 * v[1] + c02 * v[2]) / self.det,
+            (c01 * v[0] + c11 * v[1] + c12 * v[2]) / self.det,
+            (c02 * v[0] + c12 * v[1] + c22 * v[2]) / self.det,
+        ]
+    }
+
+    /// dᵀ·S⁻¹·d, the squared Mahalanobis distance.
+    fn distance(&self, d: [f32; 3]) -> f32 {
+        let x = self.solve(d);
+        d[0] * x[0] + d[1] * x[1] + d[2] * x[2]
+    }
+}
+
+/// The guide's colours in [0, 1] at half resolution, on the grid of [`Coarse`].
+pub fn half_colours(guide: &Rgb) -> Planes<3> {
+    let px = &guide.data;
+    let colour = |k: usize| std::array::from_fn(|c| px[k * 3 + c] as f32 * (1.0 / 255.0));
+    Planes::<3>::halved(guide.width as usize, guide.height as usize, colour)
+}
+
+/// The coarse probability `p` with the photo's colours taken into account: over a window of
+/// radius `r` (in half-resolution pixels) around each point, the colours of the pixels the
+/// segmentation is sure are person, and those it is sure are backdrop, each make a Gaussian
+/// model (mean and covariance); the point's own colour then changes the odds of person by the
+/// ratio of its likelihoods under the two, weighed by a quarter (the window's pixels are far
+/// from independent samples, and one Gaussian is a rough model of a sweater or a street) and
+/// capped; only in the unsure band (the work is there, a few per cent of the pixels). Where
+/// the model was unsure between a grey shoulder and a pink lane, or a dark strand
+/// and green foliage, the colour decides; where it was sure it keeps its word; where the window
+/// holds too few sure pixels of either side, nothing changes.
+fn colour_posterior(half: &Planes<3>, p: &Coarse, r: usize) -> Coarse {
+    let sure = t::MATTE_COLOUR_SURE;
+    let ramp = |v: f32| (v / (sure * 0.5)).clamp(0.0, 1.0);
+    // Side by side, for the person's weight and then the backdrop's: the weight, the weighted
+    // colour (3) and the weighted colour products (6).
+    const SIDE: usize = 10;
+    let weighted = Planes::<{ 2 * SIDE }> {
+        w: p.w,
+        h: p.h,
+        v: half
+            .v
+            .iter()
+            .zip(&p.v)
+            .map(|(i, &[p])| {
+                let mut m = [0f32; 2 * SIDE];
+                for (side, weight) in [ramp(p - (1.0 - sure)), ramp(sure - p)]
+                    .into_iter()
+                    .enumerate()
+                {
+                    let m = &mut m[side * SIDE..(side + 1) * SIDE];
+                    m[0] = weight;
+                    for c in 0..3 {
+                        m[1 + c] = weight * i[c];
+                    }
+                    for (q, (a, b)) in PAIRS.iter().enumerate() {
+                        m[4 + q] = weight * i[*a] * i[*b];
+                    }
+                }
+                m
+            })
+            .collect(),
+    };
+    let means = weighted.box_mean(r);
+    let max_odds = t::MATTE_COLOUR_MAX_ODDS;
+    let v = means
+        .v
+        .iter()
+        .zip(&half.v)
+        .zip(&p.v)
+        .map(|((m, i), &[p])| {
+            if p <= t::MATTE_COLOUR_KEEP || p >= 1.0 - t::MATTE_COLOUR_KEEP {
+                return [p];
+            }
+            // Rising from 1 % of the window (below it the running sums' rounding would be all
+            // there is of a side).
+            let share = m[0].min(m[SIDE]);
+            let say = ((share - 0.01) / (t::MATTE_COLOUR_MIN_SHARE - 0.01)).clamp(0.0, 1.0);
+            if say == 0.0 {
+                return [p];
+            }
+            // Each side's squared distance from its model and the model's spread.
+            let [(person, person_det), (backdrop, backdrop_det)] = [0, SIDE].map(|at| {
+                let m = &m[at..at + SIDE];
+                let mean = [1, 2, 3].map(|c| m[c] / m[0]);
+                let products: [f32; 6] = std::array::from_fn(|q| m[4 + q] / m[0]);
+                let s = Sym3::covariance(&mean, &products, t::MATTE_COLOUR_VARIANCE_FLOOR);
+                (s.distance([0, 1, 2].map(|c| i[c] - mean[c])), s.det)
+            });
+            // The likelihood ratio to the power of a quarter: e^((d_b − d_f) / 8) times the
+            // eighth root of the determinants' ratio (square roots and `exp` from additions and
+            // multiplications give the same bits on every target).
+            let spread = (backdrop_det / person_det).sqrt().sqrt().sqrt();
+            let odds = (crate::nn::exp(((backdrop - person) / 8.0).clamp(-20.0, 20.0)) * spread)
+                .clamp(1.0 / max_odds, max_odds);
+            let posterior = p * odds / (p * odds + 1.0 - p);
+            [p + say * (posterior - p)]
+        })
+        .collect();
+    Planes { w: p.w, h: p.h, v }
+}
+
 /// The colour guided filter of the coarse probability `p` (at half the guide's resolution, see
 /// [`Coarse::at_half`]) with `guide`, window radius `r` (in guide pixels), regularisation `eps`
 /// (on colours in [0, 1]): `p` becomes locally a linear function of the guide's colours, so its
 /// edges move onto the photo's. The linear coefficients are smooth, so they are computed at half
 /// resolution (He and Sun's fast guided filter) and applied to the full-size guide.
-pub fn guided_filter(guide: &Rgb, p: &Coarse, r: usize, eps: f32) -> Vec<f32> {
+/// `half` is [`half_colours`] of `guide`.
+pub fn guided_filter(guide: &Rgb, half: &Planes<3>, p: &Coarse, r: usize, eps: f32) -> Vec<f32> {
     let (w, h) = (guide.width as usize, guide.height as usize);
     let px = &guide.data;
-    let colour = |k: usize| std::array::from_fn(|c| px[k * 3 + c] as f32 * (1.0 / 255.0));
-    let i = Planes::<3>::halved(w, h, colour);
+    let i = half;
     debug_assert_eq!((p.w, p.h), (i.w, i.h));
-    // The guide's covariance, upper triangle: rr, rg, rb, gg, gb, bb.
-    const PAIRS: [(usize, usize); 6] = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)];
     // Side by side: I (3), p, I·p (3), I·Iᵀ (6).
     let moments = Planes::<13> {
         w: p.w,
@@ -170,21 +303,7 @@ pub fn guided_filter(guide: &Rgb, p: &Coarse, r: usize, eps: f32) -> Vec<f32> {
             .map(|m| {
                 let (mi, mp) = ([m[0], m[1], m[2]], m[3]);
                 let cov = [0, 1, 2].map(|c| m[4 + c] - mi[c] * mp);
-                let s = |q: usize| {
-                    let (x, y) = PAIRS[q];
-                    m[7 + q] - mi[x] * mi[y]
-                };
-                let (rr, rg, rb) = (s(0) + eps, s(1), s(2));
-                let (gg, gb, bb) = (s(3) + eps, s(4), s(5) + eps);
-                // Inverse of the symmetric 3×3 by cofactors.
-                let (c00, c01, c02) = (gg * bb - gb * gb, rb * gb - rg * bb, rg * gb - rb * gg);
-                let (c11, c12, c22) = (rr * bb - rb * rb, rg * rb - rr * gb, rr * gg - rg * rg);
-                let det = rr * c00 + rg * c01 + rb * c02;
-                let a = [
-                    (c00 * cov[0] + c01 * cov[1] + c02 * cov[2]) / det,
-                    (c01 * cov[0] + c11 * cov[1] + c12 * cov[2]) / det,
-                    (c02 * cov[0] + c12 * cov[1] + c22 * cov[2]) / det,
-                ];
+                let a = Sym3::covariance(&mi, &m[7..13], eps).solve(cov);
                 [
                     a[0],
                     a[1],
@@ -229,8 +348,11 @@ pub fn guided_filter(guide: &Rgb, p: &Coarse, r: usize, eps: f32) -> Vec<f32> {
 /// guide's size, see [`Coarse::at_half`]), for a face `face_width` pixels wide in the guide: the
 /// filter's window scales with the face, so the result is the same at any resolution.
 pub fn refine(guide: &Rgb, p: &Coarse, face_width: f32) -> Vec<f32> {
+    let half = half_colours(guide);
+    let colour_r = ((face_width * t::MATTE_COLOUR_PER_FACE / 2.0).round() as usize).max(1);
+    let p = colour_posterior(&half, p, colour_r);
     let r = ((face_width * t::MATTE_RADIUS_PER_FACE).round() as usize).max(1);
-    let q = guided_filter(guide, p, r, t::MATTE_EPS);
+    let q = guided_filter(guide, &half, &p, r, t::MATTE_EPS);
     let (lo, hi) = t::MATTE_CURVE;
     q.into_iter()
         .map(|v| ((v - lo) / (hi - lo)).clamp(0.0, 1.0))
@@ -375,11 +497,53 @@ mod tests {
         }
         let ramp = |x: f32, _| ((x - 16.5) / 8.0 + 0.5).clamp(0.0, 1.0);
         let p = Coarse::at_half(w as usize, h as usize, ramp);
-        let q = guided_filter(&img, &p, 6, 1e-3);
+        let q = guided_filter(&img, &half_colours(&img), &p, 6, 1e-3);
         let row = &q[5 * w as usize..6 * w as usize];
         // The mask rises 0.125 per pixel; the filtered one steps at the photo's edge (x = 20)
         // and is sure of the person right after it.
         assert!(row[20] - row[19] > 0.4 && row[21] > 0.95, "{row:?}");
+    }
+
+    #[test]
+    fn colour_decides_the_unsure_band() {
+        // Person red on the left, backdrop green on the right, and between them a band the
+        // segmentation is unsure of (0.5) whose pixels are red or green by turns.
+        let (w, h) = (24usize, 6usize);
+        let colour = |x: usize, y: usize| {
+            let red = x < 8 || (x < 16 && (x + y).is_multiple_of(2));
+            if red {
+                [0.8, 0.2, 0.2]
+            } else {
+                [0.2, 0.7, 0.3]
+            }
+        };
+        let half = Planes::<3> {
+            w,
+            h,
+            v: (0..w * h).map(|k| colour(k % w, k / w)).collect(),
+        };
+        let coarse = |x: usize| match x {
+            0..8 => 1.0,
+            8..16 => 0.5,
+            _ => 0.0,
+        };
+        let p = Coarse {
+            w,
+            h,
+            v: (0..w * h).map(|k| [coarse(k % w)]).collect(),
+        };
+        let got = colour_posterior(&half, &p, 12);
+        for k in 0..w * h {
+            let (x, y) = (k % w, k / w);
+            let v = got.v[k][0];
+            match coarse(x) {
+                0.5 if colour(x, y)[0] > 0.5 => assert!(v > 0.9, "({x}, {y}) {v}"),
+                0.5 => assert!(v < 0.1, "({x}, {y}) {v}"),
+                sure => assert!((v - sure).abs() < 0.02, "({x}, {y}) {v}"),
+            }
+        }
+        // Without sure pixels of both sides within reach, nothing changes.
+        assert_eq!(colour_posterior(&half, &p, 1).v[5 * w + 12], [0.5]);
     }
 
     #[test]

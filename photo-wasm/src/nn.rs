@@ -1037,7 +1037,7 @@ fn owned(t: &mut [Vec<f32>], i: usize, frees: &[usize]) -> Vec<f32> {
 /// target like `libm::expf`, within 2 ulp of it, and it vectorises (`libm::expf` per value was
 /// 3 % of a check: the segmentation's output is a logistic of 2 × 65,536 values).
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+pub(crate) fn exp(x: f32) -> f32 {
     // Inside the range where 2^n is a normal number; e^-87.3 is below 1e-37 anyway.
     let x = x.clamp(-87.3, 88.0);
     // Round to nearest by adding and taking away 1.5 × 2^23 (no rounding instruction needed).
