@@ -21,15 +21,7 @@ if [ -z "${SERVER_BIN:-}" ]; then
   SERVER_BIN=target/release/server
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  kill "${PIDS[@]}" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+scratch_and_cleanup
 
 REDIS_PORT=$(free_port)
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" \
@@ -52,27 +44,15 @@ MONITOR=$!
 PIDS+=("$MONITOR")
 sleep 0.3
 python3 - "http://127.0.0.1:$APP_PORT" >"$WORK/booked.json" <<'PY'
-import datetime, json, sys, urllib.request
+import json, sys
+sys.path.insert(0, "scripts")
+from bench_api import call, first_bookable_slot, user_who_may_book
 base = sys.argv[1]
-def call(path, body=None, token=None):
-    headers = {"content-type": "application/json"}
-    if token:
-        headers["authorization"] = f"Bearer {token}"
-    data = None if body is None else json.dumps(body).encode()
-    return json.load(urllib.request.urlopen(urllib.request.Request(base + path, data, headers)))
-day = datetime.date.today()
-for _ in range(14):
-    day += datetime.timedelta(days=1)
-    slots = call(f"/api/v1/offices/dongcheng/slots?service=expiry_renewal&date={day}")["slots"]
-    if slots and not slots[0]["family_only"]:
-        break
-code = call("/__sim/codes", {"openid": "bench-script-user"})["code"]
-token = call("/api/v1/auth/login", {"code": code})["token"]
-version = call("/api/v1/me", token=token)["privacy"]["version"]
-call("/api/v1/me/consent", {"version": version}, token)
+_, slot = first_bookable_slot(base)
+token = user_who_may_book(base, "bench-script-user")
 applicant = {"name": "张三", "id_number": "110101199003074514", "phone": "13812345678"}
-body = {"slot_id": slots[0]["id"], "service": "expiry_renewal", "applicant": applicant}
-print(json.dumps(call("/api/v1/appointments", body, token)))
+body = {"slot_id": slot, "service": "expiry_renewal", "applicant": applicant}
+print(json.dumps(call(base, "/api/v1/appointments", body, token)))
 PY
 sleep 0.3
 kill "$MONITOR"

@@ -42,7 +42,6 @@ if [ -z "${SERVER_BIN:-}" ]; then
   SERVER_BIN=$BIN_DIR/server
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # A cluster node also listens on its port + 10000 (the cluster bus): both must be free.
 free_cluster_port() {
   python3 -c '
@@ -60,14 +59,7 @@ wait_ready() {
   die "not ready: $1"
 }
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  kill "${PIDS[@]}" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+scratch_and_cleanup
 
 # A redis-server of this script's on `port` (extra arguments: cluster mode).
 start_redis() {
@@ -118,36 +110,23 @@ start_app() {
 # accepted the privacy notice (their tokens in BENCH_TOKENS).
 prepare_bookings() {
   read -r DAY SLOT < <(python3 - "$BASE_URL" <<'PY'
-import datetime, json, sys, urllib.request
-base = sys.argv[1]
-day = datetime.date.today()
-for _ in range(14):
-    day += datetime.timedelta(days=1)
-    url = f"{base}/api/v1/offices/dongcheng/slots?service=expiry_renewal&date={day}"
-    slots = json.load(urllib.request.urlopen(url))["slots"]
-    if slots and not slots[0]["family_only"]:
-        print(day, slots[0]["id"])
-        break
+import sys
+sys.path.insert(0, "scripts")
+from bench_api import first_bookable_slot
+found = first_bookable_slot(sys.argv[1])
+if found:
+    print(*found)
 PY
   )
   [ -n "${SLOT:-}" ] || die "no bookable day found"
   BENCH_TOKENS="$WORK/tokens-$RANDOM"
   python3 - "$BASE_URL" "$USERS" >"$BENCH_TOKENS" <<'PY'
-import json, sys, urllib.request
+import sys
+sys.path.insert(0, "scripts")
+from bench_api import user_who_may_book
 base, users = sys.argv[1], int(sys.argv[2])
-def call(path, body=None, token=None):
-    headers = {"content-type": "application/json"}
-    if token:
-        headers["authorization"] = f"Bearer {token}"
-    data = None if body is None else json.dumps(body).encode()
-    return json.load(urllib.request.urlopen(urllib.request.Request(base + path, data, headers)))
 for n in range(users):
-    code = call("/__sim/codes", {"openid": f"bench-user-{n}"})["code"]
-    token = call("/api/v1/auth/login", {"code": code})["token"]
-    # Booking stores an ID number: the user accepts the privacy notice first.
-    version = call("/api/v1/me", token=token)["privacy"]["version"]
-    call("/api/v1/me/consent", {"version": version}, token)
-    print(token)
+    print(user_who_may_book(base, f"bench-user-{n}"))
 PY
   export BENCH_TOKENS BENCH_SLOT="$SLOT"
 }

@@ -143,3 +143,14 @@ side_by_side() {
   done
   [ "$failed" -eq 0 ] || die "a suite failed (its log is above)"
 }
+
+# A free TCP port on 127.0.0.1 for a process a script starts.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# A scratch directory ($WORK) and a list for the processes a script starts in the background
+# ($PIDS): both are gone when the script exits, however it exits.
+scratch_and_cleanup() {
+  WORK=$(mktemp -d)
+  PIDS=()
+  trap 'kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+}
