@@ -285,10 +285,16 @@ pub fn server_binary() -> std::path::PathBuf {
     binary
 }
 
-/// An HTTP client for talking to the app.
+/// An HTTP client for talking to the app. Its idle connections are dropped well before the
+/// server's keep-alive (actix's 5 s) closes them: a request sent on a connection just as the server
+/// closes it fails with `IncompleteMessage`, which a test stalled a few seconds by a loaded machine
+/// met (reqwest keeps idle connections for 90 s by default).
 pub fn client() -> reqwest::Client {
     server::wechat::install_tls_provider();
-    reqwest::Client::new()
+    reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(2))
+        .build()
+        .expect("an HTTP client with default TLS")
 }
 
 /// Reads a response as JSON, failing the test with the body when it is not.
