@@ -51,7 +51,8 @@ impl Segmenter {
     /// than the mirrored one); at the canonical orientation a photo and its mirror image give it
     /// the same input, so a mirrored photo gets exactly the mirrored answer.
     pub fn segment(&self, image: &Rgb) -> Mask {
-        self.segmentation(image).look
+        let (picture, mirrored) = canonical::image(image);
+        self.look(Self::input(&picture), mirrored)
     }
 
     /// The check's segmentation of `image`: the look of [`Segmenter::segment`], keeping the
@@ -59,19 +60,25 @@ impl Segmenter {
     pub fn segmentation(&self, image: &Rgb) -> Segmentation {
         let (picture, mirrored) = canonical::image(image);
         let input = Self::input(&picture);
-        let raw = self.raw(input.clone());
         Segmentation {
-            look: Mask {
-                width: SIDE,
-                height: SIDE,
-                data: if mirrored {
-                    canonical::mirrored(&raw, SIDE as usize, 1)
-                } else {
-                    raw
-                },
-            },
+            look: self.look(input.clone(), mirrored),
             input,
             mirrored,
+        }
+    }
+
+    /// The model's answer to `input`, turned back to the photo's orientation when `input` is
+    /// the photo's mirror image.
+    fn look(&self, input: Vec<f32>, mirrored: bool) -> Mask {
+        let raw = self.raw(input);
+        Mask {
+            width: SIDE,
+            height: SIDE,
+            data: if mirrored {
+                canonical::mirrored(&raw, SIDE as usize, 1)
+            } else {
+                raw
+            },
         }
     }
 
@@ -89,11 +96,7 @@ impl Segmenter {
 
     /// One look only (the photo as taken): the segmentation "alone" the benchmark compares with.
     pub fn segment_once(&self, image: &Rgb) -> Mask {
-        Mask {
-            width: SIDE,
-            height: SIDE,
-            data: self.raw(Self::input(image)),
-        }
+        self.look(Self::input(image), false)
     }
 }
 
@@ -115,15 +118,10 @@ impl Segmentation {
     /// 0.03 of IoU against a large matting model (see the README). A mirrored photo has the same
     /// canonical input, so it still gets exactly the mirrored matte.
     pub fn matte(&self, segmenter: &Segmenter) -> Mask {
-        let side = SIDE as usize;
-        let raw = segmenter.raw(canonical::mirrored(&self.input, side, 3));
         // That look is at the canonical input's mirror image: the photo as taken when the
         // canonical orientation is mirrored.
-        let other = if self.mirrored {
-            raw
-        } else {
-            canonical::mirrored(&raw, side, 1)
-        };
+        let input = canonical::mirrored(&self.input, SIDE as usize, 3);
+        let other = segmenter.look(input, !self.mirrored);
         Mask {
             width: SIDE,
             height: SIDE,
@@ -131,7 +129,7 @@ impl Segmentation {
                 .look
                 .data
                 .iter()
-                .zip(&other)
+                .zip(&other.data)
                 .map(|(a, b)| (a + b) * 0.5)
                 .collect(),
         }
