@@ -297,6 +297,22 @@ pub fn client() -> reqwest::Client {
         .expect("an HTTP client with default TLS")
 }
 
+/// The answer to what `request` builds, asked again while it is 503 (for five seconds), as a
+/// client would. After redis-server restarts, each of the server's Redis connections (one per
+/// worker thread) learns it was cut on its first command, which fails; and a Redis that waits
+/// for its disk (`appendfsync always`) on a loaded machine can pass the server's timeout.
+pub async fn answered(request: impl Fn() -> reqwest::RequestBuilder) -> reqwest::Response {
+    let mut answer = request().send().await.unwrap();
+    for _ in 0..50 {
+        if answer.status() != 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        answer = request().send().await.unwrap();
+    }
+    answer
+}
+
 /// Reads a response as JSON, failing the test with the body when it is not.
 pub async fn json(response: reqwest::Response) -> Value {
     let status = response.status();

@@ -284,21 +284,18 @@ impl TestApp {
 /// Accepts the privacy notice `GET /api/v1/me` names for the user of `token`, on the app at
 /// `address` (for tests that log in by hand, e.g. against a server process); its answer.
 pub async fn consent(client: &reqwest::Client, address: &str, token: &str) -> Value {
-    let me = client
-        .get(format!("{address}/api/v1/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let url = format!("{address}/api/v1/me");
+    let me = crate::answered(|| client.get(&url).bearer_auth(token)).await;
     assert_eq!(me.status(), 200, "GET /api/v1/me");
     let version = crate::json(me).await["privacy"]["version"].clone();
-    let accepted = client
-        .post(format!("{address}/api/v1/me/consent"))
-        .bearer_auth(token)
-        .json(&json!({ "version": version }))
-        .send()
-        .await
-        .unwrap();
+    let url = format!("{address}/api/v1/me/consent");
+    let accepted = crate::answered(|| {
+        client
+            .post(&url)
+            .bearer_auth(token)
+            .json(&json!({ "version": version }))
+    })
+    .await;
     assert_eq!(accepted.status(), 200, "POST /api/v1/me/consent");
     crate::json(accepted).await
 }

@@ -10,7 +10,9 @@ use tests::booking::{applicant, bookable_weekday};
 use tests::process::ServerProcess;
 use tests::receipts::{order_fields, photo};
 use tests::wechat::SimControl;
-use tests::{assert_error, client, json, RedisCluster, RedisServer, SharedStore, TestApp};
+use tests::{
+    answered, assert_error, client, json, RedisCluster, RedisServer, SharedStore, TestApp,
+};
 
 /// What one user writes in the burst.
 #[derive(Clone)]
@@ -35,22 +37,6 @@ async fn slot_list(address: &str) -> Value {
     let date = bookable_weekday();
     let url = format!("{address}/api/v1/offices/nancheng/slots?service=expiry_renewal&date={date}");
     json(answered(|| client().get(&url)).await).await
-}
-
-/// The answer to what `request` builds, asked again while it is 503 (for a while), as a client
-/// would. After redis-server restarts, each of the server's Redis connections (one per worker
-/// thread) learns it was cut on its first command, which fails: `/readyz` answering proves one
-/// connection back, not the one the next request lands on.
-async fn answered(request: impl Fn() -> reqwest::RequestBuilder) -> reqwest::Response {
-    let mut answer = request().send().await.unwrap();
-    for _ in 0..50 {
-        if answer.status() != 503 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        answer = request().send().await.unwrap();
-    }
-    answer
 }
 
 /// Sends `write` as `token`'s user; the id of what the server acknowledged (201), if it did.
@@ -109,12 +95,10 @@ impl Burst {
         let mut writes = Vec::new();
         for (n, slot) in seats.into_iter().take(users).enumerate() {
             let code = sim.mint_code(&format!("o-crash-{n}")).await;
-            let login = http
-                .post(format!("{address}/api/v1/auth/login"))
-                .json(&json!({ "code": code }))
-                .send()
-                .await
-                .unwrap();
+            // On `appendfsync always` a write waits for the disk, which a loaded machine can
+            // stall past the server's Redis timeout: setup retries that 503 as a client would.
+            let url = format!("{address}/api/v1/auth/login");
+            let login = answered(|| http.post(&url).json(&json!({ "code": code }))).await;
             assert_eq!(login.status(), 200);
             let token = json(login).await["token"].as_str().unwrap().to_owned();
             tests::wechat::consent(&http, address, &token).await;
