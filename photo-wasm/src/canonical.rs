@@ -65,8 +65,14 @@ pub fn mirrored<T: Copy>(values: &[T], width: usize, channels: usize) -> Vec<T> 
 /// itself, before any resampling: a photo and its mirror image then reach the very same pixels,
 /// whatever a resize's rounding does afterwards.
 pub fn image(image: &Rgb) -> (Cow<'_, Rgb>, bool) {
+    turned(image, false)
+}
+
+/// `image` in its canonical orientation or, when `other`, in the other one (a second look that
+/// is still the same for a photo and its mirror image), and whether that is mirrored.
+pub fn turned(image: &Rgb, other: bool) -> (Cow<'_, Rgb>, bool) {
     let width = image.width as usize;
-    if mirror_to_canonical(&image.data, width, 3) {
+    if mirror_to_canonical(&image.data, width, 3) != other {
         let mirrored = Rgb {
             width: image.width,
             height: image.height,

@@ -180,7 +180,7 @@ pub(crate) fn analyse(src: Source, spec: &Spec) -> Checked {
                 src.source_width as f32,
                 src.source_height as f32,
             ));
-            // One look at the canonical orientation (see `Segmenter::segment`): a mirrored photo
+            // One look at the canonical orientation (see `Segmenter::segmentation`): a mirrored photo
             // gets the mirrored mask, so the shoulders' and the crown's measures do not lean.
             let segmentation = Segmenter::shared().map(|s| s.segmentation(&img));
             let mask = segmentation.as_ref().map(|s| &s.look);

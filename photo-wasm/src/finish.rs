@@ -8,7 +8,7 @@ use crate::geometry::{self, Crop};
 use crate::matte::{self, Coarse};
 use crate::raster::Rgb;
 use crate::report::Face;
-use crate::segment::{Mask, Person, Segmenter};
+use crate::segment::{Mask, Person, Segmentation, Segmenter};
 use crate::specs::Spec;
 use crate::thresholds as t;
 use serde::Serialize;
@@ -64,18 +64,22 @@ pub enum FinishError {
 
 /// The spec's photo around `face` (in pixels of `image`, the upright photo at any scale), cut out
 /// along `whole`, the segmentation of the whole photo the check measured it with
-/// ([`Segmenter::segment`] at any scale: it covers the photo whatever its size), and a closer
-/// look around the person ([`Person`]).
+/// ([`Segmenter::segmentation`] at any scale: it covers the photo whatever its size), and a
+/// second look ([`Person`]).
 pub fn finish(
     image: &Rgb,
     face: &Detection,
-    whole: &Mask,
+    whole: &Segmentation,
     spec: &'static Spec,
 ) -> Result<Finished, FinishError> {
     let segmenter = Segmenter::shared().ok_or(FinishError::NoModel)?;
     let crop = geometry::crop(face, spec, None);
     let mut out = crop_pixels(image, face, spec);
-    let coarse = render_mask(&Person::new(&segmenter, image, face, whole), &crop, spec);
+    let coarse = render_mask(
+        &Person::new(&segmenter, image, Some(face), whole),
+        &crop,
+        spec,
+    );
     let face_width = face.width * crop.scale;
     let ellipse = inner_face(face, &crop, spec);
 
@@ -122,14 +126,14 @@ pub fn finish(
 }
 
 /// The person matte over the whole photo at its own size (0–255, 255 = person), from `whole`
-/// and a closer look around `face` (as for [`finish`]), refined at the resolution the document
+/// and a second look around `face` (as for [`finish`]), refined at the resolution the document
 /// photo sees `face` at (never above the photo's own). Without a face it is the whole photo's
-/// look refined at the photo's own size for a face a quarter of its short side wide, as in a
-/// typical portrait.
+/// two looks ([`Segmentation::matte`]) refined at the photo's own size for a face a quarter of
+/// its short side wide, as in a typical portrait.
 pub fn photo_matte(
     image: &Rgb,
     face: Option<&Detection>,
-    whole: &Mask,
+    whole: &Segmentation,
     spec: &Spec,
 ) -> Result<Vec<u8>, FinishError> {
     let segmenter = Segmenter::shared().ok_or(FinishError::NoModel)?;
@@ -137,7 +141,7 @@ pub fn photo_matte(
         Some(face) => (geometry::crop(face, spec, None).scale.min(1.0), face.width),
         None => (1.0, image.width.min(image.height) as f32 / 4.0),
     };
-    let person = face.map(|face| Person::new(&segmenter, image, face, whole));
+    let person = Person::new(&segmenter, image, face, whole);
     let (w, h) = (
         ((image.width as f32 * scale).round() as u32).max(1),
         ((image.height as f32 * scale).round() as u32).max(1),
@@ -147,10 +151,7 @@ pub fn photo_matte(
         image.width as f32 / w as f32,
         image.height as f32 / h as f32,
     );
-    let coarse = Coarse::at_half(w as usize, h as usize, |x, y| match &person {
-        Some(person) => person.sample(x * fx, y * fy),
-        None => whole.sample(x / w as f32, y / h as f32),
-    });
+    let coarse = Coarse::at_half(w as usize, h as usize, |x, y| person.sample(x * fx, y * fy));
     let alpha = matte::refine(&guide, &coarse, face_width * scale);
     let alpha = Mask {
         width: w,

@@ -35,7 +35,7 @@ pub use specs::{spec_by_id, specs, HeadGeometry, Span, Spec};
 
 use check::Source;
 use raster::Rgb;
-use segment::{Segmentation, Segmenter};
+use segment::Segmentation;
 
 /// What [`check`] decodes: enough pixels for the analysis, no more.
 #[cfg(feature = "decode")]
@@ -147,11 +147,10 @@ pub fn finish_rgba(
     let photo = match frontal[..] {
         // The report's faces are in these pixels' coordinates: no scaling.
         [face] => {
-            let segmenter = Segmenter::shared().ok_or(FinishError::NoModel)?;
             let done = finish(
                 &Rgb::from_rgba(width, height, rgba),
                 &finish::detection(face),
-                &person.ok_or(FinishError::NoModel)?.matte(&segmenter),
+                &person.ok_or(FinishError::NoModel)?,
                 spec,
             )?;
             Some(PhotoRgba {

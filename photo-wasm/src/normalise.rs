@@ -9,11 +9,12 @@ use crate::finish::{detection, finish, photo_matte, FinishError, Note};
 use crate::geometry;
 use crate::raster::Rgb;
 use crate::report::{Face, Report};
-use crate::segment::{Mask, Segmenter, SIDE};
+use crate::segment::{Segmentation, Segmenter, SIDE};
 use crate::specs::Spec;
 use crate::thresholds as t;
 use crate::Checked;
 use serde::Serialize;
+use std::borrow::Cow;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NormaliseError {
@@ -67,26 +68,29 @@ pub fn normalise(bytes: &[u8], spec: &'static Spec) -> Result<Normalised, Normal
     render_around(bytes, spec, &face, &person, source, Some(first.image))
 }
 
-/// The person segmentation of the whole picture the finished photo is cut out along (see
-/// [`Segmenter::segment_both_ways`]).
-fn segment(image: &Rgb) -> Result<Mask, FinishError> {
-    Ok(segmenter()?.segment_both_ways(image))
+/// The person segmentation of the whole picture the finished photo is cut out along, as the
+/// check makes it ([`Segmenter::segmentation`]).
+fn segment(image: &Rgb) -> Result<Segmentation, FinishError> {
+    Ok(segmenter()?.segmentation(image))
 }
 
 fn segmenter() -> Result<Segmenter, FinishError> {
     Segmenter::shared().ok_or(FinishError::NoModel)
 }
 
-/// The matte's segmentation from the one `checked` measured the photo with (and a second look);
-/// when it had none (no face it measured, e.g. a group for the command line), made now from the
-/// check's analysis copy.
-fn segmentation(bytes: &[u8], checked: &Checked) -> Result<Mask, NormaliseError> {
+/// The matte's segmentation: the one `checked` measured the photo with; when it had none (no
+/// face it measured, e.g. a group for the command line), made now from the check's analysis
+/// copy.
+fn segmentation<'a>(
+    bytes: &[u8],
+    checked: &'a Checked,
+) -> Result<Cow<'a, Segmentation>, NormaliseError> {
     if let Some(person) = &checked.person {
-        return Ok(person.matte(&segmenter()?));
+        return Ok(Cow::Borrowed(person));
     }
     let first = decode(bytes, Want::LongSide(t::ANALYSIS_MIN_LONG_SIDE))?;
     let (small, _) = first.image.shrink_to(t::ANALYSIS_MAX_LONG_SIDE);
-    Ok(segment(&small)?)
+    Ok(Cow::Owned(segment(&small)?))
 }
 
 /// Normalises a photo whose [`crate::check_segmented`] passed, around the frontal face the check
@@ -174,7 +178,7 @@ fn render_around(
     bytes: &[u8],
     spec: &'static Spec,
     face: &Detection,
-    person: &Mask,
+    person: &Segmentation,
     source: (u32, u32),
     decoded: Option<Rgb>,
 ) -> Result<Normalised, NormaliseError> {

@@ -7,7 +7,7 @@ use common::{id_card, labels, photo, photos_bg_dir};
 use photo_wasm::decode::{decode, Want};
 use photo_wasm::detect::Detection;
 use photo_wasm::raster::Rgb;
-use photo_wasm::segment::Mask;
+use photo_wasm::segment::Segmentation;
 use photo_wasm::{normalise, thresholds as t, Checked, Face, NormaliseError, Spec};
 
 /// The JFIF APP0 density: (units, x, y).
@@ -144,7 +144,7 @@ fn tilted_photo_is_levelled() {
 
 /// The portraits in front of ordinary backgrounds with the face the check found, in pixels of the
 /// full decode, and the check's segmentation.
-fn backdrop_portraits() -> Vec<(String, Rgb, Detection, Mask)> {
+fn backdrop_portraits() -> Vec<(String, Rgb, Detection, Segmentation)> {
     let dir = photos_bg_dir();
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -164,10 +164,7 @@ fn backdrop_portraits() -> Vec<(String, Rgb, Detection, Mask)> {
                 eprintln!("{n}: {} frontal faces, skipped", frontal.len());
                 return None;
             };
-            let segmenter = photo_wasm::segment::Segmenter::shared().expect("native model");
-            let person = person
-                .expect("the check segments a photo with a frontal face")
-                .matte(&segmenter);
+            let person = person.expect("the check segments a photo with a frontal face");
             let image = decode(&bytes, Want::Full).unwrap().image;
             let f = image.width as f64 / report.width as f64;
             let p = |p: [f64; 2]| [(p[0] * f) as f32, (p[1] * f) as f32];
