@@ -367,17 +367,18 @@ pub fn soft_edge_width(alpha: &[f32], w: usize) -> f32 {
         .filter(|&&a| a > t::MATTE_SURE && a < 1.0 - t::MATTE_SURE)
         .count();
     let side = |a: f32| a >= 0.5;
-    let mut outline = 0usize;
-    for (k, &a) in alpha.iter().enumerate() {
-        let right = (k % w + 1 < w).then(|| alpha[k + 1]);
-        let below = alpha.get(k + w).copied();
-        outline += [right, below]
-            .into_iter()
-            .flatten()
-            .filter(|&n| side(n) != side(a))
-            .count();
-    }
-    unsure as f32 / outline.max(1) as f32
+    // Pairs of neighbours on either side of the outline: along each row, then down each column
+    // (each pixel and the one a row below it).
+    let across: usize = alpha
+        .chunks_exact(w.max(1))
+        .map(|row| row.windows(2).filter(|p| side(p[0]) != side(p[1])).count())
+        .sum();
+    let down = alpha
+        .iter()
+        .zip(alpha.get(w..).unwrap_or_default())
+        .filter(|&(&a, &b)| side(a) != side(b))
+        .count();
+    unsure as f32 / (across + down).max(1) as f32
 }
 
 /// Puts the person onto `colour`: `out = α·F + (1 − α)·colour`, where the foreground colour F of
@@ -544,6 +545,20 @@ mod tests {
         }
         // Without sure pixels of both sides within reach, nothing changes.
         assert_eq!(colour_posterior(&half, &p, 1).v[5 * w + 12], [0.5]);
+    }
+
+    #[test]
+    fn soft_edge_width_is_unsure_pixels_per_pixel_of_outline() {
+        // 4×3: person on the left two columns, backdrop on the right, one unsure pixel (0.5)
+        // in the middle row; the outline crosses each row once (3 pairs) and the unsure pixel's
+        // row has it one step to the right, so its neighbours above and below differ (2 pairs).
+        let alpha = [
+            1.0, 1.0, 0.0, 0.0, //
+            1.0, 1.0, 0.5, 0.0, //
+            1.0, 1.0, 0.0, 0.0,
+        ];
+        assert_eq!(soft_edge_width(&alpha, 4), 1.0 / 5.0);
+        assert_eq!(soft_edge_width(&[1.0; 6], 3), 0.0);
     }
 
     #[test]
