@@ -140,4 +140,6 @@ a = m["analysis_size"]
 print(f"  at a 12 MP photo's analysis size ({a[0]}x{a[1]}): the check's segmentation {m['segment_12mp_analysis_cpu_ms']:.1f} ms"
       f" ({m['segment_12mp_analysis_wall_ms']:.1f}); finish, given it, {m['finish_12mp_analysis_cpu_ms']:.1f}"
       f" ({m['finish_12mp_analysis_wall_ms']:.1f}) (the closer look, refinement, compositing)")
+print(f"  of finish: the crop's resampling {m['crop_12mp_analysis_cpu_ms']:.1f} ms ({m['crop_12mp_analysis_wall_ms']:.1f})"
+      f" (the document photo's own work, not the matte's)")
 PY
