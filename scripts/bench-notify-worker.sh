@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Redis's CPU per booking split in two: the booking request's (the server books with its
-# notification worker off) and the notification worker's (the same server restarted with its
-# worker on, until it has settled every notice the bookings left). Each round starts a fresh
-# Redis of its own; the binaries given are measured in turn, ROUNDS times, so builds compare
-# side by side. Redis's own counters, not wall time: the shared cores cannot blur them much.
-# Not part of the test command.
+# notification worker off) and the notification worker's per notice (the same server restarted
+# with its worker on, until it has settled every notice the bookings left; a start's own work
+# is measured by a start without the worker and left out). The bookers accept no
+# subscription, so a notice is claimed, its user read, its grant found missing and its outcome
+# recorded: no send. Each round starts a fresh Redis of its own; the binaries given are
+# measured in turn, ROUNDS times, so builds compare side by side. Redis's own counters, not
+# wall time: the shared cores blur them less. Not part of the test command.
 #   ROUNDS=3 DURATION=5s USERS=500 scripts/bench-notify-worker.sh before/server after/server
 set -euo pipefail
 cd "$(dirname "$0")/.."
