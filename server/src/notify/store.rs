@@ -89,6 +89,14 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
 }
 
+/// A subscription grant of `user_id`'s for `template_id`, held by one notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantHold {
+    pub user_id: String,
+    pub template_id: String,
+    pub notification_id: String,
+}
+
 #[async_trait]
 pub trait NotifyStore: Send + Sync {
     /// Writes a notification on its own (not with another state change); false when one
@@ -102,13 +110,10 @@ pub trait NotifyStore: Send + Sync {
         limit: usize,
         owner: &str,
     ) -> Result<Vec<Claimed>, StoreError>;
-    /// Records the outcome if `owner` still holds the claim; false when it lost it.
-    async fn finish(
-        &self,
-        claimed: &Claimed,
-        owner: &str,
-        outcome: &Outcome,
-    ) -> Result<bool, StoreError>;
+    /// Records each outcome whose entry `owner` still holds (one lost to another claim is
+    /// left to its new holder): one call for many entries (on Redis, one per outbox tag).
+    async fn finish(&self, finished: &[(&Claimed, Outcome)], owner: &str)
+        -> Result<(), StoreError>;
     async fn outbox_entry(&self, tag: &str, id: &str) -> Result<Option<OutboxEntry>, StoreError>;
     /// One more send for each template (one accept each); returns the grants now held.
     async fn grant_subscriptions(
@@ -116,22 +121,12 @@ pub trait NotifyStore: Send + Sync {
         user_id: &str,
         template_ids: &[String],
     ) -> Result<Vec<(String, i64)>, StoreError>;
-    /// Holds one grant for `notification_id`; false when there is none. Idempotent: a
-    /// notification already holding one (its sender died mid-send) keeps it.
-    async fn take_subscription(
-        &self,
-        user_id: &str,
-        template_id: &str,
-        notification_id: &str,
-    ) -> Result<bool, StoreError>;
-    /// Ends the hold: spent when WeChat took the message, given back (`refund`) when not.
-    async fn release_subscription(
-        &self,
-        user_id: &str,
-        template_id: &str,
-        notification_id: &str,
-        refund: bool,
-    ) -> Result<(), StoreError>;
+    /// Holds one grant for each notification, in order; false for one without a grant left.
+    /// Idempotent: a notification already holding one (its sender died mid-send) keeps it.
+    async fn take_subscriptions(&self, holds: &[GrantHold]) -> Result<Vec<bool>, StoreError>;
+    /// Ends each hold: spent when WeChat took the message, given back (`refund`) when not.
+    async fn release_subscriptions(&self, released: &[(GrantHold, bool)])
+        -> Result<(), StoreError>;
     /// The user refused (43101): whatever we thought was left is gone.
     async fn clear_subscription(&self, user_id: &str, template_id: &str) -> Result<(), StoreError>;
     /// Deletes the settled entries (sent, failed, dead, no subscription, cancelled: they
@@ -281,20 +276,32 @@ impl NotifyStore for SqliteStore {
 
     async fn finish(
         &self,
-        claimed: &Claimed,
+        finished: &[(&Claimed, Outcome)],
         owner: &str,
-        outcome: &Outcome,
-    ) -> Result<bool, StoreError> {
-        let (state, due, error) = final_fields(outcome);
-        let (id, owner) = (claimed.notification.id.clone(), owner.to_owned());
-        let error = error.map(str::to_owned);
+    ) -> Result<(), StoreError> {
+        let rows: Vec<_> = finished
+            .iter()
+            .map(|(claimed, outcome)| {
+                let (state, due, error) = final_fields(outcome);
+                (
+                    claimed.notification.id.clone(),
+                    state,
+                    due,
+                    error.map(str::to_owned),
+                )
+            })
+            .collect();
+        let owner = owner.to_owned();
         self.write(move |tx| {
-            Ok(tx.execute(
+            let mut finish = tx.prepare(
                 "UPDATE outbox SET state = ?1, due_at = COALESCE(?2, due_at),
                    last_error = COALESCE(?3, last_error)
                  WHERE id = ?4 AND owner = ?5 AND state = 'sending'",
-                params![state.as_str(), due, error, id, owner],
-            )? == 1)
+            )?;
+            for (id, state, due, error) in &rows {
+                finish.execute(params![state.as_str(), due, error, id, owner])?;
+            }
+            Ok(())
         })
         .await
     }
@@ -351,63 +358,60 @@ impl NotifyStore for SqliteStore {
         .await
     }
 
-    async fn take_subscription(
-        &self,
-        user_id: &str,
-        template_id: &str,
-        notification_id: &str,
-    ) -> Result<bool, StoreError> {
-        let (user_id, template_id) = (user_id.to_owned(), template_id.to_owned());
-        let notification_id = notification_id.to_owned();
+    async fn take_subscriptions(&self, holds: &[GrantHold]) -> Result<Vec<bool>, StoreError> {
+        let holds = holds.to_vec();
         self.write(move |tx| {
-            let held = tx
-                .query_row(
-                    "SELECT 1 FROM subscription_holds WHERE notification_id = ?1",
-                    [&notification_id],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some();
-            if held {
-                return Ok(true);
-            }
-            let taken = tx.execute(
-                "UPDATE subscription_grants SET remaining = remaining - 1
-                 WHERE user_id = ?1 AND template_id = ?2 AND remaining > 0",
-                params![user_id, template_id],
-            )? == 1;
-            if taken {
-                tx.execute(
-                    "INSERT INTO subscription_holds (notification_id, user_id, template_id)
-                     VALUES (?1, ?2, ?3)",
-                    params![notification_id, user_id, template_id],
-                )?;
-            }
-            Ok(taken)
+            holds
+                .iter()
+                .map(|hold| {
+                    let held = tx
+                        .query_row(
+                            "SELECT 1 FROM subscription_holds WHERE notification_id = ?1",
+                            [&hold.notification_id],
+                            |_| Ok(()),
+                        )
+                        .optional()?
+                        .is_some();
+                    if held {
+                        return Ok(true);
+                    }
+                    let taken = tx.execute(
+                        "UPDATE subscription_grants SET remaining = remaining - 1
+                         WHERE user_id = ?1 AND template_id = ?2 AND remaining > 0",
+                        params![hold.user_id, hold.template_id],
+                    )? == 1;
+                    if taken {
+                        tx.execute(
+                            "INSERT INTO subscription_holds (notification_id, user_id, template_id)
+                             VALUES (?1, ?2, ?3)",
+                            params![hold.notification_id, hold.user_id, hold.template_id],
+                        )?;
+                    }
+                    Ok(taken)
+                })
+                .collect()
         })
         .await
     }
 
-    async fn release_subscription(
+    async fn release_subscriptions(
         &self,
-        user_id: &str,
-        template_id: &str,
-        notification_id: &str,
-        refund: bool,
+        released: &[(GrantHold, bool)],
     ) -> Result<(), StoreError> {
-        let (user_id, template_id) = (user_id.to_owned(), template_id.to_owned());
-        let notification_id = notification_id.to_owned();
+        let released = released.to_vec();
         self.write(move |tx| {
-            let held = tx.execute(
-                "DELETE FROM subscription_holds WHERE notification_id = ?1",
-                [&notification_id],
-            )? == 1;
-            if held && refund {
-                tx.execute(
-                    "UPDATE subscription_grants SET remaining = remaining + 1
-                     WHERE user_id = ?1 AND template_id = ?2",
-                    params![user_id, template_id],
-                )?;
+            for (hold, refund) in &released {
+                let held = tx.execute(
+                    "DELETE FROM subscription_holds WHERE notification_id = ?1",
+                    [&hold.notification_id],
+                )? == 1;
+                if held && *refund {
+                    tx.execute(
+                        "UPDATE subscription_grants SET remaining = remaining + 1
+                         WHERE user_id = ?1 AND template_id = ?2",
+                        params![hold.user_id, hold.template_id],
+                    )?;
+                }
             }
             Ok(())
         })
@@ -543,67 +547,118 @@ static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
     ))
 });
 
+/// Claims what is due in one tag's outbox: a few calls for the whole batch (a script's cost
+/// is mostly per call).
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local docs, states, meta, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, lease_until, limit, owner = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local out = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, limit)) do
-  local state = redis.call('HGET', states, id)
-  if state == 'pending' or state == 'sending' then
-    local attempts = redis.call('HINCRBY', meta, id .. ':attempts', 1)
-    redis.call('HSET', meta, id .. ':owner', owner)
-    redis.call('HSET', states, id, 'sending')
-    redis.call('ZADD', due, lease_until, id)
-    table.insert(out, redis.call('HGET', docs, id))
-    table.insert(out, attempts)
+local ids = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, limit)
+if #ids == 0 then return {} end
+local found = redis.call('HMGET', states, unpack(ids))
+local claimed, gone, counters = {}, {}, {}
+for j, id in ipairs(ids) do
+  if found[j] == 'pending' or found[j] == 'sending' then
+    claimed[#claimed + 1] = id
+    counters[#counters + 1] = id .. ':attempts'
   else
-    redis.call('ZREM', due, id)
+    gone[#gone + 1] = id
   end
+end
+if #gone > 0 then redis.call('ZREM', due, unpack(gone)) end
+if #claimed == 0 then return {} end
+local attempts = redis.call('HMGET', meta, unpack(counters))
+local texts = redis.call('HMGET', docs, unpack(claimed))
+local leases, sending, out = {}, {}, {}
+for j, id in ipairs(claimed) do
+  local n = tonumber(attempts[j] or '0') + 1
+  attempts[j] = n
+  leases[#leases + 1] = lease_until; leases[#leases + 1] = id
+  sending[#sending + 1] = id; sending[#sending + 1] = 'sending'
+  out[#out + 1] = texts[j]; out[#out + 1] = n
+end
+local marks = {}
+for j, id in ipairs(claimed) do
+  marks[#marks + 1] = counters[j]; marks[#marks + 1] = attempts[j]
+  marks[#marks + 1] = id .. ':owner'; marks[#marks + 1] = owner
+end
+redis.call('HSET', meta, unpack(marks))
+redis.call('HSET', states, unpack(sending))
+redis.call('ZADD', due, unpack(leases))
+return out
+",
+    )
+});
+
+/// KEYS: one tag's states, meta, due; ARGV: the owner, then id, state, due (ms, or empty when
+/// settled) and error (or empty) of each entry. Entries another claim took are left alone.
+static FINISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local states, meta, due = KEYS[1], KEYS[2], KEYS[3]
+local owner = ARGV[1]
+local ids, owners = {}, {}
+for j = 2, #ARGV, 4 do
+  ids[#ids + 1] = ARGV[j]
+  owners[#owners + 1] = ARGV[j] .. ':owner'
+end
+local found = redis.call('HMGET', states, unpack(ids))
+local held = redis.call('HMGET', meta, unpack(owners))
+local next_states, errors, settled, later = {}, {}, {}, {}
+for j, id in ipairs(ids) do
+  if found[j] == 'sending' and held[j] == owner then
+    local at = 4 * j - 2
+    local state, due_ms, err = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+    next_states[#next_states + 1] = id; next_states[#next_states + 1] = state
+    if err ~= '' then errors[#errors + 1] = id .. ':error'; errors[#errors + 1] = err end
+    if due_ms == '' then
+      settled[#settled + 1] = id
+    else
+      later[#later + 1] = due_ms; later[#later + 1] = id
+    end
+  end
+end
+if #next_states > 0 then redis.call('HSET', states, unpack(next_states)) end
+if #errors > 0 then redis.call('HSET', meta, unpack(errors)) end
+if #settled > 0 then redis.call('ZREM', due, unpack(settled)) end
+if #later > 0 then redis.call('ZADD', due, unpack(later)) end
+return 0
+",
+    )
+});
+
+/// KEYS: the holds, then each hold's user's grants; ARGV: template id and notification id of
+/// each hold. 1 for each hold taken (or held already), else 0.
+static TAKE_GRANTS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local holds, out = KEYS[1], {}
+for j = 2, #KEYS do
+  local grants, template, id = KEYS[j], ARGV[2 * j - 3], ARGV[2 * j - 2]
+  local taken = redis.call('HEXISTS', holds, id) == 1
+  if not taken and tonumber(redis.call('HGET', grants, template) or '0') > 0 then
+    redis.call('HINCRBY', grants, template, -1)
+    redis.call('HSET', holds, id, template)
+    taken = true
+  end
+  out[j - 1] = taken and 1 or 0
 end
 return out
 ",
     )
 });
 
-static FINISH: LazyLock<Script> = LazyLock::new(|| {
+/// KEYS: the holds, then each hold's user's grants; ARGV: template id, notification id and
+/// refund (1/0) of each hold.
+static RELEASE_GRANTS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local states, meta, due = KEYS[1], KEYS[2], KEYS[3]
-local id, owner, state, due_ms, err = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-if redis.call('HGET', states, id) ~= 'sending' or redis.call('HGET', meta, id .. ':owner') ~= owner then
-  return 0
-end
-redis.call('HSET', states, id, state)
-if err ~= '' then redis.call('HSET', meta, id .. ':error', err) end
-if due_ms == '' then redis.call('ZREM', due, id) else redis.call('ZADD', due, due_ms, id) end
-return 1
-",
-    )
-});
-
-/// KEYS: the user's grants, the holds; ARGV: template id, notification id.
-static TAKE_GRANT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 1 end
-if tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') > 0 then
-  redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
-  redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
-  return 1
-end
-return 0
-",
-    )
-});
-
-/// KEYS: the user's grants, the holds; ARGV: template id, notification id, refund (1/0).
-static RELEASE_GRANT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('HDEL', KEYS[2], ARGV[2]) == 1 and ARGV[3] == '1' then
-  redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+for j = 2, #KEYS do
+  local template, id, refund = ARGV[3 * j - 5], ARGV[3 * j - 4], ARGV[3 * j - 3]
+  if redis.call('HDEL', KEYS[1], id) == 1 and refund == '1' then
+    redis.call('HINCRBY', KEYS[j], template, 1)
+  end
 end
 return 0
 ",
@@ -740,24 +795,28 @@ impl NotifyStore for RedisStore {
 
     async fn finish(
         &self,
-        claimed: &Claimed,
+        finished: &[(&Claimed, Outcome)],
         owner: &str,
-        outcome: &Outcome,
-    ) -> Result<bool, StoreError> {
-        let (state, due, error) = final_fields(outcome);
-        let [_, states, meta, due_key, _] = outbox_keys(self, &claimed.tag);
-        let done: i64 = FINISH
-            .key(states)
-            .key(meta)
-            .key(due_key)
-            .arg(&claimed.notification.id)
-            .arg(owner)
-            .arg(state.as_str())
-            .arg(due.map(|d| d.to_string()).unwrap_or_default())
-            .arg(error.unwrap_or_default())
-            .invoke_async(&mut self.conn())
-            .await?;
-        Ok(done == 1)
+    ) -> Result<(), StoreError> {
+        let mut tags: Vec<&str> = finished.iter().map(|(c, _)| c.tag.as_str()).collect();
+        tags.sort_unstable();
+        tags.dedup();
+        // One call per tag: each tag's outbox is on its own slot.
+        for tag in tags {
+            let [_, states, meta, due, _] = outbox_keys(self, tag);
+            let mut script = FINISH.prepare_invoke();
+            script.key(states).key(meta).key(due).arg(owner);
+            for (claimed, outcome) in finished.iter().filter(|(c, _)| c.tag == tag) {
+                let (state, due, error) = final_fields(outcome);
+                script
+                    .arg(&claimed.notification.id)
+                    .arg(state.as_str())
+                    .arg(due.map(|d| d.to_string()).unwrap_or_default())
+                    .arg(error.unwrap_or_default());
+            }
+            let _: i64 = script.invoke_async(&mut self.conn()).await?;
+        }
+        Ok(())
     }
 
     async fn outbox_entry(&self, tag: &str, id: &str) -> Result<Option<OutboxEntry>, StoreError> {
@@ -794,37 +853,39 @@ impl NotifyStore for RedisStore {
         Ok(template_ids.iter().cloned().zip(counts).collect())
     }
 
-    async fn take_subscription(
-        &self,
-        user_id: &str,
-        template_id: &str,
-        notification_id: &str,
-    ) -> Result<bool, StoreError> {
-        let taken: i64 = TAKE_GRANT
-            .key(self.grants_key(user_id))
-            .key(self.holds_key())
-            .arg(template_id)
-            .arg(notification_id)
-            .invoke_async(&mut self.conn())
-            .await?;
-        Ok(taken == 1)
+    async fn take_subscriptions(&self, holds: &[GrantHold]) -> Result<Vec<bool>, StoreError> {
+        if holds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut script = TAKE_GRANTS.prepare_invoke();
+        script.key(self.holds_key());
+        for hold in holds {
+            script
+                .key(self.grants_key(&hold.user_id))
+                .arg(&hold.template_id)
+                .arg(&hold.notification_id);
+        }
+        let taken: Vec<i64> = script.invoke_async(&mut self.conn()).await?;
+        Ok(taken.into_iter().map(|t| t == 1).collect())
     }
 
-    async fn release_subscription(
+    async fn release_subscriptions(
         &self,
-        user_id: &str,
-        template_id: &str,
-        notification_id: &str,
-        refund: bool,
+        released: &[(GrantHold, bool)],
     ) -> Result<(), StoreError> {
-        let _: i64 = RELEASE_GRANT
-            .key(self.grants_key(user_id))
-            .key(self.holds_key())
-            .arg(template_id)
-            .arg(notification_id)
-            .arg(if refund { "1" } else { "0" })
-            .invoke_async(&mut self.conn())
-            .await?;
+        if released.is_empty() {
+            return Ok(());
+        }
+        let mut script = RELEASE_GRANTS.prepare_invoke();
+        script.key(self.holds_key());
+        for (hold, refund) in released {
+            script
+                .key(self.grants_key(&hold.user_id))
+                .arg(&hold.template_id)
+                .arg(&hold.notification_id)
+                .arg(if *refund { "1" } else { "0" });
+        }
+        let _: i64 = script.invoke_async(&mut self.conn()).await?;
         Ok(())
     }
 

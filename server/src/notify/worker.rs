@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Duration as Span;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use prometheus::{IntCounterVec, Opts};
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use super::store::{Claimed, NotifyStore, OutboxState, Outcome};
+use super::store::{Claimed, GrantHold, NotifyStore, OutboxState, Outcome};
 use super::templates::{NotifySettings, Templates};
 use super::Event;
 use crate::auth::UserStore;
@@ -37,6 +37,25 @@ pub struct Notifier {
     outcomes: IntCounterVec,
     stopping: AtomicBool,
     wake: Notify,
+}
+
+/// A claimed entry before its send.
+enum Prepared {
+    /// Settled without a send: a user unknown, a template that does not render, no grant.
+    Settled(Outcome),
+    /// A 客服 message: no template, no grant.
+    Custom(CustomMessage),
+    /// A subscription message, sent once `hold` is taken.
+    Template {
+        message: SubscribeMessage,
+        hold: GrantHold,
+    },
+}
+
+/// A claimed entry after its send: the outcome, and the grant it held (refunded when `true`).
+struct Sent {
+    outcome: Outcome,
+    release: Option<(GrantHold, bool)>,
 }
 
 /// What one pass did.
@@ -101,7 +120,10 @@ impl Notifier {
         &self.wechat
     }
 
-    /// Claims what is due and sends it, `concurrency` at a time.
+    /// Claims what is due and sends it, `concurrency` at a time. The store is asked once per
+    /// pass for the grants, and for the outcomes once per group of sends that end together
+    /// (each outcome is recorded as soon as its send ends, so a crash re-sends no more than
+    /// before), not once per entry: Redis's cost is mostly per script call.
     pub async fn run_once(&self) -> Result<PassReport, StoreError> {
         let now = self.clock.now();
         let lease_until = now + Span::seconds(self.settings.claim_lease_secs as i64);
@@ -109,33 +131,69 @@ impl Notifier {
             .store
             .claim_due(now, lease_until, self.settings.batch_size, &self.owner)
             .await?;
+        let concurrency = self.settings.concurrency.max(1);
+        // The futures made first: a stream's closure over borrowed entries is not general
+        // enough for the spawned task.
+        let preparing: Vec<_> = claimed.iter().map(|entry| self.prepare(entry)).collect();
+        let mut prepared: Vec<Prepared> = futures_util::stream::iter(preparing)
+            .buffered(concurrency)
+            .try_collect()
+            .await?;
+        let holds: Vec<GrantHold> = prepared
+            .iter()
+            .filter_map(|p| match p {
+                Prepared::Template { hold, .. } => Some(hold.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut taken = self.store.take_subscriptions(&holds).await?.into_iter();
+        for p in &mut prepared {
+            if matches!(p, Prepared::Template { .. }) && taken.next() != Some(true) {
+                *p = Prepared::Settled(Self::fail(OutboxState::NoSubscription, "no subscription"));
+            }
+        }
+        let delivering: Vec<_> =
+            (claimed.iter().zip(prepared))
+                .map(|(entry, p)| async move {
+                    Ok::<_, StoreError>((entry, self.deliver(entry, p).await?))
+                })
+                .collect();
+        // Whatever has ended by then, however many: entries settled without a send (no
+        // grant, say) all end at once.
+        let mut ended = futures_util::stream::iter(delivering)
+            .buffer_unordered(concurrency)
+            .ready_chunks(claimed.len().max(1));
         let mut report = PassReport {
             claimed: claimed.len(),
             ..PassReport::default()
         };
-        let outcomes: Vec<Result<Outcome, StoreError>> = futures_util::stream::iter(claimed)
-            .map(|entry| async move {
-                let outcome = self.deliver(&entry).await?;
-                self.store.finish(&entry, &self.owner, &outcome).await?;
+        while let Some(group) = ended.next().await {
+            let mut released = Vec::new();
+            let mut finished = Vec::with_capacity(group.len());
+            for result in group {
+                let (entry, Sent { outcome, release }) = result?;
                 let label = match &outcome {
-                    Outcome::Sent => "sent",
-                    Outcome::Retry { .. } => "retried",
-                    Outcome::Final { state, .. } => state.as_str(),
+                    Outcome::Sent => {
+                        report.sent += 1;
+                        "sent"
+                    }
+                    Outcome::Retry { .. } => {
+                        report.retried += 1;
+                        "retried"
+                    }
+                    Outcome::Final { state, .. } => {
+                        report.failed += 1;
+                        state.as_str()
+                    }
                 };
                 self.outcomes
                     .with_label_values(&[entry.notification.event.as_str(), label])
                     .inc();
-                Ok(outcome)
-            })
-            .buffer_unordered(self.settings.concurrency.max(1))
-            .collect()
-            .await;
-        for outcome in outcomes {
-            match outcome? {
-                Outcome::Sent => report.sent += 1,
-                Outcome::Retry { .. } => report.retried += 1,
-                Outcome::Final { .. } => report.failed += 1,
+                released.extend(release);
+                finished.push((entry, outcome));
             }
+            self.store.release_subscriptions(&released).await?;
+            self.store.finish(&finished, &self.owner).await?;
         }
         Ok(report)
     }
@@ -202,30 +260,74 @@ impl Notifier {
         }
     }
 
-    async fn deliver(&self, entry: &Claimed) -> Result<Outcome, StoreError> {
+    /// What `entry` is to be sent as: its user and template looked up, or its outcome
+    /// already (a user unknown, a template that does not render).
+    async fn prepare(&self, entry: &Claimed) -> Result<Prepared, StoreError> {
         let notification = &entry.notification;
         if notification.event == Event::CustomerService {
-            return Ok(self.deliver_custom(entry).await);
+            // A 客服 message: no template, no grant.
+            let field = |name: &str| notification.fields.get(name).map(String::as_str);
+            let (Some(openid), Some(text)) = (field("openid"), field("text")) else {
+                let why = "a 客服 message needs openid and text";
+                return Ok(Prepared::Settled(Self::fail(OutboxState::Failed, why)));
+            };
+            return Ok(Prepared::Custom(CustomMessage::text(openid, text)));
         }
         let Some(user) = self.users.user_by_id(&notification.user_id).await? else {
-            return Ok(Self::fail(OutboxState::Failed, "unknown user"));
+            return Ok(Prepared::Settled(Self::fail(
+                OutboxState::Failed,
+                "unknown user",
+            )));
         };
-        let message = match self.templates.render(notification, &user.openid) {
-            Ok(message) => message,
-            Err(why) => return Ok(Self::fail(OutboxState::Failed, why)),
+        Ok(match self.templates.render(notification, &user.openid) {
+            Ok(message) => Prepared::Template {
+                hold: GrantHold {
+                    user_id: user.id,
+                    template_id: message.template_id.clone(),
+                    notification_id: notification.id.clone(),
+                },
+                message,
+            },
+            Err(why) => Prepared::Settled(Self::fail(OutboxState::Failed, why)),
+        })
+    }
+
+    /// Sends what `prepared` holds; the outcome, and the grant to release with it.
+    async fn deliver(&self, entry: &Claimed, prepared: Prepared) -> Result<Sent, StoreError> {
+        let notification = &entry.notification;
+        let (message, hold) = match prepared {
+            Prepared::Settled(outcome) => {
+                return Ok(Sent {
+                    outcome,
+                    release: None,
+                })
+            }
+            Prepared::Custom(message) => {
+                let message = &message;
+                let result =
+                    self.tokens
+                        .call(|token| async move {
+                            self.wechat.send_custom_message(&token, message).await
+                        })
+                        .await;
+                // 45015 (the user last wrote more than 48 hours ago) and WeChat's other
+                // refusals are final.
+                let outcome = self.settle(entry, &result);
+                if let Outcome::Retry { error, .. } | Outcome::Final { error, .. } = &outcome {
+                    tracing::warn!(id = %notification.id, %error, "客服 message not sent");
+                }
+                return Ok(Sent {
+                    outcome,
+                    release: None,
+                });
+            }
+            Prepared::Template { message, hold } => (message, hold),
         };
-        if !self
-            .store
-            .take_subscription(&user.id, &message.template_id, &notification.id)
-            .await?
-        {
-            return Ok(Self::fail(OutboxState::NoSubscription, "no subscription"));
-        }
         let result = self.send(&message).await;
         let outcome = match &result {
             Err(SendError::WeChat(e)) if e.errcode() == Some(43101) => {
                 self.store
-                    .clear_subscription(&user.id, &message.template_id)
+                    .clear_subscription(&hold.user_id, &hold.template_id)
                     .await?;
                 Self::fail(OutboxState::Failed, e.to_string())
             }
@@ -234,9 +336,6 @@ impl Notifier {
         // WeChat counts a grant only for a message it took (43101: there was none to count).
         let spent = matches!(outcome, Outcome::Sent)
             || matches!(&result, Err(SendError::WeChat(e)) if e.errcode() == Some(43101));
-        self.store
-            .release_subscription(&user.id, &message.template_id, &notification.id, !spent)
-            .await?;
         match &outcome {
             Outcome::Sent => {
                 tracing::info!(id = %notification.id, event = notification.event.as_str(), "notification sent")
@@ -245,28 +344,10 @@ impl Notifier {
                 tracing::warn!(id = %notification.id, event = notification.event.as_str(), %error, "notification not sent")
             }
         }
-        Ok(outcome)
-    }
-
-    /// A 客服 message: no template, no grant; 45015 (the user last wrote more than 48 hours
-    /// ago) and WeChat's other refusals are final.
-    async fn deliver_custom(&self, entry: &Claimed) -> Outcome {
-        let notification = &entry.notification;
-        let field = |name: &str| notification.fields.get(name).map(String::as_str);
-        let (Some(openid), Some(text)) = (field("openid"), field("text")) else {
-            return Self::fail(OutboxState::Failed, "a 客服 message needs openid and text");
-        };
-        let message = CustomMessage::text(openid, text);
-        let message = &message;
-        let result = self
-            .tokens
-            .call(|token| async move { self.wechat.send_custom_message(&token, message).await })
-            .await;
-        let outcome = self.settle(entry, &result);
-        if let Outcome::Retry { error, .. } | Outcome::Final { error, .. } = &outcome {
-            tracing::warn!(id = %notification.id, %error, "客服 message not sent");
-        }
-        outcome
+        Ok(Sent {
+            outcome,
+            release: Some((hold, !spent)),
+        })
     }
 
     /// One send, and once more with a new token if WeChat rejected the token.
