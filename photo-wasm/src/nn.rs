@@ -627,9 +627,9 @@ impl Graph {
                 for oy in 0..o.h {
                     patches.fill(0.0);
                     for (ox, patch) in patches.chunks_exact_mut(taps).enumerate() {
-                        window.each(oy, ox, |iy, ix, ky, kx| {
-                            patch[(ky * win.kw + kx) * cin..][..*cin]
-                                .copy_from_slice(&t[*input][(iy * i.w + ix) * i.c..][..*cin]);
+                        window.each_span(oy, ox, |iy, ix, ky, kx, n| {
+                            patch[(ky * win.kw + kx) * cin..][..n * cin]
+                                .copy_from_slice(&t[*input][(iy * i.w + ix) * i.c..][..n * cin]);
                         });
                     }
                     let row = &mut out[oy * o.w * o.c..][..o.w * o.c];
@@ -901,6 +901,35 @@ impl Taps {
     #[inline(always)]
     fn inside_across(&self, ox: usize) -> bool {
         ox * self.stride >= self.px && ox * self.stride + self.kw <= self.i.w + self.px
+    }
+
+    /// Calls `f(iy, ix, ky, kx, n)` for each kernel row of output pixel (oy, ox) that lands
+    /// inside the input: its `n` taps from `kx` on that land inside, which are `n` neighbouring
+    /// input pixels from (iy, ix). A 3-channel input's window is then copied a row at a time,
+    /// not 3 values at a time.
+    #[inline(always)]
+    fn each_span(
+        &self,
+        oy: usize,
+        ox: usize,
+        mut f: impl FnMut(usize, usize, usize, usize, usize),
+    ) {
+        // The taps kx with 0 ≤ ox·stride + kx − px < width.
+        let left = ox * self.stride;
+        let kx0 = self.px.saturating_sub(left);
+        let kx1 = (self.i.w + self.px).saturating_sub(left).min(self.kw);
+        if kx0 >= kx1 {
+            return;
+        }
+        for ky in 0..self.kh {
+            let Some(iy) = (oy * self.stride + ky)
+                .checked_sub(self.py)
+                .filter(|&y| y < self.i.h)
+            else {
+                continue;
+            };
+            f(iy, left + kx0 - self.px, ky, kx0, kx1 - kx0);
+        }
     }
 
     /// Calls `f(iy, ix, ky, kx)` for every kernel tap of output pixel (oy, ox) that lands inside
