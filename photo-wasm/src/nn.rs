@@ -959,6 +959,9 @@ impl Taps {
 /// Channels of a depthwise convolution computed together, their sums in registers over the taps.
 const DEPTHWISE_CHANNELS: usize = 16;
 
+/// Output channels of a dense product computed together, their sums in registers.
+const DENSE_CHANNELS: usize = 16;
+
 /// `out[p][o] = relu?(Σ rows[p][i]·w[i][o] + bias[o])` for every row of `rows` (`cin` values
 /// each; `w` is `cin` rows of `bias.len()`).
 #[inline(always)]
@@ -972,25 +975,51 @@ fn dense(out: &mut [f32], rows: &[f32], cin: usize, w: &[f32], bias: &[f32], rel
 }
 
 /// `acc[o] += Σ px[i]·w[i][o]` over a pixel's input channels (`w` is `px.len()` rows of
-/// `acc.len()`). Four input channels per pass over `acc`: a quarter of the loads and stores of
-/// the accumulators, which is what bounds a scalar (WASM without SIMD) loop.
+/// `acc.len()`): a block of output channels at a time, its sums kept in registers over all the
+/// input channels (loaded and stored once per pixel, not once per input channel).
 #[inline(always)]
 fn multiply_accumulate(acc: &mut [f32], px: &[f32], w: &[f32]) {
     let n = acc.len();
+    let wide = n / DENSE_CHANNELS * DENSE_CHANNELS;
+    for first in (0..wide).step_by(DENSE_CHANNELS) {
+        dense_block::<DENSE_CHANNELS>(acc, px, w, first);
+    }
+    let quads = n / 4 * 4;
+    for first in (wide..quads).step_by(4) {
+        dense_block::<4>(acc, px, w, first);
+    }
+    for first in quads..n {
+        dense_block::<1>(acc, px, w, first);
+    }
+}
+
+/// [`multiply_accumulate`] for the `B` output channels from `first`. Four input channels per
+/// step, added together before the sum (the order every target keeps, so outputs are the same
+/// bits everywhere).
+#[inline(always)]
+fn dense_block<const B: usize>(acc: &mut [f32], px: &[f32], w: &[f32], first: usize) {
+    let n = acc.len();
+    let mut sums = [0.0f32; B];
+    sums.copy_from_slice(&acc[first..][..B]);
     let (quads, rest) = px.split_at(px.len() / 4 * 4);
     for (v, rows) in quads.chunks_exact(4).zip(w.chunks_exact(4 * n)) {
-        let (r0, r) = rows.split_at(n);
-        let (r1, r) = r.split_at(n);
-        let (r2, r3) = r.split_at(n);
-        for ((((a, w0), w1), w2), w3) in acc.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
-            *a += v[0] * w0 + v[1] * w1 + v[2] * w2 + v[3] * w3;
+        let (r0, r1, r2, r3) = (
+            &rows[first..][..B],
+            &rows[n + first..][..B],
+            &rows[2 * n + first..][..B],
+            &rows[3 * n + first..][..B],
+        );
+        for j in 0..B {
+            sums[j] += v[0] * r0[j] + v[1] * r1[j] + v[2] * r2[j] + v[3] * r3[j];
         }
     }
     for (v, row) in rest.iter().zip(w[quads.len() * n..].chunks_exact(n)) {
-        for (a, wt) in acc.iter_mut().zip(row) {
-            *a += v * wt;
+        let row = &row[first..][..B];
+        for j in 0..B {
+            sums[j] += v * row[j];
         }
     }
+    acc[first..][..B].copy_from_slice(&sums);
 }
 
 /// `acc[c] = relu?(Σ input[p + c]·weights[w + c] + bias[c])` over the taps `(p, w)`, the sums in
