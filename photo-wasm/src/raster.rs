@@ -80,33 +80,44 @@ impl Rgb {
         }
         let xs = weights(self.width, w);
         let ys = weights(self.height, h);
-        // Horizontal pass into f32 rows, then vertical pass.
+        // Horizontal pass into f32 rows, then vertical pass. Only the source rows the current
+        // output row reads are kept (a ring of them, each filtered once): a few rows that stay in
+        // cache instead of the whole filtered image, a fresh multi-megabyte buffer every call.
         let sw = self.width as usize;
-        let mut tmp = vec![0f32; self.height as usize * w as usize * 3];
+        let row_len = w as usize * 3;
+        let ring = ys.iter().map(|(_, ws)| ws.len()).max().unwrap_or(1);
+        let mut filtered = vec![0f32; ring * row_len];
+        // The source row each ring slot holds.
+        let mut held = vec![usize::MAX; ring];
         // Each source value feeds several taps: converted to f32 once per row.
         let mut row = vec![0f32; sw * 3];
-        for y in 0..self.height as usize {
-            for (r, &v) in row.iter_mut().zip(&self.data[y * sw * 3..(y + 1) * sw * 3]) {
-                *r = v as f32;
-            }
-            for (ox, (start, ws)) in xs.iter().enumerate() {
-                let mut acc = [0f32; 3];
-                for (p, wt) in row[start * 3..].chunks_exact(3).zip(ws) {
-                    for c in 0..3 {
-                        acc[c] += p[c] * wt;
-                    }
-                }
-                tmp[(y * w as usize + ox) * 3..][..3].copy_from_slice(&acc);
-            }
-        }
         let mut out = Rgb::new(w, h);
-        let row_len = w as usize * 3;
         // Whole rows at a time: the source rows are read in order, not a column at a time.
         let mut acc = vec![0f32; row_len];
         for (oy, (start, ws)) in ys.iter().enumerate() {
+            for y in *start..start + ws.len() {
+                let slot = y % ring;
+                if held[slot] == y {
+                    continue;
+                }
+                held[slot] = y;
+                for (r, &v) in row.iter_mut().zip(&self.data[y * sw * 3..(y + 1) * sw * 3]) {
+                    *r = v as f32;
+                }
+                let dst = &mut filtered[slot * row_len..][..row_len];
+                for (d, (start, ws)) in dst.chunks_exact_mut(3).zip(&xs) {
+                    let mut sum = [0f32; 3];
+                    for (p, wt) in row[start * 3..].chunks_exact(3).zip(ws) {
+                        for c in 0..3 {
+                            sum[c] += p[c] * wt;
+                        }
+                    }
+                    d.copy_from_slice(&sum);
+                }
+            }
             acc.iter_mut().for_each(|a| *a = 0.0);
             for (k, wt) in ws.iter().enumerate() {
-                let src = &tmp[(start + k) * row_len..][..row_len];
+                let src = &filtered[(start + k) % ring * row_len..][..row_len];
                 for (a, v) in acc.iter_mut().zip(src) {
                     *a += v * wt;
                 }
@@ -204,7 +215,8 @@ pub fn shrunk_size(width: u32, height: u32, max_long_side: u32) -> Option<(u32, 
 }
 
 /// The bytes [`Rgb::resize`] from `width`×`height` to `w`×`h` allocates (its block average,
-/// its `f32` buffers and the result), so a caller can budget for it.
+/// its `f32` buffers, at most a window of filtered rows, and the result), so a caller can budget
+/// for it.
 pub fn resize_bytes(width: u32, height: u32, w: u32, h: u32) -> u64 {
     let (w, h) = (w.max(1), h.max(1));
     let k = (width / w).min(height / h) / 2;
@@ -212,8 +224,11 @@ pub fn resize_bytes(width: u32, height: u32, w: u32, h: u32) -> u64 {
         let (bw, bh) = (width / k, height / k);
         return bw as u64 * bh as u64 * 3 + bw as u64 * 12 + resize_bytes(bw, bh, w, h);
     }
+    // A tent of half-width `support` covers at most 2·support + 2 source rows.
+    let support = (height as f32 / h as f32).max(1.0);
     let (width, height, w, h) = (width as u64, height as u64, w as u64, h as u64);
-    height * w * 12 + width * 12 + w * 12 + w * h * 3
+    let rows = ((2.0 * support) as u64 + 2).min(height);
+    rows * (w * 12 + 8) + width * 12 + w * 12 + w * h * 3
 }
 
 /// BT.601 luma in integers, identical on every target.
