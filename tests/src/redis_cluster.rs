@@ -81,9 +81,11 @@ impl RedisCluster {
         cluster
     }
 
-    /// Waits until `CLUSTER INFO` and `INFO replication` on `port` answer and satisfy `ready`.
+    /// Waits (30 s at most) until `CLUSTER INFO` and `INFO replication` on `port` answer and
+    /// satisfy `ready`. Gossip and a replica's first sync need a few seconds on a loaded machine;
+    /// 10 s was once not enough while the rest of the suite ran.
     async fn wait_for(&self, port: u16, ready: impl Fn(&str) -> bool) {
-        for _ in 0..200 {
+        for _ in 0..600 {
             if let Some(info) = cluster_info(port).await {
                 if ready(&info) {
                     return;
