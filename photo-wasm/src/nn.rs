@@ -932,26 +932,14 @@ impl Taps {
     }
 
     /// Calls `f(iy, ix, ky, kx)` for every kernel tap of output pixel (oy, ox) that lands inside
-    /// the input.
+    /// the input, in the order of [`Taps::each_span`].
     #[inline(always)]
     fn each(&self, oy: usize, ox: usize, mut f: impl FnMut(usize, usize, usize, usize)) {
-        for ky in 0..self.kh {
-            let Some(iy) = (oy * self.stride + ky)
-                .checked_sub(self.py)
-                .filter(|&y| y < self.i.h)
-            else {
-                continue;
-            };
-            for kx in 0..self.kw {
-                let Some(ix) = (ox * self.stride + kx)
-                    .checked_sub(self.px)
-                    .filter(|&x| x < self.i.w)
-                else {
-                    continue;
-                };
-                f(iy, ix, ky, kx);
+        self.each_span(oy, ox, |iy, ix, ky, kx, n| {
+            for j in 0..n {
+                f(iy, ix + j, ky, kx + j);
             }
-        }
+        });
     }
 }
 
