@@ -303,23 +303,10 @@ impl Notifier {
                 })
             }
             Prepared::Custom(message) => {
-                let message = &message;
-                let result =
-                    self.tokens
-                        .call(|token| async move {
-                            self.wechat.send_custom_message(&token, message).await
-                        })
-                        .await;
-                // 45015 (the user last wrote more than 48 hours ago) and WeChat's other
-                // refusals are final.
-                let outcome = self.settle(entry, &result);
-                if let Outcome::Retry { error, .. } | Outcome::Final { error, .. } = &outcome {
-                    tracing::warn!(id = %notification.id, %error, "客服 message not sent");
-                }
                 return Ok(Sent {
-                    outcome,
+                    outcome: self.send_custom(entry, &message).await,
                     release: None,
-                });
+                })
             }
             Prepared::Template { message, hold } => (message, hold),
         };
@@ -348,6 +335,20 @@ impl Notifier {
             outcome,
             release: Some((hold, !spent)),
         })
+    }
+
+    /// A 客服 message: no template, no grant; 45015 (the user last wrote more than 48 hours
+    /// ago) and WeChat's other refusals are final.
+    async fn send_custom(&self, entry: &Claimed, message: &CustomMessage) -> Outcome {
+        let result = self
+            .tokens
+            .call(|token| async move { self.wechat.send_custom_message(&token, message).await })
+            .await;
+        let outcome = self.settle(entry, &result);
+        if let Outcome::Retry { error, .. } | Outcome::Final { error, .. } = &outcome {
+            tracing::warn!(id = %entry.notification.id, %error, "客服 message not sent");
+        }
+        outcome
     }
 
     /// One send, and once more with a new token if WeChat rejected the token.
