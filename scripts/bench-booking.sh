@@ -81,29 +81,6 @@ command_calls() {
   done
 }
 
-# Redis CPU seconds (user + system) and commands processed, summed over `ports`.
-redis_counters() {
-  local cpu=0 commands=0 port
-  for port in "$@"; do
-    cpu=$(redis-cli -p "$port" info cpu | awk -F: -v s="$cpu" '/^used_cpu_(sys|user):/ {s += $2} END {printf "%.6f", s}')
-    commands=$(redis-cli -p "$port" info stats | awk -F: -v s="$commands" '/^total_commands_processed:/ {s += $2} END {print s}')
-  done
-  echo "$cpu $commands"
-}
-
-# Waits (at most 30 s) until the Redis servers on `ports` process fewer than 100 commands in
-# half a second.
-settle_redis() {
-  local last now
-  last=$(redis_counters "$@" | cut -d' ' -f2)
-  for _ in $(seq 60); do
-    sleep 0.5
-    now=$(redis_counters "$@" | cut -d' ' -f2)
-    [ $((now - last)) -lt 100 ] && return 0
-    last=$now
-  done
-}
-
 # Starts the server over the store `store_vars` names (VAR=value …); sets BASE_URL.
 start_app() {
   local port
@@ -174,7 +151,7 @@ bench_bookings() {
   # The notices of the run's bookings are sent after it too: Redis's counters are read once
   # the notification worker has caught up (Redis idle but for its polls), so a server whose
   # worker lags is not credited with work it left.
-  settle_redis "$@"
+  settle_redis 100 "$@"
   after=$(redis_counters "$@")
   command_calls "$@" >"$WORK/calls-after"
   # Which commands a booking costs (the request's and the background's: notices sent, …).

@@ -21,24 +21,6 @@ command -v redis-server >/dev/null || apt_install redis-server
 
 scratch_and_cleanup
 
-# Redis CPU seconds (user + system) of the Redis on `port`.
-redis_cpu() {
-  redis-cli -p "$1" info cpu | awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%.6f", s}'
-}
-
-# Waits (at most 60 s) until the Redis on `port` processes fewer than 20 commands in half a
-# second: the worker has settled what was due and only polls.
-settle() {
-  local last now
-  last=$(redis-cli -p "$1" info stats | awk -F: '/^total_commands_processed:/ {print $2+0}')
-  for _ in $(seq 120); do
-    sleep 0.5
-    now=$(redis-cli -p "$1" info stats | awk -F: '/^total_commands_processed:/ {print $2+0}')
-    [ $((now - last)) -lt 20 ] && return 0
-    last=$now
-  done
-}
-
 # Starts `bin` on the Redis at `redis_port` with the worker on or off; sets BASE_URL, APP_PID.
 start_app() {
   local bin=$1 redis_port=$2 worker=$3 port
@@ -66,11 +48,6 @@ stop_app() {
 booked() {
   curl -fsS "$BASE_URL/api/v1/offices/dongcheng/slots?service=expiry_renewal&date=$DAY" |
     python3 -c 'import json,sys; s=json.load(sys.stdin)["slots"][0]; print(s["capacity"]-s["remaining"])'
-}
-
-# Commands the Redis on `port` processed so far.
-redis_commands() {
-  redis-cli -p "$1" info stats | awk -F: '/^total_commands_processed:/ {print $2+0}'
 }
 
 # To stderr: the commands Redis ran since its last RESETSTAT, calls and µs per `n` (per
@@ -122,26 +99,25 @@ PY
   export BENCH_TOKENS BENCH_SLOT="$SLOT"
   bookings=$(booked)
   redis-cli -p "$redis_port" config resetstat >/dev/null
-  booking_cpu0=$(redis_cpu "$redis_port")
+  booking_cpu0=$(redis_counters "$redis_port" | cut -d" " -f1)
   wrk -t1 -c64 -d"$DURATION" -s scripts/bench-booking.lua "$BASE_URL/api/v1/appointments" >/dev/null
-  booking_cpu1=$(redis_cpu "$redis_port")
+  booking_cpu1=$(redis_counters "$redis_port" | cut -d" " -f1)
   bookings=$(($(booked) - bookings))
   stop_app
   commandstats "$redis_port" "$bin request" "$bookings"
 
   # A start costs Redis work of its own (the layout migration's SCAN over every key): a
   # start without the worker measures it, and the worker's figure leaves it out.
-  startup_cpu0=$(redis_cpu "$redis_port")
+  startup_cpu0=$(redis_counters "$redis_port" | cut -d" " -f1)
   start_app "$bin" "$redis_port" false
   stop_app
-  startup_cpu1=$(redis_cpu "$redis_port")
+  startup_cpu1=$(redis_counters "$redis_port" | cut -d" " -f1)
   redis-cli -p "$redis_port" config resetstat >/dev/null
-  worker_cpu0=$(redis_cpu "$redis_port")
-  commands0=$(redis_commands "$redis_port")
+  read -r worker_cpu0 commands0 < <(redis_counters "$redis_port")
   start_app "$bin" "$redis_port" true
-  settle "$redis_port"
-  worker_cpu1=$(redis_cpu "$redis_port")
-  commands1=$(redis_commands "$redis_port")
+  # The worker has settled what was due and only polls.
+  settle_redis 20 "$redis_port"
+  read -r worker_cpu1 commands1 < <(redis_counters "$redis_port")
   stop_app
   commandstats "$redis_port" "$bin worker" "$bookings"
   # Notices the worker settled (sent or not): every outbox entry no longer pending.

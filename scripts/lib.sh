@@ -144,6 +144,31 @@ side_by_side() {
   [ "$failed" -eq 0 ] || die "a suite failed (its log is above)"
 }
 
+# Redis CPU seconds (user + system) and commands processed, summed over `ports`.
+redis_counters() {
+  local cpu=0 commands=0 port
+  for port in "$@"; do
+    cpu=$(redis-cli -p "$port" info cpu | awk -F: -v s="$cpu" '/^used_cpu_(sys|user):/ {s += $2} END {printf "%.6f", s}')
+    commands=$(redis-cli -p "$port" info stats | awk -F: -v s="$commands" '/^total_commands_processed:/ {s += $2} END {print s}')
+  done
+  echo "$cpu $commands"
+}
+
+# Waits (at most 60 s) until the Redis servers on `ports` (after the first argument) process
+# fewer than `most` (the first) commands in half a second: the background work the measured run
+# left is done, and only polls remain.
+settle_redis() {
+  local most=$1 last now
+  shift
+  last=$(redis_counters "$@" | cut -d' ' -f2)
+  for _ in $(seq 120); do
+    sleep 0.5
+    now=$(redis_counters "$@" | cut -d' ' -f2)
+    [ $((now - last)) -lt "$most" ] && return 0
+    last=$now
+  done
+}
+
 # A free TCP port on 127.0.0.1 for a process a script starts.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
