@@ -128,6 +128,8 @@ async function loadSlots() {
     return b;
   });
   $('slots').replaceChildren(...(buttons.length ? buttons : [document.createTextNode('当天没有可预约的时段')]));
+  // The day the list shows: a date changed while an earlier list was loading is not that day yet.
+  $('slots').dataset.date = q.get('date');
 }
 
 async function book() {

@@ -66,14 +66,16 @@ try {
     const date = new Date(Date.now() + day * 86400000 + 8 * 3600000).toISOString().slice(0, 10);
     await user.fill('#date', date);
     await user.dispatchEvent('#date', 'change');
-    await user.waitForTimeout(300);
+    // That day's list, not the one shown while it loads (a stale button is replaced under the click).
+    await user.waitForSelector(`#slots[data-date="${date}"]`, { state: 'attached' });
     slot = await user.$('#slots button:not([disabled])');
   }
   expect(slot, 'a bookable slot is listed');
   await slot.click();
   await user.click('#book-button');
-  await user.waitForFunction(() => document.querySelector('#book-result').textContent.includes('预约码'));
-  expect(true, 'booked: ' + (await user.textContent('#book-result')));
+  await user.waitForFunction(() => document.querySelector('#book-result').textContent.trim() !== '');
+  const booked = await user.textContent('#book-result');
+  expect(booked.includes('预约码'), 'booked: ' + booked);
   await user.waitForFunction(() => document.querySelectorAll('#appointments tr').length > 0);
   await user.screenshot({ path: path.join(shots, '1-booked.png'), fullPage: true });
 
