@@ -110,7 +110,8 @@ pub fn finish(
         report.note = Some(NO_PERSON);
         return Ok(Finished { image: out, report });
     }
-    let mut alpha = matte::refine(&out, &coarse, face_width);
+    let head_bottom = crop.from_source([face.x + face.width * 0.5, face.y + face.height], spec)[1];
+    let mut alpha = matte::refine(&out, &coarse, face_width, Some(head_bottom));
     // The face itself is never touched, whatever the matte says.
     for (x, y) in ellipse.pixels(w, h) {
         alpha[y * w + x] = 1.0;
@@ -152,7 +153,8 @@ pub fn photo_matte(
         image.height as f32 / h as f32,
     );
     let coarse = Coarse::at_half(w as usize, h as usize, |x, y| person.sample(x * fx, y * fy));
-    let alpha = matte::refine(&guide, &coarse, face_width * scale);
+    let head_bottom = face.map(|f| (f.y + f.height) / fy);
+    let alpha = matte::refine(&guide, &coarse, face_width * scale, head_bottom);
     let alpha = Mask {
         width: w,
         height: h,

@@ -346,16 +346,30 @@ pub fn guided_filter(guide: &Rgb, half: &Planes<3>, p: &Coarse, r: usize, eps: f
 
 /// The soft matte (0 = backdrop, 1 = person) from the coarse probability `p` (at half the
 /// guide's size, see [`Coarse::at_half`]), for a face `face_width` pixels wide in the guide: the
-/// filter's window scales with the face, so the result is the same at any resolution.
-pub fn refine(guide: &Rgb, p: &Coarse, face_width: f32) -> Vec<f32> {
+/// filter's window scales with the face, so the result is the same at any resolution. Above
+/// `head_bottom` (the face box's bottom, guide rows), where the outline is hair, the curve is
+/// lowered by `MATTE_HAIR_CURVE_SHIFT`, fading back below it.
+pub fn refine(guide: &Rgb, p: &Coarse, face_width: f32, head_bottom: Option<f32>) -> Vec<f32> {
     let half = half_colours(guide);
     let colour_r = ((face_width * t::MATTE_COLOUR_PER_FACE / 2.0).round() as usize).max(1);
     let p = colour_posterior(&half, p, colour_r);
     let r = ((face_width * t::MATTE_RADIUS_PER_FACE).round() as usize).max(1);
     let q = guided_filter(guide, &half, &p, r, t::MATTE_EPS);
     let (lo, hi) = t::MATTE_CURVE;
-    q.into_iter()
-        .map(|v| ((v - lo) / (hi - lo)).clamp(0.0, 1.0))
+    let fade = face_width * t::MATTE_HAIR_FADE_PER_FACE;
+    let shift = |y: usize| {
+        head_bottom.map_or(0.0, |bottom| {
+            let below = ((y as f32 + 0.5 - bottom) / fade).clamp(0.0, 1.0);
+            t::MATTE_HAIR_CURVE_SHIFT * (1.0 - below)
+        })
+    };
+    q.chunks_exact(guide.width as usize)
+        .enumerate()
+        .flat_map(|(y, row)| {
+            let (lo, hi) = (lo - shift(y), hi - shift(y));
+            row.iter()
+                .map(move |v| ((v - lo) / (hi - lo)).clamp(0.0, 1.0))
+        })
         .collect()
 }
 
@@ -545,6 +559,23 @@ mod tests {
         }
         // Without sure pixels of both sides within reach, nothing changes.
         assert_eq!(colour_posterior(&half, &p, 1).v[5 * w + 12], [0.5]);
+    }
+
+    #[test]
+    fn hair_above_the_face_counts_as_person_sooner() {
+        // A flat photo the segmentation is unsure of everywhere (0.4, below the curve's middle):
+        // backdrop, except above the face box's bottom (row 10), fading over half a face width.
+        let (w, h, face_width) = (16u32, 30u32, 20.0);
+        let mut img = Rgb::new(w, h);
+        img.data.fill(128);
+        let p = Coarse::at_half(w as usize, h as usize, |_, _| 0.4);
+        let alpha = refine(&img, &p, face_width, Some(10.0));
+        let column: Vec<f32> = (0..h as usize).map(|y| alpha[y * w as usize]).collect();
+        assert!(column[..10].iter().all(|&a| a > 0.55), "{column:?}");
+        assert!(column[20..].iter().all(|&a| a < 0.45), "{column:?}");
+        assert!(column.windows(2).all(|p| p[1] <= p[0] + 1e-5), "{column:?}");
+        let without_head = refine(&img, &p, face_width, None);
+        assert!(without_head.iter().all(|&a| a < 0.45), "{without_head:?}");
     }
 
     #[test]
