@@ -22,6 +22,8 @@ local function take(n) local at = i; i = at + n; return unpack(ARGV, at + 1, at 
 local function arg() i = i + 1; return ARGV[i] end
 local function key() return K[tonumber(arg())] end
 local op = {}
+-- What the plan reads at once before its guards (see `numbers` below).
+local read = {}
 ";
 
 /// The executor: the guards about who asks, an optional answer record (replayed while
@@ -39,7 +41,7 @@ function op.field_below()
 end
 function op.at_most()
   local k, n = take(2)
-  local v = redis.call('GET', K[tonumber(k)]) or '0'
+  local v = read[k] or '0'
   if tonumber(v) > tonumber(n) then return ':' .. v end
 end
 function op.field_is()
@@ -79,6 +81,11 @@ function op.claim()
 end
 -- Effects.
 function op.set() local k, v = take(2); redis.call('SET', K[tonumber(k)], v) end
+function op.mset()
+  local kv = {take(2 * tonumber(arg()))}
+  for j = 1, #kv, 2 do kv[j] = K[tonumber(kv[j])] end
+  redis.call('MSET', unpack(kv))
+end
 function op.set_px() local k, v, ttl = take(3); redis.call('SET', K[tonumber(k)], v, 'PX', ttl) end
 function op.del() redis.call('DEL', key()) end
 function op.del_if()
@@ -129,6 +136,14 @@ function op.raise_if_card()
   end
 end
 
+-- The numbers the guards compare, read at once (one MGET instead of a GET each: a script's
+-- cost is mostly per call), by key reference; false when absent. No guard writes them.
+local numbers = {take(tonumber(arg()))}
+if #numbers > 0 then
+  local names = {}
+  for j, k in ipairs(numbers) do names[j] = K[tonumber(k)] end
+  for j, v in ipairs(redis.call('MGET', unpack(names))) do read[numbers[j]] = v end
+end
 local record, hash, ttl, now, done = take(5)
 now = tonumber(now)
 record = record ~= '0' and KEYS[tonumber(record)]
@@ -225,8 +240,15 @@ pub struct RedisPlan {
     guard_count: usize,
     /// The claim, if any: it writes, so it runs after every other guard.
     last_guard: Vec<String>,
+    /// References of the keys whose numbers guards compare (`at_most`), read at once.
+    #[serde(default)]
+    numbers: Vec<String>,
     effects: Vec<String>,
     effect_count: usize,
+    /// Where in `effects` the last plain `set` (or `mset` of consecutive ones) starts, while it
+    /// is the last effect: the next `set` joins it.
+    #[serde(skip)]
+    last_set: Option<usize>,
 }
 
 impl RedisPlan {
@@ -305,6 +327,9 @@ impl RedisPlan {
     /// gets `:<the number>`.
     pub fn at_most(&mut self, key: String, n: i64, refuse: Refuse) {
         let k = self.key(key);
+        if !self.numbers.contains(&k) {
+            self.numbers.push(k.clone());
+        }
         self.guard(refuse, "at_most", vec![k, n.to_string()]);
     }
 
@@ -365,14 +390,30 @@ impl RedisPlan {
     }
 
     fn effect(&mut self, name: &str, args: Vec<String>) {
+        self.last_set = None;
         self.effects.push(name.to_owned());
         self.effects.extend(args);
         self.effect_count += 1;
     }
 
+    /// Consecutive sets are one `MSET` (a script's cost is mostly per call).
     pub fn set(&mut self, key: String, value: &str) {
         let k = self.key(key);
-        self.effect("set", vec![k, value.to_owned()]);
+        match self.last_set {
+            Some(at) => {
+                if self.effects[at] == "set" {
+                    self.effects[at] = "mset".into();
+                    self.effects.insert(at + 1, "1".into());
+                }
+                let count: usize = self.effects[at + 1].parse().expect("a count we wrote");
+                self.effects[at + 1] = (count + 1).to_string();
+                self.effects.extend([k, value.to_owned()]);
+            }
+            None => {
+                self.effect("set", vec![k, value.to_owned()]);
+                self.last_set = Some(self.effects.len() - 3);
+            }
+        }
     }
 
     /// Sets `key` to `value`, to expire `ttl_ms` later.
@@ -555,6 +596,8 @@ impl RedisPlan {
         }
         let guard_count = self.guard_count + usize::from(!self.last_guard.is_empty());
         invocation
+            .arg(self.numbers.len())
+            .arg(&self.numbers)
             .arg(self.record_key)
             .arg(&self.record)
             .arg(self.caller_guard_count)
