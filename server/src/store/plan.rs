@@ -22,8 +22,6 @@ local function take(n) local at = i; i = at + n; return unpack(ARGV, at + 1, at 
 local function arg() i = i + 1; return ARGV[i] end
 local function key() return K[tonumber(arg())] end
 local op = {}
--- What the plan reads at once before its guards (see `numbers` below).
-local read = {}
 ";
 
 /// The executor: the guards about who asks, an optional answer record (replayed while
@@ -41,7 +39,7 @@ function op.field_below()
 end
 function op.at_most()
   local k, n = take(2)
-  local v = read[k] or '0'
+  local v = redis.call('GET', K[tonumber(k)]) or '0'
   if tonumber(v) > tonumber(n) then return ':' .. v end
 end
 function op.field_is()
@@ -136,14 +134,6 @@ function op.raise_if_card()
   end
 end
 
--- The numbers the guards compare, read at once (one MGET instead of a GET each: a script's
--- cost is mostly per call), by key reference; false when absent. No guard writes them.
-local numbers = {take(tonumber(arg()))}
-if #numbers > 0 then
-  local names = {}
-  for j, k in ipairs(numbers) do names[j] = K[tonumber(k)] end
-  for j, v in ipairs(redis.call('MGET', unpack(names))) do read[numbers[j]] = v end
-end
 local record, hash, ttl, now, done = take(5)
 now = tonumber(now)
 record = record ~= '0' and KEYS[tonumber(record)]
@@ -240,9 +230,6 @@ pub struct RedisPlan {
     guard_count: usize,
     /// The claim, if any: it writes, so it runs after every other guard.
     last_guard: Vec<String>,
-    /// References of the keys whose numbers guards compare (`at_most`), read at once.
-    #[serde(default)]
-    numbers: Vec<String>,
     effects: Vec<String>,
     effect_count: usize,
     /// Where in `effects` the last plain `set` (or `mset` of consecutive ones) starts, while it
@@ -327,9 +314,6 @@ impl RedisPlan {
     /// gets `:<the number>`.
     pub fn at_most(&mut self, key: String, n: i64, refuse: Refuse) {
         let k = self.key(key);
-        if !self.numbers.contains(&k) {
-            self.numbers.push(k.clone());
-        }
         self.guard(refuse, "at_most", vec![k, n.to_string()]);
     }
 
@@ -396,7 +380,7 @@ impl RedisPlan {
         self.effect_count += 1;
     }
 
-    /// Consecutive sets are one `MSET` (a script's cost is mostly per call).
+    /// Consecutive sets are one `MSET`: one call from Lua instead of one each.
     pub fn set(&mut self, key: String, value: &str) {
         let k = self.key(key);
         match self.last_set {
@@ -596,8 +580,6 @@ impl RedisPlan {
         }
         let guard_count = self.guard_count + usize::from(!self.last_guard.is_empty());
         invocation
-            .arg(self.numbers.len())
-            .arg(&self.numbers)
             .arg(self.record_key)
             .arg(&self.record)
             .arg(self.caller_guard_count)
