@@ -265,16 +265,14 @@ impl Notification {
         Self::new(key, "", Event::CustomerService, &fields, now)
     }
 
-    /// The four values the outbox's Lua takes per notification: id, key, document, due time
-    /// (ms; empty when due by `now`: it joins the outbox's ready queue, an append, instead of
-    /// its due times, a sorted insert into a set as large as the outbox).
-    pub fn redis_args(&self, now: DateTime<Utc>) -> [String; 4] {
-        let due = if self.not_before <= now {
-            String::new()
-        } else {
-            self.not_before.timestamp_millis().to_string()
-        };
-        [self.id.clone(), self.key.clone(), self.to_doc(), due]
+    /// The four values the outbox's Lua takes per notification: id, key, document, due time (ms).
+    pub fn redis_args(&self) -> [String; 4] {
+        [
+            self.id.clone(),
+            self.key.clone(),
+            self.to_doc(),
+            self.not_before.timestamp_millis().to_string(),
+        ]
     }
 
     fn to_doc(&self) -> String {

@@ -217,10 +217,8 @@ impl Notices {
         if self.send.is_empty() && self.withdraw.is_empty() {
             return;
         }
-        // Due by the real clock: the worker's (`Clock::now`) is never behind it.
-        let now = Utc::now();
         let mut values = vec![self.send.len().to_string()];
-        values.extend(self.send.iter().flat_map(|n| n.redis_args(now)));
+        values.extend(self.send.iter().flat_map(Notification::redis_args));
         values.push(self.withdraw.len().to_string());
         values.extend(self.withdraw.iter().cloned());
         plan.extension("outbox", outbox_keys(store, tag).into(), values);
@@ -480,36 +478,26 @@ impl NotifyStore for SqliteStore {
     }
 }
 
-/// Lua functions over the outbox of one tag: `k` is a table of its seven keys
-/// ([`outbox_keys`]: documents, states, attempts/owner/error, due times, keys, the ready
-/// queue, leases). An entry waits in the due times (a sorted set, for those due later and
-/// retries) or in the ready queue (a list: those due when written, appended, no sorted insert
-/// into a set as large as the outbox); claimed, it is leased (a sorted set of the entries in
-/// flight only, small) until its sender finishes it.
+/// Lua functions over the outbox of one tag: `k` is a table of its five keys
+/// ([`outbox_keys`]: documents, states, attempts/owner/error, due times, keys).
 const OUTBOX_LUA: &str = r"
 local function outbox_enqueue_all(k, entries)
-  local docs, states, due, ready = {}, {}, {}, {}
+  local docs, states, due = {}, {}, {}
   for _, e in ipairs(entries) do
     local id, key, doc, due_ms = e[1], e[2], e[3], e[4]
     if redis.call('HSETNX', k[5], key, id) == 1 then
       docs[#docs + 1] = id; docs[#docs + 1] = doc
       states[#states + 1] = id; states[#states + 1] = 'pending'
-      if due_ms == '' then
-        ready[#ready + 1] = id
-      else
-        due[#due + 1] = due_ms; due[#due + 1] = id
-      end
+      due[#due + 1] = due_ms; due[#due + 1] = id
     end
   end
   if #docs == 0 then return 0 end
   -- One call per key for all of them: a script's cost is mostly per call.
   redis.call('HSET', k[1], unpack(docs))
   redis.call('HSET', k[2], unpack(states))
-  if #due > 0 then redis.call('ZADD', k[4], unpack(due)) end
-  if #ready > 0 then redis.call('RPUSH', k[6], unpack(ready)) end
+  redis.call('ZADD', k[4], unpack(due))
   return #docs / 2
 end
--- A cancelled entry still in the ready queue is dropped by the claim that pops it.
 local function outbox_cancel(k, key)
   local id = redis.call('HGET', k[5], key)
   if not id or redis.call('HGET', k[2], id) ~= 'pending' then return 0 end
@@ -519,12 +507,12 @@ local function outbox_cancel(k, key)
 end
 ";
 
-/// The plan executor's `outbox` effect ([`Notices::plan`]): the seven keys, the number of
+/// The plan executor's `outbox` effect ([`Notices::plan`]): the five keys, the number of
 /// notifications and four values each, the number of keys to withdraw and the keys.
 const OUTBOX_OP: &str = r"
 function op.outbox()
-  local k = {take(7)}
-  for j = 1, 7 do k[j] = K[tonumber(k[j])] end
+  local k = {take(5)}
+  for j = 1, 5 do k[j] = K[tonumber(k[j])] end
   local entries = {}
   for j = 1, tonumber(arg()) do entries[j] = {take(4)} end
   outbox_enqueue_all(k, entries)
@@ -536,23 +524,20 @@ end
 /// outbox, so notices are written in the same step as the change that causes them.
 pub static PLAN: LazyLock<Script> = LazyLock::new(|| plan::executor(&[OUTBOX_LUA, OUTBOX_OP]));
 
-/// The seven outbox keys under `tag`, in `OUTBOX_LUA`'s order.
-fn outbox_keys(store: &RedisStore, tag: &str) -> [String; 7] {
-    ["docs", "states", "meta", "due", "keys", "ready", "leased"]
-        .map(|part| store.key(tag, &format!("outbox:{part}")))
+/// The five outbox keys under `tag`, in `OUTBOX_LUA`'s order.
+fn outbox_keys(store: &RedisStore, tag: &str) -> [String; 5] {
+    ["docs", "states", "meta", "due", "keys"].map(|part| store.key(tag, &format!("outbox:{part}")))
 }
 
 /// Queues the deletion of outbox entry `id` (whose idempotency key is `key`) from every
-/// structure of [`outbox_keys`] but the ready queue (a claim drops an id it finds no state
-/// of; a list has no removal by value in one step).
-fn delete_entry(pipe: &mut redis::Pipeline, outbox: &[String; 7], id: &str, key: &str) {
-    let [docs, states, meta, due, keys, _, leased] = outbox;
+/// structure of [`outbox_keys`].
+fn delete_entry(pipe: &mut redis::Pipeline, outbox: &[String; 5], id: &str, key: &str) {
+    let [docs, states, meta, due, keys] = outbox;
     let fields = ["attempts", "owner", "error"].map(|f| format!("{id}:{f}"));
     pipe.hdel(docs, id)
         .hdel(states, id)
         .hdel(meta, &fields[..])
         .zrem(due, id)
-        .zrem(leased, id)
         .hdel(keys, key);
 }
 
@@ -563,24 +548,13 @@ static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
 });
 
 /// Claims what is due in one tag's outbox: a few calls for the whole batch (a script's cost
-/// is mostly per call). Leases run out first, then what came due in time, then the ready
-/// queue; each claimed entry is leased.
+/// is mostly per call).
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local docs, states, meta, due, ready, leased = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local docs, states, meta, due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, lease_until, limit, owner = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local ids = redis.call('ZRANGEBYSCORE', leased, '-inf', now, 'LIMIT', 0, limit)
-if #ids < limit then
-  local came_due = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, limit - #ids)
-  if #came_due > 0 then
-    redis.call('ZREM', due, unpack(came_due))
-    for _, id in ipairs(came_due) do ids[#ids + 1] = id end
-  end
-end
-if #ids < limit then
-  for _, id in ipairs(redis.call('LPOP', ready, limit - #ids) or {}) do ids[#ids + 1] = id end
-end
+local ids = redis.call('ZRANGEBYSCORE', due, '-inf', now, 'LIMIT', 0, limit)
 if #ids == 0 then return {} end
 local found = redis.call('HMGET', states, unpack(ids))
 local claimed, gone, counters = {}, {}, {}
@@ -592,7 +566,7 @@ for j, id in ipairs(ids) do
     gone[#gone + 1] = id
   end
 end
-if #gone > 0 then redis.call('ZREM', leased, unpack(gone)) end
+if #gone > 0 then redis.call('ZREM', due, unpack(gone)) end
 if #claimed == 0 then return {} end
 local attempts = redis.call('HMGET', meta, unpack(counters))
 local texts = redis.call('HMGET', docs, unpack(claimed))
@@ -611,19 +585,18 @@ for j, id in ipairs(claimed) do
 end
 redis.call('HSET', meta, unpack(marks))
 redis.call('HSET', states, unpack(sending))
-redis.call('ZADD', leased, unpack(leases))
+redis.call('ZADD', due, unpack(leases))
 return out
 ",
     )
 });
 
-/// KEYS: one tag's states, meta, due, leased; ARGV: the owner, then id, state, due (ms, or
-/// empty when settled) and error (or empty) of each entry. Entries another claim took are
-/// left alone. A finished entry leaves the leases; one to retry waits in the due times again.
+/// KEYS: one tag's states, meta, due; ARGV: the owner, then id, state, due (ms, or empty when
+/// settled) and error (or empty) of each entry. Entries another claim took are left alone.
 static FINISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local states, meta, due, leased = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local states, meta, due = KEYS[1], KEYS[2], KEYS[3]
 local owner = ARGV[1]
 local ids, owners = {}, {}
 for j = 2, #ARGV, 4 do
@@ -632,20 +605,23 @@ for j = 2, #ARGV, 4 do
 end
 local found = redis.call('HMGET', states, unpack(ids))
 local held = redis.call('HMGET', meta, unpack(owners))
-local next_states, errors, done, later = {}, {}, {}, {}
+local next_states, errors, settled, later = {}, {}, {}, {}
 for j, id in ipairs(ids) do
   if found[j] == 'sending' and held[j] == owner then
     local at = 4 * j - 2
     local state, due_ms, err = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
     next_states[#next_states + 1] = id; next_states[#next_states + 1] = state
     if err ~= '' then errors[#errors + 1] = id .. ':error'; errors[#errors + 1] = err end
-    done[#done + 1] = id
-    if due_ms ~= '' then later[#later + 1] = due_ms; later[#later + 1] = id end
+    if due_ms == '' then
+      settled[#settled + 1] = id
+    else
+      later[#later + 1] = due_ms; later[#later + 1] = id
+    end
   end
 end
 if #next_states > 0 then redis.call('HSET', states, unpack(next_states)) end
 if #errors > 0 then redis.call('HSET', meta, unpack(errors)) end
-if #done > 0 then redis.call('ZREM', leased, unpack(done)) end
+if #settled > 0 then redis.call('ZREM', due, unpack(settled)) end
 if #later > 0 then redis.call('ZADD', due, unpack(later)) end
 return 0
 ",
@@ -717,7 +693,7 @@ impl RedisStore {
         to: &str,
         key: &str,
     ) -> Result<bool, StoreError> {
-        let [docs, states, _, _, keys, ..] = outbox_keys(self, from);
+        let [docs, states, .., keys] = outbox_keys(self, from);
         let mut conn = self.conn();
         let id: Option<String> = conn.hget(&keys, key).await?;
         let Some(id) = id else {
@@ -770,7 +746,7 @@ impl NotifyStore for RedisStore {
         for key in outbox_keys(self, OWN_TAG) {
             script.key(key);
         }
-        for arg in notification.redis_args(Utc::now()) {
+        for arg in notification.redis_args() {
             script.arg(arg);
         }
         let added: i64 = script.invoke_async(&mut self.conn()).await?;
@@ -790,14 +766,12 @@ impl NotifyStore for RedisStore {
             if left == 0 {
                 break;
             }
-            let [docs, states, meta, due, _, ready, leased] = outbox_keys(self, &tag);
+            let [docs, states, meta, due, _] = outbox_keys(self, &tag);
             let rows: Vec<redis::Value> = CLAIM
                 .key(docs)
                 .key(states)
                 .key(meta)
                 .key(due)
-                .key(ready)
-                .key(leased)
                 .arg(ms(now))
                 .arg(ms(lease_until))
                 .arg(left)
@@ -829,9 +803,9 @@ impl NotifyStore for RedisStore {
         tags.dedup();
         // One call per tag: each tag's outbox is on its own slot.
         for tag in tags {
-            let [_, states, meta, due, _, _, leased] = outbox_keys(self, tag);
+            let [_, states, meta, due, _] = outbox_keys(self, tag);
             let mut script = FINISH.prepare_invoke();
-            script.key(states).key(meta).key(due).key(leased).arg(owner);
+            script.key(states).key(meta).key(due).arg(owner);
             for (claimed, outcome) in finished.iter().filter(|(c, _)| c.tag == tag) {
                 let (state, due, error) = final_fields(outcome);
                 script
@@ -846,7 +820,7 @@ impl NotifyStore for RedisStore {
     }
 
     async fn outbox_entry(&self, tag: &str, id: &str) -> Result<Option<OutboxEntry>, StoreError> {
-        let [_, states, meta, ..] = outbox_keys(self, tag);
+        let [_, states, meta, _, _] = outbox_keys(self, tag);
         let mut conn = self.conn();
         let (state, attempts, error): (Option<String>, Option<u32>, Option<String>) = redis::pipe()
             .hget(&states, id)

@@ -136,9 +136,6 @@ async fn merge(conn: &mut RedisConn, from: &str, to: &str) {
         for (member, score) in members {
             let () = conn.zadd(to, member, score).await.unwrap();
         }
-    } else if kind == "list" {
-        let items: Vec<String> = conn.lrange(from, 0, -1).await.unwrap();
-        let () = conn.rpush(to, items).await.unwrap();
     } else {
         let fields: Vec<(String, String)> = conn.hgetall(from).await.unwrap();
         let () = conn.hset_multiple(to, &fields).await.unwrap();
