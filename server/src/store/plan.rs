@@ -79,11 +79,6 @@ function op.claim()
 end
 -- Effects.
 function op.set() local k, v = take(2); redis.call('SET', K[tonumber(k)], v) end
-function op.mset()
-  local kv = {take(2 * tonumber(arg()))}
-  for j = 1, #kv, 2 do kv[j] = K[tonumber(kv[j])] end
-  redis.call('MSET', unpack(kv))
-end
 function op.set_px() local k, v, ttl = take(3); redis.call('SET', K[tonumber(k)], v, 'PX', ttl) end
 function op.del() redis.call('DEL', key()) end
 function op.del_if()
@@ -232,10 +227,6 @@ pub struct RedisPlan {
     last_guard: Vec<String>,
     effects: Vec<String>,
     effect_count: usize,
-    /// Where in `effects` the last plain `set` (or `mset` of consecutive ones) starts, while it
-    /// is the last effect: the next `set` joins it.
-    #[serde(skip)]
-    last_set: Option<usize>,
 }
 
 impl RedisPlan {
@@ -374,30 +365,14 @@ impl RedisPlan {
     }
 
     fn effect(&mut self, name: &str, args: Vec<String>) {
-        self.last_set = None;
         self.effects.push(name.to_owned());
         self.effects.extend(args);
         self.effect_count += 1;
     }
 
-    /// Consecutive sets are one `MSET`: one call from Lua instead of one each.
     pub fn set(&mut self, key: String, value: &str) {
         let k = self.key(key);
-        match self.last_set {
-            Some(at) => {
-                if self.effects[at] == "set" {
-                    self.effects[at] = "mset".into();
-                    self.effects.insert(at + 1, "1".into());
-                }
-                let count: usize = self.effects[at + 1].parse().expect("a count we wrote");
-                self.effects[at + 1] = (count + 1).to_string();
-                self.effects.extend([k, value.to_owned()]);
-            }
-            None => {
-                self.effect("set", vec![k, value.to_owned()]);
-                self.last_set = Some(self.effects.len() - 3);
-            }
-        }
+        self.effect("set", vec![k, value.to_owned()]);
     }
 
     /// Sets `key` to `value`, to expire `ttl_ms` later.
