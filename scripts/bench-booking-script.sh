@@ -7,6 +7,8 @@
 # appointment, code, applicant and notices on every call (the account stays: its consent is a
 # guard). The server runs with limits no replay reaches. Then the least script on the same
 # Redis, alternating, ROUNDS times. Not part of the test command.
+# CALLGRIND=N also counts Redis's own instructions per call of the plan over N calls (a Redis
+# of its own under valgrind's callgrind): a figure no load on the shared cores moves.
 #   ROUNDS=3 REQUESTS=60000 CLIENTS=64 SERVER_BIN=target/release/server scripts/bench-booking-script.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -122,3 +124,27 @@ for round in $(seq "$ROUNDS"); do
   REDIS_PORT=$REDIS_PORT REQUESTS=$REQUESTS CLIENTS=$CLIENTS scripts/bench-redis-floor.sh |
     sed -n "s/^Redis CPU per call *\([0-9.]*\) us.*/least booking script              Redis CPU per call \1 us  (round $round)/p"
 done
+
+if [ "${CALLGRIND:-0}" -gt 0 ]; then
+  command -v valgrind >/dev/null || apt_install valgrind
+  port=$(free_port)
+  mkdir -p "$WORK/callgrind"
+  valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind/out.%p" redis-server \
+    --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK/callgrind" \
+    >"$WORK/callgrind/log" 2>&1 &
+  GRIND=$!
+  PIDS+=("$GRIND")
+  for _ in $(seq 300); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.2; done
+  # The account's record (its consent is a guard).
+  for key in "${CALL[@]}"; do
+    case "$key" in *"{user:"*) redis-cli -p "$REDIS_PORT" migrate 127.0.0.1 "$port" "$key" 0 60000 COPY >/dev/null ;; esac
+  done
+  GRIND_SHA=$(redis-cli -p "$port" script load "$(cat "$WORK/plan.lua")")
+  # Warm (the script compiled, the first keys made), then count CALLGRIND calls alone.
+  redis-benchmark -p "$port" -q -n 200 -c 8 -r 100000000 evalsha "$GRIND_SHA" "${CALL[@]}" >/dev/null
+  callgrind_control -z "$GRIND" >/dev/null 2>&1
+  redis-benchmark -p "$port" -q -n "$CALLGRIND" -c 8 -r 100000000 evalsha "$GRIND_SHA" "${CALL[@]}" >/dev/null
+  callgrind_control -d "$GRIND" >/dev/null 2>&1
+  awk -v n="$CALLGRIND" '/^summary:/ {s += $2} END {printf "booking plan, Redis alone          Redis instructions per call %.0f (callgrind, %d calls)\n", s / n, n}' \
+    "$WORK"/callgrind/out.*.1
+fi

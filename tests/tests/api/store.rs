@@ -4,10 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{TimeDelta, Utc};
 use server::admin::{create_admin_at, AccountChange, Role};
 use server::audit::AuditEntry;
 use server::auth::WeChatSession;
+use server::notify::store::{Claimed, OutboxState, Outcome};
+use server::notify::{AppointmentFacts, Notification};
 use server::store::{Lock, RedisAt, RedisStore};
 use tests::{on_every_backend, AllStores, Backend, RedisCluster, RedisServer, SharedStore};
 
@@ -596,6 +598,99 @@ async fn the_audit_log_pages_newest_first(backend: Backend) {
         .is_empty());
 }
 
+fn confirmation_for(user_id: &str, appointment_id: &str) -> Notification {
+    let facts = AppointmentFacts {
+        appointment_id,
+        user_id,
+        code: "BZ7F3K9Q",
+        office: "东城办证大厅",
+        service: "居民身份证换领",
+        starts_at: Utc::now().with_timezone(&server::clock::china()) + TimeDelta::days(3),
+    };
+    Notification::booking_confirmed(&facts, Utc::now())
+}
+
+/// The outbox: an entry is claimed once due (one due when written, one due later), held by
+/// its claim until finished or until the lease runs out (then claimed again, and the first
+/// holder's late outcome is ignored), waits for its retry, and is never claimed once finished
+/// or erased.
+async fn outbox_entries_are_claimed_when_due_and_held_by_their_lease(backend: Backend) {
+    let s = store(backend).await;
+    let now = Utc::now();
+    let due_now = confirmation_for("u1", "a1");
+    let mut later = confirmation_for("u1", "a2");
+    later.not_before = now + TimeDelta::hours(1);
+    let erased = confirmation_for("u2", "a3");
+    for notification in [&due_now, &later, &erased] {
+        assert!(s.enqueue(notification).await.unwrap());
+    }
+    assert!(!s.enqueue(&due_now).await.unwrap(), "one entry per key");
+    s.erase_recipient("u2", None).await.unwrap();
+    let lease = TimeDelta::seconds(60);
+    let claim = |at: chrono::DateTime<Utc>, owner: &'static str| {
+        let s = s.clone();
+        async move { s.claim_due(at, at + lease, 10, owner).await.unwrap() }
+    };
+    let held = |claimed: &[Claimed]| -> Vec<(String, u32)> {
+        claimed
+            .iter()
+            .map(|c| (c.notification.id.clone(), c.attempts))
+            .collect()
+    };
+
+    let first = claim(now + TimeDelta::seconds(1), "w1").await;
+    assert_eq!(held(&first), [(due_now.id.clone(), 1)]);
+    assert!(
+        claim(now + TimeDelta::seconds(2), "w2").await.is_empty(),
+        "held by w1"
+    );
+    let again = claim(now + TimeDelta::seconds(62), "w2").await;
+    assert_eq!(
+        held(&again),
+        [(due_now.id.clone(), 2)],
+        "w1's lease ran out"
+    );
+    let late = Outcome::Final {
+        state: OutboxState::Failed,
+        error: "late".into(),
+    };
+    s.finish(&[(&first[0], late)], "w1").await.unwrap();
+    s.finish(&[(&again[0], Outcome::Sent)], "w2").await.unwrap();
+    let entry = s
+        .outbox_entry("notify", &due_now.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.state, OutboxState::Sent);
+
+    let at = later.not_before;
+    assert!(
+        claim(at - TimeDelta::seconds(1), "w1").await.is_empty(),
+        "not due yet"
+    );
+    let claimed = claim(at, "w1").await;
+    assert_eq!(held(&claimed), [(later.id.clone(), 1)]);
+    let retry = Outcome::Retry {
+        at: at + TimeDelta::seconds(30),
+        error: "busy".into(),
+    };
+    s.finish(&[(&claimed[0], retry)], "w1").await.unwrap();
+    assert!(
+        claim(at + TimeDelta::seconds(10), "w1").await.is_empty(),
+        "waits for its retry"
+    );
+    let retried = claim(at + TimeDelta::seconds(30), "w1").await;
+    assert_eq!(held(&retried), [(later.id.clone(), 2)]);
+    s.finish(&[(&retried[0], Outcome::Sent)], "w1")
+        .await
+        .unwrap();
+
+    assert!(
+        claim(now + TimeDelta::days(1), "w1").await.is_empty(),
+        "all finished or erased"
+    );
+}
+
 on_every_backend!(
     an_erasure_never_deletes_an_order_changed_since_it_read_it,
     kf_conversations_keep_their_messages_and_expire,
@@ -611,6 +706,7 @@ on_every_backend!(
     exactly_one_of_many_racers_gets_the_lock,
     lock_release_and_expiry,
     users_upsert_by_openid,
+    outbox_entries_are_claimed_when_due_and_held_by_their_lease,
 );
 
 async fn client_id(store: &RedisStore) -> i64 {
