@@ -626,8 +626,11 @@ impl Graph {
                 let mut patches = vec![0.0; o.w * taps];
                 let window = Taps::new(i, win);
                 for oy in 0..o.h {
-                    patches.fill(0.0);
                     for (ox, patch) in patches.chunks_exact_mut(taps).enumerate() {
+                        // A window wholly inside the input is all copied over.
+                        if !(window.inside_down(oy) && window.inside_across(ox)) {
+                            patch.fill(0.0);
+                        }
                         window.each_span(oy, ox, |iy, ix, ky, kx, n| {
                             patch[(ky * win.kw + kx) * cin..][..n * cin]
                                 .copy_from_slice(&t[*input][(iy * i.w + ix) * i.c..][..n * cin]);
@@ -722,14 +725,22 @@ impl Graph {
                 before,
             } => {
                 let (i, o) = (self.shapes[*input], self.shapes[*output]);
-                let mut out = vec![0.0; o.len()];
-                for y in 0..i.h {
-                    for x in 0..i.w {
-                        let src = &t[*input][(y * i.w + x) * i.c..][..i.c];
-                        let dst = ((y + before[0]) * o.w + x + before[1]) * o.c + before[2];
-                        out[dst..dst + i.c].copy_from_slice(src);
+                // In the output's order, each value written once (no zeroing first): the rows
+                // above, each input row between its columns left and right (each pixel between
+                // its channels before and after), the rows below.
+                let mut out = Vec::with_capacity(o.len());
+                let zeros = |out: &mut Vec<f32>, n: usize| out.resize(out.len() + n, 0.0);
+                zeros(&mut out, before[0] * o.w * o.c);
+                for row in t[*input].chunks_exact(i.w * i.c) {
+                    zeros(&mut out, before[1] * o.c);
+                    for px in row.chunks_exact(i.c) {
+                        zeros(&mut out, before[2]);
+                        out.extend_from_slice(px);
+                        zeros(&mut out, o.c - i.c - before[2]);
                     }
+                    zeros(&mut out, (o.w - i.w - before[1]) * o.c);
                 }
+                out.resize(o.len(), 0.0);
                 (*output, out)
             }
             Op::MaxPool { input, output, win } => {
@@ -762,14 +773,13 @@ impl Graph {
                 // Into a new buffer, a select per value: the channel loop vectorises (in place,
                 // the compiler stores only the scaled values, masked, which is slower).
                 let src = &t[*input];
-                let mut out = vec![0.0; src.len()];
-                for (dst, px) in out
-                    .chunks_exact_mut(alpha.len())
-                    .zip(src.chunks_exact(alpha.len()))
-                {
-                    for ((d, &v), a) in dst.iter_mut().zip(px).zip(alpha) {
-                        *d = if v < 0.0 { v * a } else { v };
-                    }
+                let mut out = Vec::with_capacity(src.len());
+                for px in src.chunks_exact(alpha.len()) {
+                    out.extend(
+                        px.iter()
+                            .zip(alpha)
+                            .map(|(&v, a)| if v < 0.0 { v * a } else { v }),
+                    );
                 }
                 (*output, out)
             }
@@ -920,6 +930,12 @@ impl Taps {
             py: pad_before(i.h, win.kh, win.stride, win.same),
             px: pad_before(i.w, win.kw, win.stride, win.same),
         }
+    }
+
+    /// Whether every tap of output row `oy` lands inside the input.
+    #[inline(always)]
+    fn inside_down(&self, oy: usize) -> bool {
+        oy * self.stride >= self.py && oy * self.stride + self.kh <= self.i.h + self.py
     }
 
     /// Whether every tap of output column `ox` lands inside the input.
