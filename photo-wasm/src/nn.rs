@@ -39,8 +39,11 @@ enum Op {
         win: Window,
         relu: bool,
         cin: usize,
-        /// `[kh][kw][cin][cout]`: transposed from the model's `[cout][kh][kw][cin]` so each input
-        /// value scales one contiguous row of output channels (vectorises, fixed summation order).
+        /// Per block of output channels [`dense`] computes together (from channel `first`, `B`
+        /// wide: [`dense_block_width`]), at `first·taps`: `[kh][kw][cin][B]`, transposed from the
+        /// model's `[cout][kh][kw][cin]` so each input value scales one contiguous row of the
+        /// block's channels (vectorises, fixed summation order) and the block's weights are one
+        /// run of memory.
         weights: Vec<f32>,
         bias: Vec<f32>,
     },
@@ -267,10 +270,16 @@ impl Graph {
                     if kind == 1 {
                         let taps = win.kh * win.kw * cin;
                         let mut t = vec![0.0; weights.len()];
-                        for oc in 0..cout {
-                            for k in 0..taps {
-                                t[k * cout + oc] = weights[oc * taps + k];
+                        let mut first = 0;
+                        while first < cout {
+                            let width = dense_block_width(cout, first);
+                            for j in 0..width {
+                                for k in 0..taps {
+                                    t[first * taps + k * width + j] =
+                                        weights[(first + j) * taps + k];
+                                }
                             }
+                            first += width;
                         }
                         Op::Conv {
                             input,
@@ -995,8 +1004,20 @@ const DENSE_CHANNELS: usize = 16;
 /// each slice of them bounds-checked, once for all of them.
 const TILE_PIXELS: usize = 4;
 
+/// How many output channels from `first` of `n` [`dense`] computes together: blocks of
+/// [`DENSE_CHANNELS`], then of four, then one at a time.
+fn dense_block_width(n: usize, first: usize) -> usize {
+    if first < n / DENSE_CHANNELS * DENSE_CHANNELS {
+        DENSE_CHANNELS
+    } else if first < n / 4 * 4 {
+        4
+    } else {
+        1
+    }
+}
+
 /// Appends `relu?(Σ rows[p][i]·w[i][o] + bias[o])` for every row `p` of `rows` (`cin` values
-/// each; `w` is `cin` rows of `bias.len()`) to `out`, pixel after pixel.
+/// each; `w` as in [`Op::Conv`]) to `out`, pixel after pixel.
 #[inline(always)]
 fn dense(out: &mut Vec<f32>, rows: &[f32], cin: usize, w: &[f32], bias: &[f32], relu: bool) {
     let n = bias.len();
@@ -1027,22 +1048,19 @@ fn dense_block<const B: usize>(
     relu: bool,
     first: usize,
 ) {
-    let n = bias.len();
     let mut sums = [0.0f32; B];
+    let block = &w[first * px.len()..][..B * px.len()];
     let (quads, rest) = px.split_at(px.len() / 4 * 4);
-    for (v, rows) in quads.chunks_exact(4).zip(w.chunks_exact(4 * n)) {
-        let (r0, r1, r2, r3) = (
-            &rows[first..][..B],
-            &rows[n + first..][..B],
-            &rows[2 * n + first..][..B],
-            &rows[3 * n + first..][..B],
-        );
+    let (quad_rows, rest_rows) = block.split_at(quads.len() * B);
+    for (v, rows) in quads.chunks_exact(4).zip(quad_rows.chunks_exact(4 * B)) {
+        let (r0, rows) = rows.split_at(B);
+        let (r1, rows) = rows.split_at(B);
+        let (r2, r3) = rows.split_at(B);
         for j in 0..B {
             sums[j] += v[0] * r0[j] + v[1] * r1[j] + v[2] * r2[j] + v[3] * r3[j];
         }
     }
-    for (v, row) in rest.iter().zip(w[quads.len() * n..].chunks_exact(n)) {
-        let row = &row[first..][..B];
+    for (v, row) in rest.iter().zip(rest_rows.chunks_exact(B)) {
         for j in 0..B {
             sums[j] += v * row[j];
         }
