@@ -221,9 +221,10 @@ impl Reader<'_> {
         Ok(u16::from_le_bytes([b[0], b[1]]) as usize)
     }
     fn f16s(&mut self, n: usize) -> Result<Vec<f32>, ModelError> {
-        let b = self.take(n * 2)?;
-        Ok(b.chunks_exact(2)
-            .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+        let (halves, _) = self.take(n * 2)?.as_chunks::<2>();
+        Ok(halves
+            .iter()
+            .map(|&h| f16_to_f32(u16::from_le_bytes(h)))
             .collect())
     }
     fn window(&mut self) -> Result<Window, ModelError> {
