@@ -102,12 +102,19 @@ impl Rgb {
                     self.filter_band(band, &xs, &mut interleaved, dst);
                 }
             }
-            acc.iter_mut().for_each(|a| *a = 0.0);
             for (k, wt) in ws.iter().enumerate() {
                 let y = start + k;
                 let src = &filtered[((y / BAND) % bands * BAND + y % BAND) * row_len..][..row_len];
-                for (a, v) in acc.iter_mut().zip(src) {
-                    *a += v * wt;
+                // The first tap's products start the sums (0 + x is x for these products, none
+                // of them -0): no zeroing first.
+                if k == 0 {
+                    for (a, v) in acc.iter_mut().zip(src) {
+                        *a = v * wt;
+                    }
+                } else {
+                    for (a, v) in acc.iter_mut().zip(src) {
+                        *a += v * wt;
+                    }
                 }
             }
             let dst = &mut out.data[oy * row_len..(oy + 1) * row_len];
