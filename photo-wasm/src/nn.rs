@@ -1025,24 +1025,29 @@ fn dense(out: &mut Vec<f32>, rows: &[f32], cin: usize, w: &[f32], bias: &[f32], 
     let wide = n / DENSE_CHANNELS * DENSE_CHANNELS;
     let quads = n / 4 * 4;
     for px in rows.chunks_exact(cin) {
+        out.reserve(n);
+        let dst = &mut out.spare_capacity_mut()[..n];
         for first in (0..wide).step_by(DENSE_CHANNELS) {
-            dense_block::<DENSE_CHANNELS>(out, px, w, bias, relu, first);
+            dense_block::<DENSE_CHANNELS>(dst, px, w, bias, relu, first);
         }
         for first in (wide..quads).step_by(4) {
-            dense_block::<4>(out, px, w, bias, relu, first);
+            dense_block::<4>(dst, px, w, bias, relu, first);
         }
         for first in quads..n {
-            dense_block::<1>(out, px, w, bias, relu, first);
+            dense_block::<1>(dst, px, w, bias, relu, first);
         }
+        // SAFETY: the blocks above wrote all `n` channels.
+        unsafe { out.set_len(out.len() + n) };
     }
 }
 
-/// [`dense`] of one pixel for the `B` output channels from `first`, their sums kept in registers
-/// over all the input channels. Four input channels per step, added together before the sum (the
-/// order every target keeps, so outputs are the same bits everywhere).
+/// [`dense`] of one pixel for the `B` output channels from `first`, written into `dst` (the
+/// pixel's channels), their sums kept in registers over all the input channels. Four input
+/// channels per step, added together before the sum (the order every target keeps, so outputs
+/// are the same bits everywhere).
 #[inline(always)]
 fn dense_block<const B: usize>(
-    out: &mut Vec<f32>,
+    dst: &mut [MaybeUninit<f32>],
     px: &[f32],
     w: &[f32],
     bias: &[f32],
@@ -1066,11 +1071,7 @@ fn dense_block<const B: usize>(
             sums[j] += v * row[j];
         }
     }
-    out.extend(
-        sums.iter()
-            .zip(&bias[first..][..B])
-            .map(|(s, b)| with_bias(*s, *b, relu)),
-    );
+    store(dst, &[sums], first, bias, relu);
 }
 
 /// Writes the sums of `P` pixels' `B` channels from `first`, biased (and ReLU'd), into `dst`
