@@ -687,9 +687,13 @@ impl Graph {
                         let last = ox + TILE_PIXELS - 1;
                         // Neighbours all inside across share the taps, `step` apart.
                         if last < o.w && window.inside_across(ox) && window.inside_across(last) {
-                            let window = (&taps[..], step);
                             depthwise_pixels::<TILE_PIXELS>(
-                                &mut out, src, weights, window, bias, *relu,
+                                &mut out,
+                                src,
+                                weights,
+                                (&taps, step),
+                                bias,
+                                *relu,
                             );
                             ox += TILE_PIXELS;
                         } else {
