@@ -22,18 +22,27 @@ pub fn mirror_to_canonical(values: &[u8], width: usize, channels: usize) -> bool
     if row == 0 {
         return false;
     }
-    // Brightness summed down each column first (integers: exact in any order; a u64 holds any
-    // photo's column).
-    let mut columns = vec![0u64; width];
-    for r in values.chunks_exact(row) {
-        for (sum, p) in columns.iter_mut().zip(r.chunks_exact(channels)) {
-            *sum += p.iter().map(|&v| v as u32).sum::<u32>() as u64;
+    // Brightness summed down each column of values first, then across each pixel's channels
+    // (integers: exact in any order). Value by value in u32, the rows add up in vector registers;
+    // bands short enough that a u32 cannot overflow, added into u64s (which hold any photo's).
+    const BAND_ROWS: usize = (u32::MAX / u8::MAX as u32) as usize;
+    let mut columns = vec![0u64; row];
+    let mut band_sums = vec![0u32; row];
+    for band in values.chunks(row.saturating_mul(BAND_ROWS)) {
+        band_sums.fill(0);
+        for r in band.chunks_exact(row) {
+            for (sum, &v) in band_sums.iter_mut().zip(r) {
+                *sum += v as u32;
+            }
+        }
+        for (total, &sum) in columns.iter_mut().zip(&band_sums) {
+            *total += sum as u64;
         }
     }
     let moment: i64 = columns
-        .iter()
+        .chunks_exact(channels)
         .enumerate()
-        .map(|(x, &sum)| (2 * x as i64 - (width as i64 - 1)) * sum as i64)
+        .map(|(x, sums)| (2 * x as i64 - (width as i64 - 1)) * sums.iter().sum::<u64>() as i64)
         .sum();
     if moment != 0 {
         return moment < 0;

@@ -223,9 +223,22 @@ impl Patch {
     }
 }
 
+/// `x.floor()` without a call to `floorf` (the x86-64 baseline has no rounding instruction; the
+/// mesh's input samples 2 × 36,864 points a look): truncated, then one down for a negative
+/// fraction. The same value for any finite `x` (beyond 2^24 every `f32` is whole); a NaN gives 0,
+/// which the caller's `as i64` makes of a NaN too.
+fn floor(x: f32) -> f32 {
+    let t = x as i64 as f32;
+    if t > x {
+        t - 1.0
+    } else {
+        t
+    }
+}
+
 fn bilinear(img: &Rgb, x: f32, y: f32) -> [f32; 3] {
     let (w, h) = (img.width as i64, img.height as i64);
-    let (fx, fy) = (x.floor(), y.floor());
+    let (fx, fy) = (floor(x), floor(y));
     let (ax, ay) = (x - fx, y - fy);
     let at = |xi: i64, yi: i64| {
         let p = img.pixel(xi.clamp(0, w - 1) as u32, yi.clamp(0, h - 1) as u32);

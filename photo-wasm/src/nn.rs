@@ -4,7 +4,7 @@
 //! transposed conv) on NHWC f32 tensors with batch 1. The graph and its fp16 weights come from
 //! `models/convert_tflite.py`; a general runtime (tract) would add megabytes to the .wasm.
 
-use half::f16;
+use std::mem::MaybeUninit;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("model file is malformed at byte {0}")]
@@ -39,8 +39,11 @@ enum Op {
         win: Window,
         relu: bool,
         cin: usize,
-        /// `[kh][kw][cin][cout]`: transposed from the model's `[cout][kh][kw][cin]` so each input
-        /// value scales one contiguous row of output channels (vectorises, fixed summation order).
+        /// Per block of output channels [`dense`] computes together (from channel `first`, `B`
+        /// wide: [`dense_block_width`]), at `first·taps`: `[kh][kw][cin][B]`, transposed from the
+        /// model's `[cout][kh][kw][cin]` so each input value scales one contiguous row of the
+        /// block's channels (vectorises, fixed summation order) and the block's weights are one
+        /// run of memory.
         weights: Vec<f32>,
         bias: Vec<f32>,
     },
@@ -218,9 +221,10 @@ impl Reader<'_> {
         Ok(u16::from_le_bytes([b[0], b[1]]) as usize)
     }
     fn f16s(&mut self, n: usize) -> Result<Vec<f32>, ModelError> {
-        let b = self.take(n * 2)?;
-        Ok(b.chunks_exact(2)
-            .map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())
+        let (halves, _) = self.take(n * 2)?.as_chunks::<2>();
+        Ok(halves
+            .iter()
+            .map(|&h| f16_to_f32(u16::from_le_bytes(h)))
             .collect())
     }
     fn window(&mut self) -> Result<Window, ModelError> {
@@ -267,10 +271,16 @@ impl Graph {
                     if kind == 1 {
                         let taps = win.kh * win.kw * cin;
                         let mut t = vec![0.0; weights.len()];
-                        for oc in 0..cout {
-                            for k in 0..taps {
-                                t[k * cout + oc] = weights[oc * taps + k];
+                        let mut first = 0;
+                        while first < cout {
+                            let width = dense_block_width(cout, first);
+                            for j in 0..width {
+                                for k in 0..taps {
+                                    t[first * taps + k * width + j] =
+                                        weights[(first + j) * taps + k];
+                                }
                             }
+                            first += width;
                         }
                         Op::Conv {
                             input,
@@ -626,8 +636,11 @@ impl Graph {
                 let mut patches = vec![0.0; o.w * taps];
                 let window = Taps::new(i, win);
                 for oy in 0..o.h {
-                    patches.fill(0.0);
                     for (ox, patch) in patches.chunks_exact_mut(taps).enumerate() {
+                        // A window wholly inside the input is all copied over.
+                        if !(window.inside_down(oy) && window.inside_across(ox)) {
+                            patch.fill(0.0);
+                        }
                         window.each_span(oy, ox, |iy, ix, ky, kx, n| {
                             patch[(ky * win.kw + kx) * cin..][..n * cin]
                                 .copy_from_slice(&t[*input][(iy * i.w + ix) * i.c..][..n * cin]);
@@ -646,24 +659,54 @@ impl Graph {
                 bias,
             } => {
                 let (i, o) = (self.shapes[*input], self.shapes[*output]);
-                let c = o.c;
+                let (c, src) = (o.c, &t[*input]);
                 let mut out = Vec::with_capacity(o.len());
                 // (input offset, weight offset) of each tap inside the input.
                 let mut taps: Vec<(usize, usize)> = Vec::with_capacity(win.kh * win.kw);
                 let window = Taps::new(i, win);
+                let step = win.stride * c;
                 for oy in 0..o.h {
-                    for ox in 0..o.w {
-                        // Inside the input across, a pixel's taps are its left neighbour's a
-                        // stride further on: moved, not worked out again.
-                        if ox > 0 && window.inside_across(ox - 1) && window.inside_across(ox) {
-                            taps.iter_mut().for_each(|tap| tap.0 += win.stride * c);
-                        } else {
-                            taps.clear();
-                            window.each(oy, ox, |iy, ix, ky, kx| {
-                                taps.push(((iy * i.w + ix) * c, (ky * win.kw + kx) * c));
-                            });
+                    // The output column the taps are for.
+                    let mut taps_at = None;
+                    let mut ox = 0;
+                    while ox < o.w {
+                        // Inside the input across, a pixel's taps are an earlier pixel's a stride
+                        // per column further on: moved, not worked out again.
+                        match taps_at {
+                            Some(at) if window.inside_across(at) && window.inside_across(ox) => {
+                                taps.iter_mut().for_each(|tap| tap.0 += (ox - at) * step);
+                            }
+                            _ => {
+                                taps.clear();
+                                window.each(oy, ox, |iy, ix, ky, kx| {
+                                    taps.push(((iy * i.w + ix) * c, (ky * win.kw + kx) * c));
+                                });
+                            }
                         }
-                        depthwise_pixel(&mut out, &t[*input], weights, &taps, bias, *relu);
+                        taps_at = Some(ox);
+                        let last = ox + TILE_PIXELS - 1;
+                        // Neighbours all inside across share the taps, `step` apart.
+                        if last < o.w && window.inside_across(ox) && window.inside_across(last) {
+                            depthwise_pixels::<TILE_PIXELS>(
+                                &mut out,
+                                src,
+                                weights,
+                                (&taps, step),
+                                bias,
+                                *relu,
+                            );
+                            ox += TILE_PIXELS;
+                        } else {
+                            depthwise_pixels::<1>(
+                                &mut out,
+                                src,
+                                weights,
+                                (&taps, step),
+                                bias,
+                                *relu,
+                            );
+                            ox += 1;
+                        }
                     }
                 }
                 (*output, out)
@@ -696,14 +739,22 @@ impl Graph {
                 before,
             } => {
                 let (i, o) = (self.shapes[*input], self.shapes[*output]);
-                let mut out = vec![0.0; o.len()];
-                for y in 0..i.h {
-                    for x in 0..i.w {
-                        let src = &t[*input][(y * i.w + x) * i.c..][..i.c];
-                        let dst = ((y + before[0]) * o.w + x + before[1]) * o.c + before[2];
-                        out[dst..dst + i.c].copy_from_slice(src);
+                // In the output's order, each value written once (no zeroing first): the rows
+                // above, each input row between its columns left and right (each pixel between
+                // its channels before and after), the rows below.
+                let mut out = Vec::with_capacity(o.len());
+                let zeros = |out: &mut Vec<f32>, n: usize| out.resize(out.len() + n, 0.0);
+                zeros(&mut out, before[0] * o.w * o.c);
+                for row in t[*input].chunks_exact(i.w * i.c) {
+                    zeros(&mut out, before[1] * o.c);
+                    for px in row.chunks_exact(i.c) {
+                        zeros(&mut out, before[2]);
+                        out.extend_from_slice(px);
+                        zeros(&mut out, o.c - i.c - before[2]);
                     }
+                    zeros(&mut out, (o.w - i.w - before[1]) * o.c);
                 }
+                out.resize(o.len(), 0.0);
                 (*output, out)
             }
             Op::MaxPool { input, output, win } => {
@@ -736,14 +787,13 @@ impl Graph {
                 // Into a new buffer, a select per value: the channel loop vectorises (in place,
                 // the compiler stores only the scaled values, masked, which is slower).
                 let src = &t[*input];
-                let mut out = vec![0.0; src.len()];
-                for (dst, px) in out
-                    .chunks_exact_mut(alpha.len())
-                    .zip(src.chunks_exact(alpha.len()))
-                {
-                    for ((d, &v), a) in dst.iter_mut().zip(px).zip(alpha) {
-                        *d = if v < 0.0 { v * a } else { v };
-                    }
+                let mut out = Vec::with_capacity(src.len());
+                for px in src.chunks_exact(alpha.len()) {
+                    out.extend(
+                        px.iter()
+                            .zip(alpha)
+                            .map(|(&v, a)| if v < 0.0 { v * a } else { v }),
+                    );
                 }
                 (*output, out)
             }
@@ -896,6 +946,12 @@ impl Taps {
         }
     }
 
+    /// Whether every tap of output row `oy` lands inside the input.
+    #[inline(always)]
+    fn inside_down(&self, oy: usize) -> bool {
+        oy * self.stride >= self.py && oy * self.stride + self.kh <= self.i.h + self.py
+    }
+
     /// Whether every tap of output column `ox` lands inside the input.
     #[inline(always)]
     fn inside_across(&self, ox: usize) -> bool {
@@ -949,114 +1005,161 @@ const DEPTHWISE_CHANNELS: usize = 16;
 /// Output channels of a dense product computed together, their sums in registers.
 const DENSE_CHANNELS: usize = 16;
 
+/// Neighbouring pixels a depthwise convolution computes together: each weight is loaded, and
+/// each slice of them bounds-checked, once for all of them.
+const TILE_PIXELS: usize = 4;
+
+/// How many output channels from `first` of `n` [`dense`] computes together: blocks of
+/// [`DENSE_CHANNELS`], then of four, then one at a time.
+fn dense_block_width(n: usize, first: usize) -> usize {
+    if first < n / DENSE_CHANNELS * DENSE_CHANNELS {
+        DENSE_CHANNELS
+    } else if first < n / 4 * 4 {
+        4
+    } else {
+        1
+    }
+}
+
 /// Appends `relu?(Σ rows[p][i]·w[i][o] + bias[o])` for every row `p` of `rows` (`cin` values
-/// each; `w` is `cin` rows of `bias.len()`) to `out`, pixel after pixel.
+/// each; `w` as in [`Op::Conv`]) to `out`, pixel after pixel.
 #[inline(always)]
 fn dense(out: &mut Vec<f32>, rows: &[f32], cin: usize, w: &[f32], bias: &[f32], relu: bool) {
     let n = bias.len();
     let wide = n / DENSE_CHANNELS * DENSE_CHANNELS;
     let quads = n / 4 * 4;
     for px in rows.chunks_exact(cin) {
+        out.reserve(n);
+        let dst = &mut out.spare_capacity_mut()[..n];
         for first in (0..wide).step_by(DENSE_CHANNELS) {
-            dense_block::<DENSE_CHANNELS>(out, px, w, bias, relu, first);
+            dense_block::<DENSE_CHANNELS>(dst, px, w, bias, relu, first);
         }
         for first in (wide..quads).step_by(4) {
-            dense_block::<4>(out, px, w, bias, relu, first);
+            dense_block::<4>(dst, px, w, bias, relu, first);
         }
         for first in quads..n {
-            dense_block::<1>(out, px, w, bias, relu, first);
+            dense_block::<1>(dst, px, w, bias, relu, first);
         }
+        // SAFETY: the blocks above wrote all `n` channels.
+        unsafe { out.set_len(out.len() + n) };
     }
 }
 
-/// [`dense`] of one pixel for the `B` output channels from `first`, their sums kept in registers
-/// over all the input channels. Four input channels per step, added together before the sum (the
-/// order every target keeps, so outputs are the same bits everywhere).
+/// [`dense`] of one pixel for the `B` output channels from `first`, written into `dst` (the
+/// pixel's channels), their sums kept in registers over all the input channels. Four input
+/// channels per step, added together before the sum (the order every target keeps, so outputs
+/// are the same bits everywhere).
 #[inline(always)]
 fn dense_block<const B: usize>(
-    out: &mut Vec<f32>,
+    dst: &mut [MaybeUninit<f32>],
     px: &[f32],
     w: &[f32],
     bias: &[f32],
     relu: bool,
     first: usize,
 ) {
-    let n = bias.len();
     let mut sums = [0.0f32; B];
+    let block = &w[first * px.len()..][..B * px.len()];
     let (quads, rest) = px.split_at(px.len() / 4 * 4);
-    for (v, rows) in quads.chunks_exact(4).zip(w.chunks_exact(4 * n)) {
-        let (r0, r1, r2, r3) = (
-            &rows[first..][..B],
-            &rows[n + first..][..B],
-            &rows[2 * n + first..][..B],
-            &rows[3 * n + first..][..B],
-        );
+    let (quad_rows, rest_rows) = block.split_at(quads.len() * B);
+    for (v, rows) in quads.chunks_exact(4).zip(quad_rows.chunks_exact(4 * B)) {
+        let (r0, rows) = rows.split_at(B);
+        let (r1, rows) = rows.split_at(B);
+        let (r2, r3) = rows.split_at(B);
         for j in 0..B {
             sums[j] += v[0] * r0[j] + v[1] * r1[j] + v[2] * r2[j] + v[3] * r3[j];
         }
     }
-    for (v, row) in rest.iter().zip(w[quads.len() * n..].chunks_exact(n)) {
-        let row = &row[first..][..B];
+    for (v, row) in rest.iter().zip(rest_rows.chunks_exact(B)) {
         for j in 0..B {
             sums[j] += v * row[j];
         }
     }
-    out.extend(
-        sums.iter()
-            .zip(&bias[first..][..B])
-            .map(|(s, b)| with_bias(*s, *b, relu)),
-    );
+    store(dst, &[sums], first, bias, relu);
 }
 
-/// Appends `relu?(Σ input[p + c]·weights[w + c] + bias[c])` over the taps `(p, w)` for every
-/// channel `c` to `out`, the sums in the taps' order; a block of channels at a time keeps its
-/// sums in registers.
+/// Writes the sums of `P` pixels' `B` channels from `first`, biased (and ReLU'd), into `dst`
+/// (`P` pixels of `bias.len()` channels).
 #[inline(always)]
-fn depthwise_pixel(
+fn store<const P: usize, const B: usize>(
+    dst: &mut [MaybeUninit<f32>],
+    sums: &[[f32; B]; P],
+    first: usize,
+    bias: &[f32],
+    relu: bool,
+) {
+    let n = bias.len();
+    for (q, s) in sums.iter().enumerate() {
+        for ((d, s), b) in dst[q * n + first..][..B]
+            .iter_mut()
+            .zip(s)
+            .zip(&bias[first..][..B])
+        {
+            d.write(with_bias(*s, *b, relu));
+        }
+    }
+}
+
+/// Appends `relu?(Σ input[p + q·step + c]·weights[w + c] + bias[c])` over the taps `(p, w)` for
+/// every channel `c` of the `P` pixels `q` a `step` apart to `out`, the sums in the taps' order;
+/// a block of channels at a time keeps its sums in registers.
+#[inline(always)]
+fn depthwise_pixels<const P: usize>(
     out: &mut Vec<f32>,
     input: &[f32],
     weights: &[f32],
-    taps: &[(usize, usize)],
+    (taps, step): (&[(usize, usize)], usize),
     bias: &[f32],
     relu: bool,
 ) {
     let c = bias.len();
+    out.reserve(P * c);
+    let dst = &mut out.spare_capacity_mut()[..P * c];
     let wide = c / DEPTHWISE_CHANNELS * DEPTHWISE_CHANNELS;
     for first in (0..wide).step_by(DEPTHWISE_CHANNELS) {
-        depthwise_block::<DEPTHWISE_CHANNELS>(out, input, weights, taps, bias, relu, first);
+        depthwise_block::<P, DEPTHWISE_CHANNELS>(
+            dst,
+            input,
+            weights,
+            (taps, step),
+            bias,
+            relu,
+            first,
+        );
     }
     let quads = c / 4 * 4;
     for first in (wide..quads).step_by(4) {
-        depthwise_block::<4>(out, input, weights, taps, bias, relu, first);
+        depthwise_block::<P, 4>(dst, input, weights, (taps, step), bias, relu, first);
     }
     for first in quads..c {
-        depthwise_block::<1>(out, input, weights, taps, bias, relu, first);
+        depthwise_block::<P, 1>(dst, input, weights, (taps, step), bias, relu, first);
     }
+    // SAFETY: the blocks above wrote all `c` channels of each of the `P` pixels.
+    unsafe { out.set_len(out.len() + P * c) };
 }
 
-/// [`depthwise_pixel`] for the `B` channels from `first`.
+/// [`depthwise_pixels`] for the `B` channels from `first`, written into `dst`.
 #[inline(always)]
-fn depthwise_block<const B: usize>(
-    out: &mut Vec<f32>,
+fn depthwise_block<const P: usize, const B: usize>(
+    dst: &mut [MaybeUninit<f32>],
     input: &[f32],
     weights: &[f32],
-    taps: &[(usize, usize)],
+    (taps, step): (&[(usize, usize)], usize),
     bias: &[f32],
     relu: bool,
     first: usize,
 ) {
-    let mut sums = [0.0f32; B];
+    let mut sums = [[0.0f32; B]; P];
     for &(p, w) in taps {
-        let (px, wt) = (&input[p + first..][..B], &weights[w + first..][..B]);
-        for j in 0..B {
-            sums[j] += px[j] * wt[j];
+        let wt = &weights[w + first..][..B];
+        for (q, s) in sums.iter_mut().enumerate() {
+            let px = &input[p + q * step + first..][..B];
+            for j in 0..B {
+                s[j] += px[j] * wt[j];
+            }
         }
     }
-    out.extend(
-        sums.iter()
-            .zip(&bias[first..][..B])
-            .map(|(s, b)| with_bias(*s, *b, relu)),
-    );
+    store(dst, &sums, first, bias, relu);
 }
 
 #[inline(always)]
@@ -1100,6 +1203,25 @@ pub(crate) fn exp(x: f32) -> f32 {
     e * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
 
+/// An IEEE half (`bits`) as `f32`, exactly, without branches: it vectorises, where `half`'s
+/// portable conversion (no F16C on the x86-64 baseline nor in WASM) took a tenth of a check's
+/// first run for the three models' weights. The magnitude's bits moved into an `f32`'s places are
+/// the value times 2^-112, subnormals included, and the multiplication by 2^112 is exact.
+/// Infinity and NaN (the exponent all ones) keep their mantissa, a NaN quiet as `half` makes it.
+#[inline(always)]
+fn f16_to_f32(bits: u16) -> f32 {
+    let bits = bits as u32;
+    let (sign, magnitude) = ((bits & 0x8000) << 16, (bits & 0x7fff) << 13);
+    const TWO_TO_112: f32 = f32::from_bits(0x7780_0000);
+    let value = if bits & 0x7c00 == 0x7c00 {
+        let quiet = if bits & 0x03ff != 0 { 0x0040_0000 } else { 0 };
+        magnitude | 0x7f80_0000 | quiet
+    } else {
+        (f32::from_bits(magnitude) * TWO_TO_112).to_bits()
+    };
+    f32::from_bits(sign | value)
+}
+
 /// `max(v, 0)` as a comparison (see MaxPool).
 #[inline(always)]
 fn relu_value(v: f32) -> f32 {
@@ -1112,6 +1234,19 @@ fn relu_value(v: f32) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    use super::f16_to_f32;
+
+    #[test]
+    fn halves_convert_as_half_does() {
+        for bits in 0..=u16::MAX {
+            assert_eq!(
+                f16_to_f32(bits).to_bits(),
+                half::f16::from_bits(bits).to_f32().to_bits(),
+                "{bits:#06x}"
+            );
+        }
+    }
+
     #[test]
     fn exp_is_within_two_ulp_of_libm() {
         for i in -87_000..88_000 {

@@ -80,46 +80,41 @@ impl Rgb {
         }
         let xs = weights(self.width, w);
         let ys = weights(self.height, h);
-        // Horizontal pass into f32 rows, then vertical pass. Only the source rows the current
-        // output row reads are kept (a ring of them, each filtered once): a few rows that stay in
-        // cache instead of the whole filtered image, a fresh multi-megabyte buffer every call.
-        let sw = self.width as usize;
+        // Horizontal pass into f32 rows, then vertical pass. Only the bands of source rows the
+        // current output row reads are kept (a ring of them, each filtered once): a few rows that
+        // stay in cache instead of the whole filtered image, a fresh multi-megabyte buffer every call.
         let row_len = w as usize * 3;
-        let ring = ys.iter().map(|(_, ws)| ws.len()).max().unwrap_or(1);
-        let mut filtered = vec![0f32; ring * row_len];
-        // The source row each ring slot holds.
-        let mut held = vec![usize::MAX; ring];
-        // Each source value feeds several taps: converted to f32 once per row.
-        let mut row = vec![0f32; sw * 3];
+        let window = ys.iter().map(|(_, ws)| ws.len()).max().unwrap_or(1);
+        let bands = ring_bands(window);
+        let mut filtered = vec![0f32; bands * BAND * row_len];
+        // The band each ring slot holds.
+        let mut held = vec![usize::MAX; bands];
+        let mut interleaved = vec![0f32; self.width as usize * 3 * BAND];
         let mut out = Rgb::new(w, h);
         // Whole rows at a time: the source rows are read in order, not a column at a time.
         let mut acc = vec![0f32; row_len];
         for (oy, (start, ws)) in ys.iter().enumerate() {
-            for y in *start..start + ws.len() {
-                let slot = y % ring;
-                if held[slot] == y {
-                    continue;
-                }
-                held[slot] = y;
-                for (r, &v) in row.iter_mut().zip(&self.data[y * sw * 3..(y + 1) * sw * 3]) {
-                    *r = v as f32;
-                }
-                let dst = &mut filtered[slot * row_len..][..row_len];
-                for (d, (start, ws)) in dst.chunks_exact_mut(3).zip(&xs) {
-                    let mut sum = [0f32; 3];
-                    for (p, wt) in row[start * 3..].chunks_exact(3).zip(ws) {
-                        for c in 0..3 {
-                            sum[c] += p[c] * wt;
-                        }
-                    }
-                    d.copy_from_slice(&sum);
+            for band in start / BAND..=(start + ws.len() - 1) / BAND {
+                let slot = band % bands;
+                if held[slot] != band {
+                    held[slot] = band;
+                    let dst = &mut filtered[slot * BAND * row_len..][..BAND * row_len];
+                    self.filter_band(band, &xs, &mut interleaved, dst);
                 }
             }
-            acc.iter_mut().for_each(|a| *a = 0.0);
             for (k, wt) in ws.iter().enumerate() {
-                let src = &filtered[(start + k) % ring * row_len..][..row_len];
-                for (a, v) in acc.iter_mut().zip(src) {
-                    *a += v * wt;
+                let y = start + k;
+                let src = &filtered[((y / BAND) % bands * BAND + y % BAND) * row_len..][..row_len];
+                // The first tap's products start the sums (0 + x is x for these products, none
+                // of them -0): no zeroing first.
+                if k == 0 {
+                    for (a, v) in acc.iter_mut().zip(src) {
+                        *a = v * wt;
+                    }
+                } else {
+                    for (a, v) in acc.iter_mut().zip(src) {
+                        *a += v * wt;
+                    }
                 }
             }
             let dst = &mut out.data[oy * row_len..(oy + 1) * row_len];
@@ -128,6 +123,51 @@ impl Rgb {
             }
         }
         out
+    }
+
+    /// The horizontal pass of [`Rgb::resize`] over source band `band` (rows `band·BAND` on, as
+    /// many as the image has) with the taps `xs`, into `dst` (`BAND` rows of the output's width).
+    /// The band's values are first interleaved (`interleaved`: each value of the row, then the
+    /// next, of its `BAND` rows side by side), so each tap scales one value of every row of the
+    /// band at once (vectorises); each sum keeps the taps' order, so the bits are those of a row
+    /// at a time.
+    fn filter_band(
+        &self,
+        band: usize,
+        xs: &[(usize, Vec<f32>)],
+        interleaved: &mut [f32],
+        dst: &mut [f32],
+    ) {
+        let row = self.width as usize * 3;
+        let rows = (self.height as usize - band * BAND).min(BAND);
+        // Past the image's last row the band repeats it (filtered, never stored).
+        let src: [&[u8]; BAND] = std::array::from_fn(|r| {
+            let y = (band * BAND + r).min(self.height as usize - 1);
+            &self.data[y * row..][..row]
+        });
+        for (i, value) in interleaved.chunks_exact_mut(BAND).enumerate() {
+            for (v, src) in value.iter_mut().zip(&src) {
+                *v = src[i] as f32;
+            }
+        }
+        let row_len = xs.len() * 3;
+        for (x, (start, ws)) in xs.iter().enumerate() {
+            // Channel-major: the band's red values, then green, then blue.
+            let mut sum = [0f32; 3 * BAND];
+            for (pixel, wt) in interleaved[start * 3 * BAND..]
+                .chunks_exact(3 * BAND)
+                .zip(ws)
+            {
+                for (s, p) in sum.iter_mut().zip(pixel) {
+                    *s += p * wt;
+                }
+            }
+            for (r, d) in dst.chunks_exact_mut(row_len).take(rows).enumerate() {
+                for c in 0..3 {
+                    d[x * 3 + c] = sum[c * BAND + r];
+                }
+            }
+        }
     }
 
     /// Averages `k`×`k` blocks (the right and bottom remainders are dropped). Each band of `k`
@@ -226,9 +266,20 @@ pub fn resize_bytes(width: u32, height: u32, w: u32, h: u32) -> u64 {
     }
     // A tent of half-width `support` covers at most 2·support + 2 source rows.
     let support = (height as f32 / h as f32).max(1.0);
-    let (width, height, w, h) = (width as u64, height as u64, w as u64, h as u64);
-    let rows = ((2.0 * support) as u64 + 2).min(height);
-    rows * (w * 12 + 8) + width * 12 + w * 12 + w * h * 3
+    let window = ((2.0 * support) as usize + 2).min(height as usize);
+    let bands = ring_bands(window) as u64;
+    let (width, w, h) = (width as u64, w as u64, h as u64);
+    let band = BAND as u64;
+    bands * (band * w * 12 + 8) + width * 12 * band + w * 12 + w * h * 3
+}
+
+/// Source rows [`Rgb::resize`] filters across together.
+const BAND: usize = 8;
+
+/// The bands [`Rgb::resize`] keeps for a vertical tap `window` rows long: any `window` rows lie
+/// within that many bands.
+fn ring_bands(window: usize) -> usize {
+    window.div_ceil(BAND) + 1
 }
 
 /// BT.601 luma in integers, identical on every target.
