@@ -225,8 +225,9 @@ impl Patch {
 
 /// `x.floor()` without a call to `floorf` (the x86-64 baseline has no rounding instruction; the
 /// mesh's input samples 2 × 36,864 points a look): truncated, then one down for a negative
-/// fraction. The same value for any finite `x` (beyond 2^24 every `f32` is whole); a NaN gives 0,
-/// which the caller's `as i64` makes of a NaN too.
+/// fraction. The same value for any `x` within `i64`'s range (beyond 2^24 every `f32` is whole;
+/// sample points are pixel coordinates, far inside it); a NaN gives 0, which the caller's `as i64`
+/// makes of a NaN too.
 fn floor(x: f32) -> f32 {
     let t = x as i64 as f32;
     if t > x {

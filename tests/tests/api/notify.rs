@@ -32,7 +32,9 @@ fn in_days(days: u64) -> DateTime<FixedOffset> {
         .unwrap()
 }
 
-fn confirmation(user_id: &str, appointment_id: &str) -> Notification {
+/// A booking confirmation for `user_id`'s appointment three days ahead (also the store's outbox
+/// tests' entry).
+pub(crate) fn confirmation(user_id: &str, appointment_id: &str) -> Notification {
     let facts = AppointmentFacts {
         appointment_id,
         user_id,

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::notify::confirmation;
 use chrono::{TimeDelta, Utc};
 use server::admin::{create_admin_at, AccountChange, Role};
 use server::audit::AuditEntry;
 use server::auth::WeChatSession;
 use server::notify::store::{Claimed, OutboxState, Outcome};
-use server::notify::{AppointmentFacts, Notification};
 use server::store::{Lock, RedisAt, RedisStore};
 use tests::{on_every_backend, AllStores, Backend, RedisCluster, RedisServer, SharedStore};
 
@@ -598,18 +598,6 @@ async fn the_audit_log_pages_newest_first(backend: Backend) {
         .is_empty());
 }
 
-fn confirmation_for(user_id: &str, appointment_id: &str) -> Notification {
-    let facts = AppointmentFacts {
-        appointment_id,
-        user_id,
-        code: "BZ7F3K9Q",
-        office: "东城办证大厅",
-        service: "居民身份证换领",
-        starts_at: Utc::now().with_timezone(&server::clock::china()) + TimeDelta::days(3),
-    };
-    Notification::booking_confirmed(&facts, Utc::now())
-}
-
 /// The outbox: an entry is claimed once due (one due when written, one due later), held by
 /// its claim until finished or until the lease runs out (then claimed again, and the first
 /// holder's late outcome is ignored), waits for its retry, and is never claimed once finished
@@ -617,10 +605,10 @@ fn confirmation_for(user_id: &str, appointment_id: &str) -> Notification {
 async fn outbox_entries_are_claimed_when_due_and_held_by_their_lease(backend: Backend) {
     let s = store(backend).await;
     let now = Utc::now();
-    let due_now = confirmation_for("u1", "a1");
-    let mut later = confirmation_for("u1", "a2");
+    let due_now = confirmation("u1", "a1");
+    let mut later = confirmation("u1", "a2");
     later.not_before = now + TimeDelta::hours(1);
-    let erased = confirmation_for("u2", "a3");
+    let erased = confirmation("u2", "a3");
     for notification in [&due_now, &later, &erased] {
         assert!(s.enqueue(notification).await.unwrap());
     }
