@@ -398,14 +398,14 @@ async fn bad_applicant_fields_name_the_field(backend: Backend) {
 }
 
 /// The first Saturday within the booking window that is open (moves the clock by whole
-/// weeks past a holiday week).
-async fn open_saturday(app: &TestApp) -> NaiveDate {
+/// weeks past a holiday week), and the server's today once it has.
+async fn open_saturday(app: &TestApp) -> (NaiveDate, NaiveDate) {
     for week in 0..4 {
         let from = today() + Duration::days(7 * week);
         let saturday = next(Weekday::Sat, from);
         let body = json(app.slots("humen", "first_application", saturday).await).await;
         if body["closed_reason"].is_null() {
-            return saturday;
+            return (saturday, from);
         }
         app.advance_clock(7 * 86400).await;
     }
@@ -415,7 +415,7 @@ async fn open_saturday(app: &TestApp) -> NaiveDate {
 async fn children_and_the_saturday_family_session(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let token = app.login("parent").await;
-    let saturday = open_saturday(&app).await;
+    let (saturday, server_today) = open_saturday(&app).await;
     let family_slot = slot_id("humen", saturday, "0900");
     let adult = app
         .book(
@@ -425,7 +425,9 @@ async fn children_and_the_saturday_family_session(backend: Backend) {
         )
         .await;
     assert_error(adult, 422, "NOT_ELIGIBLE").await;
-    let weekday = open_weekday_after(saturday);
+    // An open weekday in the same window as the Saturday: the week before it, not after (on a
+    // Saturday in Dongguan the next Saturday is a week ahead, the Monday after it nine days).
+    let weekday = open_weekday_after(server_today.max(saturday - Duration::days(7)));
     let first_for_adult = app
         .book(
             &token,
