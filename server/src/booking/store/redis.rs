@@ -1048,7 +1048,7 @@ fn hall_of(plan: &Plan) -> Option<&str> {
     })
 }
 
-/// `plan` as operations of the generic plan script over this store's booking keys: on one
+/// `plan` as Redis plans (`store::plan`) over this store's booking keys: on one
 /// Redis one script (`split` false), on a cluster a script per [`Step`].
 fn redis_plan(
     store: &RedisStore,
