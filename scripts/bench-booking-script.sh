@@ -3,7 +3,7 @@
 # (bench-redis-floor.sh): where a booking's Redis CPU goes without the server, the worker or
 # the shared cores' scheduling in the figure. The script starts a Redis and the server of its
 # own, books once while MONITOR records what Redis was sent, and replays that booking's plan
-# (the executor's text and its exact keys and arguments) with redis-benchmark, a fresh
+# (its compiled script and its exact keys and arguments) with redis-benchmark, a fresh
 # appointment, code, applicant and notices on every call (the account stays: its consent is a
 # guard). The server runs with limits no replay reaches. Then the least script on the same
 # Redis, alternating, ROUNDS times. Not part of the test command.
@@ -61,7 +61,7 @@ kill "$MONITOR"
 
 # The plan's script and its call, with every id of this booking made fresh per call.
 python3 - "$WORK" <<'PY'
-import json, re, sys
+import hashlib, json, re, sys
 work = sys.argv[1]
 booked = json.load(open(f"{work}/booked.json"))
 def words(line):
@@ -87,13 +87,16 @@ def words(line):
         out.append(bytes(buf).decode())
         i = j + 1
     return out
-script = call = None
+loaded, call = {}, None
 for line in open(f"{work}/monitor"):
-    if '"SCRIPT" "LOAD"' in line and "local op = {}" in line:
-        script = words(line)[2]
+    if '"SCRIPT" "LOAD"' in line:
+        text = words(line)[2]
+        loaded[hashlib.sha1(text.encode()).hexdigest()] = text
     if '"EVALSHA"' in line and booked["id"] in line and "booking-user" in line:
         call = words(line)
-if not script or not call:
+# The booking's plan compiled: the script its call names.
+script = call and loaded.get(call[1])
+if not script:
     sys.exit("the booking's plan was not recorded")
 user = re.search(r"\{booking-user:([0-9a-f]+)\}", " ".join(call)).group(1)
 fresh = {booked["id"]: "a__rand_int__", booked["code"]: "c__rand_int__"}

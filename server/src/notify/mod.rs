@@ -9,8 +9,8 @@
 //! - **SQLite**: inside your `store.write(|tx| …)`, call
 //!   [`store::enqueue_in_tx`]`(tx, &notification)` (and [`store::cancel_in_tx`]`(tx, key)` to
 //!   withdraw a pending one, e.g. the reminder of a cancelled appointment).
-//! - **Redis**: build your change as a plan for the generic plan script (`store::plan`) and
-//!   run it on [`store::PLAN`], which carries the outbox; [`store::Notices::plan`] adds the
+//! - **Redis**: build your change as a plan (`store::plan`, compiled into a script per shape)
+//!   and run it with [`store::PLAN`], which carries the outbox; [`store::Notices::plan`] adds the
 //!   notifications to write and the pending ones to withdraw, under your hash tag (listed in
 //!   [`store::OUTBOX_TAGS`] so the worker finds the entries), so the script stays on one
 //!   cluster slot.

@@ -12,7 +12,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::Notification;
-use crate::store::plan::{self, RedisPlan};
+use crate::store::plan::{Extension, Lua, Plans, RedisPlan};
 use crate::store::{RedisStore, SqliteStore, StoreError};
 
 /// Redis hash tags that hold outbox entries: every capability that enqueues inside its own
@@ -507,22 +507,46 @@ local function outbox_cancel(k, key)
 end
 ";
 
-/// The plan executor's `outbox` effect ([`Notices::plan`]): the five keys, the number of
-/// notifications and four values each, the number of keys to withdraw and the keys.
-const OUTBOX_OP: &str = r"
-function op.outbox()
-  local k = {take(5)}
-  for j = 1, 5 do k[j] = K[tonumber(k[j])] end
-  local entries = {}
-  for j = 1, tonumber(arg()) do entries[j] = {take(4)} end
-  outbox_enqueue_all(k, entries)
-  for _ = 1, tonumber(arg()) do outbox_cancel(k, arg()) end
-end
-";
+/// The plans' `outbox` effect ([`Notices::plan`]): the five keys; the number of notifications
+/// and four values each, the number of keys to withdraw and the keys. The numbers are the
+/// statements' shape; every value is passed in `ARGV`.
+fn write_outbox(lua: &mut Lua, keys: &[String], values: &[String]) -> Result<(), StoreError> {
+    let bad = || StoreError::Backend("an outbox effect cut short".into());
+    let count = |n: Option<&String>| n.and_then(|n| n.parse::<usize>().ok()).ok_or_else(bad);
+    let outbox = format!("{{{}}}", keys.join(", "));
+    let mut values = values.iter();
+    let sent = count(values.next())?;
+    let mut entries = Vec::with_capacity(sent);
+    for _ in 0..sent {
+        let mut entry = Vec::with_capacity(4);
+        for _ in 0..4 {
+            entry.push(lua.value(values.next().ok_or_else(bad)?));
+        }
+        entries.push(format!("{{{}}}", entry.join(", ")));
+    }
+    if !entries.is_empty() {
+        lua.line(&format!(
+            "outbox_enqueue_all({outbox}, {{{}}})",
+            entries.join(", ")
+        ));
+    }
+    let withdrawn = count(values.next())?;
+    for _ in 0..withdrawn {
+        let key = lua.value(values.next().ok_or_else(bad)?);
+        lua.line(&format!("outbox_cancel({outbox}, {key})"));
+    }
+    Ok(())
+}
 
-/// The plan executor (see `store::plan`) every capability runs its changes on, with the
-/// outbox, so notices are written in the same step as the change that causes them.
-pub static PLAN: LazyLock<Script> = LazyLock::new(|| plan::executor(&[OUTBOX_LUA, OUTBOX_OP]));
+/// The plans (see `store::plan`) every capability runs its changes as, with the outbox, so
+/// notices are written in the same step as the change that causes them.
+pub static PLAN: LazyLock<Plans> = LazyLock::new(|| {
+    Plans::new(&[Extension {
+        name: "outbox",
+        prelude: OUTBOX_LUA,
+        write: write_outbox,
+    }])
+});
 
 /// The five outbox keys under `tag`, in `OUTBOX_LUA`'s order.
 fn outbox_keys(store: &RedisStore, tag: &str) -> [String; 5] {

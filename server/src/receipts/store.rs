@@ -546,7 +546,7 @@ fn refusal(guard: &Guard) -> &'static str {
 }
 
 impl RedisStore {
-    /// `plan` as operations of the generic plan script over the receipt keys.
+    /// `plan` as a Redis plan (`store::plan`) over the receipt keys.
     fn order_plan(&self, plan: &Plan) -> Result<RedisPlan, StoreError> {
         let mut p = RedisPlan::new();
         for guard in &plan.guards {

@@ -1,181 +1,84 @@
-//! Redis: one generic Lua executor for the plans the capabilities compute in Rust (booking's
-//! rules, receipt orders' transitions). A plan is guards, checked in order against what is
-//! stored (the first that fails is the answer), then effects; the script only carries it out,
-//! atomically, in one round trip. [`RedisPlan`] writes each operation as its name, its keys by
-//! reference and its values, and the script reads them back in the same order, so neither
-//! side counts positions.
+//! Redis: the plans the capabilities compute in Rust (booking's rules, receipt orders'
+//! transitions), each compiled into a straight Lua script. A plan is guards, checked in order
+//! against what is stored (the first that fails is the answer), then effects; its script only
+//! carries it out, atomically, in one round trip. A script's text depends only on its plan's
+//! *shape* (the operations, which of the plan's keys each touches, which refusals are kept):
+//! every value goes in `ARGV`, so a request's text never becomes Lua source, and one script,
+//! loaded once and run by its SHA, serves every plan of a shape.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use redis::Script;
 use serde::{Deserialize, Serialize};
 
 use super::{RedisStore, StoreError};
 
-/// Operations an extension adds to the executor (`op.name = function() … end`, reading its
-/// arguments with `take(n)`, `arg()` and `key()`), e.g. the notification outbox's.
-pub type LuaOps = &'static str;
+/// An operation a capability adds to plans (e.g. the notification outbox's): Lua defined once
+/// ahead of a plan that uses it, and the writer of each use's statements.
+pub struct Extension {
+    pub name: &'static str,
+    /// Lua the statements call (functions), put once ahead of the plan's.
+    pub prelude: &'static str,
+    /// Writes one use: its keys as Lua expressions (`KEYS[3]`), its values passed with
+    /// [`Lua::value`].
+    pub write: WriteLua,
+}
 
-const HEAD: &str = r"
-local i, K = 0, KEYS
--- The next `n` arguments: one call for an operation's fixed arguments (a Lua call costs
--- about what a read of Redis does).
-local function take(n) local at = i; i = at + n; return unpack(ARGV, at + 1, at + n) end
-local function arg() i = i + 1; return ARGV[i] end
-local function key() return K[tonumber(arg())] end
-local op = {}
-";
+/// An [`Extension`]'s writer: the script, the use's keys, its values.
+pub type WriteLua = fn(&mut Lua, &[String], &[String]) -> Result<(), StoreError>;
 
-/// The executor: the guards about who asks, an optional answer record (replayed while
-/// unexpired), the other guards, the effects. Keys come as `KEYS` indexes (`K[tonumber(k)]`).
-const BODY: &str = r"
--- Guards: nil when the condition holds, else what the refusal adds to its text.
-function op.absent() if redis.call('EXISTS', key()) == 1 then return '' end end
-function op.card_below()
-  local k, n = take(2)
-  if redis.call('SCARD', K[tonumber(k)]) >= tonumber(n) then return '' end
-end
-function op.field_below()
-  local k, f, n = take(3)
-  if tonumber(redis.call('HGET', K[tonumber(k)], f) or '0') >= tonumber(n) then return '' end
-end
-function op.at_most()
-  local k, n = take(2)
-  local v = redis.call('GET', K[tonumber(k)]) or '0'
-  if tonumber(v) > tonumber(n) then return ':' .. v end
-end
-function op.field_is()
-  local k, f, v = take(3)
-  if redis.call('HGET', K[tonumber(k)], f) ~= v then return '' end
-end
--- The number at member `name` of the JSON document in field `f` (0 when absent).
-function op.json_number_is()
-  local k, f, name, n = take(4)
-  local doc = redis.call('HGET', K[tonumber(k)], f)
-  if not doc or (cjson.decode(doc)[name] or 0) ~= tonumber(n) then return '' end
-end
-function op.field_absent()
-  local k, f = take(2)
-  if redis.call('HEXISTS', K[tonumber(k)], f) == 1 then return '' end
-end
--- Counts an attempt in the window ending at `ends` (ms, the server's clock) and holds while
--- the window has at most `n`; it writes whatever the answer. The key expires `ttl` after its
--- window's first count, past the window's end (PEXPIRE only collects garbage), so a count
--- in a window already counted is two calls.
-function op.counted_within()
-  local k, ends, n, ttl = take(4)
-  k = K[tonumber(k)]
-  local count = 1
-  if redis.call('HGET', k, 'ends') == ends then
-    count = redis.call('HINCRBY', k, 'n', 1)
-  else
-    redis.call('HSET', k, 'ends', ends, 'n', 1)
-    redis.call('PEXPIRE', k, ttl)
-  end
-  if count > tonumber(n) then return '' end
-end
-function op.claim()
-  local k, v = take(2)
-  k = K[tonumber(k)]
-  if not redis.call('SET', k, v, 'NX') and redis.call('GET', k) ~= v then return '' end
-end
--- Effects.
-function op.set() local k, v = take(2); redis.call('SET', K[tonumber(k)], v) end
-function op.set_px() local k, v, ttl = take(3); redis.call('SET', K[tonumber(k)], v, 'PX', ttl) end
-function op.del() redis.call('DEL', key()) end
-function op.del_if()
-  local k, v = take(2)
-  k = K[tonumber(k)]
-  if redis.call('GET', k) == v then redis.call('DEL', k) end
-end
-function op.sadd() local k, m = take(2); redis.call('SADD', K[tonumber(k)], m) end
-function op.srem() local k, m = take(2); redis.call('SREM', K[tonumber(k)], m) end
-function op.hdel() local k, f = take(2); redis.call('HDEL', K[tonumber(k)], f) end
-function op.hdel_if()
-  local k, f, v = take(3)
-  k = K[tonumber(k)]
-  if redis.call('HGET', k, f) == v then redis.call('HDEL', k, f) end
-end
-function op.remember()
-  local k, hash, outcome, expires, ttl = take(5)
-  k = K[tonumber(k)]
-  redis.call('HSET', k, 'hash', hash, 'outcome', outcome, 'expires', expires)
-  redis.call('PEXPIRE', k, ttl)
-end
-function op.zadd() local k, s, m = take(3); redis.call('ZADD', K[tonumber(k)], s, m) end
-function op.zrem() local k, m = take(2); redis.call('ZREM', K[tonumber(k)], m) end
-function op.hset()
-  local k, n = take(2)
-  redis.call('HSET', K[tonumber(k)], take(2 * tonumber(n)))
-end
-function op.hincrby() local k, f, by = take(3); redis.call('HINCRBY', K[tonumber(k)], f, by) end
-function op.window_add()
-  local k, score, member, oldest, ttl = take(5)
-  k = K[tonumber(k)]
-  redis.call('ZADD', k, score, member)
-  redis.call('ZREMRANGEBYSCORE', k, '-inf', oldest)
-  redis.call('PEXPIRE', k, ttl)
-end
-function op.del_if_count_below()
-  local counted, after, limit, k = take(4)
-  counted, k = K[tonumber(counted)], K[tonumber(k)]
-  if redis.call('ZCOUNT', counted, '(' .. after, '+inf') < tonumber(limit) then
-    redis.call('DEL', k)
-  end
-end
-function op.raise_if_card()
-  local counted, limit, k, v, ttl = take(5)
-  counted, k, v = K[tonumber(counted)], K[tonumber(k)], tonumber(v)
-  if redis.call('ZCARD', counted) >= tonumber(limit) and v > tonumber(redis.call('GET', k) or '0') then
-    redis.call('SET', k, v, 'PX', ttl)
-  end
-end
+/// A script being written: its text and the values it reads from `ARGV`.
+#[derive(Default)]
+pub struct Lua {
+    text: String,
+    args: Vec<String>,
+}
 
-local record, hash, ttl, now, done = take(5)
-now = tonumber(now)
-record = record ~= '0' and KEYS[tonumber(record)]
-local function answer(kind, outcome)
-  if record and outcome ~= '' then
-    redis.call('HSET', record, 'hash', hash, 'outcome', outcome, 'expires', now + ttl)
-    redis.call('PEXPIRE', record, ttl)
-  end
-  return {kind, outcome}
-end
--- The next list of guards: the first that fails stops the plan (its answer kept in the
--- record when `remembering` and the guard says so).
-local function stopped(remembering)
-  for _ = 1, tonumber(arg()) do
-    local name, refusal, remembered = take(3)
-    local found = op[name]()
-    if found then
-      if remembering and remembered == '1' then return answer('STOP', refusal .. found) end
-      return {'STOP', refusal .. found}
-    end
-  end
-end
--- Who asks first: a replay needs them to hold too.
-local stop = stopped(false)
-if stop then return stop end
-if record then
-  -- Expired by the server's clock, as on SQLite (PEXPIRE only collects the garbage).
-  local earlier = redis.call('HMGET', record, 'hash', 'outcome', 'expires')
-  if earlier[1] and tonumber(earlier[3] or '0') > now then
-    if earlier[1] ~= hash then return {'MISMATCH'} end
-    return {'REPLAY', earlier[2]}
-  end
-end
-stop = stopped(true)
-if stop then return stop end
-for _ = 1, tonumber(arg()) do op[arg()]() end
-return answer('DONE', done)
-";
-
-/// The executor with `extensions`' operations.
-pub fn executor(extensions: &[LuaOps]) -> Script {
-    let mut text = String::from(HEAD);
-    for ops in extensions {
-        text.push_str(ops);
+impl Lua {
+    /// `value` passed in `ARGV`; the Lua expression that reads it.
+    pub fn value(&mut self, value: &str) -> String {
+        self.args.push(value.to_owned());
+        format!("ARGV[{}]", self.args.len())
     }
-    text.push_str(BODY);
-    Script::new(&text)
+
+    /// A statement (or several) of the script.
+    pub fn line(&mut self, lua: &str) {
+        self.text.push_str(lua);
+        self.text.push('\n');
+    }
+}
+
+/// The compiler of plans, with its extensions, and the script of each shape it met.
+pub struct Plans {
+    extensions: &'static [Extension],
+    /// By text: a shape's script is hashed (its SHA) once.
+    scripts: Mutex<HashMap<String, Arc<Script>>>,
+}
+
+impl Plans {
+    pub fn new(extensions: &'static [Extension]) -> Self {
+        Plans {
+            extensions,
+            scripts: Mutex::default(),
+        }
+    }
+
+    /// The script of `text`, made once.
+    fn script(&self, text: String) -> Arc<Script> {
+        let mut scripts = self.scripts.lock().unwrap_or_else(|e| e.into_inner());
+        scripts
+            .entry(text)
+            .or_insert_with_key(|text| Arc::new(Script::new(text)))
+            .clone()
+    }
+
+    fn extension(&self, name: &str) -> Result<&Extension, StoreError> {
+        self.extensions
+            .iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| StoreError::Backend(format!("unknown plan operation `{name}`")))
+    }
 }
 
 /// What a plan came to.
@@ -191,54 +94,202 @@ pub enum Ran {
     Mismatch,
 }
 
-/// Refuse with `refusal`, and say whether an answer record keeps the refusal (a rule's
-/// answer) or not (a collision the caller retries with other values).
+/// Refuse with `refusal` (a code constant: it is written into the script), and say whether an
+/// answer record keeps the refusal (a rule's answer) or not (a collision the caller retries
+/// with other values).
 #[derive(Debug, Clone, Copy)]
-pub struct Refuse<'a> {
-    pub refusal: &'a str,
+pub struct Refuse {
+    pub refusal: &'static str,
     pub remembered: bool,
 }
 
-fn guard_op(refuse: Refuse, name: &str, args: Vec<String>) -> Vec<String> {
-    let remembered = if refuse.remembered { "1" } else { "0" };
-    let mut op = vec![
-        name.to_owned(),
-        refuse.refusal.to_owned(),
-        remembered.to_owned(),
-    ];
-    op.extend(args);
-    op
+/// A guard's condition; keys are `KEYS` indexes (from 1), numbers kept as the text passed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Check {
+    Absent {
+        key: usize,
+    },
+    CardBelow {
+        key: usize,
+        n: String,
+    },
+    FieldBelow {
+        key: usize,
+        field: String,
+        n: String,
+    },
+    AtMost {
+        key: usize,
+        n: String,
+    },
+    FieldIs {
+        key: usize,
+        field: String,
+        value: String,
+    },
+    JsonNumberIs {
+        key: usize,
+        field: String,
+        name: String,
+        n: String,
+    },
+    FieldAbsent {
+        key: usize,
+        field: String,
+    },
+    CountedWithin {
+        key: usize,
+        ends: String,
+        limit: String,
+        ttl: String,
+    },
+    Claim {
+        key: usize,
+        owner: String,
+    },
 }
 
-/// A plan for the executor: keys by reference, operations in order. It can be kept (as JSON)
-/// to be run later: a step another step promised.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Guard {
+    check: Check,
+    refusal: String,
+    remembered: bool,
+}
+
+/// An effect; keys are `KEYS` indexes (from 1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Change {
+    Set {
+        key: usize,
+        value: String,
+    },
+    SetPx {
+        key: usize,
+        value: String,
+        ttl: String,
+    },
+    Del {
+        key: usize,
+    },
+    DelIf {
+        key: usize,
+        value: String,
+    },
+    Sadd {
+        key: usize,
+        member: String,
+    },
+    Srem {
+        key: usize,
+        member: String,
+    },
+    Hdel {
+        key: usize,
+        field: String,
+    },
+    HdelIf {
+        key: usize,
+        field: String,
+        value: String,
+    },
+    Remember {
+        key: usize,
+        hash: String,
+        outcome: String,
+        expires: String,
+        ttl: String,
+    },
+    Zadd {
+        key: usize,
+        score: String,
+        member: String,
+    },
+    Zrem {
+        key: usize,
+        member: String,
+    },
+    Hset {
+        key: usize,
+        fields: Vec<(String, String)>,
+    },
+    Hincrby {
+        key: usize,
+        field: String,
+        by: String,
+    },
+    WindowAdd {
+        key: usize,
+        score: String,
+        member: String,
+        oldest: String,
+        ttl: String,
+    },
+    DelIfCountBelow {
+        counted: usize,
+        after: String,
+        limit: String,
+        key: usize,
+    },
+    RaiseIfCard {
+        counted: usize,
+        limit: String,
+        key: usize,
+        value: String,
+        ttl: String,
+    },
+    Extension {
+        name: String,
+        keys: Vec<usize>,
+        values: Vec<String>,
+    },
+}
+
+/// The answer record: at `KEYS[key]`, for the request whose digest is `hash`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    key: usize,
+    hash: String,
+    ttl_ms: String,
+    now_ms: String,
+    done: String,
+}
+
+/// A plan: keys by reference, operations in order. It can be kept (as JSON) to be run later: a
+/// step another step promised.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct RedisPlan {
     keys: Vec<String>,
-    /// The answer record at `KEYS[record_key]` (0: none): hash, ttl and now (ms), done text.
-    record: [String; 4],
-    record_key: usize,
+    record: Option<Record>,
     /// Guards about who asks: checked before the record.
-    caller_guards: Vec<String>,
-    caller_guard_count: usize,
-    guards: Vec<String>,
-    guard_count: usize,
+    caller_guards: Vec<Guard>,
+    guards: Vec<Guard>,
     /// The claim, if any: it writes, so it runs after every other guard.
-    last_guard: Vec<String>,
-    effects: Vec<String>,
-    effect_count: usize,
+    claim: Option<Guard>,
+    effects: Vec<Change>,
+}
+
+/// `text` as a Lua string literal: only code constants are written so, and escaped whatever
+/// they hold.
+fn lua_string(text: &str) -> String {
+    let mut literal = String::from("'");
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b" _-:.".contains(&byte) {
+            literal.push(char::from(byte));
+        } else {
+            literal.push_str(&format!("\\{byte:03}"));
+        }
+    }
+    literal.push('\'');
+    literal
 }
 
 impl RedisPlan {
     pub fn new() -> Self {
-        RedisPlan {
-            record: ["".into(), "1".into(), "0".into(), "".into()],
-            ..Default::default()
-        }
+        RedisPlan::default()
     }
 
     /// `KEYS` index (from 1) of `key`, added once.
-    fn index(&mut self, key: String) -> usize {
+    fn key(&mut self, key: String) -> usize {
         match self.keys.iter().position(|k| *k == key) {
             Some(at) => at + 1,
             None => {
@@ -248,87 +299,92 @@ impl RedisPlan {
         }
     }
 
-    /// `key` as the script reads it: its `KEYS` index.
-    fn key(&mut self, key: String) -> String {
-        self.index(key).to_string()
-    }
-
     /// Answers kept at `key` for `ttl_ms` of the server's clock: a request with the same
     /// `hash` gets the first answer again, another request `Mismatch`; `done` is the answer
     /// when the plan runs (empty: the plan is a first step of several and keeps nothing when it
     /// runs; a later step keeps the answer with [`Self::remember`]).
     pub fn record(&mut self, key: String, hash: &str, ttl_ms: u64, now_ms: i64, done: &str) {
-        self.record_key = self.index(key);
-        self.record = [
-            hash.to_owned(),
-            ttl_ms.to_string(),
-            now_ms.to_string(),
-            done.to_owned(),
-        ];
+        self.record = Some(Record {
+            key: self.key(key),
+            hash: hash.to_owned(),
+            ttl_ms: ttl_ms.to_string(),
+            now_ms: now_ms.to_string(),
+            done: done.to_owned(),
+        });
     }
 
-    fn guard(&mut self, refuse: Refuse, name: &str, args: Vec<String>) {
-        self.guards.extend(guard_op(refuse, name, args));
-        self.guard_count += 1;
+    fn guard(&mut self, refuse: Refuse, check: Check) {
+        self.guards.push(Guard {
+            check,
+            refusal: refuse.refusal.to_owned(),
+            remembered: refuse.remembered,
+        });
     }
 
     /// The guards added so far are about who asks (a token, a consent): they are checked
     /// before the answer record, so a replay needs them to hold too.
     pub fn checked_first(&mut self) {
         self.caller_guards.append(&mut self.guards);
-        self.caller_guard_count += std::mem::take(&mut self.guard_count);
     }
 
     /// Holds while `key` does not exist.
     pub fn absent(&mut self, key: String, refuse: Refuse) {
-        let k = self.key(key);
-        self.guard(refuse, "absent", vec![k]);
+        let key = self.key(key);
+        self.guard(refuse, Check::Absent { key });
     }
 
     /// Holds while the set at `key` has fewer than `n` members.
     pub fn card_below(&mut self, key: String, n: u32, refuse: Refuse) {
-        let k = self.key(key);
-        self.guard(refuse, "card_below", vec![k, n.to_string()]);
+        let key = self.key(key);
+        let n = n.to_string();
+        self.guard(refuse, Check::CardBelow { key, n });
     }
 
     /// Holds while the number in `field` of the hash at `key` (0 when absent) is below `n`.
     pub fn field_below(&mut self, key: String, field: &str, n: u32, refuse: Refuse) {
-        let k = self.key(key);
-        self.guard(
-            refuse,
-            "field_below",
-            vec![k, field.to_owned(), n.to_string()],
-        );
+        let key = self.key(key);
+        let (field, n) = (field.to_owned(), n.to_string());
+        self.guard(refuse, Check::FieldBelow { key, field, n });
     }
 
     /// Holds while the number at `key` (0 when absent) is at most `n`; the refusal text
     /// gets `:<the number>`.
     pub fn at_most(&mut self, key: String, n: i64, refuse: Refuse) {
-        let k = self.key(key);
-        self.guard(refuse, "at_most", vec![k, n.to_string()]);
+        let key = self.key(key);
+        let n = n.to_string();
+        self.guard(refuse, Check::AtMost { key, n });
     }
 
     /// Holds while the JSON document in `field` of the hash at `key` has the number `n` as
     /// its member `name` (a document without the member has 0).
     pub fn json_number_is(&mut self, key: String, field: &str, name: &str, n: u64, refuse: Refuse) {
-        let k = self.key(key);
-        let args = vec![k, field.to_owned(), name.to_owned(), n.to_string()];
-        self.guard(refuse, "json_number_is", args);
+        let key = self.key(key);
+        let (field, name, n) = (field.to_owned(), name.to_owned(), n.to_string());
+        self.guard(
+            refuse,
+            Check::JsonNumberIs {
+                key,
+                field,
+                name,
+                n,
+            },
+        );
     }
 
     /// Holds while the hash at `key` has no `field`.
     pub fn field_absent(&mut self, key: String, field: &str, refuse: Refuse) {
-        let k = self.key(key);
-        self.guard(refuse, "field_absent", vec![k, field.to_owned()]);
+        let key = self.key(key);
+        let field = field.to_owned();
+        self.guard(refuse, Check::FieldAbsent { key, field });
     }
 
     /// Counts one more in the window ending at `window_ends` (Unix ms of the server's clock;
     /// a count kept for another window starts again) at `key`, and holds while the window has
-    /// at most `limit`. It writes whatever the answer, and runs where it stands among the
-    /// guards: the guards before it decide whether it counts.
-    /// The key expires two windows after its window's first count, so past the window's end
-    /// even on a Redis clock somewhat ahead (it only collects garbage: the count is read by
-    /// `window_ends`).
+    /// at most `limit`; the refusal text gets `:<window_ends>`. It writes whatever the answer,
+    /// and runs where it stands among the guards: the guards before it decide whether it
+    /// counts. The key expires two windows after its window's first count, so past the
+    /// window's end even on a Redis clock somewhat ahead (it only collects garbage: the count
+    /// is read by `window_ends`).
     pub fn counted_within(
         &mut self,
         key: String,
@@ -337,83 +393,85 @@ impl RedisPlan {
         limit: u32,
         refuse: Refuse,
     ) {
-        let k = self.key(key);
-        let args = vec![
-            k,
-            window_ends.to_string(),
-            limit.to_string(),
-            window_ms.max(1).saturating_mul(2).to_string(),
-        ];
-        self.guard(refuse, "counted_within", args);
+        let key = self.key(key);
+        let check = Check::CountedWithin {
+            key,
+            ends: window_ends.to_string(),
+            limit: limit.to_string(),
+            ttl: window_ms.max(1).saturating_mul(2).to_string(),
+        };
+        self.guard(refuse, check);
     }
 
     /// Holds while `field` of the hash at `key` is `value`.
     pub fn field_is(&mut self, key: String, field: &str, value: &str, refuse: Refuse) {
-        let k = self.key(key);
-        self.guard(
-            refuse,
-            "field_is",
-            vec![k, field.to_owned(), value.to_owned()],
-        );
+        let key = self.key(key);
+        let (field, value) = (field.to_owned(), value.to_owned());
+        self.guard(refuse, Check::FieldIs { key, field, value });
     }
 
     /// Holds when `key` is free or already `owner`'s, and takes it for `owner`: a uniqueness
     /// the store must decide. It writes, so it runs after every other guard.
     pub fn claim(&mut self, key: String, owner: &str, refuse: Refuse) {
-        let k = self.key(key);
-        self.last_guard = guard_op(refuse, "claim", vec![k, owner.to_owned()]);
-    }
-
-    fn effect(&mut self, name: &str, args: Vec<String>) {
-        self.effects.push(name.to_owned());
-        self.effects.extend(args);
-        self.effect_count += 1;
+        let key = self.key(key);
+        self.claim = Some(Guard {
+            check: Check::Claim {
+                key,
+                owner: owner.to_owned(),
+            },
+            refusal: refuse.refusal.to_owned(),
+            remembered: refuse.remembered,
+        });
     }
 
     pub fn set(&mut self, key: String, value: &str) {
-        let k = self.key(key);
-        self.effect("set", vec![k, value.to_owned()]);
+        let key = self.key(key);
+        let value = value.to_owned();
+        self.effects.push(Change::Set { key, value });
     }
 
     /// Sets `key` to `value`, to expire `ttl_ms` later.
     pub fn set_expiring(&mut self, key: String, value: &str, ttl_ms: u64) {
-        let k = self.key(key);
-        self.effect(
-            "set_px",
-            vec![k, value.to_owned(), ttl_ms.max(1).to_string()],
-        );
+        let key = self.key(key);
+        let (value, ttl) = (value.to_owned(), ttl_ms.max(1).to_string());
+        self.effects.push(Change::SetPx { key, value, ttl });
     }
 
     pub fn del(&mut self, key: String) {
-        let k = self.key(key);
-        self.effect("del", vec![k]);
+        let key = self.key(key);
+        self.effects.push(Change::Del { key });
     }
 
     /// Deletes `key` if it still holds `value`.
     pub fn del_if(&mut self, key: String, value: &str) {
-        let k = self.key(key);
-        self.effect("del_if", vec![k, value.to_owned()]);
+        let key = self.key(key);
+        let value = value.to_owned();
+        self.effects.push(Change::DelIf { key, value });
     }
 
     pub fn sadd(&mut self, key: String, member: &str) {
-        let k = self.key(key);
-        self.effect("sadd", vec![k, member.to_owned()]);
+        let key = self.key(key);
+        let member = member.to_owned();
+        self.effects.push(Change::Sadd { key, member });
     }
 
     pub fn srem(&mut self, key: String, member: &str) {
-        let k = self.key(key);
-        self.effect("srem", vec![k, member.to_owned()]);
+        let key = self.key(key);
+        let member = member.to_owned();
+        self.effects.push(Change::Srem { key, member });
     }
 
     pub fn hdel(&mut self, key: String, field: &str) {
-        let k = self.key(key);
-        self.effect("hdel", vec![k, field.to_owned()]);
+        let key = self.key(key);
+        let field = field.to_owned();
+        self.effects.push(Change::Hdel { key, field });
     }
 
     /// Deletes `field` of the hash at `key` if it still holds `value`.
     pub fn hdel_if(&mut self, key: String, field: &str, value: &str) {
-        let k = self.key(key);
-        self.effect("hdel_if", vec![k, field.to_owned(), value.to_owned()]);
+        let key = self.key(key);
+        let (field, value) = (field.to_owned(), value.to_owned());
+        self.effects.push(Change::HdelIf { key, field, value });
     }
 
     /// Keeps `outcome` as the answer record at `key` (as [`Self::record`] reads it) for the
@@ -427,64 +485,67 @@ impl RedisPlan {
         expires_ms: i64,
         ttl_ms: u64,
     ) {
-        let k = self.key(key);
-        let args = vec![
-            k,
-            hash.to_owned(),
-            outcome.to_owned(),
-            expires_ms.to_string(),
-            ttl_ms.max(1).to_string(),
-        ];
-        self.effect("remember", args);
+        let key = self.key(key);
+        self.effects.push(Change::Remember {
+            key,
+            hash: hash.to_owned(),
+            outcome: outcome.to_owned(),
+            expires: expires_ms.to_string(),
+            ttl: ttl_ms.max(1).to_string(),
+        });
     }
 
     pub fn zadd(&mut self, key: String, score: i64, member: &str) {
-        let k = self.key(key);
-        self.effect("zadd", vec![k, score.to_string(), member.to_owned()]);
+        let key = self.key(key);
+        let (score, member) = (score.to_string(), member.to_owned());
+        self.effects.push(Change::Zadd { key, score, member });
     }
 
     pub fn zrem(&mut self, key: String, member: &str) {
-        let k = self.key(key);
-        self.effect("zrem", vec![k, member.to_owned()]);
+        let key = self.key(key);
+        let member = member.to_owned();
+        self.effects.push(Change::Zrem { key, member });
     }
 
     pub fn hset(&mut self, key: String, fields: &[(&str, &str)]) {
-        let mut args = vec![self.key(key), fields.len().to_string()];
-        for (field, value) in fields {
-            args.extend([(*field).to_owned(), (*value).to_owned()]);
-        }
-        self.effect("hset", args);
+        let key = self.key(key);
+        let fields = fields
+            .iter()
+            .map(|(f, v)| ((*f).to_owned(), (*v).to_owned()))
+            .collect();
+        self.effects.push(Change::Hset { key, fields });
     }
 
     pub fn hincrby(&mut self, key: String, field: &str, by: i64) {
-        let k = self.key(key);
-        self.effect("hincrby", vec![k, field.to_owned(), by.to_string()]);
+        let key = self.key(key);
+        let (field, by) = (field.to_owned(), by.to_string());
+        self.effects.push(Change::Hincrby { key, field, by });
     }
 
     /// Adds `member` at `score` to the sorted set at `key`, drops members scored at
     /// `oldest` or below, and lets the set expire `ttl_ms` after its last change.
     pub fn window_add(&mut self, key: String, score: i64, member: &str, oldest: i64, ttl_ms: u64) {
-        let k = self.key(key);
-        let args = vec![
-            k,
-            score.to_string(),
-            member.to_owned(),
-            oldest.to_string(),
-            ttl_ms.to_string(),
-        ];
-        self.effect("window_add", args);
+        let key = self.key(key);
+        self.effects.push(Change::WindowAdd {
+            key,
+            score: score.to_string(),
+            member: member.to_owned(),
+            oldest: oldest.to_string(),
+            ttl: ttl_ms.to_string(),
+        });
     }
 
     /// When the sorted set at `counted` has fewer than `limit` members scored above `after`,
     /// deletes `key`.
     pub fn del_if_count_below(&mut self, counted: String, after: i64, limit: u32, key: String) {
-        let args = vec![
-            self.key(counted),
-            after.to_string(),
-            limit.to_string(),
-            self.key(key),
-        ];
-        self.effect("del_if_count_below", args);
+        let (counted, key) = (self.key(counted), self.key(key));
+        let (after, limit) = (after.to_string(), limit.to_string());
+        self.effects.push(Change::DelIfCountBelow {
+            counted,
+            after,
+            limit,
+            key,
+        });
     }
 
     /// When the sorted set at `counted` has `limit` members or more, raises the number at
@@ -497,31 +558,30 @@ impl RedisPlan {
         value: i64,
         ttl_ms: u64,
     ) {
-        let args = vec![
-            self.key(counted),
-            limit.to_string(),
-            self.key(key),
-            value.to_string(),
-            ttl_ms.to_string(),
-        ];
-        self.effect("raise_if_card", args);
+        let (counted, key) = (self.key(counted), self.key(key));
+        self.effects.push(Change::RaiseIfCard {
+            counted,
+            limit: limit.to_string(),
+            key,
+            value: value.to_string(),
+            ttl: ttl_ms.to_string(),
+        });
     }
 
-    /// An extension's effect: `name`, then keys (as references) and values in the order
-    /// its Lua reads them.
+    /// An [`Extension`]'s effect: its `name`, keys and values, as its writer reads them.
     pub fn extension(&mut self, name: &str, keys: Vec<String>, values: Vec<String>) {
-        let mut args: Vec<String> = keys.into_iter().map(|k| self.key(k)).collect();
-        args.extend(values);
-        self.effect(name, args);
+        let keys = keys.into_iter().map(|k| self.key(k)).collect();
+        let name = name.to_owned();
+        self.effects.push(Change::Extension { name, keys, values });
     }
 
     /// Whether the plan checks and changes nothing (a step of a sequence with nothing to do).
     pub fn is_empty(&self) -> bool {
-        self.record_key == 0
-            && self.caller_guard_count == 0
-            && self.guard_count == 0
-            && self.last_guard.is_empty()
-            && self.effect_count == 0
+        self.record.is_none()
+            && self.caller_guards.is_empty()
+            && self.guards.is_empty()
+            && self.claim.is_none()
+            && self.effects.is_empty()
     }
 
     /// A key the plan touches first (`None` for an empty plan): its node is where the plan
@@ -530,10 +590,87 @@ impl RedisPlan {
         self.keys.first().cloned()
     }
 
+    /// The plan as JSON, to be run later ([`Self::from_json`]).
+    pub fn to_json(&self) -> Result<String, StoreError> {
+        serde_json::to_string(self).map_err(|e| StoreError::Backend(format!("plan: {e}")))
+    }
+
+    /// A plan kept as JSON, by this version or by the generic executor before it
+    /// ([`legacy`]).
+    pub fn from_json(json: &str) -> Result<RedisPlan, StoreError> {
+        let bad = |e: serde_json::Error| StoreError::Backend(format!("kept plan: {e}"));
+        let value: serde_json::Value = serde_json::from_str(json).map_err(bad)?;
+        if value.get("effect_count").is_some() {
+            return legacy::plan(serde_json::from_value(value).map_err(bad)?);
+        }
+        serde_json::from_value(value).map_err(bad)
+    }
+
+    /// The plan's script and its `ARGV`.
+    fn compile(&self, plans: &Plans) -> Result<Lua, StoreError> {
+        let mut lua = Lua::default();
+        let mut preludes: Vec<&str> = Vec::new();
+        for change in &self.effects {
+            if let Change::Extension { name, .. } = change {
+                let prelude = plans.extension(name)?.prelude;
+                if !preludes.contains(&prelude) {
+                    preludes.push(prelude);
+                    lua.line(prelude);
+                }
+            }
+        }
+        let record = self.record.as_ref().map(|r| {
+            let hash = lua.value(&r.hash);
+            let (ttl, now) = (lua.value(&r.ttl_ms), lua.value(&r.now_ms));
+            lua.line(&format!(
+                "local now, ttl = tonumber({now}), tonumber({ttl})
+local function answer(kind, outcome)
+  if outcome ~= '' then
+    redis.call('HSET', KEYS[{k}], 'hash', {hash}, 'outcome', outcome, 'expires', now + ttl)
+    redis.call('PEXPIRE', KEYS[{k}], ttl)
+  end
+  return {{kind, outcome}}
+end",
+                k = r.key
+            ));
+            (r, hash)
+        });
+        for guard in &self.caller_guards {
+            guard.write(&mut lua, false);
+        }
+        if let Some((r, hash)) = &record {
+            // Expired by the server's clock, as on SQLite (PEXPIRE only collects the garbage).
+            lua.line(&format!(
+                "do
+  local earlier = redis.call('HMGET', KEYS[{k}], 'hash', 'outcome', 'expires')
+  if earlier[1] and tonumber(earlier[3] or '0') > now then
+    if earlier[1] ~= {hash} then return {{'MISMATCH'}} end
+    return {{'REPLAY', earlier[2]}}
+  end
+end",
+                k = r.key
+            ));
+        }
+        for guard in self.guards.iter().chain(&self.claim) {
+            guard.write(&mut lua, record.is_some());
+        }
+        for change in &self.effects {
+            change.write(&mut lua, plans)?;
+        }
+        match &record {
+            Some((r, _)) => {
+                let done = lua.value(&r.done);
+                lua.line(&format!("return answer('DONE', {done})"));
+            }
+            None => lua.line("return {'DONE', ''}"),
+        }
+        Ok(lua)
+    }
+
     /// Runs the plan: one round trip, then the replicas asked for are waited for.
-    pub async fn run(self, store: &RedisStore, script: &Script) -> Result<Ran, StoreError> {
+    pub async fn run(self, store: &RedisStore, plans: &Plans) -> Result<Ran, StoreError> {
         let key = self.first_key();
-        let ran = self.run_unreplicated(store, script).await?;
+        let ran = self.run_unreplicated(store, plans).await?;
         // What is answered as stored (now, or by the request replayed) is on the replicas
         // asked for first.
         if let (Ran::Done(_) | Ran::Replayed(_), Some(key)) = (&ran, key) {
@@ -547,23 +684,17 @@ impl RedisPlan {
     pub async fn run_unreplicated(
         self,
         store: &RedisStore,
-        script: &Script,
+        plans: &Plans,
     ) -> Result<Ran, StoreError> {
+        let Lua { text, args } = self.compile(plans)?;
+        let script = plans.script(text);
         let mut invocation = script.prepare_invoke();
         for key in &self.keys {
             invocation.key(key);
         }
-        let guard_count = self.guard_count + usize::from(!self.last_guard.is_empty());
-        invocation
-            .arg(self.record_key)
-            .arg(&self.record)
-            .arg(self.caller_guard_count)
-            .arg(&self.caller_guards)
-            .arg(guard_count)
-            .arg(&self.guards)
-            .arg(&self.last_guard)
-            .arg(self.effect_count)
-            .arg(&self.effects);
+        for arg in &args {
+            invocation.arg(arg);
+        }
         let reply: Vec<String> = invocation.invoke_async(&mut store.conn()).await?;
         let detail = || reply.get(1).cloned().unwrap_or_default();
         Ok(match reply.first().map(String::as_str) {
@@ -577,5 +708,404 @@ impl RedisPlan {
                 )))
             }
         })
+    }
+}
+
+impl Guard {
+    /// The guard's statements: a failed condition returns the refusal (kept in the record
+    /// when `remembering` and the guard says so), with what it found.
+    fn write(&self, lua: &mut Lua, remembering: bool) {
+        let refusal = lua_string(&self.refusal);
+        let stop = |found: &str| match remembering && self.remembered {
+            true => format!("return answer('STOP', {refusal}{found})"),
+            false => format!("return {{'STOP', {refusal}{found}}}"),
+        };
+        let text = match &self.check {
+            Check::Absent { key } => format!(
+                "if redis.call('EXISTS', KEYS[{key}]) == 1 then {} end",
+                stop("")
+            ),
+            Check::CardBelow { key, n } => format!(
+                "if redis.call('SCARD', KEYS[{key}]) >= tonumber({}) then {} end",
+                lua.value(n),
+                stop("")
+            ),
+            Check::FieldBelow { key, field, n } => format!(
+                "if tonumber(redis.call('HGET', KEYS[{key}], {}) or '0') >= tonumber({}) then {} end",
+                lua.value(field),
+                lua.value(n),
+                stop("")
+            ),
+            Check::AtMost { key, n } => format!(
+                "do
+  local v = redis.call('GET', KEYS[{key}]) or '0'
+  if tonumber(v) > tonumber({}) then {} end
+end",
+                lua.value(n),
+                stop(" .. ':' .. v")
+            ),
+            Check::FieldIs { key, field, value } => format!(
+                "if redis.call('HGET', KEYS[{key}], {}) ~= {} then {} end",
+                lua.value(field),
+                lua.value(value),
+                stop("")
+            ),
+            Check::JsonNumberIs { key, field, name, n } => format!(
+                "do
+  local doc = redis.call('HGET', KEYS[{key}], {})
+  if not doc or (cjson.decode(doc)[{}] or 0) ~= tonumber({}) then {} end
+end",
+                lua.value(field),
+                lua.value(name),
+                lua.value(n),
+                stop("")
+            ),
+            Check::FieldAbsent { key, field } => format!(
+                "if redis.call('HEXISTS', KEYS[{key}], {}) == 1 then {} end",
+                lua.value(field),
+                stop("")
+            ),
+            // The count's key expires `ttl` after its window's first count (PEXPIRE only
+            // collects garbage), so a count in a window already counted is two calls.
+            Check::CountedWithin {
+                key,
+                ends,
+                limit,
+                ttl,
+            } => {
+                let ends = lua.value(ends);
+                format!(
+                    "do
+  local count = 1
+  if redis.call('HGET', KEYS[{key}], 'ends') == {ends} then
+    count = redis.call('HINCRBY', KEYS[{key}], 'n', 1)
+  else
+    redis.call('HSET', KEYS[{key}], 'ends', {ends}, 'n', 1)
+    redis.call('PEXPIRE', KEYS[{key}], {})
+  end
+  if count > tonumber({}) then {} end
+end",
+                    lua.value(ttl),
+                    lua.value(limit),
+                    stop(&format!(" .. ':' .. {ends}"))
+                )
+            }
+            Check::Claim { key, owner } => {
+                let owner = lua.value(owner);
+                format!(
+                    "if not redis.call('SET', KEYS[{key}], {owner}, 'NX') \
+                     and redis.call('GET', KEYS[{key}]) ~= {owner} then {} end",
+                    stop("")
+                )
+            }
+        };
+        lua.line(&text);
+    }
+}
+
+impl Change {
+    fn write(&self, lua: &mut Lua, plans: &Plans) -> Result<(), StoreError> {
+        let text = match self {
+            Change::Set { key, value } => {
+                format!("redis.call('SET', KEYS[{key}], {})", lua.value(value))
+            }
+            Change::SetPx { key, value, ttl } => format!(
+                "redis.call('SET', KEYS[{key}], {}, 'PX', {})",
+                lua.value(value),
+                lua.value(ttl)
+            ),
+            Change::Del { key } => format!("redis.call('DEL', KEYS[{key}])"),
+            Change::DelIf { key, value } => format!(
+                "if redis.call('GET', KEYS[{key}]) == {} then redis.call('DEL', KEYS[{key}]) end",
+                lua.value(value)
+            ),
+            Change::Sadd { key, member } => {
+                format!("redis.call('SADD', KEYS[{key}], {})", lua.value(member))
+            }
+            Change::Srem { key, member } => {
+                format!("redis.call('SREM', KEYS[{key}], {})", lua.value(member))
+            }
+            Change::Hdel { key, field } => {
+                format!("redis.call('HDEL', KEYS[{key}], {})", lua.value(field))
+            }
+            Change::HdelIf { key, field, value } => {
+                let field = lua.value(field);
+                format!(
+                    "if redis.call('HGET', KEYS[{key}], {field}) == {} then \
+                     redis.call('HDEL', KEYS[{key}], {field}) end",
+                    lua.value(value)
+                )
+            }
+            Change::Remember {
+                key,
+                hash,
+                outcome,
+                expires,
+                ttl,
+            } => format!(
+                "redis.call('HSET', KEYS[{key}], 'hash', {}, 'outcome', {}, 'expires', {})
+redis.call('PEXPIRE', KEYS[{key}], {})",
+                lua.value(hash),
+                lua.value(outcome),
+                lua.value(expires),
+                lua.value(ttl)
+            ),
+            Change::Zadd { key, score, member } => format!(
+                "redis.call('ZADD', KEYS[{key}], {}, {})",
+                lua.value(score),
+                lua.value(member)
+            ),
+            Change::Zrem { key, member } => {
+                format!("redis.call('ZREM', KEYS[{key}], {})", lua.value(member))
+            }
+            Change::Hset { key, fields } if fields.is_empty() => {
+                return Err(StoreError::Backend(format!(
+                    "a plan sets no field of KEYS[{key}]"
+                )))
+            }
+            Change::Hset { key, fields } => {
+                let pairs: Vec<String> = fields
+                    .iter()
+                    .map(|(f, v)| format!("{}, {}", lua.value(f), lua.value(v)))
+                    .collect();
+                format!("redis.call('HSET', KEYS[{key}], {})", pairs.join(", "))
+            }
+            Change::Hincrby { key, field, by } => format!(
+                "redis.call('HINCRBY', KEYS[{key}], {}, {})",
+                lua.value(field),
+                lua.value(by)
+            ),
+            Change::WindowAdd {
+                key,
+                score,
+                member,
+                oldest,
+                ttl,
+            } => format!(
+                "redis.call('ZADD', KEYS[{key}], {}, {})
+redis.call('ZREMRANGEBYSCORE', KEYS[{key}], '-inf', {})
+redis.call('PEXPIRE', KEYS[{key}], {})",
+                lua.value(score),
+                lua.value(member),
+                lua.value(oldest),
+                lua.value(ttl)
+            ),
+            Change::DelIfCountBelow {
+                counted,
+                after,
+                limit,
+                key,
+            } => format!(
+                "if redis.call('ZCOUNT', KEYS[{counted}], '(' .. {}, '+inf') < tonumber({}) then \
+                 redis.call('DEL', KEYS[{key}]) end",
+                lua.value(after),
+                lua.value(limit)
+            ),
+            Change::RaiseIfCard {
+                counted,
+                limit,
+                key,
+                value,
+                ttl,
+            } => {
+                let value = lua.value(value);
+                format!(
+                    "if redis.call('ZCARD', KEYS[{counted}]) >= tonumber({}) \
+                     and tonumber({value}) > tonumber(redis.call('GET', KEYS[{key}]) or '0') then \
+                     redis.call('SET', KEYS[{key}], {value}, 'PX', {}) end",
+                    lua.value(limit),
+                    lua.value(ttl)
+                )
+            }
+            Change::Extension { name, keys, values } => {
+                let keys: Vec<String> = keys.iter().map(|k| format!("KEYS[{k}]")).collect();
+                return (plans.extension(name)?.write)(lua, &keys, values);
+            }
+        };
+        lua.line(&text);
+        Ok(())
+    }
+}
+
+/// Plans kept by the generic executor before plans were compiled (a status change's person
+/// step in its hall's `owed`): each operation's name, its keys as `KEYS` indexes and its
+/// values, in one list. Such a step holds effects only.
+mod legacy {
+    use serde::Deserialize;
+
+    use super::{Change, RedisPlan, StoreError};
+
+    #[derive(Deserialize)]
+    pub struct Plan {
+        keys: Vec<String>,
+        record_key: usize,
+        caller_guard_count: usize,
+        guard_count: usize,
+        last_guard: Vec<String>,
+        effects: Vec<String>,
+    }
+
+    pub fn plan(kept: Plan) -> Result<RedisPlan, StoreError> {
+        let bad = |what: &str| StoreError::Backend(format!("kept plan of the executor: {what}"));
+        if kept.record_key != 0
+            || kept.caller_guard_count != 0
+            || kept.guard_count != 0
+            || !kept.last_guard.is_empty()
+        {
+            return Err(bad("guards or a record"));
+        }
+        let count = kept.keys.len();
+        let mut words = kept.effects.into_iter();
+        let mut effects = Vec::new();
+        while let Some(name) = words.next() {
+            let mut value = || words.next().ok_or_else(|| bad("an operation cut short"));
+            let key = |value: String| match value.parse::<usize>() {
+                Ok(k) if (1..=count).contains(&k) => Ok(k),
+                _ => Err(bad("a key out of the plan's")),
+            };
+            let change = match name.as_str() {
+                "set" => Change::Set {
+                    key: key(value()?)?,
+                    value: value()?,
+                },
+                "del" => Change::Del {
+                    key: key(value()?)?,
+                },
+                "del_if" => Change::DelIf {
+                    key: key(value()?)?,
+                    value: value()?,
+                },
+                "sadd" => Change::Sadd {
+                    key: key(value()?)?,
+                    member: value()?,
+                },
+                "srem" => Change::Srem {
+                    key: key(value()?)?,
+                    member: value()?,
+                },
+                "hdel" => Change::Hdel {
+                    key: key(value()?)?,
+                    field: value()?,
+                },
+                "zrem" => Change::Zrem {
+                    key: key(value()?)?,
+                    member: value()?,
+                },
+                "zadd" => Change::Zadd {
+                    key: key(value()?)?,
+                    score: value()?,
+                    member: value()?,
+                },
+                "hincrby" => Change::Hincrby {
+                    key: key(value()?)?,
+                    field: value()?,
+                    by: value()?,
+                },
+                "window_add" => Change::WindowAdd {
+                    key: key(value()?)?,
+                    score: value()?,
+                    member: value()?,
+                    oldest: value()?,
+                    ttl: value()?,
+                },
+                "del_if_count_below" => Change::DelIfCountBelow {
+                    counted: key(value()?)?,
+                    after: value()?,
+                    limit: value()?,
+                    key: key(value()?)?,
+                },
+                "raise_if_card" => Change::RaiseIfCard {
+                    counted: key(value()?)?,
+                    limit: value()?,
+                    key: key(value()?)?,
+                    value: value()?,
+                    ttl: value()?,
+                },
+                other => return Err(bad(&format!("operation `{other}` in a kept step"))),
+            };
+            effects.push(change);
+        }
+        Ok(RedisPlan {
+            keys: kept.keys,
+            effects,
+            ..RedisPlan::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REFUSE: Refuse = Refuse {
+        refusal: "TAKEN",
+        remembered: true,
+    };
+
+    /// A plan of one shape: a record, a guard, a claim and effects, over these values.
+    fn plan(user: &str, member: &str, now_ms: i64) -> RedisPlan {
+        let mut p = RedisPlan::new();
+        p.record(format!("idem:{user}"), "hash", 60_000, now_ms, "done");
+        p.absent(format!("hold:{user}"), REFUSE);
+        p.claim(format!("code:{member}"), member, REFUSE);
+        p.hset(format!("doc:{member}"), &[("name", member), ("by", user)]);
+        p.zadd(format!("all:{user}"), now_ms, member);
+        p
+    }
+
+    #[test]
+    fn a_shape_compiles_to_one_script_whatever_its_values() {
+        let plans = Plans::new(&[]);
+        let injection = "'] end redis.call('FLUSHALL') --";
+        let first = plan("u1", "m1", 1).compile(&plans).unwrap();
+        let other = plan(injection, "\"]]\n", 2).compile(&plans).unwrap();
+        assert_eq!(first.text, other.text);
+        assert_eq!(
+            plans.script(first.text.clone()).get_hash(),
+            plans.script(other.text.clone()).get_hash()
+        );
+        assert_eq!(plans.scripts.lock().unwrap().len(), 1, "made once");
+        assert!(!other.text.contains("FLUSHALL"));
+        assert!(other.args.iter().any(|a| a == injection), "passed as it is");
+    }
+
+    #[test]
+    fn another_shape_is_another_script() {
+        let plans = Plans::new(&[]);
+        let mut more = plan("u1", "m1", 1);
+        more.sadd("active:u1".into(), "m1");
+        assert_ne!(
+            plan("u1", "m1", 1).compile(&plans).unwrap().text,
+            more.compile(&plans).unwrap().text
+        );
+    }
+
+    #[test]
+    fn code_constants_are_escaped_in_the_text() {
+        assert_eq!(lua_string("CODE_TAKEN"), "'CODE_TAKEN'");
+        assert_eq!(lua_string("a'b\\"), "'a\\039b\\092'");
+    }
+
+    #[test]
+    fn a_step_kept_by_the_executor_runs_as_the_same_changes() {
+        let json = r#"{"keys":["k1","k2"],"record":["","1","0",""],"record_key":0,
+            "caller_guards":[],"caller_guard_count":0,"guards":[],"guard_count":0,
+            "last_guard":[],"effects":["del_if","1","a1","srem","2","a1"],"effect_count":2}"#;
+        let kept = RedisPlan::from_json(json).unwrap();
+        let mut made = RedisPlan::new();
+        made.del_if("k1".into(), "a1");
+        made.srem("k2".into(), "a1");
+        assert_eq!(kept.to_json().unwrap(), made.to_json().unwrap());
+        let cut = json.replace(r#""srem","2","a1""#, r#""srem","2""#);
+        assert!(RedisPlan::from_json(&cut).is_err());
+    }
+
+    #[test]
+    fn a_kept_plan_runs_as_it_was_made() {
+        let made = plan("u1", "m1", 1);
+        let kept = RedisPlan::from_json(&made.to_json().unwrap()).unwrap();
+        let plans = Plans::new(&[]);
+        let (made, kept) = (made.compile(&plans).unwrap(), kept.compile(&plans).unwrap());
+        assert_eq!((made.text, made.args), (kept.text, kept.args));
     }
 }

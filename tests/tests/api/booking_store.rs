@@ -72,6 +72,21 @@ async fn books_counts_seats_and_finds_by_id_code_and_user(backend: Backend) {
     assert!(s.user_appointments("u2").await.unwrap().is_empty());
 }
 
+/// A request's values reach Redis as values (`ARGV`), never as script text: quotes and Lua in
+/// them are stored as they came.
+async fn values_with_lua_in_them_are_stored_verbatim(backend: Backend) {
+    let s = store(backend).await;
+    let user = "u'] end redis.call('SET', 'injected', '1') --";
+    let mut a = appointment(user, "p\"]]\\'", SLOT);
+    a.id_hash = "--[[ ' \" ]]".into();
+    assert_eq!(
+        s.book(booking(a.clone(), 2)).await.unwrap(),
+        BookOutcome::Booked(Box::new(a.clone()))
+    );
+    assert_eq!(s.appointment(&a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(s.user_appointments(user).await.unwrap(), vec![a]);
+}
+
 async fn every_rule_refuses_without_writing(backend: Backend) {
     let s = store(backend).await;
     s.book(booking(appointment("u1", "p1", SLOT), 1))
@@ -580,6 +595,7 @@ async fn notices_are_written_with_the_change_and_only_with_it(backend: Backend) 
 on_every_backend!(
     notices_are_written_with_the_change_and_only_with_it,
     books_counts_seats_and_finds_by_id_code_and_user,
+    values_with_lua_in_them_are_stored_verbatim,
     every_rule_refuses_without_writing,
     idempotency_replays_answers_and_refuses_other_bodies,
     cancel_frees_the_seat_and_the_person_and_is_compare_and_set,

@@ -1,5 +1,5 @@
 //! What booking asks of the store. The rules are `rules`' plans; each backend carries a plan
-//! out atomically: one IMMEDIATE transaction on SQLite, one run of the generic plan script on
+//! out atomically: one IMMEDIATE transaction on SQLite, one run of the plan's compiled script on
 //! one Redis; on a Redis Cluster a short sequence of such runs, one per hash tag, that a
 //! crash between them leaves settleable (`redis`).
 

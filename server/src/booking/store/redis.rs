@@ -961,8 +961,7 @@ impl Owed {
         let Some(json) = json else {
             return Ok(false);
         };
-        let step: RedisPlan = serde_json::from_str(&json)
-            .map_err(|e| StoreError::Backend(format!("owed step of {id}: {e}")))?;
+        let step = RedisPlan::from_json(&json)?;
         step.run(store, &PLAN).await?;
         let owed = Owed {
             key: key.to_owned(),
@@ -1049,7 +1048,7 @@ fn hall_of(plan: &Plan) -> Option<&str> {
     })
 }
 
-/// `plan` as operations of the generic plan script over this store's booking keys: on one
+/// `plan` as Redis plans (`store::plan`) over this store's booking keys: on one
 /// Redis one script (`split` false), on a cluster a script per [`Step`].
 fn redis_plan(
     store: &RedisStore,
@@ -1210,8 +1209,7 @@ fn redis_plan(
         let a = changed
             .ok_or_else(|| StoreError::Backend("a change without its appointment".into()))?;
         let key = keys.owed(&a.slot.hall);
-        let json = serde_json::to_string(&steps.plans[Step::Finish as usize])
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let json = steps.plans[Step::Finish as usize].to_json()?;
         let hall = &mut steps.plans[Step::Hall as usize];
         let earlier = Refuse {
             refusal: OWED,
@@ -1233,11 +1231,6 @@ fn add_guard(steps: &mut Steps, keys: &Keys, plan: &Plan, guard: &Guard) -> Resu
     let split = steps.split;
     let hall = || hall_of(plan).ok_or_else(|| StoreError::Backend("a plan without a hall".into()));
     let stop = guard.stop(None);
-    // A ban's end is what the store finds; a window's end is known here.
-    let text = match guard {
-        Guard::AttemptCounted { .. } => stop.text(),
-        _ => stop.code().to_owned(),
-    };
     // Every guard names its step: on a cluster a step's keys must share one tag (the
     // caller's guards are on one Redis only).
     let step = match guard {
@@ -1258,8 +1251,10 @@ fn add_guard(steps: &mut Steps, keys: &Keys, plan: &Plan, guard: &Guard) -> Resu
     // which what a crash left may explain (kept once that is settled); a later refusal is
     // kept as it releases the reservation.
     let held = matches!(guard, Guard::ApplicantFree { .. } | Guard::UserBelow { .. });
+    // A ban's end (what the store finds) and a window's end follow the code (`at_most`,
+    // `counted_within`).
     let refuse = Refuse {
-        refusal: &text,
+        refusal: stop.code(),
         remembered: (!split || (step == Step::Person && !held))
             && plan
                 .remember
