@@ -1047,10 +1047,12 @@ impl<R: Read> Decoder<R> {
                             [offset..offset + coefficients_per_mcu_row]
                             .to_vec()
                     } else {
-                        mem::replace(
-                            &mut mcu_row_coefficients[i],
-                            vec![0i16; coefficients_per_mcu_row],
-                        )
+                        // Banzheng: the worker's finished row, zeroed, when it keeps one.
+                        let zeroed = worker
+                            .take_zeroed_row(i)
+                            .filter(|row| row.len() == coefficients_per_mcu_row)
+                            .unwrap_or_else(|| vec![0i16; coefficients_per_mcu_row]);
+                        mem::replace(&mut mcu_row_coefficients[i], zeroed)
                     };
 
                     // FIXME: additional potential work stealing opportunities for rayon case if we

@@ -13,6 +13,7 @@ pub struct ImmediateWorker {
     results: Vec<Vec<u8>>,
     components: Vec<Option<Component>>,
     quantization_tables: Vec<Option<Arc<[u16; 64]>>>,
+    zeroed_rows: Vec<Vec<i16>>,
 }
 
 impl Default for ImmediateWorker {
@@ -22,6 +23,7 @@ impl Default for ImmediateWorker {
             results: vec![Vec::new(); MAX_COMPONENTS],
             components: vec![None; MAX_COMPONENTS],
             quantization_tables: vec![None; MAX_COMPONENTS],
+            zeroed_rows: vec![Vec::new(); MAX_COMPONENTS],
         }
     }
 }
@@ -36,7 +38,7 @@ impl ImmediateWorker {
         self.quantization_tables[data.index] = Some(data.quantization_table);
     }
 
-    pub fn append_row_immediate(&mut self, (index, data): (usize, Vec<i16>)) {
+    pub fn append_row_immediate(&mut self, (index, mut data): (usize, Vec<i16>)) {
         // Convert coefficients from a MCU row to samples.
 
         let component = self.components[index].as_ref().unwrap();
@@ -54,9 +56,12 @@ impl ImmediateWorker {
             let output = &mut self.results[index][self.offsets[index] + y * line_stride + x..];
 
             dequantize_and_idct_block(component.dct_scale, coefficients, quantization_table, line_stride, output);
+            // Banzheng: zeroed while in cache, for `take_zeroed_row`.
+            data[i * 64..(i + 1) * 64].fill(0);
         }
 
         self.offsets[index] += block_count * component.dct_scale * component.dct_scale;
+        self.zeroed_rows[index] = data;
     }
 
     pub fn get_result_immediate(&mut self, index: usize) -> Vec<u8> {
@@ -75,5 +80,8 @@ impl Worker for ImmediateWorker {
     }
     fn get_result(&mut self, index: usize) -> Result<Vec<u8>> {
         Ok(self.get_result_immediate(index))
+    }
+    fn take_zeroed_row(&mut self, index: usize) -> Option<Vec<i16>> {
+        Some(mem::take(&mut self.zeroed_rows[index]))
     }
 }

@@ -26,6 +26,11 @@ pub trait Worker {
     fn start(&mut self, row_data: RowData) -> Result<()>;
     fn append_row(&mut self, row: (usize, Vec<i16>)) -> Result<()>;
     fn get_result(&mut self, index: usize) -> Result<Vec<u8>>;
+    /// Banzheng: a row buffer of component `index` the worker has finished with, zeroed, for the
+    /// next row (instead of a freshly zeroed allocation per MCU row); `None` if it keeps none.
+    fn take_zeroed_row(&mut self, _index: usize) -> Option<Vec<i16>> {
+        None
+    }
     /// Default implementation for spawning multiple tasks.
     fn append_rows(&mut self, row: &mut dyn Iterator<Item = (usize, Vec<i16>)>) -> Result<()> {
         for item in row {
