@@ -270,14 +270,17 @@ impl Graph {
                     let bias = r.f16s(cout)?;
                     if kind == 1 {
                         let taps = win.kh * win.kw * cin;
+                        // Written in order (a tap's `width` weights, then the next tap's), each
+                        // read from its model row.
                         let mut t = vec![0.0; weights.len()];
                         let mut first = 0;
                         while first < cout {
                             let width = dense_block_width(cout, first);
-                            for j in 0..width {
-                                for k in 0..taps {
-                                    t[first * taps + k * width + j] =
-                                        weights[(first + j) * taps + k];
+                            let rows = &weights[first * taps..][..width * taps];
+                            let block = &mut t[first * taps..][..width * taps];
+                            for (k, tap) in block.chunks_exact_mut(width).enumerate() {
+                                for (v, row) in tap.iter_mut().zip(rows.chunks_exact(taps)) {
+                                    *v = row[k];
                                 }
                             }
                             first += width;
