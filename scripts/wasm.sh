@@ -127,7 +127,7 @@ stale() {
     "$PKG/rgba-simd/web/photo_wasm_bg.wasm"; do
     [[ -f "$f" ]] || return 0
   done
-  [[ -n "$(find photo-wasm/src photo-wasm/models photo-wasm/Cargo.toml vendor Cargo.toml Cargo.lock -newer "$out" -print -quit)" ]]
+  [[ -n "$(find photo-wasm/src photo-wasm/models photo-wasm/Cargo.toml photo-wasm/vendor Cargo.toml Cargo.lock -newer "$out" -print -quit)" ]]
 }
 
 run_tests() {

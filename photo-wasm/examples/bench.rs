@@ -18,32 +18,62 @@
 use photo_wasm::decode::{decode, Want};
 use std::time::Instant;
 
-/// This thread's CPU time in ms (Linux): unlike wall time, barely inflated when other builds
-/// share the cores.
+/// This thread's CPU time in ms: unlike wall time, barely inflated when other builds share the
+/// cores. `clock_gettime` counts to the nanosecond (`/proc/thread-self/schedstat`, read before,
+/// advances only at scheduler ticks for a thread that never blocks).
 fn cpu_ms() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    Some(s.split_whitespace().next()?.parse::<f64>().ok()? / 1e6)
+    clock_ms(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
-/// Median (CPU ms, wall ms) over `runs`, after one warm-up (the model is parsed on first use).
-/// CPU time falls back to wall time where it is unavailable.
-fn median_ms(runs: usize, mut f: impl FnMut()) -> (f64, f64) {
+/// The process's CPU time in ms, every thread's (a decoder's worker threads count too).
+fn process_cpu_ms() -> Option<f64> {
+    clock_ms(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+fn clock_ms(clock: libc::clockid_t) -> Option<f64> {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, writable timespec for the call's duration.
+    let ok = unsafe { libc::clock_gettime(clock, &mut t) } == 0;
+    ok.then(|| t.tv_sec as f64 * 1e3 + t.tv_nsec as f64 / 1e6)
+}
+
+/// Medians over `runs`, in ms: this thread's CPU, the process's CPU and wall time.
+struct Times {
+    cpu: f64,
+    process: f64,
+    wall: f64,
+}
+
+/// [`Times`] of `f` over `runs`, after one warm-up (the model is parsed on first use). CPU times
+/// fall back to wall time where they are unavailable.
+fn median_ms(runs: usize, mut f: impl FnMut()) -> Times {
     f();
-    let (mut cpu, mut wall): (Vec<f64>, Vec<f64>) = (0..runs)
-        .map(|_| {
-            let (c, s) = (cpu_ms(), Instant::now());
-            f();
-            let w = s.elapsed().as_secs_f64() * 1000.0;
-            (cpu_ms().zip(c).map_or(w, |(b, a)| b - a), w)
-        })
-        .unzip();
-    cpu.sort_by(f64::total_cmp);
-    wall.sort_by(f64::total_cmp);
-    (cpu[runs / 2], wall[runs / 2])
+    let mut samples: [Vec<f64>; 3] = Default::default();
+    for _ in 0..runs {
+        let (c, p, s) = (cpu_ms(), process_cpu_ms(), Instant::now());
+        f();
+        let w = s.elapsed().as_secs_f64() * 1000.0;
+        let spent =
+            |after: Option<f64>, before: Option<f64>| after.zip(before).map_or(w, |(b, a)| b - a);
+        samples[0].push(spent(cpu_ms(), c));
+        samples[1].push(spent(process_cpu_ms(), p));
+        samples[2].push(w);
+    }
+    let [cpu, process, wall] = samples.map(|mut v| {
+        v.sort_by(f64::total_cmp);
+        v[runs / 2]
+    });
+    Times { cpu, process, wall }
 }
 
-fn field(name: &str, (cpu, wall): (f64, f64)) -> String {
-    format!("\"{name}_cpu_ms\":{cpu:.2},\"{name}_wall_ms\":{wall:.2}")
+fn field(name: &str, t: Times) -> String {
+    format!(
+        "\"{name}_cpu_ms\":{:.2},\"{name}_process_cpu_ms\":{:.2},\"{name}_wall_ms\":{:.2}",
+        t.cpu, t.process, t.wall
+    )
 }
 
 fn jpeg(img: &photo_wasm::raster::Rgb) -> Vec<u8> {
@@ -344,10 +374,11 @@ fn main() {
     for n in &names {
         let path = photos.join(n);
         let mut report = None;
-        let (ms, _) = median_ms(3, || {
+        let ms = median_ms(3, || {
             let bytes = std::fs::read(&path).expect("read");
             report = Some(photo_wasm::check(&bytes, spec));
-        });
+        })
+        .cpu;
         times.push(ms);
         let faces: Vec<String> = report
             .iter()
