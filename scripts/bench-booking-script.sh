@@ -145,9 +145,16 @@ if [ "${CALLGRIND:-0}" -gt 0 ]; then
   GRIND_SHA=$(redis-cli -p "$port" script load "$(cat "$WORK/plan.lua")")
   # Warm (the script compiled, the first keys made), then count CALLGRIND calls alone.
   redis-benchmark -p "$port" -q -n 200 -c 8 -r 100000000 evalsha "$GRIND_SHA" "${CALL[@]}" >/dev/null
+  # The commands the script makes (`redis.call`s): every command Redis counted but the calls.
+  inner() { redis-cli -p "$port" info commandstats |
+    awk -F'[_:=,]' '/^cmdstat_/ && $2 != "evalsha" && $2 != "info" {s += $4} END {print s}'; }
+  inner_before=$(inner)
   callgrind_control -z "$GRIND" >/dev/null 2>&1
   redis-benchmark -p "$port" -q -n "$CALLGRIND" -c 8 -r 100000000 evalsha "$GRIND_SHA" "${CALL[@]}" >/dev/null
   callgrind_control -d "$GRIND" >/dev/null 2>&1
+  inner_after=$(inner)
   awk -v n="$CALLGRIND" '/^summary:/ {s += $2} END {printf "booking plan, Redis alone          Redis instructions per call %.0f (callgrind, %d calls)\n", s / n, n}' \
     "$WORK"/callgrind/out.*.1
+  awk -v b="$inner_before" -v a="$inner_after" -v n="$CALLGRIND" \
+    'BEGIN {printf "booking plan, Redis alone          redis.calls per call %.1f\n", (a - b) / n}'
 fi

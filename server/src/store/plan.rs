@@ -378,13 +378,14 @@ impl RedisPlan {
         self.guard(refuse, Check::FieldAbsent { key, field });
     }
 
-    /// Counts one more in the window ending at `window_ends` (Unix ms of the server's clock;
-    /// a count kept for another window starts again) at `key`, and holds while the window has
-    /// at most `limit`; the refusal text gets `:<window_ends>`. It writes whatever the answer,
-    /// and runs where it stands among the guards: the guards before it decide whether it
-    /// counts. The key expires two windows after its window's first count, so past the
-    /// window's end even on a Redis clock somewhat ahead (it only collects garbage: the count
-    /// is read by `window_ends`).
+    /// Counts one more in the window ending at `window_ends` (Unix ms of the server's clock)
+    /// of the counts under `key`, and holds while the window has at most `limit`; the refusal
+    /// text gets `:<window_ends>`. It writes whatever the answer, and runs where it stands
+    /// among the guards: the guards before it decide whether it counts. Each window has its
+    /// own counter, `<key>:w:<window_ends>`, so a count is one `INCR` (another window's
+    /// counter is another key); the counter expires two windows after its first count, so past
+    /// the window's end even on a Redis clock somewhat ahead (it only collects garbage: the
+    /// window is in the key's name).
     pub fn counted_within(
         &mut self,
         key: String,
@@ -393,7 +394,7 @@ impl RedisPlan {
         limit: u32,
         refuse: Refuse,
     ) {
-        let key = self.key(key);
+        let key = self.key(format!("{key}:w:{window_ends}"));
         let check = Check::CountedWithin {
             key,
             ends: window_ends.to_string(),
@@ -765,31 +766,23 @@ end",
                 lua.value(field),
                 stop("")
             ),
-            // The count's key expires `ttl` after its window's first count (PEXPIRE only
-            // collects garbage), so a count in a window already counted is two calls.
+            // The window's counter expires `ttl` after its first count (PEXPIRE only
+            // collects garbage), so a count in a window already counted is one call.
             Check::CountedWithin {
                 key,
                 ends,
                 limit,
                 ttl,
-            } => {
-                let ends = lua.value(ends);
-                format!(
-                    "do
-  local count = 1
-  if redis.call('HGET', KEYS[{key}], 'ends') == {ends} then
-    count = redis.call('HINCRBY', KEYS[{key}], 'n', 1)
-  else
-    redis.call('HSET', KEYS[{key}], 'ends', {ends}, 'n', 1)
-    redis.call('PEXPIRE', KEYS[{key}], {})
-  end
+            } => format!(
+                "do
+  local count = redis.call('INCR', KEYS[{key}])
+  if count == 1 then redis.call('PEXPIRE', KEYS[{key}], {}) end
   if count > tonumber({}) then {} end
 end",
-                    lua.value(ttl),
-                    lua.value(limit),
-                    stop(&format!(" .. ':' .. {ends}"))
-                )
-            }
+                lua.value(ttl),
+                lua.value(limit),
+                stop(&format!(" .. ':' .. {}", lua.value(ends)))
+            ),
             Check::Claim { key, owner } => {
                 let owner = lua.value(owner);
                 format!(
