@@ -478,34 +478,67 @@ impl NotifyStore for SqliteStore {
     }
 }
 
-/// Lua functions over the outbox of one tag: `k` is a table of its five keys
-/// ([`outbox_keys`]: documents, states, attempts/owner/error, due times, keys).
-const OUTBOX_LUA: &str = r"
-local function outbox_enqueue_all(k, entries)
-  local docs, states, due = {}, {}, {}
-  for _, e in ipairs(entries) do
-    local id, key, doc, due_ms = e[1], e[2], e[3], e[4]
-    if redis.call('HSETNX', k[5], key, id) == 1 then
-      docs[#docs + 1] = id; docs[#docs + 1] = doc
-      states[#states + 1] = id; states[#states + 1] = 'pending'
-      due[#due + 1] = due_ms; due[#due + 1] = id
-    end
-  end
-  if #docs == 0 then return 0 end
-  -- One call per key for all of them: a script's cost is mostly per call.
-  redis.call('HSET', k[1], unpack(docs))
-  redis.call('HSET', k[2], unpack(states))
-  redis.call('ZADD', k[4], unpack(due))
-  return #docs / 2
-end
-local function outbox_cancel(k, key)
-  local id = redis.call('HGET', k[5], key)
-  if not id or redis.call('HGET', k[2], id) ~= 'pending' then return 0 end
-  redis.call('HSET', k[2], id, 'cancelled')
-  redis.call('ZREM', k[4], id)
-  return 1
-end
-";
+/// Lua that writes `entries` (each its id, key, document and due time, as Lua expressions)
+/// into the outbox `k` (its five keys as Lua expressions, [`outbox_keys`]' order: documents,
+/// states, attempts/owner/error, due times, keys), each unless an entry with its key exists;
+/// `outbox_fresh[j]` says whether the j-th was written. Straight statements, no Lua function:
+/// defining one and building its argument tables cost a booking's script ≈ 24 k of its
+/// ≈ 330 k instructions. When all are new (a booking's notices always are), one call per key
+/// writes all of them (a script's cost is mostly per call).
+fn enqueue_lua(k: &[String; 5], entries: &[[String; 4]]) -> String {
+    // One statement each, in order: of two entries with one key, the first is written.
+    let fresh: Vec<String> = entries
+        .iter()
+        .enumerate()
+        .map(|(j, [id, key, ..])| {
+            format!(
+                "outbox_fresh[{}] = redis.call('HSETNX', {}, {key}, {id}) == 1",
+                j + 1,
+                k[4]
+            )
+        })
+        .collect();
+    let write = |written: &[&[String; 4]]| {
+        let docs: Vec<String> = written
+            .iter()
+            .map(|[id, _, doc, _]| format!("{id}, {doc}"))
+            .collect();
+        let states: Vec<String> = written
+            .iter()
+            .map(|[id, ..]| format!("{id}, 'pending'"))
+            .collect();
+        let due: Vec<String> = written
+            .iter()
+            .map(|[id, _, _, due]| format!("{due}, {id}"))
+            .collect();
+        format!(
+            "redis.call('HSET', {}, {})\nredis.call('HSET', {}, {})\nredis.call('ZADD', {}, {})",
+            k[0],
+            docs.join(", "),
+            k[1],
+            states.join(", "),
+            k[3],
+            due.join(", ")
+        )
+    };
+    let all: Vec<String> = (1..=entries.len())
+        .map(|j| format!("outbox_fresh[{j}]"))
+        .collect();
+    let mut text = format!(
+        "local outbox_fresh = {{}}\n{}\nif {} then\n{}\n",
+        fresh.join("\n"),
+        all.join(" and "),
+        write(&entries.iter().collect::<Vec<_>>())
+    );
+    if entries.len() > 1 {
+        text.push_str("else\n");
+        for (j, entry) in entries.iter().enumerate() {
+            text.push_str(&format!("if {} then\n{}\nend\n", all[j], write(&[entry])));
+        }
+    }
+    text.push_str("end");
+    text
+}
 
 /// The plans' `outbox` effect ([`Notices::plan`]): the five keys; the number of notifications
 /// and four values each, the number of keys to withdraw and the keys. The numbers are the
@@ -513,27 +546,36 @@ end
 fn write_outbox(lua: &mut Lua, keys: &[String], values: &[String]) -> Result<(), StoreError> {
     let bad = || StoreError::Backend("an outbox effect cut short".into());
     let count = |n: Option<&String>| n.and_then(|n| n.parse::<usize>().ok()).ok_or_else(bad);
-    let outbox = format!("{{{}}}", keys.join(", "));
+    let keys: &[String; 5] = keys.try_into().map_err(|_| bad())?;
     let mut values = values.iter();
     let sent = count(values.next())?;
     let mut entries = Vec::with_capacity(sent);
     for _ in 0..sent {
-        let mut entry = Vec::with_capacity(4);
-        for _ in 0..4 {
-            entry.push(lua.value(values.next().ok_or_else(bad)?));
+        let mut entry: [String; 4] = Default::default();
+        for value in &mut entry {
+            *value = lua.value(values.next().ok_or_else(bad)?);
         }
-        entries.push(format!("{{{}}}", entry.join(", ")));
+        entries.push(entry);
     }
     if !entries.is_empty() {
-        lua.line(&format!(
-            "outbox_enqueue_all({outbox}, {{{}}})",
-            entries.join(", ")
-        ));
+        lua.line(&enqueue_lua(keys, &entries));
     }
     let withdrawn = count(values.next())?;
     for _ in 0..withdrawn {
         let key = lua.value(values.next().ok_or_else(bad)?);
-        lua.line(&format!("outbox_cancel({outbox}, {key})"));
+        // Only a pending entry is withdrawn: one claimed is its sender's to finish.
+        lua.line(&format!(
+            "do
+  local id = redis.call('HGET', {keys}, {key})
+  if id and redis.call('HGET', {states}, id) == 'pending' then
+    redis.call('HSET', {states}, id, 'cancelled')
+    redis.call('ZREM', {due}, id)
+  end
+end",
+            keys = keys[4],
+            states = keys[1],
+            due = keys[3]
+        ));
     }
     Ok(())
 }
@@ -543,12 +585,11 @@ fn write_outbox(lua: &mut Lua, keys: &[String], values: &[String]) -> Result<(),
 pub static PLAN: LazyLock<Plans> = LazyLock::new(|| {
     Plans::new(&[Extension {
         name: "outbox",
-        prelude: OUTBOX_LUA,
         write: write_outbox,
     }])
 });
 
-/// The five outbox keys under `tag`, in `OUTBOX_LUA`'s order.
+/// The five outbox keys under `tag`, in [`enqueue_lua`]'s order.
 fn outbox_keys(store: &RedisStore, tag: &str) -> [String; 5] {
     ["docs", "states", "meta", "due", "keys"].map(|part| store.key(tag, &format!("outbox:{part}")))
 }
@@ -565,9 +606,14 @@ fn delete_entry(pipe: &mut redis::Pipeline, outbox: &[String; 5], id: &str, key:
         .hdel(keys, key);
 }
 
+/// KEYS: [`outbox_keys`]; ARGV: [`Notification::redis_args`]. 1 when written, 0 when an entry
+/// with its key exists.
 static ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
+    let k = [1, 2, 3, 4, 5].map(|j| format!("KEYS[{j}]"));
+    let entry = [1, 2, 3, 4].map(|j| format!("ARGV[{j}]"));
     Script::new(&format!(
-        "{OUTBOX_LUA}return outbox_enqueue_all(KEYS, {{ARGV}})"
+        "{}\nreturn outbox_fresh[1] and 1 or 0",
+        enqueue_lua(&k, &[entry])
     ))
 });
 

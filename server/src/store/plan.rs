@@ -14,12 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{RedisStore, StoreError};
 
-/// An operation a capability adds to plans (e.g. the notification outbox's): Lua defined once
-/// ahead of a plan that uses it, and the writer of each use's statements.
+/// An operation a capability adds to plans (e.g. the notification outbox's): the writer of
+/// each use's statements.
 pub struct Extension {
     pub name: &'static str,
-    /// Lua the statements call (functions), put once ahead of the plan's.
-    pub prelude: &'static str,
     /// Writes one use: its keys as Lua expressions (`KEYS[3]`), its values passed with
     /// [`Lua::value`].
     pub write: WriteLua,
@@ -610,16 +608,6 @@ impl RedisPlan {
     /// The plan's script and its `ARGV`.
     fn compile(&self, plans: &Plans) -> Result<Lua, StoreError> {
         let mut lua = Lua::default();
-        let mut preludes: Vec<&str> = Vec::new();
-        for change in &self.effects {
-            if let Change::Extension { name, .. } = change {
-                let prelude = plans.extension(name)?.prelude;
-                if !preludes.contains(&prelude) {
-                    preludes.push(prelude);
-                    lua.line(prelude);
-                }
-            }
-        }
         let record = self.record.as_ref().map(|r| {
             let hash = lua.value(&r.hash);
             let (ttl, now) = (lua.value(&r.ttl_ms), lua.value(&r.now_ms));

@@ -546,8 +546,10 @@ async fn notices_are_written_with_the_change_and_only_with_it(backend: Backend) 
 
     let cancelled = a.after(Step::Cancel, "user", start()).unwrap();
     let said = notice(&a, "cancelled");
+    // A notice whose key is written already is left out, and the others are written.
+    let again = notice(&a, "confirmed");
     let notices = Notices {
-        send: vec![said.clone()],
+        send: vec![again.clone(), said.clone()],
         withdraw: vec![reminder.key.clone()],
     };
     assert!(s
@@ -561,6 +563,7 @@ async fn notices_are_written_with_the_change_and_only_with_it(backend: Backend) 
         .await
         .unwrap());
     assert_eq!(outbox_state(&s, &said).await, Some(OutboxState::Pending));
+    assert_eq!(outbox_state(&s, &again).await, None, "one entry per key");
     assert_eq!(
         outbox_state(&s, &reminder).await,
         Some(OutboxState::Cancelled)
