@@ -281,6 +281,12 @@ fn lua_string(text: &str) -> String {
     literal
 }
 
+/// The key of the counter of the window ending at `window_ends` among the counts under `key`
+/// ([`RedisPlan::counted_within`]).
+pub fn window_counter(key: &str, window_ends: impl std::fmt::Display) -> String {
+    format!("{key}:w:{window_ends}")
+}
+
 impl RedisPlan {
     pub fn new() -> Self {
         RedisPlan::default()
@@ -392,7 +398,7 @@ impl RedisPlan {
         limit: u32,
         refuse: Refuse,
     ) {
-        let key = self.key(format!("{key}:w:{window_ends}"));
+        let key = self.key(window_counter(&key, window_ends));
         let check = Check::CountedWithin {
             key,
             ends: window_ends.to_string(),

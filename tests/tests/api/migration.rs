@@ -168,6 +168,23 @@ async fn to_the_single_tag_layout(shared: &SharedStore) {
             }
             ("booking-hall", appt) if appt.starts_with("appt:") => old(appt.into()),
             ("booking-code", "id") => old(format!("code:{name}")),
+            // A window's counter was a hash of the window's end and its count.
+            ("booking-user", counter) if counter.contains("attempts:w:") => {
+                let (counts, ends) = counter.rsplit_once(":w:").unwrap();
+                let to = match counts.split_once(':') {
+                    Some(("applicant", what)) => old(format!("applicant:{name}:{what}")),
+                    _ => old(format!("user:{name}:{counts}")),
+                };
+                let count: String = conn.get(&key).await.unwrap();
+                let ttl: i64 = conn.pttl(&key).await.unwrap();
+                let () = conn
+                    .hset_multiple(&to, &[("ends", ends), ("n", &count)])
+                    .await
+                    .unwrap();
+                let () = conn.pexpire(&to, ttl).await.unwrap();
+                let () = conn.del(&key).await.unwrap();
+                continue;
+            }
             ("booking-user", rest) => match rest.split_once(':') {
                 Some(("idem", key)) => old(format!("idem:{name}:{key}")),
                 Some(("applicant", what)) => old(format!("applicant:{name}:{what}")),

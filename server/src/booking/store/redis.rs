@@ -41,7 +41,7 @@ use crate::booking::schedule::{day_key, SlotId};
 use crate::id_hash::DIGEST_TAG;
 use crate::notify::reminder_key;
 use crate::notify::store::PLAN;
-use crate::store::plan::{Ran, RedisPlan, Refuse};
+use crate::store::plan::{window_counter, Ran, RedisPlan, Refuse};
 use crate::store::{RedisStore, StoreError};
 
 /// The tag of the halls' registry, and of every booking key before issue 16.
@@ -610,8 +610,13 @@ enum OldKey<'a> {
         hall: &'a str,
         day: &'a str,
     },
-    /// A ban, no-shows, an attempt counter, an idempotency record: moved as it is to `to`.
+    /// A ban, no-shows, an idempotency record: moved as it is to `to`.
     Person {
+        to: String,
+    },
+    /// An attempt counter (a hash of its window's end and count): its count becomes the
+    /// window's counter under `to` ([`RedisPlan::counted_within`]).
+    Attempts {
         to: String,
     },
     /// The code's claim, the no-show watch, the holds and the users' lists: rebuilt from the
@@ -623,8 +628,9 @@ enum OldKey<'a> {
     Unknown,
 }
 
-/// What a person's key of the old layout keeps as it is (holds and lists are rebuilt).
-const PERSON_KEPT: [&str; 3] = ["attempts", "ban", "no_shows"];
+/// What a person's key of the old layout keeps as it is (holds and lists are rebuilt, attempt
+/// counters become their window's).
+const PERSON_KEPT: [&str; 2] = ["ban", "no_shows"];
 
 impl<'a> OldKey<'a> {
     fn of(keys: &Keys, rest: &'a str) -> Self {
@@ -659,6 +665,9 @@ impl<'a> OldKey<'a> {
                 };
                 Some(match what {
                     "active" => OldKey::Derived,
+                    "attempts" => OldKey::Attempts {
+                        to: keys.applicant(&applicant, what),
+                    },
                     _ if kept(what) => person(keys.applicant(&applicant, what)),
                     _ => OldKey::Unknown,
                 })
@@ -666,6 +675,9 @@ impl<'a> OldKey<'a> {
         } else if let Some(r) = rest.strip_prefix("user:") {
             r.split_once(':').map(|(user, what)| match what {
                 _ if derived(what) => OldKey::Derived,
+                "attempts" => OldKey::Attempts {
+                    to: keys.user(user, what),
+                },
                 _ if kept(what) => person(keys.user(user, what)),
                 _ => OldKey::Unknown,
             })
@@ -907,6 +919,28 @@ impl<'a> Mover<'a> {
             }
             OldKey::Person { to } => {
                 migrated.person_keys += usize::from(self.move_key(key, &to).await?);
+            }
+            OldKey::Attempts { to } => {
+                let (ends, count): (Option<String>, Option<String>) = redis::cmd("HMGET")
+                    .arg(key)
+                    .arg("ends")
+                    .arg("n")
+                    .query_async(&mut self.store.conn())
+                    .await?;
+                let ttl_ms: i64 = self.store.conn().pttl(key).await?;
+                let (Some(ends), Some(count)) = (ends, count) else {
+                    migrated.unknown += usize::from(ttl_ms != -2);
+                    return Ok(migrated);
+                };
+                // Overwritten with the same count by a repeat; the expiry kept.
+                let mut set = redis::cmd("SET");
+                set.arg(window_counter(&to, &ends)).arg(count);
+                if ttl_ms > 0 {
+                    set.arg("PX").arg(ttl_ms);
+                }
+                self.write(set).await?;
+                self.write(redis::Cmd::del(key)).await?;
+                migrated.person_keys += 1;
             }
             OldKey::Derived | OldKey::Kept => {}
             OldKey::Unknown => migrated.unknown += 1,
