@@ -8,7 +8,8 @@
 # guard). The server runs with limits no replay reaches. Then the least script on the same
 # Redis, alternating, ROUNDS times. Not part of the test command.
 # CALLGRIND=N also counts Redis's own instructions per call of the plan over N calls (a Redis
-# of its own under valgrind's callgrind): a figure no load on the shared cores moves.
+# of its own under valgrind's callgrind): a figure no load on the shared cores moves; and the
+# `redis.call`s the plan makes per call, from that Redis's INFO commandstats.
 #   ROUNDS=3 REQUESTS=60000 CLIENTS=64 SERVER_BIN=target/release/server scripts/bench-booking-script.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
