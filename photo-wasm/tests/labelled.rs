@@ -14,12 +14,13 @@ use std::path::PathBuf;
 /// `headwear` has no recall floor: the check sees only hats in a colour no hair has, and none of
 /// the fourteen hats in the set is caught (dark, grey, beige and white caps and hats); its
 /// precision floor is what keeps it from refusing hair. `accessories` recall: 3 of 7 since the
-/// hats came in (small hoops under a cap, in a 320-pixel-wide photo, are missed).
+/// hats came in (small hoops under a cap, in a 320-pixel-wide photo, are missed). `shoulders`
+/// recall: 9 of 15 since its search starts 0.4 eye distances below the chin (4 faces not found).
 const FLOORS: [(&str, CheckId, f64, f64); 5] = [
     ("occlusion", CheckId::Occlusion, 1.0, 0.6),
     ("glasses", CheckId::Glasses, 1.0, 0.6),
     ("headwear", CheckId::Headwear, 1.0, 0.0),
-    ("shoulders", CheckId::Shoulders, 0.85, 0.4),
+    ("shoulders", CheckId::Shoulders, 0.85, 0.6),
     ("accessories", CheckId::Accessories, 0.4, 0.4),
 ];
 
