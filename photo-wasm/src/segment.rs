@@ -70,7 +70,7 @@ impl Segmenter {
             width: SIDE,
             height: SIDE,
             data: if mirrored {
-                canonical::mirrored(&raw, SIDE as usize, 1)
+                canonical::mirrored::<_, 1>(&raw, SIDE as usize)
             } else {
                 raw
             },
@@ -118,7 +118,7 @@ impl Segmentation {
     pub fn matte(&self, segmenter: &Segmenter) -> Mask {
         // That look is at the canonical input's mirror image: the photo as taken when the
         // canonical orientation is mirrored.
-        let input = canonical::mirrored(&self.input, SIDE as usize, 3);
+        let input = canonical::mirrored::<_, 3>(&self.input, SIDE as usize);
         let other = segmenter.look(input, !self.mirrored);
         Mask {
             width: SIDE,
@@ -402,24 +402,24 @@ mod tests {
             segmenter.segmentation(&image),
             segmenter.segmentation(&flipped),
         );
-        assert_eq!(canonical::mirrored(&a.look.data, 256, 1), b.look.data);
+        assert_eq!(canonical::mirrored::<_, 1>(&a.look.data, 256), b.look.data);
         // The matte's second look too: the two looks of a mirrored photo are the mirrored looks.
         let (ma, mb) = (a.matte(&segmenter), b.matte(&segmenter));
-        assert_eq!(canonical::mirrored(&ma.data, 256, 1), mb.data);
+        assert_eq!(canonical::mirrored::<_, 1>(&ma.data, 256), mb.data);
         assert_ne!(ma, a.look);
         // The closer look, at the other orientation: mirrored too, and not the canonical look.
         let (oa, ob) = (
             segmenter.segment_other_way(&image),
             segmenter.segment_other_way(&flipped),
         );
-        assert_eq!(canonical::mirrored(&oa.data, 256, 1), ob.data);
+        assert_eq!(canonical::mirrored::<_, 1>(&oa.data, 256), ob.data);
         assert_ne!(oa, a.look);
         // The model itself is not symmetric: looks as taken at the two differ.
         let (c, d) = (
             segmenter.segment_once(&image),
             segmenter.segment_once(&flipped),
         );
-        assert_ne!(canonical::mirrored(&c.data, 256, 1), d.data);
+        assert_ne!(canonical::mirrored::<_, 1>(&c.data, 256), d.data);
     }
 
     #[test]
