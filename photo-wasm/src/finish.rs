@@ -5,7 +5,7 @@
 
 use crate::detect::Detection;
 use crate::geometry::{self, Crop};
-use crate::matte::{self, Coarse};
+use crate::matte::{self, Coarse, FaceAt};
 use crate::raster::Rgb;
 use crate::report::Face;
 use crate::segment::{Mask, Person, Segmentation, Segmenter};
@@ -110,8 +110,12 @@ pub fn finish(
         report.note = Some(NO_PERSON);
         return Ok(Finished { image: out, report });
     }
-    let head_bottom = crop.from_source([face.x + face.width * 0.5, face.y + face.height], spec)[1];
-    let mut alpha = matte::refine(&out, &coarse, face_width, Some(head_bottom));
+    let at = |down: f32| crop.from_source([face.x + face.width * 0.5, face.y + down], spec);
+    let face_at = FaceAt {
+        middle: at(face.height * 0.5),
+        bottom: at(face.height)[1],
+    };
+    let mut alpha = matte::refine(&out, &coarse, face_width, Some(face_at));
     // The face itself is never touched, whatever the matte says.
     for (x, y) in ellipse.pixels(w, h) {
         alpha[y * w + x] = 1.0;
@@ -153,8 +157,11 @@ pub fn photo_matte(
         image.height as f32 / h as f32,
     );
     let coarse = Coarse::at_half(w as usize, h as usize, |x, y| person.sample(x * fx, y * fy));
-    let head_bottom = face.map(|f| (f.y + f.height) / fy);
-    let alpha = matte::refine(&guide, &coarse, face_width * scale, head_bottom);
+    let face_at = face.map(|f| FaceAt {
+        middle: [(f.x + f.width * 0.5) / fx, (f.y + f.height * 0.5) / fy],
+        bottom: (f.y + f.height) / fy,
+    });
+    let alpha = matte::refine(&guide, &coarse, face_width * scale, face_at);
     let alpha = Mask {
         width: w,
         height: h,

@@ -11,6 +11,7 @@
 
 use crate::raster::Rgb;
 use crate::thresholds as t;
+use std::ops::Range;
 
 /// `N` planes of `w`×`h` values, one `[f32; N]` per pixel, row-major.
 pub(crate) struct Planes<const N: usize> {
@@ -344,12 +345,22 @@ pub fn guided_filter(guide: &Rgb, half: &Planes<3>, p: &Coarse, r: usize, eps: f
     q
 }
 
+/// Where the applicant's face is in the guide, in its pixels.
+#[derive(Debug, Clone, Copy)]
+pub struct FaceAt {
+    /// The face box's middle.
+    pub middle: [f32; 2],
+    /// The face box's bottom row.
+    pub bottom: f32,
+}
+
 /// The soft matte (0 = backdrop, 1 = person) from the coarse probability `p` (at half the
 /// guide's size, see [`Coarse::at_half`]), for a face `face_width` pixels wide in the guide: the
-/// filter's window scales with the face, so the result is the same at any resolution. Above
-/// `head_bottom` (the face box's bottom, guide rows), where the outline is hair, the curve is
-/// lowered by `MATTE_HAIR_CURVE_SHIFT`, fading back below it.
-pub fn refine(guide: &Rgb, p: &Coarse, face_width: f32, head_bottom: Option<f32>) -> Vec<f32> {
+/// filter's window scales with the face, so the result is the same at any resolution. Given the
+/// face, above its box's bottom, where the outline is hair, the curve is lowered by
+/// `MATTE_HAIR_CURVE_SHIFT`, fading back below it, and only the person the face belongs to is
+/// kept ([`keep_subject`]).
+pub fn refine(guide: &Rgb, p: &Coarse, face_width: f32, face: Option<FaceAt>) -> Vec<f32> {
     let half = half_colours(guide);
     let colour_r = ((face_width * t::MATTE_COLOUR_PER_FACE / 2.0).round() as usize).max(1);
     let p = colour_posterior(&half, p, colour_r);
@@ -358,19 +369,75 @@ pub fn refine(guide: &Rgb, p: &Coarse, face_width: f32, head_bottom: Option<f32>
     let (lo, hi) = t::MATTE_CURVE;
     let fade = face_width * t::MATTE_HAIR_FADE_PER_FACE;
     let shift = |y: usize| {
-        head_bottom.map_or(0.0, |bottom| {
-            let below = ((y as f32 + 0.5 - bottom) / fade).clamp(0.0, 1.0);
+        face.map_or(0.0, |face| {
+            let below = ((y as f32 + 0.5 - face.bottom) / fade).clamp(0.0, 1.0);
             t::MATTE_HAIR_CURVE_SHIFT * (1.0 - below)
         })
     };
-    q.chunks_exact(guide.width as usize)
+    let w = guide.width as usize;
+    let mut alpha: Vec<f32> = q
+        .chunks_exact(w)
         .enumerate()
         .flat_map(|(y, row)| {
             let (lo, hi) = (lo - shift(y), hi - shift(y));
             row.iter()
                 .map(move |v| ((v - lo) / (hi - lo)).clamp(0.0, 1.0))
         })
-        .collect()
+        .collect();
+    if let Some(face) = face {
+        // The seed: the pixels within a square about the face box's middle, a pixel range that
+        // mirrors exactly with the photo.
+        let half = face_width * t::MATTE_SUBJECT_SEED_PER_FACE;
+        let span = |c: f32, n: usize| {
+            ((c - half).floor().max(0.0) as usize).min(n)
+                ..((c + half).ceil().max(0.0) as usize).min(n)
+        };
+        let h = alpha.len() / w.max(1);
+        let seed = (span(face.middle[0], w), span(face.middle[1], h));
+        keep_subject(&mut alpha, w, seed);
+    }
+    alpha
+}
+
+/// Only the person whose face holds `seed` (columns and rows): every part of the matte that no
+/// path of non-zero alpha (4-connected) joins to the seed becomes backdrop. Those parts are
+/// other people standing apart from the applicant, or things the segmentation took for a person
+/// (a logo, a statue), and no part of the applicant: the same set of pixels whichever way the
+/// photo is scanned or mirrored. Where the seed holds no alpha at all, nothing changes.
+fn keep_subject(alpha: &mut [f32], w: usize, seed: (Range<usize>, Range<usize>)) {
+    let h = alpha.len() / w.max(1);
+    let mut reached = vec![false; alpha.len()];
+    let mut todo: Vec<usize> = seed
+        .1
+        .flat_map(|y| seed.0.clone().map(move |x| y * w + x))
+        .filter(|&k| alpha[k] > 0.0)
+        .collect();
+    if todo.is_empty() {
+        return;
+    }
+    for &k in &todo {
+        reached[k] = true;
+    }
+    while let Some(k) = todo.pop() {
+        let (x, y) = (k % w, k / w);
+        let neighbours = [
+            (x > 0).then(|| k - 1),
+            (x + 1 < w).then(|| k + 1),
+            (y > 0).then(|| k - w),
+            (y + 1 < h).then(|| k + w),
+        ];
+        for n in neighbours.into_iter().flatten() {
+            if !reached[n] && alpha[n] > 0.0 {
+                reached[n] = true;
+                todo.push(n);
+            }
+        }
+    }
+    for (a, reached) in alpha.iter_mut().zip(reached) {
+        if !reached {
+            *a = 0.0;
+        }
+    }
 }
 
 /// How wide, on average, the soft band along the person's outline is, in pixels: unsure pixels
@@ -569,13 +636,48 @@ mod tests {
         let mut img = Rgb::new(w, h);
         img.data.fill(128);
         let p = Coarse::at_half(w as usize, h as usize, |_, _| 0.4);
-        let alpha = refine(&img, &p, face_width, Some(10.0));
+        let alpha = refine(
+            &img,
+            &p,
+            face_width,
+            Some(FaceAt {
+                middle: [8.0, 5.0],
+                bottom: 10.0,
+            }),
+        );
         let column: Vec<f32> = (0..h as usize).map(|y| alpha[y * w as usize]).collect();
         assert!(column[..10].iter().all(|&a| a > 0.55), "{column:?}");
         assert!(column[20..].iter().all(|&a| a < 0.45), "{column:?}");
         assert!(column.windows(2).all(|p| p[1] <= p[0] + 1e-5), "{column:?}");
         let without_head = refine(&img, &p, face_width, None);
         assert!(without_head.iter().all(|&a| a < 0.45), "{without_head:?}");
+    }
+
+    #[test]
+    fn only_the_person_joined_to_the_face_is_kept() {
+        // 9×5: the applicant on the left (a soft edge at column 3), a blob apart from them on
+        // the right (a logo), and a faint bridge (0.05) in the bottom row joining a third
+        // blob to the applicant.
+        let (w, h) = (9usize, 5usize);
+        let mut alpha = vec![0f32; w * h];
+        for y in 0..h {
+            alpha[y * w..y * w + 3].fill(1.0);
+            alpha[y * w + 3] = 0.3;
+        }
+        alpha[w + 6..w + 8].fill(0.9);
+        alpha[2 * w + 6..2 * w + 8].fill(0.9);
+        alpha[4 * w + 4..4 * w + 6].fill(0.05);
+        alpha[4 * w + 6] = 0.8;
+        let before = alpha.clone();
+        keep_subject(&mut alpha, w, (0..2, 1..3));
+        for (k, (&a, &b)) in alpha.iter().zip(&before).enumerate() {
+            let apart = [w + 6, w + 7, 2 * w + 6, 2 * w + 7].contains(&k);
+            assert_eq!(a, if apart { 0.0 } else { b }, "pixel {k}");
+        }
+        // A seed on no person changes nothing.
+        let mut unchanged = before.clone();
+        keep_subject(&mut unchanged, w, (4..6, 0..2));
+        assert_eq!(unchanged, before);
     }
 
     #[test]

@@ -321,6 +321,12 @@ pub const MATTE_CURVE: (f32, f32) = (0.15, 0.75);
 /// or lower and a fade of 0.2 or 1 face width changed the mean by ≤ 0.0002.
 pub const MATTE_HAIR_CURVE_SHIFT: f32 = 0.1;
 pub const MATTE_HAIR_FADE_PER_FACE: f32 = 0.5;
+/// The matte keeps only what joins the face (`matte::keep_subject`), seeded from a square this
+/// many face widths either side of the face box's middle: inside the face on any portrait the
+/// detector accepts, and more than one pixel so a single odd pixel cannot decide. On the 44
+/// unseen press portraits of `serengil/deepface` mean IoU against IS-Net 0.9464 → 0.9479 (a TV
+/// logo and a bystander apart from the subject dropped); `shared/photos-bg` unchanged.
+pub const MATTE_SUBJECT_SEED_PER_FACE: f32 = 0.1;
 /// A matte value this close to 0 or 1 counts as sure.
 pub const MATTE_SURE: f32 = 0.1;
 /// Window for the edge-colour decontamination (the local backdrop's and person's colours), per
