@@ -385,31 +385,39 @@ pub fn refine(guide: &Rgb, p: &Coarse, face_width: f32, face: Option<FaceAt>) ->
         })
         .collect();
     if let Some(face) = face {
-        // The seed: the pixels within a square about the face box's middle, a pixel range that
-        // mirrors exactly with the photo.
+        // The seeds, pixel ranges that mirror exactly with the photo: a square about the face
+        // box's middle, and a strip of the same width down from the box's bottom (neck and
+        // chest), so a body the matte ever cut from the face at the neck is kept all the same.
         let half = face_width * t::MATTE_SUBJECT_SEED_PER_FACE;
-        let span = |c: f32, n: usize| {
-            ((c - half).floor().max(0.0) as usize).min(n)
-                ..((c + half).ceil().max(0.0) as usize).min(n)
-        };
+        let to = |v: f32, n: usize| (v.max(0.0) as usize).min(n);
+        let span = |c: f32, n: usize| to((c - half).floor(), n)..to((c + half).ceil(), n);
         let h = alpha.len() / w.max(1);
-        let seed = (span(face.middle[0], w), span(face.middle[1], h));
-        keep_subject(&mut alpha, w, seed);
+        let columns = span(face.middle[0], w);
+        let body_end = face.bottom + face_width * t::MATTE_SUBJECT_BODY_PER_FACE;
+        let seeds = [
+            (columns.clone(), span(face.middle[1], h)),
+            (columns, to(face.bottom.floor(), h)..to(body_end.ceil(), h)),
+        ];
+        keep_subject(&mut alpha, w, &seeds);
     }
     alpha
 }
 
-/// Only the person whose face holds `seed` (columns and rows): every part of the matte that no
-/// path of non-zero alpha (4-connected) joins to the seed becomes backdrop. Those parts are
-/// other people standing apart from the applicant, or things the segmentation took for a person
-/// (a logo, a statue), and no part of the applicant: the same set of pixels whichever way the
-/// photo is scanned or mirrored. Where the seed holds no alpha at all, nothing changes.
-fn keep_subject(alpha: &mut [f32], w: usize, seed: (Range<usize>, Range<usize>)) {
+/// Only the person whose face and body hold `seeds` (each columns and rows): every part of the
+/// matte that no path of non-zero alpha (4-connected) joins to a seed becomes backdrop. Those
+/// parts are other people standing apart from the applicant, or things the segmentation took
+/// for a person (a logo, a statue), and no part of the applicant: the same set of pixels
+/// whichever way the photo is scanned or mirrored. Where the seeds hold no alpha at all,
+/// nothing changes.
+fn keep_subject(alpha: &mut [f32], w: usize, seeds: &[(Range<usize>, Range<usize>)]) {
     let h = alpha.len() / w.max(1);
     let mut reached = vec![false; alpha.len()];
-    let mut todo: Vec<usize> = seed
-        .1
-        .flat_map(|y| seed.0.clone().map(move |x| y * w + x))
+    let mut todo: Vec<usize> = seeds
+        .iter()
+        .flat_map(|(columns, rows)| {
+            rows.clone()
+                .flat_map(move |y| columns.clone().map(move |x| y * w + x))
+        })
         .filter(|&k| alpha[k] > 0.0)
         .collect();
     if todo.is_empty() {
@@ -669,15 +677,20 @@ mod tests {
         alpha[4 * w + 4..4 * w + 6].fill(0.05);
         alpha[4 * w + 6] = 0.8;
         let before = alpha.clone();
-        keep_subject(&mut alpha, w, (0..2, 1..3));
+        keep_subject(&mut alpha, w, &[(0..2, 1..3)]);
         for (k, (&a, &b)) in alpha.iter().zip(&before).enumerate() {
             let apart = [w + 6, w + 7, 2 * w + 6, 2 * w + 7].contains(&k);
             assert_eq!(a, if apart { 0.0 } else { b }, "pixel {k}");
         }
         // A seed on no person changes nothing.
         let mut unchanged = before.clone();
-        keep_subject(&mut unchanged, w, (4..6, 0..2));
+        keep_subject(&mut unchanged, w, &[(4..6, 0..2)]);
         assert_eq!(unchanged, before);
+        // A second seed keeps what it holds though nothing joins it to the first: a body the
+        // matte cut from the face.
+        let mut two = before.clone();
+        keep_subject(&mut two, w, &[(0..2, 1..3), (6..8, 1..2)]);
+        assert_eq!(two, before);
     }
 
     #[test]

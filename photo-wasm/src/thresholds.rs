@@ -327,6 +327,11 @@ pub const MATTE_HAIR_FADE_PER_FACE: f32 = 0.5;
 /// unseen press portraits of `serengil/deepface` mean IoU against IS-Net 0.9464 → 0.9479 (a TV
 /// logo and a bystander apart from the subject dropped); `shared/photos-bg` unchanged.
 pub const MATTE_SUBJECT_SEED_PER_FACE: f32 = 0.1;
+/// The second seed of `matte::keep_subject`: the same columns from the face box's bottom down
+/// this many face widths (the neck and the top of the chest, inside the document photo), so a
+/// body that the matte ever parted from the face at the neck (a line of zero alpha) stays
+/// person. On both judging sets the neck always joins them, and every IoU stays the same.
+pub const MATTE_SUBJECT_BODY_PER_FACE: f32 = 1.0;
 /// A matte value this close to 0 or 1 counts as sure.
 pub const MATTE_SURE: f32 = 0.1;
 /// Window for the edge-colour decontamination (the local backdrop's and person's colours), per
