@@ -5,7 +5,8 @@
 # does with the least booking script (scripts/bench-redis-floor.sh). Bookings count only 201
 # answers (appointments stored during the run). Redis's CPU per booking (its INFO cpu over the
 # run and until the notification worker has sent the run's notices, per booking) is printed
-# beside the ceiling script's: the shared cores cannot blur it.
+# beside the ceiling script's: the shared cores cannot blur it; and the server's and wrk's CPU
+# per booking, with the most bookings per second the machine's cores could carry at that cost.
 # Then the same on a 3-master Redis Cluster the script starts: bookings/s beside the least
 # script run on every master at once (each with keys of a slot it owns).
 # Each Redis here is the script's own (AOF off, as ensure_redis starts the shared one).
@@ -129,22 +130,32 @@ booked() {
 }
 
 rps() { awk '/^Requests\/sec:/ {print $2}'; }
+# CPU seconds (user + system) a running process has used.
+process_cpu() {
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"
+}
+# Runs wrk; prints its requests per second. wrk's own CPU seconds go to $WORK/wrk-cpu.
 run() {
   local name=$1; shift
   local out
-  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "$@")
+  # `times` in the same subshell as wrk: its second line is its children's, wrk's, CPU.
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" "$@"; times >"$WORK/times")
+  awk 'NR == 2 {split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.3f\n", u[1] * 60 + u[2] + s[1] * 60 + s[2]}' \
+    "$WORK/times" >"$WORK/wrk-cpu"
   printf '%s\n' "$out" | sed "s/^/  [$name] /" >&2
   printf '%s\n' "$out" | rps
 }
 
 # Books for DURATION against BASE_URL; prints the 201 answers per second, Redis CPU µs and
-# commands per booking (over the Redis ports given).
+# commands per booking (over the Redis ports given), and the server's and wrk's CPU µs per
+# booking (the server's until the worker has sent the run's notices, as Redis's).
 bench_bookings() {
   local name=$1; shift
-  local before_booked before after started ended
+  local before_booked before after started ended server_before server_after
   before_booked=$(booked)
   before=$(redis_counters "$@")
   command_calls "$@" >"$WORK/calls-before"
+  server_before=$(process_cpu "$APP_PID")
   started=$(date +%s.%N)
   run "$name" -s scripts/bench-booking.lua "$BASE_URL/api/v1/appointments" >/dev/null
   ended=$(date +%s.%N)
@@ -153,6 +164,7 @@ bench_bookings() {
   # worker lags is not credited with work it left.
   settle_redis 100 "$@"
   after=$(redis_counters "$@")
+  server_after=$(process_cpu "$APP_PID")
   command_calls "$@" >"$WORK/calls-after"
   # Which commands a booking costs (the request's and the background's: notices sent, …).
   python3 - "$WORK/calls-before" "$WORK/calls-after" "$before_booked" "$(booked)" "$name" >&2 <<'PY'
@@ -168,11 +180,13 @@ bookings = max(int(sys.argv[4]) - int(sys.argv[3]), 1)
 top = ", ".join(f"{name} {n / bookings:.2f}" for name, n in delta.most_common(12))
 print(f"  [{sys.argv[5]}] Redis commands per booking: {top}")
 PY
-  python3 - "$before_booked" "$(booked)" "$started" "$ended" $before $after <<'PY'
+  python3 - "$before_booked" "$(booked)" "$started" "$ended" $before $after \
+    "$server_before" "$server_after" "$(cat "$WORK/wrk-cpu")" <<'PY'
 import sys
-b0, b1, t0, t1, cpu0, n0, cpu1, n1 = map(float, sys.argv[1:])
+b0, b1, t0, t1, cpu0, n0, cpu1, n1, server0, server1, wrk = map(float, sys.argv[1:])
 bookings = max(b1 - b0, 1)
-print(f"{bookings / (t1 - t0):.0f} {(cpu1 - cpu0) * 1e6 / bookings:.1f} {(n1 - n0) / bookings:.1f} {int(b1 - b0)}")
+print(f"{bookings / (t1 - t0):.0f} {(cpu1 - cpu0) * 1e6 / bookings:.1f} {(n1 - n0) / bookings:.1f} {int(b1 - b0)}"
+      f" {(server1 - server0) * 1e6 / bookings:.1f} {wrk * 1e6 / bookings:.1f}")
 PY
 }
 
@@ -191,7 +205,7 @@ BARE=$(run bare "http://127.0.0.1:$BARE_PORT/")
 step "GET /api/v1/offices/dongcheng/slots (Redis)"
 SLOTS=$(run slots "$BASE_URL/api/v1/offices/dongcheng/slots?service=expiry_renewal&date=$DAY")
 step "POST /api/v1/appointments (Redis, distinct applicants)"
-read -r BOOK BOOK_CPU BOOK_COMMANDS BOOKED < <(bench_bookings booking "$REDIS_PORT")
+read -r BOOK BOOK_CPU BOOK_COMMANDS BOOKED BOOK_SERVER_CPU BOOK_WRK_CPU < <(bench_bookings booking "$REDIS_PORT")
 kill "$APP_PID"
 
 step "Redis alone, the least booking script (scripts/bench-redis-floor.sh): the ceiling for booking"
@@ -218,7 +232,7 @@ if [ "$CLUSTER" = 1 ]; then
   start_app BANZHENG_REDIS_CLUSTER_NODES="$(printf 'redis://127.0.0.1:%s,' "${CLUSTER_PORTS[@]}")"
   prepare_bookings
   step "POST /api/v1/appointments (Redis Cluster, 3 masters)"
-  read -r CBOOK CBOOK_CPU CBOOK_COMMANDS CBOOKED < <(bench_bookings cluster-booking "${CLUSTER_PORTS[@]}")
+  read -r CBOOK CBOOK_CPU CBOOK_COMMANDS CBOOKED _ _ < <(bench_bookings cluster-booking "${CLUSTER_PORTS[@]}")
   kill "$APP_PID"
 
   step "the least booking script on every master at once (keys of a slot each owns)"
@@ -242,11 +256,12 @@ if [ "$CLUSTER" = 1 ]; then
 fi
 
 step "results (wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $WORKERS server worker(s), $USERS users, $(nproc) cores, $PROFILE build)"
-python3 - "$BARE" "$SLOTS" "$BOOK" "$BOOKED" "$FLOOR" "$BOOK_CPU" "$BOOK_COMMANDS" "$FLOOR_CPU" $CLUSTER_LINES <<'PY'
+python3 - "$BARE" "$SLOTS" "$BOOK" "$BOOKED" "$FLOOR" "$BOOK_CPU" "$BOOK_COMMANDS" "$FLOOR_CPU" \
+  "$BOOK_SERVER_CPU" "$BOOK_WRK_CPU" "$(nproc)" $CLUSTER_LINES <<'PY'
 import sys
 bare, slots, book = map(float, sys.argv[1:4])
 booked = int(sys.argv[4])
-floor, cpu, commands, floor_cpu = map(float, sys.argv[5:9])
+floor, cpu, commands, floor_cpu, server_cpu, wrk_cpu, cores = map(float, sys.argv[5:12])
 print(f"bare JSON handler     {bare:>10.0f} req/s")
 print(f"GET  slots            {slots:>10.0f} req/s   ratio {slots/bare:.2f}  (target >= 0.50)")
 print(f"POST appointments     {book:>10.0f} req/s   ratio {book/bare:.2f}  (201 answers only)")
@@ -254,8 +269,13 @@ print(f"appointments stored   {booked:>10d}")
 print(f"ceiling: Redis alone  {floor:>10.0f} calls/s ratio {floor/bare:.2f}  (the least booking script, no server)")
 print(f"booking / ceiling     {book/floor:>10.2f}          (target >= 0.80)")
 print(f"Redis CPU per booking {cpu:>10.1f} us      ceiling's script {floor_cpu:.1f} us per call; {commands:.1f} Redis commands per booking")
-if len(sys.argv) > 9:
-    cbook, ccpu, ccommands, cbooked, cfloor, cfloor_cpu = map(float, sys.argv[9:15])
+# What the machine's cores allow: the server and wrk share them with Redis, which the ceiling's
+# redis-benchmark does not have to.
+whole = cpu + server_cpu + wrk_cpu
+print(f"CPU per booking       server {server_cpu:.1f} us + wrk {wrk_cpu:.1f} us + Redis {cpu:.1f} us = {whole:.1f} us:"
+      f" {cores:.0f} cores allow at most {cores * 1e6 / whole:.0f} bookings/s ({cores * 1e6 / whole / floor:.2f} of the ceiling)")
+if len(sys.argv) > 12:
+    cbook, ccpu, ccommands, cbooked, cfloor, cfloor_cpu = map(float, sys.argv[12:18])
     print(f"cluster (3 masters): POST appointments {cbook:>8.0f} req/s   {int(cbooked)} stored")
     print(f"cluster (3 masters): ceiling           {cfloor:>8.0f} calls/s (the least script on every master at once)")
     print(f"cluster (3 masters): booking / ceiling {cbook/cfloor:>8.2f}")
