@@ -347,14 +347,16 @@ fn face_count_check(frontal: usize, all: usize, companions: usize) -> Check {
         (Some(1.0), Some(1.0)),
         (Some(1.0), Some(1.0)),
     );
+    // A mask, sunglasses or a hat can hide a face from the detector (or its pose): the
+    // resident is told what to take off, not only to face the camera.
     let fail = match (frontal, all) {
         (0, 0) => m(
-            "未检测到人脸，请正对镜头拍摄",
-            "No face found: face the camera",
+            "未检测到人脸，请正对镜头拍摄，露出完整面部（不戴口罩、墨镜、帽子）",
+            "No face found: face the camera with the whole face showing (no mask, sunglasses or hat)",
         ),
         (0, 1) => m(
-            "未检测到正面人脸，请正对镜头、两眼平视前方",
-            "No frontal face found: face the camera and look straight ahead",
+            "未检测到正面人脸，请正对镜头、两眼平视前方，露出完整面部（不戴口罩、墨镜、帽子）",
+            "No frontal face found: face the camera, look straight ahead and show the whole face (no mask, sunglasses or hat)",
         ),
         (0, n) => m(
             format!("照片中有 {n} 人，但没有正对镜头的人脸；照片中只能有申请人一人，正对镜头"),
