@@ -232,7 +232,7 @@ if [ "$CLUSTER" = 1 ]; then
   start_app BANZHENG_REDIS_CLUSTER_NODES="$(printf 'redis://127.0.0.1:%s,' "${CLUSTER_PORTS[@]}")"
   prepare_bookings
   step "POST /api/v1/appointments (Redis Cluster, 3 masters)"
-  read -r CBOOK CBOOK_CPU CBOOK_COMMANDS CBOOKED _ _ < <(bench_bookings cluster-booking "${CLUSTER_PORTS[@]}")
+  read -r CBOOK CBOOK_CPU CBOOK_COMMANDS CBOOKED CBOOK_SERVER_CPU CBOOK_WRK_CPU < <(bench_bookings cluster-booking "${CLUSTER_PORTS[@]}")
   kill "$APP_PID"
 
   step "the least booking script on every master at once (keys of a slot each owns)"
@@ -252,7 +252,7 @@ if [ "$CLUSTER" = 1 ]; then
   cat "$WORK"/floor-* >&2
   CFLOOR=$(cat "$WORK"/floor-* | awk '/calls\/s/ {s += $(NF-1)} END {print s}')
   CFLOOR_CPU=$(cat "$WORK"/floor-* | awk '/CPU per call/ {s += $5; n++} END {printf "%.1f", s / n}')
-  CLUSTER_LINES="$CBOOK $CBOOK_CPU $CBOOK_COMMANDS $CBOOKED $CFLOOR $CFLOOR_CPU"
+  CLUSTER_LINES="$CBOOK $CBOOK_CPU $CBOOK_COMMANDS $CBOOKED $CFLOOR $CFLOOR_CPU $CBOOK_SERVER_CPU $CBOOK_WRK_CPU"
 fi
 
 step "results (wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $WORKERS server worker(s), $USERS users, $(nproc) cores, $PROFILE build)"
@@ -275,9 +275,12 @@ whole = cpu + server_cpu + wrk_cpu
 print(f"CPU per booking       server {server_cpu:.1f} us + wrk {wrk_cpu:.1f} us + Redis {cpu:.1f} us = {whole:.1f} us:"
       f" {cores:.0f} cores allow at most {cores * 1e6 / whole:.0f} bookings/s ({cores * 1e6 / whole / floor:.2f} of the ceiling)")
 if len(sys.argv) > 12:
-    cbook, ccpu, ccommands, cbooked, cfloor, cfloor_cpu = map(float, sys.argv[12:18])
+    cbook, ccpu, ccommands, cbooked, cfloor, cfloor_cpu, cserver_cpu, cwrk_cpu = map(float, sys.argv[12:20])
     print(f"cluster (3 masters): POST appointments {cbook:>8.0f} req/s   {int(cbooked)} stored")
     print(f"cluster (3 masters): ceiling           {cfloor:>8.0f} calls/s (the least script on every master at once)")
     print(f"cluster (3 masters): booking / ceiling {cbook/cfloor:>8.2f}")
     print(f"cluster (3 masters): Redis CPU per booking {ccpu:.1f} us (all masters)   ceiling's script {cfloor_cpu:.1f} us per call; {ccommands:.1f} Redis commands per booking")
+    cwhole = ccpu + cserver_cpu + cwrk_cpu
+    print(f"cluster (3 masters): CPU per booking  server {cserver_cpu:.1f} us + wrk {cwrk_cpu:.1f} us + Redis {ccpu:.1f} us = {cwhole:.1f} us:"
+          f" {cores:.0f} cores allow at most {cores * 1e6 / cwhole:.0f} bookings/s ({cores * 1e6 / cwhole / cfloor:.2f} of the ceiling)")
 PY
