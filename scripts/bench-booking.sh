@@ -271,16 +271,17 @@ print(f"booking / ceiling     {book/floor:>10.2f}          (target >= 0.80)")
 print(f"Redis CPU per booking {cpu:>10.1f} us      ceiling's script {floor_cpu:.1f} us per call; {commands:.1f} Redis commands per booking")
 # What the machine's cores allow: the server and wrk share them with Redis, which the ceiling's
 # redis-benchmark does not have to.
-whole = cpu + server_cpu + wrk_cpu
-print(f"CPU per booking       server {server_cpu:.1f} us + wrk {wrk_cpu:.1f} us + Redis {cpu:.1f} us = {whole:.1f} us:"
-      f" {cores:.0f} cores allow at most {cores * 1e6 / whole:.0f} bookings/s ({cores * 1e6 / whole / floor:.2f} of the ceiling)")
+def cores_allow(label, server_cpu, wrk_cpu, redis_cpu, ceiling):
+    whole = server_cpu + wrk_cpu + redis_cpu
+    most = cores * 1e6 / whole
+    print(f"{label}server {server_cpu:.1f} us + wrk {wrk_cpu:.1f} us + Redis {redis_cpu:.1f} us = {whole:.1f} us:"
+          f" {cores:.0f} cores allow at most {most:.0f} bookings/s ({most / ceiling:.2f} of the ceiling)")
+cores_allow("CPU per booking       ", server_cpu, wrk_cpu, cpu, floor)
 if len(sys.argv) > 12:
     cbook, ccpu, ccommands, cbooked, cfloor, cfloor_cpu, cserver_cpu, cwrk_cpu = map(float, sys.argv[12:20])
     print(f"cluster (3 masters): POST appointments {cbook:>8.0f} req/s   {int(cbooked)} stored")
     print(f"cluster (3 masters): ceiling           {cfloor:>8.0f} calls/s (the least script on every master at once)")
     print(f"cluster (3 masters): booking / ceiling {cbook/cfloor:>8.2f}")
     print(f"cluster (3 masters): Redis CPU per booking {ccpu:.1f} us (all masters)   ceiling's script {cfloor_cpu:.1f} us per call; {ccommands:.1f} Redis commands per booking")
-    cwhole = ccpu + cserver_cpu + cwrk_cpu
-    print(f"cluster (3 masters): CPU per booking  server {cserver_cpu:.1f} us + wrk {cwrk_cpu:.1f} us + Redis {ccpu:.1f} us = {cwhole:.1f} us:"
-          f" {cores:.0f} cores allow at most {cores * 1e6 / cwhole:.0f} bookings/s ({cores * 1e6 / cwhole / cfloor:.2f} of the ceiling)")
+    cores_allow("cluster (3 masters): CPU per booking  ", cserver_cpu, cwrk_cpu, ccpu, cfloor)
 PY

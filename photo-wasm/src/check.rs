@@ -362,10 +362,6 @@ fn face_count_check(frontal: usize, all: usize, companions: usize) -> Check {
             format!("照片中有 {n} 人，但没有正对镜头的人脸；照片中只能有申请人一人，正对镜头"),
             format!("{n} people in the photo, none facing the camera: only the applicant may be in it, facing the camera"),
         ),
-        (1, _) => m(
-            format!("照片中共有 {} 人，照片中只能有申请人一人", all.max(people)),
-            format!("{} people in the photo: only the applicant may be in it", all.max(people)),
-        ),
         _ => m(
             format!("照片中共有 {} 人，照片中只能有申请人一人", all.max(people)),
             format!("{} people in the photo: only the applicant may be in it", all.max(people)),

@@ -391,7 +391,7 @@ pub fn refine(guide: &Rgb, p: &Coarse, face_width: f32, face: Option<FaceAt>) ->
         let half = face_width * t::MATTE_SUBJECT_SEED_PER_FACE;
         let to = |v: f32, n: usize| (v.max(0.0) as usize).min(n);
         let span = |c: f32, n: usize| to((c - half).floor(), n)..to((c + half).ceil(), n);
-        let h = alpha.len() / w.max(1);
+        let h = guide.height as usize;
         let columns = span(face.middle[0], w);
         let body_end = face.bottom + face_width * t::MATTE_SUBJECT_BODY_PER_FACE;
         let seeds = [
