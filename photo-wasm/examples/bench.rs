@@ -5,12 +5,15 @@
 //! `cargo run --release -p photo-wasm --example bench -- PHOTOS_DIR OUT_DIR [RUNS] [checks]`
 //! (`checks`: time only the phone-size checks, for the interleaved rounds), or
 //! `… -- BG_PHOTOS_DIR OUT_DIR RUNS matte [MODEL-masks …]`: the person matte's IoU on the portraits
-//! in front of ordinary backgrounds, against their reference cut-outs (`NAME.ref.png`, alpha) and
+//! (`NAME.jpg` or `NAME.png`) in front of ordinary backgrounds, against their reference cut-outs
+//! (`NAME.ref.png`, alpha) and
 //! each large model's masks (`DIR/NAME.png`, labelled by the directory's name less `-masks`, e.g.
 //! `isnet`), for our matte and for the segmentation alone (its 256×256 output upsampled
 //! bilinearly); with two or more models also their IoU with each other and ours over the pixels
 //! where they all agree (`agreed`: what is left there is our error, not a model's), and the time of the segmentation and of `finish` given
-//! it at a 12 MP photo's analysis size. The 1 MP photo is
+//! it at a 12 MP photo's analysis size (of `carvekit-woman-glasses-street.jpg`, or of the first
+//! photo in another directory). Our mattes are written to `OUT_DIR/matte-NAME.png`, and with
+//! `BENCH_WRITE_ALONE` set the segmentation alone to `OUT_DIR/alone-NAME.pgm`, to look at. The 1 MP photo is
 //! also checked as RGBA pixels (`check_rgba`, the mini-program's path: a canvas gives it the
 //! decoded photo) and finished from them (`finish_rgba`, the phone's preview), written to `bench-1mp.rgba` (its size in `bench-1mp.rgba.json`) for the wasm
 //! run.
@@ -139,6 +142,15 @@ fn model_label(dir: &std::path::Path) -> String {
     name.trim_end_matches("-masks").to_string()
 }
 
+/// A judged photo's name less its extension: `NAME.jpg` or `NAME.png`, not a reference cut-out
+/// (`NAME.ref.png`).
+fn photo_stem(name: &str) -> Option<&str> {
+    let stem = name
+        .strip_suffix(".jpg")
+        .or_else(|| name.strip_suffix(".png"))?;
+    (!stem.ends_with(".ref")).then_some(stem)
+}
+
 /// The matte's IoU per photo (see the module comment), as JSON.
 fn matte_quality(
     photos: &std::path::Path,
@@ -150,7 +162,7 @@ fn matte_quality(
     let mut names: Vec<String> = std::fs::read_dir(photos)
         .expect("photos dir")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".jpg"))
+        .filter(|n| photo_stem(n).is_some())
         .collect();
     names.sort();
     let segmenter = photo_wasm::segment::Segmenter::shared().expect("native model");
@@ -169,7 +181,7 @@ fn matte_quality(
             Some(f) => {
                 let png = photo_wasm::matte_png(&bytes, spec, &checked, f).expect("matte");
                 // Kept beside the other outputs so anyone can look at them.
-                let path = out.join(format!("matte-{}.png", n.trim_end_matches(".jpg")));
+                let path = out.join(format!("matte-{}.png", photo_stem(n).expect("a photo")));
                 std::fs::write(&path, png).expect("write");
                 png_mask(&path).expect("our png").2
             }
@@ -183,7 +195,13 @@ fn matte_quality(
             .iter()
             .map(|v| (v * 255.0 + 0.5) as u8)
             .collect();
-        let stem = n.trim_end_matches(".jpg");
+        let stem = photo_stem(n).expect("a photo");
+        if std::env::var_os("BENCH_WRITE_ALONE").is_some() {
+            // The segmentation alone, to look at beside ours (binary PGM).
+            let mut pgm = format!("P5 {} {} 255\n", image.width, image.height).into_bytes();
+            pgm.extend_from_slice(&alone);
+            std::fs::write(out.join(format!("alone-{stem}.pgm")), pgm).expect("write");
+        }
         let mut fields = vec![format!("\"face\":{}", face.is_some())];
         let refs = std::iter::once(("ref".to_string(), photos.join(format!("{stem}.ref.png"))))
             .chain(
@@ -221,7 +239,15 @@ fn matte_quality(
     // Time: the check's segmentation of a 12 MP photo's analysis-size decode (one look) and
     // `finish` given it (the matte's second look, here at the square around the person; render,
     // refinement, compositing), and of that the crop's resampling, which is not matte work.
-    let portrait = std::fs::read(photos.join("carvekit-woman-glasses-street.jpg")).expect("read");
+    // The street portrait where it is (`shared/photos-bg`), so the figures compare across runs;
+    // in another judging set its first photo.
+    let street = photos.join("carvekit-woman-glasses-street.jpg");
+    let portrait = std::fs::read(if street.exists() {
+        street
+    } else {
+        photos.join(names.first().expect("a photo"))
+    })
+    .expect("read");
     let src = decode(&portrait, Want::Full).expect("decodes").image;
     let big = jpeg(&src.resize(4032, 3024));
     let analysis = decode(
