@@ -638,12 +638,17 @@ mod tests {
 
     #[test]
     fn hair_above_the_face_counts_as_person_sooner() {
-        // A flat photo the segmentation is unsure of everywhere (0.4, below the curve's middle):
-        // backdrop, except above the face box's bottom (row 10), fading over half a face width.
+        // A flat photo the segmentation is unsure of everywhere (halfway between the hair
+        // curve's middle and the curve's): backdrop, except above the face box's bottom
+        // (row 10), fading over half a face width.
         let (w, h, face_width) = (16u32, 30u32, 20.0);
         let mut img = Rgb::new(w, h);
         img.data.fill(128);
-        let p = Coarse::at_half(w as usize, h as usize, |_, _| 0.4);
+        let (lo, hi) = t::MATTE_CURVE;
+        let unsure = (lo + hi - t::MATTE_HAIR_CURVE_SHIFT) * 0.5;
+        // How far from 0.5 either side lands: a quarter of the shift over the curve's span.
+        let off = t::MATTE_HAIR_CURVE_SHIFT / (hi - lo) * 0.25;
+        let p = Coarse::at_half(w as usize, h as usize, |_, _| unsure);
         let alpha = refine(
             &img,
             &p,
@@ -654,11 +659,14 @@ mod tests {
             }),
         );
         let column: Vec<f32> = (0..h as usize).map(|y| alpha[y * w as usize]).collect();
-        assert!(column[..10].iter().all(|&a| a > 0.55), "{column:?}");
-        assert!(column[20..].iter().all(|&a| a < 0.45), "{column:?}");
+        assert!(column[..10].iter().all(|&a| a > 0.5 + off), "{column:?}");
+        assert!(column[20..].iter().all(|&a| a < 0.5 - off), "{column:?}");
         assert!(column.windows(2).all(|p| p[1] <= p[0] + 1e-5), "{column:?}");
         let without_head = refine(&img, &p, face_width, None);
-        assert!(without_head.iter().all(|&a| a < 0.45), "{without_head:?}");
+        assert!(
+            without_head.iter().all(|&a| a < 0.5 - off),
+            "{without_head:?}"
+        );
     }
 
     #[test]
