@@ -1,15 +1,18 @@
 //! The checks: from an upright image (already decoded) to the report.
 
-use crate::detect::{detect_tiled, refine, BlazeFace, Detection, FaceDetector};
+use crate::detect::{
+    detect_on_tiles, detect_tiled, refine, weighted_nms, BlazeFace, Detection, FaceDetector,
+};
 use crate::geometry;
 use crate::landmarks::{self, FaceMesh, Mesh, Outline, Pose};
 use crate::raster::{luma, Rgb};
 use crate::report::{round, Check, CheckId, Face, Range, Report, Status};
 use crate::rules;
-use crate::segment::Segmenter;
+use crate::segment::{Mask, Segmenter};
 use crate::specs::Spec;
 use crate::thresholds as t;
 use crate::Checked;
+use std::cell::OnceCell;
 
 /// What the checks get: the upright picture (any size) and facts about the original upload.
 pub(crate) struct Source {
@@ -78,18 +81,35 @@ impl Subject {
 /// Faces the detector is sure of, largest first. The landmark mesh (the costly part) runs on the
 /// faces that could be the applicant or someone beside them: at least [`t::COMPANION_MIN_WIDTH`]
 /// of the largest face's width.
-pub(crate) fn people(img: &Rgb) -> Vec<Subject> {
+/// `person`: the segmentation's person probability over `img` (asked for only when a companion
+/// could be missed), where there is one; without it nobody is looked for beside the applicant (see [`someone_beside`]).
+pub(crate) fn people<'a>(img: &Rgb, person: &dyn Fn() -> Option<&'a Mask>) -> Vec<Subject> {
     let detector = BlazeFace::shared();
     let mut found = detector.detect(img);
-    // No face the whole frame could see well: a group or a distant photo. Look again on tiles so
-    // every visible face is counted.
     let short = img.width.min(img.height) as f32;
-    if !found
+    // The smallest face the whole frame is trusted to find.
+    let seen = short * t::TILES_BELOW_FACE;
+    let largest = found
         .iter()
-        .any(|d| d.score >= t::FACE_MIN_SCORE && d.width >= short * t::TILES_BELOW_FACE)
-    {
-        let side = (short * t::TILE_SIDE).max(t::TILE_MIN_PX as f32) as u32;
-        found = detect_tiled(detector, img, side);
+        .filter(|d| d.score >= t::FACE_MIN_SCORE)
+        .max_by(|a, b| a.width.total_cmp(&b.width))
+        .cloned();
+    match largest {
+        // No face the whole frame could see well: a group or a distant photo. Look again on tiles
+        // so every visible face is counted.
+        Some(ref d) if d.width >= seen => {
+            // Someone beside the applicant could be too small for the whole frame yet large enough
+            // to count: look again along the applicant's rows, on tiles where such a face is as
+            // large as the smallest the whole frame finds.
+            let companion = d.width * t::COMPANION_MIN_WIDTH;
+            if companion < seen && person().is_some_and(|p| someone_beside(p, img, d)) {
+                found = with_companions(detector, img, found, d, companion / t::TILES_BELOW_FACE);
+            }
+        }
+        _ => {
+            let side = (short * t::TILE_SIDE).max(t::TILE_MIN_PX as f32) as u32;
+            found = detect_tiled(detector, img, side);
+        }
     }
     let mut found: Vec<Detection> = found
         .into_iter()
@@ -113,10 +133,84 @@ pub(crate) fn people(img: &Rgb) -> Vec<Subject> {
         .collect()
 }
 
+/// Whether the segmentation shows a person beside `applicant`'s head: at least
+/// [`t::BESIDE_MIN_AREA`] of a face's area (in face widths squared) of person, in the rows of the
+/// face and [`t::BESIDE_CLEAR`] face widths or more to either side of its middle, where the
+/// applicant's own head and hair end. Only then are the tiles looked at (each costs two
+/// detector runs); a raised hand or big hair there costs that time, nothing more.
+fn someone_beside(person: &Mask, img: &Rgb, applicant: &Detection) -> bool {
+    let w = person.width as usize;
+    let cell = [
+        img.width as f32 / person.width as f32,
+        img.height as f32 / person.height as f32,
+    ];
+    let (cx, cy) = (
+        applicant.x + applicant.width / 2.0,
+        applicant.y + applicant.height / 2.0,
+    );
+    let l = applicant.width;
+    let rows = cy - t::BESIDE_ROWS * l..=cy + t::BESIDE_ROWS * l;
+    let cells = person
+        .data
+        .iter()
+        .enumerate()
+        .filter(|&(i, &p)| {
+            let (x, y) = (
+                ((i % w) as f32 + 0.5) * cell[0],
+                ((i / w) as f32 + 0.5) * cell[1],
+            );
+            p > 0.5 && rows.contains(&y) && (x - cx).abs() >= t::BESIDE_CLEAR * l
+        })
+        .count();
+    cells as f32 * cell[0] * cell[1] >= t::BESIDE_MIN_AREA * l * l
+}
+
+/// `found` (the whole frame's detections) and the faces on one row of tiles `side` wide centred
+/// on `applicant`'s face (someone beside, or just behind and taller, has their face's middle
+/// within about a face width above or below the applicant's). A tile's
+/// detection centred inside a face the whole frame is sure of is that face again, or a piece of
+/// it, not another person; the whole frame's detections are kept as they are.
+fn with_companions(
+    detector: &BlazeFace,
+    img: &Rgb,
+    mut found: Vec<Detection>,
+    applicant: &Detection,
+    side: f32,
+) -> Vec<Detection> {
+    let side = side.max(t::TILE_MIN_PX as f32) as u32;
+    let middle = applicant.y + applicant.height / 2.0;
+    let reach = side as f32 / 2.0;
+    let sure: Vec<&Detection> = found
+        .iter()
+        .filter(|d| d.score >= t::FACE_MIN_SCORE)
+        .collect();
+    let inside = |c: &Detection| {
+        let (x, y) = (c.x + c.width / 2.0, c.y + c.height / 2.0);
+        sure.iter()
+            .any(|d| (d.x..=d.x + d.width).contains(&x) && (d.y..=d.y + d.height).contains(&y))
+    };
+    let tiles: Vec<Detection> =
+        detect_on_tiles(detector, img, side, (middle - reach, middle + reach))
+            .into_iter()
+            .filter(|c| !inside(c))
+            .collect();
+    found.extend(weighted_nms(tiles));
+    found
+}
+
 pub(crate) fn analyse(src: Source, spec: &Spec) -> Checked {
     let (img, _) = src.image.shrink_to(t::ANALYSIS_MAX_LONG_SIDE);
     let to_src = src.source_width as f32 / img.width as f32;
-    let people = people(&img);
+    // One look at the canonical orientation (see `Segmenter::segmentation`): a mirrored photo
+    // gets the mirrored mask, so the shoulders' and the crown's measures do not lean. Made once,
+    // when first needed.
+    let segmentation = OnceCell::new();
+    let segment = || {
+        segmentation
+            .get_or_init(|| Segmenter::shared().map(|s| s.segmentation(&img)))
+            .as_ref()
+    };
+    let people = people(&img, &|| segment().map(|s| &s.look));
     let frontal = people.iter().filter(|s| s.frontal()).count();
 
     let mut checks = vec![Check {
@@ -180,13 +274,13 @@ pub(crate) fn analyse(src: Source, spec: &Spec) -> Checked {
                 src.source_width as f32,
                 src.source_height as f32,
             ));
-            // One look at the canonical orientation (see `Segmenter::segmentation`): a mirrored photo
-            // gets the mirrored mask, so the shoulders' and the crown's measures do not lean.
-            let segmentation = Segmenter::shared().map(|s| s.segmentation(&img));
-            let mask = segmentation.as_ref().map(|s| &s.look);
-            checks.extend(rules::checks(&img, &mesh.frame(), mask));
+            checks.extend(rules::checks(
+                &img,
+                &mesh.frame(),
+                segment().map(|s| &s.look),
+            ));
             // The document photo is cut out along the same segmentation (and a second look).
-            person = segmentation;
+            person = segmentation.into_inner().flatten();
         }
         checks.push(tilt_check(s.roll()));
         checks.extend(pose_checks(s.pose));
@@ -663,6 +757,12 @@ fn region_lumas(img: &Rgb, r: &Region, x0: u32, x1: u32) -> Vec<u8> {
     out
 }
 
+/// Whether at least [`t::FACE_LIT_SHARE`] of the face's lumas reach [`t::FACE_LIT_LUMA`].
+fn lit_share(lumas: &[u8]) -> bool {
+    let lit = lumas.iter().filter(|&&v| v >= t::FACE_LIT_LUMA).count();
+    lit as f32 >= t::FACE_LIT_SHARE * lumas.len() as f32 && !lumas.is_empty()
+}
+
 fn mean(v: &[u8]) -> f32 {
     if v.is_empty() {
         return 0.0;
@@ -682,6 +782,11 @@ fn exposure_check(img: &Rgb, r: &Region) -> Check {
     );
     if clipped > t::CLIPPED_FAIL {
         v.status = Status::Fail;
+    }
+    // Dark skin in good light still has lit parts (forehead, nose, cheekbones); a dark photo has
+    // none: it is not refused for its tone, only told to the reviewer.
+    if mean_l < t::FACE_LUMA_FAIL.0 && v.status == Status::Fail && lit_share(&l) {
+        v.status = Status::Warn;
     }
     let (dark, bright) = (
         mean_l < t::FACE_LUMA_PASS.0,
@@ -958,4 +1063,37 @@ fn colour_check(img: &Rgb) -> Check {
             ),
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 20×20 face of luma `base`, its first `lit` rows at luma 120.
+    fn face(base: u8, lit: u32) -> (Rgb, Region) {
+        let mut img = Rgb::new(20, 20);
+        for (i, px) in img.data.chunks_exact_mut(3).enumerate() {
+            px.fill(if (i as u32) < lit * 20 { 120 } else { base });
+        }
+        let region = Region {
+            x0: 0,
+            y0: 0,
+            x1: 20,
+            y1: 20,
+        };
+        (img, region)
+    }
+
+    #[test]
+    fn a_dark_face_with_lit_parts_warns_and_a_dark_photo_fails() {
+        let (img, r) = face(40, 2);
+        let lit = exposure_check(&img, &r);
+        assert!(
+            lit.value.unwrap() < f64::from(t::FACE_LUMA_FAIL.0),
+            "{lit:?}"
+        );
+        assert_eq!(lit.status, Status::Warn, "{lit:?}");
+        let (img, r) = face(40, 0);
+        assert_eq!(exposure_check(&img, &r).status, Status::Fail);
+    }
 }

@@ -85,23 +85,31 @@ pub fn refine(detector: &dyn FaceDetector, image: &Rgb, face: &Detection) -> Det
 }
 
 /// Faces down to about a tenth of a tile's side: `detector` on the whole `image` and on
-/// overlapping square tiles `side` pixels wide (half a tile apart, the grid symmetric about the
-/// image's centre so a mirrored photo is tiled alike), pooled by the suppression. For group and
-/// distant photos, whose faces are a few pixels wide at the whole frame's 128 px.
+/// overlapping square tiles `side` pixels wide, pooled by the suppression. For group and distant
+/// photos, whose faces are a few pixels wide at the whole frame's 128 px.
 pub fn detect_tiled(detector: &dyn FaceDetector, image: &Rgb, side: u32) -> Vec<Detection> {
     let mut all = detector.detect(image);
-    let starts = |len: u32| -> Vec<i64> {
-        if len <= side {
-            return vec![0];
-        }
-        let span = (len - side) as f32;
-        let n = (span / (side as f32 / 2.0)).ceil() as usize + 1;
-        (0..n)
-            .map(|i| (span * i as f32 / (n - 1) as f32).round() as i64)
-            .collect()
-    };
-    for y0 in starts(image.height) {
-        for x0 in starts(image.width) {
+    all.extend(detect_on_tiles(
+        detector,
+        image,
+        side,
+        (0.0, image.height as f32),
+    ));
+    weighted_nms(all)
+}
+
+/// `detector` on square tiles `side` pixels wide covering the rows `rows` (from, to) of `image`,
+/// half a tile apart across its whole width (the grid symmetric about the image's middle, so a
+/// mirrored photo is tiled alike); the detections in `image`'s pixels, not yet suppressed.
+pub fn detect_on_tiles(
+    detector: &dyn FaceDetector,
+    image: &Rgb,
+    side: u32,
+    rows: (f32, f32),
+) -> Vec<Detection> {
+    let mut all = Vec::new();
+    for y0 in tile_starts(rows, image.height, side) {
+        for x0 in tile_starts((0.0, image.width as f32), image.width, side) {
             let tile = image.crop(x0, y0, side.min(image.width), side.min(image.height));
             let (dx, dy) = (x0 as f32, y0 as f32);
             let shift = |p: Point| [p[0] + dx, p[1] + dy];
@@ -118,7 +126,22 @@ pub fn detect_tiled(detector: &dyn FaceDetector, image: &Rgb, side: u32) -> Vec<
             }));
         }
     }
-    weighted_nms(all)
+    all
+}
+
+/// Where tiles `side` long start on an axis `len` long to cover `(from, to)`: spread evenly at
+/// most half a tile apart; one tile centred on a span shorter than a tile; all inside the axis.
+fn tile_starts((from, to): (f32, f32), len: u32, side: u32) -> Vec<i64> {
+    if len <= side {
+        return vec![0];
+    }
+    let (from, to, side) = (from.max(0.0), to.min(len as f32), side as f32);
+    let first = (from + (to - from - side).min(0.0) / 2.0).clamp(0.0, len as f32 - side);
+    let span = (to - from - side).max(0.0).min(len as f32 - side - first);
+    let gaps = (span / (side / 2.0)).ceil() as usize;
+    (0..=gaps)
+        .map(|i| (first + span * i as f32 / gaps.max(1) as f32).round() as i64)
+        .collect()
 }
 
 pub struct BlazeFace {
@@ -300,7 +323,7 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + libm::expf(-x))
 }
 
-fn iou(a: &Detection, b: &Detection) -> f32 {
+pub(crate) fn iou(a: &Detection, b: &Detection) -> f32 {
     let ix = (a.x + a.width).min(b.x + b.width) - a.x.max(b.x);
     let iy = (a.y + a.height).min(b.y + b.height) - a.y.max(b.y);
     if ix <= 0.0 || iy <= 0.0 {
@@ -312,7 +335,7 @@ fn iou(a: &Detection, b: &Detection) -> f32 {
 
 /// MediaPipe's weighted non-maximum suppression: overlapping candidates are averaged, weighted by
 /// score, which steadies the keypoints.
-fn weighted_nms(mut cands: Vec<Detection>) -> Vec<Detection> {
+pub(crate) fn weighted_nms(mut cands: Vec<Detection>) -> Vec<Detection> {
     cands.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut out = Vec::new();
     while let Some(best) = cands.first().cloned() {

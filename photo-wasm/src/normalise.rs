@@ -56,15 +56,15 @@ pub fn normalise(bytes: &[u8], spec: &'static Spec) -> Result<Normalised, Normal
     // Find the face on an analysis-size decode, as the check does.
     let first = decode(bytes, Want::LongSide(t::ANALYSIS_MIN_LONG_SIDE))?;
     let (small, _) = first.image.clone().shrink_to(t::ANALYSIS_MAX_LONG_SIDE);
-    let people = people(&small);
+    // The very segmentation the check makes: of the same analysis copy.
+    let person = segment(&small)?;
+    let people = people(&small, &|| Some(&person.look));
     let frontal: Vec<_> = people.iter().filter(|s| s.frontal()).collect();
     let [subject] = frontal[..] else {
         return Err(NormaliseError::FaceCount(frontal.len()));
     };
     let face = scale_detection(&subject.det, first.source_width as f32 / small.width as f32);
     let source = (first.source_width, first.source_height);
-    // The very segmentation the check makes: of the same analysis copy.
-    let person = segment(&small)?;
     render_around(bytes, spec, &face, &person, source, Some(first.image))
 }
 

@@ -34,6 +34,16 @@ pub const COMPANION_MIN_WIDTH: f32 = 0.4;
 pub const TILES_BELOW_FACE: f32 = 0.15;
 pub const TILE_SIDE: f32 = 0.3;
 pub const TILE_MIN_PX: u32 = 128;
+/// Someone beside the applicant (see [`COMPANION_MIN_WIDTH`]) whose face the whole frame is too
+/// coarse to see is looked for on tiles along the applicant's rows only when the segmentation
+/// shows person there: within this many face widths above or below the face's middle, at least
+/// this many face widths to either side of it (the applicant's face spans half a face width
+/// each way; hair at the cheeks another third or so), over at least this share of a face's area
+/// (face width squared; the smallest companion's face is 0.16 of it, with hair more; long hair
+/// and tilted heads measured up to 0.6 on single portraits, someone beside 1.0–1.7).
+pub const BESIDE_ROWS: f32 = 0.6;
+pub const BESIDE_CLEAR: f32 = 0.9;
+pub const BESIDE_MIN_AREA: f32 = 0.1;
 
 // --- Decoding limits -------------------------------------------------------------------------
 
@@ -217,6 +227,12 @@ pub const ACCESSORIES_PASS: f32 = 0.04;
 /// Mean face luma (0–255). Well-exposed skin of any tone sits around 90–200.
 pub const FACE_LUMA_PASS: (f32, f32) = (80.0, 210.0);
 pub const FACE_LUMA_FAIL: (f32, f32) = (55.0, 230.0);
+/// A face darker than the fail limit only warns when at least this share of it is this bright:
+/// dark skin photographed in good light (mean 54, a tenth of the face at 91 or more on a public
+/// portrait) keeps lit parts that a dark photo has none of (the darkened test portraits: at most
+/// 51 anywhere on the face).
+pub const FACE_LIT_LUMA: u8 = 80;
+pub const FACE_LIT_SHARE: f32 = 0.05;
 /// Luma treated as clipped, and the share of clipped face pixels that fails.
 pub const CLIPPED_LUMA: u8 = 250;
 pub const CLIPPED_FAIL: f32 = 0.2;

@@ -122,3 +122,28 @@ fn a_masked_face_not_found_is_told_to_take_the_mask_off() {
     // The set holds masked faces the detector misses (README: occlusion's recall).
     assert!(missed > 0, "no masked face went unfound");
 }
+
+/// Someone beside the applicant whose face is too small for the detector's look at the whole
+/// photo is still found and counted, in the photo and in its mirror image.
+#[test]
+fn someone_beside_the_applicant_is_counted() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/labelled");
+    let groups: Vec<(String, u64)> = labelled_reports(|label| label["people"].is_u64())
+        .into_iter()
+        .map(|(name, label, _)| (name, label["people"].as_u64().unwrap()))
+        .collect();
+    assert!(!groups.is_empty(), "the set holds photos of two people");
+    for (name, people) in groups {
+        let (photo, mirror) = common::both(&dir.join(&name));
+        for (which, report) in [("photo", &photo), ("mirror", &mirror)] {
+            assert_eq!(report.faces.len() as u64, people, "{name} ({which}): faces");
+            let count = report.check(CheckId::FaceCount).unwrap();
+            assert_eq!(count.status, Status::Fail, "{name} ({which}): {count:?}");
+            assert!(
+                count.message_zh.contains(&format!("共有 {people} 人")),
+                "{name} ({which}): {}",
+                count.message_zh
+            );
+        }
+    }
+}

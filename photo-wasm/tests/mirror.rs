@@ -5,35 +5,14 @@
 
 mod common;
 
-use common::{id_card, labels, photos_bg_dir, photos_dir};
-use photo_wasm::decode::{decode, Want};
+use common::{both, labels, photos_bg_dir, photos_dir};
 use photo_wasm::{CheckId, Report, Status};
-use std::path::Path;
 
 /// Frontal portraits of `photos-bg` that break a rule of the seed on purpose, with the rule.
 const BREAKS_A_RULE: [(&str, &str); 1] = [(
     "rembg-girl-mountains-sunglasses.jpg",
     "sunglasses and a cap, hands in V-signs beside the face",
 )];
-
-/// The photo's and its mirror's reports, from the same decoded pixels.
-fn both(path: &Path) -> (Report, Report) {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let img = decode(&bytes, Want::Full).expect("decodes").image;
-    let (w, h) = (img.width as usize, img.height as usize);
-    let mut rgba = Vec::with_capacity(w * h * 4);
-    let mut mirrored = Vec::with_capacity(w * h * 4);
-    for y in 0..h {
-        for x in 0..w {
-            let p = img.pixel(x as u32, y as u32);
-            rgba.extend_from_slice(&[p[0], p[1], p[2], 255]);
-            let q = img.pixel((w - 1 - x) as u32, y as u32);
-            mirrored.extend_from_slice(&[q[0], q[1], q[2], 255]);
-        }
-    }
-    let check = |px: &[u8]| photo_wasm::check_rgba(w as u32, h as u32, px, id_card());
-    (check(&rgba), check(&mirrored))
-}
 
 fn verdicts(r: &Report) -> Vec<(CheckId, Status)> {
     r.checks.iter().map(|c| (c.id, c.status)).collect()

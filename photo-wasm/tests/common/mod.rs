@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)] // each test binary uses a different subset
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// `$BANZHENG_PHOTOS_DIR`, or `shared/photos` next to the repository.
 pub fn photos_dir() -> PathBuf {
@@ -55,4 +55,26 @@ pub fn png(width: u32, height: u32, data: &[u8], color: png::ColorType) -> Vec<u
         w.write_image_data(data).expect("png data");
     }
     out
+}
+
+/// The photo's and its mirror's reports, from the same decoded pixels.
+#[cfg(feature = "decode")]
+pub fn both(path: &Path) -> (photo_wasm::Report, photo_wasm::Report) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let img = photo_wasm::decode::decode(&bytes, photo_wasm::decode::Want::Full)
+        .expect("decodes")
+        .image;
+    let (w, h) = (img.width as usize, img.height as usize);
+    let mut rgba = Vec::with_capacity(w * h * 4);
+    let mut mirrored = Vec::with_capacity(w * h * 4);
+    for y in 0..h {
+        for x in 0..w {
+            let p = img.pixel(x as u32, y as u32);
+            rgba.extend_from_slice(&[p[0], p[1], p[2], 255]);
+            let q = img.pixel((w - 1 - x) as u32, y as u32);
+            mirrored.extend_from_slice(&[q[0], q[1], q[2], 255]);
+        }
+    }
+    let check = |px: &[u8]| photo_wasm::check_rgba(w as u32, h as u32, px, id_card());
+    (check(&rgba), check(&mirrored))
 }

@@ -24,6 +24,7 @@ PHOTOS = [
       ["img3", "img12", "img14", "img16", "img18", "img21", "img24", "img25", "img29", "img32",
        "img33", "img61", "img6", "img8", "img9", "img50", "img51"]],
     *[(f"hivision-{n}.jpg", "Zeyi-Lin/HivisionIDPhotos", f"demo/images/{n}.jpg") for n in ["test3", "test4"]],
+    ("facerec-kit-rose.jpg", "ageitgey/face_recognition", "examples/knn_examples/test/kit_with_rose.jpg"),
 ]
 for name, repo, path in PHOTOS:
     save(source(repo, path), name)
