@@ -82,7 +82,8 @@ impl Subject {
 /// faces that could be the applicant or someone beside them: at least [`t::COMPANION_MIN_WIDTH`]
 /// of the largest face's width.
 /// `person`: the segmentation's person probability over `img` (asked for only when a companion
-/// could be missed), where there is one; without it nobody is looked for beside the applicant (see [`someone_beside`]).
+/// could be missed), where there is one; without it nobody is looked for beside the applicant
+/// (see [`someone_beside`]).
 pub(crate) fn people<'a>(img: &Rgb, person: &dyn Fn() -> Option<&'a Mask>) -> Vec<Subject> {
     let detector = BlazeFace::shared();
     let mut found = detector.detect(img);
@@ -94,27 +95,39 @@ pub(crate) fn people<'a>(img: &Rgb, person: &dyn Fn() -> Option<&'a Mask>) -> Ve
         .filter(|d| d.score >= t::FACE_MIN_SCORE)
         .max_by(|a, b| a.width.total_cmp(&b.width))
         .cloned();
+    // Someone beside the applicant could be too small for the whole frame yet large enough to
+    // count: looked for after the faces found are measured, so a portrait with nobody beside it
+    // runs in the same order as without the search (the segmentation after the mesh: in
+    // WebAssembly making it first cost the 1 MP check a fifth more).
+    let mut beside = None;
     match largest {
+        Some(d) if d.width >= seen => {
+            beside = Some(d).filter(|d| d.width * t::COMPANION_MIN_WIDTH < seen);
+        }
         // No face the whole frame could see well: a group or a distant photo. Look again on tiles
         // so every visible face is counted.
-        Some(ref d) if d.width >= seen => {
-            // Someone beside the applicant could be too small for the whole frame yet large enough
-            // to count: look again along the applicant's rows, on tiles where such a face is as
-            // large as the smallest the whole frame finds.
-            let companion = d.width * t::COMPANION_MIN_WIDTH;
-            if companion < seen && person().is_some_and(|p| someone_beside(p, img, d)) {
-                found = with_companions(detector, img, found, d, companion / t::TILES_BELOW_FACE);
-            }
-        }
         _ => {
             let side = (short * t::TILE_SIDE).max(t::TILE_MIN_PX as f32) as u32;
             found = detect_tiled(detector, img, side);
         }
     }
+    let subjects = measured(detector, img, found.clone());
+    match beside {
+        Some(d) if person().is_some_and(|p| someone_beside(p, img, &d)) => {
+            let side = d.width * t::COMPANION_MIN_WIDTH / t::TILES_BELOW_FACE;
+            let more = with_companions(detector, img, found, &d, side);
+            measured(detector, img, more)
+        }
+        _ => subjects,
+    }
+}
+
+/// The sure faces among `found`, each with eyes and box from a second, closer look, largest
+/// first; the landmark mesh on those at least [`t::COMPANION_MIN_WIDTH`] of the largest.
+fn measured(detector: &BlazeFace, img: &Rgb, found: Vec<Detection>) -> Vec<Subject> {
     let mut found: Vec<Detection> = found
         .into_iter()
         .filter(|d| d.score >= t::FACE_MIN_SCORE)
-        // Eyes and box from a second, closer look.
         .map(|d| refine(detector, img, &d))
         .collect();
     found.sort_by(|a, b| b.width.total_cmp(&a.width));
@@ -167,9 +180,9 @@ fn someone_beside(person: &Mask, img: &Rgb, applicant: &Detection) -> bool {
 
 /// `found` (the whole frame's detections) and the faces on one row of tiles `side` wide centred
 /// on `applicant`'s face (someone beside, or just behind and taller, has their face's middle
-/// within about a face width above or below the applicant's). A tile's
-/// detection centred inside a face the whole frame is sure of is that face again, or a piece of
-/// it, not another person; the whole frame's detections are kept as they are.
+/// within about a face width above or below the applicant's). A tile's detection centred inside
+/// a face the whole frame is sure of is that face again, or a piece of it, not another person;
+/// the whole frame's detections are kept as they are.
 fn with_companions(
     detector: &BlazeFace,
     img: &Rgb,

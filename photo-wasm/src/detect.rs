@@ -101,7 +101,7 @@ pub fn detect_tiled(detector: &dyn FaceDetector, image: &Rgb, side: u32) -> Vec<
 /// `detector` on square tiles `side` pixels wide covering the rows `rows` (from, to) of `image`,
 /// half a tile apart across its whole width (the grid symmetric about the image's middle, so a
 /// mirrored photo is tiled alike); the detections in `image`'s pixels, not yet suppressed.
-pub fn detect_on_tiles(
+pub(crate) fn detect_on_tiles(
     detector: &dyn FaceDetector,
     image: &Rgb,
     side: u32,
@@ -323,7 +323,7 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + libm::expf(-x))
 }
 
-pub(crate) fn iou(a: &Detection, b: &Detection) -> f32 {
+fn iou(a: &Detection, b: &Detection) -> f32 {
     let ix = (a.x + a.width).min(b.x + b.width) - a.x.max(b.x);
     let iy = (a.y + a.height).min(b.y + b.height) - a.y.max(b.y);
     if ix <= 0.0 || iy <= 0.0 {
