@@ -99,18 +99,16 @@ pub(crate) fn people<'a>(img: &Rgb, person: &dyn Fn() -> Option<&'a Mask>) -> Ve
     // count: looked for after the faces found are measured, so a portrait with nobody beside it
     // runs in the same order as without the search (the segmentation after the mesh: in
     // WebAssembly making it first cost the 1 MP check a fifth more).
-    let mut beside = None;
-    match largest {
-        Some(d) if d.width >= seen => {
-            beside = Some(d).filter(|d| d.width * t::COMPANION_MIN_WIDTH < seen);
-        }
+    let beside = match largest {
+        Some(d) if d.width >= seen => Some(d).filter(|d| d.width * t::COMPANION_MIN_WIDTH < seen),
         // No face the whole frame could see well: a group or a distant photo. Look again on tiles
         // so every visible face is counted.
         _ => {
             let side = (short * t::TILE_SIDE).max(t::TILE_MIN_PX as f32) as u32;
             found = detect_tiled(detector, img, side);
+            None
         }
-    }
+    };
     let subjects = measured(detector, img, found.clone());
     match beside {
         Some(d) if person().is_some_and(|p| someone_beside(p, img, &d)) => {

@@ -24,19 +24,32 @@ const FLOORS: [(&str, CheckId, f64, f64); 5] = [
     ("accessories", CheckId::Accessories, 0.4, 0.4),
 ];
 
-/// Each photo of the labelled set whose label `wanted` takes, with its label and its report.
-fn labelled_reports(
-    wanted: impl Fn(&serde_json::Value) -> bool,
-) -> Vec<(String, serde_json::Value, photo_wasm::Report)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/labelled");
+/// The labelled set's directory.
+fn labelled_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/labelled")
+}
+
+/// Each photo of the labelled set whose label `wanted` takes, with its label.
+fn labelled(wanted: impl Fn(&serde_json::Value) -> bool) -> Vec<(String, serde_json::Value)> {
     let labels: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&std::fs::read(dir.join("labels.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(labelled_dir().join("labels.json")).unwrap())
+            .unwrap();
     assert!(labels.len() >= 50, "expected the labelled set");
     labels
         .into_iter()
         .filter(|(_, label)| wanted(label))
+        .collect()
+}
+
+/// Each photo of the labelled set whose label `wanted` takes, with its label and its report.
+fn labelled_reports(
+    wanted: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<(String, serde_json::Value, photo_wasm::Report)> {
+    labelled(wanted)
+        .into_iter()
         .map(|(name, label)| {
-            let report = photo_wasm::check(&std::fs::read(dir.join(&name)).unwrap(), id_card());
+            let bytes = std::fs::read(labelled_dir().join(&name)).unwrap();
+            let report = photo_wasm::check(&bytes, id_card());
             (name, label, report)
         })
         .collect()
@@ -127,14 +140,11 @@ fn a_masked_face_not_found_is_told_to_take_the_mask_off() {
 /// photo is still found and counted, in the photo and in its mirror image.
 #[test]
 fn someone_beside_the_applicant_is_counted() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/labelled");
-    let groups: Vec<(String, u64)> = labelled_reports(|label| label["people"].is_u64())
-        .into_iter()
-        .map(|(name, label, _)| (name, label["people"].as_u64().unwrap()))
-        .collect();
+    let groups = labelled(|label| label["people"].is_u64());
     assert!(!groups.is_empty(), "the set holds photos of two people");
-    for (name, people) in groups {
-        let (photo, mirror) = common::both(&dir.join(&name));
+    for (name, label) in groups {
+        let people = label["people"].as_u64().unwrap();
+        let (photo, mirror) = common::both(&labelled_dir().join(&name));
         for (which, report) in [("photo", &photo), ("mirror", &mirror)] {
             assert_eq!(report.faces.len() as u64, people, "{name} ({which}): faces");
             let count = report.check(CheckId::FaceCount).unwrap();
