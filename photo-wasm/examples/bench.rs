@@ -168,6 +168,7 @@ fn matte_quality(
     let segmenter = photo_wasm::segment::Segmenter::shared().expect("native model");
     let mut rows = Vec::new();
     for n in &names {
+        let stem = photo_stem(n).expect("a photo");
         let bytes = std::fs::read(photos.join(n)).expect("read");
         let image = decode(&bytes, Want::Full).expect("decodes").image;
         let checked = photo_wasm::check_segmented(&bytes, spec);
@@ -181,7 +182,7 @@ fn matte_quality(
             Some(f) => {
                 let png = photo_wasm::matte_png(&bytes, spec, &checked, f).expect("matte");
                 // Kept beside the other outputs so anyone can look at them.
-                let path = out.join(format!("matte-{}.png", photo_stem(n).expect("a photo")));
+                let path = out.join(format!("matte-{stem}.png"));
                 std::fs::write(&path, png).expect("write");
                 png_mask(&path).expect("our png").2
             }
@@ -195,7 +196,6 @@ fn matte_quality(
             .iter()
             .map(|v| (v * 255.0 + 0.5) as u8)
             .collect();
-        let stem = photo_stem(n).expect("a photo");
         if std::env::var_os("BENCH_WRITE_ALONE").is_some() {
             // The segmentation alone, to look at beside ours (binary PGM).
             let mut pgm = format!("P5 {} {} 255\n", image.width, image.height).into_bytes();
